@@ -1,0 +1,13 @@
+//! Crossline domain model: pure logic, no I/O.
+//!
+//! * [`event`]: the immutable facts every node appends and replicates.
+//! * [`hlc`]: the hybrid logical clock that stamps them.
+//! * [`id`]: typed identifiers (nodes, events, conversations).
+
+pub mod event;
+pub mod hlc;
+pub mod id;
+
+pub use event::{Channel, DeliveryState, Event, EventBody, ModemHealth, SystemHealth};
+pub use hlc::{Hlc, HlcClock, WallClock};
+pub use id::{ConversationId, EventId, IdError, NodeId};

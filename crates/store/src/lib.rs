@@ -1,1 +1,159 @@
-//! (in progress)
+//! Crossline persistence.
+//!
+//! The callers (appliance, mgmt) see only the traits in this file; the SQLite
+//! implementation lives in [`sqlite`]. A PostgreSQL implementation is a new
+//! module implementing the same traits, not a change to any caller.
+//!
+//! Durability model: every method that writes returns only after the data is
+//! committed (WAL, `synchronous=FULL`). Writes from many tasks are funnelled to
+//! one writer thread that commits them in groups (one fsync per group, not per
+//! event). Reads go through a small pool of read-only connections.
+
+pub mod sqlite;
+
+use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
+use std::future::Future;
+
+pub use sqlite::SqliteStore;
+
+/// What went wrong in the store. Messages name the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: migration failed: {source}")]
+    Migration {
+        path: String,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+    #[error("database {path}: stored event {origin}/{seq} is unreadable: {detail}")]
+    Corrupt {
+        path: String,
+        origin: String,
+        seq: u64,
+        detail: String,
+    },
+    #[error("database writer has stopped (the store was closed or its thread died)")]
+    WriterGone,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A new local event before it is sequenced: the store assigns `id`, `seq`
+/// and `at` atomically with the append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub conversation: Option<ConversationId>,
+    pub body: EventBody,
+}
+
+/// Result of ingesting a batch replicated from another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// Events newly stored by this call.
+    pub stored: usize,
+    /// Events already present (seq <= contiguous before the call): ignored.
+    pub duplicates: usize,
+    /// Highest seq N such that 1..=N are all stored for this origin, after
+    /// the call. This is what mgmt acknowledges.
+    pub contiguous: u64,
+    /// Set when the batch skipped ahead: the first seq that is missing. The
+    /// events after the hole were not stored; ask the origin to resend from here.
+    pub missing_from: Option<u64>,
+}
+
+/// The append-only event log of one node, with the replication state it needs.
+///
+/// Invariants every implementation keeps:
+/// * `(origin, seq)` is unique; for each origin the stored seqs are exactly
+///   `1..=contiguous(origin)` (no holes are ever stored).
+/// * local appends get seq `contiguous(local)+1, +2, ...` and HLC stamps that
+///   are strictly increasing, also across restarts.
+pub trait EventLog: Send + Sync + 'static {
+    /// This node's own id (the origin of its local appends).
+    fn local_node(&self) -> &NodeId;
+
+    /// Appends local events durably; returns them sequenced and stamped, in
+    /// order. Concurrent callers are grouped into one transaction.
+    fn append(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// Stores events replicated from `origin` (all must have that origin):
+    /// duplicates are ignored, the contiguous prefix is extended, anything
+    /// after a hole is refused (see [`IngestOutcome::missing_from`]).
+    fn ingest(
+        &self,
+        origin: &NodeId,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Result<IngestOutcome>> + Send;
+
+    /// Highest contiguous seq stored for `origin` (0 if none).
+    fn contiguous(&self, origin: &NodeId) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Events of `origin` with seq >= `from`, in seq order, at most `limit`.
+    fn read_from(
+        &self,
+        origin: &NodeId,
+        from: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// Most recent events across all origins (newest first), for the API.
+    fn recent(
+        &self,
+        origin: Option<&NodeId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// Number of events stored per origin.
+    fn counts(&self) -> impl Future<Output = Result<Vec<(NodeId, u64)>>> + Send;
+
+    /// The highest HLC stamp in the log (to resume the clock after a restart).
+    fn last_hlc(&self) -> Hlc;
+}
+
+/// The appliance's outbox: the suffix of its local log that `peer` has not
+/// acknowledged yet. Kept as a durable cursor so restart resumes exactly.
+pub trait Outbox: Send + Sync + 'static {
+    /// Highest local seq acknowledged by `peer` (0 if none).
+    fn acked(&self, peer: &str) -> impl Future<Output = Result<u64>> + Send;
+    /// Records an acknowledgement; never moves backwards (a stale ack is a no-op).
+    fn set_acked(&self, peer: &str, seq: u64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A device known to mgmt, with its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: NodeId,
+    /// PHC-format hash of the device secret (argon2id) or other verifier.
+    pub secret_hash: String,
+    pub revoked: bool,
+    pub online: bool,
+    /// Milliseconds since the epoch, when last heard from.
+    pub last_seen_ms: Option<u64>,
+    pub created_ms: u64,
+}
+
+/// mgmt's registry of devices and their credentials.
+pub trait DeviceRegistry: Send + Sync + 'static {
+    /// Creates the device, or replaces its secret (re-key) and clears `revoked`.
+    fn put_device(&self, id: &NodeId, secret_hash: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Marks the device revoked: its credential is refused from now on.
+    fn revoke_device(&self, id: &NodeId) -> impl Future<Output = Result<bool>> + Send;
+    /// Looks a device up (synchronous: the broker's auth hook calls it).
+    fn device(&self, id: &NodeId) -> Result<Option<DeviceRecord>>;
+    fn devices(&self) -> impl Future<Output = Result<Vec<DeviceRecord>>> + Send;
+    /// Records presence (online/offline) and last-seen time.
+    fn set_presence(
+        &self,
+        id: &NodeId,
+        online: bool,
+        at_ms: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,1 +1,98 @@
-//! (in progress)
+//! The wire contract between Crossline appliances and mgmt.
+//!
+//! Everything that crosses MQTT is defined here and only here: topic names
+//! ([`topic`]), payload types ([`msg`]), the version rule and the size limits.
+//! See docs/PROTOCOL.md for the prose version.
+//!
+//! Encoding is JSON (serde_json): payloads are small, readable with
+//! `mosquitto_sub`, and debuggable in the field; decoding is strict (unknown
+//! fields, unknown kinds and unknown versions are refused with a clear error).
+
+pub mod msg;
+pub mod topic;
+
+pub use msg::{Ack, Command, CommandKind, EventBatch, Hello, Presence, PresenceState, Telemetry};
+pub use topic::{DeviceTopic, Kind};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The protocol version this build speaks. Carried as `"v"` in every payload.
+pub const VERSION: u32 = 1;
+
+/// Largest payload accepted on any topic, in bytes. Bigger ones are refused
+/// before parsing (a rogue device cannot make mgmt allocate without bound).
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// Most events one [`EventBatch`] may carry.
+pub const MAX_BATCH: usize = 512;
+
+/// Why a payload or topic was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtoError {
+    #[error("payload of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("payload is not a JSON object with a numeric \"v\" field: {0}")]
+    NoVersion(String),
+    #[error("protocol version {got} is not supported (this build speaks v{supported}); upgrade the older side")]
+    UnsupportedVersion { got: u64, supported: u32 },
+    #[error("malformed {what} payload: {source}")]
+    Malformed {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+    #[error("topic {0:?} is not a crossline/v1 device topic")]
+    BadTopic(String),
+}
+
+/// A payload type with a fixed name, version-checked on decode.
+pub trait Wire: Serialize + DeserializeOwned {
+    /// Name used in error messages and logs.
+    const NAME: &'static str;
+    /// Checks invariants serde cannot express.
+    fn validate(&self) -> Result<(), ProtoError> {
+        Ok(())
+    }
+}
+
+/// Encodes a message (with `"v"` set by the type itself).
+pub fn encode<T: Wire>(msg: &T) -> Vec<u8> {
+    // Serialising our own plain structs cannot fail (no maps with non-string
+    // keys, no custom serialisers that error).
+    serde_json::to_vec(msg).unwrap_or_default()
+}
+
+/// Decodes and validates a payload: size limit, then version, then shape.
+pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, ProtoError> {
+    if bytes.len() > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge {
+            size: bytes.len(),
+            max: MAX_PAYLOAD,
+        });
+    }
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        v: Option<serde_json::Value>,
+    }
+    let peek: Peek =
+        serde_json::from_slice(bytes).map_err(|e| ProtoError::NoVersion(e.to_string()))?;
+    let v = peek
+        .v
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| ProtoError::NoVersion("missing or non-numeric \"v\"".into()))?;
+    if v != u64::from(VERSION) {
+        return Err(ProtoError::UnsupportedVersion {
+            got: v,
+            supported: VERSION,
+        });
+    }
+    let msg: T = serde_json::from_slice(bytes).map_err(|source| ProtoError::Malformed {
+        what: T::NAME,
+        source,
+    })?;
+    msg.validate()?;
+    Ok(msg)
+}

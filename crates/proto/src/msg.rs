@@ -1,0 +1,286 @@
+//! Payload types. Every one carries `"v": 1`.
+
+use crate::{MAX_BATCH, ProtoError, VERSION, Wire};
+use crossline_core::{Event, EventId, NodeId};
+use serde::{Deserialize, Serialize};
+
+fn version() -> u32 {
+    VERSION
+}
+
+/// appliance → mgmt: a run of consecutive events of one origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub events: Vec<Event>,
+}
+
+impl EventBatch {
+    pub fn new(events: Vec<Event>) -> Self {
+        Self { v: VERSION, events }
+    }
+
+    /// Checks that every event comes from `device` (the topic's device): a
+    /// device may only speak for itself.
+    pub fn check_origin(&self, device: &NodeId) -> Result<(), ProtoError> {
+        match self.events.iter().find(|e| &e.origin != device) {
+            Some(e) => Err(ProtoError::Invalid {
+                what: "event batch",
+                detail: format!(
+                    "event {}/{} published on device {device}'s topic",
+                    e.origin, e.seq
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Wire for EventBatch {
+    const NAME: &'static str = "event batch";
+    fn validate(&self) -> Result<(), ProtoError> {
+        if self.events.len() > MAX_BATCH {
+            return Err(ProtoError::Invalid {
+                what: "event batch",
+                detail: format!("{} events, more than {MAX_BATCH}", self.events.len()),
+            });
+        }
+        let mut prev: Option<&Event> = None;
+        for e in &self.events {
+            if e.seq == 0 {
+                return Err(ProtoError::Invalid {
+                    what: "event batch",
+                    detail: "seq 0 (sequences start at 1)".into(),
+                });
+            }
+            if let Some(p) = prev
+                && (p.origin != e.origin || p.seq.checked_add(1) != Some(e.seq))
+            {
+                return Err(ProtoError::Invalid {
+                    what: "event batch",
+                    detail: format!(
+                        "events not consecutive: {}/{} then {}/{}",
+                        p.origin, p.seq, e.origin, e.seq
+                    ),
+                });
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+}
+
+/// mgmt → appliance: "I have durably stored everything up to `acked`".
+/// With `resend_from`, mgmt saw a hole and asks for events from that seq on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub acked: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend_from: Option<u64>,
+}
+
+impl Ack {
+    pub fn new(acked: u64, resend_from: Option<u64>) -> Self {
+        Self {
+            v: VERSION,
+            acked,
+            resend_from,
+        }
+    }
+}
+
+impl Wire for Ack {
+    const NAME: &'static str = "ack";
+}
+
+/// appliance → mgmt after every connect: where its log stands. mgmt answers
+/// with an [`Ack`] of what it holds, which starts (or restarts) the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    #[serde(default = "version")]
+    pub v: u32,
+    /// Highest seq in the appliance's log.
+    pub head: u64,
+    /// Highest seq the appliance has seen acknowledged.
+    pub acked: u64,
+    /// Appliance software version.
+    pub software: String,
+}
+
+impl Wire for Hello {
+    const NAME: &'static str = "hello";
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceState {
+    Online,
+    Offline,
+}
+
+/// Retained presence; the `offline` one is the MQTT last will.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub state: PresenceState,
+}
+
+impl Presence {
+    pub fn new(state: PresenceState) -> Self {
+        Self { v: VERSION, state }
+    }
+}
+
+impl Wire for Presence {
+    const NAME: &'static str = "presence";
+}
+
+/// Live health sample (QoS 0, not logged as an event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub system: crossline_core::SystemHealth,
+    #[serde(default)]
+    pub modems: Vec<crossline_core::ModemHealth>,
+}
+
+impl Wire for Telemetry {
+    const NAME: &'static str = "telemetry";
+}
+
+/// What mgmt asks an appliance to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CommandKind {
+    /// Send an SMS on a line.
+    SendSms { line: String, to: String, text: String },
+}
+
+/// mgmt → appliance. `id` is the idempotency key: the same id twice acts once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub id: EventId,
+    pub kind: CommandKind,
+}
+
+impl Wire for Command {
+    const NAME: &'static str = "command";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MAX_PAYLOAD, decode, encode};
+    use crossline_core::{EventBody, Hlc};
+
+    fn ev(origin: &str, seq: u64) -> Event {
+        Event {
+            id: EventId::new(),
+            origin: NodeId::new(origin).unwrap(),
+            seq,
+            at: Hlc { ms: seq, c: 0 },
+            conversation: None,
+            body: EventBody::DeviceHeartbeat { uptime_s: seq },
+        }
+    }
+
+    #[test]
+    fn batch_roundtrip() {
+        let b = EventBatch::new(vec![ev("a", 1), ev("a", 2)]);
+        let bytes = encode(&b);
+        assert_eq!(decode::<EventBatch>(&bytes).unwrap(), b);
+        b.check_origin(&NodeId::new("a").unwrap()).unwrap();
+        assert!(b.check_origin(&NodeId::new("b").unwrap()).is_err());
+    }
+
+    #[test]
+    fn wrong_version_is_refused_clearly() {
+        let err = decode::<Ack>(br#"{"v":2,"acked":1}"#).unwrap_err();
+        assert!(matches!(err, ProtoError::UnsupportedVersion { got: 2, .. }));
+        assert!(err.to_string().contains("upgrade"), "{err}");
+        assert!(matches!(
+            decode::<Ack>(br#"{"acked":1}"#),
+            Err(ProtoError::NoVersion(_))
+        ));
+        assert!(matches!(
+            decode::<Ack>(br#"{"v":"1","acked":1}"#),
+            Err(ProtoError::NoVersion(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_and_oversize_are_refused() {
+        assert!(decode::<EventBatch>(b"\xff\x00garbage").is_err());
+        assert!(decode::<EventBatch>(br#"{"v":1,"events":[{"x":1}]}"#).is_err());
+        assert!(decode::<Ack>(br#"{"v":1,"acked":1,"extra":true}"#).is_err());
+        let big = vec![b' '; MAX_PAYLOAD + 1];
+        assert!(matches!(
+            decode::<Ack>(&big),
+            Err(ProtoError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn batch_must_be_consecutive_and_one_origin() {
+        let gap = EventBatch::new(vec![ev("a", 1), ev("a", 3)]);
+        assert!(decode::<EventBatch>(&encode(&gap)).is_err());
+        let mixed = EventBatch::new(vec![ev("a", 1), ev("b", 2)]);
+        assert!(decode::<EventBatch>(&encode(&mixed)).is_err());
+        let zero = EventBatch::new(vec![ev("a", 0)]);
+        assert!(decode::<EventBatch>(&encode(&zero)).is_err());
+    }
+
+    #[test]
+    fn command_roundtrip() {
+        let c = Command {
+            v: VERSION,
+            id: EventId::new(),
+            kind: CommandKind::SendSms {
+                line: "gsm0".into(),
+                to: "+380501234567".into(),
+                text: "Дякуємо".into(),
+            },
+        };
+        assert_eq!(decode::<Command>(&encode(&c)).unwrap(), c);
+    }
+}
+
+#[cfg(test)]
+mod fuzzish {
+    use super::*;
+    use crate::decode;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary bytes never panic any decoder; they yield a value or an error.
+        #[test]
+        fn decoders_total(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<EventBatch>(&bytes);
+            let _ = decode::<Ack>(&bytes);
+            let _ = decode::<Hello>(&bytes);
+            let _ = decode::<Presence>(&bytes);
+            let _ = decode::<Telemetry>(&bytes);
+            let _ = decode::<Command>(&bytes);
+        }
+
+        /// JSON-shaped noise with the right version still never panics.
+        #[test]
+        fn versioned_noise(s in "\\{\"v\":1,[ -~]{0,200}\\}") {
+            let _ = decode::<EventBatch>(s.as_bytes());
+            let _ = decode::<Command>(s.as_bytes());
+        }
+    }
+}

@@ -13,7 +13,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod codec;
 pub mod gsm7;
+mod reader;
 pub mod ussd;
 
 /// Which way a TPDU travels; needed because TP-MTI values overlap between directions.
@@ -113,9 +115,12 @@ pub struct Deliver {
     pub class: Option<u8>,
     /// Concatenation info if this is one part of a longer message.
     pub concat: Option<Concat>,
-    /// Decoded text (empty for 8-bit data).
+    /// Decoded text (empty for 8-bit data); unpaired UTF-16 surrogates become U+FFFD.
     pub text: String,
-    /// Raw user data without header for [`Alphabet::Data8`]; empty otherwise.
+    /// Raw user data after the header: the octets for [`Alphabet::Data8`]
+    /// (and compressed data) and [`Alphabet::Ucs2`], the unpacked septets
+    /// (one per byte) for [`Alphabet::Gsm7`]. Lets parts be joined below the
+    /// character level when a sender split a character across parts.
     pub data: Vec<u8>,
     /// TP-SRI: the sender asked for a status report.
     pub status_report_indication: bool,
@@ -136,9 +141,12 @@ pub struct Submit {
     pub alphabet: Alphabet,
     /// Concatenation info if this is one part of a longer message.
     pub concat: Option<Concat>,
-    /// Decoded text (empty for 8-bit data).
+    /// Decoded text (empty for 8-bit data); unpaired UTF-16 surrogates become U+FFFD.
     pub text: String,
-    /// Raw user data without header for [`Alphabet::Data8`]; empty otherwise.
+    /// Raw user data after the header: the octets for [`Alphabet::Data8`]
+    /// (and compressed data) and [`Alphabet::Ucs2`], the unpacked septets
+    /// (one per byte) for [`Alphabet::Gsm7`]. Lets parts be joined below the
+    /// character level when a sender split a character across parts.
     pub data: Vec<u8>,
     /// Validity period in minutes, for the relative TP-VP format (decoded back
     /// to the period the octet really encodes).
@@ -274,11 +282,7 @@ impl Address {
     /// `*#` and `a-c`), or any other text up to 11 characters of the GSM 7-bit
     /// alphabet (alphanumeric).
     pub fn parse(s: &str) -> Result<Address, PduError> {
-        let _ = s;
-        Err(PduError::Address {
-            value: s.to_string(),
-            reason: "not implemented yet",
-        })
+        codec::parse_address(s)
     }
 }
 
@@ -345,22 +349,12 @@ fn hex_digit(n: u8) -> char {
 
 /// Decodes a TPDU (optionally preceded by the SMSC block).
 pub fn decode(bytes: &[u8], direction: Direction, with_smsc: bool) -> Result<Pdu, PduError> {
-    let _ = (bytes, direction, with_smsc);
-    Err(PduError::Truncated {
-        field: "first octet",
-        offset: 0,
-        len: 0,
-    })
+    codec::decode(bytes, direction, with_smsc)
 }
 
 /// Decodes hex text (whitespace around it ignored) as [`decode`] does.
 pub fn decode_hex(hex: &str, direction: Direction, with_smsc: bool) -> Result<Pdu, PduError> {
-    let _ = (hex, direction, with_smsc);
-    Err(PduError::Truncated {
-        field: "first octet",
-        offset: 0,
-        len: 0,
-    })
+    decode(&codec::parse_hex(hex)?, direction, with_smsc)
 }
 
 /// Encodes an SMS-SUBMIT, split into concatenated parts as needed.
@@ -369,8 +363,7 @@ pub fn encode_submit(
     text: &str,
     opts: &SubmitOptions,
 ) -> Result<Vec<EncodedPart>, PduError> {
-    let _ = (to, text, opts);
-    Ok(Vec::new())
+    codec::encode_submit(to, text, opts)
 }
 
 /// Encodes SMS-DELIVER PDUs (with an SMSC block) for the simulator.
@@ -381,8 +374,7 @@ pub fn encode_deliver(
     concat_reference: u16,
     status_report_indication: bool,
 ) -> Result<Vec<EncodedPart>, PduError> {
-    let _ = (from, text, ts, concat_reference, status_report_indication);
-    Ok(Vec::new())
+    codec::encode_deliver(from, text, ts, concat_reference, status_report_indication)
 }
 
 /// Encodes an SMS-STATUS-REPORT (with an SMSC block) for the simulator.
@@ -393,11 +385,7 @@ pub fn encode_status_report(
     discharge: &Timestamp,
     status: u8,
 ) -> Result<EncodedPart, PduError> {
-    let _ = (reference, recipient, sct, discharge, status);
-    Ok(EncodedPart {
-        bytes: vec![0],
-        tpdu_len: 0,
-    })
+    codec::encode_status_report(reference, recipient, sct, discharge, status)
 }
 
 mod reassembly;

@@ -1,1 +1,4 @@
 //! (in progress)
+pub mod engine;
+pub mod error;
+pub mod parser;

@@ -1,0 +1,343 @@
+//! Typed modem errors: +CME ERROR / +CMS ERROR with their meaning and class,
+//! and the errors of the AT engine and the driver.
+
+use std::time::Duration;
+
+/// How the driver reacts to an error (see docs/MODEMS.md "Error classes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The modem or SIM is not ready (booting, SIM busy, no PIN yet, no
+    /// network): wait, re-initialise, retry later.
+    NotReady,
+    /// A transient network condition: retry with backoff.
+    Temporary,
+    /// Retrying will not help (bad number, barred, invalid PDU): fail this
+    /// operation only and move on.
+    Permanent,
+}
+
+/// `+CME ERROR: <n>|<text>` (3GPP TS 27.007 §9.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmeError {
+    /// Numeric code, also when the modem sent the verbose text (looked up).
+    pub code: Option<u16>,
+    /// Text the modem sent, or the standard meaning of the code.
+    pub text: String,
+}
+
+/// `+CMS ERROR: <n>|<text>` (3GPP TS 27.005 §3.2.5, RP/TP causes of 24.011/23.040).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmsError {
+    pub code: Option<u16>,
+    pub text: String,
+}
+
+const CME: &[(u16, &str, ErrorClass)] = {
+    use ErrorClass::*;
+    &[
+        (0, "phone failure", Temporary),
+        (1, "no connection to phone", NotReady),
+        (3, "operation not allowed", Permanent),
+        (4, "operation not supported", Permanent),
+        (5, "PH-SIM PIN required", NotReady),
+        (10, "SIM not inserted", NotReady),
+        (11, "SIM PIN required", NotReady),
+        (12, "SIM PUK required", NotReady),
+        (13, "SIM failure", NotReady),
+        (14, "SIM busy", NotReady),
+        (15, "SIM wrong", NotReady),
+        (16, "incorrect password", Permanent),
+        (17, "SIM PIN2 required", Permanent),
+        (18, "SIM PUK2 required", Permanent),
+        (20, "memory full", Permanent),
+        (21, "invalid index", Permanent),
+        (22, "not found", Permanent),
+        (23, "memory failure", Temporary),
+        (24, "text string too long", Permanent),
+        (25, "invalid characters in text string", Permanent),
+        (26, "dial string too long", Permanent),
+        (27, "invalid characters in dial string", Permanent),
+        (30, "no network service", NotReady),
+        (31, "network timeout", Temporary),
+        (32, "network not allowed - emergency calls only", NotReady),
+        (100, "unknown", Temporary),
+        (103, "illegal MS", Permanent),
+        (106, "illegal ME", Permanent),
+        (107, "GPRS services not allowed", Permanent),
+        (111, "PLMN not allowed", Permanent),
+        (112, "location area not allowed", Permanent),
+        (113, "roaming not allowed in this location area", Permanent),
+        (132, "service option not supported", Permanent),
+        (133, "requested service option not subscribed", Permanent),
+        (134, "service option temporarily out of order", Temporary),
+        (148, "unspecified GPRS error", Temporary),
+        (
+            515,
+            "please wait, init or command processing in progress",
+            NotReady,
+        ),
+    ]
+};
+
+const CMS: &[(u16, &str, ErrorClass)] = {
+    use ErrorClass::*;
+    &[
+        (1, "unassigned (unallocated) number", Permanent),
+        (8, "operator determined barring", Permanent),
+        (10, "call barred", Permanent),
+        (21, "short message transfer rejected", Permanent),
+        (22, "memory capacity exceeded", Temporary),
+        (27, "destination out of service", Temporary),
+        (28, "unidentified subscriber", Permanent),
+        (29, "facility rejected", Permanent),
+        (30, "unknown subscriber", Permanent),
+        (38, "network out of order", Temporary),
+        (41, "temporary failure", Temporary),
+        (42, "congestion", Temporary),
+        (47, "resources unavailable, unspecified", Temporary),
+        (50, "requested facility not subscribed", Permanent),
+        (69, "requested facility not implemented", Permanent),
+        (
+            81,
+            "invalid short message transfer reference value",
+            Permanent,
+        ),
+        (95, "invalid message, unspecified", Permanent),
+        (96, "invalid mandatory information", Permanent),
+        (
+            97,
+            "message type non-existent or not implemented",
+            Permanent,
+        ),
+        (
+            98,
+            "message not compatible with short message protocol state",
+            Permanent,
+        ),
+        (
+            99,
+            "information element non-existent or not implemented",
+            Permanent,
+        ),
+        (111, "protocol error, unspecified", Permanent),
+        (127, "interworking, unspecified", Permanent),
+        (300, "ME failure", Temporary),
+        (301, "SMS service of ME reserved", NotReady),
+        (302, "operation not allowed", NotReady),
+        (303, "operation not supported", Permanent),
+        (304, "invalid PDU mode parameter", Permanent),
+        (305, "invalid text mode parameter", Permanent),
+        (310, "SIM not inserted", NotReady),
+        (311, "SIM PIN required", NotReady),
+        (312, "PH-SIM PIN required", NotReady),
+        (313, "SIM failure", NotReady),
+        (314, "SIM busy", NotReady),
+        (315, "SIM wrong", NotReady),
+        (316, "SIM PUK required", NotReady),
+        (317, "SIM PIN2 required", Permanent),
+        (318, "SIM PUK2 required", Permanent),
+        (320, "memory failure", Temporary),
+        (321, "invalid memory index", Permanent),
+        (322, "memory full", Temporary),
+        (330, "SMSC address unknown", NotReady),
+        (331, "no network service", NotReady),
+        (332, "network timeout", NotReady),
+        (340, "no +CNMA acknowledgement expected", Permanent),
+        (500, "unknown error", Temporary),
+        (512, "user abort", Temporary),
+    ]
+};
+
+fn parse_code(table: &[(u16, &str, ErrorClass)], s: &str) -> (Option<u16>, String) {
+    if let Ok(n) = s.parse::<u16>() {
+        let text = table
+            .iter()
+            .find(|(c, _, _)| *c == n)
+            .map_or_else(|| format!("error {n}"), |(_, t, _)| (*t).to_string());
+        return (Some(n), text);
+    }
+    let code = table
+        .iter()
+        .find(|(_, t, _)| t.eq_ignore_ascii_case(s))
+        .map(|(c, _, _)| *c);
+    (code, s.to_string())
+}
+
+fn class_of(
+    table: &[(u16, &str, ErrorClass)],
+    code: Option<u16>,
+    default: ErrorClass,
+) -> ErrorClass {
+    code.and_then(|n| table.iter().find(|(c, _, _)| *c == n))
+        .map_or(default, |(_, _, k)| *k)
+}
+
+impl CmeError {
+    /// Parses the part after `+CME ERROR:` (numeric or verbose).
+    pub fn parse(s: &str) -> Self {
+        let (code, text) = parse_code(CME, s);
+        Self { code, text }
+    }
+    pub fn class(&self) -> ErrorClass {
+        class_of(CME, self.code, ErrorClass::Permanent)
+    }
+}
+
+impl CmsError {
+    /// Parses the part after `+CMS ERROR:` (numeric or verbose).
+    pub fn parse(s: &str) -> Self {
+        let (code, text) = parse_code(CMS, s);
+        Self { code, text }
+    }
+    /// Network causes 0–127 not in the table are permanent; 128–511 not in
+    /// the table are permanent too (a retry cannot fix a PDU the SMSC refused).
+    pub fn class(&self) -> ErrorClass {
+        class_of(CMS, self.code, ErrorClass::Permanent)
+    }
+}
+
+impl std::fmt::Display for CmeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "+CME ERROR {c} ({})", self.text),
+            None => write!(f, "+CME ERROR ({})", self.text),
+        }
+    }
+}
+
+impl std::fmt::Display for CmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(c) => write!(f, "+CMS ERROR {c} ({})", self.text),
+            None => write!(f, "+CMS ERROR ({})", self.text),
+        }
+    }
+}
+
+/// Errors of one AT command.
+#[derive(Debug, thiserror::Error)]
+pub enum AtError {
+    #[error(
+        "{port}: {command} got no final result within {after:?}; the modem is hung or busy (the driver resyncs with ESC + AT)"
+    )]
+    Timeout {
+        port: String,
+        command: String,
+        after: Duration,
+    },
+    #[error("{port}: {command} failed: {error}")]
+    Cme {
+        port: String,
+        command: String,
+        error: CmeError,
+    },
+    #[error("{port}: {command} failed: {error}")]
+    Cms {
+        port: String,
+        command: String,
+        error: CmsError,
+    },
+    #[error("{port}: {command} answered ERROR (command unsupported or bad arguments)")]
+    Error { port: String, command: String },
+    #[error("{port}: {command} answered {result}")]
+    CallResult {
+        port: String,
+        command: String,
+        result: String,
+    },
+    #[error(
+        "{port}: the serial port failed ({source}); the modem was unplugged or re-enumerated — the driver reopens it"
+    )]
+    Io {
+        port: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{port}: the serial port closed (end of file); the modem was unplugged or re-enumerated — the driver reopens it"
+    )]
+    Closed { port: String },
+    #[error(
+        "{port}: {command}: the PDU was handed to the modem but no +CMGS result came back ({reason}); the message may or may not have been sent"
+    )]
+    Ambiguous {
+        port: String,
+        command: String,
+        reason: String,
+    },
+    #[error("{port}: {command}: the modem never showed the '> ' prompt")]
+    NoPrompt { port: String, command: String },
+}
+
+impl AtError {
+    /// How to react to this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AtError::Cme { error, .. } => error.class(),
+            AtError::Cms { error, .. } => error.class(),
+            AtError::Error { .. } | AtError::CallResult { .. } => ErrorClass::Permanent,
+            AtError::Timeout { .. }
+            | AtError::Io { .. }
+            | AtError::Closed { .. }
+            | AtError::NoPrompt { .. } => ErrorClass::Temporary,
+            AtError::Ambiguous { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    /// True when the transport is gone and must be reopened.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, AtError::Io { .. } | AtError::Closed { .. })
+    }
+
+    /// The +CMS ERROR code, if this is one.
+    pub fn cms_code(&self) -> Option<u16> {
+        match self {
+            AtError::Cms { error, .. } => error.code,
+            _ => None,
+        }
+    }
+
+    /// The +CME ERROR code, if this is one.
+    pub fn cme_code(&self) -> Option<u16> {
+        match self {
+            AtError::Cme { error, .. } => error.code,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meanings_and_classes() {
+        let e = CmeError::parse("10");
+        assert_eq!(e.text, "SIM not inserted");
+        assert_eq!(e.class(), ErrorClass::NotReady);
+        assert_eq!(CmeError::parse("incorrect password").code, Some(16));
+        assert_eq!(CmeError::parse("16").class(), ErrorClass::Permanent);
+        assert_eq!(CmeError::parse("SIM PIN required").code, Some(11));
+        for n in ["38", "41", "42", "47"] {
+            assert_eq!(CmsError::parse(n).class(), ErrorClass::Temporary, "{n}");
+        }
+        for n in ["1", "8", "21", "29", "50", "96", "304"] {
+            assert_eq!(CmsError::parse(n).class(), ErrorClass::Permanent, "{n}");
+        }
+        for n in ["302", "310", "311", "330", "331", "332"] {
+            assert_eq!(CmsError::parse(n).class(), ErrorClass::NotReady, "{n}");
+        }
+        assert_eq!(CmsError::parse("321").text, "invalid memory index");
+        assert_eq!(CmsError::parse("322").text, "memory full");
+        assert_eq!(CmsError::parse("500").text, "unknown error");
+        assert_eq!(CmsError::parse("Invalid memory index").code, Some(321));
+        let odd = CmsError::parse("weird vendor text");
+        assert_eq!(odd.code, None);
+        assert_eq!(odd.class(), ErrorClass::Permanent);
+        assert_eq!(
+            CmsError::parse("42").to_string(),
+            "+CMS ERROR 42 (congestion)"
+        );
+    }
+}

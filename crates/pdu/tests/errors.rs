@@ -1,5 +1,8 @@
 //! Malformed input gives errors that say what was wrong and at which octet.
 
+// Test helpers outside #[test] functions may unwrap and panic too.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use crossline_pdu::*;
 
 const GOOD: &str = "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37";

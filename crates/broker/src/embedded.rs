@@ -1,0 +1,455 @@
+//! The MQTT broker embedded in mgmt: rmqtt with our own authentication and ACL
+//! hooks and a bounded in-memory store for retained messages.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmqtt::codec::v5::SubscribeAckReason;
+use rmqtt::context::ServerContext;
+use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType, Type};
+use rmqtt::net::Builder;
+use rmqtt::retain::{DefaultRetainStorage, RetainStorage};
+use rmqtt::server::MqttServer;
+use rmqtt::types::{
+    AuthResult, ClientId, ConnectInfo, Id, LastWill, PublishAclResult, Retain, SubscribeAclResult,
+    TopicFilter, TopicName,
+};
+use tokio::task::JoinHandle;
+
+use crate::auth::{AuthDecision, Authenticator};
+use crate::error::BrokerError;
+use crate::topic;
+
+/// Settings of the embedded broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where to listen for MQTT over TCP; port 0 picks a free port
+    /// ([`BrokerHandle::local_addr`] tells which).
+    pub listen: SocketAddr,
+    /// Largest MQTT packet accepted, in bytes (bigger ones close the connection).
+    pub max_packet_size: u32,
+    /// Most simultaneous TCP connections.
+    pub max_connections: usize,
+    /// Most retained messages kept (presence and desired config, a few per
+    /// device); a retained publish to a new topic beyond this is not retained.
+    pub max_retained: usize,
+    /// Most messages queued for one slow or offline (persistent-session) client.
+    pub max_queued_per_client: usize,
+    /// How long a client has to send CONNECT after opening the connection.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_packet_size: 1024 * 1024,
+            max_connections: 10_000,
+            max_retained: 100_000,
+            max_queued_per_client: 1_000,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The embedded broker; see [`Broker::start`].
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// Binds `cfg.listen` and serves MQTT 3.1.1 and 5 over TCP until
+    /// [`BrokerHandle::shutdown`] (or until the handle is dropped).
+    ///
+    /// Every CONNECT is checked by `auth`; anonymous clients are refused. A device
+    /// must use its username as client id and is confined to
+    /// `crossline/v1/d/<username>/#`; a publish outside disconnects it, a
+    /// subscription outside gets a SUBACK failure. Service users may use
+    /// anything under `crossline/v1/#`.
+    ///
+    /// Must be called within a tokio runtime (with the `net` and `time` drivers).
+    pub async fn start(
+        cfg: BrokerConfig,
+        auth: Arc<dyn Authenticator>,
+    ) -> Result<BrokerHandle, BrokerError> {
+        let scx = ServerContext::new()
+            // The busy check samples CPU load in a task that never ends and refuses
+            // CONNECTs on a loaded machine: not for an embedded broker.
+            .busy_check_enable(false)
+            .build()
+            .await;
+
+        let access = AccessControl {
+            auth,
+            roles: Arc::new(RwLock::new(HashMap::new())),
+        };
+        let register = scx.extends.hook_mgr().register();
+        for typ in [
+            Type::ClientAuthenticate,
+            Type::ClientSubscribeCheckAcl,
+            Type::MessagePublishCheckAcl,
+        ] {
+            register.add(typ, Box::new(access.clone())).await;
+        }
+        register.start().await;
+
+        *scx.extends.retain_mut().await = Box::new(BoundedRetain {
+            inner: DefaultRetainStorage::new(),
+            max: cfg.max_retained,
+        });
+
+        let bind_err = |e: rmqtt::Error| BrokerError::Bind {
+            addr: cfg.listen,
+            source: e.into(),
+        };
+        let listener = Builder::new()
+            .name("crossline/tcp")
+            .laddr(cfg.listen)
+            .allow_anonymous(false)
+            .max_packet_size(cfg.max_packet_size)
+            .max_connections(cfg.max_connections)
+            .max_mqueue_len(cfg.max_queued_per_client)
+            .handshake_timeout(cfg.handshake_timeout)
+            // No default expiry: retained presence and config stay until replaced
+            // (an MQTT 5 message expiry property is still honoured).
+            .message_expiry_interval(Duration::ZERO)
+            .bind()
+            .map_err(bind_err)?
+            .tcp()
+            .map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+
+        let server = MqttServer::new(scx.clone())
+            .listener_by_id(listener, 1)
+            .build();
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.run().await {
+                tracing::error!(error = %e, "embedded MQTT broker stopped");
+            }
+        });
+        tracing::info!(%local_addr, "embedded MQTT broker listening");
+        Ok(BrokerHandle {
+            scx,
+            local_addr,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running embedded broker. Dropping it stops accepting connections (like
+/// [`BrokerHandle::shutdown`] without closing the live sessions).
+pub struct BrokerHandle {
+    scx: ServerContext,
+    local_addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BrokerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerHandle")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerHandle {
+    /// The address actually bound (the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Ends the session of `client_id` now (revoked device, replaced credential):
+    /// the connection is closed and its subscriptions and queued messages are
+    /// dropped. Its last will, if any, is published. Returns whether such a
+    /// session existed. The client may reconnect at once: revoke its credential
+    /// in the [`Authenticator`] first.
+    pub async fn disconnect_client(&self, client_id: &str) -> bool {
+        kick(&self.scx, client_id).await
+    }
+
+    /// Whether a client with this id is connected right now.
+    pub async fn is_connected(&self, client_id: &str) -> bool {
+        let entry = self
+            .scx
+            .extends
+            .shared()
+            .await
+            .entry(client_key(&self.scx, client_id));
+        entry.is_connected().await
+    }
+
+    /// Client ids of the sessions the broker holds (connected or kept for a
+    /// persistent session).
+    pub async fn client_ids(&self) -> Vec<String> {
+        let shared = self.scx.extends.shared().await;
+        shared
+            .iter()
+            .map(|entry| entry.id().client_id.to_string())
+            .collect()
+    }
+
+    /// Stops accepting connections, closes the listening socket and ends every
+    /// session.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // The accept loop owns the listener: once the task is gone the port is free.
+            let _ = task.await;
+        }
+        for client_id in self.client_ids().await {
+            kick(&self.scx, &client_id).await;
+        }
+        tracing::info!(local_addr = %self.local_addr, "embedded MQTT broker shut down");
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn client_key(scx: &ServerContext, client_id: &str) -> Id {
+    Id::from(scx.node.id(), ClientId::from(client_id))
+}
+
+async fn kick(scx: &ServerContext, client_id: &str) -> bool {
+    let mut entry = scx.extends.shared().await.entry(client_key(scx, client_id));
+    if entry.session().is_none() {
+        return false;
+    }
+    match entry.kick(true, true, true).await {
+        Ok(_) => {
+            tracing::info!(client_id, "MQTT client disconnected by mgmt");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(client_id, error = %e, "could not disconnect MQTT client");
+            false
+        }
+    }
+}
+
+/// What an authenticated username may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Device,
+    Service,
+}
+
+/// Our hook handler: authentication at CONNECT, then the topic ACL.
+#[derive(Clone)]
+struct AccessControl {
+    auth: Arc<dyn Authenticator>,
+    /// Role of every username that authenticated successfully (bounded by the
+    /// number of known credentials). The ACL hooks see the session's username.
+    roles: Arc<RwLock<HashMap<String, Role>>>,
+}
+
+impl AccessControl {
+    fn role_of(&self, username: Option<&str>) -> Option<Role> {
+        let username = username?;
+        match self.roles.read() {
+            Ok(roles) => roles.get(username).copied(),
+            Err(poisoned) => poisoned.into_inner().get(username).copied(),
+        }
+    }
+
+    fn remember(&self, username: &str, role: Role) {
+        let mut roles = match self.roles.write() {
+            Ok(roles) => roles,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if roles.get(username) != Some(&role) {
+            roles.insert(username.to_owned(), role);
+        }
+    }
+
+    fn may_use(role: Role, username: &str, topic_or_filter: &str) -> bool {
+        match role {
+            Role::Device => topic::device_may_use(username, topic_or_filter),
+            Role::Service => topic::service_may_use(topic_or_filter),
+        }
+    }
+
+    async fn authenticate(&self, ci: &ConnectInfo) -> AuthResult {
+        let client_id = ci.client_id().to_string();
+        let Some(username) = ci.username().map(|u| u.to_string()) else {
+            tracing::info!(client_id, "MQTT CONNECT refused: no username");
+            return AuthResult::NotAuthorized;
+        };
+        let password = ci.password().map(|p| p.to_vec()).unwrap_or_default();
+        let auth = self.auth.clone();
+        let (cid, user) = (client_id.clone(), username.clone());
+        // The authenticator may hash (argon2): keep it off the async workers.
+        let decision =
+            match tokio::task::spawn_blocking(move || auth.authenticate(&cid, &user, &password))
+                .await
+            {
+                Ok(decision) => decision,
+                Err(e) => {
+                    tracing::error!(client_id, username, error = %e, "authenticator failed");
+                    return AuthResult::NotAuthorized;
+                }
+            };
+        let will_topic = ci.last_will().map(|lw| match lw {
+            LastWill::V3(w) => w.topic.to_string(),
+            LastWill::V5(w) => w.topic.to_string(),
+        });
+        let role = match decision {
+            AuthDecision::Deny(reason) => {
+                tracing::info!(client_id, username, reason, "MQTT CONNECT refused");
+                return AuthResult::BadUsernameOrPassword;
+            }
+            AuthDecision::Device => {
+                if !topic::is_valid_device_id(&username) {
+                    tracing::warn!(
+                        client_id,
+                        username,
+                        "MQTT CONNECT refused: a device username must match [a-z0-9_-]{{1,64}}"
+                    );
+                    return AuthResult::NotAuthorized;
+                }
+                if client_id != username {
+                    tracing::warn!(
+                        client_id,
+                        username,
+                        "MQTT CONNECT refused: a device must use its username as client id"
+                    );
+                    return AuthResult::NotAuthorized;
+                }
+                Role::Device
+            }
+            AuthDecision::Service => Role::Service,
+        };
+        // rmqtt publishes the last will without asking the ACL hooks: check it here.
+        if let Some(will) = will_topic
+            && !Self::may_use(role, &username, &will)
+        {
+            tracing::warn!(
+                client_id,
+                username,
+                will,
+                "MQTT CONNECT refused: last will topic outside the client's topics"
+            );
+            return AuthResult::NotAuthorized;
+        }
+        self.remember(&username, role);
+        tracing::debug!(client_id, username, ?role, "MQTT client authenticated");
+        AuthResult::Allow(false, None)
+    }
+}
+
+#[async_trait]
+impl Handler for AccessControl {
+    async fn hook(&self, param: &Parameter, acc: Option<HookResult>) -> ReturnType {
+        match param {
+            Parameter::ClientAuthenticate(ci) => {
+                let result = self.authenticate(ci).await;
+                (false, Some(HookResult::AuthResult(result)))
+            }
+            Parameter::ClientSubscribeCheckAcl(session, sub) => {
+                let username = session.id.username.as_deref();
+                let allowed = match (self.role_of(username), username) {
+                    (Some(role), Some(user)) => Self::may_use(role, user, &sub.topic_filter),
+                    _ => false,
+                };
+                let result = if allowed {
+                    SubscribeAclResult::new_success(sub.opts.qos(), None)
+                } else {
+                    tracing::warn!(
+                        client_id = %session.id.client_id,
+                        username = username.unwrap_or_default(),
+                        filter = %sub.topic_filter,
+                        "MQTT subscription refused: outside the client's topics"
+                    );
+                    SubscribeAclResult::new_failure(SubscribeAckReason::NotAuthorized)
+                };
+                (false, Some(HookResult::SubscribeAclResult(result)))
+            }
+            Parameter::MessagePublishCheckAcl(session, publish) => {
+                let username = session.id.username.as_deref();
+                let allowed = match (self.role_of(username), username) {
+                    (Some(role), Some(user)) => Self::may_use(role, user, &publish.topic),
+                    _ => false,
+                };
+                let result = if allowed {
+                    PublishAclResult::allow()
+                } else {
+                    tracing::warn!(
+                        client_id = %session.id.client_id,
+                        username = username.unwrap_or_default(),
+                        topic = %publish.topic,
+                        "MQTT publish refused, client disconnected: outside the client's topics"
+                    );
+                    PublishAclResult::rejected(true, Some("topic not authorised".into()))
+                };
+                (false, Some(HookResult::PublishAclResult(result)))
+            }
+            _ => (true, acc),
+        }
+    }
+}
+
+/// Retained messages in memory, at most `max` topics.
+struct BoundedRetain {
+    inner: DefaultRetainStorage,
+    max: usize,
+}
+
+#[async_trait]
+impl RetainStorage for BoundedRetain {
+    fn enable(&self) -> bool {
+        true
+    }
+
+    fn need_sync(&self) -> bool {
+        false
+    }
+
+    async fn set(
+        &self,
+        topic: &TopicName,
+        retain: Retain,
+        expiry_interval: Option<Duration>,
+    ) -> rmqtt::Result<()> {
+        let storing = !retain.publish.payload.is_empty();
+        if storing && usize::try_from(self.inner.count().await).unwrap_or(0) >= self.max {
+            let exists = !self
+                .inner
+                .get_message(&TopicFilter::from(topic.as_ref()))
+                .await?
+                .is_empty();
+            if !exists {
+                tracing::warn!(
+                    %topic,
+                    max = self.max,
+                    "retained message not kept: the broker holds the most retained topics allowed"
+                );
+                return Ok(());
+            }
+        }
+        // Zero means "no expiry" (our listener default), not "expire at once".
+        let expiry = expiry_interval.filter(|d| !d.is_zero());
+        self.inner.set_with_timeout(topic, retain, expiry).await
+    }
+
+    async fn get(&self, topic_filter: &TopicFilter) -> rmqtt::Result<Vec<(TopicName, Retain)>> {
+        // Validate first: a malformed filter must not reach the tree.
+        rmqtt::topic::Topic::from_str(topic_filter)?;
+        self.inner.get_message(topic_filter).await
+    }
+
+    async fn count(&self) -> isize {
+        self.inner.count().await
+    }
+
+    async fn max(&self) -> isize {
+        self.inner.max().await
+    }
+}

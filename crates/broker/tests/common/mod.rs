@@ -1,0 +1,351 @@
+//! Helpers shared by the broker tests: real third-party MQTT clients
+//! (Debian's mosquitto_sub / mosquitto_pub) driven as child processes.
+
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout_at};
+
+/// Upper bound for anything we wait for; generous for a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// A credential as an MQTT client presents it.
+#[derive(Debug, Clone)]
+pub struct Cred {
+    pub client_id: String,
+    pub user: String,
+    pub pass: String,
+}
+
+impl Cred {
+    pub fn new(client_id: &str, user: &str, pass: &str) -> Self {
+        Self { client_id: client_id.into(), user: user.into(), pass: pass.into() }
+    }
+}
+
+/// Fails loudly when a Debian program the test needs is missing.
+pub fn require_program(name: &str, package: &str) {
+    match std::process::Command::new(name)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "{name} not found: install the Debian package {package} (scripts/test installs it)"
+        ),
+        Err(e) => panic!("cannot run {name}: {e}"),
+    }
+}
+
+pub fn require_mosquitto_clients() {
+    require_program("mosquitto_sub", "mosquitto-clients");
+    require_program("mosquitto_pub", "mosquitto-clients");
+    require_program("stdbuf", "coreutils");
+}
+
+/// What a running mosquitto_sub printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// A message: topic and payload.
+    Msg(String, String),
+    /// The SUBACK return codes ("Subscribed (mid: 1): 1, 128").
+    Granted(Vec<u8>),
+    /// Anything else (debug lines, errors).
+    Other(String),
+    /// The process ended (stdout closed).
+    Closed,
+}
+
+/// A `mosquitto_sub` process subscribed to some filters.
+pub struct Sub {
+    name: String,
+    child: Child,
+    rx: mpsc::UnboundedReceiver<Line>,
+    messages: Vec<(String, String)>,
+    log: Vec<String>,
+    closed: bool,
+}
+
+impl Sub {
+    /// Starts `mosquitto_sub` (QoS 1, line-buffered, debug on so that the SUBACK
+    /// is visible) and waits for its SUBACK; returns the granted codes too.
+    pub async fn start(port: u16, cred: &Cred, filters: &[&str]) -> (Sub, Vec<u8>) {
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "-eL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["-i", &cred.client_id, "-u", &cred.user, "-P", &cred.pass])
+            .args(["-q", "1", "-F", "MSG %t %p", "-k", "5"]);
+        for f in filters {
+            cmd.args(["-t", f]);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn mosquitto_sub");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let tx2 = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(parse_line(&line));
+            }
+            let _ = tx.send(Line::Closed);
+        });
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx2.send(Line::Other(format!("stderr: {line}")));
+            }
+        });
+        let mut sub = Sub {
+            name: format!("mosquitto_sub {} {:?}", cred.client_id, filters),
+            child,
+            rx,
+            messages: Vec::new(),
+            log: Vec::new(),
+            closed: false,
+        };
+        let granted = sub.wait_granted().await;
+        (sub, granted)
+    }
+
+    async fn next(&mut self, deadline: Instant) -> Option<Line> {
+        if self.closed {
+            return None;
+        }
+        match timeout_at(deadline, self.rx.recv()).await {
+            Ok(Some(line)) => {
+                match &line {
+                    Line::Msg(t, p) => self.messages.push((t.clone(), p.clone())),
+                    Line::Closed => self.closed = true,
+                    _ => {}
+                }
+                self.log.push(format!("{line:?}"));
+                Some(line)
+            }
+            Ok(None) => {
+                self.closed = true;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn wait_granted(&mut self) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.next(deadline).await {
+                Some(Line::Granted(codes)) => return codes,
+                Some(_) => {}
+                None => panic!("{}: no SUBACK within {WAIT:?}; output: {:#?}", self.name, self.log),
+            }
+        }
+    }
+
+    /// Waits until `topic` with `payload` has arrived (maybe already).
+    pub async fn wait_for(&mut self, topic: &str, payload: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.has(topic, payload) {
+            if self.next(deadline).await.is_none() {
+                panic!(
+                    "{}: {topic} {payload:?} did not arrive within {WAIT:?}; output: {:#?}",
+                    self.name, self.log
+                );
+            }
+        }
+    }
+
+    /// Reads whatever is already printed without waiting.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.rx.try_recv() {
+            match &line {
+                Line::Msg(t, p) => self.messages.push((t.clone(), p.clone())),
+                Line::Closed => self.closed = true,
+                _ => {}
+            }
+            self.log.push(format!("{line:?}"));
+        }
+    }
+
+    pub fn has(&self, topic: &str, payload: &str) -> bool {
+        self.messages.iter().any(|(t, p)| t == topic && p == payload)
+    }
+
+    pub fn has_payload(&self, payload: &str) -> bool {
+        self.messages.iter().any(|(_, p)| p == payload)
+    }
+
+    pub fn messages(&self) -> &[(String, String)] {
+        &self.messages
+    }
+
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
+    /// Waits until the process ends by itself (e.g. the broker closed it).
+    pub async fn wait_closed(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        while !self.closed {
+            if self.next(deadline).await.is_none() && !self.closed {
+                panic!("{}: still connected after {WAIT:?}; output: {:#?}", self.name, self.log);
+            }
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn parse_line(line: &str) -> Line {
+    if let Some(rest) = line.strip_prefix("MSG ") {
+        let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+        return Line::Msg(topic.to_owned(), payload.to_owned());
+    }
+    if let Some(rest) = line.strip_prefix("Subscribed (mid: ") {
+        if let Some((_, codes)) = rest.split_once("): ") {
+            let codes = codes.split(", ").filter_map(|c| c.trim().parse().ok()).collect();
+            return Line::Granted(codes);
+        }
+    }
+    Line::Other(line.to_owned())
+}
+
+/// Outcome of one `mosquitto_pub` run.
+#[derive(Debug)]
+pub struct PubOutcome {
+    pub success: bool,
+    pub output: String,
+}
+
+/// Publishes one QoS 1 message with `mosquitto_pub` and waits for it to exit.
+pub async fn publish(port: u16, cred: &Cred, topic: &str, payload: &str) -> PubOutcome {
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new("mosquitto_pub")
+            .args(["-d", "-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["-i", &cred.client_id, "-u", &cred.user, "-P", &cred.pass])
+            .args(["-q", "1", "-t", topic, "-m", payload])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("mosquitto_pub did not finish in time")
+    .expect("run mosquitto_pub");
+    PubOutcome {
+        success: out.status.success(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// Publishes and insists it worked.
+pub async fn publish_ok(port: u16, cred: &Cred, topic: &str, payload: &str) {
+    let outcome = publish(port, cred, topic, payload).await;
+    assert!(outcome.success, "mosquitto_pub {topic} failed: {}", outcome.output);
+}
+
+/// Which broker the cross-device checks run against (their refusals differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Ours: SUBACK failure (128) for a foreign filter, disconnect on a foreign publish.
+    Embedded,
+    /// Mosquitto: grants the filter but delivers nothing, drops the publish silently.
+    Mosquitto,
+}
+
+/// The cross-device checks, run with real third-party clients: device A tries
+/// to read and write device B's topics; B, the service user and A's own prefix
+/// are the positive controls. Returns the outcome of A's forbidden publish.
+pub async fn cross_device_checks(
+    port: u16,
+    flavour: Flavour,
+    a: &Cred,
+    b: &Cred,
+    service: &Cred,
+) -> PubOutcome {
+    // A device cannot subscribe to everything.
+    let (mut hash, granted) = Sub::start(port, a, &["#"]).await;
+    match flavour {
+        Flavour::Embedded => assert_eq!(granted, vec![128], "SUBACK of A subscribing to #"),
+        Flavour::Mosquitto => assert_eq!(granted.len(), 1, "SUBACK of A subscribing to #"),
+    }
+
+    let (mut b_sub, granted) = Sub::start(port, b, &["crossline/v1/d/b/#"]).await;
+    assert_eq!(granted, vec![1], "SUBACK of B's own subscription");
+    let (mut svc_sub, granted) = Sub::start(port, service, &["crossline/v1/#"]).await;
+    assert_eq!(granted, vec![1], "SUBACK of the service subscription");
+
+    // --- A tries to read B's events (same client id as `hash`: that session ends).
+    hash.drain();
+    assert!(hash.messages().is_empty(), "A's # saw {:?}", hash.messages());
+    hash.stop().await;
+    let (mut spy, granted) = Sub::start(
+        port,
+        a,
+        &["crossline/v1/d/a/#", "crossline/v1/d/+/events", "crossline/v1/d/b/#"],
+    )
+    .await;
+    match flavour {
+        Flavour::Embedded => assert_eq!(granted, vec![1, 128, 128], "SUBACK of A's subscriptions"),
+        Flavour::Mosquitto => assert_eq!(granted.len(), 3, "SUBACK of A's subscriptions"),
+    }
+    // Prove every subscription is live before the forbidden traffic.
+    publish_ok(port, service, "crossline/v1/d/a/cmd", "control-a-1").await;
+    publish_ok(port, service, "crossline/v1/d/b/cmd", "control-b-1").await;
+    spy.wait_for("crossline/v1/d/a/cmd", "control-a-1").await;
+    b_sub.wait_for("crossline/v1/d/b/cmd", "control-b-1").await;
+    svc_sub.wait_for("crossline/v1/d/b/cmd", "control-b-1").await;
+
+    // B publishes its events: B's own subscriber and the service see them...
+    publish_ok(port, b, "crossline/v1/d/b/events", "secret-of-b").await;
+    b_sub.wait_for("crossline/v1/d/b/events", "secret-of-b").await;
+    svc_sub.wait_for("crossline/v1/d/b/events", "secret-of-b").await;
+    // ...and once a later control message reached A, B's would have too.
+    publish_ok(port, service, "crossline/v1/d/a/cmd", "control-a-2").await;
+    spy.wait_for("crossline/v1/d/a/cmd", "control-a-2").await;
+    spy.drain();
+    assert!(!spy.has_payload("secret-of-b"), "A read B's events: {:?}", spy.messages());
+    spy.stop().await;
+
+    // --- A tries to write into B's topics, as itself...
+    let forged = publish(port, a, "crossline/v1/d/b/cmd", "forged-by-a").await;
+    // ...and as a third-party client pretending to be B: A's credential, client id "b".
+    let impostor = Cred { client_id: b.client_id.clone(), ..a.clone() };
+    let impostor_pub = publish(port, &impostor, "crossline/v1/d/b/events", "forged-as-b").await;
+    if flavour == Flavour::Embedded {
+        assert!(!impostor_pub.success, "client id b with a's credential was accepted");
+        assert!(
+            impostor_pub.output.contains("not authorised"),
+            "refusal reason: {}",
+            impostor_pub.output
+        );
+    }
+    // Positive control after the forbidden traffic: it also proves B's session
+    // was not taken over by the impostor.
+    publish_ok(port, service, "crossline/v1/d/b/cmd", "control-b-2").await;
+    b_sub.wait_for("crossline/v1/d/b/cmd", "control-b-2").await;
+    svc_sub.wait_for("crossline/v1/d/b/cmd", "control-b-2").await;
+    b_sub.drain();
+    svc_sub.drain();
+    for sub in [&b_sub, &svc_sub] {
+        assert!(!sub.has_payload("forged-by-a"), "A wrote into B's topics: {:?}", sub.messages());
+        assert!(!sub.has_payload("forged-as-b"), "A posed as B: {:?}", sub.messages());
+    }
+    b_sub.stop().await;
+    svc_sub.stop().await;
+    forged
+}

@@ -10,6 +10,7 @@
 //! Parsing never panics and never indexes out of bounds: every malformed input
 //! is a [`PduError`] naming the field and the octet offset at fault.
 #![deny(clippy::indexing_slicing)]
+#![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,185 @@
+//! The tokio task that owns the PTY: moves bytes between the line and [`Core`],
+//! fires timers, and carries out plug/unplug.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::core::{Core, Out};
+use super::pty::Pty;
+use crate::Error;
+
+/// How long a write may wait for the driver to drain the line before the
+/// bytes are dropped (nobody has the port open).
+const WRITE_PATIENCE: Duration = Duration::from_millis(500);
+
+pub(crate) enum Control {
+    /// The handle changed the core; flush its output.
+    Wake,
+    Unplug(oneshot::Sender<()>),
+    Replug(oneshot::Sender<Result<(), Error>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+pub(crate) fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    core.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The symlink the driver opens; removed (with its temp dir) when dropped.
+pub(crate) struct Link {
+    pub(crate) path: PathBuf,
+    pub(crate) _dir: Option<tempfile::TempDir>,
+}
+
+impl Link {
+    /// Points the link at `target`, atomically replacing an old link.
+    pub(crate) fn point(&self, target: &Path) -> Result<(), Error> {
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).map_err(|source| Error::Link {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, &self.path).map_err(|source| Error::Link {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub(crate) fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+pub(crate) struct Task {
+    pub(crate) core: Arc<Mutex<Core>>,
+    pub(crate) ctl: mpsc::UnboundedReceiver<Control>,
+    pub(crate) pty: Option<Pty>,
+    pub(crate) link: Link,
+    pub(crate) changed: watch::Sender<u64>,
+}
+
+async fn read_some(pty: Option<&Pty>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match pty {
+        Some(p) => p.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Task {
+    pub(crate) async fn run(mut self) {
+        let mut buf = [0u8; 512];
+        loop {
+            let deadline = lock(&self.core).next_deadline();
+            tokio::select! {
+                r = read_some(self.pty.as_ref(), &mut buf) => match r {
+                    Ok(n) if n > 0 => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        lock(&self.core).on_input(data, Instant::now());
+                    }
+                    Ok(_) | Err(_) => {
+                        // Cannot happen while we hold the slave open; do not spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+                c = self.ctl.recv() => match c {
+                    None => break,
+                    Some(Control::Wake) => {}
+                    Some(Control::Unplug(done)) => {
+                        self.unplug();
+                        let _ = done.send(());
+                    }
+                    Some(Control::Replug(done)) => {
+                        let r = self.replug();
+                        let _ = done.send(r);
+                    }
+                    Some(Control::Shutdown(done)) => {
+                        self.unplug();
+                        let _ = done.send(());
+                        break;
+                    }
+                },
+                () = sleep_until(deadline) => lock(&self.core).fire_timers(Instant::now()),
+            }
+            self.flush().await;
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+        self.unplug();
+        tracing::debug!(link = %self.link.path.display(), "simulated modem stopped");
+    }
+
+    fn unplug(&mut self) {
+        self.pty = None;
+        self.link.remove();
+        lock(&self.core).power_off();
+    }
+
+    fn replug(&mut self) -> Result<(), Error> {
+        self.unplug();
+        let pty = Pty::open()?;
+        self.link.point(pty.slave_path())?;
+        self.pty = Some(pty);
+        lock(&self.core).power_on(Instant::now());
+        Ok(())
+    }
+
+    async fn flush(&mut self) {
+        loop {
+            let (outs, delay) = {
+                let mut core = lock(&self.core);
+                (core.take_output(), core.delay())
+            };
+            if outs.is_empty() {
+                return;
+            }
+            for out in outs {
+                let bytes = match out {
+                    Out::Echo(b) | Out::Urc(b) => b,
+                    Out::Response(b) => {
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        b
+                    }
+                    Out::Unplug => {
+                        self.unplug();
+                        return;
+                    }
+                };
+                if let Some(pty) = &self.pty {
+                    match pty.write_all(&bytes, WRITE_PATIENCE).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::debug!(
+                            link = %self.link.path.display(),
+                            dropped = bytes.len(),
+                            "nobody reads the simulated modem; output dropped"
+                        ),
+                        Err(e) => tracing::warn!(
+                            link = %self.link.path.display(),
+                            error = %e,
+                            "write to the simulated modem's PTY failed"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,8 @@
 //! Basic AT behaviour through the real PTY.
 
+// Test helpers outside #[test] functions may unwrap and panic too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -47,7 +50,11 @@ async fn pin_state_machine() {
     assert!(c.cmd("AT+CIMI").await.contains("+CME ERROR: 11"));
     assert!(c.cmd("AT+CPIN=\"0000\"").await.contains("+CME ERROR: 16"));
     c.cmd("AT+CMEE=2").await;
-    assert!(c.cmd("AT+CPIN=\"0000\"").await.contains("+CME ERROR: incorrect password"));
+    assert!(
+        c.cmd("AT+CPIN=\"0000\"")
+            .await
+            .contains("+CME ERROR: incorrect password")
+    );
     assert!(c.cmd("AT+CPIN=\"1234\"").await.ends_with("\r\nOK\r\n"));
     assert!(c.cmd("AT+CPIN?").await.contains("+CPIN: READY"));
     assert!(c.cmd("AT+CIMI").await.contains("255031234567890"));
@@ -66,7 +73,11 @@ async fn three_wrong_pins_need_the_puk() {
     }
     assert!(c.cmd("AT+CPIN?").await.contains("SIM PUK"));
     assert!(c.cmd("AT+CPIN=\"1234\"").await.contains("+CME ERROR: 16"));
-    assert!(c.cmd("AT+CPIN=\"12345678\",\"4321\"").await.ends_with("OK\r\n"));
+    assert!(
+        c.cmd("AT+CPIN=\"12345678\",\"4321\"")
+            .await
+            .ends_with("OK\r\n")
+    );
     assert!(c.cmd("AT+CPIN?").await.contains("READY"));
 }
 
@@ -92,12 +103,17 @@ async fn faults_delay_fail_hang_garbage_mid_response_urc() {
     c.cmd("ATE0").await;
     m.fail_next("AT+CSQ", "+CME ERROR: 100");
     assert!(c.cmd("AT+CSQ").await.contains("+CME ERROR: 100"));
-    assert!(c.cmd("AT+CSQ").await.contains("+CSQ:"), "only the next one fails");
+    assert!(
+        c.cmd("AT+CSQ").await.contains("+CSQ:"),
+        "only the next one fails"
+    );
 
     m.hang_next("AT+CGMM");
     c.send("AT+CGMM\r").await;
     assert!(
-        c.try_expect("OK", Duration::from_millis(500)).await.is_none(),
+        c.try_expect("OK", Duration::from_millis(500))
+            .await
+            .is_none(),
         "a hung command gets no answer"
     );
     assert!(c.cmd("AT").await.ends_with("OK\r\n"));
@@ -109,7 +125,10 @@ async fn faults_delay_fail_hang_garbage_mid_response_urc() {
     m.inject_urc_mid_response("+CMTI: \"SM\",3");
     let r = c.cmd("AT+CPMS?").await;
     let urc = r.find("+CMTI").unwrap();
-    assert!(r.find("+CPMS:").unwrap() < urc && urc < r.find("OK").unwrap(), "{r:?}");
+    assert!(
+        r.find("+CPMS:").unwrap() < urc && urc < r.find("OK").unwrap(),
+        "{r:?}"
+    );
 
     m.set_delay(Duration::from_millis(300));
     let t = tokio::time::Instant::now();
@@ -130,7 +149,11 @@ async fn unplug_gives_eio_and_replug_reboots() {
     let mut c = Client::open(m.link());
     c.expect("RDY").await;
     c.expect("+QIND: PB DONE\r\n").await;
-    assert_eq!(c.cmd("AT").await, "AT\r\r\nOK\r\n", "echo is back on after power-on");
+    assert_eq!(
+        c.cmd("AT").await,
+        "AT\r\r\nOK\r\n",
+        "echo is back on after power-on"
+    );
 }
 
 #[tokio::test]

@@ -46,8 +46,6 @@ enum Final {
     Text(String),
     /// The `\r\n> ` SMS prompt.
     Prompt,
-    /// No answer at all.
-    Silent,
 }
 
 struct Resp {
@@ -194,6 +192,8 @@ pub(crate) struct Core {
     // observation
     commands: Vec<String>,
     noise_flip: bool,
+    /// URCs raised while a command line runs; they follow its final result.
+    deferred: Option<Vec<Vec<u8>>>,
 }
 
 impl Core {
@@ -262,6 +262,7 @@ impl Core {
             die_on_submit: false,
             commands: Vec::new(),
             noise_flip: false,
+            deferred: None,
             cfg,
         };
         core.urc_port_ok = !core.cfg.urc_port_needs_setup;
@@ -386,24 +387,30 @@ impl Core {
 
     /// A URC framed `\r\n<line>\r\n`.
     fn urc(&mut self, line: &str) {
-        if self.urc_allowed() {
-            self.out.push(Out::Urc(format!("\r\n{line}\r\n").into_bytes()));
+        self.urc_bytes(format!("\r\n{line}\r\n").into_bytes());
+    }
+
+    fn urc_bytes(&mut self, bytes: Vec<u8>) {
+        if !self.urc_allowed() {
+            return;
+        }
+        match &mut self.deferred {
+            Some(d) => d.push(bytes),
+            None => self.out.push(Out::Urc(bytes)),
         }
     }
 
     /// Boot noise appears even before the URC port is configured.
     fn raw_urc(&mut self, line: &str) {
         if self.plugged {
-            self.out.push(Out::Urc(format!("\r\n{line}\r\n").into_bytes()));
+            self.out
+                .push(Out::Urc(format!("\r\n{line}\r\n").into_bytes()));
         }
     }
 
     fn urc_with_pdu(&mut self, head: &str, pdu: &[u8]) {
-        if self.urc_allowed() {
-            let hex = crossline_pdu::to_hex(pdu);
-            self.out
-                .push(Out::Urc(format!("\r\n{head}\r\n{hex}\r\n").into_bytes()));
-        }
+        let hex = crossline_pdu::to_hex(pdu);
+        self.urc_bytes(format!("\r\n{head}\r\n{hex}\r\n").into_bytes());
     }
 
     pub(crate) fn garbage(&mut self, bytes: &[u8]) {
@@ -436,7 +443,6 @@ impl Core {
             first = false;
         }
         match resp.fin {
-            Final::Silent => {}
             Final::Prompt => text.push_str("\r\n> "),
             fin => {
                 text.push_str("\r\n");
@@ -463,7 +469,7 @@ impl Core {
                 _ => format!("+CMS ERROR: {n}"),
             },
             Final::Text(t) => t.clone(),
-            Final::Prompt | Final::Silent => String::new(),
+            Final::Prompt => String::new(),
         }
     }
 
@@ -577,6 +583,7 @@ impl Core {
         let body = line.get(2..).unwrap_or_default().to_string();
         let mut info = Vec::new();
         let mut fin = Final::Ok;
+        self.deferred = Some(Vec::new());
         for cmd in split_commands(&body) {
             let r = self.exec(&cmd, now);
             info.extend(r.info);
@@ -586,6 +593,13 @@ impl Core {
             }
         }
         self.respond(Resp { info, fin });
+        self.flush_deferred();
+    }
+
+    fn flush_deferred(&mut self) {
+        for u in self.deferred.take().unwrap_or_default() {
+            self.out.push(Out::Urc(u));
+        }
     }
 
     // ---------------------------------------------------------------- commands
@@ -708,9 +722,10 @@ impl Core {
                 _ => Resp::line(p.revision()),
             },
             ("+CGSN" | "+GSN", Form::Exec) => Resp::line(self.cfg.imei.clone()),
-            ("+CGMI" | "+GMI" | "+CGMM" | "+GMM" | "+CGMR" | "+GMR" | "+CGSN" | "+GSN", Form::Test) => {
-                Resp::ok()
-            }
+            (
+                "+CGMI" | "+GMI" | "+CGMM" | "+GMM" | "+CGMR" | "+GMR" | "+CGSN" | "+GSN",
+                Form::Test,
+            ) => Resp::ok(),
             ("+GCAP", Form::Exec) => Resp::line("+GCAP: +CGSM"),
             ("+CIMI", Form::Exec) => match self.sim_error_cme() {
                 Some(e) => Resp::fin(e),
@@ -759,7 +774,11 @@ impl Core {
             ("+CREG" | "+CEREG" | "+CGREG", f) => self.creg(&name, f),
             ("+COPS", Form::Read) => {
                 if self.registration().is_registered() {
-                    Resp::line(format!("+COPS: 0,0,\"{}\",{}", self.cfg.operator, self.act()))
+                    Resp::line(format!(
+                        "+COPS: 0,0,\"{}\",{}",
+                        self.cfg.operator,
+                        self.act()
+                    ))
                 } else {
                     Resp::line("+COPS: 0")
                 }
@@ -767,7 +786,12 @@ impl Core {
             ("+COPS", Form::Test) => Resp::line(format!(
                 "+COPS: (2,\"{}\",\"{}\",\"{}\",{}),,(0-4),(0-2)",
                 self.cfg.operator,
-                self.cfg.operator.chars().take(2).collect::<String>().to_uppercase(),
+                self.cfg
+                    .operator
+                    .chars()
+                    .take(2)
+                    .collect::<String>()
+                    .to_uppercase(),
                 self.cfg.operator_id,
                 self.act()
             )),
@@ -844,7 +868,9 @@ impl Core {
                 Resp::line(format!(
                     "+CMGD: ({}-{}),(0-4)",
                     first,
-                    first.saturating_add(u32::try_from(cap).unwrap_or(u32::MAX)).saturating_sub(1)
+                    first
+                        .saturating_add(u32::try_from(cap).unwrap_or(u32::MAX))
+                        .saturating_sub(1)
                 ))
             }
             ("+CMGD", Form::Set(a)) => self.cmgd(&a, now),
@@ -881,7 +907,9 @@ impl Core {
             ("+VTS", Form::Test) => Resp::line("+VTS: (0-9,*,#,A,B,C,D)"),
             ("+VTS", Form::Set(a)) => self.vts(&a),
             ("+QURCCFG", Form::Set(a)) if p == Profile::QuectelEc25 => {
-                if a.len() >= 2 && a.first().map(|s| s.to_ascii_lowercase()) == Some("urcport".into()) {
+                if a.len() >= 2
+                    && a.first().map(|s| s.to_ascii_lowercase()) == Some("urcport".into())
+                {
                     let port = a.get(1).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
                     self.urc_port_ok = port == "usbat" || !self.cfg.urc_port_needs_setup;
                     Resp::ok()
@@ -993,7 +1021,11 @@ impl Core {
     }
 
     fn creg(&mut self, name: &str, form: Form) -> Resp {
-        let n = if name == "+CEREG" { self.cereg_n } else { self.creg_n };
+        let n = if name == "+CEREG" {
+            self.cereg_n
+        } else {
+            self.creg_n
+        };
         match form {
             Form::Read => Resp::line(self.creg_line(name, n, true)),
             Form::Test => Resp::line(format!("{name}: (0-2)")),
@@ -1075,7 +1107,9 @@ impl Core {
                     .collect();
                 Resp::line(format!("+CPMS: {}", parts.join(",")))
             }
-            Form::Test => Resp::line("+CPMS: (\"SM\",\"ME\",\"SR\"),(\"SM\",\"ME\",\"SR\"),(\"SM\",\"ME\")"),
+            Form::Test => {
+                Resp::line("+CPMS: (\"SM\",\"ME\",\"SR\"),(\"SM\",\"ME\",\"SR\"),(\"SM\",\"ME\")")
+            }
             Form::Set(a) => {
                 if a.is_empty() || a.len() > 3 {
                     return Resp::fin(Final::Cms(302));
@@ -1143,11 +1177,7 @@ impl Core {
             return Resp::fin(Final::Cms(321));
         };
         let mi = self.mems.first().copied().unwrap_or(0);
-        let Some(slot) = self
-            .storage
-            .get_mut(mi)
-            .and_then(|m| m.slots.get_mut(&idx))
-        else {
+        let Some(slot) = self.storage.get_mut(mi).and_then(|m| m.slots.get_mut(&idx)) else {
             return Resp::fin(Final::Cms(321));
         };
         let line = format!("+CMGR: {},,{}", slot.status.code(), slot.tpdu_len);
@@ -1242,7 +1272,8 @@ impl Core {
                 } else {
                     self.send_cmt(&msg);
                     self.cmt_outstanding = Some(CmtPending { msg, attempts: 1 });
-                    self.timers.push((now + self.cfg.cnma_timeout, Timer::CmtAck));
+                    self.timers
+                        .push((now + self.cfg.cnma_timeout, Timer::CmtAck));
                 }
             } else {
                 self.send_cmt(&msg);
@@ -1300,7 +1331,8 @@ impl Core {
                     msg: next,
                     attempts: 1,
                 });
-                self.timers.push((now + self.cfg.cnma_timeout, Timer::CmtAck));
+                self.timers
+                    .push((now + self.cfg.cnma_timeout, Timer::CmtAck));
             }
         } else {
             // negative ack: the network keeps it and tries again later
@@ -1324,16 +1356,26 @@ impl Core {
         p.attempts += 1;
         self.send_cmt(&p.msg);
         self.cmt_outstanding = Some(p);
-        self.timers.push((now + self.cfg.cnma_timeout, Timer::CmtAck));
+        self.timers
+            .push((now + self.cfg.cnma_timeout, Timer::CmtAck));
     }
 
-    pub(crate) fn inject_sms(&mut self, from: &str, text: &str, now: Instant) -> Result<usize, crate::Error> {
+    pub(crate) fn inject_sms(
+        &mut self,
+        from: &str,
+        text: &str,
+        now: Instant,
+    ) -> Result<usize, crate::Error> {
         let addr = Address::parse(from).map_err(|e| crate::Error::Address {
             value: from.to_string(),
             reason: e.to_string(),
         })?;
         let reference = self.next_concat;
-        self.next_concat = if self.next_concat >= 255 { 1 } else { self.next_concat + 1 };
+        self.next_concat = if self.next_concat >= 255 {
+            1
+        } else {
+            self.next_concat + 1
+        };
         let ts = util::now_timestamp();
         let parts = crossline_pdu::encode_deliver(&addr, text, &ts, reference, false)
             .map_err(|e| crate::Error::Encode(e.to_string()))?;
@@ -1350,10 +1392,17 @@ impl Core {
     }
 
     pub(crate) fn inject_pdu(&mut self, hex: &str, now: Instant) -> Result<(), crate::Error> {
-        let bytes = util::from_hex(hex).ok_or_else(|| crate::Error::Hex(hex.chars().take(80).collect()))?;
+        let bytes =
+            util::from_hex(hex).ok_or_else(|| crate::Error::Hex(hex.chars().take(80).collect()))?;
         let smsc_len = usize::from(bytes.first().copied().unwrap_or(0));
         let tpdu_len = bytes.len().saturating_sub(1 + smsc_len);
-        self.deliver(vec![MtPdu { pdu: bytes, tpdu_len }], now);
+        self.deliver(
+            vec![MtPdu {
+                pdu: bytes,
+                tpdu_len,
+            }],
+            now,
+        );
         Ok(())
     }
 
@@ -1363,7 +1412,11 @@ impl Core {
         match form {
             Form::Read => Resp::line(format!(
                 "+CNMI: {}",
-                self.cnmi.iter().map(u8::to_string).collect::<Vec<_>>().join(",")
+                self.cnmi
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             )),
             Form::Test => Resp::line("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"),
             Form::Set(a) => {
@@ -1417,7 +1470,14 @@ impl Core {
         Resp::fin(Final::Prompt)
     }
 
-    fn finish_submit(&mut self, len: usize, hex: &str, overflow: bool, fail: Option<String>, now: Instant) {
+    fn finish_submit(
+        &mut self,
+        len: usize,
+        hex: &str,
+        overflow: bool,
+        fail: Option<String>,
+        now: Instant,
+    ) {
         if overflow {
             self.respond(Resp::fin(Final::Cms(304)));
             return;
@@ -1529,7 +1589,11 @@ impl Core {
                         }
                     };
                     if let Some(m) = out.get_mut(slot) {
-                        if !m.parts.iter().any(|p| p.concat.map(|c| c.2) == part.concat.map(|c| c.2)) {
+                        if !m
+                            .parts
+                            .iter()
+                            .any(|p| p.concat.map(|c| c.2) == part.concat.map(|c| c.2))
+                        {
                             m.parts.push(part.clone());
                         }
                         m.parts.sort_by_key(|p| p.concat.map_or(0, |c| c.2));
@@ -1576,7 +1640,12 @@ impl Core {
                 }
                 let dcs = arg_u8(&a, 2).unwrap_or(15);
                 let decoded = if self.cfg.profile == Profile::HuaweiE173 {
-                    crossline_pdu::ussd::decode(dcs, code).unwrap_or_else(|_| code.clone())
+                    crossline_pdu::ussd::decode_as(
+                        dcs,
+                        code,
+                        crossline_pdu::ussd::PayloadFormat::PackedGsm7Hex,
+                    )
+                    .unwrap_or_else(|_| code.clone())
                 } else {
                     code.clone()
                 };
@@ -1584,7 +1653,8 @@ impl Core {
                     self.ussd_requests.push(decoded);
                 }
                 let reply = self.ussd_reply.clone();
-                self.timers.push((now + self.cfg.ussd_delay, Timer::Ussd(reply)));
+                self.timers
+                    .push((now + self.cfg.ussd_delay, Timer::Ussd(reply)));
                 Resp::ok()
             }
         }
@@ -1593,8 +1663,8 @@ impl Core {
     fn ussd_answer(&mut self, text: &str) {
         let gsm = crossline_pdu::gsm7::encode(text);
         let line = match (self.cfg.profile, gsm) {
-            (Profile::HuaweiE173, Some(septets)) => {
-                let hex = util::ussd_pack_hex(&septets);
+            (Profile::HuaweiE173, Some(_)) => {
+                let hex = crossline_pdu::ussd::encode_request(text, true);
                 format!("+CUSD: 0,\"{hex}\",15")
             }
             (_, Some(_)) if self.cscs != "UCS2" => format!("+CUSD: 0,\"{text}\",15"),
@@ -1707,11 +1777,12 @@ impl Core {
             return;
         }
         if self.crc {
-            if self.urc_allowed() {
-                let framing = if self.cfg.profile.is_simcom() { "\r\r\n" } else { "\r\n" };
-                self.out
-                    .push(Out::Urc(format!("\r\n+CRING: VOICE{framing}").into_bytes()));
-            }
+            let framing = if self.cfg.profile.is_simcom() {
+                "\r\r\n"
+            } else {
+                "\r\n"
+            };
+            self.urc_bytes(format!("\r\n+CRING: VOICE{framing}").into_bytes());
         } else {
             self.urc("RING");
         }
@@ -1719,7 +1790,8 @@ impl Core {
             let l = format!("+CLIP: \"{number}\",{},\"\",0,\"\",0", toa(&number));
             self.urc(&l);
         }
-        self.timers.push((now + self.cfg.ring_interval, Timer::Ring(id)));
+        self.timers
+            .push((now + self.cfg.ring_interval, Timer::Ring(id)));
     }
 
     fn answer(&mut self, _now: Instant) -> Resp {
@@ -1734,8 +1806,6 @@ impl Core {
         let id = call.id;
         self.timers
             .retain(|(_, t)| !matches!(t, Timer::Ring(i) if *i == id));
-        // URCs after the OK: queue the response first
-        self.respond(Resp::ok());
         if self.cfg.profile.is_simcom() {
             self.urc("VOICE CALL: BEGIN");
         }
@@ -1744,7 +1814,7 @@ impl Core {
             self.urc(&l);
         }
         self.call_urc(id);
-        Resp::fin(Final::Silent)
+        Resp::ok()
     }
 
     fn hangup_local(&mut self) -> Resp {
@@ -1823,14 +1893,14 @@ impl Core {
             number,
             rings: 0,
         });
-        self.respond(Resp::ok());
         if self.cfg.profile == Profile::HuaweiE173 {
             let l = format!("^ORIG:{id},0");
             self.urc(&l);
         }
         self.call_urc(id);
-        self.timers.push((now + self.cfg.call_step, Timer::DialStep(id)));
-        Resp::fin(Final::Silent)
+        self.timers
+            .push((now + self.cfg.call_step, Timer::DialStep(id)));
+        Resp::ok()
     }
 
     fn dial_step(&mut self, id: u8, now: Instant) {
@@ -1846,7 +1916,8 @@ impl Core {
                 }
                 self.call_urc(id);
                 if self.dial_outcome != DialOutcome::Manual {
-                    self.timers.push((now + self.cfg.call_step, Timer::DialStep(id)));
+                    self.timers
+                        .push((now + self.cfg.call_step, Timer::DialStep(id)));
                 }
             }
             CallState::Alerting => match self.dial_outcome {
@@ -1871,9 +1942,9 @@ impl Core {
             return Resp::fin(Final::Cme(50));
         };
         let valid = !tones.is_empty()
-            && tones
-                .chars()
-                .all(|c| c.is_ascii_digit() || matches!(c.to_ascii_uppercase(), '*' | '#' | 'A'..='D'));
+            && tones.chars().all(|c| {
+                c.is_ascii_digit() || matches!(c.to_ascii_uppercase(), '*' | '#' | 'A'..='D')
+            });
         if !valid {
             return Resp::fin(Final::Cme(50));
         }
@@ -2030,12 +2101,12 @@ mod tests {
     #[test]
     fn splits_concatenated_commands() {
         assert_eq!(split_commands("E0V1"), vec!["E0", "V1"]);
-        assert_eq!(
-            split_commands("+CMEE=1;+CREG?"),
-            vec!["+CMEE=1", "+CREG?"]
-        );
+        assert_eq!(split_commands("+CMEE=1;+CREG?"), vec!["+CMEE=1", "+CREG?"]);
         assert_eq!(split_commands("D+380501234567;"), vec!["D+380501234567;"]);
-        assert_eq!(split_commands("+CUSD=1,\"*1;1#\",15"), vec!["+CUSD=1,\"*1;1#\",15"]);
+        assert_eq!(
+            split_commands("+CUSD=1,\"*1;1#\",15"),
+            vec!["+CUSD=1,\"*1;1#\",15"]
+        );
         assert_eq!(split_commands(""), Vec::<String>::new());
     }
 

@@ -36,7 +36,8 @@ impl Pty {
             .custom_flags(nix::libc::O_NOCTTY)
             .open(&name)
             .map_err(|e| Error::Pty(format!("open slave {name}: {e}")))?;
-        let mut tio = tcgetattr(&slave).map_err(|e| Error::Pty(format!("tcgetattr {name}: {e}")))?;
+        let mut tio =
+            tcgetattr(&slave).map_err(|e| Error::Pty(format!("tcgetattr {name}: {e}")))?;
         cfmakeraw(&mut tio);
         tcsetattr(&slave, SetArg::TCSANOW, &tio)
             .map_err(|e| Error::Pty(format!("tcsetattr {name}: {e}")))?;

@@ -25,7 +25,8 @@ pub(crate) enum Control {
 }
 
 pub(crate) fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
-    core.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    core.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The symlink the driver opens; removed (with its temp dir) when dropped.

@@ -47,9 +47,13 @@ pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = s
         .bytes()
         .filter(|b| !b.is_ascii_whitespace())
-        .map(|b| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok()))
+        .map(|b| {
+            char::from(b)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        })
         .collect::<Option<Vec<u8>>>()?;
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     Some(
@@ -99,15 +103,6 @@ fn civil_from_days(z: i64) -> (i64, u8, u8) {
         u8::try_from(m).unwrap_or(1),
         u8::try_from(d).unwrap_or(1),
     )
-}
-
-/// Septets packed as a USSD string (TS 23.038 §6.1.2.3.1: a CR fills 7 spare bits), in hex.
-pub(crate) fn ussd_pack_hex(septets: &[u8]) -> String {
-    let mut s = septets.to_vec();
-    if s.len() % 8 == 7 {
-        s.push(0x0d);
-    }
-    crossline_pdu::to_hex(&crossline_pdu::gsm7::pack(&s, 0))
 }
 
 /// Text as UCS2 (UTF-16BE) hex.

@@ -1,5 +1,5 @@
 //! A tiny raw AT client for driving the simulator through its PTY.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::Duration;
@@ -120,6 +120,8 @@ impl Client {
 
 /// Hex of the info line after `+CMGR: ...`/`+CMT: ...`.
 pub fn pdu_after(resp: &str, head: &str) -> String {
-    let pos = resp.find(head).unwrap_or_else(|| panic!("no {head} in {resp:?}"));
+    let pos = resp
+        .find(head)
+        .unwrap_or_else(|| panic!("no {head} in {resp:?}"));
     resp[pos..].lines().nth(1).unwrap().trim().to_string()
 }

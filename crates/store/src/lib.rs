@@ -14,7 +14,7 @@ pub mod sqlite;
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
 use std::future::Future;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{Projector, SqliteStore, StoreOptions, StoreStats};
 
 /// What went wrong in the store. Messages name the database file.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,8 @@ pub struct DeviceRecord {
 /// mgmt's registry of devices and their credentials.
 pub trait DeviceRegistry: Send + Sync + 'static {
     /// Creates the device, or replaces its secret (re-key) and clears `revoked`.
-    fn put_device(&self, id: &NodeId, secret_hash: &str) -> impl Future<Output = Result<()>> + Send;
+    fn put_device(&self, id: &NodeId, secret_hash: &str)
+    -> impl Future<Output = Result<()>> + Send;
     /// Marks the device revoked: its credential is refused from now on.
     fn revoke_device(&self, id: &NodeId) -> impl Future<Output = Result<bool>> + Send;
     /// Looks a device up (synchronous: the broker's auth hook calls it).

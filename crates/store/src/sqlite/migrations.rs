@@ -1,0 +1,26 @@
+//! Schema migrations, in one place.
+//!
+//! [`MIGRATIONS`] is applied by [`SqliteStore::open`](super::SqliteStore::open)
+//! (the version lives in SQLite's `user_version`). To change the schema,
+//! append an `M::up(include_str!("migrations/NNNN_what.sql"))` at the end of
+//! [`MIGRATION_ARRAY`]; never edit or reorder a migration that has shipped
+//! (an appliance in the field has already run it). Each migration runs in a
+//! transaction together with the `user_version` bump.
+//!
+//! A database written by a newer release (after a firmware rollback, for
+//! instance) is refused with [`StoreError::Migration`](crate::StoreError),
+//! never silently used with a schema this build does not know.
+
+use rusqlite_migration::{M, Migrations};
+
+/// Every migration, oldest first. Version N is `MIGRATION_ARRAY[N-1]`.
+pub const MIGRATION_ARRAY: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_event_log.sql")),
+    M::up(include_str!("migrations/0002_devices.sql")),
+];
+
+/// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.
+pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_ARRAY);
+
+/// The schema version this build writes (`user_version` after open).
+pub const LATEST_VERSION: usize = MIGRATION_ARRAY.len();

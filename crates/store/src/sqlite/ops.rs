@@ -1,0 +1,236 @@
+//! What the writer does inside its transaction for each kind of request.
+
+use super::writer::Ctx;
+use crate::{IngestOutcome, NewEvent, Result, StoreError};
+use crossline_core::{Event, EventId, Hlc, NodeId};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// A u64 from the API as an SQLite integer, or a clear error.
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| {
+        StoreError::Invalid(format!(
+            "{what} {v} does not fit the database (largest allowed {})",
+            i64::MAX
+        ))
+    })
+}
+
+/// Highest contiguous seq stored for `origin` (0 if none).
+pub(crate) fn contiguous(conn: &rusqlite::Connection, origin: &NodeId) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT contiguous FROM replica WHERE origin = ?1")?
+        .query_row([origin.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn set_contiguous(tx: &Transaction<'_>, origin: &NodeId, seq: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO replica (origin, contiguous) VALUES (?1, ?2)
+         ON CONFLICT (origin) DO UPDATE SET contiguous = excluded.contiguous",
+    )?
+    .execute(params![origin.as_str(), seq])?;
+    Ok(())
+}
+
+/// Inserts one event and runs the projector on it.
+fn insert_event(ctx: &Ctx, tx: &Transaction<'_>, ev: &Event) -> Result<()> {
+    let seq = to_i64(ev.seq, "seq")?;
+    let at_ms = to_i64(ev.at.ms, "HLC milliseconds")?;
+    let body = serde_json::to_string(&ev.body).map_err(|e| {
+        StoreError::Invalid(format!(
+            "event {}/{}: body cannot be encoded as JSON: {e}",
+            ev.origin, ev.seq
+        ))
+    })?;
+    let conversation = ev.conversation.map(|c| c.0.into_bytes());
+    tx.prepare_cached(
+        "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            ev.origin.as_str(),
+            seq,
+            &ev.id.0.as_bytes()[..],
+            at_ms,
+            ev.at.c,
+            conversation.as_ref().map(|b| &b[..]),
+            ev.body.kind(),
+            body,
+        ])
+    })
+    .map_err(|e| ctx.sql(e))?;
+    if let Some(project) = &ctx.projector {
+        project(tx, ev).map_err(|e| ctx.sql(e))?;
+    }
+    Ok(())
+}
+
+/// Sequences, stamps and stores local events.
+pub(crate) fn append(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    new: Vec<NewEvent>,
+) -> Result<Vec<Event>> {
+    let last = contiguous(tx, &ctx.local).map_err(|e| ctx.sql(e))?;
+    let mut out = Vec::with_capacity(new.len());
+    let mut seq = last;
+    for ne in new {
+        seq += 1;
+        let ev = Event {
+            id: EventId::new(),
+            origin: ctx.local.clone(),
+            seq,
+            at: ctx.clock.now(),
+            conversation: ne.conversation,
+            body: ne.body,
+        };
+        insert_event(ctx, tx, &ev)?;
+        out.push(ev);
+    }
+    if seq != last {
+        set_contiguous(tx, &ctx.local, to_i64(seq, "seq")?).map_err(|e| ctx.sql(e))?;
+    }
+    Ok(out)
+}
+
+/// Stores replicated events of `origin` (already validated: all of that
+/// origin, seq >= 1, not the local node).
+pub(crate) fn ingest(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    origin: &NodeId,
+    mut events: Vec<Event>,
+) -> Result<IngestOutcome> {
+    events.sort_by_key(|e| e.seq);
+    let mut c = contiguous(tx, origin).map_err(|e| ctx.sql(e))?;
+    let start = c;
+    let mut out = IngestOutcome::default();
+    let mut newest: Option<Hlc> = None;
+    for ev in &events {
+        if ev.seq <= c {
+            check_same_event(ctx, tx, ev)?;
+            out.duplicates += 1;
+            continue;
+        }
+        if ev.seq > c + 1 {
+            out.missing_from = Some(c + 1);
+            break;
+        }
+        insert_event(ctx, tx, ev)?;
+        c = ev.seq;
+        out.stored += 1;
+        newest = newest.max(Some(ev.at));
+    }
+    if c != start {
+        set_contiguous(tx, origin, to_i64(c, "seq")?).map_err(|e| ctx.sql(e))?;
+    }
+    // Causality: whatever this node stamps from now on comes after what it
+    // has received.
+    if let Some(at) = newest {
+        ctx.clock.observe(at);
+    }
+    out.contiguous = c;
+    Ok(out)
+}
+
+/// A resent event must be the one already stored under its (origin, seq);
+/// anything else means the origin's log diverged from ours.
+fn check_same_event(ctx: &Ctx, tx: &Transaction<'_>, ev: &Event) -> Result<()> {
+    let seq = to_i64(ev.seq, "seq")?;
+    let stored: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM event WHERE origin = ?1 AND seq = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![ev.origin.as_str(), seq], |r| r.get(0))
+                .optional()
+        })
+        .map_err(|e| ctx.sql(e))?;
+    match stored {
+        Some(id) if id[..] == ev.id.0.as_bytes()[..] => Ok(()),
+        Some(id) => Err(StoreError::Invalid(format!(
+            "ingest from {origin}: seq {seq} arrived with id {new} but this database stored id {old} \
+             under that seq; the origin's log has diverged from ours (was its database reset or \
+             restored from an old backup?). The batch was refused; resolve the origin's state first",
+            origin = ev.origin,
+            seq = ev.seq,
+            new = ev.id,
+            old = uuid::Uuid::from_slice(&id)
+                .map_or_else(|_| "<unreadable>".into(), |u| u.to_string()),
+        ))),
+        // Below contiguous but absent: a stored hole, which the invariants rule
+        // out; report rather than paper over it.
+        None => Err(StoreError::Corrupt {
+            path: ctx.path.clone(),
+            origin: ev.origin.to_string(),
+            seq: ev.seq,
+            detail: "event is missing although the replica table says it is stored".into(),
+        }),
+    }
+}
+
+/// Moves `peer`'s acknowledgement forward (never back).
+pub(crate) fn set_acked(ctx: &mut Ctx, tx: &Transaction<'_>, peer: &str, seq: u64) -> Result<()> {
+    let local = contiguous(tx, &ctx.local).map_err(|e| ctx.sql(e))?;
+    if seq > local {
+        return Err(StoreError::Invalid(format!(
+            "peer {peer:?} acknowledged seq {seq} of {node}, but this node's log ends at {local}: \
+             the peer holds events this database does not (was the database reset or restored from \
+             an old backup?). The acknowledgement was not recorded",
+            node = ctx.local
+        )));
+    }
+    let seq = to_i64(seq, "seq")?;
+    tx.prepare_cached(
+        "INSERT INTO outbox_cursor (peer, acked) VALUES (?1, ?2)
+         ON CONFLICT (peer) DO UPDATE SET acked = max(acked, excluded.acked)",
+    )
+    .and_then(|mut st| st.execute(params![peer, seq]).map(|_| ()))
+    .map_err(|e| ctx.sql(e))
+}
+
+pub(crate) fn put_device(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    id: &NodeId,
+    secret_hash: &str,
+) -> Result<()> {
+    let now = to_i64(ctx.wall.now_ms(), "time")?;
+    tx.prepare_cached(
+        "INSERT INTO device (id, secret_hash, revoked, online, last_seen_ms, created_ms)
+         VALUES (?1, ?2, 0, 0, NULL, ?3)
+         ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, revoked = 0",
+    )
+    .and_then(|mut st| st.execute(params![id.as_str(), secret_hash, now]))
+    .map_err(|e| ctx.sql(e))?;
+    Ok(())
+}
+
+pub(crate) fn revoke_device(ctx: &mut Ctx, tx: &Transaction<'_>, id: &NodeId) -> Result<bool> {
+    let n = tx
+        .prepare_cached("UPDATE device SET revoked = 1 WHERE id = ?1")
+        .and_then(|mut st| st.execute([id.as_str()]))
+        .map_err(|e| ctx.sql(e))?;
+    Ok(n > 0)
+}
+
+/// Presence reports may arrive out of order: one older than the last seen
+/// time does not change `online`, and `last_seen_ms` never moves back.
+pub(crate) fn set_presence(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    id: &NodeId,
+    online: bool,
+    at_ms: u64,
+) -> Result<()> {
+    let at = to_i64(at_ms, "time")?;
+    tx.prepare_cached(
+        "UPDATE device SET
+             online = CASE WHEN ?2 >= coalesce(last_seen_ms, 0) THEN ?3 ELSE online END,
+             last_seen_ms = max(coalesce(last_seen_ms, 0), ?2)
+         WHERE id = ?1",
+    )
+    .and_then(|mut st| st.execute(params![id.as_str(), at, online]))
+    .map_err(|e| ctx.sql(e))?;
+    Ok(())
+}

@@ -1,0 +1,731 @@
+use super::*;
+use crate::{DeviceRegistry, EventLog, Outbox};
+use crossline_core::{EventBody, EventId};
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+fn node(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+
+fn hb(n: u64) -> NewEvent {
+    NewEvent {
+        conversation: None,
+        body: EventBody::DeviceHeartbeat { uptime_s: n },
+    }
+}
+
+fn manual(start: u64) -> (Arc<AtomicU64>, impl WallClock + 'static) {
+    let t = Arc::new(AtomicU64::new(start));
+    let t2 = t.clone();
+    (t, move || t2.load(Ordering::SeqCst))
+}
+
+fn remote(origin: &NodeId, seqs: impl IntoIterator<Item = u64>) -> Vec<Event> {
+    seqs.into_iter()
+        .map(|seq| Event {
+            id: EventId::new(),
+            origin: origin.clone(),
+            seq,
+            at: Hlc {
+                ms: 5_000 + seq,
+                c: 0,
+            },
+            conversation: None,
+            body: EventBody::DeviceHeartbeat { uptime_s: seq },
+        })
+        .collect()
+}
+
+fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open(&dir.path().join("log.db"), node("local")).unwrap()
+}
+
+/// Polls `cond` until it holds or 10 s pass.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Occupies the writer thread until the returned sender is dropped or sent to.
+fn block_writer(
+    store: &SqliteStore,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    impl Future<Output = Result<()>> + use<>,
+) {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    let fut = store.write(move |_tx| {
+        let _ = started_tx.send(());
+        let _ = released.recv_timeout(Duration::from_secs(30));
+        Ok(())
+    });
+    started
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the writer picked up the blocking request");
+    (release, fut)
+}
+
+#[test]
+fn store_is_send_sync_clone() {
+    fn is<T: Send + Sync + Clone + 'static>() {}
+    is::<SqliteStore>();
+}
+
+#[test]
+fn migrations_validate() {
+    MIGRATIONS.validate().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_are_gapless_unique_and_hlc_ordered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..40u64 {
+                // Mix single and multi-event appends.
+                let batch = if i % 10 == 0 {
+                    vec![hb(t), hb(t), hb(t)]
+                } else {
+                    vec![hb(t)]
+                };
+                let n = batch.len();
+                let evs = s.append(batch).await.unwrap();
+                assert_eq!(evs.len(), n);
+                // One append's events are consecutive.
+                for w in evs.windows(2) {
+                    assert_eq!(w[1].seq, w[0].seq + 1);
+                }
+                got.extend(evs);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = 8 * (36 + 4 * 3) as u64;
+    all.sort_by_key(|e| e.seq);
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all.iter().map(|e| e.id).collect::<HashSet<_>>().len(),
+        all.len()
+    );
+    for w in all.windows(2) {
+        assert!(
+            w[0].at < w[1].at,
+            "HLC not increasing: {} then {}",
+            w[0].at,
+            w[1].at
+        );
+    }
+    assert!(all.iter().all(|e| e.origin == node("local")));
+
+    let stored = store.read_from(&node("local"), 1, 10_000).await.unwrap();
+    assert_eq!(stored, all, "what was returned is what is stored");
+    assert_eq!(store.contiguous(&node("local")).await.unwrap(), n);
+    assert_eq!(store.counts().await.unwrap(), vec![(node("local"), n)]);
+    assert_eq!(store.last_hlc(), all.last().unwrap().at);
+    let stats = store.stats();
+    assert_eq!(stats.requests, 8 * 40);
+    assert!(stats.commits <= stats.requests);
+}
+
+#[tokio::test]
+async fn group_commit_commits_queued_requests_together_in_call_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before = store.stats();
+    let (release, blocker) = block_writer(&store);
+    // Queued while the writer is busy: all of these go into one transaction.
+    let pending: Vec<_> = (0..50).map(|i| store.append(vec![hb(i)])).collect();
+    let acked = store.set_acked("mgmt", 0);
+    wait_until("51 requests queued", || store.stats().queued == 51).await;
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    for (i, p) in pending.into_iter().enumerate() {
+        let evs = p.await.unwrap();
+        assert_eq!(evs[0].seq, i as u64 + 1, "seqs follow call order");
+    }
+    acked.await.unwrap();
+    let after = store.stats();
+    assert_eq!(after.requests - before.requests, 52);
+    assert_eq!(
+        after.commits - before.commits,
+        2,
+        "one commit for the blocker, one for the 51 queued requests: {after:?}"
+    );
+    assert!(after.largest_group >= 51);
+    assert_eq!(after.queued, 0);
+}
+
+#[tokio::test]
+async fn a_failing_request_fails_alone_and_assigns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let projector: Projector = Box::new(|_tx, ev| match ev.body {
+        EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
+            rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
+        ),
+        _ => Ok(()),
+    });
+    let store = SqliteStore::open_with(
+        &dir.path().join("log.db"),
+        node("local"),
+        StoreOptions {
+            projector: Some(projector),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let branch = node("branch-1");
+    let first = remote(&branch, [1]);
+    store.ingest(&branch, first.clone()).await.unwrap();
+
+    let before = store.stats();
+    let (release, blocker) = block_writer(&store);
+    let a = store.append(vec![hb(1)]);
+    let bad = store.append(vec![hb(2), hb(666)]);
+    // Same event id as an existing event: violates UNIQUE(id).
+    let mut clash = remote(&branch, [2]);
+    clash[0].id = first[0].id;
+    let bad_ingest = store.ingest(&branch, clash);
+    let b = store.append(vec![hb(3)]);
+    wait_until("4 requests queued", || store.stats().queued == 4).await;
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+
+    let a = a.await.unwrap();
+    let err = bad.await.unwrap_err();
+    assert!(err.to_string().contains("666"), "{err}");
+    let err = bad_ingest.await.unwrap_err();
+    assert!(matches!(err, StoreError::Sqlite { .. }), "{err}");
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    let b = b.await.unwrap();
+    assert_eq!(
+        (a[0].seq, b[0].seq),
+        (1, 2),
+        "the failed append left no gap"
+    );
+    assert!(a[0].at < b[0].at);
+
+    let after = store.stats();
+    assert_eq!(
+        after.commits - before.commits,
+        2,
+        "the blocker, then one group: {after:?}"
+    );
+    assert_eq!(after.failed_requests - before.failed_requests, 2);
+    let local = store.read_from(&node("local"), 1, 100).await.unwrap();
+    assert_eq!(local, vec![a[0].clone(), b[0].clone()]);
+    assert_eq!(store.contiguous(&branch).await.unwrap(), 1);
+    let c = store.append(vec![hb(4)]).await.unwrap();
+    assert_eq!(c[0].seq, 3);
+}
+
+#[tokio::test]
+async fn reopen_continues_seq_and_hlc_even_when_the_clock_went_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let (_t, wall) = manual(1_000_000);
+    let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
+    let first = store.append(vec![hb(1), hb(2), hb(3)]).await.unwrap();
+    assert_eq!(
+        first[0].at,
+        Hlc {
+            ms: 1_000_000,
+            c: 0
+        }
+    );
+    assert_eq!(
+        first[2].at,
+        Hlc {
+            ms: 1_000_000,
+            c: 2
+        }
+    );
+    store.close().unwrap();
+
+    // Rebooted without RTC: the wall clock reads almost 1970.
+    let (_t, wall) = manual(5);
+    let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
+    assert_eq!(store.last_hlc(), first[2].at);
+    let next = store.append(vec![hb(4), hb(5)]).await.unwrap();
+    assert_eq!((next[0].seq, next[1].seq), (4, 5));
+    assert!(
+        next[0].at > first[2].at && next[1].at > next[0].at,
+        "{:?}",
+        next
+    );
+    assert_eq!(store.last_hlc(), next[1].at);
+}
+
+#[tokio::test]
+async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let b = node("branch-1");
+    let log = remote(&b, 1..=10);
+
+    // In order.
+    let o = store.ingest(&b, log[0..3].to_vec()).await.unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 3,
+            duplicates: 0,
+            contiguous: 3,
+            missing_from: None
+        }
+    );
+    // The same batch again: all duplicates.
+    let o = store.ingest(&b, log[0..3].to_vec()).await.unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 0,
+            duplicates: 3,
+            contiguous: 3,
+            missing_from: None
+        }
+    );
+    // Overlapping, and out of order inside the batch.
+    let mut batch = log[1..5].to_vec();
+    batch.reverse();
+    let o = store.ingest(&b, batch).await.unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 2,
+            duplicates: 2,
+            contiguous: 5,
+            missing_from: None
+        }
+    );
+    // A hole: 6 is missing; 7 and 8 must not be stored.
+    let o = store.ingest(&b, log[6..8].to_vec()).await.unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 0,
+            duplicates: 0,
+            contiguous: 5,
+            missing_from: Some(6)
+        }
+    );
+    // Prefix before the hole is stored, the rest is not.
+    let o = store
+        .ingest(&b, vec![log[5].clone(), log[7].clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 1,
+            duplicates: 0,
+            contiguous: 6,
+            missing_from: Some(7)
+        }
+    );
+    let stored = store.read_from(&b, 1, 100).await.unwrap();
+    assert_eq!(stored, log[0..6].to_vec());
+    assert_eq!(store.contiguous(&b).await.unwrap(), 6);
+    // Resend from missing_from fills in.
+    let o = store.ingest(&b, log[6..10].to_vec()).await.unwrap();
+    assert_eq!(
+        o,
+        IngestOutcome {
+            stored: 4,
+            duplicates: 0,
+            contiguous: 10,
+            missing_from: None
+        }
+    );
+    assert_eq!(store.read_from(&b, 1, 100).await.unwrap(), log);
+    assert_eq!(
+        store.read_from(&b, 9, 100).await.unwrap(),
+        log[8..].to_vec()
+    );
+    assert_eq!(store.read_from(&b, 2, 3).await.unwrap(), log[1..4].to_vec());
+    // An empty batch reports the state.
+    let o = store.ingest(&b, vec![]).await.unwrap();
+    assert_eq!(o.contiguous, 10);
+    assert_eq!(store.counts().await.unwrap(), vec![(b.clone(), 10)]);
+}
+
+#[tokio::test]
+async fn ingest_refuses_bad_batches_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let b = node("branch-1");
+    let mut batch = remote(&b, 1..=3);
+    batch[1].origin = node("branch-2");
+    let err = store.ingest(&b, batch).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Invalid(_)), "{msg}");
+    assert!(
+        msg.contains("branch-2") && msg.contains("branch-1"),
+        "{msg}"
+    );
+    assert_eq!(
+        store.contiguous(&b).await.unwrap(),
+        0,
+        "nothing of the batch stored"
+    );
+
+    let err = store.ingest(&b, remote(&b, [0])).await.unwrap_err();
+    assert!(err.to_string().contains("seqs start at 1"), "{err}");
+
+    let err = store
+        .ingest(&node("local"), remote(&node("local"), [1]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("own id"), "{err}");
+
+    // A resend whose id differs from what is stored: the origin diverged.
+    store.ingest(&b, remote(&b, [1])).await.unwrap();
+    let err = store.ingest(&b, remote(&b, [1, 2])).await.unwrap_err();
+    assert!(err.to_string().contains("diverged"), "{err}");
+    assert_eq!(store.contiguous(&b).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn local_stamps_come_after_ingested_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let (_t, wall) = manual(1_000);
+    let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
+    let b = node("branch-1");
+    let mut ev = remote(&b, [1]);
+    ev[0].at = Hlc {
+        ms: 9_000_000,
+        c: 4,
+    }; // a branch whose clock is ahead
+    store.ingest(&b, ev).await.unwrap();
+    let mine = store.append(vec![hb(1)]).await.unwrap();
+    assert!(
+        mine[0].at
+            > Hlc {
+                ms: 9_000_000,
+                c: 4
+            },
+        "{}",
+        mine[0].at
+    );
+    let recent = store.recent(None, 10).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|e| e.origin.as_str()).collect::<Vec<_>>(),
+        ["local", "branch-1"]
+    );
+    let only = store.recent(Some(&b), 10).await.unwrap();
+    assert_eq!(only.len(), 1);
+}
+
+#[tokio::test]
+async fn outbox_cursor_never_moves_back_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    let evs = store.append((1..=10).map(hb).collect()).await.unwrap();
+    assert_eq!(store.acked("mgmt").await.unwrap(), 0);
+    assert_eq!(store.unacked("mgmt", 100).await.unwrap(), evs);
+
+    store.set_acked("mgmt", 5).await.unwrap();
+    store.set_acked("mgmt", 3).await.unwrap(); // stale ack: no-op
+    assert_eq!(store.acked("mgmt").await.unwrap(), 5);
+    assert_eq!(store.unacked("mgmt", 100).await.unwrap(), evs[5..].to_vec());
+    assert_eq!(store.unacked("mgmt", 2).await.unwrap(), evs[5..7].to_vec());
+    assert_eq!(
+        store.acked("other").await.unwrap(),
+        0,
+        "peers are independent"
+    );
+
+    let err = store.set_acked("mgmt", 11).await.unwrap_err();
+    assert!(err.to_string().contains("log ends at 10"), "{err}");
+    assert!(store.set_acked("", 1).await.is_err());
+    store.close().unwrap();
+
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    assert_eq!(store.acked("mgmt").await.unwrap(), 5);
+    store.set_acked("mgmt", 10).await.unwrap();
+    assert!(store.unacked("mgmt", 100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn devices_put_revoke_rekey_and_presence() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, wall) = manual(1_000);
+    let store =
+        SqliteStore::open_with_clock(&dir.path().join("log.db"), node("mgmt"), wall).unwrap();
+    let d = node("branch-1");
+    assert_eq!(store.device(&d).unwrap(), None);
+    store.put_device(&d, "$argon2id$one").await.unwrap();
+    let rec = store.device(&d).unwrap().unwrap();
+    assert_eq!(
+        rec,
+        DeviceRecord {
+            id: d.clone(),
+            secret_hash: "$argon2id$one".into(),
+            revoked: false,
+            online: false,
+            last_seen_ms: None,
+            created_ms: 1_000,
+        }
+    );
+
+    assert!(store.revoke_device(&d).await.unwrap());
+    assert!(store.device(&d).unwrap().unwrap().revoked);
+    assert!(!store.revoke_device(&node("nobody")).await.unwrap());
+
+    // Re-key clears the revocation and keeps the creation time.
+    t.store(2_000, Ordering::SeqCst);
+    store.put_device(&d, "$argon2id$two").await.unwrap();
+    let rec = store.device(&d).unwrap().unwrap();
+    assert!(!rec.revoked);
+    assert_eq!(rec.secret_hash, "$argon2id$two");
+    assert_eq!(rec.created_ms, 1_000);
+
+    store.set_presence(&d, true, 5_000).await.unwrap();
+    let rec = store.device(&d).unwrap().unwrap();
+    assert!(rec.online);
+    assert_eq!(rec.last_seen_ms, Some(5_000));
+    // A late "offline" from before the last connect changes nothing.
+    store.set_presence(&d, false, 4_000).await.unwrap();
+    let rec = store.device(&d).unwrap().unwrap();
+    assert!(rec.online);
+    assert_eq!(rec.last_seen_ms, Some(5_000));
+    store.set_presence(&d, false, 6_000).await.unwrap();
+    let rec = store.device(&d).unwrap().unwrap();
+    assert!(!rec.online);
+    assert_eq!(rec.last_seen_ms, Some(6_000));
+    // Presence of an unknown client is ignored.
+    store.set_presence(&node("nobody"), true, 1).await.unwrap();
+
+    store.put_device(&node("branch-0"), "$h").await.unwrap();
+    let all = store.devices().await.unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["branch-0", "branch-1"]
+    );
+}
+
+#[tokio::test]
+async fn upgrades_an_on_disk_database_from_the_previous_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let id = EventId::new();
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        MIGRATIONS
+            .to_version(&mut conn, migrations::LATEST_VERSION - 1)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+             VALUES ('local', 1, ?1, 100, 0, NULL, 'device_heartbeat',
+                     '{\"type\":\"device_heartbeat\",\"uptime_s\":7}')",
+            [&id.0.as_bytes()[..]],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO replica (origin, contiguous) VALUES ('local', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    let version: usize = store
+        .read(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(version, migrations::LATEST_VERSION);
+    let old = store.read_from(&node("local"), 1, 10).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].id, id);
+    assert_eq!(old[0].body, EventBody::DeviceHeartbeat { uptime_s: 7 });
+    let next = store.append(vec![hb(8)]).await.unwrap();
+    assert_eq!(next[0].seq, 2);
+    assert!(next[0].at > Hlc { ms: 100, c: 0 });
+    store.put_device(&node("branch-1"), "$h").await.unwrap();
+}
+
+#[test]
+fn a_database_from_a_newer_release_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = SqliteStore::open(&path, node("local"))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::Migration { .. }), "{err}");
+    assert!(err.to_string().contains("new.db"), "{err}");
+}
+
+#[test]
+fn open_in_a_missing_directory_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no/such/dir/log.db");
+    let err = SqliteStore::open(&path, node("local"))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupted_row_is_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    {
+        let conn = Connection::open(store.path()).unwrap();
+        conn.execute(
+            "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+             VALUES ('branch-9', 1, ?1, 1, 0, NULL, 'x', '{\"type\":\"teleport\"}')",
+            [&EventId::new().0.as_bytes()[..]],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+             VALUES ('branch-9', 2, ?1, 1, 0, NULL, 'x', 42)",
+            [&EventId::new().0.as_bytes()[..]],
+        )
+        .unwrap();
+    }
+    let err = store.read_from(&node("branch-9"), 1, 10).await.unwrap_err();
+    match &err {
+        StoreError::Corrupt {
+            origin,
+            seq,
+            detail,
+            ..
+        } => {
+            assert_eq!((origin.as_str(), *seq), ("branch-9", 1));
+            assert!(detail.contains("teleport"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    assert!(err.to_string().contains("log.db"), "{err}");
+    let err = store.read_from(&node("branch-9"), 2, 10).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { seq: 2, .. }), "{err}");
+    assert!(store.recent(None, 10).await.is_err());
+}
+
+#[tokio::test]
+async fn events_cannot_be_updated_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.append(vec![hb(1)]).await.unwrap();
+    let err = store
+        .write(|tx| tx.execute("UPDATE event SET body = '{}'", []))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    let err = store
+        .write(|tx| tx.execute("DELETE FROM event", []))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    assert_eq!(
+        store.read_from(&node("local"), 1, 10).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn projector_and_write_share_the_event_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    {
+        let store = SqliteStore::open(&path, node("local")).unwrap();
+        store
+            .write(|tx| tx.execute_batch("CREATE TABLE seen (origin TEXT, seq INTEGER, kind TEXT)"))
+            .await
+            .unwrap();
+        store.close().unwrap();
+    }
+    let projector: Projector = Box::new(|tx, ev| {
+        tx.execute(
+            "INSERT INTO seen (origin, seq, kind) VALUES (?1, ?2, ?3)",
+            rusqlite::params![ev.origin.as_str(), ev.seq as i64, ev.body.kind()],
+        )?;
+        Ok(())
+    });
+    let store = SqliteStore::open_with(
+        &path,
+        node("local"),
+        StoreOptions {
+            projector: Some(projector),
+            readers: 1,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    store.append(vec![hb(1), hb(2)]).await.unwrap();
+    let b = node("branch-1");
+    let batch = remote(&b, 1..=2);
+    store.ingest(&b, batch.clone()).await.unwrap();
+    store.ingest(&b, batch).await.unwrap(); // duplicates are not projected again
+    let seen: Vec<(String, i64)> = store
+        .read(|c| {
+            let mut st = c.prepare("SELECT origin, seq FROM seen ORDER BY origin, seq")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            ("branch-1".to_string(), 1),
+            ("branch-1".into(), 2),
+            ("local".into(), 1),
+            ("local".into(), 2)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn close_commits_what_was_queued_then_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let other = store.clone();
+    let queued = other.append(vec![hb(1)]);
+    store.close().unwrap();
+    assert_eq!(
+        queued.await.unwrap()[0].seq,
+        1,
+        "queued before close: committed"
+    );
+    let err = other.append(vec![hb(2)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::WriterGone), "{err}");
+    // Reads still work on the remaining handle.
+    assert_eq!(
+        other.read_from(&node("local"), 1, 10).await.unwrap().len(),
+        1
+    );
+    drop(other);
+    let store = open(&dir);
+    assert_eq!(store.contiguous(&node("local")).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn empty_append_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(store.append(vec![]).await.unwrap().is_empty());
+    assert_eq!(store.stats().requests, 0);
+    assert_eq!(store.last_hlc(), Hlc::ZERO);
+}

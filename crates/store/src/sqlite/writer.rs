@@ -1,0 +1,287 @@
+//! The single writer thread and its group commit.
+//!
+//! Callers box their work as a [`Job`] and send it over a channel. The thread
+//! takes the first queued job, drains whatever else is already queued (up to
+//! [`MAX_GROUP_REQUESTS`] jobs or [`MAX_GROUP_EVENTS`] events), runs them all in
+//! ONE `BEGIN IMMEDIATE` transaction, each inside its own savepoint, commits
+//! once (one fsync for the whole group) and only then replies to every caller.
+//!
+//! A job that fails is rolled back to its savepoint and gets its own error;
+//! the rest of the group still commits. If the commit itself fails, every job
+//! of the group gets the error and the in-memory state (the HLC) is put back
+//! to what it was before the group, so nothing was handed out.
+
+use super::{Shared, clone_sqlite_error};
+use crate::{Result, StoreError};
+use crossline_core::{Event, Hlc, HlcClock, NodeId, WallClock};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
+use tokio::sync::oneshot;
+
+/// At most this many requests are committed in one transaction.
+pub(crate) const MAX_GROUP_REQUESTS: usize = 1000;
+/// A group stops taking requests once it holds this many events.
+pub(crate) const MAX_GROUP_EVENTS: usize = 4096;
+
+/// Applies a projection for one newly stored event (appended or ingested),
+/// inside the same transaction as the event. An error rolls back the whole
+/// request that stored the event: the event and its projections are atomic.
+/// For a domain error (not an SQLite one) return
+/// `rusqlite::Error::ToSqlConversionFailure(your_error.into())`.
+pub type Projector = Box<dyn Fn(&Transaction<'_>, &Event) -> rusqlite::Result<()> + Send>;
+
+/// Adapts a shared wall clock to the [`WallClock`] the HLC wants by value.
+pub(crate) struct SharedWall(pub Arc<dyn WallClock>);
+
+impl WallClock for SharedWall {
+    fn now_ms(&self) -> u64 {
+        self.0.now_ms()
+    }
+}
+
+/// What the writer thread owns besides its connection.
+pub(crate) struct Ctx {
+    pub path: String,
+    pub local: NodeId,
+    pub wall: Arc<dyn WallClock>,
+    pub clock: HlcClock<SharedWall>,
+    pub projector: Option<Projector>,
+}
+
+impl Ctx {
+    pub fn new(
+        path: String,
+        local: NodeId,
+        wall: Arc<dyn WallClock>,
+        last: Hlc,
+        projector: Option<Projector>,
+    ) -> Self {
+        let clock = HlcClock::resume(SharedWall(wall.clone()), last);
+        Self {
+            path,
+            local,
+            wall,
+            clock,
+            projector,
+        }
+    }
+
+    /// Puts the clock back to `last` (after a rollback nothing was handed out).
+    fn reset_clock(&mut self, last: Hlc) {
+        self.clock = HlcClock::resume(SharedWall(self.wall.clone()), last);
+    }
+
+    pub fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// One request to the writer.
+pub(crate) trait Job: Send {
+    /// Events it writes (for the group cap); at least 1.
+    fn weight(&self) -> usize;
+    /// Runs inside the group's transaction and its own savepoint. `false`
+    /// means it failed and its savepoint must be rolled back.
+    fn run(&mut self, ctx: &mut Ctx, tx: &Transaction<'_>) -> bool;
+    /// Replies to the caller once the group is over: `commit` is the outcome
+    /// of the group's commit.
+    fn finish(self: Box<Self>, commit: std::result::Result<(), &rusqlite::Error>, path: &str);
+}
+
+pub(crate) enum Msg {
+    Job(Box<dyn Job>),
+    Shutdown,
+}
+
+/// A [`Job`] made of a closure and the oneshot its result goes to.
+pub(crate) struct Task<T, F> {
+    work: Option<F>,
+    weight: usize,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Task<T, F> {
+    pub fn new(weight: usize, work: F, reply: oneshot::Sender<Result<T>>) -> Self {
+        Self {
+            work: Some(work),
+            weight: weight.max(1),
+            outcome: None,
+            reply,
+        }
+    }
+}
+
+impl<T, F> Job for Task<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Ctx, &Transaction<'_>) -> Result<T> + Send,
+{
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn run(&mut self, ctx: &mut Ctx, tx: &Transaction<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A panic in a caller-supplied closure (projector, `write`) must not
+        // kill the writer: it fails this request only.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work(ctx, tx))) {
+            Ok(r) => {
+                let ok = r.is_ok();
+                self.outcome = Some(r);
+                ok
+            }
+            Err(_) => {
+                self.outcome = Some(Err(StoreError::Invalid(format!(
+                    "database {}: a write request panicked in the writer thread; it was rolled back",
+                    ctx.path
+                ))));
+                false
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, commit: std::result::Result<(), &rusqlite::Error>, path: &str) {
+        let reply = match (self.outcome, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(e)) => Err(StoreError::Sqlite {
+                path: path.to_string(),
+                source: clone_sqlite_error(e),
+            }),
+            (None, Ok(())) => Err(StoreError::WriterGone),
+        };
+        // The caller may have gone away (dropped its future): nothing to do.
+        let _ = self.reply.send(reply);
+    }
+}
+
+/// The writer thread's body. Returns when it receives [`Msg::Shutdown`] or
+/// every sender is gone, after a final WAL checkpoint.
+pub(crate) fn run(
+    mut conn: Connection,
+    mut ctx: Ctx,
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+) -> rusqlite::Result<()> {
+    let mut stop = false;
+    while !stop {
+        let Ok(first) = rx.recv() else { break };
+        let mut jobs: Vec<Box<dyn Job>> = Vec::new();
+        let mut weight = 0usize;
+        let mut next = Some(first);
+        while let Some(m) = next.take() {
+            match m {
+                Msg::Job(j) => {
+                    weight += j.weight();
+                    jobs.push(j);
+                }
+                Msg::Shutdown => {
+                    stop = true;
+                    break;
+                }
+            }
+            if jobs.len() < MAX_GROUP_REQUESTS && weight < MAX_GROUP_EVENTS {
+                next = rx.try_recv().ok();
+            }
+        }
+        shared
+            .queued
+            .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
+        if !jobs.is_empty() {
+            commit_group(&mut conn, &mut ctx, jobs, &shared);
+        }
+    }
+    // Every commit is already durable; the checkpoint only folds the WAL back
+    // into the main file so the next open starts from a small WAL.
+    let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match checkpoint {
+        Ok(0) => {}
+        Ok(_) => {
+            tracing::debug!(db = %ctx.path, "final WAL checkpoint incomplete (readers active)")
+        }
+        Err(e) => tracing::warn!(db = %ctx.path, error = %e, "final WAL checkpoint failed"),
+    }
+    conn.close().map_err(|(_, e)| e)
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    ctx: &mut Ctx,
+    mut jobs: Vec<Box<dyn Job>>,
+    shared: &Shared,
+) {
+    let n = jobs.len() as u64;
+    shared.requests.fetch_add(n, Ordering::Relaxed);
+    shared.largest_group.fetch_max(n, Ordering::Relaxed);
+    let before = ctx.clock.last();
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::warn!(db = %ctx.path, error = %e, requests = n, "cannot begin a write transaction");
+            shared.failed_requests.fetch_add(n, Ordering::Relaxed);
+            for job in jobs {
+                job.finish(Err(&e), &ctx.path);
+            }
+            return;
+        }
+    };
+    let mut aborted: Option<rusqlite::Error> = None;
+    let mut failed = 0u64;
+    for job in jobs.iter_mut() {
+        if let Err(e) = tx.execute_batch("SAVEPOINT request") {
+            aborted = Some(e);
+            break;
+        }
+        let mark = ctx.clock.last();
+        let step = if job.run(ctx, &tx) {
+            tx.execute_batch("RELEASE request")
+        } else {
+            failed += 1;
+            ctx.reset_clock(mark);
+            tx.execute_batch("ROLLBACK TO request; RELEASE request")
+        };
+        if let Err(e) = step {
+            aborted = Some(e);
+            break;
+        }
+    }
+    let result = match aborted {
+        // Dropping the transaction rolls it back.
+        Some(e) => {
+            drop(tx);
+            Err(e)
+        }
+        None => tx.commit(),
+    };
+    match &result {
+        Ok(()) => {
+            shared.commits.fetch_add(1, Ordering::Relaxed);
+            shared.failed_requests.fetch_add(failed, Ordering::Relaxed);
+            let mut last = shared
+                .last_hlc
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *last = ctx.clock.last();
+        }
+        Err(e) => {
+            tracing::warn!(db = %ctx.path, error = %e, requests = n, "group commit failed; every request of the group fails");
+            shared.failed_requests.fetch_add(n, Ordering::Relaxed);
+            ctx.reset_clock(before);
+        }
+    }
+    let commit = result.as_ref().map(|_| ());
+    for job in jobs {
+        job.finish(commit, &ctx.path);
+    }
+}

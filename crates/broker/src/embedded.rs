@@ -108,6 +108,8 @@ impl Broker {
         let listener = Builder::new()
             .name("crossline/tcp")
             .laddr(cfg.listen)
+            // Like std's TcpListener: a restart must not wait for TIME_WAIT to clear.
+            .reuseaddr(Some(true))
             .allow_anonymous(false)
             .max_packet_size(cfg.max_packet_size)
             .max_connections(cfg.max_connections)

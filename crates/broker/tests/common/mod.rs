@@ -1,7 +1,10 @@
 //! Helpers shared by the broker tests: real third-party MQTT clients
 //! (Debian's mosquitto_sub / mosquitto_pub) driven as child processes.
 
-#![allow(dead_code)]
+// Test helpers: failing loudly is their job.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,7 +27,11 @@ pub struct Cred {
 
 impl Cred {
     pub fn new(client_id: &str, user: &str, pass: &str) -> Self {
-        Self { client_id: client_id.into(), user: user.into(), pass: pass.into() }
+        Self {
+            client_id: client_id.into(),
+            user: user.into(),
+            pass: pass.into(),
+        }
     }
 }
 
@@ -80,12 +87,16 @@ impl Sub {
         let mut cmd = Command::new("stdbuf");
         cmd.args(["-oL", "-eL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
-            .args(["-i", &cred.client_id, "-u", &cred.user, "-P", &cred.pass])
+            .args(["-i", &cred.client_id])
+            .args(credential_args(cred))
             .args(["-q", "1", "-F", "MSG %t %p", "-k", "5"]);
         for f in filters {
             cmd.args(["-t", f]);
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).kill_on_drop(true);
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         let mut child = cmd.spawn().expect("spawn mosquitto_sub");
         let (tx, rx) = mpsc::unbounded_channel();
         let stdout = child.stdout.take().expect("stdout");
@@ -144,7 +155,10 @@ impl Sub {
             match self.next(deadline).await {
                 Some(Line::Granted(codes)) => return codes,
                 Some(_) => {}
-                None => panic!("{}: no SUBACK within {WAIT:?}; output: {:#?}", self.name, self.log),
+                None => panic!(
+                    "{}: no SUBACK within {WAIT:?}; output: {:#?}",
+                    self.name, self.log
+                ),
             }
         }
     }
@@ -175,7 +189,9 @@ impl Sub {
     }
 
     pub fn has(&self, topic: &str, payload: &str) -> bool {
-        self.messages.iter().any(|(t, p)| t == topic && p == payload)
+        self.messages
+            .iter()
+            .any(|(t, p)| t == topic && p == payload)
     }
 
     pub fn has_payload(&self, payload: &str) -> bool {
@@ -195,7 +211,10 @@ impl Sub {
         let deadline = Instant::now() + WAIT;
         while !self.closed {
             if self.next(deadline).await.is_none() && !self.closed {
-                panic!("{}: still connected after {WAIT:?}; output: {:#?}", self.name, self.log);
+                panic!(
+                    "{}: still connected after {WAIT:?}; output: {:#?}",
+                    self.name, self.log
+                );
             }
         }
     }
@@ -210,13 +229,30 @@ fn parse_line(line: &str) -> Line {
         let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
         return Line::Msg(topic.to_owned(), payload.to_owned());
     }
-    if let Some(rest) = line.strip_prefix("Subscribed (mid: ") {
-        if let Some((_, codes)) = rest.split_once("): ") {
-            let codes = codes.split(", ").filter_map(|c| c.trim().parse().ok()).collect();
-            return Line::Granted(codes);
-        }
+    if let Some(rest) = line.strip_prefix("Subscribed (mid: ")
+        && let Some((_, codes)) = rest.split_once("): ")
+    {
+        let codes = codes
+            .split(", ")
+            .filter_map(|c| c.trim().parse().ok())
+            .collect();
+        return Line::Granted(codes);
     }
     Line::Other(line.to_owned())
+}
+
+/// `-u user -P pass`, or nothing for an anonymous client.
+fn credential_args(cred: &Cred) -> Vec<String> {
+    if cred.user.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            "-u".into(),
+            cred.user.clone(),
+            "-P".into(),
+            cred.pass.clone(),
+        ]
+    }
 }
 
 /// Outcome of one `mosquitto_pub` run.
@@ -233,7 +269,8 @@ pub async fn publish(port: u16, cred: &Cred, topic: &str, payload: &str) -> PubO
         Command::new("mosquitto_pub")
             .args(["-d", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
-            .args(["-i", &cred.client_id, "-u", &cred.user, "-P", &cred.pass])
+            .args(["-i", &cred.client_id])
+            .args(credential_args(cred))
             .args(["-q", "1", "-t", topic, "-m", payload])
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -255,7 +292,11 @@ pub async fn publish(port: u16, cred: &Cred, topic: &str, payload: &str) -> PubO
 /// Publishes and insists it worked.
 pub async fn publish_ok(port: u16, cred: &Cred, topic: &str, payload: &str) {
     let outcome = publish(port, cred, topic, payload).await;
-    assert!(outcome.success, "mosquitto_pub {topic} failed: {}", outcome.output);
+    assert!(
+        outcome.success,
+        "mosquitto_pub {topic} failed: {}",
+        outcome.output
+    );
 }
 
 /// Which broker the cross-device checks run against (their refusals differ).
@@ -267,85 +308,126 @@ pub enum Flavour {
     Mosquitto,
 }
 
-/// The cross-device checks, run with real third-party clients: device A tries
-/// to read and write device B's topics; B, the service user and A's own prefix
-/// are the positive controls. Returns the outcome of A's forbidden publish.
+/// The cross-device checks. Devices A and C are driven by the real third-party
+/// clients (`mosquitto_sub`, `mosquitto_pub`) and try to read and write device
+/// B's topics; B and the service user (one rumqttc connection each, publishing and
+/// subscribing like the appliance and mgmt do) are the positive controls.
+/// Returns the outcome of A's forbidden publish.
 pub async fn cross_device_checks(
     port: u16,
     flavour: Flavour,
     a: &Cred,
     b: &Cred,
+    c: &Cred,
     service: &Cred,
 ) -> PubOutcome {
-    // A device cannot subscribe to everything.
-    let (mut hash, granted) = Sub::start(port, a, &["#"]).await;
+    use client::connect;
+
+    let mut b_client = connect(port, &b.client_id, &b.user, &b.pass).await;
+    b_client.subscribe("crossline/v1/d/b/#").await;
+    let mut svc = connect(port, &service.client_id, &service.user, &service.pass).await;
+    svc.subscribe("crossline/v1/#").await;
+
+    // Device C tries everything ("#"), with its own topics as the control.
+    let (mut hash, granted) = Sub::start(port, c, &["#", "crossline/v1/d/c/#"]).await;
     match flavour {
-        Flavour::Embedded => assert_eq!(granted, vec![128], "SUBACK of A subscribing to #"),
-        Flavour::Mosquitto => assert_eq!(granted.len(), 1, "SUBACK of A subscribing to #"),
+        Flavour::Embedded => assert_eq!(granted, vec![128, 1], "SUBACK of C subscribing to #"),
+        Flavour::Mosquitto => assert_eq!(granted.len(), 2, "SUBACK of C subscribing to #"),
     }
-
-    let (mut b_sub, granted) = Sub::start(port, b, &["crossline/v1/d/b/#"]).await;
-    assert_eq!(granted, vec![1], "SUBACK of B's own subscription");
-    let (mut svc_sub, granted) = Sub::start(port, service, &["crossline/v1/#"]).await;
-    assert_eq!(granted, vec![1], "SUBACK of the service subscription");
-
-    // --- A tries to read B's events (same client id as `hash`: that session ends).
-    hash.drain();
-    assert!(hash.messages().is_empty(), "A's # saw {:?}", hash.messages());
-    hash.stop().await;
+    // Device A tries B's events, with its own topics as the control.
     let (mut spy, granted) = Sub::start(
         port,
         a,
-        &["crossline/v1/d/a/#", "crossline/v1/d/+/events", "crossline/v1/d/b/#"],
+        &[
+            "crossline/v1/d/a/#",
+            "crossline/v1/d/+/events",
+            "crossline/v1/d/b/#",
+        ],
     )
     .await;
     match flavour {
         Flavour::Embedded => assert_eq!(granted, vec![1, 128, 128], "SUBACK of A's subscriptions"),
         Flavour::Mosquitto => assert_eq!(granted.len(), 3, "SUBACK of A's subscriptions"),
     }
-    // Prove every subscription is live before the forbidden traffic.
-    publish_ok(port, service, "crossline/v1/d/a/cmd", "control-a-1").await;
-    publish_ok(port, service, "crossline/v1/d/b/cmd", "control-b-1").await;
+    // Prove the subscriptions are live before the forbidden traffic.
+    svc.publish("crossline/v1/d/a/cmd", "control-a-1", false)
+        .await;
+    svc.publish("crossline/v1/d/c/cmd", "control-c-1", false)
+        .await;
     spy.wait_for("crossline/v1/d/a/cmd", "control-a-1").await;
-    b_sub.wait_for("crossline/v1/d/b/cmd", "control-b-1").await;
-    svc_sub.wait_for("crossline/v1/d/b/cmd", "control-b-1").await;
+    hash.wait_for("crossline/v1/d/c/cmd", "control-c-1").await;
 
-    // B publishes its events: B's own subscriber and the service see them...
-    publish_ok(port, b, "crossline/v1/d/b/events", "secret-of-b").await;
-    b_sub.wait_for("crossline/v1/d/b/events", "secret-of-b").await;
-    svc_sub.wait_for("crossline/v1/d/b/events", "secret-of-b").await;
-    // ...and once a later control message reached A, B's would have too.
-    publish_ok(port, service, "crossline/v1/d/a/cmd", "control-a-2").await;
+    // B publishes its events: B itself and the service see them...
+    b_client
+        .publish("crossline/v1/d/b/events", "secret-of-b", false)
+        .await;
+    b_client
+        .expect("crossline/v1/d/b/events", "secret-of-b")
+        .await;
+    svc.expect("crossline/v1/d/b/events", "secret-of-b").await;
+    // ...and once a later control message has reached A and C, B's would have too.
+    svc.publish("crossline/v1/d/a/cmd", "control-a-2", false)
+        .await;
+    svc.publish("crossline/v1/d/c/cmd", "control-c-2", false)
+        .await;
     spy.wait_for("crossline/v1/d/a/cmd", "control-a-2").await;
+    hash.wait_for("crossline/v1/d/c/cmd", "control-c-2").await;
     spy.drain();
-    assert!(!spy.has_payload("secret-of-b"), "A read B's events: {:?}", spy.messages());
+    hash.drain();
+    assert!(
+        !spy.has_payload("secret-of-b"),
+        "A read B's events: {:?}",
+        spy.messages()
+    );
+    assert!(
+        !hash.has_payload("secret-of-b"),
+        "C read B's events: {:?}",
+        hash.messages()
+    );
     spy.stop().await;
+    hash.stop().await;
 
     // --- A tries to write into B's topics, as itself...
     let forged = publish(port, a, "crossline/v1/d/b/cmd", "forged-by-a").await;
     // ...and as a third-party client pretending to be B: A's credential, client id "b".
-    let impostor = Cred { client_id: b.client_id.clone(), ..a.clone() };
+    let impostor = Cred {
+        client_id: b.client_id.clone(),
+        ..a.clone()
+    };
     let impostor_pub = publish(port, &impostor, "crossline/v1/d/b/events", "forged-as-b").await;
     if flavour == Flavour::Embedded {
-        assert!(!impostor_pub.success, "client id b with a's credential was accepted");
+        assert!(
+            !impostor_pub.success,
+            "client id b with a's credential was accepted"
+        );
         assert!(
             impostor_pub.output.contains("not authorised"),
             "refusal reason: {}",
             impostor_pub.output
         );
     }
-    // Positive control after the forbidden traffic: it also proves B's session
+    // Positive control after the forbidden traffic; it also proves B's session
     // was not taken over by the impostor.
-    publish_ok(port, service, "crossline/v1/d/b/cmd", "control-b-2").await;
-    b_sub.wait_for("crossline/v1/d/b/cmd", "control-b-2").await;
-    svc_sub.wait_for("crossline/v1/d/b/cmd", "control-b-2").await;
-    b_sub.drain();
-    svc_sub.drain();
-    for sub in [&b_sub, &svc_sub] {
-        assert!(!sub.has_payload("forged-by-a"), "A wrote into B's topics: {:?}", sub.messages());
-        assert!(!sub.has_payload("forged-as-b"), "A posed as B: {:?}", sub.messages());
+    svc.publish("crossline/v1/d/b/cmd", "control-b-2", false)
+        .await;
+    b_client.expect("crossline/v1/d/b/cmd", "control-b-2").await;
+    svc.expect("crossline/v1/d/b/cmd", "control-b-2").await;
+    for (who, c) in [("B", &b_client), ("the service", &svc)] {
+        assert!(
+            !c.saw_payload("forged-by-a"),
+            "A wrote into B's topics, {who} saw it: {:?}",
+            c.seen
+        );
+        assert!(
+            !c.saw_payload("forged-as-b"),
+            "A posed as B, {who} saw it: {:?}",
+            c.seen
+        );
+        assert!(
+            !c.seen.iter().any(|ev| matches!(ev, client::Ev::Closed(_))),
+            "{who} lost its connection: {:?}",
+            c.seen
+        );
     }
-    b_sub.stop().await;
-    svc_sub.stop().await;
     forged
 }

@@ -16,8 +16,8 @@ use crate::parser::{self, Class, Context, Final, Frame, Splitter, Urc};
 
 /// Anything the engine can talk AT over: a serial port, a PTY, a TCP socket,
 /// an in-memory duplex in tests.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
 
 /// An open connection to a modem.
 pub type Transport = Box<dyn Io>;
@@ -62,6 +62,8 @@ pub struct Command {
     pub pdu: Option<String>,
     /// ATD/ATA: NO CARRIER/BUSY/NO ANSWER end this command.
     pub call: bool,
+    /// Keep the command text out of logs (AT+CPIN="<pin>").
+    pub redact: bool,
 }
 
 impl Command {
@@ -72,6 +74,7 @@ impl Command {
             timeout,
             pdu: None,
             call: false,
+            redact: false,
         }
     }
     pub fn prefixes(mut self, p: &'static [&'static str]) -> Self {
@@ -121,6 +124,7 @@ pub struct AtEngine {
     urcs: VecDeque<Urc>,
     buf: Vec<u8>,
     garbage: u64,
+    quiet: bool,
 }
 
 impl AtEngine {
@@ -133,6 +137,7 @@ impl AtEngine {
             urcs: VecDeque::new(),
             buf: vec![0; 1024],
             garbage: 0,
+            quiet: false,
         }
     }
 
@@ -212,7 +217,9 @@ impl AtEngine {
             });
         }
         let data = self.buf.get(..n).unwrap_or_default().to_vec();
-        trace!(port = %self.port, bytes = ?String::from_utf8_lossy(&data), "rx");
+        if !self.quiet {
+            trace!(port = %self.port, bytes = ?String::from_utf8_lossy(&data), "rx");
+        }
         self.splitter.push(&data);
         self.drain_idle();
         Ok(())
@@ -248,7 +255,9 @@ impl AtEngine {
         deadline: Instant,
         command: &str,
     ) -> Result<(), AtError> {
-        trace!(port = %self.port, bytes = ?String::from_utf8_lossy(data), "tx");
+        if !self.quiet {
+            trace!(port = %self.port, bytes = ?String::from_utf8_lossy(data), "tx");
+        }
         let fut = async {
             self.io.write_all(data).await?;
             self.io.flush().await
@@ -268,10 +277,25 @@ impl AtEngine {
     /// arriving meanwhile are queued (see [`AtEngine::take_urc`]); they never
     /// extend the deadline.
     pub async fn run(&mut self, cmd: &Command) -> Result<Response, AtError> {
+        let quiet = std::mem::replace(&mut self.quiet, cmd.redact);
+        let r = self.run_inner(cmd).await;
+        self.quiet = quiet;
+        if cmd.redact {
+            return r.map_err(AtError::redacted);
+        }
+        r
+    }
+
+    async fn run_inner(&mut self, cmd: &Command) -> Result<Response, AtError> {
         self.drain_idle();
         let started = Instant::now();
         let deadline = started + cmd.timeout;
-        debug!(port = %self.port, command = %cmd.text, "at");
+        let shown = if cmd.redact {
+            "<redacted>"
+        } else {
+            cmd.text.as_str()
+        };
+        debug!(port = %self.port, command = %shown, "at");
         let mut line = cmd.text.clone().into_bytes();
         line.push(b'\r');
         self.write(&line, deadline, &cmd.text).await?;
@@ -365,7 +389,9 @@ impl AtEngine {
                 }
                 Ok(Ok(n)) => {
                     let data = self.buf.get(..n).unwrap_or_default().to_vec();
-                    trace!(port = %self.port, bytes = ?String::from_utf8_lossy(&data), "rx");
+                    if !self.quiet {
+                        trace!(port = %self.port, bytes = ?String::from_utf8_lossy(&data), "rx");
+                    }
                     self.splitter.push(&data);
                 }
             }

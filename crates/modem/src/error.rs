@@ -290,6 +290,41 @@ impl AtError {
         matches!(self, AtError::Io { .. } | AtError::Closed { .. })
     }
 
+    /// The same error with the command text replaced (it held a secret).
+    pub fn redacted(self) -> Self {
+        let r = || "<redacted>".to_string();
+        match self {
+            AtError::Timeout { port, after, .. } => AtError::Timeout {
+                port,
+                command: r(),
+                after,
+            },
+            AtError::Cme { port, error, .. } => AtError::Cme {
+                port,
+                command: r(),
+                error,
+            },
+            AtError::Cms { port, error, .. } => AtError::Cms {
+                port,
+                command: r(),
+                error,
+            },
+            AtError::Error { port, .. } => AtError::Error { port, command: r() },
+            AtError::CallResult { port, result, .. } => AtError::CallResult {
+                port,
+                command: r(),
+                result,
+            },
+            AtError::Ambiguous { port, reason, .. } => AtError::Ambiguous {
+                port,
+                command: r(),
+                reason,
+            },
+            AtError::NoPrompt { port, .. } => AtError::NoPrompt { port, command: r() },
+            other => other,
+        }
+    }
+
     /// The +CMS ERROR code, if this is one.
     pub fn cms_code(&self) -> Option<u16> {
         match self {

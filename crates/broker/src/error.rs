@@ -38,6 +38,11 @@ pub enum MosquittoConfError {
         "mosquitto config: service user {0:?} has no secret in the user list; add (user, secret) for it"
     )]
     ServiceWithoutSecret(String),
+    /// A stored hash is not a Mosquitto `$7$` hash.
+    #[error(
+        "mosquitto config: the stored hash of user {0:?} is not a Mosquitto $7$ (PBKDF2-SHA512) hash; reset that credential"
+    )]
+    BadHash(String),
     /// A secret is empty.
     #[error("mosquitto config: user {0:?} has an empty secret; Mosquitto would refuse it")]
     EmptySecret(String),

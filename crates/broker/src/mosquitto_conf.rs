@@ -63,7 +63,9 @@ pub struct MosquittoFiles {
 /// `service_users` are service users (mgmt: all of `crossline/v1/#`), every other
 /// user is a device and its username must be a device id (`[a-z0-9_-]{1,64}`).
 /// Service user names may use `[A-Za-z0-9_.-]`. Existing files are replaced; the
-/// password and ACL files are created with mode 0600.
+/// password and ACL files are created with mode 0600, so they must belong to the
+/// user Mosquitto runs as (started as root, Debian's mosquitto switches to the
+/// `mosquitto` user before reading them).
 pub fn render<U, S>(
     dir: &Path,
     listen_port: u16,
@@ -74,9 +76,49 @@ where
     U: AsRef<str>,
     S: AsRef<[u8]>,
 {
-    let mut seen = std::collections::HashSet::new();
+    let mut lines = Vec::with_capacity(users.len());
     for (user, secret) in users {
         let user = user.as_ref();
+        if secret.as_ref().is_empty() {
+            return Err(MosquittoConfError::EmptySecret(user.to_owned()));
+        }
+        lines.push((user, hash_secret(secret.as_ref())?));
+    }
+    write_all(dir, listen_port, &lines, service_users)
+}
+
+/// Like [`render`], from stored `$7$` hashes (as [`hash_secret`] makes them)
+/// instead of secrets: mgmt keeps only hashes in its registry.
+pub fn render_hashed<U, H>(
+    dir: &Path,
+    listen_port: u16,
+    users: &[(U, H)],
+    service_users: &[&str],
+) -> Result<MosquittoFiles, MosquittoConfError>
+where
+    U: AsRef<str>,
+    H: AsRef<str>,
+{
+    let mut lines = Vec::with_capacity(users.len());
+    for (user, hash) in users {
+        let (user, hash) = (user.as_ref(), hash.as_ref());
+        if Pbkdf2Hash::parse(hash).is_none() {
+            return Err(MosquittoConfError::BadHash(user.to_owned()));
+        }
+        lines.push((user, hash.to_owned()));
+    }
+    write_all(dir, listen_port, &lines, service_users)
+}
+
+fn write_all(
+    dir: &Path,
+    listen_port: u16,
+    users: &[(&str, String)],
+    service_users: &[&str],
+) -> Result<MosquittoFiles, MosquittoConfError> {
+    let mut seen = std::collections::HashSet::new();
+    for (user, _) in users {
+        let user = *user;
         if !seen.insert(user) {
             return Err(MosquittoConfError::DuplicateUser(user.to_owned()));
         }
@@ -87,9 +129,6 @@ where
                 username: user.to_owned(),
                 why: "a device user name must match [a-z0-9_-]{1,64} (or list it as a service user)",
             });
-        }
-        if secret.as_ref().is_empty() {
-            return Err(MosquittoConfError::EmptySecret(user.to_owned()));
         }
     }
     for service in service_users {
@@ -107,9 +146,8 @@ where
     };
 
     let mut passwd = String::new();
-    for (user, secret) in users {
-        passwd.push_str(&password_line(user.as_ref(), secret.as_ref())?);
-        passwd.push('\n');
+    for (user, hash) in users {
+        passwd.push_str(&format!("{user}:{hash}\n"));
     }
 
     let mut acl = String::from(
@@ -159,16 +197,19 @@ where
     Ok(files)
 }
 
-/// One password file line `username:$7$iterations$salt$hash` with a fresh salt.
-pub fn password_line(username: &str, secret: &[u8]) -> Result<String, MosquittoConfError> {
+/// A new `$7$` hash of `secret` with a fresh random salt and
+/// [`PBKDF2_ITERATIONS`], the value a password file line holds after `user:`.
+pub fn hash_secret(secret: &[u8]) -> Result<String, MosquittoConfError> {
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::OsRng
         .try_fill_bytes(&mut salt)
         .map_err(|e| MosquittoConfError::Random(e.to_string()))?;
-    Ok(format!(
-        "{username}:{}",
-        hash_password(secret, &salt, PBKDF2_ITERATIONS)
-    ))
+    Ok(hash_password(secret, &salt, PBKDF2_ITERATIONS))
+}
+
+/// One password file line `username:$7$iterations$salt$hash` with a fresh salt.
+pub fn password_line(username: &str, secret: &[u8]) -> Result<String, MosquittoConfError> {
+    Ok(format!("{username}:{}", hash_secret(secret)?))
 }
 
 /// Mosquitto's `$7$` hash: `$7$<iterations>$<base64 salt>$<base64 PBKDF2-HMAC-SHA512>`.
@@ -180,6 +221,51 @@ pub fn hash_password(secret: &[u8], salt: &[u8], iterations: u32) -> String {
         STANDARD.encode(salt),
         STANDARD.encode(key)
     )
+}
+
+/// Does `secret` match a stored `$7$` hash (ours or `mosquitto_passwd`'s)?
+/// False for anything malformed, including an iteration count above
+/// [`MAX_ITERATIONS`] (a stored value must not make a CONNECT arbitrarily slow).
+pub fn verify_secret(hash: &str, secret: &[u8]) -> bool {
+    let Some(parsed) = Pbkdf2Hash::parse(hash) else {
+        return false;
+    };
+    let mut key = [0u8; KEY_LEN];
+    pbkdf2::pbkdf2_hmac::<Sha512>(secret, &parsed.salt, parsed.iterations, &mut key);
+    crate::auth::constant_time_eq(&key, &parsed.key)
+}
+
+/// Highest iteration count [`verify_secret`] accepts.
+pub const MAX_ITERATIONS: u32 = 1_000_000;
+
+struct Pbkdf2Hash {
+    iterations: u32,
+    salt: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl Pbkdf2Hash {
+    fn parse(hash: &str) -> Option<Self> {
+        let rest = hash.strip_prefix("$7$")?;
+        let mut parts = rest.split('$');
+        let iterations: u32 = parts.next()?.parse().ok()?;
+        let salt = parts.next()?;
+        let key = parts.next()?;
+        if parts.next().is_some() || iterations == 0 || iterations > MAX_ITERATIONS {
+            return None;
+        }
+        // Bounded before decoding: a salt is 12 bytes, a key 64 (base64: 16, 88).
+        if salt.len() > 64 || key.len() != 88 {
+            return None;
+        }
+        let salt = STANDARD.decode(salt).ok()?;
+        let key = STANDARD.decode(key).ok()?;
+        (!salt.is_empty() && key.len() == KEY_LEN).then_some(Self {
+            iterations,
+            salt,
+            key,
+        })
+    }
 }
 
 fn check_service_user(user: &str) -> Result<(), MosquittoConfError> {
@@ -237,6 +323,48 @@ mod tests {
         let salt = STANDARD.decode("h2f19iYpXuUV22x6").unwrap();
         assert_eq!(hash_password(b"secret", &salt, 101), FROM_MOSQUITTO_PASSWD);
         assert_ne!(hash_password(b"secreT", &salt, 101), FROM_MOSQUITTO_PASSWD);
+    }
+
+    #[test]
+    fn verifies_our_hashes_and_mosquitto_passwd_ones() {
+        assert!(verify_secret(FROM_MOSQUITTO_PASSWD, b"secret"));
+        assert!(!verify_secret(FROM_MOSQUITTO_PASSWD, b"secreT"));
+        let ours = hash_secret(b"s3").unwrap();
+        assert!(verify_secret(&ours, b"s3"));
+        assert!(!verify_secret(&ours, b"s4"));
+        for bad in [
+            "",
+            "$6$abc",
+            "$7$0$h2f19iYpXuUV22x6$B16GdE4TjhszwVY2NIoVADGhk/pH3YZY+uHH6v6SmR8WfX2qU38iHDbwigD8HVdScCF315v3wURLVH9iuIROvA==",
+            "$7$99999999$h2f19iYpXuUV22x6$B16GdE4TjhszwVY2NIoVADGhk/pH3YZY+uHH6v6SmR8WfX2qU38iHDbwigD8HVdScCF315v3wURLVH9iuIROvA==",
+            "$7$101$h2f19iYpXuUV22x6$short",
+            "$7$101$$B16GdE4TjhszwVY2NIoVADGhk/pH3YZY+uHH6v6SmR8WfX2qU38iHDbwigD8HVdScCF315v3wURLVH9iuIROvA==",
+            "$7$101$h2f19iYpXuUV22x6$B16GdE4TjhszwVY2NIoVADGhk/pH3YZY+uHH6v6SmR8WfX2qU38iHDbwigD8HVdScCF315v3wURLVH9iuIROvA==$x",
+        ] {
+            assert!(!verify_secret(bad, b"secret"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn renders_from_stored_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = hash_secret(b"d").unwrap();
+        let files = render_hashed(dir.path(), 1, &[("dev-1", hash.as_str())], &[]).unwrap();
+        let passwd = std::fs::read_to_string(&files.password_file).unwrap();
+        assert_eq!(passwd, format!("dev-1:{hash}\n"));
+        assert!(matches!(
+            render_hashed(dir.path(), 1, &[("dev-1", "plain")], &[]),
+            Err(MosquittoConfError::BadHash(_))
+        ));
+        assert!(matches!(
+            render_hashed(
+                dir.path(),
+                1,
+                &[("dev-1", format!("{hash}\nx:y").as_str())],
+                &[]
+            ),
+            Err(MosquittoConfError::BadHash(_))
+        ));
     }
 
     #[test]

@@ -1,1 +1,217 @@
-fn main() {}
+//! `crossline-sim`: run simulated hardware by hand.
+//!
+//! `crossline-sim modem --link ./ttyMODEM` serves a simulated modem on a PTY
+//! and reads simple commands from stdin (`help` lists them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crossline_sim::{DialOutcome, Profile, Registration, SimConfig, SimModem};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[derive(Parser)]
+#[command(
+    name = "crossline-sim",
+    version,
+    about = "Simulated hardware for Crossline tests and demos"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a simulated GSM modem on a pseudo-terminal.
+    Modem {
+        /// Symlink to create for the PTY slave (open this path as the serial device).
+        #[arg(long, default_value = "./ttyMODEM")]
+        link: PathBuf,
+        /// quectel-ec25, sim7600, sim800 or huawei-e173.
+        #[arg(long, default_value = "quectel-ec25")]
+        profile: Profile,
+        /// Lock the SIM with this PIN.
+        #[arg(long)]
+        pin: Option<String>,
+        /// Print every AT command the driver sends.
+        #[arg(long)]
+        show_commands: bool,
+    },
+}
+
+const HELP: &str = "\
+commands:
+  sms <from> <text...>     an SMS arrives (e.g. sms +380501234567 Привіт)
+  pdu <hex>                a raw PDU arrives (with SMSC block)
+  call <from>              an incoming call rings
+  hangup                   the other party hangs up
+  answer                   the callee answers an outgoing call (dial manual)
+  dial answer|busy|noanswer|nocarrier|manual   outcome of later ATD calls
+  ussd <text>              the network's answer to USSD requests
+  reg home|roaming|searching|denied|none       network registration
+  signal <0-31|99>         signal strength
+  delay <ms>               delay every response
+  fail <AT prefix> <final line>   next matching command fails
+  hang <AT prefix>         next matching command gets no answer
+  garbage <text>           write raw text to the line
+  urc <line>               send an unsolicited line
+  unplug | replug          pull / reinsert the modem
+  sent | stored | calls | commands   show what happened
+  quit";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Modem {
+            link,
+            profile,
+            pin,
+            show_commands,
+        } => run_modem(link, profile, pin, show_commands).await,
+    }
+}
+
+async fn run_modem(
+    link: PathBuf,
+    profile: Profile,
+    pin: Option<String>,
+    show_commands: bool,
+) -> anyhow::Result<()> {
+    let modem = SimModem::spawn(SimConfig {
+        profile,
+        link: Some(link.clone()),
+        pin,
+        ..SimConfig::default()
+    })
+    .await
+    .with_context(|| format!("starting the simulated modem at {}", link.display()))?;
+    println!(
+        "simulated {profile} modem at {} (type `help`)",
+        modem.link().display()
+    );
+    if show_commands {
+        let m = modem.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let r = m
+                    .wait_until("a command", Duration::from_secs(3600), |m| {
+                        m.commands().len() > seen
+                    })
+                    .await;
+                if matches!(r, Err(crossline_sim::Error::Stopped)) {
+                    return;
+                }
+                let cmds = m.commands();
+                for c in cmds.get(seen..).unwrap_or_default() {
+                    println!("<< {c}");
+                }
+                seen = cmds.len();
+            }
+        });
+    }
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => l.context("reading stdin")?,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let Some(line) = line else { break };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "quit" || line == "exit" {
+            break;
+        }
+        if let Err(e) = execute(&modem, line).await {
+            println!("error: {e:#}");
+        }
+    }
+    modem.shutdown().await;
+    Ok(())
+}
+
+async fn execute(modem: &SimModem, line: &str) -> anyhow::Result<()> {
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    match word {
+        "help" | "?" => println!("{HELP}"),
+        "sms" => {
+            let (from, text) = rest
+                .split_once(' ')
+                .context("usage: sms <from> <text...>")?;
+            let n = modem.inject_sms(from, text)?;
+            println!("delivered in {n} part(s)");
+        }
+        "pdu" => modem.inject_pdu(rest)?,
+        "call" => modem.inject_call(rest),
+        "hangup" => modem.remote_hangup(),
+        "answer" => modem.remote_answer(),
+        "dial" => modem.set_dial_outcome(match rest {
+            "answer" => DialOutcome::Answer,
+            "busy" => DialOutcome::Busy,
+            "noanswer" => DialOutcome::NoAnswer,
+            "nocarrier" => DialOutcome::NoCarrier,
+            "manual" => DialOutcome::Manual,
+            _ => anyhow::bail!("usage: dial answer|busy|noanswer|nocarrier|manual"),
+        }),
+        "ussd" => modem.set_ussd_reply(rest),
+        "reg" => modem.set_registration(match rest {
+            "home" => Registration::Home,
+            "roaming" => Registration::Roaming,
+            "searching" => Registration::Searching,
+            "denied" => Registration::Denied,
+            "none" => Registration::NotRegistered,
+            _ => anyhow::bail!("usage: reg home|roaming|searching|denied|none"),
+        }),
+        "signal" => modem.set_signal(rest.parse().context("usage: signal <0-31|99>")?),
+        "delay" => modem.set_delay(Duration::from_millis(
+            rest.parse().context("usage: delay <ms>")?,
+        )),
+        "fail" => {
+            let (prefix, fin) = rest
+                .split_once(' ')
+                .context("usage: fail <AT prefix> <final line>")?;
+            modem.fail_next(prefix, fin);
+        }
+        "hang" => modem.hang_next(rest),
+        "garbage" => modem.inject_garbage(rest.as_bytes()),
+        "urc" => modem.inject_urc(rest),
+        "unplug" => modem.unplug().await?,
+        "replug" => modem.replug().await?,
+        "sent" => {
+            for m in modem.sent() {
+                let state = if m.complete { "" } else { " (incomplete)" };
+                println!("to {}{state}: {}", m.to, m.text);
+            }
+        }
+        "stored" => {
+            for s in modem.stored() {
+                println!("{} {} {:?} {}", s.mem, s.index, s.status, s.pdu);
+            }
+        }
+        "calls" => {
+            for c in modem.calls() {
+                println!("{c:?}");
+            }
+        }
+        "commands" => {
+            for c in modem.commands() {
+                println!("{c}");
+            }
+        }
+        other => anyhow::bail!("unknown command {other:?}; type `help`"),
+    }
+    Ok(())
+}

@@ -71,7 +71,11 @@ impl SimModem {
                 (dir.path().join("ttyMODEM"), Some(dir))
             }
         };
-        let link = Link { path, _dir: dir };
+        let mut link = Link {
+            path,
+            target: None,
+            _dir: dir,
+        };
         let pty = pty::Pty::open()?;
         link.point(pty.slave_path())?;
         let mut core = Core::new(config);

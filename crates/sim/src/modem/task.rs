@@ -32,12 +32,14 @@ pub(crate) fn lock(core: &Mutex<Core>) -> MutexGuard<'_, Core> {
 /// The symlink the driver opens; removed (with its temp dir) when dropped.
 pub(crate) struct Link {
     pub(crate) path: PathBuf,
+    /// The slave device the link points at while plugged in.
+    pub(crate) target: Option<PathBuf>,
     pub(crate) _dir: Option<tempfile::TempDir>,
 }
 
 impl Link {
     /// Points the link at `target`, atomically replacing an old link.
-    pub(crate) fn point(&self, target: &Path) -> Result<(), Error> {
+    pub(crate) fn point(&mut self, target: &Path) -> Result<(), Error> {
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(format!(".tmp{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
@@ -49,11 +51,19 @@ impl Link {
         std::fs::rename(&tmp, &self.path).map_err(|source| Error::Link {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        self.target = Some(target.to_path_buf());
+        Ok(())
     }
 
-    pub(crate) fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
+    /// Removes the link, unless someone else (another simulator) has
+    /// re-pointed it meanwhile.
+    pub(crate) fn remove(&mut self) {
+        if let Some(target) = self.target.take()
+            && std::fs::read_link(&self.path).is_ok_and(|t| t == target)
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

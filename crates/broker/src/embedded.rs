@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,6 +38,8 @@ pub struct BrokerConfig {
     pub max_retained: usize,
     /// Most messages queued for one slow or offline (persistent-session) client.
     pub max_queued_per_client: usize,
+    /// Most subscriptions one client may hold; beyond it a SUBSCRIBE fails.
+    pub max_subscriptions_per_client: usize,
     /// How long a client has to send CONNECT after opening the connection.
     pub handshake_timeout: Duration,
 }
@@ -51,6 +52,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             max_retained: 100_000,
             max_queued_per_client: 1_000,
+            max_subscriptions_per_client: 100,
             handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -114,6 +116,8 @@ impl Broker {
             .max_packet_size(cfg.max_packet_size)
             .max_connections(cfg.max_connections)
             .max_mqueue_len(cfg.max_queued_per_client)
+            .max_subscriptions(cfg.max_subscriptions_per_client)
+            .max_clientid_len(256)
             .handshake_timeout(cfg.handshake_timeout)
             // No default expiry: retained presence and config stay until replaced
             // (an MQTT 5 message expiry property is still honoured).
@@ -442,8 +446,6 @@ impl RetainStorage for BoundedRetain {
     }
 
     async fn get(&self, topic_filter: &TopicFilter) -> rmqtt::Result<Vec<(TopicName, Retain)>> {
-        // Validate first: a malformed filter must not reach the tree.
-        rmqtt::topic::Topic::from_str(topic_filter)?;
         self.inner.get_message(topic_filter).await
     }
 

@@ -257,6 +257,29 @@ async fn shutdown_closes_sessions_and_frees_the_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_per_client_are_bounded() {
+    let cfg = BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_subscriptions_per_client: 2,
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::start(cfg, Arc::new(credentials())).await.unwrap();
+    let mut a = connect(broker.local_addr().port(), "a", "a", "secret-a").await;
+    let granted = SubscribeReasonCode::Success(QoS::AtLeastOnce);
+    assert_eq!(a.subscribe("crossline/v1/d/a/cmd").await, granted);
+    assert_eq!(a.subscribe("crossline/v1/d/a/ack").await, granted);
+    assert_eq!(
+        a.subscribe("crossline/v1/d/a/config").await,
+        SubscribeReasonCode::Failure
+    );
+    // The connection stays usable.
+    a.publish("crossline/v1/d/a/cmd", "still-works", false)
+        .await;
+    a.expect("crossline/v1/d/a/cmd", "still-works").await;
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let cfg = BrokerConfig {

@@ -9,6 +9,30 @@
 //!
 //! Parsing never panics and never indexes out of bounds: every malformed input
 //! is a [`PduError`] naming the field and the octet offset at fault.
+//!
+//! ```
+//! use crossline_pdu::{Address, Direction, Pdu, SubmitOptions, decode, decode_hex, encode_submit};
+//!
+//! // +CMT / AT+CMGR give the PDU with the SMSC block
+//! let pdu = decode_hex(
+//!     "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37",
+//!     Direction::MobileTerminated,
+//!     true,
+//! )?;
+//! let Pdu::Deliver(d) = pdu else { unreachable!() };
+//! assert_eq!(d.text, "hellohello");
+//! assert_eq!(d.timestamp.to_rfc3339(), "1999-03-29T15:16:59+02:00");
+//!
+//! // AT+CMGS=<tpdu_len>, then part.hex() and Ctrl-Z after the "> " prompt
+//! let to = Address::parse("+380501234567")?;
+//! let parts = encode_submit(&to, "Привіт, як справи?", &SubmitOptions::default())?;
+//! assert_eq!(parts.len(), 1);
+//! let Pdu::Submit(s) = decode(&parts[0].bytes, Direction::MobileOriginated, true)? else {
+//!     unreachable!()
+//! };
+//! assert_eq!(s.text, "Привіт, як справи?");
+//! # Ok::<(), crossline_pdu::PduError>(())
+//! ```
 #![deny(clippy::indexing_slicing)]
 #![deny(missing_docs)]
 

@@ -67,11 +67,33 @@ fn address() -> impl Strategy<Value = Address> {
             kind: AddressKind::National,
             value: d
         }),
-        "[A-Za-z0-9 @£$_.-]{1,11}".prop_map(|v| Address {
+        // A name ending in '@' at exactly 8 septets is read as padding (see README).
+        "[A-Za-z0-9 @£$_.-]{0,10}[A-Za-z0-9 £$_.-]".prop_map(|v| Address {
             kind: AddressKind::Alphanumeric,
             value: v
         }),
     ]
+}
+
+/// 256 cases from a fixed seed, so every run checks the same inputs; set
+/// `PROPTEST_RNG_SEED` (and `PROPTEST_CASES`) to explore others.
+fn config() -> ProptestConfig {
+    let base = ProptestConfig::default();
+    let rng_seed = match base.rng_seed {
+        proptest::test_runner::RngSeed::Random => {
+            proptest::test_runner::RngSeed::Fixed(0x0005_EED5_u64)
+        }
+        fixed => fixed,
+    };
+    ProptestConfig {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            base.cases
+        } else {
+            256
+        },
+        rng_seed,
+        ..base
+    }
 }
 
 fn submit_of(part: &EncodedPart) -> Submit {
@@ -89,7 +111,7 @@ fn deliver_of(part: &EncodedPart) -> Deliver {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn submit_parts_decode_and_join_to_the_original(

@@ -168,3 +168,68 @@ async fn profiles_differ() {
         assert!(c.cmd("AT+CGMI").await.contains(p.manufacturer()), "{p}");
     }
 }
+
+#[tokio::test]
+async fn dropping_the_last_handle_removes_the_link() {
+    fn assert_clone_send<T: Clone + Send + Sync + 'static>() {}
+    assert_clone_send::<SimModem>();
+    let m = SimModem::spawn(SimConfig::default()).await.unwrap();
+    let link = m.link().to_path_buf();
+    let copy = m.clone();
+    drop(m);
+    assert!(link.exists(), "a clone keeps it alive");
+    drop(copy);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::symlink_metadata(&link).is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "link still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn quectel_urcs_need_the_urc_port_when_configured() {
+    let (m, mut c) = modem(SimConfig {
+        urc_port_needs_setup: true,
+        ..SimConfig::default()
+    })
+    .await;
+    c.cmd("ATE0").await;
+    m.inject_sms("+380501234567", "first").unwrap();
+    assert!(
+        c.try_expect("+CMTI", Duration::from_millis(300))
+            .await
+            .is_none(),
+        "URC went to another port"
+    );
+    assert_eq!(m.stored().len(), 1, "stored anyway");
+    c.cmd("AT+QURCCFG=\"urcport\",\"usbat\"").await;
+    m.inject_sms("+380501234567", "second").unwrap();
+    c.expect("+CMTI: \"SM\",1").await;
+}
+
+#[tokio::test]
+async fn huawei_noise_urcs() {
+    let (_m, mut c) = modem(SimConfig {
+        profile: Profile::HuaweiE173,
+        noise_interval: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .await;
+    c.expect("^RSSI:").await;
+    c.expect("^BOOT:").await;
+    assert!(c.cmd("ATE0").await.ends_with("OK\r\n"));
+}
+
+#[tokio::test]
+async fn cnmi_ds1_quirk() {
+    let (_m, mut c) = modem(SimConfig {
+        cnmi_rejects_ds1: true,
+        ..SimConfig::default()
+    })
+    .await;
+    c.cmd("ATE0").await;
+    assert!(c.cmd("AT+CNMI=?").await.contains("(0-2),(0-3),(0,2),(0-2)"));
+    assert!(c.cmd("AT+CNMI=2,1,2,1,0").await.contains("+CMS ERROR: 303"));
+    assert!(c.cmd("AT+CNMI=2,1,2,2,0").await.ends_with("OK\r\n"));
+    assert!(c.cmd("AT+CNMI?").await.contains("+CNMI: 2,1,2,2,0"));
+}

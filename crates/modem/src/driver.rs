@@ -906,9 +906,11 @@ impl Driver {
             Err(_) => None,
         };
         let candidates: &[[u8; 5]] = match self.delivery() {
+            // ds=2 first: status reports stored too (+CDSI) survive a
+            // restart; then the ModemManager chain.
             Delivery::Stored => &[
-                [2, 1, 2, 1, 0],
                 [2, 1, 2, 2, 0],
+                [2, 1, 2, 1, 0],
                 [2, 1, 2, 0, 0],
                 [2, 1, 0, 1, 0],
                 [2, 1, 0, 2, 0],
@@ -1231,6 +1233,11 @@ impl Driver {
                     self.next_reinit = Some(Instant::now() + Duration::from_secs(1));
                 }
             }
+            Urc::Qind(s) if s.contains("SMS DONE") => {
+                if !self.ready {
+                    self.next_reinit = Some(Instant::now());
+                }
+            }
             Urc::SmsDone => {
                 if !self.ready {
                     self.next_reinit = Some(Instant::now());
@@ -1409,6 +1416,9 @@ impl Driver {
         let mut mems: BTreeSet<String> = self.mems_seen.clone();
         mems.insert(self.storage()[0].clone());
         mems.insert(self.storage()[2].clone());
+        if let Some(m) = self.spec.status_report_memory {
+            mems.insert(m.to_string());
+        }
         let mut found = 0;
         for mem in mems {
             if self.dead.is_some() {

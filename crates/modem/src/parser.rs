@@ -382,7 +382,8 @@ pub fn known_urc(line: &str) -> Option<Urc> {
         "POWERED DOWN" | "NORMAL POWER DOWN" => return Some(Urc::PoweredDown),
         "VOICE CALL: BEGIN" => return Some(Urc::VoiceCallBegin),
         "PB DONE" => return Some(Urc::PbDone),
-        "SMS DONE" => return Some(Urc::SmsDone),
+        "SMS DONE" | "SMS Ready" => return Some(Urc::SmsDone),
+        "Call Ready" => return Some(Urc::PbDone),
         _ => {}
     }
     if line.starts_with("UNDER-VOLTAGE") {

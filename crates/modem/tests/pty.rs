@@ -1,0 +1,614 @@
+//! The driver against the simulated modem over a real PTY.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Rig, WAIT, long_cyrillic, start, test_config};
+use crossline_modem::{
+    CallEnd, CallEvent, IncomingSms, ModemEvent, RegStatus, SendError, SendOptions, SimState,
+};
+use crossline_pdu::DeliveryOutcome;
+use crossline_sim::{CallState, Registration, SimConfig};
+
+fn sms(e: ModemEvent) -> IncomingSms {
+    match e {
+        ModemEvent::Sms(s) => s,
+        other => panic!("not an SMS: {other:?}"),
+    }
+}
+
+async fn wait_sms(rig: &mut Rig) -> IncomingSms {
+    sms(rig
+        .wait_for("an SMS", |e| matches!(e, ModemEvent::Sms(_)))
+        .await)
+}
+
+#[tokio::test]
+async fn probe_reports_identity_sim_network_and_signal() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.set_signal(20);
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.manufacturer.as_deref(), Some("Quectel"));
+    assert_eq!(info.model.as_deref(), Some("EC25"));
+    assert_eq!(info.imei.as_deref(), Some("861234051234567"));
+    assert_eq!(info.iccid.as_deref(), Some("89380031234567890123"));
+    assert_eq!(info.imsi.as_deref(), Some("255031234567890"));
+    assert_eq!(info.operator.as_deref(), Some("Kyivstar"));
+    assert_eq!(info.sim, SimState::Ready);
+    assert_eq!(info.registration, RegStatus::Home);
+    assert_eq!(info.signal_dbm, Some(-73));
+    assert_eq!(info.signal_bars, 4);
+    assert!(info.cnmi.is_some());
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["sim"]["state"], "ready");
+    let _ = rig.drain_for(Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn cyrillic_multipart_via_cmti_stays_on_sim_until_confirmed() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    let text = long_cyrillic();
+    assert_eq!(rig.sim.inject_sms("+380501234567", &text).unwrap(), 4);
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, text);
+    assert_eq!(m.sender, "+380501234567");
+    assert_eq!(m.parts, 4);
+    assert!(!m.incomplete);
+    assert_eq!(m.receipt.locations.len(), 4);
+    // Not confirmed yet: every part is still stored.
+    assert_eq!(rig.sim.stored().len(), 4);
+    rig.modem.confirm(m.receipt.clone()).await.unwrap();
+    assert!(rig.sim.stored().is_empty());
+}
+
+#[tokio::test]
+async fn cyrillic_multipart_via_cmt_with_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gsm0.json");
+    let st = state.clone();
+    let mut rig = Rig::new(SimConfig::default(), move |c| {
+        c.delivery = Some(crossline_modem::Delivery::Direct);
+        c.state_file = Some(st);
+    })
+    .await;
+    let text = long_cyrillic();
+    rig.sim.inject_sms("+380501234567", &text).unwrap();
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, text);
+    assert!(m.receipt.locations.is_empty());
+    assert_eq!(m.receipt.direct_parts.len(), 4);
+    // Acknowledged with AT+CNMA: nothing was stored on the SIM.
+    assert!(rig.sim.commands().iter().any(|c| c == "AT+CNMA"));
+    assert!(rig.sim.stored().is_empty());
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(saved.matches("\"pdu\"").count(), 4);
+    rig.modem.confirm(m.receipt).await.unwrap();
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(saved.matches("\"pdu\"").count(), 0);
+    // No redelivery (the network got its acknowledgements).
+    let later = rig.drain_for(Duration::from_millis(500)).await;
+    assert!(
+        !later.iter().any(|e| matches!(e, ModemEvent::Sms(_))),
+        "{later:?}"
+    );
+}
+
+#[tokio::test]
+async fn direct_parts_survive_a_driver_restart_through_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("gsm0.json");
+    let sim = common::sim(SimConfig::default()).await;
+    let mut cfg = test_config(&sim);
+    cfg.delivery = Some(crossline_modem::Delivery::Direct);
+    cfg.state_file = Some(state.clone());
+    let parts = crossline_pdu::encode_deliver(
+        &crossline_pdu::Address::parse("+380501234567").unwrap(),
+        &long_cyrillic(),
+        &crossline_pdu::Timestamp {
+            year: 2026,
+            month: 11,
+            day: 23,
+            hour: 10,
+            minute: 0,
+            second: 0,
+            tz_quarter_hours: 8,
+        },
+        77,
+        false,
+    )
+    .unwrap();
+    let (modem, events) = start(&sim, cfg.clone());
+    let mut rig = Rig {
+        sim,
+        modem,
+        events,
+        seen: vec![],
+    };
+    rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
+        .await;
+    rig.sim.inject_pdu(&parts[0].hex()).unwrap();
+    rig.sim.inject_pdu(&parts[1].hex()).unwrap();
+    rig.sim
+        .wait_until("two +CMT acknowledged", WAIT, |s| {
+            s.commands().iter().filter(|c| *c == "AT+CNMA").count() >= 2
+        })
+        .await
+        .unwrap();
+    rig.modem.shutdown().await;
+    // Restart: the two parts come back from the file, the rest from the network.
+    let (modem, events) = start(&rig.sim, cfg);
+    rig.modem = modem;
+    rig.events = events;
+    rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
+        .await;
+    rig.sim.inject_pdu(&parts[2].hex()).unwrap();
+    rig.sim.inject_pdu(&parts[3].hex()).unwrap();
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, long_cyrillic());
+    assert!(!m.incomplete);
+}
+
+#[tokio::test]
+async fn send_multipart_cyrillic_with_delivery_reports_matched() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    let text = long_cyrillic();
+    let sent = rig
+        .modem
+        .send_sms("+380509876543", &text, SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(sent.refs.len(), 4);
+    let on_sim = rig.sim.wait_sent(1, WAIT).await.unwrap();
+    assert_eq!(on_sim.len(), 1);
+    assert_eq!(on_sim[0].text, text);
+    assert_eq!(on_sim[0].to, "+380509876543");
+    let mut parts_reported = Vec::new();
+    while parts_reported.len() < 4 {
+        let e = rig
+            .wait_for("a delivery report", |e| {
+                matches!(e, ModemEvent::DeliveryReport(_))
+            })
+            .await;
+        let ModemEvent::DeliveryReport(r) = e else {
+            unreachable!()
+        };
+        assert_eq!(r.id, Some(sent.id));
+        assert_eq!(r.outcome, DeliveryOutcome::Delivered);
+        let part = r.part.unwrap();
+        assert_eq!(sent.refs[part], r.reference);
+        parts_reported.push(part);
+    }
+    parts_reported.sort();
+    assert_eq!(parts_reported, vec![0, 1, 2, 3]);
+    // Stored status reports were deleted after being reported.
+    rig.sim
+        .wait_until("status reports deleted", WAIT, |s| s.stored().is_empty())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn urc_in_the_middle_of_a_response() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.inject_urc_mid_response("+CREG: 5");
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.sim, SimState::Ready);
+    let e = rig
+        .wait_for(
+            "the roaming registration",
+            |e| matches!(e, ModemEvent::Registration(r) if r.status == RegStatus::Roaming),
+        )
+        .await;
+    assert!(matches!(e, ModemEvent::Registration(_)));
+    // A +CMTI in the middle of a response is honoured too.
+    rig.sim.inject_urc_mid_response("RING");
+    rig.sim.inject_sms("+380501234567", "Привет").unwrap();
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, "Привет");
+}
+
+#[tokio::test]
+async fn unplugged_mid_send_is_unknown_never_resent_and_driver_recovers() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.unplug_after_next_submit();
+    let err = rig
+        .modem
+        .send_sms("+380509876543", "Первое сообщение", SendOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SendError::Unknown { .. }), "{err:?}");
+    rig.wait_for("disconnected", |e| {
+        matches!(e, ModemEvent::Disconnected { .. })
+    })
+    .await;
+    rig.sim.replug().await.unwrap();
+    rig.wait_for("reconnected", |e| matches!(e, ModemEvent::Reconnected))
+        .await;
+    rig.modem
+        .send_sms("+380509876543", "Второе", SendOptions::default())
+        .await
+        .unwrap();
+    let sent = rig.sim.wait_sent(2, WAIT).await.unwrap();
+    // The ambiguous one went out exactly once (the network took it), never again.
+    let texts: Vec<&str> = sent.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, vec!["Первое сообщение", "Второе"]);
+    assert_eq!(rig.sim.sent_parts().len(), 2);
+}
+
+#[tokio::test]
+async fn queued_while_unplugged_is_sent_after_replug() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.unplug().await.unwrap();
+    rig.wait_for("disconnected", |e| {
+        matches!(e, ModemEvent::Disconnected { .. })
+    })
+    .await;
+    let modem = rig.modem.clone();
+    let send = tokio::spawn(async move {
+        modem
+            .send_sms("+380509876543", "Ждал розетку", SendOptions::default())
+            .await
+    });
+    rig.sim.replug().await.unwrap();
+    let sent = send.await.unwrap().unwrap();
+    assert_eq!(sent.refs.len(), 1);
+    assert_eq!(rig.sim.sent().len(), 1);
+}
+
+#[tokio::test]
+async fn garbage_and_a_hung_command_are_survived() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim
+        .inject_garbage(b"\x00\xff\xfe#@!\r\n\x81\x82garbage\r\nAT+\r\n");
+    rig.sim.hang_next("AT+CSQ");
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.sim, SimState::Ready);
+    // Back in sync: everything works afterwards.
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.operator.as_deref(), Some("Kyivstar"));
+    rig.sim.inject_sms("+380501234567", "после мусора").unwrap();
+    assert_eq!(wait_sms(&mut rig).await.text, "после мусора");
+}
+
+#[tokio::test]
+async fn sim_pin_is_entered_from_config() {
+    let rig = Rig::new(
+        SimConfig {
+            pin: Some("4321".into()),
+            ..SimConfig::default()
+        },
+        |c| {
+            c.pin = Some("4321".into());
+        },
+    )
+    .await;
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.sim, SimState::Ready);
+    assert!(rig.sim.commands().iter().any(|c| c == "AT+CPIN=\"4321\""));
+}
+
+#[tokio::test]
+async fn wrong_pin_is_tried_once_and_reported() {
+    let sim = common::sim(SimConfig {
+        pin: Some("4321".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    let mut cfg = test_config(&sim);
+    cfg.pin = Some("0000".into());
+    let (modem, events) = start(&sim, cfg);
+    let mut rig = Rig {
+        sim,
+        modem,
+        events,
+        seen: vec![],
+    };
+    let e = rig
+        .wait_for(
+            "a PIN warning",
+            |e| matches!(e, ModemEvent::Warning(w) if w.contains("rejected")),
+        )
+        .await;
+    assert!(matches!(e, ModemEvent::Warning(_)));
+    rig.wait_for(
+        "health",
+        |e| matches!(e, ModemEvent::Health(i) if i.sim == SimState::PinRejected),
+    )
+    .await;
+    let tries = rig
+        .sim
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("AT+CPIN="))
+        .count();
+    assert_eq!(tries, 1);
+}
+
+#[tokio::test]
+async fn missing_pin_is_reported() {
+    let sim = common::sim(SimConfig {
+        pin: Some("4321".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    let (modem, events) = start(&sim, test_config(&sim));
+    let mut rig = Rig {
+        sim,
+        modem,
+        events,
+        seen: vec![],
+    };
+    rig.wait_for(
+        "health",
+        |e| matches!(e, ModemEvent::Health(i) if i.sim == SimState::PinRequired),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn registration_lost_and_regained() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.set_registration(Registration::Searching);
+    rig.wait_for(
+        "searching",
+        |e| matches!(e, ModemEvent::Registration(r) if r.status == RegStatus::Searching),
+    )
+    .await;
+    assert_eq!(
+        rig.modem.probe().await.unwrap().registration,
+        RegStatus::Searching
+    );
+    rig.sim.set_registration(Registration::Home);
+    rig.wait_for(
+        "home",
+        |e| matches!(e, ModemEvent::Registration(r) if r.status == RegStatus::Home),
+    )
+    .await;
+    assert_eq!(
+        rig.modem.probe().await.unwrap().registration,
+        RegStatus::Home
+    );
+}
+
+#[tokio::test]
+async fn ussd_balance_quectel_and_huawei() {
+    let rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.set_ussd_reply("Баланс: 125,40 грн");
+    assert_eq!(rig.modem.ussd("*111#").await.unwrap(), "Баланс: 125,40 грн");
+
+    let rig = Rig::new(
+        SimConfig {
+            profile: crossline_sim::Profile::HuaweiE173,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    rig.sim.set_ussd_reply("Balance: 12.50 UAH");
+    assert_eq!(rig.modem.ussd("*111#").await.unwrap(), "Balance: 12.50 UAH");
+    assert_eq!(rig.sim.ussd_requests(), vec!["*111#".to_string()]);
+}
+
+#[tokio::test]
+async fn incoming_call_with_caller_id_answer_and_hang_up() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.inject_call("+380501112233");
+    let e = rig
+        .wait_for("incoming call", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
+        })
+        .await;
+    assert_eq!(
+        e,
+        ModemEvent::Call(CallEvent::Incoming {
+            number: Some("+380501112233".into())
+        })
+    );
+    rig.modem.answer().await.unwrap();
+    rig.wait_for("connected", |e| {
+        matches!(e, ModemEvent::Call(CallEvent::Connected))
+    })
+    .await;
+    assert_eq!(rig.sim.calls()[0].state, CallState::Active);
+    rig.modem.dtmf("12#").await.unwrap();
+    assert_eq!(rig.sim.dtmf_sent(), "12#");
+    rig.modem.hangup().await.unwrap();
+    let e = rig
+        .wait_for("ended", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+        })
+        .await;
+    assert_eq!(
+        e,
+        ModemEvent::Call(CallEvent::Ended {
+            reason: CallEnd::Local
+        })
+    );
+    assert!(rig.sim.calls().is_empty());
+}
+
+#[tokio::test]
+async fn outgoing_call_connects_and_remote_hangs_up() {
+    for profile in [
+        crossline_sim::Profile::QuectelEc25,
+        crossline_sim::Profile::Sim7600,
+    ] {
+        let mut rig = Rig::new(
+            SimConfig {
+                profile,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        rig.modem.dial("+380501112233").await.unwrap();
+        rig.wait_for("dialing", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Dialing { .. }))
+        })
+        .await;
+        rig.wait_for("connected", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Connected))
+        })
+        .await;
+        rig.sim.remote_hangup();
+        let e = rig
+            .wait_for("ended", |e| {
+                matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+            })
+            .await;
+        assert_eq!(
+            e,
+            ModemEvent::Call(CallEvent::Ended {
+                reason: CallEnd::Remote
+            }),
+            "{profile:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn unconfirmed_message_is_reoffered_after_restart_with_the_same_key() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim
+        .inject_sms("+380501234567", "Не потеряйте меня")
+        .unwrap();
+    let first = wait_sms(&mut rig).await;
+    // The appliance crashes before it stored the message: no confirm.
+    rig.modem.shutdown().await;
+    assert_eq!(rig.sim.stored().len(), 1);
+    let (modem, events) = start(&rig.sim, test_config(&rig.sim));
+    rig.modem = modem;
+    rig.events = events;
+    let again = wait_sms(&mut rig).await;
+    assert_eq!(again.key, first.key);
+    assert_eq!(again.text, "Не потеряйте меня");
+    rig.modem.confirm(again.receipt).await.unwrap();
+    assert!(rig.sim.stored().is_empty());
+}
+
+#[tokio::test]
+async fn stored_parts_survive_a_restart_mid_message() {
+    let sim = common::sim(SimConfig::default()).await;
+    let parts = crossline_pdu::encode_deliver(
+        &crossline_pdu::Address::parse("+380501234567").unwrap(),
+        &long_cyrillic(),
+        &crossline_pdu::Timestamp {
+            year: 2026,
+            month: 11,
+            day: 23,
+            hour: 10,
+            minute: 0,
+            second: 0,
+            tz_quarter_hours: 8,
+        },
+        99,
+        false,
+    )
+    .unwrap();
+    let (modem, events) = start(&sim, test_config(&sim));
+    let mut rig = Rig {
+        sim,
+        modem,
+        events,
+        seen: vec![],
+    };
+    rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
+        .await;
+    rig.sim.inject_pdu(&parts[0].hex()).unwrap();
+    rig.sim.inject_pdu(&parts[1].hex()).unwrap();
+    rig.sim
+        .wait_until("two parts read", WAIT, |s| {
+            s.commands()
+                .iter()
+                .filter(|c| c.starts_with("AT+CMGR="))
+                .count()
+                >= 2
+        })
+        .await
+        .unwrap();
+    rig.modem.shutdown().await;
+    // While the driver is down the rest arrives.
+    rig.sim.inject_pdu(&parts[2].hex()).unwrap();
+    rig.sim.inject_pdu(&parts[3].hex()).unwrap();
+    let (modem, events) = start(&rig.sim, test_config(&rig.sim));
+    rig.modem = modem;
+    rig.events = events;
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, long_cyrillic());
+    assert_eq!(m.receipt.locations.len(), 4);
+    rig.modem.confirm(m.receipt).await.unwrap();
+    assert!(rig.sim.stored().is_empty());
+}
+
+#[tokio::test]
+async fn incomplete_message_delivered_after_timeout_with_marker() {
+    let mut rig = Rig::new(SimConfig::default(), |c| {
+        c.reassembly_timeout = Duration::from_secs(1)
+    })
+    .await;
+    let parts = crossline_pdu::encode_deliver(
+        &crossline_pdu::Address::parse("+380501234567").unwrap(),
+        &long_cyrillic(),
+        &crossline_pdu::Timestamp {
+            year: 2026,
+            month: 11,
+            day: 23,
+            hour: 10,
+            minute: 0,
+            second: 0,
+            tz_quarter_hours: 8,
+        },
+        5,
+        false,
+    )
+    .unwrap();
+    rig.sim.inject_pdu(&parts[0].hex()).unwrap();
+    let m = wait_sms(&mut rig).await;
+    assert!(m.incomplete);
+    assert!(m.text.contains("missing"), "{}", m.text);
+    assert_eq!(m.receipt.locations.len(), 1);
+}
+
+#[tokio::test]
+async fn permanent_error_fails_one_message_temporary_is_retried() {
+    let rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.fail_next("AT+CMGS", "+CMS ERROR: 21");
+    let err = rig
+        .modem
+        .send_sms("+380509876543", "first", SendOptions::default())
+        .await
+        .unwrap_err();
+    match err {
+        SendError::Failed { code, .. } => assert_eq!(code, Some(21)),
+        other => panic!("{other:?}"),
+    }
+    rig.sim.fail_next("AT+CMGS", "+CMS ERROR: 42");
+    rig.modem
+        .send_sms("+380509876543", "second", SendOptions::default())
+        .await
+        .unwrap();
+    let sent = rig.sim.wait_sent(1, WAIT).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, "second");
+}
+
+#[tokio::test]
+async fn undecodable_stored_pdu_is_offered_raw_and_can_be_confirmed() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    // A DELIVER whose user data length claims more than there is.
+    rig.sim
+        .inject_pdu("07911326040000F0040B911346610089F60000208062917314089FC8")
+        .unwrap();
+    let e = rig
+        .wait_for("undecodable", |e| {
+            matches!(e, ModemEvent::UndecodableSms { .. })
+        })
+        .await;
+    let ModemEvent::UndecodableSms { receipt, .. } = e else {
+        unreachable!()
+    };
+    rig.modem.confirm(receipt).await.unwrap();
+    assert!(rig.sim.stored().is_empty());
+}

@@ -324,3 +324,40 @@ async fn ussd_plain_and_huawei_packed() {
     );
     assert_eq!(m.ussd_requests(), vec!["*100#"]);
 }
+
+#[tokio::test]
+async fn sms_for_an_unregistered_or_unplugged_modem_waits_in_the_network() {
+    let (m, mut c) = modem(SimConfig::default()).await;
+    m.set_registration(crossline_sim::Registration::Searching);
+    m.inject_sms("+380501234567", "while searching").unwrap();
+    assert!(
+        c.try_expect("+CMTI", Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    assert!(m.stored().is_empty());
+    m.set_registration(crossline_sim::Registration::Home);
+    c.expect("+CMTI: \"SM\",0").await;
+
+    m.unplug().await.unwrap();
+    m.inject_sms("+380501234567", "while unplugged").unwrap();
+    assert_eq!(m.stored().len(), 1);
+    m.replug().await.unwrap();
+    let mut c = Client::open(m.link());
+    c.expect("+CMTI: \"SM\",1").await;
+    let r = c.cmd("AT+CMGR=1").await;
+    assert_eq!(deliver_text(&pdu_after(&r, "+CMGR:")).1, "while unplugged");
+}
+
+#[tokio::test]
+async fn sms_waits_for_the_pin() {
+    let (m, mut c) = modem(SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    m.inject_sms("+380501234567", "locked").unwrap();
+    assert!(c.cmd("AT+CMGL=4").await.contains("+CMS ERROR: 311"));
+    c.cmd("AT+CPIN=\"1234\"").await;
+    c.expect("+CMTI: \"SM\",0").await;
+}

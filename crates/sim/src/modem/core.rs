@@ -1057,6 +1057,10 @@ impl Core {
             let l = self.creg_line("+CEREG", self.cereg_n, false);
             self.urc(&l);
         }
+        if now_reg.is_registered() {
+            // what the network kept for us arrives now
+            self.retry_held(Instant::now());
+        }
     }
 
     pub(crate) fn set_registration(&mut self, r: Registration) {

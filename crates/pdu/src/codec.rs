@@ -533,14 +533,20 @@ fn read_user_data(
     Ok(UserData { concat, text, data })
 }
 
-fn check_end(r: &Reader<'_>) -> Result<(), PduError> {
-    match r.remaining() {
-        0 => Ok(()),
-        extra => Err(PduError::TrailingData {
-            offset: r.offset(),
-            extra,
-        }),
+/// Octets after the user data are an error, except `FF` filler: a SIM
+/// record (EF_SMS, TS 31.102 §4.2.25) pads the TPDU with `FF` up to 175
+/// octets, and some modems hand the whole record out.
+fn check_end(r: &mut Reader<'_>) -> Result<(), PduError> {
+    let offset = r.offset();
+    let extra = r.remaining();
+    if extra == 0 {
+        return Ok(());
     }
+    let rest = r.take(extra, "trailing octets")?;
+    if rest.iter().all(|&b| b == 0xFF) {
+        return Ok(());
+    }
+    Err(PduError::TrailingData { offset, extra })
 }
 
 // ------------------------------------------------------------ validity period
@@ -592,7 +598,9 @@ pub(crate) fn decode(bytes: &[u8], direction: Direction, with_smsc: bool) -> Res
             reason: format!(
                 "message type {mti} ({}) is not supported for {dir:?}",
                 match (dir, mti) {
-                    (Direction::MobileTerminated, 1) => "SMS-SUBMIT-REPORT",
+                    (Direction::MobileTerminated, 1) =>
+                        "SMS-SUBMIT-REPORT, or an SMS-SUBMIT stored in the SIM: \
+                         decode messages listed as sent/unsent as MobileOriginated",
                     (Direction::MobileOriginated, 0) => "SMS-DELIVER-REPORT",
                     (Direction::MobileOriginated, 2) => "SMS-COMMAND",
                     _ => "reserved",

@@ -56,6 +56,24 @@ fn trailing_octets_are_reported() {
 }
 
 #[test]
+fn sim_record_ff_filler_after_the_user_data_is_accepted() {
+    // Some modems return the whole 176-octet EF_SMS record, padded with FF.
+    let padded = format!("{GOOD}{}", "FF".repeat(175 - GOOD.len() / 2));
+    let Pdu::Deliver(d) = decode_hex(&padded, Direction::MobileTerminated, true).unwrap() else {
+        panic!("not a DELIVER")
+    };
+    assert_eq!(d.text, "hellohello");
+    // but not filler mixed with anything else
+    assert!(matches!(
+        err(&format!("{GOOD}FF00FF")),
+        PduError::TrailingData {
+            offset: 36,
+            extra: 3
+        }
+    ));
+}
+
+#[test]
 fn bad_timestamp_digit_is_invalid_at_its_octet() {
     // month octet 0x30 -> "03" is fine; 0x3A is not decimal
     let bad = GOOD.replacen("99309251619580", "993A9251619580", 1);
@@ -103,6 +121,7 @@ fn wrong_direction_names_the_message_type() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("SMS-SUBMIT-REPORT"), "{e}");
+    assert!(e.to_string().contains("as MobileOriginated"), "{e}");
 }
 
 #[test]

@@ -372,17 +372,34 @@ fn hex_digit(n: u8) -> char {
         .to_ascii_uppercase()
 }
 
-/// Decodes a TPDU (optionally preceded by the SMSC block).
+/// Decodes a TPDU, optionally preceded by the SMSC information block.
+///
+/// `direction` picks the meaning of TP-MTI: mobile terminated gives
+/// [`Pdu::Deliver`] or [`Pdu::StatusReport`], mobile originated gives
+/// [`Pdu::Submit`] (also for SUBMITs stored on the SIM, listed by `AT+CMGL` as
+/// sent or unsent). `with_smsc` is true for what `+CMT`, `AT+CMGR` and
+/// `AT+CMGL` return in PDU mode. Every malformed input is a [`PduError`]
+/// naming the field and the octet offset (counted from `bytes[0]`).
 pub fn decode(bytes: &[u8], direction: Direction, with_smsc: bool) -> Result<Pdu, PduError> {
     codec::decode(bytes, direction, with_smsc)
 }
 
-/// Decodes hex text (whitespace around it ignored) as [`decode`] does.
+/// Decodes hex text (whitespace around it ignored, either case) as [`decode`] does.
 pub fn decode_hex(hex: &str, direction: Direction, with_smsc: bool) -> Result<Pdu, PduError> {
     decode(&codec::parse_hex(hex)?, direction, with_smsc)
 }
 
 /// Encodes an SMS-SUBMIT, split into concatenated parts as needed.
+///
+/// GSM 7-bit is used when every character is in the default alphabet or its
+/// extension table (unless `opts.force_ucs2`), else UCS2 (UTF-16). A message
+/// that fits one SMS (160 septets, 70 UTF-16 units) is one part without a
+/// header; longer ones are split at 153 septets or 67 units per part (152 /
+/// 66 when `opts.concat_reference` is above 255 and needs the 16-bit
+/// reference element), never inside an extension character or a surrogate
+/// pair. Part `i` gets TP-MR `opts.first_reference + i` (wrapping). Each part
+/// starts with the `00` SMSC block; send it with `AT+CMGS=<tpdu_len>`.
+/// Errors: an address that cannot be encoded, or more than 255 parts.
 pub fn encode_submit(
     to: &Address,
     text: &str,
@@ -391,7 +408,12 @@ pub fn encode_submit(
     codec::encode_submit(to, text, opts)
 }
 
-/// Encodes SMS-DELIVER PDUs (with an SMSC block) for the simulator.
+/// Encodes SMS-DELIVER PDUs for the simulator, split and coded as
+/// [`encode_submit`] does, each starting with an empty SMSC block (`00`), as
+/// a modem would show them in `+CMT` or `AT+CMGR`. TP-MMS says no more
+/// messages are waiting; TP-PID is 0. Errors: an address that cannot be
+/// encoded, a time stamp outside what the PDU can carry (years 1990-2089,
+/// zone within ±79 quarter hours), or more than 255 parts.
 pub fn encode_deliver(
     from: &Address,
     text: &str,
@@ -402,7 +424,9 @@ pub fn encode_deliver(
     codec::encode_deliver(from, text, ts, concat_reference, status_report_indication)
 }
 
-/// Encodes an SMS-STATUS-REPORT (with an SMSC block) for the simulator.
+/// Encodes an SMS-STATUS-REPORT for the simulator, with an empty SMSC block
+/// (`00`): `reference` is the TP-MR of the SUBMIT it reports on, `status`
+/// the TP-ST octet (see [`StatusReport::outcome`]).
 pub fn encode_status_report(
     reference: u8,
     recipient: &Address,
@@ -414,4 +438,9 @@ pub fn encode_status_report(
 }
 
 mod reassembly;
-pub use reassembly::{Message, Reassembler};
+pub use reassembly::{DEFAULT_MAX_PENDING, Message, Reassembler};
+
+/// Parses hex text (whitespace around it ignored, either case) into octets.
+pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
+    codec::parse_hex(hex)
+}

@@ -557,6 +557,7 @@ impl Core {
             return; // modems ignore lines without "AT"
         };
         let line = raw.get(at..).unwrap_or_default().trim_end().to_string();
+        tracing::debug!(profile = %self.cfg.profile, command = %line, "simulated modem got a command");
         if self.commands.len() < MAX_LOG {
             self.commands.push(line.clone());
         }

@@ -161,36 +161,47 @@ impl Task {
             if outs.is_empty() {
                 return;
             }
+            // Echo and URCs go out together at once; a response waits for the
+            // configured delay first.
+            let mut pending: Vec<u8> = Vec::new();
             for out in outs {
-                let bytes = match out {
-                    Out::Echo(b) | Out::Urc(b) => b,
+                match out {
+                    Out::Echo(b) | Out::Urc(b) => pending.extend_from_slice(&b),
                     Out::Response(b) => {
                         if !delay.is_zero() {
+                            self.write(&std::mem::take(&mut pending)).await;
                             tokio::time::sleep(delay).await;
                         }
-                        b
+                        pending.extend_from_slice(&b);
                     }
                     Out::Unplug => {
+                        self.write(&pending).await;
                         self.unplug();
                         return;
                     }
-                };
-                if let Some(pty) = &self.pty {
-                    match pty.write_all(&bytes, WRITE_PATIENCE).await {
-                        Ok(true) => {}
-                        Ok(false) => tracing::debug!(
-                            link = %self.link.path.display(),
-                            dropped = bytes.len(),
-                            "nobody reads the simulated modem; output dropped"
-                        ),
-                        Err(e) => tracing::warn!(
-                            link = %self.link.path.display(),
-                            error = %e,
-                            "write to the simulated modem's PTY failed"
-                        ),
-                    }
                 }
             }
+            self.write(&pending).await;
+        }
+    }
+
+    async fn write(&self, bytes: &[u8]) {
+        let Some(pty) = &self.pty else { return };
+        if bytes.is_empty() {
+            return;
+        }
+        match pty.write_all(bytes, WRITE_PATIENCE).await {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(
+                link = %self.link.path.display(),
+                dropped = bytes.len(),
+                "nobody reads the simulated modem; output dropped"
+            ),
+            Err(e) => tracing::warn!(
+                link = %self.link.path.display(),
+                error = %e,
+                "write to the simulated modem's PTY failed"
+            ),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! * The database runs in WAL mode with `synchronous=FULL`: a transaction is
 //!   on disk (the WAL fsynced) before `COMMIT` returns, so a write that
 //!   returned survives a power cut at any instant. `foreign_keys=ON`,
-//!   `busy_timeout` 5 s.
+//!   `busy_timeout` 5 s by default ([`StoreOptions::busy_timeout`]).
 //! * Every write goes to ONE writer thread (a plain `std::thread`) that owns
 //!   the only read-write connection. Callers send a request over a channel and
 //!   await a tokio oneshot. The thread takes everything already queued (up to
@@ -16,7 +16,12 @@
 //! * Each request runs inside its own savepoint: one that fails (a
 //!   constraint, a projector error, a panic in a caller's closure) is rolled
 //!   back alone and gets its own error; the others still commit. If the
-//!   commit itself fails, every request of the group gets that error.
+//!   commit itself fails (disk full, I/O error, a *deferred* foreign key
+//!   violated), every request of the group gets that error and the HLC is
+//!   put back. Constraints are checked per statement unless declared
+//!   `DEFERRABLE INITIALLY DEFERRED`: projections and [`SqliteStore::write`]
+//!   callers must not use deferred foreign keys, or one bad request fails
+//!   its whole group.
 //! * Local sequencing happens inside the writer, in the transaction: seq is
 //!   `replica.contiguous + 1` read in the same transaction, ids are UUIDv7 and
 //!   stamps come from the node's [`HlcClock`]. Concurrent callers therefore
@@ -98,6 +103,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use tokio::sync::oneshot;
 use writer::{Ctx, Msg, Task};
 
@@ -112,6 +118,9 @@ pub struct StoreOptions {
     pub projector: Option<Projector>,
     /// Pooled read-only connections (at least 1).
     pub readers: usize,
+    /// How long a statement waits for a lock held by another connection or
+    /// process (a backup, the `sqlite3` shell) before failing.
+    pub busy_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -120,6 +129,7 @@ impl Default for StoreOptions {
             wall: Arc::new(SystemClock),
             projector: None,
             readers: DEFAULT_READERS,
+            busy_timeout: BUSY_TIMEOUT,
         }
     }
 }
@@ -180,11 +190,11 @@ pub(crate) fn clone_sqlite_error(e: &rusqlite::Error) -> rusqlite::Error {
     }
 }
 
-fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
+fn configure_writer(conn: &Connection, busy: Duration) -> rusqlite::Result<String> {
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy)?;
     Ok(mode)
 }
 
@@ -221,7 +231,7 @@ impl SqliteStore {
             source,
         };
         let mut conn = Connection::open(path).map_err(sql)?;
-        let mode = configure_writer(&conn).map_err(sql)?;
+        let mode = configure_writer(&conn, opts.busy_timeout).map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Invalid(format!(
                 "database {path_str}: cannot switch to WAL journal mode (got {mode:?}); \
@@ -237,10 +247,10 @@ impl SqliteStore {
         let last = read::max_hlc(&conn, &path_str)?;
 
         let readers = (0..opts.readers.max(1))
-            .map(|_| read::open_reader(path))
+            .map(|_| read::open_reader(path, opts.busy_timeout))
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql)?;
-        let auth = read::open_reader(path).map_err(sql)?;
+        let auth = read::open_reader(path, opts.busy_timeout).map_err(sql)?;
 
         let shared = Arc::new(Shared {
             commits: AtomicU64::new(0),
@@ -309,7 +319,10 @@ impl SqliteStore {
     /// Runs `f` in the writer's transaction (grouped with other writes, in
     /// its own savepoint) and returns its result once committed. For tables
     /// that are not projections of events (mgmt's users, config, ...). An
-    /// error from `f` rolls back what `f` did and nothing else.
+    /// error from `f` rolls back what `f` did and nothing else (but a
+    /// violated *deferred* constraint only shows at COMMIT and fails the
+    /// whole group: do not declare constraints deferred). `f` must not
+    /// COMMIT or ROLLBACK the transaction itself.
     pub fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + 'static + use<T, F>
     where
         T: Send + 'static,

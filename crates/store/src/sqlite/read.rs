@@ -10,17 +10,17 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-/// How long a connection waits on a lock held by another before failing
-/// with SQLITE_BUSY (the writer's checkpoints, another process).
+/// Default wait on a lock held by another connection before failing with
+/// SQLITE_BUSY (the writer's checkpoints, another process).
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens a read-only connection on an existing WAL database.
-pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_reader(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy)?;
     conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
 }

@@ -729,3 +729,78 @@ async fn empty_append_commits_nothing() {
     assert_eq!(store.stats().requests, 0);
     assert_eq!(store.last_hlc(), Hlc::ZERO);
 }
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_group_and_hands_out_no_seq_or_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, wall) = manual(1_000); // the wall clock stands still
+    let store =
+        SqliteStore::open_with_clock(&dir.path().join("log.db"), node("local"), wall).unwrap();
+    // A deferred foreign key is only checked at COMMIT: the one way a single
+    // request can fail the whole group.
+    store
+        .write(|tx| {
+            tx.execute_batch(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (p INTEGER REFERENCES parent (id)
+                                     DEFERRABLE INITIALLY DEFERRED);",
+            )
+        })
+        .await
+        .unwrap();
+    let before = store.stats();
+    let (release, blocker) = block_writer(&store);
+    let a = store.append(vec![hb(1), hb(2)]);
+    let bad = store.write(|tx| tx.execute("INSERT INTO child (p) VALUES (42)", []));
+    let b = store.append(vec![hb(3)]);
+    wait_until("3 requests queued", || store.stats().queued == 3).await;
+    release.send(()).unwrap();
+    blocker.await.unwrap();
+    for err in [
+        a.await.unwrap_err(),
+        bad.await.unwrap_err(),
+        b.await.unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+        assert!(err.to_string().contains("log.db"), "{err}");
+    }
+    let after = store.stats();
+    assert_eq!(
+        after.failed_requests - before.failed_requests,
+        3,
+        "{after:?}"
+    );
+    assert_eq!(store.last_hlc(), Hlc::ZERO);
+
+    // Nothing was handed out: same seq, same stamp as if the group never ran.
+    let next = store.append(vec![hb(4)]).await.unwrap();
+    assert_eq!(next[0].seq, 1);
+    assert_eq!(next[0].at, Hlc { ms: 1_000, c: 0 });
+    assert_eq!(store.read_from(&node("local"), 1, 10).await.unwrap(), next);
+}
+
+#[tokio::test]
+async fn a_database_locked_by_another_process_fails_clearly_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = SqliteStore::open_with(
+        &path,
+        node("local"),
+        StoreOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    store.append(vec![hb(1)]).await.unwrap();
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap(); // e.g. the sqlite3 shell
+    let err = store.append(vec![hb(2)]).await.unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    assert!(err.to_string().contains("log.db"), "{err}");
+    // Reads are not blocked by a writer in WAL mode.
+    assert_eq!(store.contiguous(&node("local")).await.unwrap(), 1);
+    other.execute_batch("ROLLBACK").unwrap();
+    let next = store.append(vec![hb(3)]).await.unwrap();
+    assert_eq!(next[0].seq, 2, "the failed append consumed no seq");
+}

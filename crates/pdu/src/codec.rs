@@ -934,3 +934,69 @@ pub(crate) fn parse_hex(hex: &str) -> Result<Vec<u8>, PduError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_validity_period_steps() {
+        // TS 23.040 §9.2.3.12.1: 5-minute, 30-minute, day and week steps
+        for (vp, minutes) in [
+            (0u8, 5u32),
+            (11, 60),
+            (143, 720),
+            (144, 750),
+            (167, 1440),
+            (168, 2 * 1440),
+            (196, 30 * 1440),
+            (197, 5 * 7 * 1440),
+            (255, 63 * 7 * 1440),
+        ] {
+            assert_eq!(vp_to_minutes(vp), minutes, "vp {vp}");
+            assert_eq!(minutes_to_vp(minutes), vp, "{minutes} minutes");
+        }
+        // in-between values round up to the next step
+        assert_eq!(minutes_to_vp(0), 0);
+        assert_eq!(minutes_to_vp(6), 1);
+        assert_eq!(minutes_to_vp(721), 144);
+        assert_eq!(minutes_to_vp(1441), 168);
+        assert_eq!(minutes_to_vp(u32::MAX), 255);
+    }
+
+    #[test]
+    fn time_zone_sign_bit() {
+        let mut ts = Timestamp {
+            year: 2026,
+            month: 11,
+            day: 23,
+            hour: 13,
+            minute: 15,
+            second: 32,
+            tz_quarter_hours: -14,
+        };
+        let raw = encode_timestamp(&ts).unwrap();
+        assert_eq!(raw[6], 0x49); // "41" swapped, sign bit 0x08
+        let mut r = Reader::new(&raw);
+        assert_eq!(read_timestamp(&mut r, "TP-SCTS").unwrap(), ts);
+        assert_eq!(ts.to_rfc3339(), "2026-11-23T13:15:32-03:30");
+        ts.tz_quarter_hours = 79;
+        assert_eq!(encode_timestamp(&ts).unwrap()[6], 0x97);
+        ts.tz_quarter_hours = 80;
+        assert!(encode_timestamp(&ts).is_err());
+    }
+
+    #[test]
+    fn digits_with_filler_and_special_nibbles() {
+        assert_eq!(decode_digits(&[0x21, 0xF3], 3), "123");
+        assert_eq!(decode_digits(&[0xBA, 0xDC, 0xFE], 6), "*#abc");
+        let addr = Address {
+            kind: AddressKind::National,
+            value: "*100#".to_string(),
+        };
+        assert_eq!(
+            encode_address(&addr).unwrap(),
+            vec![5, 0x81, 0x1A, 0x00, 0xFB]
+        );
+    }
+}

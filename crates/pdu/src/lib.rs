@@ -438,7 +438,7 @@ pub fn encode_status_report(
 }
 
 mod reassembly;
-pub use reassembly::{DEFAULT_MAX_PENDING, Message, Reassembler};
+pub use reassembly::{DEFAULT_MAX_PENDING, Message, PendingInfo, Reassembler};
 
 /// Parses hex text (whitespace around it ignored, either case) into octets.
 pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {

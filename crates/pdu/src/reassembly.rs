@@ -23,6 +23,22 @@ pub struct Message {
     pub incomplete: bool,
 }
 
+/// What a message still waiting for parts has received so far (for logs,
+/// health reports, or deciding which stored parts may be deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInfo {
+    /// Who sends it.
+    pub sender: Address,
+    /// Concatenation reference.
+    pub reference: u16,
+    /// Parts announced.
+    pub total: u8,
+    /// Sequence numbers received so far, ascending.
+    pub received: Vec<u8>,
+    /// `now_secs` of the first part's arrival.
+    pub first_seen: u64,
+}
+
 /// One received part, as needed to join it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Part {
@@ -192,6 +208,29 @@ impl Reassembler {
     /// Number of messages waiting for parts.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// The messages waiting for parts, oldest first, with the parts received.
+    pub fn waiting(&self) -> Vec<PendingInfo> {
+        let mut out: Vec<PendingInfo> = self
+            .pending
+            .iter()
+            .map(|p| PendingInfo {
+                sender: p.sender.clone(),
+                reference: p.reference,
+                total: p.total,
+                received: p
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| slot.is_some())
+                    .filter_map(|(i, _)| u8::try_from(i + 1).ok())
+                    .collect(),
+                first_seen: p.first_seen,
+            })
+            .collect();
+        out.sort_by_key(|p| p.first_seen);
+        out
     }
 }
 

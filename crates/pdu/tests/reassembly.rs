@@ -56,6 +56,16 @@ fn missing_middle_part_is_marked_after_the_timeout() {
     assert_eq!(r.push(&p[2], 100), None);
     assert_eq!(r.push(&p[0], 110), None);
     assert_eq!(r.pending(), 1);
+    assert_eq!(
+        r.waiting(),
+        vec![PendingInfo {
+            sender: Address::parse("+380501234567").unwrap(),
+            reference: 5,
+            total: 3,
+            received: vec![1, 3],
+            first_seen: 100,
+        }]
+    );
     assert!(r.expire(159).is_empty(), "expired before the timeout");
     let done = r.expire(160);
     assert_eq!(done.len(), 1);

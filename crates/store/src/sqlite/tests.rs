@@ -262,8 +262,15 @@ async fn reopen_continues_seq_and_hlc_even_when_the_clock_went_back() {
     let (_t, wall) = manual(5);
     let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
     assert_eq!(store.last_hlc(), first[2].at);
-    let next = store.append(vec![hb(4), hb(5)]).await.unwrap();
+    let conv = crossline_core::ConversationId::new();
+    let with_conv = NewEvent {
+        conversation: Some(conv),
+        ..hb(5)
+    };
+    let next = store.append(vec![hb(4), with_conv]).await.unwrap();
     assert_eq!((next[0].seq, next[1].seq), (4, 5));
+    assert_eq!(next[1].conversation, Some(conv));
+    assert_eq!(store.read_from(&node("local"), 4, 10).await.unwrap(), next);
     assert!(
         next[0].at > first[2].at && next[1].at > next[0].at,
         "{:?}",

@@ -282,7 +282,8 @@ async fn outgoing_call_outcomes_and_simcom_urcs() {
     c.expect("+CLCC: 1,0,3,0,0").await;
     c.expect("VOICE CALL: BEGIN").await;
     c.cmd("AT+CHUP").await;
-    c.expect("VOICE CALL: END").await;
+    c.expect("VOICE CALL: END: 0000").await;
+    c.expect("+CLCC: 1,0,6,0,0,\"+380501234567\",145").await;
     m.set_dial_outcome(DialOutcome::Busy);
     c.cmd("ATD+380501234567;").await;
     c.expect("BUSY").await;

@@ -113,6 +113,8 @@ struct Call {
     state: CallState,
     number: String,
     rings: u32,
+    /// When the call became active.
+    started: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -1703,7 +1705,7 @@ impl Core {
         }
     }
 
-    fn call_ended(&mut self, id: u8, result: Option<&str>, simcom_cause: &str) {
+    fn call_ended(&mut self, id: u8, result: Option<&str>) {
         let Some(pos) = self.calls.iter().position(|c| c.id == id) else {
             return;
         };
@@ -1725,7 +1727,14 @@ impl Core {
                 );
                 self.urc(&l);
             } else {
-                let l = format!("VOICE CALL: END: {simcom_cause}");
+                // SIMCom reports the call's duration as hhmmss
+                let secs = call.started.map_or(0, |t| t.elapsed().as_secs());
+                let l = format!(
+                    "VOICE CALL: END: {:02}{:02}{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                );
                 self.urc(&l);
             }
         }
@@ -1734,9 +1743,8 @@ impl Core {
             self.urc(&l);
         }
         if self.clcc_urc {
-            let mut gone = call;
-            gone.state = CallState::Active;
-            let l = clcc_line(&gone).replacen(",0,0,", ",6,0,", 1);
+            // SIMCom reports the end as <stat> 6 (disconnected)
+            let l = clcc_line_stat(&call, 6);
             self.urc(&l);
         }
     }
@@ -1757,6 +1765,7 @@ impl Core {
             state,
             number: from.to_string(),
             rings: 0,
+            started: None,
         });
         self.call_urc(id);
         if state == CallState::Waiting {
@@ -1778,7 +1787,7 @@ impl Core {
         let rings = call.rings;
         let number = call.number.clone();
         if rings > self.cfg.max_rings {
-            self.call_ended(id, Some("NO CARRIER"), "0");
+            self.call_ended(id, Some("NO CARRIER"));
             return;
         }
         if self.crc {
@@ -1808,6 +1817,7 @@ impl Core {
             return Resp::fin(Final::Text("NO CARRIER".into()));
         };
         call.state = CallState::Active;
+        call.started = Some(Instant::now());
         let id = call.id;
         self.timers
             .retain(|(_, t)| !matches!(t, Timer::Ring(i) if *i == id));
@@ -1831,7 +1841,7 @@ impl Core {
                 // a rejected call is not a missed one
                 c.state = CallState::Active;
             }
-            self.call_ended(id, None, "0010");
+            self.call_ended(id, None);
         }
         Resp::ok()
     }
@@ -1839,7 +1849,7 @@ impl Core {
     pub(crate) fn remote_hangup(&mut self) {
         let ids: Vec<u8> = self.calls.iter().map(|c| c.id).collect();
         for id in ids {
-            self.call_ended(id, Some("NO CARRIER"), "0012");
+            self.call_ended(id, Some("NO CARRIER"));
         }
     }
 
@@ -1852,6 +1862,7 @@ impl Core {
             return;
         };
         call.state = CallState::Active;
+        call.started = Some(Instant::now());
         let id = call.id;
         self.timers
             .retain(|(_, t)| !matches!(t, Timer::DialStep(i) if *i == id));
@@ -1897,6 +1908,7 @@ impl Core {
             state: CallState::Dialing,
             number,
             rings: 0,
+            started: None,
         });
         if self.cfg.profile == Profile::HuaweiE173 {
             let l = format!("^ORIG:{id},0");
@@ -1928,11 +1940,12 @@ impl Core {
             CallState::Alerting => match self.dial_outcome {
                 DialOutcome::Answer => {
                     call.state = CallState::Active;
+                    call.started = Some(now);
                     self.connected(id);
                 }
-                DialOutcome::Busy => self.call_ended(id, Some("BUSY"), "0011"),
-                DialOutcome::NoAnswer => self.call_ended(id, Some("NO ANSWER"), "0013"),
-                DialOutcome::NoCarrier => self.call_ended(id, Some("NO CARRIER"), "0012"),
+                DialOutcome::Busy => self.call_ended(id, Some("BUSY")),
+                DialOutcome::NoAnswer => self.call_ended(id, Some("NO ANSWER")),
+                DialOutcome::NoCarrier => self.call_ended(id, Some("NO CARRIER")),
                 DialOutcome::Manual => {}
             },
             _ => {}
@@ -2014,11 +2027,15 @@ fn toa(number: &str) -> u8 {
 }
 
 fn clcc_line(c: &Call) -> String {
+    clcc_line_stat(c, c.state.code())
+}
+
+fn clcc_line_stat(c: &Call, stat: u8) -> String {
     format!(
         "+CLCC: {},{},{},0,0,\"{}\",{}",
         c.id,
         u8::from(!c.outgoing),
-        c.state.code(),
+        stat,
         c.number,
         toa(&c.number)
     )

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
-    /// Plain 3GPP 27.005/27.007, no vendor commands.
+    /// Detect from AT+CGMI/AT+CGMM at every initialisation (default);
+    /// unknown modems get [`Profile::Generic`].
     #[default]
+    Auto,
+    /// Plain 3GPP 27.005/27.007, no vendor commands.
     Generic,
     /// Quectel EC25 / EG25 (also EC21, EG21, EC20).
     #[serde(alias = "quectel_eg25", alias = "quectel")]
@@ -59,6 +62,25 @@ pub(crate) struct Spec {
 }
 
 impl Profile {
+    /// The profile for a manufacturer/model pair as the modem reports them.
+    pub fn detect(manufacturer: &str, model: &str) -> Profile {
+        let m = manufacturer.to_ascii_lowercase();
+        let model = model.to_ascii_lowercase();
+        if m.contains("quectel") {
+            Profile::QuectelEc25
+        } else if m.contains("simcom") || model.contains("simcom") {
+            if model.contains("sim800") || model.contains("sim900") {
+                Profile::SimcomSim800
+            } else {
+                Profile::SimcomSim7600
+            }
+        } else if m.contains("huawei") {
+            Profile::HuaweiE173
+        } else {
+            Profile::Generic
+        }
+    }
+
     pub(crate) fn spec(self, urc_port: Option<&str>) -> Spec {
         let generic = Spec {
             init: Vec::new(),
@@ -77,7 +99,7 @@ impl Profile {
             ],
         };
         match self {
-            Profile::Generic => generic,
+            Profile::Generic | Profile::Auto => generic,
             Profile::QuectelEc25 => Spec {
                 init: vec![format!(
                     "AT+QURCCFG=\"urcport\",\"{}\"",

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::config::{Delivery, ModemConfig, Spec};
+use crate::config::{Delivery, ModemConfig, Profile, Spec};
 use crate::engine::{AtEngine, Command, Response, Transport};
 use crate::error::{AtError, ErrorClass};
 use crate::parser::{self, ClccEntry, RegDomain, Urc};
@@ -382,6 +382,7 @@ impl Driver {
             line: cfg.line.clone(),
             port: cfg.port.clone(),
             own_number: cfg.own_number.clone(),
+            profile: cfg.profile,
             ..ModemInfo::default()
         };
         Self {
@@ -679,11 +680,6 @@ impl Driver {
         }
         self.try_cmd("ATE0").await;
         self.try_cmd("AT+CMEE=2").await;
-        for c in self.spec.init.clone() {
-            if !self.try_cmd(&c).await {
-                warn!(command = %c, "vendor init command failed (ignored)");
-            }
-        }
         self.info.manufacturer = self.query_line("AT+CGMI", &["+CGMI:"]).await;
         self.info.model = self.query_line("AT+CGMM", &["+CGMM:"]).await;
         self.info.firmware = self.query_line("AT+CGMR", &["+CGMR:", "Revision:"]).await;
@@ -691,6 +687,20 @@ impl Driver {
             .query_line("AT+CGSN", &["+CGSN:"])
             .await
             .filter(|s| s.len() >= 14 && s.len() <= 17 && s.bytes().all(|b| b.is_ascii_digit()));
+        if self.cfg.profile == Profile::Auto {
+            let detected = Profile::detect(
+                self.info.manufacturer.as_deref().unwrap_or(""),
+                self.info.model.as_deref().unwrap_or(""),
+            );
+            info!(profile = ?detected, "vendor profile detected");
+            self.spec = detected.spec(self.cfg.urc_port.as_deref());
+            self.info.profile = detected;
+        }
+        for c in self.spec.init.clone() {
+            if !self.try_cmd(&c).await {
+                warn!(command = %c, "vendor init command failed (ignored)");
+            }
+        }
         if self.dead.is_some() {
             return;
         }
@@ -778,6 +788,21 @@ impl Driver {
             return;
         }
         self.ready = true;
+        // Boot announcements read during initialisation (RDY, +CPIN: READY,
+        // SMS DONE...) are about the boot we just handled.
+        if let Some(engine) = self.engine.as_mut() {
+            engine.discard_urcs(|u| {
+                matches!(
+                    u,
+                    Urc::Ready
+                        | Urc::Cpin(_)
+                        | Urc::SmsDone
+                        | Urc::PbDone
+                        | Urc::QuSim
+                        | Urc::Qind(_)
+                )
+            });
+        }
         info!(model = ?self.info.model, registration = ?self.info.registration, "modem ready");
         self.emit(ModemEvent::Health(self.info.clone())).await;
         self.sweep().await;
@@ -1171,7 +1196,15 @@ impl Driver {
                     Some(m) => m.to_string(),
                     None => mem.unwrap_or_else(|| self.storage()[2].clone()),
                 };
-                self.read_stored(&mem, i).await;
+                // Quectel-like firmware announces "SM" for a report kept in
+                // "SR": look there when the announced slot is empty.
+                if !self.read_stored(&mem, i).await
+                    && mem != "SR"
+                    && self.read_stored("SR", i).await
+                {
+                    info!("status report announced in {mem} found in SR");
+                    self.mems_seen.insert("SR".into());
+                }
             }
             Urc::Cmt { pdu } => self.on_direct(pdu).await,
             Urc::Cds { pdu } => {
@@ -1288,9 +1321,11 @@ impl Driver {
                     self.info.sim = SimState::Ready;
                 }
                 self.refresh_status().await;
-                if let Ok(r) = self
-                    .cmd(Command::new("AT+CPMS?", self.t()).prefixes(&["+CPMS:"]))
-                    .await
+                let main = self.storage()[0].clone();
+                if self.select_mem(&main).await.is_ok()
+                    && let Ok(r) = self
+                        .cmd(Command::new("AT+CPMS?", self.t()).prefixes(&["+CPMS:"]))
+                        .await
                 {
                     self.note_cpms(&r);
                 }
@@ -1372,10 +1407,11 @@ impl Driver {
         Ok(())
     }
 
-    async fn read_stored(&mut self, mem: &str, index: u32) {
+    /// Reads one stored message; false if the slot was empty or unreadable.
+    async fn read_stored(&mut self, mem: &str, index: u32) -> bool {
         if let Err(e) = self.select_mem(mem).await {
             warn!(mem, error = %e, "cannot select message memory");
-            return;
+            return false;
         }
         let r = self
             .cmd(Command::new(format!("AT+CMGR={index}"), self.t()).prefixes(&["+CMGR:"]))
@@ -1399,13 +1435,21 @@ impl Driver {
                             pdu,
                         )
                         .await;
+                        true
                     }
-                    None => debug!(mem, index, "empty message slot"),
+                    None => {
+                        debug!(mem, index, "empty message slot");
+                        false
+                    }
                 }
             }
-            Err(e) if e.cms_code() == Some(321) => debug!(mem, index, "empty message slot"),
+            Err(e) if e.cms_code() == Some(321) => {
+                debug!(mem, index, "empty message slot");
+                false
+            }
             Err(e) => {
-                warn!(mem, index, error = %e, "cannot read stored message (the sweep will retry)")
+                warn!(mem, index, error = %e, "cannot read stored message (the sweep will retry)");
+                false
             }
         }
     }
@@ -1414,11 +1458,18 @@ impl Driver {
     /// returns how many new ones were handled.
     async fn sweep(&mut self) -> usize {
         let mut mems: BTreeSet<String> = self.mems_seen.clone();
-        mems.insert(self.storage()[0].clone());
         mems.insert(self.storage()[2].clone());
         if let Some(m) = self.spec.status_report_memory {
             mems.insert(m.to_string());
         }
+        let main = self.storage()[0].clone();
+        mems.remove(&main);
+        // The main memory last, so it stays selected (and is what the
+        // storage figures describe).
+        let mems: Vec<String> = mems
+            .into_iter()
+            .chain(std::iter::once(main.clone()))
+            .collect();
         let mut found = 0;
         for mem in mems {
             if self.dead.is_some() {
@@ -1443,9 +1494,10 @@ impl Driver {
                     continue;
                 }
             };
-            if let Ok(c) = self
-                .cmd(Command::new("AT+CPMS?", self.t()).prefixes(&["+CPMS:"]))
-                .await
+            if mem == main
+                && let Ok(c) = self
+                    .cmd(Command::new("AT+CPMS?", self.t()).prefixes(&["+CPMS:"]))
+                    .await
             {
                 self.note_cpms(&c);
             }

@@ -156,6 +156,11 @@ impl AtEngine {
         self.urcs.pop_front()
     }
 
+    /// Drops queued URCs matching `pred`.
+    pub fn discard_urcs(&mut self, pred: impl Fn(&Urc) -> bool) {
+        self.urcs.retain(|u| !pred(u));
+    }
+
     /// True if URCs are waiting.
     pub fn has_urcs(&self) -> bool {
         !self.urcs.is_empty()

@@ -68,6 +68,8 @@ pub struct Registration {
 pub struct ModemInfo {
     pub line: String,
     pub port: String,
+    /// Vendor profile in use (detected when configured as `auto`).
+    pub profile: crate::config::Profile,
     pub manufacturer: Option<String>,
     pub model: Option<String>,
     pub firmware: Option<String>,

@@ -233,3 +233,15 @@ async fn cnmi_ds1_quirk() {
     assert!(c.cmd("AT+CNMI=2,1,2,2,0").await.ends_with("OK\r\n"));
     assert!(c.cmd("AT+CNMI?").await.contains("+CNMI: 2,1,2,2,0"));
 }
+
+#[tokio::test]
+async fn the_driver_may_close_and_reopen_the_port() {
+    let (m, mut c) = modem(SimConfig::default()).await;
+    c.cmd("ATE0").await;
+    drop(c);
+    m.inject_sms("+380501234567", "while closed").unwrap();
+    let mut c = Client::open(m.link());
+    c.expect("+CMTI: \"SM\",0\r\n").await;
+    assert_eq!(c.cmd("AT").await, "\r\nOK\r\n", "settings survive a reopen");
+    assert!(c.cmd("AT+CMGL=4").await.contains("+CMGL: 0,0,,"));
+}

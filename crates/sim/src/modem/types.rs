@@ -28,7 +28,7 @@ pub struct SimConfig {
     pub operator: String,
     /// Numeric operator id (MCC+MNC) in `AT+COPS=?`.
     pub operator_id: String,
-    /// The SIM's own number (`AT+CNUM`), also the recipient address of status reports' origin.
+    /// The SIM's own number (`AT+CNUM`).
     pub own_number: String,
     /// Service centre address (`AT+CSCA?`).
     pub smsc: String,

@@ -362,3 +362,32 @@ async fn sms_waits_for_the_pin() {
     c.cmd("AT+CPIN=\"1234\"").await;
     c.expect("+CMTI: \"SM\",0").await;
 }
+
+#[tokio::test]
+async fn cmgw_stores_until_memory_full() {
+    let (m, mut c) = modem(SimConfig {
+        sm_capacity: 1,
+        ..SimConfig::default()
+    })
+    .await;
+    let p = &crossline_pdu::encode_submit(
+        &Address::parse("+380671112233").unwrap(),
+        "draft",
+        &SubmitOptions::default(),
+    )
+    .unwrap()[0];
+    for expected in ["+CMGW: 0", "+CMS ERROR: 322"] {
+        c.send(&format!("AT+CMGW={}\r", p.tpdu_len)).await;
+        c.expect("> ").await;
+        c.send(&format!("{}\x1a", p.hex())).await;
+        c.expect(expected).await;
+    }
+    assert_eq!(m.stored()[0].status, StoredStatus::StoredUnsent);
+    // a full SIM: incoming messages get no +CMTI
+    m.inject_sms("+380501234567", "no room").unwrap();
+    assert!(
+        c.try_expect("+CMTI", Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}

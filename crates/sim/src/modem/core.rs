@@ -134,6 +134,8 @@ enum InputMode {
         hex: String,
         overflow: bool,
         fail: Option<String>,
+        /// `Some(<stat>)` for `AT+CMGW` (store), `None` for `AT+CMGS` (send).
+        write_stat: Option<u8>,
     },
 }
 
@@ -531,9 +533,13 @@ impl Core {
                     hex,
                     overflow,
                     fail,
+                    write_stat,
                 } = mode
                 {
-                    self.finish_submit(len, &hex, overflow, fail, now);
+                    match write_stat {
+                        None => self.finish_submit(len, &hex, overflow, fail, now),
+                        Some(stat) => self.finish_write(len, &hex, overflow, stat),
+                    }
                 }
             }
             0x1b => {
@@ -877,7 +883,12 @@ impl Core {
                 ))
             }
             ("+CMGD", Form::Set(a)) => self.cmgd(&a, now),
-            ("+CMGS", Form::Test) => Resp::ok(),
+            ("+CMGS" | "+CMGW", Form::Test) => Resp::ok(),
+            ("+CMGW", Form::Set(a)) => {
+                let len = a.first().cloned().unwrap_or_default();
+                let stat = arg_u8(&a, 1).unwrap_or(2);
+                self.pdu_prompt(&len, None, Some(stat.min(3)))
+            }
             ("+CMGS", Form::Set(_)) => {
                 let arg = cmd.get(name_end + 1..).unwrap_or_default().to_string();
                 self.cmgs_prompt(&arg, None)
@@ -1459,6 +1470,10 @@ impl Core {
     // ---------------------------------------------------------------- MO SMS
 
     fn cmgs_prompt(&mut self, arg: &str, fail: Option<String>) -> Resp {
+        self.pdu_prompt(arg, fail, None)
+    }
+
+    fn pdu_prompt(&mut self, arg: &str, fail: Option<String>, write_stat: Option<u8>) -> Resp {
         if let Some(e) = self.sim_error_cms() {
             return Resp::fin(e);
         }
@@ -1473,8 +1488,40 @@ impl Core {
             hex: String::new(),
             overflow: false,
             fail,
+            write_stat,
         };
         Resp::fin(Final::Prompt)
+    }
+
+    /// `AT+CMGW`: store the PDU in the write memory (`+CMS ERROR: 322` when full).
+    fn finish_write(&mut self, len: usize, hex: &str, overflow: bool, stat: u8) {
+        let bytes = match util::from_hex(hex) {
+            Some(b) if !overflow => b,
+            _ => {
+                self.respond(Resp::fin(Final::Cms(304)));
+                return;
+            }
+        };
+        let smsc_len = usize::from(bytes.first().copied().unwrap_or(0));
+        if bytes.len() != len.saturating_add(1).saturating_add(smsc_len) {
+            self.respond(Resp::fin(Final::Cms(304)));
+            return;
+        }
+        let status = match stat {
+            0 => StoredStatus::ReceivedUnread,
+            1 => StoredStatus::ReceivedRead,
+            3 => StoredStatus::StoredSent,
+            _ => StoredStatus::StoredUnsent,
+        };
+        let mi = self.mems.get(1).copied().unwrap_or(0);
+        let msg = MtPdu {
+            pdu: bytes,
+            tpdu_len: len,
+        };
+        match self.store(mi, status, &msg) {
+            Some(idx) => self.respond(Resp::line(format!("+CMGW: {idx}"))),
+            None => self.respond(Resp::fin(Final::Cms(322))),
+        }
     }
 
     fn finish_submit(

@@ -2166,6 +2166,79 @@ pub(crate) fn parse_args(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn powered() -> Core {
+        let mut c = Core::new(SimConfig {
+            pin: Some("1234".into()),
+            ..SimConfig::default()
+        });
+        c.power_on(Instant::now());
+        c.take_output();
+        c
+    }
+
+    const WORDS: &[&str] = &[
+        "AT",
+        "\r",
+        "+CMGS=",
+        "+CMGW=",
+        "+CPIN=\"1234\"",
+        "+CMGL=4",
+        "+CMGR=",
+        "+CMGD=",
+        "+CPMS=\"SR\"",
+        "+CNMI=2,2,0,1,0",
+        "+CSMS=1",
+        "+CNMA",
+        "+CUSD=1,\"*100#\",15",
+        "D+380;",
+        "A",
+        "H",
+        "+VTS=1",
+        ";",
+        "\"",
+        ",",
+        "0",
+        "7",
+        "99999999999",
+        "\x1a",
+        "\x1b",
+        "E0",
+        "+CMEE=2",
+        "+CLCC",
+        "+CREG=2",
+        "FF",
+        "00",
+    ];
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let mut c = powered();
+            c.on_input(&data, Instant::now());
+            c.fire_timers(Instant::now() + Duration::from_secs(3600));
+            let out: usize = c.take_output().iter().map(|o| match o {
+                Out::Echo(b) | Out::Response(b) | Out::Urc(b) => b.len(),
+                Out::Unplug => 0,
+            }).sum();
+            // echo plus at most a few hundred bytes per command line
+            prop_assert!(out <= data.len() * 2 + 400 * (data.iter().filter(|b| **b == b'\r' || **b == 0x1a).count() + 1));
+        }
+
+        #[test]
+        fn command_soup_never_panics(words in proptest::collection::vec(0..WORDS.len(), 0..200)) {
+            let mut c = powered();
+            let now = Instant::now();
+            let _ = c.inject_sms("+380501234567", "Привіт", now);
+            c.inject_call("+380501234567", now);
+            for w in words {
+                c.on_input(WORDS.get(w).unwrap_or(&"").as_bytes(), now);
+            }
+            c.fire_timers(now + Duration::from_secs(3600));
+            let _ = c.take_output();
+        }
+    }
 
     #[test]
     fn splits_concatenated_commands() {

@@ -245,3 +245,21 @@ async fn the_driver_may_close_and_reopen_the_port() {
     assert_eq!(c.cmd("AT").await, "\r\nOK\r\n", "settings survive a reopen");
     assert!(c.cmd("AT+CMGL=4").await.contains("+CMGL: 0,0,,"));
 }
+
+#[tokio::test]
+async fn huawei_curc_0_silences_the_noise() {
+    let (_m, mut c) = modem(SimConfig {
+        profile: Profile::HuaweiE173,
+        noise_interval: Some(Duration::from_millis(50)),
+        ..SimConfig::default()
+    })
+    .await;
+    c.cmd("ATE0").await;
+    c.cmd("AT^CURC=0").await;
+    c.buf.clear();
+    assert!(
+        c.try_expect("^RSSI", Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+}

@@ -391,3 +391,26 @@ async fn cmgw_stores_until_memory_full() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn remote_dtmf_per_profile() {
+    let (m, mut c) = modem(SimConfig {
+        profile: Profile::Sim7600,
+        ..SimConfig::default()
+    })
+    .await;
+    m.inject_call("+380501234567");
+    c.expect("RING").await;
+    c.cmd("ATA").await;
+    m.remote_dtmf("5#");
+    c.expect("+RXDTMF: 5\r\r\n").await;
+    c.expect("+RXDTMF: #\r\r\n").await;
+
+    let (m, mut c) = modem(SimConfig::default()).await;
+    c.cmd("AT+QTONEDET=1").await;
+    m.inject_call("+380501234567");
+    c.expect("RING").await;
+    c.cmd("ATA").await;
+    m.remote_dtmf("1");
+    c.expect("+QTONEDET: 49").await;
+}

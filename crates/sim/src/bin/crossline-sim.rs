@@ -48,6 +48,7 @@ commands:
   call <from>              an incoming call rings
   hangup                   the other party hangs up
   answer                   the callee answers an outgoing call (dial manual)
+  dtmf <digits>            the other party presses keys during a call
   dial answer|busy|noanswer|nocarrier|manual   outcome of later ATD calls
   ussd <text>              the network's answer to USSD requests
   reg home|roaming|searching|denied|none       network registration
@@ -158,6 +159,7 @@ async fn execute(modem: &SimModem, line: &str) -> anyhow::Result<()> {
         "call" => modem.inject_call(rest),
         "hangup" => modem.remote_hangup(),
         "answer" => modem.remote_answer(),
+        "dtmf" => modem.remote_dtmf(rest),
         "dial" => modem.set_dial_outcome(match rest {
             "answer" => DialOutcome::Answer,
             "busy" => DialOutcome::Busy,

@@ -196,6 +196,10 @@ pub(crate) struct Core {
     // observation
     commands: Vec<String>,
     noise_flip: bool,
+    /// Huawei periodic reports on (`AT^CURC`).
+    curc: bool,
+    /// Quectel DTMF detection on (`AT+QTONEDET=1`).
+    tone_detect: bool,
     /// URCs raised while a command line runs; they follow its final result.
     deferred: Option<Vec<Vec<u8>>>,
 }
@@ -267,6 +271,8 @@ impl Core {
             commands: Vec::new(),
             noise_flip: false,
             deferred: None,
+            curc: true,
+            tone_detect: false,
             cfg,
         };
         core.urc_port_ok = !core.cfg.urc_port_needs_setup;
@@ -296,6 +302,8 @@ impl Core {
         self.clip = false;
         self.crc = false;
         self.clcc_urc = false;
+        self.curc = true;
+        self.tone_detect = false;
         self.urc_port_ok = !self.cfg.urc_port_needs_setup;
         self.mems = [0, 0, 0];
         self.sim = if self.cfg.pin.is_some() {
@@ -370,7 +378,9 @@ impl Core {
             Timer::Ussd(text) => self.ussd_answer(&text),
             Timer::Noise => {
                 self.noise_flip = !self.noise_flip;
-                if self.noise_flip {
+                if !self.curc {
+                    // AT^CURC=0 silenced the periodic reports
+                } else if self.noise_flip {
                     let r = format!("^RSSI:{}", self.rssi);
                     self.urc(&r);
                 } else {
@@ -933,9 +943,24 @@ impl Core {
                     Resp::fin(Final::Cme(50))
                 }
             }
-            ("^CURC" | "^PORTSEL" | "^DDSETEX", Form::Set(_)) if p == Profile::HuaweiE173 => {
+            ("^CURC", Form::Set(a)) if p == Profile::HuaweiE173 => {
+                self.curc = arg_u8(&a, 0) != Some(0);
                 Resp::ok()
             }
+            ("^CURC", Form::Read) if p == Profile::HuaweiE173 => {
+                Resp::line(format!("^CURC: {}", u8::from(self.curc)))
+            }
+            ("^PORTSEL" | "^DDSETEX", Form::Set(_)) if p == Profile::HuaweiE173 => Resp::ok(),
+            ("^CVOICE", Form::Read) if p == Profile::HuaweiE173 => {
+                Resp::line("^CVOICE:0,8000,16,20")
+            }
+            ("+QPCMV", Form::Set(_)) if p == Profile::QuectelEc25 => Resp::ok(),
+            ("+QPCMV", Form::Read) if p == Profile::QuectelEc25 => Resp::line("+QPCMV: 0"),
+            ("+QTONEDET", Form::Set(a)) if p == Profile::QuectelEc25 => {
+                self.tone_detect = arg_u8(&a, 0) == Some(1);
+                Resp::ok()
+            }
+            ("+CPCMREG", Form::Set(_) | Form::Read) if p.is_simcom() => Resp::ok(),
             // gammu probes these and expects ERROR: unknown commands fall through.
             _ => Resp::fin(Final::Error),
         }
@@ -2015,6 +2040,32 @@ impl Core {
         }
         self.dtmf.push_str(&tones.to_ascii_uppercase());
         Resp::ok()
+    }
+
+    /// The other party presses keys during an active call.
+    pub(crate) fn remote_dtmf(&mut self, digits: &str) {
+        if !self.calls.iter().any(|c| c.state == CallState::Active) {
+            return;
+        }
+        for d in digits
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '*' || *c == '#')
+        {
+            match self.cfg.profile {
+                Profile::Sim7600 | Profile::Sim800 => {
+                    self.urc_bytes(format!("\r\n+RXDTMF: {d}\r\r\n").into_bytes());
+                }
+                Profile::QuectelEc25 if self.tone_detect => {
+                    let l = format!("+QTONEDET: {}", u32::from(d));
+                    self.urc(&l);
+                }
+                Profile::HuaweiE173 => {
+                    let l = format!("^DDTMF: {d}");
+                    self.urc(&l);
+                }
+                Profile::QuectelEc25 => {}
+            }
+        }
     }
 
     pub(crate) fn set_dial_outcome(&mut self, o: DialOutcome) {

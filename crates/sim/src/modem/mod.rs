@@ -159,6 +159,13 @@ impl SimModem {
         self.with_core(|c, _| c.remote_answer());
     }
 
+    /// The other party presses keys during an active call: SIMCom
+    /// `+RXDTMF: <d>` (ending `\r\r\n`), Quectel `+QTONEDET: <ascii>` after
+    /// `AT+QTONEDET=1`, Huawei `^DDTMF: <d>`.
+    pub fn remote_dtmf(&self, digits: &str) {
+        self.with_core(|c, _| c.remote_dtmf(digits));
+    }
+
     /// What happens to later `ATD` calls.
     pub fn set_dial_outcome(&self, outcome: DialOutcome) {
         self.with_core(|c, _| c.set_dial_outcome(outcome));

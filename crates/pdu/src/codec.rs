@@ -114,7 +114,7 @@ fn read_smsc(r: &mut Reader<'_>) -> Result<Option<Address>, PduError> {
     let value_bytes = r.take(len - 1, "SMSC address")?;
     let kind = address_kind(toa);
     let value = address_value(kind, value_bytes, value_bytes.len() * 2);
-    Ok(Some(Address { kind, value }))
+    Ok((!value.is_empty()).then_some(Address { kind, value }))
 }
 
 fn type_of_address(kind: AddressKind) -> u8 {

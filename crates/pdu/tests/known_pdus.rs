@@ -198,6 +198,14 @@ fn gammu_encoded_submits() {
 }
 
 #[test]
+fn smsc_block_with_only_a_type_octet_is_no_smsc() {
+    let d = deliver("0191040B916407281553F80000993092516195800AE8329BFD4697D9EC37");
+    assert_eq!(d.smsc, None);
+    assert_eq!(d.sender, intl("+46708251358"));
+    assert_eq!(d.text, "hellohello");
+}
+
+#[test]
 fn class_and_alphabet_from_dcs() {
     let with_dcs = |dcs: &str, ud: &str| {
         format!("0791836027000001000C9183501032547600{dcs}62113231512300{ud}")

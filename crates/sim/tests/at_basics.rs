@@ -263,3 +263,34 @@ async fn huawei_curc_0_silences_the_noise() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn iccid_in_every_dialect() {
+    let (_m, mut c) = modem(SimConfig::default()).await;
+    c.cmd("ATE0").await;
+    assert!(
+        c.cmd("AT+QCCID")
+            .await
+            .contains("+QCCID: 89380031234567890123")
+    );
+    assert!(
+        c.cmd("AT+CCID")
+            .await
+            .contains("+CCID: 89380031234567890123")
+    );
+    assert!(
+        c.cmd("AT+CICCID")
+            .await
+            .contains("ICCID: 89380031234567890123")
+    );
+    assert!(
+        c.cmd("AT^ICCID?")
+            .await
+            .contains("^ICCID: 89380031234567890123")
+    );
+    assert!(
+        c.cmd("AT+CRSM=176,12258,0,0,10")
+            .await
+            .contains("+CRSM: 144,0,\"98830013325476981032\"")
+    );
+}

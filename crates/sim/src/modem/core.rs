@@ -750,15 +750,19 @@ impl Core {
                 Some(e) => Resp::fin(e),
                 None => Resp::line(self.cfg.imsi.clone()),
             },
-            ("+CCID" | "+ICCID" | "+QCCID" | "^ICCID", Form::Exec | Form::Read) => {
+            ("+CCID" | "+ICCID" | "+QCCID" | "^ICCID" | "+CICCID", Form::Exec | Form::Read) => {
+                if let Some(e) = self.sim_error_cme().filter(|_| self.sim == SimState::Puk) {
+                    return Resp::fin(e);
+                }
                 let label = match name.as_str() {
                     "+QCCID" => "+QCCID",
-                    "+ICCID" => "ICCID",
+                    "+ICCID" | "+CICCID" => "ICCID",
                     "^ICCID" => "^ICCID",
                     _ => "+CCID",
                 };
                 Resp::line(format!("{label}: {}", self.cfg.iccid))
             }
+            ("+CRSM", Form::Set(a)) => self.crsm(&a),
             ("+CPIN", f) => self.cpin(f),
             ("+CMEE", Form::Read) => Resp::line(format!("+CMEE: {}", self.cmee)),
             ("+CMEE", Form::Test) => Resp::line("+CMEE: (0-2)"),
@@ -1008,6 +1012,27 @@ impl Core {
                 }
             }
             Form::Exec => Resp::fin(Final::Error),
+        }
+    }
+
+    /// `AT+CRSM`: restricted SIM access; only READ BINARY of EF_ICCID (2FE2).
+    fn crsm(&self, a: &[String]) -> Resp {
+        let nums: Vec<Option<u32>> = a.iter().map(|s| s.trim().parse().ok()).collect();
+        match nums.as_slice() {
+            [Some(176), Some(12258), ..] => {
+                // BCD with swapped nibbles, padded with F
+                let mut digits: Vec<char> = self.cfg.iccid.chars().collect();
+                if digits.len() % 2 == 1 {
+                    digits.push('F');
+                }
+                let swapped: String = digits
+                    .chunks(2)
+                    .flat_map(|p| p.iter().rev().copied().collect::<Vec<char>>())
+                    .collect();
+                Resp::line(format!("+CRSM: 144,0,\"{swapped}\""))
+            }
+            [Some(_), ..] => Resp::line("+CRSM: 106,130"),
+            _ => Resp::fin(Final::Cme(50)),
         }
     }
 

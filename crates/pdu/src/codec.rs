@@ -255,14 +255,10 @@ fn read_timestamp(r: &mut Reader<'_>, field: &'static str) -> Result<Timestamp, 
     }
     let [yy, month, day, hour, minute, second] = v;
     let tz_raw = raw.get(6).copied().unwrap_or(0);
+    // Networks do send non-decimal units here (oFono's status report traces
+    // have `A0`); like Gammu and oFono, read them as the value they weigh
+    // rather than dropping the message. The result stays within ±85.
     let (tens, units) = (tz_raw & 0x07, tz_raw >> 4);
-    if units > 9 {
-        return Err(PduError::Invalid {
-            field,
-            offset: start + 6,
-            reason: format!("time zone octet {tz_raw:02X} is not decimal"),
-        });
-    }
     let magnitude = i8::try_from(tens * 10 + units).unwrap_or(0);
     let tz_quarter_hours = if tz_raw & 0x08 != 0 {
         -magnitude

@@ -95,7 +95,9 @@ pub struct Timestamp {
     pub minute: u8,
     /// Second 0-59.
     pub second: u8,
-    /// Offset from UTC in quarters of an hour (signed; +8 = UTC+02:00).
+    /// Offset from UTC in quarters of an hour (signed; +8 = UTC+02:00). The
+    /// encoders accept ±79; decoding gives up to ±85 when a network writes a
+    /// non-decimal digit there.
     pub tz_quarter_hours: i8,
 }
 

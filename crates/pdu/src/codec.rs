@@ -702,6 +702,14 @@ enum PartBody {
 /// character (an escape sequence or a surrogate pair).
 fn split(text: &str, force_ucs2: bool, reference: u16) -> Result<Vec<PartBody>, PduError> {
     let wide_ref = reference > 255;
+    // Every character takes at least one septet or UTF-16 unit, and a part
+    // holds at most 160 of either: refuse hopeless texts before converting.
+    let max_chars = 255 * MAX_UD_SEPTETS;
+    if text.len() / 4 > max_chars {
+        return Err(PduError::TooLong {
+            parts: estimate_parts(text.len() / 4, MAX_UD_SEPTETS),
+        });
+    }
     let septets = if force_ucs2 { None } else { gsm7::encode(text) };
     let mut parts = Vec::new();
     if let Some(all) = septets {

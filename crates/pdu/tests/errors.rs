@@ -183,6 +183,9 @@ fn encoding_refuses_what_cannot_be_sent() {
             .len(),
         255
     );
+    // refused before any conversion, whatever its size
+    let e = encode_submit(&to, &"я".repeat(10_000_000), &SubmitOptions::default()).unwrap_err();
+    assert!(e.to_string().starts_with("message too long"), "{e}");
     let bad_ts = Timestamp {
         year: 2026,
         month: 13,

@@ -1,1 +1,242 @@
-fn main() {}
+//! crossline-mgmt: command line entry point.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use crossline_core::NodeId;
+use crossline_mgmt::config::{Config, secret_file};
+use crossline_mgmt::credentials::{hash_secret, new_secret};
+use crossline_mgmt::{demo, server};
+use crossline_store::DeviceRegistry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "crossline-mgmt", version, about = "Crossline management server")]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short, global = true, env = "CROSSLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Override data_dir.
+    #[arg(long, global = true, env = "CROSSLINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long, global = true, env = "CROSSLINE_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Run {
+        /// Override http.listen.
+        #[arg(long, env = "CROSSLINE_HTTP_LISTEN")]
+        http: Option<SocketAddr>,
+        /// Override mqtt.listen (the embedded broker).
+        #[arg(long, env = "CROSSLINE_MQTT_LISTEN")]
+        mqtt_listen: Option<SocketAddr>,
+        /// Use this external broker instead of the embedded one.
+        #[arg(long, env = "CROSSLINE_MQTT_URL")]
+        mqtt_url: Option<String>,
+    },
+    /// mgmt, its broker and database, and simulated appliances with traffic.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        mqtt: SocketAddr,
+        #[arg(long, default_value_t = 2)]
+        appliances: usize,
+        /// Synthetic messages per second per appliance.
+        #[arg(long, default_value_t = 0.5)]
+        rate: f64,
+    },
+    /// Manage device credentials.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// External broker helpers.
+    #[command(subcommand)]
+    Broker(BrokerCmd),
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    /// Register a device (or re-key it) and print its new secret once.
+    Add { id: NodeId },
+    /// Revoke a device: its credential is refused from now on.
+    Revoke { id: NodeId },
+    /// List devices.
+    List,
+}
+
+#[derive(Subcommand)]
+enum BrokerCmd {
+    /// Write mosquitto.conf, password and ACL files equivalent to the embedded broker.
+    MosquittoConfig {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    if let Some(d) = cli.data_dir {
+        cfg.data_dir = d;
+    }
+    match cli.cmd {
+        Cmd::Run {
+            http,
+            mqtt_listen,
+            mqtt_url,
+        } => {
+            if let Some(h) = http {
+                cfg.http.listen = h;
+            }
+            if let Some(m) = mqtt_listen {
+                cfg.mqtt.listen = m;
+            }
+            if mqtt_url.is_some() {
+                cfg.mqtt.url = mqtt_url;
+            }
+            let running = server::start(cfg).await?;
+            // One line on stdout that scripts and tests can wait for.
+            println!(
+                "crossline-mgmt ready http={} mqtt={}",
+                running.http_addr, running.mqtt_addr
+            );
+            let stop = CancellationToken::new();
+            let s = stop.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                s.cancel();
+            });
+            running.serve_until(stop).await
+        }
+        Cmd::Demo {
+            http,
+            mqtt,
+            appliances,
+            rate,
+        } => {
+            let data_dir = cli_data_dir_or(&cfg, "./crossline-demo");
+            let stop = CancellationToken::new();
+            let s = stop.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                s.cancel();
+            });
+            demo::run(
+                demo::DemoOptions {
+                    data_dir,
+                    http,
+                    mqtt,
+                    appliances,
+                    rate,
+                },
+                stop,
+            )
+            .await
+        }
+        Cmd::Device(d) => {
+            let store = server::open_store(&cfg)?;
+            match d {
+                DeviceCmd::Add { id } => {
+                    let secret = new_secret();
+                    store.put_device(&id, &hash_secret(&secret)?).await?;
+                    println!("{secret}");
+                    eprintln!(
+                        "device {id} registered; put the secret above in its mqtt.secret_file (shown only once)"
+                    );
+                }
+                DeviceCmd::Revoke { id } => {
+                    if store.revoke_device(&id).await? {
+                        eprintln!("device {id} revoked");
+                    } else {
+                        anyhow::bail!("no device {id}");
+                    }
+                }
+                DeviceCmd::List => {
+                    for d in store.devices().await? {
+                        println!(
+                            "{}\t{}\t{}",
+                            d.id,
+                            if d.revoked { "revoked" } else if d.online { "online" } else { "offline" },
+                            d.last_seen_ms.map(|m| m.to_string()).unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }
+            }
+            store.close()?;
+            Ok(())
+        }
+        Cmd::Broker(BrokerCmd::MosquittoConfig { out, port }) => {
+            let store = server::open_store(&cfg)?;
+            let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
+            let devices: Vec<(String, String)> = store
+                .devices()
+                .await?
+                .into_iter()
+                .filter(|d| !d.revoked)
+                .map(|d| (d.id.to_string(), d.secret_hash))
+                .collect();
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut users = devices;
+            users.push((cfg.mqtt.username.clone(), hash_secret(&mgmt_secret)?));
+            let files = crossline_broker::mosquitto_conf::render_hashed(
+                &out,
+                port,
+                &users,
+                &[cfg.mqtt.username.as_str()],
+            )?;
+            eprintln!("wrote {}", files.conf.display());
+            eprintln!(
+                "run: mosquitto -c {}; then start mgmt with --mqtt-url mqtt://127.0.0.1:{port} (re-run this after device add/revoke and send mosquitto SIGHUP)",
+                files.conf.display()
+            );
+            store.close()?;
+            Ok(())
+        }
+    }
+}
+
+fn cli_data_dir_or(cfg: &Config, default: &str) -> PathBuf {
+    if cfg.data_dir == PathBuf::from("./crossline-data") {
+        PathBuf::from(default)
+    } else {
+        cfg.data_dir.clone()
+    }
+}
+
+async fn wait_for_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

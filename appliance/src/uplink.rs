@@ -1,0 +1,283 @@
+//! Replication of the local log to mgmt over MQTT.
+//!
+//! The protocol (docs/PROTOCOL.md, "Sync") in short:
+//! * every local event is already durable in the log before it is sent;
+//! * on every (re)connect the appliance says [`Hello`] (its head and last ack)
+//!   and streams from `acked + 1`, in batches, QoS 1, at most `window` events
+//!   beyond the last ack;
+//! * mgmt stores, then publishes [`Ack`] with its highest contiguous seq; the
+//!   appliance persists that cursor — only acknowledged events leave the outbox;
+//! * `Ack.resend_from` (mgmt saw a hole) or no ack progress for
+//!   `resend_after` rewinds the stream to the last ack (go-back-N). The broker
+//!   session is never trusted to hold anything.
+
+use crate::config::{MqttConfig, SyncConfig};
+use crate::log::LocalLog;
+use crossline_core::NodeId;
+use crossline_proto::{
+    Ack, Command, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, decode, encode,
+};
+use crossline_store::{EventLog, Outbox};
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The outbox cursor's peer name for mgmt.
+pub const PEER: &str = "mgmt";
+
+/// What the MQTT event-loop task tells the sync task.
+#[derive(Debug)]
+enum Link {
+    Up,
+    Down(String),
+    Ack(Ack),
+    Command(Command),
+}
+
+/// Counters the uplink exposes (for logs and tests).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UplinkStats {
+    pub batches_sent: u64,
+    pub events_sent: u64,
+    pub rewinds: u64,
+}
+
+/// Runs the uplink until `shutdown`; returns the last ack seen.
+pub async fn run<S>(
+    log: LocalLog<S>,
+    mqtt: MqttConfig,
+    sync: SyncConfig,
+    commands: mpsc::Sender<Command>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<u64>
+where
+    S: EventLog + Outbox + Clone,
+{
+    let me = log.store().local_node().clone();
+    let secret = mqtt.load_secret()?;
+    let (host, port) = mqtt.host_port()?;
+    let mut opts = MqttOptions::new(me.as_str(), host.clone(), port);
+    opts.set_credentials(me.as_str(), secret);
+    opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.clamp(2, 600)));
+    opts.set_clean_session(false);
+    opts.set_max_packet_size(
+        crossline_proto::MAX_PAYLOAD + 1024,
+        crossline_proto::MAX_PAYLOAD + 1024,
+    );
+    opts.set_last_will(LastWill::new(
+        DeviceTopic::new(&me, Kind::Presence).to_string(),
+        encode(&Presence::new(PresenceState::Offline)),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let (link_tx, mut link_rx) = mpsc::channel(256);
+    let poller = tokio::spawn(poll_loop(eventloop, me.clone(), link_tx, shutdown.clone()));
+    info!(device = %me, broker = %format!("{host}:{port}"), "uplink starting");
+
+    let store = log.store().clone();
+    let mut acked = store.acked(PEER).await?;
+    let mut next = acked + 1;
+    let mut connected = false;
+    let mut head_rx = log.subscribe();
+    let mut last_progress = Instant::now();
+    let mut last_rewind: Option<(u64, Instant)> = None;
+    let mut stats = UplinkStats::default();
+    let rto = sync.resend_after();
+    let events_topic = DeviceTopic::new(&me, Kind::Events).to_string();
+
+    loop {
+        let head = *head_rx.borrow_and_update();
+        // Publish while there is something to send and room in the window.
+        if connected && next <= head && next.saturating_sub(acked + 1) < sync.window {
+            let room = sync.window - next.saturating_sub(acked + 1);
+            let n = (sync.batch as u64).min(room).min(head - next + 1) as usize;
+            let events = store.read_from(&me, next, n).await?;
+            if let Some(last) = events.last() {
+                let last_seq = last.seq;
+                let payload = encode(&EventBatch::new(events));
+                client
+                    .publish(&events_topic, QoS::AtLeastOnce, false, payload)
+                    .await?;
+                stats.batches_sent += 1;
+                stats.events_sent += last_seq + 1 - next;
+                debug!(device = %me, from = next, to = last_seq, "published batch");
+                next = last_seq + 1;
+                continue;
+            }
+        }
+        let outstanding = next > acked + 1 || (connected && acked < head);
+        let rto_at = last_progress + rto;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = head_rx.changed() => {
+                if changed.is_err() { break; }
+            }
+            _ = tokio::time::sleep_until(rto_at), if outstanding && connected => {
+                // No ack progress: the broker or mgmt may have lost what we sent.
+                warn!(device = %me, acked, next, "no ack progress; resending from last ack");
+                next = acked + 1;
+                stats.rewinds += 1;
+                last_progress = Instant::now();
+                say_hello(&client, &me, head, acked).await?;
+            }
+            msg = link_rx.recv() => {
+                let Some(msg) = msg else { break };
+                match msg {
+                    Link::Up => {
+                        connected = true;
+                        next = acked + 1;
+                        last_progress = Instant::now();
+                        let sub = |k| DeviceTopic::new(&me, k).to_string();
+                        client.subscribe(sub(Kind::Ack), QoS::AtLeastOnce).await?;
+                        client.subscribe(sub(Kind::Cmd), QoS::AtLeastOnce).await?;
+                        client
+                            .publish(
+                                sub(Kind::Presence),
+                                QoS::AtLeastOnce,
+                                true,
+                                encode(&Presence::new(PresenceState::Online)),
+                            )
+                            .await?;
+                        say_hello(&client, &me, head, acked).await?;
+                        info!(device = %me, acked, head, "connected to broker; streaming from {}", acked + 1);
+                    }
+                    Link::Down(why) => {
+                        if connected {
+                            warn!(device = %me, reason = %why, acked, head, "uplink down; events stay in the outbox");
+                        }
+                        connected = false;
+                    }
+                    Link::Ack(ack) => {
+                        if ack.acked > acked {
+                            // Never beyond what we have: a confused peer must not
+                            // make us drop unsent events.
+                            let new = ack.acked.min(head);
+                            store.set_acked(PEER, new).await?;
+                            acked = new;
+                            last_progress = Instant::now();
+                            if next <= acked {
+                                next = acked + 1;
+                            }
+                        } else if ack.acked == acked && next == acked + 1 {
+                            last_progress = Instant::now();
+                        }
+                        if let Some(from) = ack.resend_from {
+                            let from = from.max(acked + 1);
+                            let recent = last_rewind
+                                .is_some_and(|(s, t)| s == from && t.elapsed() < rto);
+                            if from < next && !recent {
+                                debug!(device = %me, from, "mgmt asked for a resend");
+                                next = from;
+                                stats.rewinds += 1;
+                                last_rewind = Some((from, Instant::now()));
+                            }
+                        }
+                    }
+                    Link::Command(cmd) => {
+                        if commands.send(cmd).await.is_err() {
+                            debug!(device = %me, "no command handler; command dropped");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Graceful: say goodbye so mgmt shows us offline at once.
+    let _ = client
+        .publish(
+            DeviceTopic::new(&me, Kind::Presence).to_string(),
+            QoS::AtLeastOnce,
+            true,
+            encode(&Presence::new(PresenceState::Offline)),
+        )
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+    info!(device = %me, acked, sent = stats.events_sent, rewinds = stats.rewinds, "uplink stopped");
+    Ok(acked)
+}
+
+async fn say_hello(client: &AsyncClient, me: &NodeId, head: u64, acked: u64) -> anyhow::Result<()> {
+    let hello = Hello {
+        v: crossline_proto::VERSION,
+        head,
+        acked,
+        software: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    client
+        .publish(
+            DeviceTopic::new(me, Kind::Hello).to_string(),
+            QoS::AtLeastOnce,
+            false,
+            encode(&hello),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    me: NodeId,
+    tx: mpsc::Sender<Link>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => {
+                // Let the final presence + disconnect go out.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while eventloop.poll().await.is_ok() {}
+                }).await;
+                return;
+            }
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
+                backoff = Duration::from_millis(200);
+                debug!(device = %me, session_present = ack.session_present, "connack");
+                if tx.send(Link::Up).await.is_err() {
+                    return;
+                }
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                let msg = match DeviceTopic::parse(&p.topic) {
+                    Ok(t) if t.device == me && t.kind == Kind::Ack => {
+                        decode::<Ack>(&p.payload).map(Link::Ack)
+                    }
+                    Ok(t) if t.device == me && t.kind == Kind::Cmd => {
+                        decode::<Command>(&p.payload).map(Link::Command)
+                    }
+                    _ => {
+                        warn!(device = %me, topic = %p.topic, "ignoring message on unexpected topic");
+                        continue;
+                    }
+                };
+                match msg {
+                    Ok(m) => {
+                        if tx.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(device = %me, topic = %p.topic, error = %e, "rejected message from mgmt"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if tx.send(Link::Down(e.to_string())).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

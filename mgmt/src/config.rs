@@ -1,0 +1,131 @@
+//! mgmt configuration: TOML file, environment overrides, CLI flags.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Database, generated secrets and tokens live here.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./crossline-data")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http")]
+    pub listen: SocketAddr,
+}
+
+fn default_http() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_http(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Where the embedded broker listens (ignored with `url`).
+    #[serde(default = "default_mqtt")]
+    pub listen: SocketAddr,
+    /// Use an external broker (e.g. Mosquitto configured by
+    /// `crossline-mgmt broker mosquitto-config`) instead of the embedded one.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// mgmt's own MQTT username (a service user with access to all devices).
+    #[serde(default = "default_user")]
+    pub username: String,
+}
+
+fn default_mqtt() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 1883))
+}
+
+fn default_user() -> String {
+    "mgmt".into()
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_mqtt(),
+            url: None,
+            username: default_user(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(toml::from_str("")?);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("mgmt.db")
+    }
+}
+
+/// Reads a secret file, or creates it with a fresh random secret.
+pub fn secret_file(path: &Path) -> Result<String> {
+    if let Ok(s) = std::fs::read_to_string(path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let s = crate::credentials::new_secret();
+    write_private(path, &s)?;
+    Ok(s)
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses() {
+        let c: Config = toml::from_str(include_str!("../crossline-mgmt.example.toml")).unwrap();
+        assert_eq!(c.mqtt.username, "mgmt");
+        let d = Config::load(None).unwrap();
+        assert!(d.mqtt.url.is_none());
+    }
+}

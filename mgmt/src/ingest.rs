@@ -1,0 +1,280 @@
+//! Ingestion: mgmt's MQTT client that receives what appliances publish.
+//!
+//! Event batches are stored (deduplicated on `(origin, seq)`, only contiguous
+//! prefixes, see [`crossline_store::EventLog::ingest`]) and only then
+//! acknowledged with the origin's highest contiguous seq. A batch that skips
+//! ahead (a hole: the broker lost something) is refused and the origin is
+//! asked to resend from the first missing seq. Malformed, oversized,
+//! wrong-version or spoofed payloads are logged with their reason and counted;
+//! they never stop ingestion of anything else.
+
+use crate::metrics::Metrics;
+use crossline_core::{Event, NodeId};
+use crossline_proto::{
+    Ack, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, Telemetry, decode, encode,
+};
+use crossline_store::{DeviceRegistry, EventLog};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How mgmt reaches the broker.
+#[derive(Debug, Clone)]
+pub struct BrokerLink {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub secret: String,
+}
+
+/// Something mgmt learned, for live subscribers (SSE, UI) and tests.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Stored { origin: NodeId, contiguous: u64, events: Vec<Event> },
+    Presence { device: NodeId, online: bool },
+    Telemetry { device: NodeId, telemetry: Box<Telemetry> },
+}
+
+enum Work {
+    Batch(NodeId, EventBatch),
+    Hello(NodeId, Hello),
+}
+
+/// Runs the ingestion client until `shutdown`.
+pub async fn run<S>(
+    store: S,
+    link: BrokerLink,
+    metrics: Arc<Metrics>,
+    updates: broadcast::Sender<Update>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    S: EventLog + DeviceRegistry + Clone,
+{
+    let mut opts = MqttOptions::new(link.username.clone(), link.host.clone(), link.port);
+    opts.set_credentials(link.username.clone(), link.secret.clone());
+    opts.set_keep_alive(Duration::from_secs(10));
+    // Keep our subscriptions and queued messages across a short mgmt restart
+    // when the broker survives it (an external broker). Not relied upon.
+    opts.set_clean_session(false);
+    // Accept whatever the broker lets through, so an oversized payload is
+    // refused by the decoder with a logged reason instead of breaking our
+    // connection (and being redelivered for ever). The broker caps packets.
+    opts.set_max_packet_size(16 << 20, crossline_proto::MAX_PAYLOAD + 1024);
+    opts.set_inflight(1000);
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    let (work_tx, work_rx) = mpsc::channel::<Work>(4096);
+    let worker = tokio::spawn(worker(
+        store.clone(),
+        client.clone(),
+        work_rx,
+        metrics.clone(),
+        updates.clone(),
+    ));
+    let mut backoff = Duration::from_millis(100);
+    info!(broker = %format!("{}:{}", link.host, link.port), user = %link.username, "ingestion connecting");
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                for k in [Kind::Events, Kind::Hello, Kind::Presence, Kind::Telemetry] {
+                    client.subscribe(k.filter_all(), QoS::AtLeastOnce).await?;
+                }
+                info!("ingestion connected and subscribed");
+            }
+            Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                metrics.mqtt_messages.inc();
+                let topic = match DeviceTopic::parse(&p.topic) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        reject(&metrics, None, &p.topic, &e.to_string());
+                        continue;
+                    }
+                };
+                let dev = topic.device.clone();
+                match topic.kind {
+                    Kind::Events => match decode::<EventBatch>(&p.payload)
+                        .and_then(|b| b.check_origin(&dev).map(|()| b))
+                    {
+                        Ok(b) => {
+                            if work_tx.send(Work::Batch(dev, b)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
+                    },
+                    Kind::Hello => match decode::<Hello>(&p.payload) {
+                        Ok(h) => {
+                            if work_tx.send(Work::Hello(dev, h)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
+                    },
+                    Kind::Presence => match decode::<Presence>(&p.payload) {
+                        Ok(pr) => {
+                            let online = pr.state == PresenceState::Online;
+                            info!(device = %dev, online, "presence");
+                            if let Err(e) = store.set_presence(&dev, online, now_ms()).await {
+                                warn!(device = %dev, error = %e, "could not record presence");
+                            }
+                            let _ = updates.send(Update::Presence { device: dev, online });
+                        }
+                        Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
+                    },
+                    Kind::Telemetry => match decode::<Telemetry>(&p.payload) {
+                        Ok(t) => {
+                            let _ = store.set_presence(&dev, true, now_ms()).await;
+                            let _ = updates.send(Update::Telemetry {
+                                device: dev,
+                                telemetry: Box::new(t),
+                            });
+                        }
+                        Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
+                    },
+                    Kind::Ack | Kind::Cmd | Kind::Config => {}
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "broker connection lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(3));
+            }
+        }
+    }
+    drop(work_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+    Ok(())
+}
+
+fn reject(metrics: &Metrics, dev: Option<&NodeId>, topic: &str, why: &str) {
+    metrics.rejected.inc();
+    let topic: String = topic.chars().take(200).collect();
+    match dev {
+        Some(d) => warn!(device = %d, topic = %topic, reason = %why, "rejected payload"),
+        None => warn!(topic = %topic, reason = %why, "rejected payload"),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Stores batches in groups and acknowledges after commit.
+async fn worker<S>(
+    store: S,
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Work>,
+    metrics: Arc<Metrics>,
+    updates: broadcast::Sender<Update>,
+) where
+    S: EventLog + DeviceRegistry + Clone,
+{
+    // Last resend request per origin, so a burst of out-of-order batches
+    // after a hole asks once, not once per batch.
+    let mut asked: HashMap<NodeId, (u64, Instant)> = HashMap::new();
+    let mut buf = Vec::with_capacity(256);
+    while rx.recv_many(&mut buf, 256).await > 0 {
+        // Merge consecutive batches per origin into one ingest call each;
+        // origins run concurrently so the store commits them as one group.
+        let mut per_origin: HashMap<NodeId, Vec<Event>> = HashMap::new();
+        let mut hellos = Vec::new();
+        for w in buf.drain(..) {
+            match w {
+                Work::Batch(o, b) => per_origin.entry(o).or_default().extend(b.events),
+                Work::Hello(o, h) => hellos.push((o, h)),
+            }
+        }
+        let mut jobs = tokio::task::JoinSet::new();
+        for (origin, mut events) in per_origin {
+            events.sort_by_key(|e| e.seq);
+            let before = events.len();
+            events.dedup_by_key(|e| e.seq);
+            // The same batch received twice in one drain (a redelivery).
+            metrics.duplicates.add((before - events.len()) as u64);
+            let st = store.clone();
+            let keep = (updates.receiver_count() > 0).then(|| events.clone());
+            jobs.spawn(async move {
+                let started = Instant::now();
+                let n = events.len();
+                let out = st.ingest(&origin, events).await;
+                (origin, keep.unwrap_or_default(), n, started, out)
+            });
+        }
+        while let Some(j) = jobs.join_next().await {
+            let Ok((origin, events, n, started, out)) = j else {
+                continue;
+            };
+            match out {
+                Ok(o) => {
+                    metrics.events_stored.add(o.stored as u64);
+                    metrics.duplicates.add(o.duplicates as u64);
+                    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    let resend = o.missing_from.filter(|&m| {
+                        let fresh = asked
+                            .get(&origin)
+                            .is_none_or(|(s, t)| *s != m || t.elapsed() > Duration::from_secs(1));
+                        if fresh {
+                            asked.insert(origin.clone(), (m, Instant::now()));
+                        }
+                        fresh
+                    });
+                    if let Some(m) = o.missing_from {
+                        metrics.holes.inc();
+                        debug!(device = %origin, contiguous = o.contiguous, missing_from = m, "hole in stream");
+                    }
+                    debug!(device = %origin, n, stored = o.stored, dup = o.duplicates, contiguous = o.contiguous, "ingested");
+                    send_ack(&client, &origin, Ack::new(o.contiguous, resend)).await;
+                    if o.stored > 0 && !events.is_empty() {
+                        let first_new = o.contiguous + 1 - o.stored as u64;
+                        let fresh: Vec<Event> =
+                            events.into_iter().filter(|e| e.seq >= first_new && e.seq <= o.contiguous).collect();
+                        let _ = updates.send(Update::Stored {
+                            origin,
+                            contiguous: o.contiguous,
+                            events: fresh,
+                        });
+                    }
+                }
+                Err(e) => {
+                    // Not acknowledged: the appliance keeps the events and resends.
+                    warn!(device = %origin, error = %e, "could not store events; the appliance will resend");
+                }
+            }
+        }
+        for (origin, hello) in hellos {
+            match store.contiguous(&origin).await {
+                Ok(c) => {
+                    info!(device = %origin, head = hello.head, their_ack = hello.acked, ours = c, software = %hello.software, "hello");
+                    // The appliance streams from its own ack on connect; this
+                    // ack moves it forward if an earlier ack of ours was lost.
+                    send_ack(&client, &origin, Ack::new(c, None)).await;
+                }
+                Err(e) => warn!(device = %origin, error = %e, "could not answer hello"),
+            }
+        }
+    }
+}
+
+async fn send_ack(client: &AsyncClient, origin: &NodeId, ack: Ack) {
+    let topic = DeviceTopic::new(origin, Kind::Ack).to_string();
+    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, encode(&ack)).await {
+        warn!(device = %origin, error = %e, "could not publish ack");
+    }
+}

@@ -1,0 +1,166 @@
+//! Starting and stopping a whole mgmt instance.
+
+use crate::config::{Config, secret_file};
+use crate::credentials::RegistryAuthenticator;
+use crate::http::{AppState, router};
+use crate::ingest::{self, BrokerLink, Update};
+use crate::metrics::Metrics;
+use anyhow::{Context, Result};
+use crossline_core::NodeId;
+use crossline_store::SqliteStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// A running mgmt.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    /// Where devices connect (the embedded broker's address, or the external URL's).
+    pub mqtt_addr: SocketAddr,
+    pub api_token: String,
+    pub store: SqliteStore,
+    pub updates: broadcast::Sender<Update>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<Result<()>>,
+    broker: Option<crossline_broker::BrokerHandle>,
+}
+
+/// mgmt's own node id (origin of events mgmt creates).
+#[allow(clippy::expect_used)]
+pub fn mgmt_node() -> NodeId {
+    NodeId::new("mgmt").expect("\"mgmt\" satisfies the node id rules")
+}
+
+/// Opens mgmt's database (creating the data dir).
+pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    SqliteStore::open(&cfg.db_path(), mgmt_node())
+        .with_context(|| format!("opening database {}", cfg.db_path().display()))
+}
+
+pub async fn start(cfg: Config) -> Result<Running> {
+    let store = open_store(&cfg)?;
+    let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
+    let api_token = secret_file(&cfg.data_dir.join("api.token"))?;
+    let metrics = Arc::new(Metrics::default());
+    let shutdown = CancellationToken::new();
+    let (updates, _) = broadcast::channel(4096);
+    let mut tasks = JoinSet::new();
+
+    let (broker, mqtt_addr, host) = match &cfg.mqtt.url {
+        Some(url) => {
+            let (host, port) = crossline_appliance::config::parse_mqtt_url(url)?;
+            let addr = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .next()
+                .with_context(|| format!("cannot resolve broker host {host}"))?;
+            info!(broker = %url, "using external MQTT broker");
+            (None, addr, host)
+        }
+        None => {
+            let auth = Arc::new(RegistryAuthenticator::new(
+                store.clone(),
+                cfg.mqtt.username.clone(),
+                &mgmt_secret,
+            )?);
+            let b = crossline_broker::Broker::start(
+                crossline_broker::BrokerConfig {
+                    listen: cfg.mqtt.listen,
+                    ..Default::default()
+                },
+                auth,
+            )
+            .await
+            .with_context(|| format!("starting the embedded MQTT broker on {}", cfg.mqtt.listen))?;
+            let addr = b.local_addr();
+            info!(listen = %addr, "embedded MQTT broker up");
+            let host = if addr.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                addr.ip().to_string()
+            };
+            (Some(b), addr, host)
+        }
+    };
+
+    let link = BrokerLink {
+        host,
+        port: mqtt_addr.port(),
+        username: cfg.mqtt.username.clone(),
+        secret: mgmt_secret,
+    };
+    tasks.spawn(ingest::run(
+        store.clone(),
+        link,
+        metrics.clone(),
+        updates.clone(),
+        shutdown.clone(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let app = router(Arc::new(AppState {
+        store: store.clone(),
+        metrics,
+        api_token: api_token.clone(),
+    }));
+    let sd = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { sd.cancelled().await })
+            .await
+            .context("HTTP server")
+    });
+    info!(http = %http_addr, mqtt = %mqtt_addr, db = %cfg.db_path().display(), "mgmt up");
+    Ok(Running {
+        http_addr,
+        mqtt_addr,
+        api_token,
+        store,
+        updates,
+        shutdown,
+        tasks,
+        broker,
+    })
+}
+
+impl Running {
+    /// Waits until a task fails or `stop` is cancelled, then shuts down.
+    pub async fn serve_until(mut self, stop: CancellationToken) -> Result<()> {
+        let result = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                r = self.tasks.join_next() => match r {
+                    None => break Ok(()),
+                    Some(Ok(Ok(()))) => continue,
+                    Some(Ok(Err(e))) => break Err(e),
+                    Some(Err(e)) => break Err(anyhow::anyhow!("mgmt task failed: {e}")),
+                }
+            }
+        };
+        self.stop().await;
+        result
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn stop(mut self) {
+        info!("mgmt shutting down");
+        self.shutdown.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(b) = self.broker.take() {
+            b.shutdown().await;
+        }
+        if let Err(e) = self.store.close() {
+            tracing::warn!(error = %e, "closing the database");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Child processes of the real binaries: start, wait until ready, SIGKILL.
+
+use crate::{bin, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running child that is SIGKILLed when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    ready: Option<mpsc::Receiver<String>>,
+}
+
+impl Proc {
+    /// Spawns `binary args...`, stderr to `log` (appended), stdout lines
+    /// available through [`Proc::wait_line`].
+    pub fn spawn(name: &str, binary: &str, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
+        Self::spawn_path(name, &bin(binary), args, log, env)
+    }
+
+    /// Like [`Proc::spawn`] for a program outside the workspace.
+    pub fn spawn_path(name: &str, program: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log");
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(logf);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            ready: Some(rx),
+        }
+    }
+
+    /// Waits for a stdout line containing `needle`; returns it.
+    pub fn wait_line(&mut self, needle: &str, deadline: Duration) -> String {
+        let rx = self.ready.as_ref().expect("stdout reader");
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!(
+                        "{}: no stdout line with {needle:?} within {deadline:?} (exit status: {status:?}); see its log",
+                        self.name
+                    )
+                }
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns whether it exited 0.
+    pub fn sigterm(mut self, deadline: Duration) -> bool {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let child = &mut self.child;
+        let status = wait_for("graceful exit", deadline, || child.try_wait().ok().flatten());
+        status.success()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a binary to completion; returns stdout, panics with stderr on failure.
+pub fn run_ok(binary: &str, args: &[&str]) -> String {
+    let out = Command::new(bin(binary)).args(args).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{binary} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A mgmt instance on fixed ports (so it can be SIGKILLed and restarted).
+pub struct Mgmt {
+    pub data: PathBuf,
+    pub http_port: u16,
+    pub mqtt_port: u16,
+    pub mqtt_url: Option<String>,
+    pub log: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Mgmt {
+    pub fn new(data: PathBuf, mqtt_url: Option<String>) -> Mgmt {
+        std::fs::create_dir_all(&data).expect("mgmt data dir");
+        Mgmt {
+            log: data.join("mgmt.log"),
+            data,
+            http_port: crate::free_port(),
+            mqtt_port: crate::free_port(),
+            mqtt_url,
+            proc: None,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let data = self.data.to_string_lossy().into_owned();
+        let http = format!("127.0.0.1:{}", self.http_port);
+        let mqtt = format!("127.0.0.1:{}", self.mqtt_port);
+        let mut args = vec!["--data-dir", &data, "run", "--http", &http];
+        match &self.mqtt_url {
+            Some(u) => {
+                args.push("--mqtt-url");
+                args.push(u);
+            }
+            None => {
+                args.push("--mqtt-listen");
+                args.push(&mqtt);
+            }
+        }
+        let mut p = Proc::spawn("crossline-mgmt", "crossline-mgmt", &args, &self.log, &[]);
+        p.wait_line("crossline-mgmt ready", Duration::from_secs(30));
+        self.proc = Some(p);
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.sigkill();
+        }
+    }
+
+    pub fn sigterm(&mut self) -> bool {
+        self.proc
+            .take()
+            .is_some_and(|p| p.sigterm(Duration::from_secs(20)))
+    }
+
+    /// `crossline-mgmt device add ID`: returns the new secret.
+    pub fn add_device(&self, id: &str) -> String {
+        let data = self.data.to_string_lossy().into_owned();
+        run_ok("crossline-mgmt", &["--data-dir", &data, "device", "add", id])
+            .trim()
+            .to_string()
+    }
+
+    pub fn revoke_device(&self, id: &str) {
+        let data = self.data.to_string_lossy().into_owned();
+        run_ok("crossline-mgmt", &["--data-dir", &data, "device", "revoke", id]);
+    }
+
+    pub fn api_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("api.token"))
+            .expect("api token")
+            .trim()
+            .to_string()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.data.join("mgmt.db")
+    }
+}
+
+/// A simulated appliance emitting `total` synthetic events at `rate`/s.
+pub struct Appliance {
+    pub id: String,
+    pub data: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Appliance {
+    pub fn new(dir: &Path, id: &str, secret: &str, mqtt_port: u16, rate: f64, total: u64) -> Appliance {
+        let data = dir.join(id);
+        std::fs::create_dir_all(&data).expect("appliance dir");
+        let config = data.join("appliance.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nsecret = \"{secret}\"\nkeep_alive_s = 5\n[sync]\nresend_after_ms = 1500\n[synthetic]\nrate = {rate}\ntotal = {total}\n",
+                data.display()
+            ),
+        )
+        .expect("write appliance config");
+        Appliance {
+            id: id.to_string(),
+            log: data.join("appliance.log"),
+            data,
+            config,
+            proc: None,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let cfg = self.config.to_string_lossy().into_owned();
+        self.proc = Some(Proc::spawn(
+            &self.id,
+            "crossline-appliance",
+            &["run", "--config", &cfg],
+            &self.log,
+            &[],
+        ));
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.sigkill();
+        }
+    }
+
+    pub fn sigterm(&mut self) -> bool {
+        self.proc
+            .take()
+            .is_some_and(|p| p.sigterm(Duration::from_secs(20)))
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.proc.as_mut().is_some_and(Proc::is_running)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.data.join("appliance.db")
+    }
+}
+
+/// Debian's Mosquitto, configured by `crossline-mgmt broker mosquitto-config`.
+pub struct Mosquitto {
+    pub dir: PathBuf,
+    pub port: u16,
+    proc: Option<Proc>,
+}
+
+impl Mosquitto {
+    /// Writes the configuration from mgmt's registry (devices must exist).
+    pub fn configure(mgmt: &Mgmt, dir: PathBuf) -> Mosquitto {
+        let port = crate::free_port();
+        let data = mgmt.data.to_string_lossy().into_owned();
+        let out = dir.to_string_lossy().into_owned();
+        run_ok(
+            "crossline-mgmt",
+            &["--data-dir", &data, "broker", "mosquitto-config", "--out", &out, "--port", &port.to_string()],
+        );
+        Mosquitto { dir, port, proc: None }
+    }
+
+    pub fn start(&mut self) {
+        let program = which("mosquitto");
+        let conf = self.dir.join("mosquitto.conf").to_string_lossy().into_owned();
+        let p = Proc::spawn_path("mosquitto", &program, &["-c", &conf], &self.dir.join("mosquitto.log"), &[]);
+        self.proc = Some(p);
+        let port = self.port;
+        wait_for("mosquitto to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(p) = self.proc.take() {
+            p.sigkill();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Absolute path of a program on PATH (or in /usr/sbin, where Debian puts mosquitto).
+pub fn which(program: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{program} not found: run scripts/setup (installs the Debian packages the tests need)"))
+}

@@ -612,3 +612,84 @@ async fn undecodable_stored_pdu_is_offered_raw_and_can_be_confirmed() {
     rig.modem.confirm(receipt).await.unwrap();
     assert!(rig.sim.stored().is_empty());
 }
+
+#[tokio::test]
+async fn every_vendor_profile_detected_receives_and_sends() {
+    for profile in crossline_sim::Profile::ALL {
+        let mut rig = Rig::new(
+            SimConfig {
+                profile,
+                noise_interval: Some(Duration::from_millis(300)),
+                ..SimConfig::default()
+            },
+            |c| c.profile = crossline_modem::Profile::Auto,
+        )
+        .await;
+        let info = rig.modem.probe().await.unwrap();
+        assert_eq!(info.profile, common::driver_profile(profile), "{profile:?}");
+        assert_eq!(info.model.as_deref(), Some(profile.model()), "{profile:?}");
+        rig.sim
+            .inject_sms("+380501234567", "Привіт, як справи? 😀")
+            .unwrap();
+        let m = wait_sms(&mut rig).await;
+        assert_eq!(m.text, "Привіт, як справи? 😀", "{profile:?}");
+        rig.modem.confirm(m.receipt).await.unwrap();
+        let sent = rig
+            .modem
+            .send_sms("+380509876543", "Дякуємо!", SendOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(sent.refs.len(), 1);
+        let e = rig
+            .wait_for("delivery report", |e| {
+                matches!(e, ModemEvent::DeliveryReport(_))
+            })
+            .await;
+        let ModemEvent::DeliveryReport(r) = e else {
+            unreachable!()
+        };
+        assert_eq!(r.id, Some(sent.id), "{profile:?}");
+        rig.sim
+            .wait_until("storage empty", WAIT, |s| s.stored().is_empty())
+            .await
+            .unwrap_or_else(|e| panic!("{profile:?}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn quectel_urc_port_is_configured_at_every_boot() {
+    let mut rig = Rig::new(
+        SimConfig {
+            urc_port_needs_setup: true,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    assert!(
+        rig.sim
+            .commands()
+            .iter()
+            .any(|c| c.starts_with("AT+QURCCFG=\"urcport\""))
+    );
+    rig.sim.inject_sms("+380501234567", "URC port ok").unwrap();
+    assert_eq!(wait_sms(&mut rig).await.text, "URC port ok");
+}
+
+#[tokio::test]
+async fn cnmi_falls_back_when_ds1_is_advertised_but_rejected() {
+    let mut rig = Rig::new(
+        SimConfig {
+            cnmi_rejects_ds1: true,
+            ..SimConfig::default()
+        },
+        |c| {
+            c.delivery = Some(crossline_modem::Delivery::Direct);
+        },
+    )
+    .await;
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.cnmi.as_deref(), Some("AT+CNMI=2,2,2,0,0"));
+    rig.sim.inject_sms("+380501234567", "fallback").unwrap();
+    assert_eq!(wait_sms(&mut rig).await.text, "fallback");
+}

@@ -208,6 +208,7 @@ async fn main() -> Result<()> {
                 &users,
                 &[cfg.mqtt.username.as_str()],
             )?;
+            hand_over_to_mosquitto(&out, &files)?;
             eprintln!("wrote {}", files.conf.display());
             eprintln!(
                 "run: mosquitto -c {}; then start mgmt with --mqtt-url mqtt://127.0.0.1:{port} (re-run this after device add/revoke and send mosquitto SIGHUP)",
@@ -217,6 +218,31 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Started as root, Debian's mosquitto drops to the `mosquitto` user before it
+/// reads the password and ACL files (mode 0600): give them to that user, as
+/// an installation would. Not root, or no such user: nothing to do.
+fn hand_over_to_mosquitto(
+    dir: &std::path::Path,
+    files: &crossline_broker::mosquitto_conf::MosquittoFiles,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(dir)?.uid() != 0 {
+        return Ok(());
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let Some((uid, gid)) = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&"mosquitto")).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    }) else {
+        return Ok(());
+    };
+    for p in [dir, &files.conf, &files.password_file, &files.acl_file] {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid))
+            .with_context(|| format!("giving {} to the mosquitto user", p.display()))?;
+    }
+    Ok(())
 }
 
 fn cli_data_dir_or(cfg: &Config, default: &str) -> PathBuf {

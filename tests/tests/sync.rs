@@ -29,7 +29,7 @@ async fn read_all(db: &std::path::Path, local: &str, origin: &str, n: u64) -> Ve
             break;
         }
     }
-    store.close();
+    store.close().unwrap();
     out
 }
 

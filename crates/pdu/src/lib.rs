@@ -320,6 +320,61 @@ impl std::fmt::Display for Address {
 }
 
 impl Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z of this local time and offset;
+    /// `None` for a date that does not exist (say 31 February).
+    pub fn to_unix(&self) -> Option<i64> {
+        let days_in_month = match self.month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if is_leap(self.year) => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if self.day == 0
+            || self.day > days_in_month
+            || self.hour > 23
+            || self.minute > 59
+            || self.second > 59
+        {
+            return None;
+        }
+        let days = days_from_civil(
+            i64::from(self.year),
+            i64::from(self.month),
+            i64::from(self.day),
+        );
+        let local = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second);
+        Some(local - i64::from(self.tz_quarter_hours) * 15 * 60)
+    }
+
+    /// The local time at offset `tz_quarter_hours` (±79) of a Unix time, as a
+    /// service centre would stamp it; `None` outside the years 1990-2089 that
+    /// a PDU can carry.
+    pub fn from_unix(unix_secs: i64, tz_quarter_hours: i8) -> Option<Timestamp> {
+        if !(-79..=79).contains(&tz_quarter_hours) {
+            return None;
+        }
+        let local = unix_secs.checked_add(i64::from(tz_quarter_hours) * 15 * 60)?;
+        let days = local.div_euclid(86_400);
+        let secs = local.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        let year = u16::try_from(year)
+            .ok()
+            .filter(|y| (1990..=2089).contains(y))?;
+        Some(Timestamp {
+            year,
+            month: u8::try_from(month).ok()?,
+            day: u8::try_from(day).ok()?,
+            hour: u8::try_from(secs / 3600).ok()?,
+            minute: u8::try_from(secs % 3600 / 60).ok()?,
+            second: u8::try_from(secs % 60).ok()?,
+            tz_quarter_hours,
+        })
+    }
+
     /// RFC 3339 text, e.g. `2026-11-23T13:15:32+02:00`.
     pub fn to_rfc3339(&self) -> String {
         let q = i32::from(self.tz_quarter_hours);
@@ -338,6 +393,35 @@ impl Timestamp {
             mins % 60
         )
     }
+}
+
+fn is_leap(year: u16) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 impl StatusReport {
@@ -445,4 +529,39 @@ pub use reassembly::{DEFAULT_MAX_PENDING, Message, PendingInfo, Reassembler};
 /// Parses hex text (whitespace around it ignored, either case) into octets.
 pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {
     codec::parse_hex(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, tz: i8) -> Timestamp {
+        Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            tz_quarter_hours: tz,
+        }
+    }
+
+    #[test]
+    fn unix_time_round_trips_through_local_time_and_zone() {
+        for (t, unix) in [
+            (ts(2026, 11, 23, 13, 15, 32, 8), 1_795_432_532),
+            (ts(1999, 3, 29, 15, 16, 59, 8), 922_713_419),
+            (ts(2026, 1, 2, 3, 4, 5, -20), 1_767_341_045),
+        ] {
+            assert_eq!(t.to_unix(), Some(unix), "{}", t.to_rfc3339());
+            assert_eq!(Timestamp::from_unix(unix, t.tz_quarter_hours), Some(t));
+        }
+        assert_eq!(ts(2024, 2, 29, 0, 0, 0, 0).to_unix(), Some(1_709_164_800));
+        assert_eq!(ts(2026, 2, 29, 0, 0, 0, 0).to_unix(), None);
+        assert_eq!(ts(2026, 13, 1, 0, 0, 0, 0).to_unix(), None);
+        assert_eq!(Timestamp::from_unix(0, 0), None); // 1970 cannot be sent
+        assert_eq!(Timestamp::from_unix(i64::MAX, 8), None);
+        assert_eq!(Timestamp::from_unix(1_795_432_532, 80), None);
+    }
 }

@@ -197,6 +197,65 @@ async fn cross_device_attempts_with_mosquitto_clients_fail() {
     broker.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_clients_meet_the_same_rules() {
+    common::require_mosquitto_clients();
+    let broker = start(Arc::new(credentials())).await;
+    let port = broker.local_addr().port();
+    let v5 = ["-V", "5"];
+    let a = Cred::new("a", "a", "secret-a");
+    let mut mgmt = connect(port, "mgmt", "mgmt", "secret-mgmt").await;
+    mgmt.subscribe("crossline/v1/#").await;
+
+    let (mut spy, granted) = common::Sub::start_with(
+        port,
+        &a,
+        &["crossline/v1/d/a/#", "crossline/v1/d/+/events", "#"],
+        &v5,
+    )
+    .await;
+    // 1 = granted QoS 1, 135 = 0x87 not authorised.
+    assert_eq!(granted, vec![1, 135, 135]);
+    let mut b = connect(port, "b", "b", "secret-b").await;
+    b.subscribe("crossline/v1/d/b/#").await;
+    b.publish("crossline/v1/d/b/events", "secret-of-b", false)
+        .await;
+    mgmt.expect("crossline/v1/d/b/events", "secret-of-b").await;
+    mgmt.publish("crossline/v1/d/a/cmd", "control", false).await;
+    spy.wait_for("crossline/v1/d/a/cmd", "control").await;
+    spy.drain();
+    assert!(!spy.has_payload("secret-of-b"), "{:?}", spy.messages());
+    spy.stop().await;
+
+    let impostor = Cred::new("b", "a", "secret-a");
+    let out = common::publish_with(port, &impostor, "crossline/v1/d/b/events", "x", &v5).await;
+    assert!(
+        !out.success && out.output.to_lowercase().contains("not authori"),
+        "{}",
+        out.output
+    );
+    let wrong = Cred::new("a", "a", "nope");
+    let out = common::publish_with(port, &wrong, "crossline/v1/d/a/events", "x", &v5).await;
+    assert!(
+        !out.success
+            && out
+                .output
+                .to_lowercase()
+                .contains("bad user name or password"),
+        "{}",
+        out.output
+    );
+
+    let forged = common::publish_with(port, &a, "crossline/v1/d/b/cmd", "forged", &v5).await;
+    assert!(!forged.success, "{}", forged.output);
+    b.publish("crossline/v1/d/b/events", "later", false).await;
+    mgmt.expect("crossline/v1/d/b/events", "later").await;
+    b.expect("crossline/v1/d/b/events", "later").await;
+    assert!(!mgmt.saw_payload("forged"), "{:?}", mgmt.seen);
+    assert!(!b.saw_payload("forged"), "{:?}", b.seen);
+    broker.shutdown().await;
+}
+
 /// An authenticator whose credentials can be revoked while the broker runs.
 struct Revocable {
     inner: StaticAuthenticator,

@@ -84,8 +84,19 @@ impl Sub {
     /// Starts `mosquitto_sub` (QoS 1, line-buffered, debug on so that the SUBACK
     /// is visible) and waits for its SUBACK; returns the granted codes too.
     pub async fn start(port: u16, cred: &Cred, filters: &[&str]) -> (Sub, Vec<u8>) {
+        Self::start_with(port, cred, filters, &[]).await
+    }
+
+    /// Like [`Sub::start`] with extra mosquitto_sub arguments (e.g. `-V 5`).
+    pub async fn start_with(
+        port: u16,
+        cred: &Cred,
+        filters: &[&str],
+        extra: &[&str],
+    ) -> (Sub, Vec<u8>) {
         let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "-eL", "mosquitto_sub", "-d", "-h", "127.0.0.1", "-p"])
+        cmd.args(["-oL", "-eL", "mosquitto_sub"]).args(extra);
+        cmd.args(["-d", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .args(["-i", &cred.client_id])
             .args(credential_args(cred))
@@ -264,9 +275,21 @@ pub struct PubOutcome {
 
 /// Publishes one QoS 1 message with `mosquitto_pub` and waits for it to exit.
 pub async fn publish(port: u16, cred: &Cred, topic: &str, payload: &str) -> PubOutcome {
+    publish_with(port, cred, topic, payload, &[]).await
+}
+
+/// Like [`publish`] with extra mosquitto_pub arguments (e.g. `-V 5`).
+pub async fn publish_with(
+    port: u16,
+    cred: &Cred,
+    topic: &str,
+    payload: &str,
+    extra: &[&str],
+) -> PubOutcome {
     let out = tokio::time::timeout(
         WAIT,
         Command::new("mosquitto_pub")
+            .args(extra)
             .args(["-d", "-h", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .args(["-i", &cred.client_id])

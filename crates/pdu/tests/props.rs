@@ -283,6 +283,16 @@ proptest! {
     }
 
     #[test]
+    fn unix_time_round_trip(t in timestamp()) {
+        if let Some(unix) = t.to_unix() {
+            // from_unix refuses what a PDU cannot carry (years outside 1990-2089)
+            if let Some(back) = Timestamp::from_unix(unix, t.tz_quarter_hours) {
+                prop_assert_eq!(back, t);
+            }
+        }
+    }
+
+    #[test]
     fn status_report_round_trip(
         reference in any::<u8>(),
         to in address(),

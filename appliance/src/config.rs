@@ -57,7 +57,9 @@ impl MqttConfig {
                 .with_context(|| format!("reading device secret from {}", p.display()))?;
             return Ok(s.trim().to_string());
         }
-        anyhow::bail!("no device secret: set mqtt.secret or mqtt.secret_file (issued by `crossline-mgmt device add`)")
+        anyhow::bail!(
+            "no device secret: set mqtt.secret or mqtt.secret_file (issued by `crossline-mgmt device add`)"
+        )
     }
 
     /// Host and port parsed from `url`.

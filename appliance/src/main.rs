@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "crossline-appliance", version, about = "Crossline branch appliance")]
+#[command(
+    name = "crossline-appliance",
+    version,
+    about = "Crossline branch appliance"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -37,7 +37,11 @@ pub async fn run<S: EventLog + Clone>(
             _ = shutdown.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
-        let k = if cfg.total > 0 { per_tick.min(cfg.total - n) } else { per_tick };
+        let k = if cfg.total > 0 {
+            per_tick.min(cfg.total - n)
+        } else {
+            per_tick
+        };
         let batch = (0..k)
             .map(|i| {
                 let idx = (n + i) as usize;
@@ -48,7 +52,11 @@ pub async fn run<S: EventLog + Clone>(
                         line: "gsm0".into(),
                         from: format!("+38050{:07}", idx % 10_000),
                         to: None,
-                        text: TEXTS.get(idx % TEXTS.len()).copied().unwrap_or("").to_string(),
+                        text: TEXTS
+                            .get(idx % TEXTS.len())
+                            .copied()
+                            .unwrap_or("")
+                            .to_string(),
                         sent_at: None,
                         parts: 1,
                         incomplete: false,
@@ -71,16 +79,24 @@ pub fn sample_events(n: u64) -> Vec<crossline_core::Event> {
     (1..=n)
         .map(|seq| crossline_core::Event {
             id: crossline_core::EventId::new(),
-            origin: crossline_core::NodeId::new("bench-sample").unwrap_or_else(|_| unreachable_id()),
+            origin: crossline_core::NodeId::new("bench-sample")
+                .unwrap_or_else(|_| unreachable_id()),
             seq,
-            at: crossline_core::Hlc { ms: 1_763_900_000_000 + seq, c: 0 },
+            at: crossline_core::Hlc {
+                ms: 1_763_900_000_000 + seq,
+                c: 0,
+            },
             conversation: None,
             body: EventBody::MessageReceived {
                 channel: Channel::Sms,
                 line: "gsm0".into(),
                 from: format!("+38050{:07}", seq % 10_000),
                 to: None,
-                text: TEXTS.get(seq as usize % TEXTS.len()).copied().unwrap_or("").to_string(),
+                text: TEXTS
+                    .get(seq as usize % TEXTS.len())
+                    .copied()
+                    .unwrap_or("")
+                    .to_string(),
                 sent_at: None,
                 parts: 1,
                 incomplete: false,

@@ -264,7 +264,9 @@ async fn poll_loop(
                             return;
                         }
                     }
-                    Err(e) => warn!(device = %me, topic = %p.topic, error = %e, "rejected message from mgmt"),
+                    Err(e) => {
+                        warn!(device = %me, topic = %p.topic, error = %e, "rejected message from mgmt")
+                    }
                 }
             }
             Ok(_) => {}

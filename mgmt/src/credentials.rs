@@ -16,7 +16,9 @@ pub fn new_secret() -> String {
 
 /// Hash to store for a secret (Mosquitto's `$7$` PBKDF2-SHA512 format, fresh salt).
 pub fn hash_secret(secret: &str) -> anyhow::Result<String> {
-    Ok(crossline_broker::mosquitto_conf::hash_secret(secret.as_bytes())?)
+    Ok(crossline_broker::mosquitto_conf::hash_secret(
+        secret.as_bytes(),
+    )?)
 }
 
 /// Checks a presented secret against a stored hash (constant time).

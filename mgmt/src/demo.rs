@@ -31,7 +31,10 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     for i in 1..=opts.appliances {
         let id = NodeId::new(format!("demo-branch-{i}"))?;
         let secret = new_secret();
-        running.store.put_device(&id, &hash_secret(&secret)?).await?;
+        running
+            .store
+            .put_device(&id, &hash_secret(&secret)?)
+            .await?;
         let app_cfg = crossline_appliance::Config {
             node_id: id.clone(),
             data_dir: opts.data_dir.join(id.as_str()),

@@ -34,9 +34,19 @@ pub struct BrokerLink {
 /// Something mgmt learned, for live subscribers (SSE, UI) and tests.
 #[derive(Debug, Clone)]
 pub enum Update {
-    Stored { origin: NodeId, contiguous: u64, events: Vec<Event> },
-    Presence { device: NodeId, online: bool },
-    Telemetry { device: NodeId, telemetry: Box<Telemetry> },
+    Stored {
+        origin: NodeId,
+        contiguous: u64,
+        events: Vec<Event>,
+    },
+    Presence {
+        device: NodeId,
+        online: bool,
+    },
+    Telemetry {
+        device: NodeId,
+        telemetry: Box<Telemetry>,
+    },
 }
 
 enum Work {
@@ -126,7 +136,10 @@ where
                             if let Err(e) = store.set_presence(&dev, online, now_ms()).await {
                                 warn!(device = %dev, error = %e, "could not record presence");
                             }
-                            let _ = updates.send(Update::Presence { device: dev, online });
+                            let _ = updates.send(Update::Presence {
+                                device: dev,
+                                online,
+                            });
                         }
                         Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
                     },
@@ -225,7 +238,9 @@ async fn worker<S>(
                 Ok(o) => {
                     metrics.events_stored.add(o.stored as u64);
                     metrics.duplicates.add(o.duplicates as u64);
-                    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                    metrics
+                        .commit_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     let resend = o.missing_from.filter(|&m| {
                         let fresh = asked
                             .get(&origin)
@@ -243,8 +258,10 @@ async fn worker<S>(
                     send_ack(&client, &origin, Ack::new(o.contiguous, resend)).await;
                     if o.stored > 0 && !events.is_empty() {
                         let first_new = o.contiguous + 1 - o.stored as u64;
-                        let fresh: Vec<Event> =
-                            events.into_iter().filter(|e| e.seq >= first_new && e.seq <= o.contiguous).collect();
+                        let fresh: Vec<Event> = events
+                            .into_iter()
+                            .filter(|e| e.seq >= first_new && e.seq <= o.contiguous)
+                            .collect();
                         let _ = updates.send(Update::Stored {
                             origin,
                             contiguous: o.contiguous,
@@ -274,7 +291,10 @@ async fn worker<S>(
 
 async fn send_ack(client: &AsyncClient, origin: &NodeId, ack: Ack) {
     let topic = DeviceTopic::new(origin, Kind::Ack).to_string();
-    if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, encode(&ack)).await {
+    if let Err(e) = client
+        .publish(topic, QoS::AtLeastOnce, false, encode(&ack))
+        .await
+    {
         warn!(device = %origin, error = %e, "could not publish ack");
     }
 }

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "crossline-mgmt", version, about = "Crossline management server")]
+#[command(
+    name = "crossline-mgmt",
+    version,
+    about = "Crossline management server"
+)]
 struct Cli {
     /// Configuration file (TOML).
     #[arg(long, short, global = true, env = "CROSSLINE_CONFIG")]
@@ -100,6 +104,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     let mut cfg = Config::load(cli.config.as_deref())?;
+    let explicit_data_dir = cli.data_dir.clone();
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
     }
@@ -138,7 +143,7 @@ async fn main() -> Result<()> {
             appliances,
             rate,
         } => {
-            let data_dir = cli_data_dir_or(&cfg, "./crossline-demo");
+            let data_dir = explicit_data_dir.unwrap_or_else(|| PathBuf::from("./crossline-demo"));
             let stop = CancellationToken::new();
             let s = stop.clone();
             tokio::spawn(async move {
@@ -161,6 +166,11 @@ async fn main() -> Result<()> {
             let store = server::open_store(&cfg)?;
             match d {
                 DeviceCmd::Add { id } => {
+                    if id.as_str() == cfg.mqtt.username {
+                        anyhow::bail!(
+                            "{id} is mgmt's own MQTT service user; choose another device id"
+                        );
+                    }
                     let secret = new_secret();
                     store.put_device(&id, &hash_secret(&secret)?).await?;
                     println!("{secret}");
@@ -180,8 +190,16 @@ async fn main() -> Result<()> {
                         println!(
                             "{}\t{}\t{}",
                             d.id,
-                            if d.revoked { "revoked" } else if d.online { "online" } else { "offline" },
-                            d.last_seen_ms.map(|m| m.to_string()).unwrap_or_else(|| "-".into())
+                            if d.revoked {
+                                "revoked"
+                            } else if d.online {
+                                "online"
+                            } else {
+                                "offline"
+                            },
+                            d.last_seen_ms
+                                .map(|m| m.to_string())
+                                .unwrap_or_else(|| "-".into())
                         );
                     }
                 }
@@ -234,7 +252,8 @@ fn hand_over_to_mosquitto(
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let Some((uid, gid)) = passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&"mosquitto")).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        (f.first() == Some(&"mosquitto"))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
     }) else {
         return Ok(());
     };
@@ -243,14 +262,6 @@ fn hand_over_to_mosquitto(
             .with_context(|| format!("giving {} to the mosquitto user", p.display()))?;
     }
     Ok(())
-}
-
-fn cli_data_dir_or(cfg: &Config, default: &str) -> PathBuf {
-    if cfg.data_dir == PathBuf::from("./crossline-data") {
-        PathBuf::from(default)
-    } else {
-        cfg.data_dir.clone()
-    }
 }
 
 async fn wait_for_signal() {

@@ -77,21 +77,61 @@ impl Metrics {
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
-        counter("crossline_mqtt_messages_total", "MQTT messages received from devices.", self.mqtt_messages.get());
-        counter("crossline_events_stored_total", "Events durably stored from devices.", self.events_stored.get());
-        counter("crossline_events_duplicate_total", "Replicated events ignored as duplicates.", self.duplicates.get());
-        counter("crossline_payloads_rejected_total", "Device payloads refused (malformed, oversized, wrong version, spoofed).", self.rejected.get());
-        counter("crossline_stream_holes_total", "Batches refused because earlier events were missing.", self.holes.get());
-        let _ = writeln!(s, "# HELP crossline_devices_online Devices currently online.\n# TYPE crossline_devices_online gauge\ncrossline_devices_online {devices_online}");
-        let _ = writeln!(s, "# HELP crossline_devices Devices registered.\n# TYPE crossline_devices gauge\ncrossline_devices {devices_total}");
+        counter(
+            "crossline_mqtt_messages_total",
+            "MQTT messages received from devices.",
+            self.mqtt_messages.get(),
+        );
+        counter(
+            "crossline_events_stored_total",
+            "Events durably stored from devices.",
+            self.events_stored.get(),
+        );
+        counter(
+            "crossline_events_duplicate_total",
+            "Replicated events ignored as duplicates.",
+            self.duplicates.get(),
+        );
+        counter(
+            "crossline_payloads_rejected_total",
+            "Device payloads refused (malformed, oversized, wrong version, spoofed).",
+            self.rejected.get(),
+        );
+        counter(
+            "crossline_stream_holes_total",
+            "Batches refused because earlier events were missing.",
+            self.holes.get(),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP crossline_devices_online Devices currently online.\n# TYPE crossline_devices_online gauge\ncrossline_devices_online {devices_online}"
+        );
+        let _ = writeln!(
+            s,
+            "# HELP crossline_devices Devices registered.\n# TYPE crossline_devices gauge\ncrossline_devices {devices_total}"
+        );
         let h = &self.commit_seconds;
-        let _ = writeln!(s, "# HELP crossline_ingest_commit_seconds Time to store one ingested batch.\n# TYPE crossline_ingest_commit_seconds histogram");
+        let _ = writeln!(
+            s,
+            "# HELP crossline_ingest_commit_seconds Time to store one ingested batch.\n# TYPE crossline_ingest_commit_seconds histogram"
+        );
         for (b, c) in h.bounds.iter().zip(&h.buckets) {
-            let _ = writeln!(s, "crossline_ingest_commit_seconds_bucket{{le=\"{b}\"}} {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                s,
+                "crossline_ingest_commit_seconds_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         let count = h.count.load(Ordering::Relaxed);
-        let _ = writeln!(s, "crossline_ingest_commit_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(s, "crossline_ingest_commit_seconds_sum {}", h.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            s,
+            "crossline_ingest_commit_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "crossline_ingest_commit_seconds_sum {}",
+            h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(s, "crossline_ingest_commit_seconds_count {count}");
         s
     }

@@ -43,7 +43,10 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
     }
@@ -71,7 +74,13 @@ where
 }
 
 /// A minimal HTTP/1.1 client (GET/POST) for tests: returns (status, body).
-pub fn http(method: &str, port: u16, path: &str, token: Option<&str>, body: Option<&str>) -> std::io::Result<(u16, String)> {
+pub fn http(
+    method: &str,
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -97,7 +106,10 @@ pub fn http(method: &str, port: u16, path: &str, token: Option<&str>, body: Opti
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     // Undo chunked encoding if present (axum uses it for streamed bodies).
-    let body = if text.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(&body)
     } else {
         body
@@ -109,7 +121,9 @@ fn dechunk(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some((len, after)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(len.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(len.trim(), 16) else {
+            break;
+        };
         if n == 0 || after.len() < n {
             break;
         }

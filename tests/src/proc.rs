@@ -19,12 +19,24 @@ pub struct Proc {
 impl Proc {
     /// Spawns `binary args...`, stderr to `log` (appended), stdout lines
     /// available through [`Proc::wait_line`].
-    pub fn spawn(name: &str, binary: &str, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
+    pub fn spawn(
+        name: &str,
+        binary: &str,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
         Self::spawn_path(name, &bin(binary), args, log, env)
     }
 
     /// Like [`Proc::spawn`] for a program outside the workspace.
-    pub fn spawn_path(name: &str, program: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Proc {
+    pub fn spawn_path(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -93,7 +105,9 @@ impl Proc {
     pub fn sigterm(mut self, deadline: Duration) -> bool {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let child = &mut self.child;
-        let status = wait_for("graceful exit", deadline, || child.try_wait().ok().flatten());
+        let status = wait_for("graceful exit", deadline, || {
+            child.try_wait().ok().flatten()
+        });
         status.success()
     }
 
@@ -178,14 +192,20 @@ impl Mgmt {
     /// `crossline-mgmt device add ID`: returns the new secret.
     pub fn add_device(&self, id: &str) -> String {
         let data = self.data.to_string_lossy().into_owned();
-        run_ok("crossline-mgmt", &["--data-dir", &data, "device", "add", id])
-            .trim()
-            .to_string()
+        run_ok(
+            "crossline-mgmt",
+            &["--data-dir", &data, "device", "add", id],
+        )
+        .trim()
+        .to_string()
     }
 
     pub fn revoke_device(&self, id: &str) {
         let data = self.data.to_string_lossy().into_owned();
-        run_ok("crossline-mgmt", &["--data-dir", &data, "device", "revoke", id]);
+        run_ok(
+            "crossline-mgmt",
+            &["--data-dir", &data, "device", "revoke", id],
+        );
     }
 
     pub fn api_token(&self) -> String {
@@ -210,7 +230,14 @@ pub struct Appliance {
 }
 
 impl Appliance {
-    pub fn new(dir: &Path, id: &str, secret: &str, mqtt_port: u16, rate: f64, total: u64) -> Appliance {
+    pub fn new(
+        dir: &Path,
+        id: &str,
+        secret: &str,
+        mqtt_port: u16,
+        rate: f64,
+        total: u64,
+    ) -> Appliance {
         let data = dir.join(id);
         std::fs::create_dir_all(&data).expect("appliance dir");
         let config = data.join("appliance.toml");
@@ -278,15 +305,38 @@ impl Mosquitto {
         let out = dir.to_string_lossy().into_owned();
         run_ok(
             "crossline-mgmt",
-            &["--data-dir", &data, "broker", "mosquitto-config", "--out", &out, "--port", &port.to_string()],
+            &[
+                "--data-dir",
+                &data,
+                "broker",
+                "mosquitto-config",
+                "--out",
+                &out,
+                "--port",
+                &port.to_string(),
+            ],
         );
-        Mosquitto { dir, port, proc: None }
+        Mosquitto {
+            dir,
+            port,
+            proc: None,
+        }
     }
 
     pub fn start(&mut self) {
         let program = which("mosquitto");
-        let conf = self.dir.join("mosquitto.conf").to_string_lossy().into_owned();
-        let p = Proc::spawn_path("mosquitto", &program, &["-c", &conf], &self.dir.join("mosquitto.log"), &[]);
+        let conf = self
+            .dir
+            .join("mosquitto.conf")
+            .to_string_lossy()
+            .into_owned();
+        let p = Proc::spawn_path(
+            "mosquitto",
+            &program,
+            &["-c", &conf],
+            &self.dir.join("mosquitto.log"),
+            &[],
+        );
         self.proc = Some(p);
         let port = self.port;
         wait_for("mosquitto to listen", Duration::from_secs(20), || {

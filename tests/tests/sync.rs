@@ -1,6 +1,8 @@
 //! Lossless appliance → mgmt sync through a real broker and real SQLite files,
 //! with processes SIGKILLed, the broker restarted and the uplink cut.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use crossline_core::{Event, NodeId};
 use crossline_store::{EventLog, SqliteStore};
 use crossline_tests::proc::{Appliance, Mgmt};
@@ -39,11 +41,27 @@ async fn assert_identical(mgmt: &Mgmt, apps: &[Appliance], per: u64) {
     for a in apps {
         let here = read_all(&a.db(), &a.id, &a.id, per).await;
         let there = read_all(&mgmt.db(), "mgmt", &a.id, per).await;
-        assert_eq!(here.len() as u64, per, "{}: appliance log has {} events", a.id, here.len());
-        assert_eq!(there.len() as u64, per, "{}: mgmt has {} events", a.id, there.len());
+        assert_eq!(
+            here.len() as u64,
+            per,
+            "{}: appliance log has {} events",
+            a.id,
+            here.len()
+        );
+        assert_eq!(
+            there.len() as u64,
+            per,
+            "{}: mgmt has {} events",
+            a.id,
+            there.len()
+        );
         for (i, (x, y)) in here.iter().zip(&there).enumerate() {
             assert_eq!(x.seq, i as u64 + 1, "{}: appliance seq gap", a.id);
-            assert_eq!(x, y, "{}: event {} differs between appliance and mgmt", a.id, x.seq);
+            assert_eq!(
+                x, y,
+                "{}: event {} differs between appliance and mgmt",
+                a.id, x.seq
+            );
         }
     }
 }
@@ -71,9 +89,11 @@ async fn hundred_thousand_events_survive_kills_and_outages_exactly_once() {
     let all = APPS as u64 * PER;
     let progressed = |m: &Mgmt, n: u64| {
         let t = token.clone();
-        wait_for(&format!("mgmt to hold {n} events"), Duration::from_secs(240), || {
-            (total_at_mgmt(m, &t) >= n).then_some(())
-        })
+        wait_for(
+            &format!("mgmt to hold {n} events"),
+            Duration::from_secs(240),
+            || (total_at_mgmt(m, &t) >= n).then_some(()),
+        )
     };
 
     // 1. mgmt (with its embedded broker) SIGKILLed mid-stream, restarted.
@@ -86,11 +106,20 @@ async fn hundred_thousand_events_survive_kills_and_outages_exactly_once() {
     proxy.set_up(false);
     // Down long enough for mgmt to declare every appliance offline (last
     // will after the keep-alive expires), while they keep appending.
-    wait_for("mgmt to see every appliance offline", Duration::from_secs(60), || {
-        let (_, body) = crossline_tests::http("GET", mgmt.http_port, "/api/v1/devices", Some(&token), None).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        v.as_array()?.iter().all(|d| d["online"] == false).then_some(())
-    });
+    wait_for(
+        "mgmt to see every appliance offline",
+        Duration::from_secs(60),
+        || {
+            let (_, body) =
+                crossline_tests::http("GET", mgmt.http_port, "/api/v1/devices", Some(&token), None)
+                    .ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v.as_array()?
+                .iter()
+                .all(|d| d["online"] == false)
+                .then_some(())
+        },
+    );
     proxy.set_up(true);
 
     // 3. An appliance SIGKILLed and restarted mid-stream.
@@ -106,7 +135,12 @@ async fn hundred_thousand_events_survive_kills_and_outages_exactly_once() {
     progressed(&mgmt, all);
     let counts = mgmt_counts(mgmt.http_port, &token).unwrap();
     for a in &apps {
-        assert_eq!(counts.get(&a.id).copied(), Some(PER), "{} count at mgmt", a.id);
+        assert_eq!(
+            counts.get(&a.id).copied(),
+            Some(PER),
+            "{} count at mgmt",
+            a.id
+        );
     }
     for a in &mut apps {
         assert!(a.sigterm(), "{} did not shut down cleanly", a.id);
@@ -148,9 +182,11 @@ async fn external_mosquitto_restart_loses_nothing() {
     let all = APPS as u64 * PER;
     let progressed = |m: &Mgmt, n: u64| {
         let t = token.clone();
-        wait_for(&format!("mgmt to hold {n} events"), Duration::from_secs(180), || {
-            (total_at_mgmt(m, &t) >= n).then_some(())
-        })
+        wait_for(
+            &format!("mgmt to hold {n} events"),
+            Duration::from_secs(180),
+            || (total_at_mgmt(m, &t) >= n).then_some(()),
+        )
     };
     progressed(&mgmt, all / 5);
     mosq.sigkill();

@@ -45,9 +45,24 @@ async fn main() -> Result<()> {
          The raw figure publishes the same batch payload from {} clients through the same embedded broker to one\n\
          subscriber; the durable figure includes the appliance's fsync, JSON, the broker, mgmt's group-committed\n\
          fsync and the ack round trip. Goal: ≥ 50%.\n",
-        f.appliances, f.per, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        if cfg!(debug_assertions) { "debug build" } else { "release build" },
-        f.durable_eps, f.p50_ms, f.p99_ms, f.batch_bytes, f.raw_msgs, f.raw_eps, ratio * 100.0, f.appliances,
+        f.appliances,
+        f.per,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        },
+        f.durable_eps,
+        f.p50_ms,
+        f.p99_ms,
+        f.batch_bytes,
+        f.raw_msgs,
+        f.raw_eps,
+        ratio * 100.0,
+        f.appliances,
     );
     println!("{section}");
     write_section(&out, "sync", &section)?;
@@ -69,10 +84,13 @@ fn write_section(path: &std::path::Path, name: &str, section: &str) -> Result<()
     let new = match old.find(&head) {
         Some(start) => {
             let rest = &old[start + head.len()..];
-            let end = rest.find("\n## ").map(|i| start + head.len() + i + 1).unwrap_or(old.len());
+            let end = rest
+                .find("\n## ")
+                .map(|i| start + head.len() + i + 1)
+                .unwrap_or(old.len());
             format!("{}{}{}", &old[..start], section, &old[end..])
         }
-        None => format!("{}\n{}", old.trim_end(), format!("\n{section}")),
+        None => format!("{}\n\n{section}", old.trim_end()),
     };
     std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
 }
@@ -143,14 +161,20 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
     stop.cancel();
     while tasks.join_next().await.is_some() {}
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let durable_eps = total as f64 / elapsed;
 
     // Raw broker throughput with the same payload size.
     let sample = crossline_proto::encode(&crossline_proto::EventBatch::new(
         crossline_appliance::synthetic::sample_events(256),
     ));
-    let secret = std::fs::read_to_string(cfg.data_dir.join("mgmt.secret"))?.trim().to_string();
+    let secret = std::fs::read_to_string(cfg.data_dir.join("mgmt.secret"))?
+        .trim()
+        .to_string();
     let msgs = (total / 256).max(50);
     let raw_msgs = raw_broker(port, &secret, &sample, appliances, msgs).await?;
     running.stop().await;
@@ -183,7 +207,13 @@ async fn client(port: u16, id: &str, secret: &str) -> (AsyncClient, rumqttc::Eve
 }
 
 /// Messages per second through the broker: `pubs` publishers, one subscriber.
-async fn raw_broker(port: u16, secret: &str, payload: &[u8], pubs: usize, msgs: u64) -> Result<f64> {
+async fn raw_broker(
+    port: u16,
+    secret: &str,
+    payload: &[u8],
+    pubs: usize,
+    msgs: u64,
+) -> Result<f64> {
     let topic = "crossline/v1/bench/raw";
     let (sub, mut sub_loop) = client(port, "bench-sub", secret).await;
     sub.subscribe(topic, QoS::AtLeastOnce).await?;
@@ -203,7 +233,10 @@ async fn raw_broker(port: u16, secret: &str, payload: &[u8], pubs: usize, msgs: 
         handles.push(tokio::spawn(async move {
             let pub_task = tokio::spawn(async move {
                 for _ in 0..per_pub {
-                    if c.publish(topic, QoS::AtLeastOnce, false, p.clone()).await.is_err() {
+                    if c.publish(topic, QoS::AtLeastOnce, false, p.clone())
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

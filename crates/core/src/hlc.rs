@@ -208,7 +208,10 @@ mod tests {
 
     #[test]
     fn packed_roundtrip_and_order() {
-        let a = Hlc { ms: 1_700_000_000_000, c: 3 };
+        let a = Hlc {
+            ms: 1_700_000_000_000,
+            c: 3,
+        };
         assert_eq!(Hlc::from_u64(a.to_u64()), a);
         assert!(Hlc { ms: 1, c: 9 }.to_u64() < Hlc { ms: 2, c: 0 }.to_u64());
     }

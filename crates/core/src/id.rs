@@ -11,7 +11,9 @@ pub enum IdError {
     Empty,
     #[error("node id {0:?} is longer than {max} characters", max = NodeId::MAX_LEN)]
     TooLong(String),
-    #[error("node id {0:?} may contain only a-z, 0-9, '-' and '_' (it is used as an MQTT topic level and a username)")]
+    #[error(
+        "node id {0:?} may contain only a-z, 0-9, '-' and '_' (it is used as an MQTT topic level and a username)"
+    )]
     BadChar(String),
 }
 
@@ -139,7 +141,10 @@ mod tests {
         assert!(matches!(NodeId::new("a/b"), Err(IdError::BadChar(_))));
         assert!(matches!(NodeId::new("+"), Err(IdError::BadChar(_))));
         assert!(matches!(NodeId::new("Upper"), Err(IdError::BadChar(_))));
-        assert!(matches!(NodeId::new("x".repeat(65)), Err(IdError::TooLong(_))));
+        assert!(matches!(
+            NodeId::new("x".repeat(65)),
+            Err(IdError::TooLong(_))
+        ));
         let parsed: Result<NodeId, _> = serde_json::from_str("\"a#b\"");
         assert!(parsed.is_err());
     }

@@ -33,7 +33,9 @@ pub enum ProtoError {
     TooLarge { size: usize, max: usize },
     #[error("payload is not a JSON object with a numeric \"v\" field: {0}")]
     NoVersion(String),
-    #[error("protocol version {got} is not supported (this build speaks v{supported}); upgrade the older side")]
+    #[error(
+        "protocol version {got} is not supported (this build speaks v{supported}); upgrade the older side"
+    )]
     UnsupportedVersion { got: u64, supported: u32 },
     #[error("malformed {what} payload: {source}")]
     Malformed {

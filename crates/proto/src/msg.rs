@@ -163,7 +163,11 @@ impl Wire for Telemetry {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CommandKind {
     /// Send an SMS on a line.
-    SendSms { line: String, to: String, text: String },
+    SendSms {
+        line: String,
+        to: String,
+        text: String,
+    },
 }
 
 /// mgmt → appliance. `id` is the idempotency key: the same id twice acts once.

@@ -7,7 +7,7 @@
 //! - [`mosquitto_conf::render`]: the equivalent Mosquitto configuration (password
 //!   file in Mosquitto's own `$7$` format, ACL file) for sites that run Mosquitto.
 //!
-//! docs/BROKER-CHOICE.md explains why rmqtt, and how its API is used here.
+//! docs/BROKER.md explains why rmqtt, and how its API is used here.
 
 pub mod auth;
 mod embedded;

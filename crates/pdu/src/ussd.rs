@@ -132,9 +132,30 @@ fn unpack_ussd(bytes: &[u8]) -> String {
 /// 7 spare bits at the end are filled with CR as TS 23.038 requires, and
 /// characters outside the GSM alphabet become `?`.
 pub fn encode_request(code: &str, packed_hex: bool) -> String {
-    if !packed_hex {
-        return code.to_string();
+    if packed_hex {
+        encode_request_as(code, PayloadFormat::PackedGsm7Hex)
+    } else {
+        code.to_string()
     }
+}
+
+/// Builds the string for `AT+CUSD=1,"<here>",<dcs>` in the given form:
+/// packed GSM 7-bit hex (Huawei, DCS 15), UTF-16 hex (a modem in
+/// `AT+CSCS="UCS2"`, DCS 15 or 72), 8-bit hex of the UTF-8 bytes, or the
+/// text itself ([`PayloadFormat::Text`] and [`PayloadFormat::Auto`]).
+pub fn encode_request_as(code: &str, format: PayloadFormat) -> String {
+    match format {
+        PayloadFormat::PackedGsm7Hex => pack_request(code),
+        PayloadFormat::Ucs2Hex => {
+            let bytes: Vec<u8> = code.encode_utf16().flat_map(u16::to_be_bytes).collect();
+            crate::to_hex(&bytes)
+        }
+        PayloadFormat::Data8Hex => crate::to_hex(code.as_bytes()),
+        PayloadFormat::Text | PayloadFormat::Auto => code.to_string(),
+    }
+}
+
+fn pack_request(code: &str) -> String {
     let mut septets = Vec::with_capacity(code.len());
     for c in code.chars() {
         if gsm7::push_char(&mut septets, c).is_none() {
@@ -156,6 +177,14 @@ mod tests {
         // *100# packed: the well-known "AA180C3602" Huawei request
         assert_eq!(encode_request("*100#", true), "AA180C3602");
         assert_eq!(encode_request("*100#", false), "*100#");
+        assert_eq!(
+            encode_request_as("*100#", PayloadFormat::Ucs2Hex),
+            "002A0031003000300023"
+        );
+        assert_eq!(
+            decode_as(15, "002A0031003000300023", PayloadFormat::Ucs2Hex).unwrap(),
+            "*100#"
+        );
         assert_eq!(decode(15, "AA180C3602").unwrap(), "*100#");
     }
 

@@ -397,14 +397,17 @@ fn parse_udh(header: &[u8], offset: usize) -> Result<Option<Concat>, PduError> {
     let mut i = 0usize;
     while i < header.len() {
         let iei = header.get(i).copied().unwrap_or(0);
-        let iel = header.get(i + 1).copied().ok_or(PduError::Invalid {
-            field: "TP-UDH",
-            offset: offset + i,
-            reason: format!("information element {iei:02X} has no length octet"),
-        })?;
+        let iel = header
+            .get(i + 1)
+            .copied()
+            .ok_or_else(|| PduError::Invalid {
+                field: "TP-UDH",
+                offset: offset + i,
+                reason: format!("information element {iei:02X} has no length octet"),
+            })?;
         let start = i + 2;
         let end = start + usize::from(iel);
-        let data = header.get(start..end).ok_or(PduError::Invalid {
+        let data = header.get(start..end).ok_or_else(|| PduError::Invalid {
             field: "TP-UDH",
             offset: offset + i,
             reason: format!(
@@ -489,12 +492,12 @@ fn read_user_data(
     let ud_offset = r.offset();
     let ud = r.take(octets, "TP-UD")?;
     let (concat, header_octets) = if udhi {
-        let udhl = usize::from(ud.first().copied().ok_or(PduError::Invalid {
+        let udhl = usize::from(ud.first().copied().ok_or_else(|| PduError::Invalid {
             field: "TP-UDHL",
             offset: ud_offset,
             reason: "TP-UDHI is set but the user data is empty".to_string(),
         })?);
-        let header = ud.get(1..1 + udhl).ok_or(PduError::Invalid {
+        let header = ud.get(1..1 + udhl).ok_or_else(|| PduError::Invalid {
             field: "TP-UDHL",
             offset: ud_offset,
             reason: format!(
@@ -513,13 +516,15 @@ fn read_user_data(
             let header_bits = header_octets * 8;
             let header_septets = header_bits.div_ceil(7);
             let fill = u8::try_from(header_septets * 7 - header_bits).unwrap_or(0);
-            let count = udl.checked_sub(header_septets).ok_or(PduError::Invalid {
-                field: "TP-UDL",
-                offset: udl_offset,
-                reason: format!(
-                    "{udl} septets cannot hold a {header_octets}-octet user data header"
-                ),
-            })?;
+            let count = udl
+                .checked_sub(header_septets)
+                .ok_or_else(|| PduError::Invalid {
+                    field: "TP-UDL",
+                    offset: udl_offset,
+                    reason: format!(
+                        "{udl} septets cannot hold a {header_octets}-octet user data header"
+                    ),
+                })?;
             let septets = gsm7::unpack(body, fill, count);
             (gsm7::decode(&septets), septets)
         }
@@ -925,7 +930,7 @@ pub(crate) fn parse_hex(hex: &str) -> Result<Vec<u8>, PduError> {
     let mut out = Vec::with_capacity(t.len() / 2);
     let mut high = 0u8;
     for (i, c) in t.chars().enumerate() {
-        let v = c.to_digit(16).ok_or(PduError::Hex {
+        let v = c.to_digit(16).ok_or_else(|| PduError::Hex {
             position: lead + i,
             reason: "not a hex digit",
         })?;

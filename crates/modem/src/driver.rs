@@ -142,6 +142,9 @@ impl ModemHandle {
     /// Sends an SMS (split into parts as needed), waiting until every part
     /// is accepted by the network, failed, or became ambiguous. Temporary
     /// errors are retried with backoff without blocking other messages.
+    /// While the port is gone the message waits for the reconnect; dropping
+    /// this future before its first part was submitted cancels the message
+    /// (a message already partly sent is completed).
     pub async fn send_sms(
         &self,
         to: &str,
@@ -455,8 +458,11 @@ impl Driver {
             Ok(s) => self.direct = s,
             Err(e) => {
                 warn!(error = %e, "direct-delivery state file unusable");
-                self.emit(ModemEvent::Warning(format!("{}: {e}", self.cfg.line)))
-                    .await;
+                self.emit(ModemEvent::Warning(format!(
+                    "{}: {e}; until it is fixed, directly delivered (+CMT) parts are kept in memory only",
+                    self.cfg.line
+                )))
+                .await;
             }
         }
         // Parts delivered directly before a restart: feed them again.
@@ -482,6 +488,7 @@ impl Driver {
                         if was_down {
                             self.emit(ModemEvent::Reconnected).await;
                         }
+                        was_down = false;
                         if let Stop::Stop = self.session().await {
                             self.stop_all();
                             return;
@@ -492,7 +499,9 @@ impl Driver {
                     self.engine = None;
                     self.ready = false;
                     self.cur_mem = None;
-                    self.connection_lost(&reason).await;
+                    if !was_down {
+                        self.connection_lost(&reason).await;
+                    }
                     was_down = true;
                 }
                 Err(e) => {
@@ -1860,6 +1869,15 @@ impl Driver {
         let Some(mut job) = self.outbox.remove(pos) else {
             return;
         };
+        if job.refs.is_empty() && job.reply.is_closed() {
+            // The caller gave up (dropped the send_sms future) before any
+            // part left: the message is cancelled, never sent behind its back.
+            info!(
+                id = job.id,
+                "SMS cancelled by the caller before it was sent"
+            );
+            return;
+        }
         let Some(part) = job.parts.get(job.refs.len()).cloned() else {
             let _ = job.reply.send(Ok(SentSms {
                 id: job.id,

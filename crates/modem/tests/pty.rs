@@ -693,3 +693,30 @@ async fn cnmi_falls_back_when_ds1_is_advertised_but_rejected() {
     rig.sim.inject_sms("+380501234567", "fallback").unwrap();
     assert_eq!(wait_sms(&mut rig).await.text, "fallback");
 }
+
+#[tokio::test]
+async fn a_send_given_up_while_unplugged_is_never_sent_later() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.unplug().await.unwrap();
+    rig.wait_for("disconnected", |e| {
+        matches!(e, ModemEvent::Disconnected { .. })
+    })
+    .await;
+    let r = tokio::time::timeout(
+        Duration::from_millis(300),
+        rig.modem
+            .send_sms("+380509876543", "слишком поздно", SendOptions::default()),
+    )
+    .await;
+    assert!(r.is_err(), "the send cannot finish while unplugged");
+    rig.sim.replug().await.unwrap();
+    rig.wait_for("reconnected", |e| matches!(e, ModemEvent::Reconnected))
+        .await;
+    rig.modem
+        .send_sms("+380509876543", "вовремя", SendOptions::default())
+        .await
+        .unwrap();
+    let sent = rig.sim.wait_sent(1, WAIT).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, "вовремя");
+}

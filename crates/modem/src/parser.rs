@@ -744,6 +744,96 @@ mod tests {
     }
 
     #[test]
+    fn echo_on_send_with_pdu_echo_every_split() {
+        // Echo on: the command line, the prompt, the typed PDU with Ctrl-Z
+        // echoed back, a URC, then the result.
+        let data = b"AT+CMGS=18\r\r\n> 0011000B911326880736F40000A70661F1985C3603\x1a\r\n\r\n+CMTI: \"ME\",7\r\n\r\n+CMGS: 5\r\n\r\nOK\r\n";
+        let f = all_splits(data);
+        assert_eq!(
+            f,
+            vec![
+                line("AT+CMGS=18"),
+                Frame::Prompt,
+                line("0011000B911326880736F40000A70661F1985C3603"),
+                line("+CMTI: \"ME\",7"),
+                line("+CMGS: 5"),
+                line("OK"),
+            ]
+        );
+        let echo = ["AT+CMGS=18", "0011000B911326880736F40000A70661F1985C3603"];
+        let ctx = Context {
+            prefixes: &["+CMGS:"],
+            echo: &echo,
+            ..Context::default()
+        };
+        let classes: Vec<Class> = f
+            .iter()
+            .filter_map(|fr| match fr {
+                Frame::Line(l) => Some(classify(l, &ctx)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            classes,
+            vec![
+                Class::Echo,
+                Class::Echo,
+                Class::Urc(Urc::Cmti {
+                    mem: Some("ME".into()),
+                    index: Some(7)
+                }),
+                Class::Info("+CMGS: 5".into()),
+                Class::Final(Final::Ok),
+            ]
+        );
+    }
+
+    #[test]
+    fn cmgl_listing_every_split() {
+        let data = b"\r\n+CMGL: 0,1,,24\r\n07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07\r\n+CMGL: 3,0,\"\",24\r\n07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07\r\n\r\nOK\r\n";
+        let f = all_splits(data);
+        assert_eq!(f.len(), 5);
+        let ctx = Context {
+            prefixes: &["+CMGL:"],
+            ..Context::default()
+        };
+        for fr in &f[..4] {
+            let Frame::Line(l) = fr else { panic!("{fr:?}") };
+            assert!(matches!(classify(l, &ctx), Class::Info(_)), "{l}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_split_anywhere(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700),
+            cut in 0usize..700,
+        ) {
+            let _ = exercise(&data);
+            let cut = cut.min(data.len());
+            let (a, b) = data.split_at(cut);
+            proptest::prop_assert_eq!(frames(&[a, b]), frames(&[&data]));
+        }
+
+        #[test]
+        fn known_lines_come_back_whatever_the_line_ends(
+            picks in proptest::collection::vec((0usize..8, 0usize..4), 1..20),
+        ) {
+            const LINES: [&str; 8] = ["OK", "RING", "+CMTI: \"SM\",1", "+CSQ: 20,99", "^RSSI:17",
+                "+CME ERROR: 10", "VOICE CALL: BEGIN", "NO CARRIER"];
+            const ENDS: [&str; 4] = ["\r\n", "\r\r\n", "\n", "\r"];
+            let mut data = String::from("\r\n");
+            let mut want = Vec::new();
+            for (l, e) in &picks {
+                data.push_str(LINES[*l]);
+                data.push_str(ENDS[*e]);
+                want.push(line(LINES[*l]));
+            }
+            proptest::prop_assert_eq!(frames(&[data.as_bytes()]), want);
+        }
+    }
+
+    #[test]
     fn vendor_urcs_during_prefixless_command() {
         let ctx = Context::default();
         assert_eq!(

@@ -720,3 +720,75 @@ async fn a_send_given_up_while_unplugged_is_never_sent_later() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].text, "вовремя");
 }
+
+#[tokio::test]
+async fn full_storage_drains_as_messages_are_confirmed() {
+    let mut rig = Rig::new(
+        SimConfig {
+            sm_capacity: 2,
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    for i in 0..5 {
+        rig.sim
+            .inject_sms("+380501234567", &format!("сообщение {i}"))
+            .unwrap();
+    }
+    let mut texts = Vec::new();
+    while texts.len() < 5 {
+        let m = wait_sms(&mut rig).await;
+        texts.push(m.text.clone());
+        rig.modem.confirm(m.receipt).await.unwrap();
+    }
+    texts.sort();
+    let want: Vec<String> = (0..5).map(|i| format!("сообщение {i}")).collect();
+    assert_eq!(texts, want);
+}
+
+#[tokio::test]
+async fn modem_reboot_is_detected_and_initialised_again() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    let before = rig
+        .sim
+        .commands()
+        .iter()
+        .filter(|c| *c == "AT+CMGF=0")
+        .count();
+    rig.sim.inject_urc("RDY");
+    rig.sim
+        .wait_until("a second initialisation", WAIT, |s| {
+            s.commands().iter().filter(|c| *c == "AT+CMGF=0").count() > before
+        })
+        .await
+        .unwrap();
+    rig.sim
+        .inject_sms("+380501234567", "после перезагрузки")
+        .unwrap();
+    assert_eq!(wait_sms(&mut rig).await.text, "после перезагрузки");
+}
+
+#[tokio::test]
+async fn direct_status_reports_via_cds_are_matched() {
+    let mut rig = Rig::new(SimConfig::default(), |c| {
+        c.delivery = Some(crossline_modem::Delivery::Direct)
+    })
+    .await;
+    let sent = rig
+        .modem
+        .send_sms("0509876543", "national number", SendOptions::default())
+        .await
+        .unwrap();
+    let e = rig
+        .wait_for("a delivery report", |e| {
+            matches!(e, ModemEvent::DeliveryReport(_))
+        })
+        .await;
+    let ModemEvent::DeliveryReport(r) = e else {
+        unreachable!()
+    };
+    assert_eq!(r.id, Some(sent.id));
+    assert_eq!(r.part, Some(0));
+    assert!(rig.sim.stored().is_empty());
+}

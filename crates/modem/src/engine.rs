@@ -421,6 +421,9 @@ impl AtEngine {
         let port = self.port.clone();
         let command = cmd.text.clone();
         match f {
+            // An OK before the PDU was typed is a stale answer (e.g. to a
+            // command that hung earlier): the message did not leave.
+            Final::Ok if cmd.pdu.is_some() && !pdu_sent => Err(AtError::NoPrompt { port, command }),
             Final::Ok | Final::Connect => Ok(Response { lines }),
             Final::Error => Err(AtError::Error { port, command }),
             Final::Cme(error) => Err(AtError::Cme {
@@ -434,7 +437,6 @@ impl AtEngine {
                 error,
             }),
             Final::NoCarrier | Final::Busy | Final::NoAnswer | Final::NoDialtone => {
-                let _ = pdu_sent;
                 Err(AtError::CallResult {
                     port,
                     command,
@@ -588,6 +590,23 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, AtError::Ambiguous { .. }), "{err}");
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stale_ok_before_the_prompt_is_not_a_send() {
+        let (mut eng, modem) = pair();
+        let mut r = BufReader::new(modem);
+        let task = tokio::spawn(async move {
+            expect_cmd(&mut r).await;
+            r.get_mut().write_all(b"\r\nOK\r\n").await.unwrap();
+            r
+        });
+        let err = eng
+            .run(&Command::new("AT+CMGS=5", Duration::from_secs(2)).pdu("00".into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AtError::NoPrompt { .. }), "{err}");
         task.await.unwrap();
     }
 

@@ -191,7 +191,7 @@ impl ModemHandle {
         self.call(|reply| Request::Ussd { code, reply }).await
     }
 
-    /// Dials a voice call (ATD<number>;).
+    /// Dials a voice call (`ATD<number>;`).
     pub async fn dial(&self, number: &str) -> Result<(), ModemError> {
         let number = number.to_string();
         self.call(|reply| Request::Dial { number, reply }).await

@@ -62,7 +62,7 @@ pub struct Command {
     pub pdu: Option<String>,
     /// ATD/ATA: NO CARRIER/BUSY/NO ANSWER end this command.
     pub call: bool,
-    /// Keep the command text out of logs (AT+CPIN="<pin>").
+    /// Keep the command text out of logs (`AT+CPIN="<pin>"`).
     pub redact: bool,
 }
 

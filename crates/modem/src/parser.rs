@@ -27,7 +27,7 @@ pub const MAX_LINE: usize = 2048;
 pub enum Frame {
     /// A complete, trimmed, non-empty text line.
     Line(String),
-    /// The `> ` prompt after AT+CMGS=<n>.
+    /// The `> ` prompt after `AT+CMGS=<n>`.
     Prompt,
     /// A two-line URC: `+CMT: ...` or `+CDS: ...` header and its PDU line.
     TwoLine { header: String, pdu: String },
@@ -195,13 +195,13 @@ pub struct ClccEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Urc {
     Ring,
-    /// +CRING: <type> (e.g. VOICE).
+    /// `+CRING: <type>` (e.g. VOICE).
     CRing(String),
     /// +CLIP: caller ID.
     Clip {
         number: Option<String>,
     },
-    /// +CMTI: "<mem>",<index> — a message was stored. `index` is None for
+    /// `+CMTI: "<mem>",<index>` — a message was stored. `index` is None for
     /// the broken `+CMTI: ,-1` some modems send (the driver then sweeps).
     Cmti {
         mem: Option<String>,
@@ -215,12 +215,12 @@ pub enum Urc {
     Cds {
         pdu: String,
     },
-    /// +CDSI: "<mem>",<index> — a status report was stored.
+    /// `+CDSI: "<mem>",<index>` — a status report was stored.
     Cdsi {
         mem: Option<String>,
         index: Option<u32>,
     },
-    /// +CUSD: <m>[,"<str>"[,<dcs>]].
+    /// `+CUSD: <m>[,"<str>"[,<dcs>]]`.
     Cusd {
         status: u8,
         text: Option<String>,
@@ -487,7 +487,7 @@ pub fn parse_registration(f: &[String]) -> Option<(u8, Option<String>, Option<St
     Some((status, lac, cell))
 }
 
-/// +CLCC: <id>,<dir>,<stat>,<mode>,<mpty>[,<number>,<type>...]
+/// `+CLCC: <id>,<dir>,<stat>,<mode>,<mpty>[,<number>,<type>...]`
 pub fn parse_clcc(f: &[String]) -> Option<ClccEntry> {
     Some(ClccEntry {
         id: f.first()?.parse().ok()?,

@@ -23,7 +23,7 @@ pub enum SimState {
     Error(String),
 }
 
-/// Network registration status (27.007 +CREG <stat>).
+/// Network registration status (27.007 `+CREG` `<stat>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegStatus {

@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use crossline_modem::{
-    Modem, ModemConfig, ModemEvent, ModemHandle, ModemInfo, Profile, SendError, SendOptions,
-    open_serial, serial_opener,
+    DeliveryReport, Modem, ModemConfig, ModemEvent, ModemHandle, ModemInfo, Profile, SendError,
+    SendOptions, open_serial, serial_opener,
 };
 use crossline_pdu::{Address, Direction, SubmitOptions};
 
@@ -113,7 +113,10 @@ fn parse_profile(s: &str) -> anyhow::Result<Profile> {
 
 async fn connect(
     p: &PortArgs,
-) -> anyhow::Result<(ModemHandle, tokio::sync::mpsc::Receiver<ModemEvent>)> {
+) -> anyhow::Result<(
+    ModemHandle,
+    tokio::sync::mpsc::UnboundedReceiver<DeliveryReport>,
+)> {
     // Open once by hand for a clear error (missing device, permissions).
     drop(open_serial(&p.port, p.baud).with_context(|| {
         format!("cannot open {}: check the path, that no other program (ModemManager) holds it, and permissions (dialout group)", p.port)
@@ -121,8 +124,23 @@ async fn connect(
     let mut cfg = ModemConfig::new("cli", p.port.clone(), parse_profile(&p.profile)?);
     cfg.pin = p.pin.clone();
     cfg.reopen_backoff_max = Duration::from_secs(2);
-    let (h, rx) = Modem::start(cfg, serial_opener(p.port.clone(), p.baud));
-    Ok((h, rx))
+    let (h, mut rx) = Modem::start(cfg, serial_opener(p.port.clone(), p.baud));
+    // Keep reading events (a full SIM offers hundreds of stored messages at
+    // start-up; an unread event channel would stall the driver). Nothing is
+    // confirmed, so nothing is deleted. Delivery reports are passed on.
+    let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                ModemEvent::DeliveryReport(r) => {
+                    let _ = tx.send(r);
+                }
+                ModemEvent::Warning(w) => tracing::warn!("{w}"),
+                other => tracing::debug!(event = ?other, "event"),
+            }
+        }
+    });
+    Ok((h, reports))
 }
 
 async fn within<T>(
@@ -209,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
                     let mut left = sent.refs.len();
                     while left > 0 {
                         match tokio::time::timeout_at(deadline, events.recv()).await {
-                            Ok(Some(ModemEvent::DeliveryReport(r))) if r.id == Some(sent.id) => {
+                            Ok(Some(r)) if r.id == Some(sent.id) => {
                                 println!("{}", serde_json::to_string(&r)?);
                                 if r.outcome != crossline_pdu::DeliveryOutcome::Pending {
                                     left -= 1;

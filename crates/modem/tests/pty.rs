@@ -792,3 +792,23 @@ async fn direct_status_reports_via_cds_are_matched() {
     assert_eq!(r.part, Some(0));
     assert!(rig.sim.stored().is_empty());
 }
+
+#[tokio::test]
+async fn cmti_memory_is_honoured_when_it_differs_from_the_read_memory() {
+    let mut rig = Rig::new(SimConfig::default(), |c| {
+        c.storage = Some(["SM".into(), "SM".into(), "ME".into()]);
+    })
+    .await;
+    rig.sim
+        .inject_sms("+380501234567", "в памяти модема")
+        .unwrap();
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, "в памяти модема");
+    assert_eq!(m.receipt.locations[0].mem, "ME");
+    assert_eq!(rig.sim.stored()[0].mem, "ME");
+    rig.modem.confirm(m.receipt).await.unwrap();
+    assert!(rig.sim.stored().is_empty());
+    // The SIM memory is selected again for what follows.
+    let info = rig.modem.probe().await.unwrap();
+    assert_eq!(info.storage_total, Some(30));
+}

@@ -311,6 +311,8 @@ struct Driver {
 
 const MAX_OUTBOX: usize = 1000;
 const MAX_REPORTS: usize = 4096;
+/// Most concatenated messages waiting for parts at a time.
+const MAX_GROUPS: usize = 256;
 const RING_GAP: Duration = Duration::from_secs(8);
 const CALL_POLL: Duration = Duration::from_secs(1);
 
@@ -1675,17 +1677,32 @@ impl Driver {
             )
             .await;
         }
+        if self.groups.len() > MAX_GROUPS {
+            self.expire_groups().await;
+        }
     }
 
     async fn expire_groups(&mut self) {
         let now = Instant::now();
         let timeout = self.cfg.reassembly_timeout;
-        let due: Vec<_> = self
+        let mut due: Vec<_> = self
             .groups
             .iter()
             .filter(|(_, g)| g.first_seen + timeout <= now)
             .map(|(k, _)| k.clone())
             .collect();
+        // Bounded memory: beyond MAX_GROUPS unfinished messages the oldest
+        // are delivered incomplete now.
+        if self.groups.len() > MAX_GROUPS {
+            let mut by_age: Vec<_> = self
+                .groups
+                .iter()
+                .map(|(k, g)| (g.first_seen, k.clone()))
+                .collect();
+            by_age.sort();
+            let excess = self.groups.len() - MAX_GROUPS;
+            due.extend(by_age.into_iter().take(excess).map(|(_, k)| k));
+        }
         let far_future = self
             .now_secs()
             .saturating_add(timeout.as_secs())

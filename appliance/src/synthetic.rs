@@ -60,6 +60,7 @@ pub async fn run<S: EventLog + Clone>(
                         sent_at: None,
                         parts: 1,
                         incomplete: false,
+                        key: None,
                     },
                 }
             })
@@ -100,6 +101,7 @@ pub fn sample_events(n: u64) -> Vec<crossline_core::Event> {
                 sent_at: None,
                 parts: 1,
                 incomplete: false,
+                key: None,
             },
         })
         .collect()

@@ -30,6 +30,7 @@ fn ev(origin: &str, seq: u64) -> Event {
             sent_at: None,
             parts: 1,
             incomplete: false,
+            key: None,
         },
     }
 }

@@ -107,6 +107,10 @@ pub enum EventBody {
         /// True when some parts never arrived and the text is partial.
         #[serde(default)]
         incomplete: bool,
+        /// Stable key of the message at the source (the modem driver's dedup
+        /// key), so a message offered twice is recorded once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// An outgoing message was handed to the network, one entry per part.
     MessageSent {
@@ -118,6 +122,9 @@ pub enum EventBody {
         command: EventId,
         /// Network message reference per part (TP-MR), in part order.
         refs: Vec<u8>,
+        /// Sent by the appliance itself (offline auto-reply), not by an agent.
+        #[serde(default)]
+        auto_reply: bool,
     },
     /// Delivery state changed for an outgoing message (or one part of it).
     DeliveryStatus {
@@ -128,6 +135,28 @@ pub enum EventBody {
         state: DeliveryState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+    },
+    /// mgmt: an agent (or the API) asked for a reply to go out on a line.
+    ReplyRequested {
+        /// The command sent to the appliance; its id is the idempotency key.
+        command: EventId,
+        channel: Channel,
+        device: NodeId,
+        line: String,
+        to: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
+    },
+    /// mgmt: a conversation was marked resolved.
+    ConversationResolved {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// mgmt: a resolved conversation was opened again.
+    ConversationReopened {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// Periodic liveness from a device.
     DeviceHeartbeat { uptime_s: u64 },
@@ -146,6 +175,9 @@ impl EventBody {
             EventBody::MessageReceived { .. } => "message_received",
             EventBody::MessageSent { .. } => "message_sent",
             EventBody::DeliveryStatus { .. } => "delivery_status",
+            EventBody::ReplyRequested { .. } => "reply_requested",
+            EventBody::ConversationResolved { .. } => "conversation_resolved",
+            EventBody::ConversationReopened { .. } => "conversation_reopened",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
         }
@@ -172,6 +204,7 @@ mod tests {
                 sent_at: Some("2026-11-23T10:00:00+02:00".into()),
                 parts: 2,
                 incomplete: false,
+                key: None,
             },
         }
     }

@@ -17,6 +17,8 @@ use rusqlite_migration::{M, Migrations};
 pub const MIGRATION_ARRAY: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_event_log.sql")),
     M::up(include_str!("migrations/0002_devices.sql")),
+    M::up(include_str!("migrations/0003_appliance_sms.sql")),
+    M::up(include_str!("migrations/0004_mgmt_conversations.sql")),
 ];
 
 /// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Rig, WAIT, long_cyrillic, start, test_config};
+use common::{Rig, WAIT, long_cyrillic, long_cyrillic_parts, test_config};
 use crossline_modem::{
     CallEnd, CallEvent, IncomingSms, ModemEvent, RegStatus, SendError, SendOptions, SimState,
 };
@@ -103,29 +103,8 @@ async fn direct_parts_survive_a_driver_restart_through_the_state_file() {
     let mut cfg = test_config(&sim);
     cfg.delivery = Some(crossline_modem::Delivery::Direct);
     cfg.state_file = Some(state.clone());
-    let parts = crossline_pdu::encode_deliver(
-        &crossline_pdu::Address::parse("+380501234567").unwrap(),
-        &long_cyrillic(),
-        &crossline_pdu::Timestamp {
-            year: 2026,
-            month: 11,
-            day: 23,
-            hour: 10,
-            minute: 0,
-            second: 0,
-            tz_quarter_hours: 8,
-        },
-        77,
-        false,
-    )
-    .unwrap();
-    let (modem, events) = start(&sim, cfg.clone());
-    let mut rig = Rig {
-        sim,
-        modem,
-        events,
-        seen: vec![],
-    };
+    let parts = long_cyrillic_parts(77);
+    let mut rig = Rig::start(sim, cfg.clone());
     rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
         .await;
     rig.sim.inject_pdu(&parts[0].hex()).unwrap();
@@ -136,11 +115,8 @@ async fn direct_parts_survive_a_driver_restart_through_the_state_file() {
         })
         .await
         .unwrap();
-    rig.modem.shutdown().await;
     // Restart: the two parts come back from the file, the rest from the network.
-    let (modem, events) = start(&rig.sim, cfg);
-    rig.modem = modem;
-    rig.events = events;
+    rig.restart(cfg).await;
     rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
         .await;
     rig.sim.inject_pdu(&parts[2].hex()).unwrap();
@@ -298,13 +274,7 @@ async fn wrong_pin_is_tried_once_and_reported() {
     .await;
     let mut cfg = test_config(&sim);
     cfg.pin = Some("0000".into());
-    let (modem, events) = start(&sim, cfg);
-    let mut rig = Rig {
-        sim,
-        modem,
-        events,
-        seen: vec![],
-    };
+    let mut rig = Rig::start(sim, cfg);
     let e = rig
         .wait_for(
             "a PIN warning",
@@ -333,13 +303,8 @@ async fn missing_pin_is_reported() {
         ..SimConfig::default()
     })
     .await;
-    let (modem, events) = start(&sim, test_config(&sim));
-    let mut rig = Rig {
-        sim,
-        modem,
-        events,
-        seen: vec![],
-    };
+    let cfg = test_config(&sim);
+    let mut rig = Rig::start(sim, cfg);
     rig.wait_for(
         "health",
         |e| matches!(e, ModemEvent::Health(i) if i.sim == SimState::PinRequired),
@@ -478,9 +443,7 @@ async fn unconfirmed_message_is_reoffered_after_restart_with_the_same_key() {
     // The appliance crashes before it stored the message: no confirm.
     rig.modem.shutdown().await;
     assert_eq!(rig.sim.stored().len(), 1);
-    let (modem, events) = start(&rig.sim, test_config(&rig.sim));
-    rig.modem = modem;
-    rig.events = events;
+    rig.restart(test_config(&rig.sim)).await;
     let again = wait_sms(&mut rig).await;
     assert_eq!(again.key, first.key);
     assert_eq!(again.text, "Не потеряйте меня");
@@ -491,29 +454,9 @@ async fn unconfirmed_message_is_reoffered_after_restart_with_the_same_key() {
 #[tokio::test]
 async fn stored_parts_survive_a_restart_mid_message() {
     let sim = common::sim(SimConfig::default()).await;
-    let parts = crossline_pdu::encode_deliver(
-        &crossline_pdu::Address::parse("+380501234567").unwrap(),
-        &long_cyrillic(),
-        &crossline_pdu::Timestamp {
-            year: 2026,
-            month: 11,
-            day: 23,
-            hour: 10,
-            minute: 0,
-            second: 0,
-            tz_quarter_hours: 8,
-        },
-        99,
-        false,
-    )
-    .unwrap();
-    let (modem, events) = start(&sim, test_config(&sim));
-    let mut rig = Rig {
-        sim,
-        modem,
-        events,
-        seen: vec![],
-    };
+    let parts = long_cyrillic_parts(99);
+    let cfg = test_config(&sim);
+    let mut rig = Rig::start(sim, cfg);
     rig.wait_for("health", |e| matches!(e, ModemEvent::Health(_)))
         .await;
     rig.sim.inject_pdu(&parts[0].hex()).unwrap();
@@ -532,9 +475,7 @@ async fn stored_parts_survive_a_restart_mid_message() {
     // While the driver is down the rest arrives.
     rig.sim.inject_pdu(&parts[2].hex()).unwrap();
     rig.sim.inject_pdu(&parts[3].hex()).unwrap();
-    let (modem, events) = start(&rig.sim, test_config(&rig.sim));
-    rig.modem = modem;
-    rig.events = events;
+    rig.restart(test_config(&rig.sim)).await;
     let m = wait_sms(&mut rig).await;
     assert_eq!(m.text, long_cyrillic());
     assert_eq!(m.receipt.locations.len(), 4);
@@ -548,22 +489,7 @@ async fn incomplete_message_delivered_after_timeout_with_marker() {
         c.reassembly_timeout = Duration::from_secs(1)
     })
     .await;
-    let parts = crossline_pdu::encode_deliver(
-        &crossline_pdu::Address::parse("+380501234567").unwrap(),
-        &long_cyrillic(),
-        &crossline_pdu::Timestamp {
-            year: 2026,
-            month: 11,
-            day: 23,
-            hour: 10,
-            minute: 0,
-            second: 0,
-            tz_quarter_hours: 8,
-        },
-        5,
-        false,
-    )
-    .unwrap();
+    let parts = long_cyrillic_parts(5);
     rig.sim.inject_pdu(&parts[0].hex()).unwrap();
     let m = wait_sms(&mut rig).await;
     assert!(m.incomplete);

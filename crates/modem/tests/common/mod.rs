@@ -56,6 +56,26 @@ pub fn start(sim: &SimModem, cfg: ModemConfig) -> (ModemHandle, Receiver<ModemEv
 }
 
 impl Rig {
+    /// Starts the driver on `sim` without waiting for anything.
+    pub fn start(sim: SimModem, cfg: ModemConfig) -> Rig {
+        let (modem, events) = start(&sim, cfg);
+        Rig {
+            sim,
+            modem,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Stops the driver (as a crash would, without confirming anything)
+    /// and starts a new one on the same modem.
+    pub async fn restart(&mut self, cfg: ModemConfig) {
+        self.modem.shutdown().await;
+        let (modem, events) = start(&self.sim, cfg);
+        self.modem = modem;
+        self.events = events;
+    }
+
     pub async fn new(sim_cfg: SimConfig, tweak: impl FnOnce(&mut ModemConfig)) -> Rig {
         let sim = sim(sim_cfg).await;
         let mut cfg = test_config(&sim);
@@ -124,4 +144,20 @@ impl Rig {
 pub fn long_cyrillic() -> String {
     let s = "Добрый день! Ваш заказ №4521 готов к выдаче в отделении на Крещатике. ";
     s.repeat(3)
+}
+
+/// The SMS-DELIVER parts of [`long_cyrillic`] (4 parts) with the given
+/// concatenation reference, to inject one by one.
+pub fn long_cyrillic_parts(reference: u16) -> Vec<crossline_pdu::EncodedPart> {
+    let ts = crossline_pdu::Timestamp {
+        year: 2026,
+        month: 11,
+        day: 23,
+        hour: 10,
+        minute: 0,
+        second: 0,
+        tz_quarter_hours: 8,
+    };
+    let from = crossline_pdu::Address::parse("+380501234567").unwrap();
+    crossline_pdu::encode_deliver(&from, &long_cyrillic(), &ts, reference, false).unwrap()
 }

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Prints p50/p99/max over ROUNDS (default 200) single-part messages and a
-//! few 3-part Cyrillic ones.
+//! few 3-part Cyrillic ones, then a 20-message incoming burst and 20
+//! outgoing messages (the FIELD-NOTES baseline for gammu-smsd/smstools3).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -83,6 +84,36 @@ async fn main() {
         modem.confirm(m.receipt).await.unwrap();
     }
     report("+CMTI x3 -> handed over (3-part Cyrillic)", multi);
+
+    // Figures comparable with FIELD-NOTES' gammu-smsd / smstools3 baseline.
+    let t0 = Instant::now();
+    for i in 0..20 {
+        sim.inject_sms("+380501234567", &format!("burst {i}"))
+            .unwrap();
+    }
+    for _ in 0..20 {
+        let m = wait(&mut events).await;
+        modem.confirm(m.receipt).await.unwrap();
+    }
+    println!(
+        "burst of 20 incoming SMS handed over and deleted: {:.2?}",
+        t0.elapsed()
+    );
+    let t0 = Instant::now();
+    for i in 0..20 {
+        modem
+            .send_sms(
+                "+380509876543",
+                &format!("out {i}"),
+                crossline_modem::SendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    println!(
+        "20 outgoing SMS (rate limit off): {:.2?} per SMS",
+        t0.elapsed() / 20
+    );
     modem.shutdown().await;
     sim.shutdown().await;
 }

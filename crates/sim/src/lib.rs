@@ -17,6 +17,7 @@
 //! # let _ = sent; Ok(()) }
 //! ```
 
+pub mod customers;
 mod error;
 pub mod modem;
 

@@ -738,3 +738,26 @@ async fn cmti_memory_is_honoured_when_it_differs_from_the_read_memory() {
     let info = rig.modem.probe().await.unwrap();
     assert_eq!(info.storage_total, Some(30));
 }
+
+#[tokio::test]
+async fn outgoing_call_busy_and_no_answer() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    for (outcome, reason) in [
+        (crossline_sim::DialOutcome::Busy, CallEnd::Busy),
+        (crossline_sim::DialOutcome::NoAnswer, CallEnd::NoAnswer),
+        (crossline_sim::DialOutcome::NoCarrier, CallEnd::Remote),
+    ] {
+        rig.sim.set_dial_outcome(outcome);
+        let _ = rig.modem.dial("+380501112233").await;
+        let e = rig
+            .wait_for("ended", |e| {
+                matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+            })
+            .await;
+        assert_eq!(
+            e,
+            ModemEvent::Call(CallEvent::Ended { reason }),
+            "{outcome:?}"
+        );
+    }
+}

@@ -1915,7 +1915,10 @@ impl Driver {
                     .fields("+CMGS:")
                     .and_then(|f| f.first().and_then(|s| s.parse::<u16>().ok()))
                     .map(|n| (n % 256) as u8)
-                    .unwrap_or(0);
+                    .unwrap_or_else(|| {
+                        warn!(id = job.id, "OK without +CMGS: <mr>; delivery reports for this part cannot be matched");
+                        0
+                    });
                 info!(
                     id = job.id,
                     part = part_no,
@@ -1956,8 +1959,7 @@ impl Driver {
             }
             Err(e) => {
                 let class = e.class();
-                let permanent = class == ErrorClass::Permanent
-                    && !matches!(e, AtError::Timeout { .. } | AtError::NoPrompt { .. });
+                let permanent = class == ErrorClass::Permanent;
                 job.attempts += 1;
                 if permanent || job.attempts >= self.cfg.send_attempts.max(1) {
                     let reason = if permanent {

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use crossline_core::NodeId;
+use crossline_modem::{ModemConfig, Profile};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,6 +23,12 @@ pub struct Config {
     /// Synthetic traffic for demos and tests (off unless configured).
     #[serde(default)]
     pub synthetic: Option<SyntheticConfig>,
+    /// The GSM/LTE modems (`[[modems]]`), one per line.
+    #[serde(default)]
+    pub modems: Vec<ModemEntry>,
+    /// Offline auto-reply (`[offline]`); none when absent.
+    #[serde(default)]
+    pub offline: Option<OfflineConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -139,7 +147,163 @@ pub struct SyntheticConfig {
     pub total: u64,
 }
 
+/// One modem line (`[[modems]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemEntry {
+    /// The line's label in events, logs and commands, e.g. `gsm0`.
+    pub label: String,
+    /// Serial device (prefer a stable /dev/serial/by-id/... path).
+    pub port: String,
+    /// Vendor profile: `auto` (default), `generic`, `quectel_ec25`,
+    /// `simcom_sim7600`, `simcom_sim800`, `huawei_e173`.
+    #[serde(default)]
+    pub profile: Profile,
+    /// SIM PIN, if the SIM is locked.
+    #[serde(default)]
+    pub pin: Option<String>,
+    /// The line's own phone number (E.164); becomes `to` of received messages.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Serial speed.
+    #[serde(default = "d_baud")]
+    pub baud: u32,
+    /// Language of the line's customers (`uk`, `ru`, `ro`, `en`...): the
+    /// offline auto-reply's fallback when the text does not tell.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Ask the network for delivery reports.
+    #[serde(default = "d_true")]
+    pub status_reports: bool,
+    /// Driver tuning; the defaults suit real modems. Durations as `"10s"`,
+    /// `"500ms"`, `"5m"` or seconds.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub command_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub send_timeout: Option<Duration>,
+    /// How often the driver checks signal and registration (and the
+    /// appliance publishes telemetry).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub health_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub retry_backoff: Option<Duration>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub reopen_backoff_max: Option<Duration>,
+    /// Most SMS parts submitted per minute (0 = no limit).
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// Keeps directly delivered (+CMT) parts across restarts; defaults to
+    /// `<data_dir>/<label>.parts.json` when run by the appliance.
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+fn d_baud() -> u32 {
+    115_200
+}
+fn d_true() -> bool {
+    true
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    crossline_modem::config::duration::deserialize(d).map(Some)
+}
+
+impl ModemEntry {
+    /// A line with defaults.
+    pub fn new(label: impl Into<String>, port: impl Into<String>) -> Self {
+        Self {
+            label: label.into(),
+            port: port.into(),
+            profile: Profile::Auto,
+            pin: None,
+            number: None,
+            baud: d_baud(),
+            language: None,
+            status_reports: true,
+            command_timeout: None,
+            send_timeout: None,
+            health_interval: None,
+            retry_backoff: None,
+            reopen_backoff_max: None,
+            rate_limit: None,
+            state_file: None,
+        }
+    }
+
+    /// The driver's configuration for this line.
+    pub fn driver_config(&self) -> ModemConfig {
+        let mut c = ModemConfig::new(self.label.clone(), self.port.clone(), self.profile);
+        c.pin = self.pin.clone();
+        c.own_number = self.number.clone();
+        c.status_reports = self.status_reports;
+        c.state_file = self.state_file.clone();
+        if let Some(v) = self.command_timeout {
+            c.command_timeout = v;
+        }
+        if let Some(v) = self.send_timeout {
+            c.send_timeout = v;
+        }
+        if let Some(v) = self.health_interval {
+            c.health_interval = v;
+        }
+        if let Some(v) = self.retry_backoff {
+            c.retry_backoff = v;
+        }
+        if let Some(v) = self.reopen_backoff_max {
+            c.reopen_backoff_max = v;
+        }
+        if let Some(v) = self.rate_limit {
+            c.rate_limit = v;
+        }
+        c
+    }
+}
+
+/// Offline auto-reply (`[offline]`): when the uplink has been down for
+/// `after_s`, a customer's SMS is answered once per `window_s` with the text
+/// in their language (see docs/APPLIANCE.md for the language rule).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineConfig {
+    /// Seconds without uplink before auto-replies start.
+    #[serde(default = "d_after")]
+    pub after_s: u64,
+    /// At most one auto-reply per customer number in this many seconds.
+    #[serde(default = "d_offline_window")]
+    pub window_s: u64,
+    /// Language used when neither the text nor the line tells.
+    #[serde(default = "d_lang")]
+    pub default_language: String,
+    /// Reply text per language code (`uk`, `ru`, `ro`, `en`, ...).
+    pub texts: BTreeMap<String, String>,
+}
+
+fn d_after() -> u64 {
+    300
+}
+fn d_offline_window() -> u64 {
+    86_400
+}
+fn d_lang() -> String {
+    "en".into()
+}
+
 impl Config {
+    /// A configuration with no modems, no auto-reply, no synthetic traffic
+    /// and default sync settings.
+    pub fn new(node_id: NodeId, data_dir: PathBuf, mqtt: MqttConfig) -> Self {
+        Self {
+            node_id,
+            data_dir,
+            mqtt,
+            sync: SyncConfig::default(),
+            synthetic: None,
+            modems: Vec::new(),
+            offline: None,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
@@ -160,6 +324,31 @@ impl Config {
         }
         if self.sync.window < self.sync.batch as u64 {
             anyhow::bail!("sync.window must be at least sync.batch");
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for m in &self.modems {
+            if m.label.is_empty() || m.label.len() > 64 {
+                anyhow::bail!("modems: label {:?} must be 1 to 64 characters", m.label);
+            }
+            if !labels.insert(m.label.as_str()) {
+                anyhow::bail!(
+                    "modems: label {:?} is used twice; every line needs its own label",
+                    m.label
+                );
+            }
+            if m.port.is_empty() {
+                anyhow::bail!("modems: line {} has no port", m.label);
+            }
+        }
+        if let Some(o) = &self.offline {
+            if o.texts.is_empty() {
+                anyhow::bail!(
+                    "offline.texts is empty: give at least one reply text, e.g. en = \"...\""
+                );
+            }
+            if o.texts.values().any(|t| t.trim().is_empty()) {
+                anyhow::bail!("offline.texts: a reply text is empty");
+            }
         }
         Ok(())
     }
@@ -186,5 +375,27 @@ mod tests {
         let text = include_str!("../crossline-appliance.example.toml");
         let cfg: Config = toml::from_str(text).unwrap();
         cfg.validate().unwrap();
+        assert_eq!(cfg.modems.len(), 2);
+        assert_eq!(cfg.modems[0].label, "gsm0");
+        assert_eq!(cfg.modems[0].driver_config().profile, Profile::QuectelEc25);
+        let off = cfg.offline.unwrap();
+        assert!(off.texts.contains_key("uk"));
+    }
+
+    #[test]
+    fn duplicate_labels_are_refused() {
+        let mut cfg = Config::new(
+            NodeId::new("b").unwrap(),
+            "/tmp".into(),
+            MqttConfig {
+                url: "mqtt://h:1".into(),
+                secret: None,
+                secret_file: None,
+                keep_alive_s: 10,
+            },
+        );
+        cfg.modems = vec![ModemEntry::new("gsm0", "/a"), ModemEntry::new("gsm0", "/b")];
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("used twice"), "{e}");
     }
 }

@@ -3,16 +3,22 @@
 //! It keeps a local, durable event log (SQLite) of everything that happens at
 //! the branch and replicates it to mgmt over MQTT ([`uplink`]), losing nothing
 //! and duplicating nothing whatever fails (see docs/PROTOCOL.md, "Sync").
+//! It drives the branch's GSM modems ([`modems`]) and runs the SMS loop
+//! ([`sms`]): incoming SMS logged before they leave the SIM, mgmt's send
+//! commands executed once, offline auto-replies (see docs/APPLIANCE.md).
 
 pub mod config;
 pub mod log;
+pub mod modems;
+pub mod sms;
 pub mod synthetic;
 pub mod uplink;
 
 pub use config::Config;
 
 use anyhow::Context;
-use crossline_store::SqliteStore;
+use crossline_store::Outbox;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Runs the appliance until `shutdown` is cancelled or a task fails.
@@ -20,37 +26,45 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = SqliteStore::open(&cfg.db_path(), cfg.node_id.clone())
+    let store = sms::db::open_store(&cfg.db_path(), cfg.node_id.clone())
         .with_context(|| format!("opening the event log {}", cfg.db_path().display()))?;
     let log = log::LocalLog::new(store.clone()).await?;
     tracing::info!(device = %cfg.node_id, head = log.head(), db = %cfg.db_path().display(), "appliance starting");
 
-    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(64);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (telemetry_tx, telemetry_rx) = mpsc::channel(16);
+    let (acked_tx, acked_rx) = watch::channel(store.acked(uplink::PEER).await?);
+    let (link_tx, link_rx) = watch::channel(uplink::LinkState::down_now());
     let mut tasks = tokio::task::JoinSet::new();
-    let up = uplink::run(
+    let up = uplink::run_with(
         log.clone(),
         cfg.mqtt.clone(),
         cfg.sync.clone(),
-        cmd_tx,
+        uplink::UplinkIo {
+            commands: cmd_tx,
+            telemetry: Some(telemetry_rx),
+            acked: acked_tx,
+            link: link_tx,
+        },
         shutdown.clone(),
     );
     tasks.spawn(async move { up.await.map(|_| ()) });
     if let Some(syn) = cfg.synthetic.clone() {
         tasks.spawn(synthetic::run(log.clone(), syn, shutdown.clone()));
     }
-    let sd = shutdown.clone();
-    tasks.spawn(async move {
-        // The SMS command handler arrives with the modem supervisor.
-        loop {
-            tokio::select! {
-                _ = sd.cancelled() => return Ok(()),
-                c = cmd_rx.recv() => match c {
-                    Some(c) => tracing::info!(command = %c.id, "command received (no handler yet)"),
-                    None => return Ok(()),
-                }
-            }
-        }
-    });
+    tasks.spawn(sms::run(
+        sms::SmsContext {
+            log: log.clone(),
+            modems: cfg.modems.clone(),
+            offline: cfg.offline.clone(),
+            acked: acked_rx,
+            link: link_rx,
+            telemetry: telemetry_tx,
+            data_dir: Some(cfg.data_dir.clone()),
+        },
+        cmd_rx,
+        shutdown.clone(),
+    ));
     let result = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),

@@ -15,12 +15,13 @@ use crate::config::{MqttConfig, SyncConfig};
 use crate::log::LocalLog;
 use crossline_core::NodeId;
 use crossline_proto::{
-    Ack, Command, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, decode, encode,
+    Ack, Command, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, Telemetry, decode,
+    encode,
 };
 use crossline_store::{EventLog, Outbox};
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -45,6 +46,42 @@ pub struct UplinkStats {
     pub rewinds: u64,
 }
 
+/// Whether the uplink is connected, and since when (for the offline branch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up { since: Instant },
+    Down { since: Instant },
+}
+
+impl LinkState {
+    /// Down since now (the state before the first connect).
+    pub fn down_now() -> Self {
+        LinkState::Down {
+            since: Instant::now(),
+        }
+    }
+
+    /// How long the uplink has been down, `None` while it is up.
+    pub fn down_for(&self) -> Option<Duration> {
+        match self {
+            LinkState::Up { .. } => None,
+            LinkState::Down { since } => Some(since.elapsed()),
+        }
+    }
+}
+
+/// What the uplink shares with the rest of the appliance.
+pub struct UplinkIo {
+    /// Commands from mgmt, decoded.
+    pub commands: mpsc::Sender<Command>,
+    /// Telemetry samples to publish (QoS 0, only while connected; others dropped).
+    pub telemetry: Option<mpsc::Receiver<Telemetry>>,
+    /// The acknowledged seq, updated once the ack is persisted.
+    pub acked: watch::Sender<u64>,
+    /// Connected / disconnected, and since when.
+    pub link: watch::Sender<LinkState>,
+}
+
 /// Runs the uplink until `shutdown`; returns the last ack seen.
 pub async fn run<S>(
     log: LocalLog<S>,
@@ -56,6 +93,32 @@ pub async fn run<S>(
 where
     S: EventLog + Outbox + Clone,
 {
+    let io = UplinkIo {
+        commands,
+        telemetry: None,
+        acked: watch::channel(0).0,
+        link: watch::channel(LinkState::down_now()).0,
+    };
+    run_with(log, mqtt, sync, io, shutdown).await
+}
+
+/// [`run`], also publishing telemetry and exposing the ack and link state.
+pub async fn run_with<S>(
+    log: LocalLog<S>,
+    mqtt: MqttConfig,
+    sync: SyncConfig,
+    io: UplinkIo,
+    shutdown: CancellationToken,
+) -> anyhow::Result<u64>
+where
+    S: EventLog + Outbox + Clone,
+{
+    let UplinkIo {
+        commands,
+        mut telemetry,
+        acked: acked_tx,
+        link: link_state,
+    } = io;
     let me = log.store().local_node().clone();
     let secret = mqtt.load_secret()?;
     let (host, port) = mqtt.host_port()?;
@@ -80,6 +143,8 @@ where
 
     let store = log.store().clone();
     let mut acked = store.acked(PEER).await?;
+    acked_tx.send_replace(acked);
+    let telemetry_topic = DeviceTopic::new(&me, Kind::Telemetry).to_string();
     let mut next = acked + 1;
     let mut connected = false;
     let mut head_rx = log.subscribe();
@@ -113,6 +178,16 @@ where
         let rto_at = last_progress + rto;
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            t = next_telemetry(&mut telemetry) => match t {
+                Some(t) if connected => {
+                    // QoS 0, latest wins: never wait on a full request queue.
+                    if let Err(e) = client.try_publish(&telemetry_topic, QoS::AtMostOnce, false, encode(&t)) {
+                        debug!(device = %me, error = %e, "telemetry sample dropped");
+                    }
+                }
+                Some(_) => {}
+                None => telemetry = None,
+            },
             changed = head_rx.changed() => {
                 if changed.is_err() { break; }
             }
@@ -129,6 +204,7 @@ where
                 match msg {
                     Link::Up => {
                         connected = true;
+                        link_state.send_replace(LinkState::Up { since: Instant::now() });
                         next = acked + 1;
                         last_progress = Instant::now();
                         let sub = |k| DeviceTopic::new(&me, k).to_string();
@@ -148,6 +224,7 @@ where
                     Link::Down(why) => {
                         if connected {
                             warn!(device = %me, reason = %why, acked, head, "uplink down; events stay in the outbox");
+                            link_state.send_replace(LinkState::Down { since: Instant::now() });
                         }
                         connected = false;
                     }
@@ -158,6 +235,7 @@ where
                             let new = ack.acked.min(head);
                             store.set_acked(PEER, new).await?;
                             acked = new;
+                            acked_tx.send_replace(acked);
                             last_progress = Instant::now();
                             if next <= acked {
                                 next = acked + 1;
@@ -199,6 +277,14 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
     info!(device = %me, acked, sent = stats.events_sent, rewinds = stats.rewinds, "uplink stopped");
     Ok(acked)
+}
+
+/// The next telemetry sample; pends for ever without a receiver.
+async fn next_telemetry(rx: &mut Option<mpsc::Receiver<Telemetry>>) -> Option<Telemetry> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn say_hello(client: &AsyncClient, me: &NodeId, head: u64, acked: u64) -> anyhow::Result<()> {

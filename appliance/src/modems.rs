@@ -1,0 +1,247 @@
+//! The modem supervisor: one crossline-modem driver per configured line,
+//! restarted with backoff if it ever stops on its own, its health kept for
+//! telemetry, its SMS and delivery reports forwarded to the SMS loop.
+//!
+//! The driver already reopens a vanished port by itself (USB re-enumeration);
+//! the supervisor covers the driver task ending unexpectedly.
+
+use crate::config::ModemEntry;
+use crossline_core::{ModemHealth, SystemHealth};
+use crossline_modem::{Modem, ModemConfig, ModemEvent, ModemHandle, ModemInfo, serial_opener};
+use crossline_proto::Telemetry;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Something a line's driver reported, with the handle of that driver.
+#[derive(Debug)]
+pub struct LineEvent {
+    pub line: String,
+    pub modem: ModemHandle,
+    pub event: ModemEvent,
+}
+
+struct Slot {
+    entry: ModemEntry,
+    handle: watch::Sender<Option<ModemHandle>>,
+    health: ModemHealth,
+}
+
+/// The configured lines, their current driver handles and last health.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Lines {
+    slots: Arc<Mutex<BTreeMap<String, Slot>>>,
+    started: Instant,
+}
+
+impl Lines {
+    /// Lines for `entries`, none running yet.
+    pub fn new(entries: &[ModemEntry]) -> Self {
+        let slots = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.label.clone(),
+                    Slot {
+                        entry: e.clone(),
+                        handle: watch::channel(None).0,
+                        health: ModemHealth {
+                            line: e.label.clone(),
+                            ..ModemHealth::default()
+                        },
+                    },
+                )
+            })
+            .collect();
+        Self {
+            slots: Arc::new(Mutex::new(slots)),
+            started: Instant::now(),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Slot>) -> R) -> R {
+        f(&mut self.slots.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Labels of the configured lines.
+    pub fn labels(&self) -> Vec<String> {
+        self.with(|s| s.keys().cloned().collect())
+    }
+
+    /// The configuration of a line, `None` if no such line is configured.
+    pub fn entry(&self, line: &str) -> Option<ModemEntry> {
+        self.with(|s| s.get(line).map(|s| s.entry.clone()))
+    }
+
+    /// Watches the driver handle of a line (`None` while it is restarting);
+    /// `None` if no such line is configured.
+    pub fn handle(&self, line: &str) -> Option<watch::Receiver<Option<ModemHandle>>> {
+        self.with(|s| s.get(line).map(|s| s.handle.subscribe()))
+    }
+
+    fn set_handle(&self, line: &str, h: Option<ModemHandle>) {
+        self.with(|s| {
+            if let Some(s) = s.get(line) {
+                s.handle.send_replace(h);
+            }
+        });
+    }
+
+    fn set_health(&self, info: &ModemInfo) {
+        self.with(|s| {
+            if let Some(slot) = s.get_mut(&info.line) {
+                slot.health = ModemHealth {
+                    line: info.line.clone(),
+                    signal_dbm: info.signal_dbm,
+                    registered: info.registration.is_registered(),
+                    operator: info.operator.clone(),
+                    iccid: info.iccid.clone(),
+                    model: info.model.clone(),
+                    firmware: info.firmware.clone(),
+                };
+            }
+        });
+    }
+
+    fn set_down(&self, line: &str) {
+        self.with(|s| {
+            if let Some(slot) = s.get_mut(line) {
+                slot.health.registered = false;
+                slot.health.signal_dbm = None;
+            }
+        });
+    }
+
+    /// Health of every line as last reported.
+    pub fn health(&self) -> Vec<ModemHealth> {
+        self.with(|s| s.values().map(|s| s.health.clone()).collect())
+    }
+
+    /// A telemetry sample of the appliance and all its lines.
+    pub fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            v: crossline_proto::VERSION,
+            system: SystemHealth {
+                uptime_s: self.started.elapsed().as_secs(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                ..SystemHealth::default()
+            },
+            modems: self.health(),
+        }
+    }
+}
+
+/// Starts a supervised driver for every line of `lines` in `tasks`. Driver
+/// events go to `events` (SMS, undecodable SMS, delivery reports); health
+/// updates the lines and sends a telemetry sample to `telemetry` (dropped
+/// when full: telemetry is latest-wins). `data_dir` holds each line's
+/// direct-delivery state file unless the entry names one.
+pub fn spawn_all(
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    lines: &Lines,
+    data_dir: Option<&Path>,
+    events: mpsc::Sender<LineEvent>,
+    telemetry: mpsc::Sender<Telemetry>,
+    shutdown: CancellationToken,
+) {
+    for label in lines.labels() {
+        let Some(entry) = lines.entry(&label) else {
+            continue;
+        };
+        let mut cfg = entry.driver_config();
+        if cfg.state_file.is_none()
+            && let Some(dir) = data_dir
+        {
+            cfg.state_file = Some(dir.join(format!("{label}.parts.json")));
+        }
+        tasks.spawn(supervise(
+            lines.clone(),
+            cfg,
+            entry.baud,
+            events.clone(),
+            telemetry.clone(),
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// Runs one line's driver until `shutdown`, restarting it with backoff.
+async fn supervise(
+    lines: Lines,
+    cfg: ModemConfig,
+    baud: u32,
+    events: mpsc::Sender<LineEvent>,
+    telemetry: mpsc::Sender<Telemetry>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let line = cfg.line.clone();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        info!(line = %line, port = %cfg.port, "starting modem driver");
+        let (handle, mut rx) = Modem::start(cfg.clone(), serial_opener(cfg.port.clone(), baud));
+        lines.set_handle(&line, Some(handle.clone()));
+        let started = Instant::now();
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    lines.set_handle(&line, None);
+                    handle.shutdown().await;
+                    info!(line = %line, "modem driver stopped");
+                    return Ok(());
+                }
+                ev = rx.recv() => ev,
+            };
+            let Some(event) = ev else { break };
+            match event {
+                ModemEvent::Health(info) => {
+                    lines.set_health(&info);
+                    let _ = telemetry.try_send(lines.telemetry());
+                }
+                ModemEvent::Disconnected { reason } => {
+                    warn!(line = %line, %reason, "modem disconnected; the driver reopens it");
+                    lines.set_down(&line);
+                    let _ = telemetry.try_send(lines.telemetry());
+                }
+                ModemEvent::Reconnected => info!(line = %line, "modem back"),
+                ModemEvent::Warning(w) => warn!(line = %line, warning = %w, "modem warning"),
+                ModemEvent::Registration(r) => {
+                    info!(line = %line, status = ?r.status, "registration changed")
+                }
+                ev @ (ModemEvent::Sms(_)
+                | ModemEvent::UndecodableSms { .. }
+                | ModemEvent::DeliveryReport(_)) => {
+                    let msg = LineEvent {
+                        line: line.clone(),
+                        modem: handle.clone(),
+                        event: ev,
+                    };
+                    if events.send(msg).await.is_err() {
+                        // The SMS loop is gone: we are shutting down.
+                        lines.set_handle(&line, None);
+                        handle.shutdown().await;
+                        return Ok(());
+                    }
+                }
+                other => tracing::debug!(line = %line, event = ?other, "modem event"),
+            }
+        }
+        lines.set_handle(&line, None);
+        lines.set_down(&line);
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        warn!(line = %line, retry_in = ?backoff, "modem driver stopped unexpectedly; restarting");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}

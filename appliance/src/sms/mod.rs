@@ -1,0 +1,546 @@
+//! The SMS loop of the appliance: incoming messages into the log without
+//! loss or duplicates, mgmt's send commands executed exactly once (or
+//! reported unknown), delivery reports, and the offline auto-reply.
+//!
+//! Receive order (never changes): the driver offers a message with a stable
+//! key → it is appended to the log as `MessageReceived` (the key recorded in
+//! the same transaction; a key already recorded is not appended again) → the
+//! uplink replicates it and mgmt acknowledges its seq → only then is it
+//! confirmed to the driver, which deletes it from the SIM. A crash anywhere
+//! before the confirm means the driver offers it again after the restart and
+//! the recorded key stops a second append.
+
+pub mod db;
+pub mod lang;
+
+use crate::config::{ModemEntry, OfflineConfig};
+use crate::log::LocalLog;
+use crate::modems::{self, LineEvent, Lines};
+use crate::uplink::LinkState;
+use crossline_core::{Channel, DeliveryState, EventBody, EventId};
+use crossline_modem::{
+    DeliveryReport, HandoverReceipt, IncomingSms, ModemEvent, ModemHandle, SendError, SendOptions,
+};
+use crossline_pdu::DeliveryOutcome;
+use crossline_proto::{Command, CommandKind, Telemetry};
+use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// Everything the SMS loop needs. Build it and pass it to [`run`].
+pub struct SmsContext {
+    /// The appliance's log; its store must be opened with
+    /// [`db::open_store`] (the SMS projector).
+    pub log: LocalLog<SqliteStore>,
+    /// The configured lines.
+    pub modems: Vec<ModemEntry>,
+    /// Offline auto-reply, if configured.
+    pub offline: Option<OfflineConfig>,
+    /// The seq mgmt has acknowledged (from [`crate::uplink::UplinkIo::acked`]).
+    pub acked: watch::Receiver<u64>,
+    /// The uplink's state (from [`crate::uplink::UplinkIo::link`]).
+    pub link: watch::Receiver<LinkState>,
+    /// Telemetry samples for the uplink to publish.
+    pub telemetry: mpsc::Sender<Telemetry>,
+    /// Where the drivers keep their direct-delivery state files (the
+    /// appliance's data dir); `None` keeps them in memory only.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Shared by the receive loop and the send tasks.
+#[derive(Clone)]
+struct Shared {
+    log: LocalLog<SqliteStore>,
+    lines: Lines,
+    offline: Option<Arc<OfflineConfig>>,
+    link: watch::Receiver<LinkState>,
+    device: String,
+    /// Rung after a `MessageSent` is logged (its parts can now be matched).
+    refs_logged: Arc<Notify>,
+    shutdown: CancellationToken,
+}
+
+/// Runs the SMS loop until `shutdown`: the modem supervisor, the receive
+/// loop and the command handler. First, every command left without an
+/// outcome by a crash is reported `Unknown` (never sent again).
+pub async fn run(
+    ctx: SmsContext,
+    commands: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let SmsContext {
+        log,
+        modems,
+        offline,
+        acked,
+        link,
+        telemetry,
+        data_dir,
+    } = ctx;
+    let lines = Lines::new(&modems);
+    let shared = Shared {
+        device: log.store().local_node().to_string(),
+        log,
+        lines: lines.clone(),
+        offline: offline.map(Arc::new),
+        link,
+        refs_logged: Arc::new(Notify::new()),
+        shutdown: shutdown.clone(),
+    };
+    recover_unfinished(&shared).await?;
+
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let (ev_tx, ev_rx) = mpsc::channel(256);
+    modems::spawn_all(
+        &mut tasks,
+        &lines,
+        data_dir.as_deref(),
+        ev_tx,
+        telemetry,
+        shutdown.clone(),
+    );
+    tasks.spawn(receive_loop(shared.clone(), ev_rx, acked));
+    tasks.spawn(command_loop(shared.clone(), commands));
+    let mut result = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("an SMS task failed: {e}")),
+        };
+        if let Err(e) = r {
+            error!(error = %e, "SMS loop failed; stopping the appliance");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// Commands persisted before a crash whose outcome was never logged: the
+/// SMS may or may not have gone out. Report `Unknown`; never send again.
+async fn recover_unfinished(s: &Shared) -> anyhow::Result<()> {
+    for (id, kind) in db::unfinished_commands(&s.log).await? {
+        let Ok(command) = id.parse::<EventId>() else {
+            warn!(command = %id, "unreadable command id in appl_command; left alone");
+            continue;
+        };
+        let line = serde_json::from_str::<CommandKind>(&kind)
+            .map(|CommandKind::SendSms { line, .. }| line)
+            .unwrap_or_default();
+        warn!(command = %command, line = %line, "command interrupted by a restart; outcome unknown, not sent again");
+        append(
+            s,
+            EventBody::DeliveryStatus {
+                command,
+                part: None,
+                state: DeliveryState::Unknown,
+                detail: Some(format!(
+                    "the appliance {} restarted while sending on {line}; the SMS may or may not \
+                     have gone out and is not sent again",
+                    s.device
+                )),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn append(s: &Shared, body: EventBody) -> Result<u64, StoreError> {
+    let evs = s
+        .log
+        .append(vec![NewEvent {
+            conversation: None,
+            body,
+        }])
+        .await?;
+    Ok(evs.first().map_or(0, |e| e.seq))
+}
+
+// ------------------------------------------------------------------ receive
+
+/// A report whose part is not known yet (it overtook its `MessageSent`).
+struct Unmatched {
+    report: DeliveryReport,
+    at: Instant,
+}
+
+const UNMATCHED_MAX: usize = 256;
+const UNMATCHED_TTL: Duration = Duration::from_secs(600);
+
+async fn receive_loop(
+    s: Shared,
+    mut events: mpsc::Receiver<LineEvent>,
+    mut acked: watch::Receiver<u64>,
+) -> anyhow::Result<()> {
+    // Receipts of logged messages waiting for mgmt's ack, by seq.
+    let mut pending: BTreeMap<u64, Vec<(ModemHandle, HandoverReceipt)>> = BTreeMap::new();
+    let mut unmatched: VecDeque<Unmatched> = VecDeque::new();
+    loop {
+        tokio::select! {
+            _ = s.shutdown.cancelled() => return Ok(()),
+            changed = acked.changed() => {
+                if changed.is_err() {
+                    // The uplink is gone (shutting down): nothing more gets acked.
+                    s.shutdown.cancelled().await;
+                    return Ok(());
+                }
+                let upto = *acked.borrow_and_update();
+                let later = pending.split_off(&(upto + 1));
+                let due = std::mem::replace(&mut pending, later);
+                for (seq, receipts) in due {
+                    for (modem, receipt) in receipts {
+                        confirm(modem, receipt, seq);
+                    }
+                }
+            }
+            _ = s.refs_logged.notified(), if !unmatched.is_empty() => {
+                let waiting = std::mem::take(&mut unmatched);
+                for u in waiting {
+                    if u.at.elapsed() < UNMATCHED_TTL
+                        && let Some(back) = on_report(&s, u.report).await?
+                    {
+                        unmatched.push_back(Unmatched { report: back, at: u.at });
+                    }
+                }
+            }
+            ev = events.recv() => {
+                let Some(LineEvent { line, modem, event }) = ev else { return Ok(()) };
+                match event {
+                    ModemEvent::Sms(sms) => {
+                        let receipt = sms.receipt.clone();
+                        if let Some(seq) = on_sms(&s, &line, sms).await? {
+                            if seq <= *acked.borrow() {
+                                confirm(modem, receipt, seq);
+                            } else {
+                                pending.entry(seq).or_default().push((modem, receipt));
+                            }
+                        }
+                    }
+                    ModemEvent::UndecodableSms { pdu, error, receipt, .. } => {
+                        warn!(line = %line, %error, %pdu, "undecodable SMS; logged with its PDU");
+                        let sms = IncomingSms {
+                            key: format!("undecodable:{}", receipt.key),
+                            line: line.clone(),
+                            sender: "unknown".into(),
+                            text: format!("[undecodable SMS ({error}); PDU {pdu}]"),
+                            sent_at: String::new(),
+                            parts: 1,
+                            incomplete: true,
+                            class: None,
+                            receipt: receipt.clone(),
+                        };
+                        if let Some(seq) = on_sms(&s, &line, sms).await? {
+                            if seq <= *acked.borrow() {
+                                confirm(modem, receipt, seq);
+                            } else {
+                                pending.entry(seq).or_default().push((modem, receipt));
+                            }
+                        }
+                    }
+                    ModemEvent::DeliveryReport(r) => {
+                        if let Some(back) = on_report(&s, r).await? {
+                            if unmatched.len() >= UNMATCHED_MAX {
+                                unmatched.pop_front();
+                            }
+                            unmatched.push_back(Unmatched { report: back, at: Instant::now() });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Deletes a message from the modem, in the background (the driver may be
+/// busy sending). A failure is harmless: the message is offered again at the
+/// next sweep or restart, found logged, and confirmed then.
+fn confirm(modem: ModemHandle, receipt: HandoverReceipt, seq: u64) {
+    tokio::spawn(async move {
+        let key = receipt.key.clone();
+        match modem.confirm(receipt).await {
+            Ok(()) => {
+                debug!(line = %modem.line(), seq, %key, "acknowledged by mgmt; deleted from the modem")
+            }
+            Err(e) => {
+                warn!(line = %modem.line(), seq, %key, error = %e, "confirm failed; the message will be offered again")
+            }
+        }
+    });
+}
+
+/// Logs an incoming message unless its key is already logged; returns its
+/// seq (`None` if it could not be logged now: it stays on the modem).
+async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> anyhow::Result<Option<u64>> {
+    if let Some(seq) = db::received_seq(&s.log, line, &sms.key).await? {
+        debug!(line = %line, seq, key = %sms.key, "message offered again; already logged");
+        return Ok(Some(seq));
+    }
+    let entry = s.lines.entry(line);
+    let body = EventBody::MessageReceived {
+        channel: Channel::Sms,
+        line: line.to_string(),
+        from: sms.sender.clone(),
+        to: entry.as_ref().and_then(|e| e.number.clone()),
+        text: sms.text.clone(),
+        sent_at: (!sms.sent_at.is_empty()).then(|| sms.sent_at.clone()),
+        parts: u16::from(sms.parts.max(1)),
+        incomplete: sms.incomplete,
+        key: Some(sms.key.clone()),
+    };
+    let seq = match append(s, body).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            // A concurrent append of the same key loses on the primary key.
+            if let Some(seq) = db::received_seq(&s.log, line, &sms.key).await? {
+                return Ok(Some(seq));
+            }
+            error!(line = %line, key = %sms.key, error = %e, "cannot log an incoming SMS; it stays on the modem and is offered again");
+            return Ok(None);
+        }
+    };
+    info!(line = %line, seq, from = %sms.sender, parts = sms.parts, incomplete = sms.incomplete, "SMS received and logged");
+    if let Some(off) = &s.offline {
+        let down = s.link.borrow().down_for();
+        if down.is_some_and(|d| d >= Duration::from_secs(off.after_s)) {
+            let lang = entry.as_ref().and_then(|e| e.language.clone());
+            spawn_auto_reply(s.clone(), off.clone(), line.to_string(), sms, lang, seq);
+        }
+    }
+    Ok(Some(seq))
+}
+
+/// Logs a delivery report for its part; gives it back if the part is not
+/// known yet (its `MessageSent` may still be on its way to the log).
+async fn on_report(s: &Shared, r: DeliveryReport) -> anyhow::Result<Option<DeliveryReport>> {
+    let state = match r.outcome {
+        DeliveryOutcome::Pending => {
+            debug!(line = %r.line, mr = r.reference, status = r.status, "SMSC still trying");
+            return Ok(None);
+        }
+        DeliveryOutcome::Delivered => DeliveryState::Delivered,
+        DeliveryOutcome::Failed => DeliveryState::Failed,
+    };
+    let Some((command, part)) = db::part_for_report(&s.log, &r.line, r.reference).await? else {
+        debug!(line = %r.line, mr = r.reference, "delivery report for a part not (yet) known");
+        return Ok(Some(r));
+    };
+    let Ok(command) = command.parse::<EventId>() else {
+        return Ok(None);
+    };
+    let seq = append(
+        s,
+        EventBody::DeliveryStatus {
+            command,
+            part: Some(part),
+            state,
+            detail: (state == DeliveryState::Failed).then(|| {
+                format!(
+                    "the network gave up delivering part {part} to {} (TP-ST {})",
+                    r.recipient, r.status
+                )
+            }),
+        },
+    )
+    .await?;
+    info!(line = %r.line, command = %command, part, ?state, seq, "delivery report");
+    Ok(None)
+}
+
+// ------------------------------------------------------------------ send
+
+async fn command_loop(s: Shared, mut commands: mpsc::Receiver<Command>) -> anyhow::Result<()> {
+    loop {
+        let cmd = tokio::select! {
+            _ = s.shutdown.cancelled() => return Ok(()),
+            c = commands.recv() => match c {
+                Some(c) => c,
+                None => {
+                    s.shutdown.cancelled().await;
+                    return Ok(());
+                }
+            },
+        };
+        // Persist before acting; the same id twice acts once.
+        if !db::claim_command(&s.log, cmd.id, &cmd.kind).await? {
+            info!(command = %cmd.id, "duplicate command ignored (already received)");
+            continue;
+        }
+        let CommandKind::SendSms { line, to, text } = cmd.kind;
+        info!(command = %cmd.id, line = %line, to = %to, "send command received");
+        let s2 = s.clone();
+        tokio::spawn(async move {
+            if let Err(e) = send(&s2, cmd.id, line.clone(), to, text, false).await {
+                error!(command = %cmd.id, line = %line, error = %e, "cannot log a send outcome; it will be reported unknown after a restart");
+            }
+        });
+    }
+}
+
+fn spawn_auto_reply(
+    s: Shared,
+    off: Arc<OfflineConfig>,
+    line: String,
+    sms: IncomingSms,
+    line_lang: Option<String>,
+    seq: u64,
+) {
+    let customer = sms.sender.clone();
+    // Only a phone number can be answered (not "Kyivstar" or "unknown").
+    let digits = customer.trim_start_matches('+');
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        debug!(line = %line, seq, from = %customer, "no auto-reply to a non-numeric sender");
+        return;
+    }
+    let Some((lang, text)) = lang::pick(
+        &off.texts,
+        &sms.text,
+        line_lang.as_deref(),
+        &off.default_language,
+    ) else {
+        return;
+    };
+    let (lang, text) = (lang.to_string(), text.to_string());
+    tokio::spawn(async move {
+        let id = EventId::new();
+        let kind = CommandKind::SendSms {
+            line: line.clone(),
+            to: customer.clone(),
+            text: text.clone(),
+        };
+        match db::claim_auto_reply(
+            &s.log,
+            id,
+            &customer,
+            &kind,
+            off.window_s.saturating_mul(1000),
+        )
+        .await
+        {
+            Ok(true) => {
+                info!(line = %line, seq, command = %id, to = %customer, %lang, "uplink down: sending the offline auto-reply");
+                if let Err(e) = send(&s, id, line.clone(), customer, text, true).await {
+                    error!(command = %id, line = %line, error = %e, "cannot log an auto-reply outcome");
+                }
+            }
+            Ok(false) => {
+                debug!(line = %line, seq, to = %customer, "customer already auto-replied within the window")
+            }
+            Err(e) => {
+                error!(line = %line, seq, error = %e, "cannot record the auto-reply; none sent")
+            }
+        }
+    });
+}
+
+/// Sends one persisted command's SMS and logs the outcome.
+async fn send(
+    s: &Shared,
+    command: EventId,
+    line: String,
+    to: String,
+    text: String,
+    auto_reply: bool,
+) -> anyhow::Result<()> {
+    let Some(mut handle) = s.lines.handle(&line) else {
+        let detail = format!(
+            "unknown line {line} on {}; configured: {}",
+            s.device,
+            s.lines.labels().join(", ")
+        );
+        warn!(command = %command, line = %line, "{detail}");
+        append(
+            s,
+            EventBody::DeliveryStatus {
+                command,
+                part: None,
+                state: DeliveryState::Failed,
+                detail: Some(detail),
+            },
+        )
+        .await?;
+        return Ok(());
+    };
+    let outcome = loop {
+        // Wait for the line's driver (it may be restarting).
+        let modem = tokio::select! {
+            _ = s.shutdown.cancelled() => None,
+            h = handle.wait_for(Option::is_some) => h.ok().and_then(|h| h.clone()),
+        };
+        let Some(modem) = modem else {
+            break Err(SendError::Stopped { line: line.clone() });
+        };
+        match modem.send_sms(&to, &text, SendOptions::default()).await {
+            // Nothing was sent; a restarted driver can take it.
+            Err(SendError::Stopped { .. }) if !s.shutdown.is_cancelled() => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            other => break other,
+        }
+    };
+    let body = match outcome {
+        Ok(sent) => {
+            let refs = sent.refs.clone();
+            let seq = append(
+                s,
+                EventBody::MessageSent {
+                    channel: Channel::Sms,
+                    line: line.clone(),
+                    to: to.clone(),
+                    text,
+                    command,
+                    refs: refs.clone(),
+                    auto_reply,
+                },
+            )
+            .await?;
+            s.refs_logged.notify_one();
+            info!(command = %command, line = %line, seq, to = %to, ?refs, auto_reply, "SMS sent");
+            return Ok(());
+        }
+        Err(e @ SendError::Failed { .. }) => {
+            warn!(command = %command, line = %line, error = %e, "SMS not sent");
+            EventBody::DeliveryStatus {
+                command,
+                part: None,
+                state: DeliveryState::Failed,
+                detail: Some(e.to_string()),
+            }
+        }
+        Err(e @ SendError::Unknown { .. }) => {
+            warn!(command = %command, line = %line, error = %e, "SMS outcome unknown; not resent");
+            EventBody::DeliveryStatus {
+                command,
+                part: None,
+                state: DeliveryState::Unknown,
+                detail: Some(e.to_string()),
+            }
+        }
+        Err(SendError::Stopped { .. }) => {
+            info!(command = %command, line = %line, "appliance stopping; SMS not sent");
+            EventBody::DeliveryStatus {
+                command,
+                part: None,
+                state: DeliveryState::Failed,
+                detail: Some(format!(
+                    "not sent: the appliance {} was stopping; send it again",
+                    s.device
+                )),
+            }
+        }
+    };
+    let seq = append(s, body).await?;
+    debug!(command = %command, line = %line, seq, "send outcome logged");
+    Ok(())
+}

@@ -301,6 +301,9 @@ struct Driver {
     announce_at: Option<Instant>,
     last_ring: Option<Instant>,
     next_call_poll: Option<Instant>,
+    /// The last AT+CLCC poll found no call (the final result code — BUSY,
+    /// NO ANSWER, NO CARRIER — may still be on its way).
+    call_vanished: bool,
     // ussd
     ussd: Option<(Reply<String>, Instant)>,
     // timers
@@ -426,6 +429,7 @@ impl Driver {
             announce_at: None,
             last_ring: None,
             next_call_poll: None,
+            call_vanished: false,
             ussd: None,
             next_sweep: now,
             next_health: now,
@@ -2182,6 +2186,7 @@ impl Driver {
         self.announce_at = None;
         self.last_ring = None;
         self.next_call_poll = None;
+        self.call_vanished = false;
         self.clip = None;
         info!(?reason, "call ended");
         self.emit(ModemEvent::Call(CallEvent::Ended { reason }))
@@ -2199,9 +2204,13 @@ impl Driver {
                 .filter_map(|l| parser::parse_clcc(&parser::fields(l)))
                 .collect();
             self.on_clcc(&entries).await;
-            if entries.is_empty() && self.phase != Phase::Idle && self.phase != Phase::Ringing {
+            let gone =
+                entries.is_empty() && self.phase != Phase::Idle && self.phase != Phase::Ringing;
+            if gone && self.call_vanished {
+                // Gone for two polls and no result code said why.
                 self.end_call(CallEnd::Remote).await;
             }
+            self.call_vanished = gone;
         }
         self.schedule_poll();
     }

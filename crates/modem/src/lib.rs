@@ -65,9 +65,14 @@
 //! * [`driver`]: the per-modem task (init, SMS, USSD, calls, health, reopen).
 //! * [`error`]: +CME/+CMS errors with meaning and [`ErrorClass`].
 //!
+//! * [`cli`] (feature `cli`, on by default): the `crossline-modem` diagnostics
+//!   commands, embeddable as another program's subcommand.
+//!
 //! Logs carry tracing fields `line` and `port`. Vendor quirks and the error
 //! classes are described in docs/MODEMS.md.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod engine;

@@ -314,7 +314,7 @@ async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> anyhow::Result<Opti
         let down = s.link.borrow().down_for();
         if down.is_some_and(|d| d >= Duration::from_secs(off.after_s)) {
             let lang = entry.as_ref().and_then(|e| e.language.clone());
-            spawn_auto_reply(s.clone(), off.clone(), line.to_string(), sms, lang, seq);
+            auto_reply(s, off.clone(), line.to_string(), sms, lang, seq).await;
         }
     }
     Ok(Some(seq))
@@ -387,8 +387,10 @@ async fn command_loop(s: Shared, mut commands: mpsc::Receiver<Command>) -> anyho
     }
 }
 
-fn spawn_auto_reply(
-    s: Shared,
+/// Claims the customer's auto-reply window (awaited, so messages are
+/// decided in arrival order) and sends the reply in the background.
+async fn auto_reply(
+    s: &Shared,
     off: Arc<OfflineConfig>,
     line: String,
     sms: IncomingSms,
@@ -411,36 +413,28 @@ fn spawn_auto_reply(
         return;
     };
     let (lang, text) = (lang.to_string(), text.to_string());
-    tokio::spawn(async move {
-        let id = EventId::new();
-        let kind = CommandKind::SendSms {
-            line: line.clone(),
-            to: customer.clone(),
-            text: text.clone(),
-        };
-        match db::claim_auto_reply(
-            &s.log,
-            id,
-            &customer,
-            &kind,
-            off.window_s.saturating_mul(1000),
-        )
-        .await
-        {
-            Ok(true) => {
-                info!(line = %line, seq, command = %id, to = %customer, %lang, "uplink down: sending the offline auto-reply");
+    let id = EventId::new();
+    let kind = CommandKind::SendSms {
+        line: line.clone(),
+        to: customer.clone(),
+        text: text.clone(),
+    };
+    let window_ms = off.window_s.saturating_mul(1000);
+    match db::claim_auto_reply(&s.log, id, &customer, &kind, window_ms).await {
+        Ok(true) => {
+            info!(line = %line, seq, command = %id, to = %customer, %lang, "uplink down: sending the offline auto-reply");
+            let s = s.clone();
+            tokio::spawn(async move {
                 if let Err(e) = send(&s, id, line.clone(), customer, text, true).await {
                     error!(command = %id, line = %line, error = %e, "cannot log an auto-reply outcome");
                 }
-            }
-            Ok(false) => {
-                debug!(line = %line, seq, to = %customer, "customer already auto-replied within the window")
-            }
-            Err(e) => {
-                error!(line = %line, seq, error = %e, "cannot record the auto-reply; none sent")
-            }
+            });
         }
-    });
+        Ok(false) => {
+            debug!(line = %line, seq, to = %customer, "customer already auto-replied within the window")
+        }
+        Err(e) => error!(line = %line, seq, error = %e, "cannot record the auto-reply; none sent"),
+    }
 }
 
 /// Sends one persisted command's SMS and logs the outcome.

@@ -162,6 +162,10 @@ pub struct ModemConfig {
     /// Hard deadline for AT+CMGS (network round trip).
     #[serde(default = "d_send", with = "duration")]
     pub send_timeout: Duration,
+    /// Hard deadline for AT+CMGL=4 (a full memory lists slowly; Huawei
+    /// sticks are known to hang here now and then).
+    #[serde(default = "d_list", with = "duration")]
+    pub list_timeout: Duration,
     /// How long to wait for the network's USSD answer.
     #[serde(default = "d_ussd", with = "duration")]
     pub ussd_timeout: Duration,
@@ -211,6 +215,9 @@ fn d_command() -> Duration {
 fn d_send() -> Duration {
     Duration::from_secs(60)
 }
+fn d_list() -> Duration {
+    Duration::from_secs(30)
+}
 fn d_ussd() -> Duration {
     Duration::from_secs(30)
 }
@@ -250,6 +257,7 @@ impl ModemConfig {
             own_number: None,
             command_timeout: d_command(),
             send_timeout: d_send(),
+            list_timeout: d_list(),
             ussd_timeout: d_ussd(),
             rate_limit: d_rate(),
             send_attempts: d_attempts(),

@@ -1495,10 +1495,7 @@ impl Driver {
                 continue;
             }
             let r = self
-                .cmd(
-                    Command::new("AT+CMGL=4", self.t().max(Duration::from_secs(30)))
-                        .prefixes(&["+CMGL:"]),
-                )
+                .cmd(Command::new("AT+CMGL=4", self.cfg.list_timeout).prefixes(&["+CMGL:"]))
                 .await;
             let r = match r {
                 Ok(r) => r,

@@ -761,3 +761,18 @@ async fn outgoing_call_busy_and_no_answer() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_hanging_cmgl_is_cut_by_its_deadline_and_the_driver_goes_on() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim.hang_next("AT+CMGL");
+    let started = std::time::Instant::now();
+    assert_eq!(rig.modem.sweep().await.unwrap(), 0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Back in sync: a message stored while the driver was down is found at
+    // start-up.
+    rig.modem.shutdown().await;
+    rig.sim.inject_sms("+380501234567", "найди меня").unwrap();
+    rig.restart(test_config(&rig.sim)).await;
+    assert_eq!(wait_sms(&mut rig).await.text, "найди меня");
+}

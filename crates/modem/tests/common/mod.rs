@@ -32,6 +32,7 @@ pub fn test_config(sim: &SimModem) -> ModemConfig {
     let mut cfg = ModemConfig::new("gsm0", path, driver_profile(sim.profile()));
     cfg.command_timeout = Duration::from_secs(2);
     cfg.send_timeout = Duration::from_secs(4);
+    cfg.list_timeout = Duration::from_secs(3);
     cfg.retry_backoff = Duration::from_millis(200);
     cfg.rate_limit = 0;
     cfg.reopen_backoff_max = Duration::from_millis(500);

@@ -19,6 +19,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// A telemetry sample goes out at least this often (and after every health
+/// check or disconnect of a line).
+pub const TELEMETRY_EVERY: Duration = Duration::from_secs(60);
+
 /// Something a line's driver reported, with the handle of that driver.
 #[derive(Debug)]
 pub struct LineEvent {
@@ -141,7 +145,8 @@ impl Lines {
 /// Starts a supervised driver for every line of `lines` in `tasks`. Driver
 /// events go to `events` (SMS, undecodable SMS, delivery reports); health
 /// updates the lines and sends a telemetry sample to `telemetry` (dropped
-/// when full: telemetry is latest-wins). `data_dir` holds each line's
+/// when full: telemetry is latest-wins), as does a ticker every
+/// [`TELEMETRY_EVERY`]. `data_dir` holds each line's
 /// direct-delivery state file unless the entry names one.
 pub fn spawn_all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
@@ -151,6 +156,19 @@ pub fn spawn_all(
     telemetry: mpsc::Sender<Telemetry>,
     shutdown: CancellationToken,
 ) {
+    let (tick_lines, tick_tx, tick_stop) = (lines.clone(), telemetry.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(TELEMETRY_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick_stop.cancelled() => return Ok(()),
+                _ = every.tick() => {
+                    let _ = tick_tx.try_send(tick_lines.telemetry());
+                }
+            }
+        }
+    });
     for label in lines.labels() {
         let Some(entry) = lines.entry(&label) else {
             continue;

@@ -207,7 +207,7 @@ async fn receive_loop(
                 let waiting = std::mem::take(&mut unmatched);
                 for u in waiting {
                     if u.at.elapsed() < UNMATCHED_TTL
-                        && let Some(back) = on_report(&s, u.report).await?
+                        && let Some(back) = on_report(&s, u.report).await
                     {
                         unmatched.push_back(Unmatched { report: back, at: u.at });
                     }
@@ -218,12 +218,8 @@ async fn receive_loop(
                 match event {
                     ModemEvent::Sms(sms) => {
                         let receipt = sms.receipt.clone();
-                        if let Some(seq) = on_sms(&s, &line, sms).await? {
-                            if seq <= *acked.borrow() {
-                                confirm(modem, receipt, seq);
-                            } else {
-                                pending.entry(seq).or_default().push((modem, receipt));
-                            }
+                        if let Some(seq) = on_sms(&s, &line, sms).await {
+                            hand_over(&mut pending, *acked.borrow(), seq, modem, receipt);
                         }
                     }
                     ModemEvent::UndecodableSms { pdu, error, receipt, .. } => {
@@ -239,16 +235,12 @@ async fn receive_loop(
                             class: None,
                             receipt: receipt.clone(),
                         };
-                        if let Some(seq) = on_sms(&s, &line, sms).await? {
-                            if seq <= *acked.borrow() {
-                                confirm(modem, receipt, seq);
-                            } else {
-                                pending.entry(seq).or_default().push((modem, receipt));
-                            }
+                        if let Some(seq) = on_sms(&s, &line, sms).await {
+                            hand_over(&mut pending, *acked.borrow(), seq, modem, receipt);
                         }
                     }
                     ModemEvent::DeliveryReport(r) => {
-                        if let Some(back) = on_report(&s, r).await? {
+                        if let Some(back) = on_report(&s, r).await {
                             if unmatched.len() >= UNMATCHED_MAX {
                                 unmatched.pop_front();
                             }
@@ -259,6 +251,25 @@ async fn receive_loop(
                 }
             }
         }
+    }
+}
+
+/// Confirms a logged message now if mgmt has acknowledged it, else once it
+/// does. A message offered again (a restarted driver) replaces its older
+/// receipt: only the newest driver's view of the SIM may delete anything.
+fn hand_over(
+    pending: &mut BTreeMap<u64, Vec<(ModemHandle, HandoverReceipt)>>,
+    acked: u64,
+    seq: u64,
+    modem: ModemHandle,
+    receipt: HandoverReceipt,
+) {
+    if seq <= acked {
+        confirm(modem, receipt, seq);
+    } else {
+        let waiting = pending.entry(seq).or_default();
+        waiting.retain(|(m, r)| !(r.key == receipt.key && m.line() == modem.line()));
+        waiting.push((modem, receipt));
     }
 }
 
@@ -280,65 +291,91 @@ fn confirm(modem: ModemHandle, receipt: HandoverReceipt, seq: u64) {
 }
 
 /// Logs an incoming message unless its key is already logged; returns its
-/// seq (`None` if it could not be logged now: it stays on the modem).
-async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> anyhow::Result<Option<u64>> {
-    if let Some(seq) = db::received_seq(&s.log, line, &sms.key).await? {
+/// seq. While the database refuses, it retries with backoff: the receive
+/// loop stalls, the driver's queue fills up and the messages wait on the
+/// modem, so nothing is lost. `None` only when shutting down.
+async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> Option<u64> {
+    let mut delay = Duration::from_millis(500);
+    let (seq, new) = loop {
+        match log_sms(s, line, &sms).await {
+            Ok(r) => break r,
+            Err(e) => {
+                error!(line = %line, key = %sms.key, error = %e, retry_in = ?delay, "cannot log an incoming SMS; it stays on the modem");
+                tokio::select! {
+                    _ = s.shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    if !new {
         debug!(line = %line, seq, key = %sms.key, "message offered again; already logged");
-        return Ok(Some(seq));
+        return Some(seq);
     }
-    let entry = s.lines.entry(line);
+    info!(line = %line, seq, from = %sms.sender, parts = sms.parts, incomplete = sms.incomplete, "SMS received and logged");
+    if let Some(off) = &s.offline {
+        let down = s.link.borrow().down_for();
+        if down.is_some_and(|d| d >= Duration::from_secs(off.after_s)) {
+            let lang = s.lines.entry(line).and_then(|e| e.language);
+            auto_reply(s, off.clone(), line.to_string(), sms, lang, seq).await;
+        }
+    }
+    Some(seq)
+}
+
+/// The seq of the message's `MessageReceived`, and whether it was appended now.
+async fn log_sms(s: &Shared, line: &str, sms: &IncomingSms) -> Result<(u64, bool), StoreError> {
+    if let Some(seq) = db::received_seq(&s.log, line, &sms.key).await? {
+        return Ok((seq, false));
+    }
     let body = EventBody::MessageReceived {
         channel: Channel::Sms,
         line: line.to_string(),
         from: sms.sender.clone(),
-        to: entry.as_ref().and_then(|e| e.number.clone()),
+        to: s.lines.entry(line).and_then(|e| e.number),
         text: sms.text.clone(),
         sent_at: (!sms.sent_at.is_empty()).then(|| sms.sent_at.clone()),
         parts: u16::from(sms.parts.max(1)),
         incomplete: sms.incomplete,
         key: Some(sms.key.clone()),
     };
-    let seq = match append(s, body).await {
-        Ok(seq) => seq,
-        Err(e) => {
-            // A concurrent append of the same key loses on the primary key.
-            if let Some(seq) = db::received_seq(&s.log, line, &sms.key).await? {
-                return Ok(Some(seq));
-            }
-            error!(line = %line, key = %sms.key, error = %e, "cannot log an incoming SMS; it stays on the modem and is offered again");
-            return Ok(None);
-        }
-    };
-    info!(line = %line, seq, from = %sms.sender, parts = sms.parts, incomplete = sms.incomplete, "SMS received and logged");
-    if let Some(off) = &s.offline {
-        let down = s.link.borrow().down_for();
-        if down.is_some_and(|d| d >= Duration::from_secs(off.after_s)) {
-            let lang = entry.as_ref().and_then(|e| e.language.clone());
-            auto_reply(s, off.clone(), line.to_string(), sms, lang, seq).await;
-        }
+    match append(s, body).await {
+        Ok(seq) => Ok((seq, true)),
+        Err(e) => match db::received_seq(&s.log, line, &sms.key).await? {
+            // The key's primary key refused a second append: logged already.
+            Some(seq) => Ok((seq, false)),
+            None => Err(e),
+        },
     }
-    Ok(Some(seq))
 }
 
 /// Logs a delivery report for its part; gives it back if the part is not
 /// known yet (its `MessageSent` may still be on its way to the log).
-async fn on_report(s: &Shared, r: DeliveryReport) -> anyhow::Result<Option<DeliveryReport>> {
+async fn on_report(s: &Shared, r: DeliveryReport) -> Option<DeliveryReport> {
     let state = match r.outcome {
         DeliveryOutcome::Pending => {
             debug!(line = %r.line, mr = r.reference, status = r.status, "SMSC still trying");
-            return Ok(None);
+            return None;
         }
         DeliveryOutcome::Delivered => DeliveryState::Delivered,
         DeliveryOutcome::Failed => DeliveryState::Failed,
     };
-    let Some((command, part)) = db::part_for_report(&s.log, &r.line, r.reference).await? else {
+    let found = match db::part_for_report(&s.log, &r.line, r.reference).await {
+        Ok(f) => f,
+        Err(e) => {
+            error!(line = %r.line, mr = r.reference, error = %e, "cannot look up a delivery report's message; report dropped");
+            return None;
+        }
+    };
+    let Some((command, part)) = found else {
         debug!(line = %r.line, mr = r.reference, "delivery report for a part not (yet) known");
-        return Ok(Some(r));
+        return Some(r);
     };
     let Ok(command) = command.parse::<EventId>() else {
-        return Ok(None);
+        return None;
     };
-    let seq = append(
+    let logged = append(
         s,
         EventBody::DeliveryStatus {
             command,
@@ -352,9 +389,14 @@ async fn on_report(s: &Shared, r: DeliveryReport) -> anyhow::Result<Option<Deliv
             }),
         },
     )
-    .await?;
-    info!(line = %r.line, command = %command, part, ?state, seq, "delivery report");
-    Ok(None)
+    .await;
+    match logged {
+        Ok(seq) => info!(line = %r.line, command = %command, part, ?state, seq, "delivery report"),
+        Err(e) => {
+            error!(line = %r.line, command = %command, part, error = %e, "cannot log a delivery report; report dropped")
+        }
+    }
+    None
 }
 
 // ------------------------------------------------------------------ send

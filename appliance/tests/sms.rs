@@ -595,3 +595,55 @@ async fn offline_auto_reply_once_per_customer_per_window() {
     assert_eq!(received_from(&evs, "+380501234567").len(), 2);
     app.stop().await;
 }
+
+/// Polls a command's state until it is `want`.
+async fn wait_state(log: &LocalLog<SqliteStore>, id: EventId, want: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let state = db::command_state(log, id).await.unwrap();
+        if state.as_deref() == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "command {id} is {state:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_waiting_for_the_modem_at_shutdown_is_sent_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim("+380670000001").await;
+    let modems = || vec![entry("gsm0", &sim, "+380670000001")];
+    let app = App::start(&db_path(&dir), modems(), Opts::default()).await;
+    // Wait until the line is up, then pull the modem: the send has to wait.
+    sim.wait_until("the driver's init", WAIT, |m| {
+        m.commands().iter().any(|c| c.starts_with("AT+CNMI="))
+    })
+    .await
+    .unwrap();
+    sim.unplug().await.unwrap();
+    let id = EventId::new();
+    app.send(id, "gsm0", "+380501234567", "Ваша картка готова")
+        .await;
+    wait_state(&app.log, id, "sending").await;
+    app.stop().await;
+
+    sim.replug().await.unwrap();
+    let app = App::start(&db_path(&dir), modems(), Opts::default()).await;
+    app.wait_event("MessageSent after the restart", |e| sent_for(e, id))
+        .await;
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].text, "Ваша картка готова");
+    let evs = app.events().await;
+    assert!(
+        !evs.iter().any(
+            |e| matches!(&e.body, EventBody::DeliveryStatus { command, .. } if *command == id)
+        ),
+        "no unknown/failed status for a queued command: {evs:#?}"
+    );
+    app.stop().await;
+}

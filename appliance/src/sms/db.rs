@@ -177,17 +177,52 @@ pub async fn claim_auto_reply(
         .await
 }
 
-/// Commands persisted but without a recorded outcome (a crash mid-send).
+/// A command persisted without a recorded outcome.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    pub id: String,
+    /// `CommandKind` as JSON.
+    pub kind: String,
+    /// `sending` (a crash mid-send) or `queued` (stopped before anything was sent).
+    pub state: String,
+    pub auto_reply: bool,
+}
+
+/// Commands persisted but without a recorded outcome, oldest first.
 pub async fn unfinished_commands(
     log: &LocalLog<SqliteStore>,
-) -> crossline_store::Result<Vec<(String, String)>> {
+) -> crossline_store::Result<Vec<Unfinished>> {
     log.store()
         .read(|c| {
             let mut st = c.prepare_cached(
-                "SELECT id, kind FROM appl_command WHERE state = 'sending' ORDER BY received_ms",
+                "SELECT id, kind, state, auto_reply FROM appl_command
+                 WHERE state IN ('sending', 'queued') ORDER BY received_ms",
             )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map([], |r| {
+                Ok(Unfinished {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    state: r.get(2)?,
+                    auto_reply: r.get(3)?,
+                })
+            })?;
             rows.collect()
+        })
+        .await
+}
+
+/// Moves a command between `sending` and `queued` (nothing was sent).
+pub async fn set_command_state(
+    log: &LocalLog<SqliteStore>,
+    id: EventId,
+    from: &'static str,
+    to: &'static str,
+) -> crossline_store::Result<bool> {
+    log.store()
+        .write(move |tx| {
+            tx.prepare_cached("UPDATE appl_command SET state = ?3 WHERE id = ?1 AND state = ?2")?
+                .execute(params![id.to_string(), from, to])
+                .map(|n| n == 1)
         })
         .await
 }

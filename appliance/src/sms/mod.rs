@@ -65,11 +65,16 @@ struct Shared {
     /// Rung after a `MessageSent` is logged (its parts can now be matched).
     refs_logged: Arc<Notify>,
     shutdown: CancellationToken,
+    /// Held by every task using this; closed when the last one ends.
+    _alive: mpsc::Sender<()>,
 }
 
 /// Runs the SMS loop until `shutdown`: the modem supervisor, the receive
-/// loop and the command handler. First, every command left without an
-/// outcome by a crash is reported `Unknown` (never sent again).
+/// loop and the command handler. First, every command a crash left without
+/// an outcome is reported `Unknown` (never sent again), and every command
+/// queued when the appliance last stopped (nothing of it sent) is sent.
+/// On shutdown it waits (at most 10 s) for sends in flight to record their
+/// outcome or go back to the queue.
 pub async fn run(
     ctx: SmsContext,
     commands: mpsc::Receiver<Command>,
@@ -85,7 +90,9 @@ pub async fn run(
         data_dir,
     } = ctx;
     let lines = Lines::new(&modems);
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     let shared = Shared {
+        _alive: alive,
         device: log.store().local_node().to_string(),
         log,
         lines: lines.clone(),
@@ -94,7 +101,7 @@ pub async fn run(
         refs_logged: Arc::new(Notify::new()),
         shutdown: shutdown.clone(),
     };
-    recover_unfinished(&shared).await?;
+    let resume = recover_unfinished(&shared).await?;
 
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     let (ev_tx, ev_rx) = mpsc::channel(256);
@@ -108,6 +115,11 @@ pub async fn run(
     );
     tasks.spawn(receive_loop(shared.clone(), ev_rx, acked));
     tasks.spawn(command_loop(shared.clone(), commands));
+    for (id, CommandKind::SendSms { line, to, text }, auto_reply) in resume {
+        if db::set_command_state(&shared.log, id, "queued", "sending").await? {
+            spawn_send(&shared, id, line, to, text, auto_reply);
+        }
+    }
     let mut result = Ok(());
     while let Some(r) = tasks.join_next().await {
         let r = match r {
@@ -122,20 +134,40 @@ pub async fn run(
             }
         }
     }
+    // Let sends in flight record their outcome (or go back to the queue).
+    drop(shared);
+    if tokio::time::timeout(Duration::from_secs(10), all_done.recv())
+        .await
+        .is_err()
+    {
+        warn!("sends still in flight after 10 s; they are reported unknown after the restart");
+    }
     result
 }
 
-/// Commands persisted before a crash whose outcome was never logged: the
-/// SMS may or may not have gone out. Report `Unknown`; never send again.
-async fn recover_unfinished(s: &Shared) -> anyhow::Result<()> {
-    for (id, kind) in db::unfinished_commands(&s.log).await? {
-        let Ok(command) = id.parse::<EventId>() else {
-            warn!(command = %id, "unreadable command id in appl_command; left alone");
+/// Commands left without an outcome by the last run. `sending`: a crash
+/// mid-send, the SMS may or may not have gone out: report `Unknown`, never
+/// send again. `queued`: the appliance stopped before the modem took any of
+/// it: returned for sending now.
+async fn recover_unfinished(s: &Shared) -> anyhow::Result<Vec<(EventId, CommandKind, bool)>> {
+    let mut resume = Vec::new();
+    for u in db::unfinished_commands(&s.log).await? {
+        let Ok(command) = u.id.parse::<EventId>() else {
+            warn!(command = %u.id, "unreadable command id in appl_command; left alone");
             continue;
         };
-        let line = serde_json::from_str::<CommandKind>(&kind)
-            .map(|CommandKind::SendSms { line, .. }| line)
+        let kind = serde_json::from_str::<CommandKind>(&u.kind);
+        let line = kind
+            .as_ref()
+            .map(|CommandKind::SendSms { line, .. }| line.clone())
             .unwrap_or_default();
+        if u.state == "queued"
+            && let Ok(kind) = kind
+        {
+            info!(command = %command, line = %line, "command queued before the last stop; sending it now");
+            resume.push((command, kind, u.auto_reply));
+            continue;
+        }
         warn!(command = %command, line = %line, "command interrupted by a restart; outcome unknown, not sent again");
         append(
             s,
@@ -152,7 +184,7 @@ async fn recover_unfinished(s: &Shared) -> anyhow::Result<()> {
         )
         .await?;
     }
-    Ok(())
+    Ok(resume)
 }
 
 async fn append(s: &Shared, body: EventBody) -> Result<u64, StoreError> {
@@ -420,12 +452,7 @@ async fn command_loop(s: Shared, mut commands: mpsc::Receiver<Command>) -> anyho
         }
         let CommandKind::SendSms { line, to, text } = cmd.kind;
         info!(command = %cmd.id, line = %line, to = %to, "send command received");
-        let s2 = s.clone();
-        tokio::spawn(async move {
-            if let Err(e) = send(&s2, cmd.id, line.clone(), to, text, false).await {
-                error!(command = %cmd.id, line = %line, error = %e, "cannot log a send outcome; it will be reported unknown after a restart");
-            }
-        });
+        spawn_send(&s, cmd.id, line, to, text, false);
     }
 }
 
@@ -465,18 +492,27 @@ async fn auto_reply(
     match db::claim_auto_reply(&s.log, id, &customer, &kind, window_ms).await {
         Ok(true) => {
             info!(line = %line, seq, command = %id, to = %customer, %lang, "uplink down: sending the offline auto-reply");
-            let s = s.clone();
-            tokio::spawn(async move {
-                if let Err(e) = send(&s, id, line.clone(), customer, text, true).await {
-                    error!(command = %id, line = %line, error = %e, "cannot log an auto-reply outcome");
-                }
-            });
+            spawn_send(s, id, line, customer, text, true);
         }
         Ok(false) => {
             debug!(line = %line, seq, to = %customer, "customer already auto-replied within the window")
         }
         Err(e) => error!(line = %line, seq, error = %e, "cannot record the auto-reply; none sent"),
     }
+}
+
+fn spawn_send(s: &Shared, id: EventId, line: String, to: String, text: String, auto_reply: bool) {
+    let s = s.clone();
+    tokio::spawn(async move {
+        if let Err(e) = send(&s, id, line.clone(), to, text, auto_reply).await {
+            error!(command = %id, line = %line, error = %e, "cannot log a send outcome; it is reported unknown after a restart");
+        }
+    });
+}
+
+/// Whether `text` fits one SMS (160 GSM septets or 70 UTF-16 units).
+fn single_part(text: &str) -> bool {
+    crossline_pdu::gsm7::encode(text).map_or(text.encode_utf16().count() <= 70, |s| s.len() <= 160)
 }
 
 /// Sends one persisted command's SMS and logs the outcome.
@@ -563,14 +599,23 @@ async fn send(
                 detail: Some(e.to_string()),
             }
         }
+        Err(SendError::Stopped { .. }) if single_part(&text) => {
+            // Nothing went out: back to the queue, sent after the next start.
+            db::set_command_state(&s.log, command, "sending", "queued").await?;
+            info!(command = %command, line = %line, "appliance stopping; SMS queued for the next start");
+            return Ok(());
+        }
         Err(SendError::Stopped { .. }) => {
-            info!(command = %command, line = %line, "appliance stopping; SMS not sent");
+            // The driver answers `Stopped` also for a multipart message whose
+            // first parts already went out: it cannot be queued again.
+            warn!(command = %command, line = %line, "appliance stopping during a multipart SMS; outcome unknown");
             EventBody::DeliveryStatus {
                 command,
                 part: None,
-                state: DeliveryState::Failed,
+                state: DeliveryState::Unknown,
                 detail: Some(format!(
-                    "not sent: the appliance {} was stopping; send it again",
+                    "the appliance {} stopped while this multipart SMS was queued or partly sent \
+                     on {line}; some parts may have gone out; not sent again",
                     s.device
                 )),
             }

@@ -16,10 +16,12 @@ CREATE TABLE appl_sms_in (
 -- 'sending' from the moment the appliance may act on it until its outcome
 -- event is appended ('sent', 'failed' or 'unknown'); a 'sending' row found at
 -- start-up is a crash mid-send and becomes 'unknown', never sent again.
+-- 'queued': the appliance stopped before the modem took any of it (nothing
+-- was sent); it is sent after the next start.
 CREATE TABLE appl_command (
     id          TEXT    PRIMARY KEY,
     kind        TEXT    NOT NULL,
-    state       TEXT    NOT NULL CHECK (state IN ('sending', 'sent', 'failed', 'unknown')),
+    state       TEXT    NOT NULL CHECK (state IN ('sending', 'queued', 'sent', 'failed', 'unknown')),
     auto_reply  INTEGER NOT NULL DEFAULT 0 CHECK (auto_reply IN (0, 1)),
     received_ms INTEGER NOT NULL
 ) WITHOUT ROWID;

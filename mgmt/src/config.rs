@@ -15,6 +15,37 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub site: SiteConfig,
+}
+
+/// Where mgmt is: how national phone numbers are read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// ISO 3166 alpha-2 region for national numbers (`0501234567` in "UA"
+    /// is `+380501234567`).
+    #[serde(default = "default_region")]
+    pub default_region: String,
+}
+
+fn default_region() -> String {
+    "UA".into()
+}
+
+impl Default for SiteConfig {
+    fn default() -> Self {
+        Self {
+            default_region: default_region(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// The parsed region (an unknown code is a clear error).
+    pub fn region(&self) -> Result<crate::address::Region> {
+        Ok(self.default_region.parse()?)
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -127,5 +158,9 @@ mod tests {
         assert_eq!(c.mqtt.username, "mgmt");
         let d = Config::load(None).unwrap();
         assert!(d.mqtt.url.is_none());
+        assert_eq!(c.site.default_region, "UA");
+        c.site.region().unwrap();
+        let bad: Config = toml::from_str("[site]\ndefault_region = \"XX1\"").unwrap();
+        assert!(bad.site.region().is_err());
     }
 }

@@ -45,6 +45,8 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
                 keep_alive_s: 10,
             },
             sync: Default::default(),
+            modems: Vec::new(),
+            offline: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: opts.rate,
                 total: 0,

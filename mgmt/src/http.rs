@@ -49,11 +49,16 @@ async fn metrics<S: EventLog + DeviceRegistry + Clone>(
 }
 
 fn authorize<S>(st: &AppState<S>, headers: &HeaderMap) -> Result<(), ApiError> {
+    authorize_token(&st.api_token, headers)
+}
+
+/// Checks `Authorization: Bearer <token>` against the API token.
+pub(crate) fn authorize_token(token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let ok = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), st.api_token.as_bytes()));
+        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
     if ok {
         Ok(())
     } else {

@@ -49,6 +49,15 @@ pub enum Update {
     },
 }
 
+/// What ingestion tells the command dispatcher ([`crate::commands`]).
+#[derive(Debug, Clone)]
+pub enum IngestSignal {
+    /// mgmt's MQTT connection is (again) up and subscribed; publish with this client.
+    Connected(AsyncClient),
+    /// A device said Hello (it (re)connected) and was answered.
+    Hello(NodeId),
+}
+
 enum Work {
     Batch(NodeId, EventBatch),
     Hello(NodeId, Hello),
@@ -60,6 +69,22 @@ pub async fn run<S>(
     link: BrokerLink,
     metrics: Arc<Metrics>,
     updates: broadcast::Sender<Update>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    S: EventLog + DeviceRegistry + Clone,
+{
+    run_with_signals(store, link, metrics, updates, None, shutdown).await
+}
+
+/// [`run`], also telling `signals` when the connection comes up and when a
+/// device says Hello (the command dispatcher re-publishes pending commands).
+pub async fn run_with_signals<S>(
+    store: S,
+    link: BrokerLink,
+    metrics: Arc<Metrics>,
+    updates: broadcast::Sender<Update>,
+    signals: Option<mpsc::UnboundedSender<IngestSignal>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()>
 where
@@ -84,6 +109,7 @@ where
         work_rx,
         metrics.clone(),
         updates.clone(),
+        signals.clone(),
     ));
     let mut backoff = Duration::from_millis(100);
     info!(broker = %format!("{}:{}", link.host, link.port), user = %link.username, "ingestion connecting");
@@ -99,6 +125,9 @@ where
                     client.subscribe(k.filter_all(), QoS::AtLeastOnce).await?;
                 }
                 info!("ingestion connected and subscribed");
+                if let Some(s) = &signals {
+                    let _ = s.send(IngestSignal::Connected(client.clone()));
+                }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                 metrics.mqtt_messages.inc();
@@ -196,6 +225,7 @@ async fn worker<S>(
     mut rx: mpsc::Receiver<Work>,
     metrics: Arc<Metrics>,
     updates: broadcast::Sender<Update>,
+    signals: Option<mpsc::UnboundedSender<IngestSignal>>,
 ) where
     S: EventLog + DeviceRegistry + Clone,
 {
@@ -282,6 +312,9 @@ async fn worker<S>(
                     // The appliance streams from its own ack on connect; this
                     // ack moves it forward if an earlier ack of ours was lost.
                     send_ack(&client, &origin, Ack::new(c, None)).await;
+                    if let Some(s) = &signals {
+                        let _ = s.send(IngestSignal::Hello(origin.clone()));
+                    }
                 }
                 Err(e) => warn!(device = %origin, error = %e, "could not answer hello"),
             }

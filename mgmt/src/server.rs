@@ -7,7 +7,7 @@ use crate::ingest::{self, BrokerLink, Update};
 use crate::metrics::Metrics;
 use anyhow::{Context, Result};
 use crossline_core::NodeId;
-use crossline_store::SqliteStore;
+use crossline_store::{SqliteStore, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -23,6 +23,8 @@ pub struct Running {
     pub api_token: String,
     pub store: SqliteStore,
     pub updates: broadcast::Sender<Update>,
+    /// Live conversation changes (what `/api/v1/stream` sends).
+    pub live: crate::live::Live,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<()>>,
     broker: Option<crossline_broker::BrokerHandle>,
@@ -34,12 +36,21 @@ pub fn mgmt_node() -> NodeId {
     NodeId::new("mgmt").expect("\"mgmt\" satisfies the node id rules")
 }
 
-/// Opens mgmt's database (creating the data dir).
+/// Opens mgmt's database (creating the data dir), with the conversation
+/// projector installed (see [`crate::conversations`]).
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    SqliteStore::open(&cfg.db_path(), mgmt_node())
-        .with_context(|| format!("opening database {}", cfg.db_path().display()))
+    let region = cfg.site.region()?;
+    SqliteStore::open_with(
+        &cfg.db_path(),
+        mgmt_node(),
+        StoreOptions {
+            projector: Some(crate::conversations::projector(region)),
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening database {}", cfg.db_path().display()))
 }
 
 pub async fn start(cfg: Config) -> Result<Running> {
@@ -93,11 +104,28 @@ pub async fn start(cfg: Config) -> Result<Running> {
         username: cfg.mqtt.username.clone(),
         secret: mgmt_secret,
     };
-    tasks.spawn(ingest::run(
+    let live = crate::live::Live::new();
+    tasks.spawn(crate::live::run(
+        store.clone(),
+        live.clone(),
+        updates.subscribe(),
+        shutdown.clone(),
+    ));
+    let (signals_tx, signals_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (dispatcher, created_rx) = crate::commands::channel();
+    tasks.spawn(crate::commands::run(
+        store.clone(),
+        created_rx,
+        signals_rx,
+        crate::commands::RESEND_EVERY,
+        shutdown.clone(),
+    ));
+    tasks.spawn(ingest::run_with_signals(
         store.clone(),
         link,
         metrics.clone(),
         updates.clone(),
+        Some(signals_tx),
         shutdown.clone(),
     ));
 
@@ -109,7 +137,15 @@ pub async fn start(cfg: Config) -> Result<Running> {
         store: store.clone(),
         metrics,
         api_token: api_token.clone(),
-    }));
+    }))
+    .merge(crate::api::router(Arc::new(crate::api::ApiState {
+        store: store.clone(),
+        api_token: api_token.clone(),
+        region: cfg.site.region()?,
+        dispatcher,
+        live: live.clone(),
+        shutdown: shutdown.clone(),
+    })));
     let sd = shutdown.clone();
     tasks.spawn(async move {
         axum::serve(listener, app)
@@ -124,6 +160,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         api_token,
         store,
         updates,
+        live,
         shutdown,
         tasks,
         broker,

@@ -1,0 +1,158 @@
+//! Contact addresses: phone numbers normalised to E.164 (through the
+//! `phonenumber` crate, national numbers read in the site's default region),
+//! short codes and alphanumeric sender names kept as received.
+
+use phonenumber::country;
+use serde::Serialize;
+use std::str::FromStr;
+
+/// Longest address kept (anything longer is cut: a sender field is at most
+/// 20 digits or 11 characters on the air; this only bounds stored bytes).
+pub const MAX_ADDRESS: usize = 64;
+
+/// The site's default region (ISO 3166 alpha-2, e.g. "UA") for national numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(country::Id);
+
+/// A region code that `phonenumber` does not know.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown region {0:?} in [site] default_region; use an ISO 3166 alpha-2 code such as \"UA\" or \"RO\""
+)]
+pub struct RegionError(String);
+
+impl FromStr for Region {
+    type Err = RegionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        country::Id::from_str(&s.trim().to_ascii_uppercase())
+            .map(Region)
+            .map_err(|_| RegionError(s.to_string()))
+    }
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Region(country::Id::UA)
+    }
+}
+
+/// How a contact is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressKind {
+    /// A valid phone number, normalised to E.164 (`+380501234567`).
+    Phone,
+    /// Digits that are not a valid E.164 number (a short code), kept as received.
+    Short,
+    /// A sender name (letters), kept as received; SMS cannot be sent to it.
+    Alphanumeric,
+}
+
+impl AddressKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressKind::Phone => "phone",
+            AddressKind::Short => "short",
+            AddressKind::Alphanumeric => "alphanumeric",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "phone" => Some(AddressKind::Phone),
+            "short" => Some(AddressKind::Short),
+            "alphanumeric" => Some(AddressKind::Alphanumeric),
+            _ => None,
+        }
+    }
+
+    /// Whether an SMS can be sent to such an address.
+    pub fn replyable(self) -> bool {
+        !matches!(self, AddressKind::Alphanumeric)
+    }
+}
+
+/// A normalised address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Address {
+    pub kind: AddressKind,
+    pub value: String,
+}
+
+fn is_dialable(s: &str) -> bool {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
+}
+
+/// Normalises a sender or destination as received. Total: anything that is
+/// not a phone number is kept (trimmed, at most [`MAX_ADDRESS`] characters).
+pub fn normalise(raw: &str, region: Region) -> Address {
+    let raw: String = raw.trim().chars().take(MAX_ADDRESS).collect();
+    if !is_dialable(&raw) {
+        return Address {
+            kind: AddressKind::Alphanumeric,
+            value: raw,
+        };
+    }
+    match phone(&raw, region) {
+        Some(e164) => Address {
+            kind: AddressKind::Phone,
+            value: e164,
+        },
+        None => Address {
+            kind: AddressKind::Short,
+            value: raw.chars().filter(|c| *c == '+' || c.is_ascii_digit()).collect(),
+        },
+    }
+}
+
+/// The E.164 form of `raw` if it is a valid phone number (national numbers
+/// read in `region`).
+pub fn phone(raw: &str, region: Region) -> Option<String> {
+    if raw.len() > MAX_ADDRESS || !is_dialable(raw.trim()) {
+        return None;
+    }
+    let n = phonenumber::parse(Some(region.0), raw.trim()).ok()?;
+    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_and_international_are_one_number() {
+        let ua: Region = "ua".parse().unwrap();
+        let a = normalise("0501234567", ua);
+        let b = normalise("+380501234567", ua);
+        let c = normalise(" +380 (50) 123-45-67 ", ua);
+        assert_eq!(a.kind, AddressKind::Phone);
+        assert_eq!(a.value, "+380501234567");
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        let ro: Region = "RO".parse().unwrap();
+        assert_eq!(normalise("0721234567", ro).value, "+40721234567");
+    }
+
+    #[test]
+    fn alphanumeric_and_short_codes_are_kept() {
+        let r = Region::default();
+        let a = normalise("Kyivstar", r);
+        assert_eq!(a.kind, AddressKind::Alphanumeric);
+        assert_eq!(a.value, "Kyivstar");
+        assert!(!a.kind.replyable());
+        let s = normalise("7710", r);
+        assert_eq!(s.kind, AddressKind::Short);
+        assert_eq!(s.value, "7710");
+        let long = "x".repeat(500);
+        assert_eq!(normalise(&long, r).value.len(), MAX_ADDRESS);
+    }
+
+    #[test]
+    fn unknown_region_is_refused() {
+        let e = "Narnia".parse::<Region>().unwrap_err();
+        assert!(e.to_string().contains("default_region"), "{e}");
+    }
+}

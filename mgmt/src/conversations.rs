@@ -1,0 +1,873 @@
+//! Contacts, conversations and their timelines, projected from the event log.
+//!
+//! [`projector`] is installed as the store's [`Projector`]: it runs on the
+//! single writer thread, in the same savepoint as every newly stored event
+//! (appended by mgmt or ingested from an appliance). Projections and events
+//! therefore commit together, and creating a conversation is serialised: two
+//! messages from one number that race still land in one conversation (the
+//! second sees the first's row; the unique index `conversation_one_open`
+//! would refuse a second open one anyway).
+//!
+//! Threading rule: an inbound message joins its contact's *open*
+//! conversation, or opens a new one. A resolved conversation stays resolved;
+//! the customer's next message starts a new conversation (an agent may reopen
+//! the old one explicitly while the contact has no other open conversation).
+//!
+//! Ids are derived from the log (a contact's and a conversation's id are the
+//! id of the event that created them) so a rebuild gives the same ids.
+//!
+//! The projector never fails on odd input (an unparseable number is kept as
+//! received, an unknown command is ignored): an error would make the whole
+//! batch fail and the appliance resend it for ever. Only SQL errors propagate.
+
+use crate::address::{AddressKind, Region, normalise};
+use crossline_core::{DeliveryState, Event, EventBody, EventId, NodeId};
+use crossline_proto::{Command, CommandKind, VERSION};
+use crossline_store::Projector;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Longest `last_message_preview`, in characters.
+pub const PREVIEW_CHARS: usize = 120;
+
+/// The projector to install in [`crossline_store::StoreOptions::projector`].
+pub fn projector(region: Region) -> Projector {
+    Box::new(move |tx, ev| project(tx, ev, region))
+}
+
+/// Applies one newly stored event to the projections.
+pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
+    match &ev.body {
+        EventBody::MessageReceived {
+            channel,
+            line,
+            from,
+            text,
+            sent_at,
+            parts,
+            incomplete,
+            ..
+        } => {
+            let conv = inbound_conversation(tx, ev, region, from, channel_str(*channel))?;
+            tx.execute(
+                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
+                     line, address, text, parts, incomplete, sent_at)
+                 VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (event_id) DO NOTHING",
+                params![
+                    ev.id.to_string(),
+                    conv,
+                    ms(ev),
+                    ev.at.c,
+                    ev.origin.as_str(),
+                    line,
+                    from,
+                    text,
+                    parts,
+                    incomplete,
+                    sent_at
+                ],
+            )?;
+            tx.execute(
+                "UPDATE conversation SET device = ?2, line = ?3, unread = unread + 1,
+                     messages = messages + 1
+                 WHERE id = ?1",
+                params![conv, ev.origin.as_str(), line],
+            )?;
+            touch(tx, &conv, ev, text)?;
+            seen_line(tx, ev.origin.as_str(), line, ev)?;
+        }
+        EventBody::ReplyRequested {
+            command,
+            channel: _,
+            device,
+            line,
+            to,
+            text,
+            author,
+        } => {
+            let payload = Command {
+                v: VERSION,
+                id: *command,
+                kind: CommandKind::SendSms {
+                    line: line.clone(),
+                    to: to.clone(),
+                    text: text.clone(),
+                },
+            };
+            let payload = String::from_utf8_lossy(&crossline_proto::encode(&payload)).into_owned();
+            tx.execute(
+                "INSERT INTO pending_command (id, device, payload, created_ms)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+                params![command.to_string(), device.as_str(), payload, ms(ev)],
+            )?;
+            let Some(conv) = ev.conversation.map(|c| c.to_string()) else {
+                return Ok(());
+            };
+            if !exists(tx, &conv)? {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
+                     line, address, text, author, command, state)
+                 VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'pending')
+                 ON CONFLICT DO NOTHING",
+                params![
+                    ev.id.to_string(),
+                    conv,
+                    ms(ev),
+                    ev.at.c,
+                    device.as_str(),
+                    line,
+                    to,
+                    text,
+                    author,
+                    command.to_string()
+                ],
+            )?;
+            tx.execute(
+                "UPDATE conversation SET unread = 0, messages = messages + 1 WHERE id = ?1",
+                params![conv],
+            )?;
+            touch(tx, &conv, ev, text)?;
+        }
+        EventBody::MessageSent {
+            line,
+            to,
+            text,
+            command,
+            refs,
+            auto_reply,
+            ..
+        } => {
+            let cmd = command.to_string();
+            tx.execute("DELETE FROM pending_command WHERE id = ?1", params![cmd])?;
+            seen_line(tx, ev.origin.as_str(), line, ev)?;
+            let known: Option<String> = tx
+                .query_row(
+                    "SELECT conversation_id FROM timeline_entry WHERE command = ?1",
+                    params![cmd],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                // Not asked for by mgmt (the appliance's offline auto-reply):
+                // shown in the customer's open (else newest) conversation.
+                let addr = normalise(to, region);
+                let conv: Option<String> = tx
+                    .query_row(
+                        "SELECT c.id FROM conversation c
+                         JOIN contact_identity i ON i.contact_id = c.contact_id
+                         WHERE i.kind = ?1 AND i.address = ?2
+                         ORDER BY c.status = 'open' DESC, c.last_ms DESC LIMIT 1",
+                        params![addr.kind.as_str(), addr.value],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(conv) = conv else { return Ok(()) };
+                let author = if *auto_reply {
+                    "auto-reply"
+                } else {
+                    "appliance"
+                };
+                tx.execute(
+                    "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind,
+                         device, line, address, text, author, command, state)
+                     VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'sent')
+                     ON CONFLICT DO NOTHING",
+                    params![
+                        ev.id.to_string(),
+                        conv,
+                        ms(ev),
+                        ev.at.c,
+                        ev.origin.as_str(),
+                        line,
+                        to,
+                        text,
+                        author,
+                        cmd
+                    ],
+                )?;
+                tx.execute(
+                    "UPDATE conversation SET messages = messages + 1 WHERE id = ?1",
+                    params![conv],
+                )?;
+                touch(tx, &conv, ev, text)?;
+            }
+            for (i, r) in refs.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO reply_part (command, part, ref, state) VALUES (?1, ?2, ?3, 'sent')
+                     ON CONFLICT (command, part) DO UPDATE SET ref = excluded.ref",
+                    params![cmd, i + 1, r],
+                )?;
+            }
+            tx.execute(
+                "UPDATE timeline_entry SET parts = ?2, line = ?3 WHERE command = ?1",
+                params![cmd, refs.len(), line],
+            )?;
+            recompute(tx, &cmd, None)?;
+        }
+        EventBody::DeliveryStatus {
+            command,
+            part,
+            state,
+            detail,
+        } => {
+            let cmd = command.to_string();
+            tx.execute("DELETE FROM pending_command WHERE id = ?1", params![cmd])?;
+            let st = state_str(*state);
+            match part {
+                Some(p) if *p >= 1 => {
+                    tx.execute(
+                        "INSERT INTO reply_part (command, part, state, detail) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (command, part) DO UPDATE SET state = excluded.state,
+                             detail = excluded.detail",
+                        params![cmd, p, st, detail],
+                    )?;
+                    recompute(tx, &cmd, None)?;
+                }
+                _ => {
+                    tx.execute(
+                        "UPDATE reply_part SET state = ?2, detail = ?3 WHERE command = ?1",
+                        params![cmd, st, detail],
+                    )?;
+                    recompute(tx, &cmd, Some(st))?;
+                }
+            }
+        }
+        EventBody::ConversationResolved { by } | EventBody::ConversationReopened { by } => {
+            let Some(conv) = ev.conversation.map(|c| c.to_string()) else {
+                return Ok(());
+            };
+            if !exists(tx, &conv)? {
+                return Ok(());
+            }
+            let (status, kind) = match ev.body {
+                EventBody::ConversationResolved { .. } => ("resolved", "resolved"),
+                _ => ("open", "reopened"),
+            };
+            tx.execute(
+                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, author)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                params![ev.id.to_string(), conv, ms(ev), ev.at.c, kind, by],
+            )?;
+            tx.execute(
+                "UPDATE conversation SET status = ?2,
+                     unread = CASE WHEN ?2 = 'resolved' THEN 0 ELSE unread END
+                 WHERE id = ?1",
+                params![conv, status],
+            )?;
+            touch_time(tx, &conv, ev)?;
+        }
+        EventBody::DeviceTelemetry { modems, .. } => {
+            for m in modems.iter().take(64) {
+                seen_line(tx, ev.origin.as_str(), &m.line, ev)?;
+            }
+        }
+        EventBody::DeviceHeartbeat { .. } => {}
+    }
+    Ok(())
+}
+
+fn ms(ev: &Event) -> i64 {
+    i64::try_from(ev.at.ms).unwrap_or(i64::MAX)
+}
+
+fn channel_str(c: crossline_core::Channel) -> &'static str {
+    match c {
+        crossline_core::Channel::Sms => "sms",
+        crossline_core::Channel::Voice => "voice",
+        crossline_core::Channel::Email => "email",
+        crossline_core::Channel::Chat => "chat",
+        crossline_core::Channel::Messenger => "messenger",
+    }
+}
+
+fn state_str(s: DeliveryState) -> &'static str {
+    match s {
+        DeliveryState::Sent => "sent",
+        DeliveryState::Delivered => "delivered",
+        DeliveryState::Failed => "failed",
+        DeliveryState::Unknown => "unknown",
+    }
+}
+
+fn exists(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT 1 FROM conversation WHERE id = ?1",
+        params![conv],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+}
+
+/// The contact's open conversation for an inbound message, created (with
+/// the contact) when there is none.
+fn inbound_conversation(
+    tx: &Transaction<'_>,
+    ev: &Event,
+    region: Region,
+    from: &str,
+    channel: &str,
+) -> rusqlite::Result<String> {
+    let addr = normalise(from, region);
+    let id = ev.id.to_string();
+    let contact: Option<String> = tx
+        .query_row(
+            "SELECT contact_id FROM contact_identity WHERE kind = ?1 AND address = ?2",
+            params![addr.kind.as_str(), addr.value],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let contact = match contact {
+        Some(c) => c,
+        None => {
+            tx.execute(
+                "INSERT INTO contact (id, created_ms) VALUES (?1, ?2)",
+                params![id, ms(ev)],
+            )?;
+            tx.execute(
+                "INSERT INTO contact_identity (kind, address, contact_id) VALUES (?1, ?2, ?3)",
+                params![addr.kind.as_str(), addr.value, id],
+            )?;
+            id.clone()
+        }
+    };
+    let open: Option<String> = tx
+        .query_row(
+            "SELECT id FROM conversation WHERE contact_id = ?1 AND status = 'open'",
+            params![contact],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(c) = open {
+        return Ok(c);
+    }
+    tx.execute(
+        "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
+         VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5)",
+        params![id, contact, channel, ms(ev), ev.at.c],
+    )?;
+    Ok(id)
+}
+
+/// Moves the conversation's last activity to `ev` (if newer) with a preview.
+fn touch(tx: &Transaction<'_>, conv: &str, ev: &Event, text: &str) -> rusqlite::Result<()> {
+    let preview: String = text.chars().take(PREVIEW_CHARS).collect();
+    tx.execute(
+        "UPDATE conversation SET last_preview = ?2 WHERE id = ?1",
+        params![conv, preview],
+    )?;
+    touch_time(tx, conv, ev)
+}
+
+fn touch_time(tx: &Transaction<'_>, conv: &str, ev: &Event) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE conversation SET last_ms = ?2, last_c = ?3
+         WHERE id = ?1 AND (last_ms < ?2 OR (last_ms = ?2 AND last_c < ?3))",
+        params![conv, ms(ev), ev.at.c],
+    )?;
+    Ok(())
+}
+
+fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusqlite::Result<()> {
+    if line.is_empty() || line.len() > 64 {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO device_line (device, line, last_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device, line) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
+        params![device, line, ms(ev)],
+    )?;
+    Ok(())
+}
+
+/// Recomputes a reply's overall state from its parts (`whole`: a status for
+/// the whole message, used when no part is known).
+fn recompute(tx: &Transaction<'_>, cmd: &str, whole: Option<&str>) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached("SELECT state FROM reply_part WHERE command = ?1")?;
+    let states = st
+        .query_map(params![cmd], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let overall = if states.is_empty() {
+        match whole {
+            Some(w) => w,
+            None => return Ok(()),
+        }
+    } else if states.iter().any(|s| s == "failed") {
+        "failed"
+    } else if states.iter().any(|s| s == "unknown") {
+        "unknown"
+    } else if states.iter().all(|s| s == "delivered") {
+        "delivered"
+    } else {
+        "sent"
+    };
+    tx.execute(
+        "UPDATE timeline_entry SET state = ?2 WHERE command = ?1",
+        params![cmd, overall],
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Read side
+// ---------------------------------------------------------------------------
+
+/// Conversation status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    Resolved,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Resolved => "resolved",
+        }
+    }
+    fn parse(s: &str) -> Self {
+        if s == "resolved" {
+            Status::Resolved
+        } else {
+            Status::Open
+        }
+    }
+}
+
+/// Who the conversation is with.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    pub kind: AddressKind,
+    /// E.164 for `phone`; as received otherwise.
+    pub address: String,
+}
+
+/// One conversation in the list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub status: Status,
+    pub channel: String,
+    pub contact: ContactView,
+    /// Device and line the customer last wrote to (where replies go by default).
+    pub device: Option<String>,
+    pub line: Option<String>,
+    pub created_ms: i64,
+    /// HLC milliseconds of the newest timeline entry.
+    pub last_activity_ms: i64,
+    pub last_message_preview: String,
+    /// Inbound messages since the last reply or resolve.
+    pub unread: i64,
+    pub messages: i64,
+}
+
+/// A conversation with its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub summary: ConversationSummary,
+    /// Oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Kind of a timeline entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A customer's message.
+    Inbound,
+    /// An outgoing message (agent reply, or the appliance's auto-reply).
+    Reply,
+    Resolved,
+    Reopened,
+}
+
+/// Delivery state of one part of a reply.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PartView {
+    /// 1-based.
+    pub part: i64,
+    /// `sent`, `delivered`, `failed` or `unknown`.
+    pub state: String,
+    /// Network message reference (TP-MR).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One entry of a conversation's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TimelineEntry {
+    /// Id of the event behind the entry.
+    pub id: String,
+    pub kind: EntryKind,
+    /// HLC milliseconds of the event.
+    pub at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<String>,
+    /// Inbound: the sender as received; reply: the destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<i64>,
+    /// Inbound: some parts never arrived; the text is partial.
+    pub incomplete: bool,
+    /// Inbound: the service-centre time stamp (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Reply: the command id (also the reply id returned by POST .../replies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Reply: `pending` (not yet confirmed by the appliance), `sent`,
+    /// `delivered` (every part), `failed` (some part) or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Reply: state per part.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub part_states: Vec<PartView>,
+}
+
+/// Filters of the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<Status>,
+    pub device: Option<String>,
+    pub contact: Option<String>,
+    /// A normalised address (kind, value).
+    pub address: Option<(AddressKind, String)>,
+    pub limit: usize,
+    /// Keyset cursor: (last_ms, last_c, id) of the last row of the previous page.
+    pub after: Option<(i64, i64, String)>,
+}
+
+/// A page of conversations.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Page {
+    pub conversations: Vec<ConversationSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, i.kind, i.address, c.device,
+    c.line, c.created_ms, c.last_ms, c.last_preview, c.unread, c.messages, c.last_c";
+
+const SUMMARY_FROM: &str = "FROM conversation c JOIN contact_identity i ON i.contact_id = c.contact_id";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConversationSummary, i64)> {
+    let kind: String = r.get(4)?;
+    Ok((
+        ConversationSummary {
+            id: r.get(0)?,
+            status: Status::parse(&r.get::<_, String>(1)?),
+            channel: r.get(2)?,
+            contact: ContactView {
+                id: r.get(3)?,
+                kind: AddressKind::parse(&kind).unwrap_or(AddressKind::Short),
+                address: r.get(5)?,
+            },
+            device: r.get(6)?,
+            line: r.get(7)?,
+            created_ms: r.get(8)?,
+            last_activity_ms: r.get(9)?,
+            last_message_preview: r.get(10)?,
+            unread: r.get(11)?,
+            messages: r.get(12)?,
+        },
+        r.get(13)?,
+    ))
+}
+
+/// Conversations, newest activity first.
+pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
+    use rusqlite::types::Value;
+    let mut sql = format!("SELECT {SUMMARY_COLS} {SUMMARY_FROM} WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(s) = f.status {
+        args.push(Value::Text(s.as_str().into()));
+        sql += &format!(" AND c.status = ?{}", args.len());
+    }
+    if let Some(d) = &f.device {
+        args.push(Value::Text(d.clone()));
+        sql += &format!(" AND c.device = ?{}", args.len());
+    }
+    if let Some(c) = &f.contact {
+        args.push(Value::Text(c.clone()));
+        sql += &format!(" AND c.contact_id = ?{}", args.len());
+    }
+    if let Some((k, a)) = &f.address {
+        args.push(Value::Text(k.as_str().into()));
+        args.push(Value::Text(a.clone()));
+        sql += &format!(
+            " AND c.contact_id IN (SELECT contact_id FROM contact_identity WHERE kind = ?{} AND address = ?{})",
+            args.len() - 1,
+            args.len()
+        );
+    }
+    if let Some((ms, c, id)) = &f.after {
+        args.push(Value::Integer(*ms));
+        args.push(Value::Integer(*c));
+        args.push(Value::Text(id.clone()));
+        let n = args.len();
+        sql += &format!(
+            " AND (c.last_ms < ?{a} OR (c.last_ms = ?{a} AND (c.last_c < ?{b} OR (c.last_c = ?{b} AND c.id < ?{n}))))",
+            a = n - 2,
+            b = n - 1
+        );
+    }
+    let limit = f.limit.clamp(1, 500);
+    sql += &format!(" ORDER BY c.last_ms DESC, c.last_c DESC, c.id DESC LIMIT {}", limit + 1);
+    let mut st = conn.prepare(&sql)?;
+    let mut rows = st
+        .query_map(rusqlite::params_from_iter(args), summary_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next_cursor = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last()
+            .map(|(s, c)| format!("{}.{}.{}", s.last_activity_ms, c, s.id))
+    } else {
+        None
+    };
+    Ok(Page {
+        conversations: rows.into_iter().map(|(s, _)| s).collect(),
+        next_cursor,
+    })
+}
+
+/// Parses a cursor made by [`list`].
+pub fn parse_cursor(s: &str) -> Option<(i64, i64, String)> {
+    let mut it = s.splitn(3, '.');
+    let ms = it.next()?.parse().ok()?;
+    let c = it.next()?.parse().ok()?;
+    let id = it.next()?;
+    uuid::Uuid::parse_str(id).ok()?;
+    Some((ms, c, id.to_string()))
+}
+
+/// One conversation's summary.
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<ConversationSummary>> {
+    conn.query_row(
+        &format!("SELECT {SUMMARY_COLS} {SUMMARY_FROM} WHERE c.id = ?1"),
+        params![id],
+        summary_row,
+    )
+    .optional()
+    .map(|o| o.map(|(s, _)| s))
+}
+
+/// One conversation with its timeline.
+pub fn detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<ConversationDetail>> {
+    let Some(summary) = get(conn, id)? else {
+        return Ok(None);
+    };
+    let mut st = conn.prepare_cached(
+        "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete, sent_at,
+             author, command, state
+         FROM timeline_entry WHERE conversation_id = ?1 ORDER BY at_ms, at_c, event_id",
+    )?;
+    let mut timeline = st
+        .query_map(params![id], entry_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut parts = conn.prepare_cached(
+        "SELECT part, state, ref, detail FROM reply_part WHERE command = ?1 ORDER BY part",
+    )?;
+    for e in &mut timeline {
+        if let Some(cmd) = &e.command {
+            e.part_states = parts
+                .query_map(params![cmd], |r| {
+                    Ok(PartView {
+                        part: r.get(0)?,
+                        state: r.get(1)?,
+                        reference: r.get(2)?,
+                        detail: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+        }
+    }
+    Ok(Some(ConversationDetail { summary, timeline }))
+}
+
+fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {
+    let kind = match r.get::<_, String>(1)?.as_str() {
+        "inbound" => EntryKind::Inbound,
+        "reply" => EntryKind::Reply,
+        "resolved" => EntryKind::Resolved,
+        _ => EntryKind::Reopened,
+    };
+    Ok(TimelineEntry {
+        id: r.get(0)?,
+        kind,
+        at_ms: r.get(2)?,
+        device: r.get(3)?,
+        line: r.get(4)?,
+        address: r.get(5)?,
+        text: r.get(6)?,
+        parts: r.get(7)?,
+        incomplete: r.get(8)?,
+        sent_at: r.get(9)?,
+        author: r.get(10)?,
+        command: r.get(11)?,
+        state: r.get(12)?,
+        part_states: Vec::new(),
+    })
+}
+
+/// One timeline entry by event id, with the conversation it belongs to.
+pub fn entry_by_event(
+    conn: &Connection,
+    event: &str,
+) -> rusqlite::Result<Option<(String, TimelineEntry)>> {
+    entry_where(conn, "event_id = ?1", event)
+}
+
+/// The timeline entry of a reply (by command id), with its conversation.
+pub fn entry_by_command(
+    conn: &Connection,
+    command: &str,
+) -> rusqlite::Result<Option<(String, TimelineEntry)>> {
+    entry_where(conn, "command = ?1", command)
+}
+
+fn entry_where(
+    conn: &Connection,
+    cond: &str,
+    arg: &str,
+) -> rusqlite::Result<Option<(String, TimelineEntry)>> {
+    let e = conn
+        .query_row(
+            &format!(
+                "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete,
+                     sent_at, author, command, state, conversation_id
+                 FROM timeline_entry WHERE {cond}"
+            ),
+            params![arg],
+            |r| Ok((r.get::<_, String>(13)?, entry_row(r)?)),
+        )
+        .optional()?;
+    let Some((conv, mut e)) = e else {
+        return Ok(None);
+    };
+    if let Some(cmd) = &e.command {
+        let mut parts = conn.prepare_cached(
+            "SELECT part, state, ref, detail FROM reply_part WHERE command = ?1 ORDER BY part",
+        )?;
+        e.part_states = parts
+            .query_map(params![cmd], |r| {
+                Ok(PartView {
+                    part: r.get(0)?,
+                    state: r.get(1)?,
+                    reference: r.get(2)?,
+                    detail: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+    }
+    Ok(Some((conv, e)))
+}
+
+/// Whether `device` has used `line` (inbound, outbound or in telemetry).
+pub fn line_known(conn: &Connection, device: &str, line: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM device_line WHERE device = ?1 AND line = ?2",
+        params![device, line],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+}
+
+/// Lines `device` has used, by name.
+pub fn lines(conn: &Connection, device: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached("SELECT line FROM device_line WHERE device = ?1 ORDER BY line")?;
+    st.query_map(params![device], |r| r.get(0))?
+        .collect()
+}
+
+/// The open conversation of a contact other than `except`, if any.
+pub fn other_open(
+    conn: &Connection,
+    contact: &str,
+    except: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT id FROM conversation WHERE contact_id = ?1 AND status = 'open' AND id <> ?2",
+        params![contact, except],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// A command waiting for its appliance's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCommand {
+    pub id: EventId,
+    pub device: NodeId,
+    /// The encoded [`Command`], ready to publish.
+    pub payload: String,
+    pub created_ms: i64,
+    pub last_sent_ms: Option<i64>,
+}
+
+/// Pending commands: of one device, or all; only those last sent before
+/// `sent_before_ms` (never sent counts as due).
+pub fn pending(
+    conn: &Connection,
+    device: Option<&str>,
+    sent_before_ms: Option<i64>,
+) -> rusqlite::Result<Vec<PendingCommand>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, device, payload, created_ms, last_sent_ms FROM pending_command
+         WHERE (?1 IS NULL OR device = ?1)
+           AND (?2 IS NULL OR last_sent_ms IS NULL OR last_sent_ms < ?2)
+         ORDER BY created_ms, id LIMIT 10000",
+    )?;
+    let rows = st
+        .query_map(params![device, sent_before_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // A row that does not parse (hand-edited database) is skipped, not fatal.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, dev, payload, created_ms, last_sent_ms)| {
+            Some(PendingCommand {
+                id: id.parse().ok()?,
+                device: NodeId::new(dev).ok()?,
+                payload,
+                created_ms,
+                last_sent_ms,
+            })
+        })
+        .collect())
+}
+
+/// Records that pending commands were published at `at_ms`.
+pub fn mark_sent(tx: &Transaction<'_>, ids: &[EventId], at_ms: i64) -> rusqlite::Result<()> {
+    let mut st =
+        tx.prepare_cached("UPDATE pending_command SET last_sent_ms = ?2 WHERE id = ?1")?;
+    for id in ids {
+        st.execute(params![id.to_string(), at_ms])?;
+    }
+    Ok(())
+}

@@ -126,6 +126,8 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
                 keep_alive_s: 10,
             },
             sync: Default::default(),
+            modems: Vec::new(),
+            offline: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,

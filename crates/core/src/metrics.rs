@@ -1,0 +1,1 @@
+//! Contact-center metrics computed from routing records.

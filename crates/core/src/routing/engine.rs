@@ -261,11 +261,16 @@ impl Conv {
     }
 
     /// Channel used to look for an agent: voice when a call is open.
+    /// Always one of the legs it will need, so an agent with room for all
+    /// of them is in that channel's availability index.
     fn route_channel(&self) -> Channel {
-        if self.legs & (1 << VOICE) != 0 {
-            Channel::Voice
-        } else {
+        if self.legs == 0 || self.legs & ch_bit(self.channel) != 0 && self.legs & 1 == 0 {
             self.channel
+        } else {
+            ALL_CHANNELS
+                .into_iter()
+                .find(|c| self.legs & ch_bit(*c) != 0)
+                .unwrap_or(self.channel)
         }
     }
 
@@ -1168,28 +1173,11 @@ impl Router {
             Fact::LegStarted {
                 conversation,
                 channel,
-            } => {
-                let c = self.conv_mut(conversation)?;
-                c.legs |= ch_bit(*channel);
-                if let St::Active { agent } = c.state {
-                    self.change_load(agent, ch_bit(*channel), true, at)?;
-                }
-            }
+            } => self.change_legs(at, *conversation, *channel, true)?,
             Fact::LegEnded {
                 conversation,
                 channel,
-            } => {
-                let c = self.conv_mut(conversation)?;
-                if c.legs & ch_bit(*channel) == 0 {
-                    return Err(inconsistent(format!(
-                        "{conversation} has no {channel:?} leg"
-                    )));
-                }
-                c.legs &= !ch_bit(*channel);
-                if let St::Active { agent } = c.state {
-                    self.change_load(agent, ch_bit(*channel), false, at)?;
-                }
-            }
+            } => self.change_legs(at, *conversation, *channel, false)?,
             Fact::Preempted { conversations, .. } => {
                 for id in conversations {
                     self.conv_mut(id)?.preempted = true;
@@ -1261,6 +1249,49 @@ impl Router {
                 c.sla_due = [None; 3];
                 c.awaiting_since = None;
             }
+        }
+        Ok(())
+    }
+
+    /// Opens or closes a leg; a waiting conversation moves to the slot of
+    /// its new routing channel.
+    fn change_legs(
+        &mut self,
+        at: u64,
+        id: ConversationId,
+        channel: Channel,
+        open: bool,
+    ) -> Result<(), RoutingError> {
+        let c = self.conv(&id)?.clone();
+        let bit = ch_bit(channel);
+        if open == (c.legs & bit != 0) {
+            return Err(inconsistent(format!(
+                "{id}: {channel:?} leg already {}",
+                if open { "open" } else { "closed" }
+            )));
+        }
+        let waiting_step = match c.state {
+            St::Waiting { step, .. } => Some(step),
+            _ => None,
+        };
+        if let Some(step) = waiting_step {
+            let slot = self.wslot(&c, step);
+            self.waiting[slot].remove(&c.key(id));
+        }
+        let cm = self.conv_mut(&id)?;
+        if open {
+            cm.legs |= bit;
+        } else {
+            cm.legs &= !bit;
+        }
+        let c = cm.clone();
+        if let Some(step) = waiting_step {
+            let slot = self.wslot(&c, step);
+            self.waiting[slot].insert(c.key(id));
+            self.dirty_convs.push(id);
+        }
+        if let St::Active { agent } = c.state {
+            self.change_load(agent, bit, open, at)?;
         }
         Ok(())
     }
@@ -2211,7 +2242,9 @@ impl Router {
     ) -> Option<ConversationId> {
         let a = *self.agent_ix.get(agent)?;
         let c = self.convs.get(conv)?;
-        let mine = c.key(*conv);
+        // Spelled out here, independent of `Conv::key`.
+        let order = |d: &Conv, id: ConversationId| (std::cmp::Reverse(d.priority), d.age, id);
+        let mine = order(c, *conv);
         let mut better: Vec<ConversationId> = self
             .convs
             .iter()
@@ -2219,7 +2252,7 @@ impl Router {
                 *id != conv
                     && matches!(d.state, St::Waiting { step, .. } if self.brute_eligible(a, d, step))
                     && self.can_take(a, d.needed_legs())
-                    && d.key(**id) < mine
+                    && order(d, **id) < mine
             })
             .map(|(id, _)| *id)
             .collect();

@@ -274,6 +274,16 @@ impl Conv {
         }
     }
 
+    /// Legs using the agent's capacity now: every leg while active; only
+    /// the call while held (a held call still occupies the line).
+    fn load_legs(&self) -> u8 {
+        match self.state {
+            St::Active { .. } => self.legs,
+            St::Held { .. } => self.legs & 1,
+            _ => 0,
+        }
+    }
+
     /// Legs that will use capacity once assigned.
     fn needed_legs(&self) -> u8 {
         if self.legs == 0 {
@@ -770,6 +780,9 @@ impl Router {
     }
 
     fn change_load(&mut self, a: u32, legs: u8, add: bool, at: u64) -> Result<(), RoutingError> {
+        if legs == 0 {
+            return Ok(());
+        }
         self.unindex(a);
         let ag = &mut self.agents[a as usize];
         for i in 0..CHANNELS {
@@ -834,13 +847,9 @@ impl Router {
             St::Reserved { agent, .. } => {
                 self.agents[agent as usize].reserved.remove(&key);
             }
-            St::Active { agent } => {
+            St::Active { agent } | St::Held { agent } | St::Snoozed { agent, .. } => {
                 self.agents[agent as usize].convs.remove(&id);
-                self.change_load(agent, c.legs, false, at)?;
-                self.conv_mut(&id)?.wait_since = at;
-            }
-            St::Held { agent } | St::Snoozed { agent, .. } => {
-                self.agents[agent as usize].convs.remove(&id);
+                self.change_load(agent, c.load_legs(), false, at)?;
                 self.conv_mut(&id)?.wait_since = at;
             }
             St::New | St::Resolved | St::Abandoned | St::Closed => {}
@@ -1117,11 +1126,12 @@ impl Router {
                         "{conversation} held while not active"
                     )));
                 };
-                let legs = c.legs;
+                let before = c.load_legs();
                 let c = self.conv_mut(conversation)?;
                 c.state = St::Held { agent };
                 c.preempted = false;
-                self.change_load(agent, legs, false, at)?;
+                let after = c.load_legs();
+                self.change_load(agent, before & !after, false, at)?;
             }
             Fact::Resumed { conversation } => {
                 let c = self.conv(conversation)?;
@@ -1130,27 +1140,27 @@ impl Router {
                         "{conversation} resumed while not held"
                     )));
                 };
-                let legs = c.legs;
+                let before = c.load_legs();
                 let c = self.conv_mut(conversation)?;
                 c.state = St::Active { agent };
                 c.epoch = c.epoch.wrapping_add(1);
-                self.change_load(agent, legs, true, at)?;
+                let after = c.load_legs();
+                self.change_load(agent, after & !before, true, at)?;
             }
             Fact::Snoozed {
                 conversation,
                 until,
             } => {
                 let c = self.conv(conversation)?;
-                let (agent, release) = match c.state {
-                    St::Active { agent } => (agent, true),
-                    St::Held { agent } | St::Snoozed { agent, .. } => (agent, false),
+                let release = c.load_legs();
+                let agent = match c.state {
+                    St::Active { agent } | St::Held { agent } | St::Snoozed { agent, .. } => agent,
                     _ => {
                         return Err(inconsistent(format!(
                             "{conversation} snoozed while not assigned"
                         )));
                     }
                 };
-                let legs = c.legs;
                 let c = self.conv_mut(conversation)?;
                 c.state = St::Snoozed {
                     agent,
@@ -1159,9 +1169,7 @@ impl Router {
                 c.preempted = false;
                 c.epoch = c.epoch.wrapping_add(1);
                 let epoch = c.epoch;
-                if release {
-                    self.change_load(agent, legs, false, at)?;
-                }
+                self.change_load(agent, release, false, at)?;
                 self.timers.insert((
                     *until,
                     Timer::SnoozeEnd {
@@ -1278,6 +1286,7 @@ impl Router {
             let slot = self.wslot(&c, step);
             self.waiting[slot].remove(&c.key(id));
         }
+        let before = c.load_legs();
         let cm = self.conv_mut(&id)?;
         if open {
             cm.legs |= bit;
@@ -1290,8 +1299,10 @@ impl Router {
             self.waiting[slot].insert(c.key(id));
             self.dirty_convs.push(id);
         }
-        if let St::Active { agent } = c.state {
-            self.change_load(agent, bit, open, at)?;
+        if let Some(agent) = c.agent() {
+            let after = c.load_legs();
+            self.change_load(agent, before & !after, false, at)?;
+            self.change_load(agent, after & !before, true, at)?;
         }
         Ok(())
     }
@@ -1614,7 +1625,7 @@ impl Router {
     ) -> Result<(), RoutingError> {
         let c = self.conv(&conv)?;
         let Some(a) = c.agent() else { return Ok(()) };
-        let legs = c.legs;
+        let legs = c.legs & !c.load_legs();
         let queue = self.queues[c.queue as usize].cfg.id.clone();
         let agent = self.agents[a as usize].id.clone();
         let ag = &self.agents[a as usize];
@@ -1872,7 +1883,7 @@ impl Router {
                 let c = self.conv(&conversation)?;
                 match c.state {
                     St::Held { agent } | St::Snoozed { agent, .. } => {
-                        let legs = c.legs;
+                        let legs = c.legs & !c.load_legs();
                         if let Some(ch) = ALL_CHANNELS
                             .iter()
                             .find(|&&ch| legs & ch_bit(ch) != 0 && !self.fits(agent, ch_bit(ch)))
@@ -1892,6 +1903,10 @@ impl Router {
                 conversation,
                 until,
             } => match self.conv(&conversation)?.state {
+                _ if self.conv(&conversation)?.legs & 1 != 0 => Err(self.invalid(
+                    conversation,
+                    "snooze while a call is open (end the call first)",
+                )),
                 St::Active { agent } | St::Held { agent } | St::Snoozed { agent, .. } => {
                     self.emit(
                         at,
@@ -1947,7 +1962,7 @@ impl Router {
                     });
                 }
                 let agent = match c.state {
-                    St::Active { agent } => Some(agent),
+                    St::Active { agent } | St::Held { agent } => Some(agent),
                     _ => None,
                 };
                 self.emit(
@@ -1975,7 +1990,8 @@ impl Router {
                     St::Waiting { .. } | St::Reserved { .. } => None,
                     _ => return Err(self.invalid(conversation, "transfer")),
                 };
-                let had_voice = c.legs & 1 != 0 && matches!(c.state, St::Active { .. });
+                let had_voice =
+                    c.legs & 1 != 0 && matches!(c.state, St::Active { .. } | St::Held { .. });
                 let target_idx = match &target {
                     TransferTarget::Agent { agent } => Some(self.agent_idx(agent)?),
                     TransferTarget::Queue { queue } => {
@@ -2047,7 +2063,7 @@ impl Router {
             Command::Resolve { conversation } => {
                 let c = self.conv(&conversation)?;
                 let voice_agent = match c.state {
-                    St::Active { agent } if c.legs & 1 != 0 => Some(agent),
+                    St::Active { agent } | St::Held { agent } if c.legs & 1 != 0 => Some(agent),
                     _ => None,
                 };
                 let agent = c.agent();
@@ -2266,9 +2282,12 @@ impl Router {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut load = vec![[0u8; CHANNELS]; self.agents.len()];
         for (id, c) in &self.convs {
-            if let St::Active { agent } = c.state {
+            if let Some(agent) = c
+                .agent()
+                .filter(|_| !matches!(c.state, St::Reserved { .. }))
+            {
                 for (i, l) in load[agent as usize].iter_mut().enumerate() {
-                    if c.legs & (1 << i) != 0 {
+                    if c.load_legs() & (1 << i) != 0 {
                         *l += 1;
                     }
                 }

@@ -1385,3 +1385,35 @@ proptest! {
         }
     }
 }
+
+/// Found by the property test: a conversation whose first leg ended while
+/// another stayed open must be routed by the open leg.
+#[test]
+fn requeued_conversation_is_routed_by_its_open_leg() {
+    let mut h = H::new(config(
+        vec![agent("a0"), agent("a3")],
+        vec![queue("q", &["a0", "a3"], Strategy::LongestIdle)],
+    ));
+    h.presence(0, "a3", Presence::Available);
+    h.inbound(1, cv(5), Channel::Messenger);
+    h.at(
+        2,
+        Command::StartLeg {
+            conversation: cv(5),
+            channel: Channel::Email,
+        },
+    );
+    h.at(
+        3,
+        Command::EndLeg {
+            conversation: cv(5),
+            channel: Channel::Messenger,
+        },
+    );
+    h.presence(4, "a0", Presence::Available);
+    h.inbound(5, cv(0), Channel::Voice);
+    assert_eq!(h.who(cv(0)).as_deref(), Some("a0"));
+    // a0 is on a call (messenger blocked) but has room for email.
+    let recs = h.presence(6, "a3", Presence::Offline);
+    assert_eq!(assigned(&recs), [(cv(5), "a0".into())]);
+}

@@ -1411,6 +1411,7 @@ fn requeued_conversation_is_routed_by_its_open_leg() {
         },
     );
     h.presence(4, "a0", Presence::Available);
+    h.presence(4, "a3", Presence::Busy);
     h.inbound(5, cv(0), Channel::Voice);
     assert_eq!(h.who(cv(0)).as_deref(), Some("a0"));
     // a0 is on a call (messenger blocked) but has room for email.

@@ -75,8 +75,6 @@ pub enum RoutingError {
     },
     #[error("agent {agent} has no free {channel:?} capacity")]
     CapacityExceeded { agent: AgentId, channel: Channel },
-    #[error("conversation {0} is closed: start a new conversation")]
-    Closed(ConversationId),
     #[error("conversation {conversation} has no open {channel:?} leg")]
     NoSuchLeg {
         conversation: ConversationId,
@@ -122,7 +120,6 @@ pub enum RouteState {
     },
     Resolved,
     Abandoned,
-    Closed,
 }
 
 impl RouteState {
@@ -136,7 +133,6 @@ impl RouteState {
             RouteState::Snoozed { .. } => "snoozed",
             RouteState::Resolved => "resolved",
             RouteState::Abandoned => "abandoned",
-            RouteState::Closed => "closed",
         }
     }
 }
@@ -230,7 +226,6 @@ enum St {
     Snoozed { agent: u32, until: u64 },
     Resolved,
     Abandoned,
-    Closed,
 }
 
 #[derive(Debug, Clone)]
@@ -684,7 +679,6 @@ impl Router {
             St::Snoozed { until, .. } => RouteState::Snoozed { until },
             St::Resolved => RouteState::Resolved,
             St::Abandoned => RouteState::Abandoned,
-            St::Closed => RouteState::Closed,
         };
         ConversationView {
             id,
@@ -852,7 +846,7 @@ impl Router {
                 self.change_load(agent, c.load_legs(), false, at)?;
                 self.conv_mut(&id)?.wait_since = at;
             }
-            St::New | St::Resolved | St::Abandoned | St::Closed => {}
+            St::New | St::Resolved | St::Abandoned => {}
         }
         let c = self.conv_mut(&id)?;
         c.state = St::New;
@@ -1250,12 +1244,10 @@ impl Router {
                 c.awaiting_since = None;
             }
             Fact::Closed { conversation } => {
+                // Final: the engine forgets it (bounded memory over months of
+                // traffic); its pending timers die with it.
                 self.detach(*conversation, at)?;
-                let c = self.conv_mut(conversation)?;
-                c.state = St::Closed;
-                c.legs = 0;
-                c.sla_due = [None; 3];
-                c.awaiting_since = None;
+                self.convs.remove(conversation);
             }
         }
         Ok(())
@@ -1681,7 +1673,6 @@ impl Router {
         let c = self.conv(&conv)?;
         match c.state {
             St::Active { agent } | St::Held { agent } | St::Snoozed { agent, .. } => Ok(agent),
-            St::Closed => Err(RoutingError::Closed(conv)),
             _ => Err(self.invalid(conv, action)),
         }
     }
@@ -1689,7 +1680,6 @@ impl Router {
     fn invalid(&self, conv: ConversationId, action: &'static str) -> RoutingError {
         match self.convs.get(&conv) {
             None => RoutingError::UnknownConversation(conv),
-            Some(c) if c.state == St::Closed => RoutingError::Closed(conv),
             Some(c) => RoutingError::InvalidState {
                 conversation: conv,
                 state: self.view(conv, c).state.name(),
@@ -1823,7 +1813,6 @@ impl Router {
                         true,
                         out,
                     ),
-                    Some(St::Closed) => Err(RoutingError::Closed(conversation)),
                     Some(St::Held { .. } | St::Snoozed { .. }) => {
                         self.emit(
                             at,
@@ -2045,9 +2034,6 @@ impl Router {
                 priority,
             } => {
                 let c = self.conv(&conversation)?;
-                if c.state == St::Closed {
-                    return Err(RoutingError::Closed(conversation));
-                }
                 if c.priority == priority {
                     return Ok(());
                 }
@@ -2067,10 +2053,8 @@ impl Router {
                     _ => None,
                 };
                 let agent = c.agent();
-                match c.state {
-                    St::Resolved => return Ok(()),
-                    St::Closed => return Err(RoutingError::Closed(conversation)),
-                    _ => {}
+                if c.state == St::Resolved {
+                    return Ok(());
                 }
                 self.emit(at, Fact::Resolved { conversation }, out)?;
                 match (voice_agent, agent) {
@@ -2082,7 +2066,6 @@ impl Router {
             Command::Close { conversation } => {
                 let st = self.conv(&conversation)?.state;
                 match st {
-                    St::Closed => Ok(()),
                     St::Resolved | St::Abandoned => {
                         self.emit(at, Fact::Closed { conversation }, out)
                     }

@@ -76,7 +76,8 @@ pub enum Command {
     Resolve {
         conversation: ConversationId,
     },
-    /// Final: a closed conversation never reopens.
+    /// Final: the engine forgets the conversation; mgmt starts a new one
+    /// for a later message.
     Close {
         conversation: ConversationId,
     },

@@ -719,7 +719,7 @@ fn transfer_to_agent_and_queue() {
 }
 
 #[test]
-fn reopen_on_customer_message_and_closed_is_final() {
+fn reopen_on_customer_message_and_closed_is_forgotten() {
     let mut h = H::new(config(
         vec![agent("ana")],
         vec![queue("q", &["ana"], Strategy::LongestIdle)],
@@ -749,19 +749,20 @@ fn reopen_on_customer_message_and_closed_is_final() {
             conversation: cv(1),
         },
     );
-    assert_eq!(
+    // Closed is final: the engine forgets the conversation and frees the
+    // agent; a later message is a new conversation (mgmt's projection
+    // refuses to reopen a closed one).
+    assert_eq!(h.r.conversation(&cv(1)), None);
+    assert_eq!(h.r.agent(&ag("ana")).unwrap().conversations, []);
+    assert!(matches!(
         h.try_at(
-            5,
-            Command::Inbound {
-                conversation: cv(1),
-                contact: None,
-                channel: Channel::Sms,
-                attributes: Attributes::default(),
-                priority: None
+            6,
+            Command::Hold {
+                conversation: cv(1)
             }
         ),
-        Err(RoutingError::Closed(cv(1)))
-    );
+        Err(RoutingError::UnknownConversation(_))
+    ));
 }
 
 #[test]
@@ -1051,7 +1052,11 @@ fn seed_s2_call_from_chat_stays_one_conversation() {
             conversation: cv(1),
         },
     );
-    assert_eq!(h.view(cv(1)).state, RouteState::Closed);
+    assert_eq!(
+        h.r.conversation(&cv(1)),
+        None,
+        "closed: forgotten by the engine"
+    );
     let ids: std::collections::BTreeSet<_> = h
         .log
         .iter()

@@ -665,4 +665,105 @@ mod tests {
         assert_eq!(r.get(&cid(2)), b.get(&cid(2)));
         assert_eq!(r.audit_trail(), b.audit_trail());
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Identity(u8, u8),
+        Merge(u8, u8),
+        UnmergeLast,
+        Link(u8, u8),
+    }
+
+    fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, 0..12u8).prop_map(|(c, i)| Op::Identity(c, i)),
+            (0..6u8, 0..6u8).prop_map(|(a, b)| Op::Merge(a, b)),
+            Just(Op::UnmergeLast),
+            (0..6u8, 0..20u8).prop_map(|(c, v)| Op::Link(c, v)),
+        ]
+    }
+
+    fn check(b: &ContactBook) -> Result<(), proptest::test_runner::TestCaseError> {
+        for (i, owner) in &b.by_identity {
+            let c = b.get(owner).unwrap();
+            proptest::prop_assert!(
+                c.merged_into.is_none(),
+                "{:?} points at merged {}",
+                i,
+                owner
+            );
+            proptest::prop_assert!(c.identities.contains(i));
+        }
+        for c in b.contacts.values() {
+            if c.merged_into.is_some() {
+                proptest::prop_assert!(c.identities.is_empty() && c.conversations.is_empty());
+            }
+            for i in &c.identities {
+                proptest::prop_assert_eq!(b.find(i), Some(c.id));
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Random identities, links, merges and un-merges: every identity
+        /// belongs to exactly one live contact, un-merging everything gives
+        /// back the book as it was before the merges, and replay agrees.
+        #[test]
+        fn merges_are_reversible(ops in proptest::collection::vec(arb_op(), 0..60)) {
+            let mut b = ContactBook::new();
+            let mut log = Vec::new();
+            for c in 0..6u8 {
+                let id = Identity::chat_visitor(&format!("v{c}")).unwrap();
+                if let Match::Created(_, f) = b.match_or_create(id, cid(u128::from(c)), None).unwrap() {
+                    log.push(f);
+                }
+            }
+            let mut merges: Vec<u64> = Vec::new();
+            let mut before_merges: Vec<ContactBook> = Vec::new();
+            for op in ops {
+                let res = match op {
+                    Op::Identity(c, i) => b
+                        .add_identity(cid(u128::from(c)), Identity::email(&format!("u{i}@x.org")).unwrap())
+                        .map(|f| f.into_iter().collect::<Vec<_>>()),
+                    Op::Link(c, v) => b
+                        .link_conversation(cid(u128::from(c)), ConversationId(Uuid::from_u128(u128::from(v) + 100)))
+                        .map(|f| vec![f]),
+                    Op::Merge(x, y) => {
+                        let snapshot = b.clone();
+                        let r = b.merge(cid(u128::from(x)), cid(u128::from(y)), "t", 0);
+                        if let Ok(ContactFact::Merged { merge, .. }) = &r {
+                            merges.push(*merge);
+                            before_merges.push(snapshot);
+                        }
+                        r.map(|f| vec![f])
+                    }
+                    Op::UnmergeLast => match merges.pop() {
+                        Some(m) => {
+                            let r = b.unmerge(m, "t", 1).map(|f| vec![f]);
+                            proptest::prop_assert!(r.is_ok(), "{:?}", r);
+                            let was = before_merges.pop().unwrap();
+                            // Identities and conversations are back where they were,
+                            // except what was added to the survivor since.
+                            for c in was.contacts.values() {
+                                let now = b.get(&c.id).unwrap();
+                                proptest::prop_assert_eq!(now.merged_into, c.merged_into);
+                                proptest::prop_assert!(c.identities.is_subset(&now.identities));
+                            }
+                            r
+                        }
+                        None => Ok(vec![]),
+                    },
+                };
+                if let Ok(f) = res {
+                    log.extend(f);
+                }
+                check(&b)?;
+            }
+            let r = ContactBook::replay(&log).unwrap();
+            proptest::prop_assert_eq!(&r.contacts, &b.contacts);
+            proptest::prop_assert_eq!(r.audit_trail(), b.audit_trail());
+        }
+    }
 }

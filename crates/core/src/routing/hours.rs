@@ -273,6 +273,25 @@ mod tests {
         assert!(c.is_open(ms("2026-03-30T06:00:00Z")));
     }
 
+    proptest::proptest! {
+        /// Business time is additive and `add_business_ms` inverts it.
+        #[test]
+        fn business_time_is_consistent(a in 1_767_225_600_000u64..1_830_297_600_000, d1 in 0u64..20_000_000_000, d2 in 0u64..20_000_000_000) {
+            let c = kyiv();
+            let (b, e) = (a + d1, a + d1 + d2);
+            let ab = c.business_ms_between(a, b);
+            let be = c.business_ms_between(b, e);
+            proptest::prop_assert_eq!(ab + be, c.business_ms_between(a, e));
+            proptest::prop_assert!(ab <= d1);
+            if ab > 0 {
+                let t = c.add_business_ms(a, ab).unwrap();
+                proptest::prop_assert!(t <= b);
+                proptest::prop_assert_eq!(c.business_ms_between(a, t), ab);
+                proptest::prop_assert!(c.is_open(t - 1));
+            }
+        }
+    }
+
     #[test]
     fn overnight_interval_and_unknown_zone() {
         let mut h = BusinessHours::weekdays("UTC", time(22, 0, 0, 0), time(6, 0, 0, 0));

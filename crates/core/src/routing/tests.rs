@@ -1350,6 +1350,9 @@ proptest! {
             }
         }
         check_priority_order(&cfg, &log)?;
+        // Through JSON, as mgmt stores them.
+        let json = serde_json::to_string(&log).unwrap();
+        let log: Vec<Record> = serde_json::from_str(&json).unwrap();
         let replayed = Router::replay(cfg, &log).unwrap();
         prop_assert_eq!(replayed.snapshot(), r.snapshot());
     }

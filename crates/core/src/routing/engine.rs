@@ -1665,6 +1665,103 @@ impl Router {
         )
     }
 
+    /// The customer calls while their conversation is open: the call is a
+    /// voice leg of it. It goes to the conversation's agent if they have
+    /// room (a held conversation comes back with it), else it waits for
+    /// that agent, then the queue; a waiting conversation is now routed as
+    /// a call.
+    fn incoming_call(
+        &mut self,
+        at: u64,
+        conversation: ConversationId,
+        out: &mut Vec<Record>,
+    ) -> Result<(), RoutingError> {
+        let voice = Channel::Voice;
+        self.emit(
+            at,
+            Fact::CustomerMessage {
+                conversation,
+                channel: voice,
+            },
+            out,
+        )?;
+        let c = self.conv(&conversation)?;
+        let (agent, resume) = match c.state {
+            St::Active { agent } => (agent, false),
+            St::Held { agent } | St::Snoozed { agent, .. } => (agent, true),
+            _ => {
+                return self.emit(
+                    at,
+                    Fact::LegStarted {
+                        conversation,
+                        channel: voice,
+                    },
+                    out,
+                );
+            }
+        };
+        let rest = if resume { c.legs & !c.load_legs() } else { 0 };
+        let queue = self.queues[c.queue as usize].cfg.id.clone();
+        let offline = self.agents[agent as usize].presence == Presence::Offline;
+        if !offline && self.fits(agent, rest | ch_bit(voice)) {
+            self.emit(
+                at,
+                Fact::LegStarted {
+                    conversation,
+                    channel: voice,
+                },
+                out,
+            )?;
+            if resume {
+                self.emit(at, Fact::Resumed { conversation }, out)?;
+            }
+            return self.check_preemption(at, agent, out);
+        }
+        let id = self.agents[agent as usize].id.clone();
+        self.emit(
+            at,
+            Fact::Unassigned {
+                conversation,
+                agent: id.clone(),
+                reason: if offline {
+                    UnassignReason::AgentOffline
+                } else {
+                    UnassignReason::WaitingForAgent
+                },
+            },
+            out,
+        )?;
+        self.check_preemption(at, agent, out)?;
+        self.emit(
+            at,
+            Fact::LegStarted {
+                conversation,
+                channel: voice,
+            },
+            out,
+        )?;
+        if offline {
+            return self.enter_queue(
+                at,
+                conversation,
+                queue,
+                at,
+                QueueReason::AgentOffline { agent: id },
+                out,
+            );
+        }
+        self.emit(
+            at,
+            Fact::Reserved {
+                conversation,
+                agent: id,
+                until: at.saturating_add(self.cfg.agent_wait_ms),
+                reason: AssignReason::Sticky,
+            },
+            out,
+        )
+    }
+
     fn assigned_agent(
         &self,
         conv: ConversationId,
@@ -1791,7 +1888,15 @@ impl Router {
                 attributes,
                 priority,
             } => {
-                let state = self.convs.get(&conversation).map(|c| c.state);
+                let state = self.convs.get(&conversation).map(|c| (c.state, c.legs));
+                if channel == Channel::Voice
+                    && let Some((st, legs)) = state
+                    && legs & 1 == 0
+                    && !matches!(st, St::New | St::Resolved | St::Abandoned)
+                {
+                    return self.incoming_call(at, conversation, out);
+                }
+                let state = state.map(|(st, _)| st);
                 match state {
                     None => self.route(
                         at,

@@ -1426,3 +1426,49 @@ fn requeued_conversation_is_routed_by_its_open_leg() {
     let recs = h.presence(6, "a3", Presence::Offline);
     assert_eq!(assigned(&recs), [(cv(5), "a0".into())]);
 }
+
+/// S3/S5: the customer of an open chat calls in: the call joins the same
+/// conversation and goes to the agent who has it.
+#[test]
+fn inbound_call_on_open_conversation_goes_to_its_agent() {
+    let mut h = H::new(config(
+        vec![agent("ana"), agent("bob")],
+        vec![queue("q", &["ana", "bob"], Strategy::LongestIdle)],
+    ));
+    h.presence(0, "ana", Presence::Available);
+    h.inbound(1, cv(1), Channel::Chat);
+    h.presence(2, "bob", Presence::Available);
+    let recs = h.inbound(3, cv(1), Channel::Voice);
+    assert!(recs.iter().any(|r| r.fact
+        == Fact::LegStarted {
+            conversation: cv(1),
+            channel: Channel::Voice
+        }));
+    assert_eq!(h.who(cv(1)).as_deref(), Some("ana"));
+    assert_eq!(h.view(cv(1)).legs, [Channel::Voice, Channel::Chat]);
+    // Ana is on that call: another customer's open chat calls in and
+    // waits for its agent (ana) rather than going to bob at once.
+    h.at(
+        4,
+        Command::Resolve {
+            conversation: cv(1),
+        },
+    );
+    h.presence(5, "bob", Presence::Away);
+    h.inbound(6, cv(2), Channel::Chat);
+    h.inbound(7, cv(3), Channel::Voice);
+    assert_eq!(h.who(cv(2)).as_deref(), Some("ana"));
+    assert_eq!(h.who(cv(3)).as_deref(), Some("ana"));
+    h.presence(8, "bob", Presence::Available);
+    h.inbound(9, cv(2), Channel::Voice);
+    assert!(matches!(h.view(cv(2)).state, RouteState::Reserved { .. }));
+    h.at(
+        10,
+        Command::EndLeg {
+            conversation: cv(3),
+            channel: Channel::Voice,
+        },
+    );
+    assert_eq!(h.who(cv(2)).as_deref(), Some("ana"));
+    assert_eq!(h.view(cv(2)).legs, [Channel::Voice, Channel::Chat]);
+}

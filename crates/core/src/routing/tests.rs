@@ -1313,6 +1313,39 @@ fn check_priority_order(cfg: &RoutingConfig, log: &[Record]) -> Result<(), TestC
     Ok(())
 }
 
+/// The conversation projection folded from the records agrees with the
+/// engine on status and assignee.
+fn check_projection(r: &Router, log: &[Record]) -> Result<(), TestCaseError> {
+    use crate::conversation::{Conversation, Status};
+    let mut proj: BTreeMap<ConversationId, Conversation> = BTreeMap::new();
+    for rec in log {
+        if let Some(id) = rec.fact.conversation() {
+            proj.entry(id)
+                .or_insert_with(|| Conversation::new(id, None))
+                .apply_routing(&rec.fact);
+        }
+    }
+    for (id, p) in &proj {
+        let Some(v) = r.conversation(id) else {
+            prop_assert_eq!(p.status, Status::Closed, "{} forgotten but not closed", id);
+            continue;
+        };
+        let (status, assignee) = match v.state {
+            RouteState::Waiting { .. } | RouteState::Reserved { .. } => (Status::Open, None),
+            RouteState::Active => (Status::Open, v.agent.clone()),
+            RouteState::Held => (Status::Pending, v.agent.clone()),
+            RouteState::Snoozed { until } => (Status::Snoozed { until }, v.agent.clone()),
+            RouteState::Resolved | RouteState::Abandoned => (Status::Resolved, p.assignee.clone()),
+            RouteState::New => (p.status, p.assignee.clone()),
+        };
+        prop_assert_eq!(p.status, status, "{}", id);
+        prop_assert_eq!(&p.assignee, &assignee, "{}", id);
+        prop_assert_eq!(p.queue.as_ref(), Some(&v.queue), "{}", id);
+        prop_assert_eq!(p.priority, v.priority, "{}", id);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -1350,6 +1383,7 @@ proptest! {
             }
         }
         check_priority_order(&cfg, &log)?;
+        check_projection(&r, &log)?;
         // Through JSON, as mgmt stores them.
         let json = serde_json::to_string(&log).unwrap();
         let log: Vec<Record> = serde_json::from_str(&json).unwrap();

@@ -212,6 +212,11 @@ impl Conversation {
                 self.status = Status::Open;
             }
             Fact::Unassigned { .. } => self.assignee = None,
+            // Waiting for one agent: open, nobody has it yet.
+            Fact::Reserved { .. } => {
+                self.assignee = None;
+                self.status = Status::Open;
+            }
             Fact::Held { .. } => self.status = Status::Pending,
             Fact::Resumed { .. } => self.status = Status::Open,
             Fact::Snoozed { until, .. } => self.status = Status::Snoozed { until: *until },

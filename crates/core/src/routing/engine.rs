@@ -190,20 +190,20 @@ type AKey = (u64, u64, u32);
 enum Timer {
     Step {
         conv: ConversationId,
-        epoch: u32,
+        epoch: u64,
         step: u8,
     },
     Overflow {
         conv: ConversationId,
-        epoch: u32,
+        epoch: u64,
     },
     ReserveEnd {
         conv: ConversationId,
-        epoch: u32,
+        epoch: u64,
     },
     SnoozeEnd {
         conv: ConversationId,
-        epoch: u32,
+        epoch: u64,
     },
     WrapEnd {
         agent: u32,
@@ -237,7 +237,7 @@ struct Conv {
     age: u64,
     queue: u32,
     state: St,
-    epoch: u32,
+    epoch: u64,
     wait_since: u64,
     preempted: bool,
     reserve_reason: Option<AssignReason>,
@@ -350,6 +350,10 @@ pub struct Router {
     dirty_agents: BTreeSet<u32>,
     dirty_convs: Vec<ConversationId>,
     last_agent: HashMap<ContactId, u32>,
+    /// Source of conversation epochs: a timer is valid only while its
+    /// conversation keeps the epoch it was set with. Global, so a
+    /// conversation id used again never revives an old timer.
+    epochs: u64,
 }
 
 fn meets(agent: &AgentConfig, reqs: &[SkillReq]) -> bool {
@@ -523,6 +527,7 @@ impl Router {
             dirty_agents: BTreeSet::new(),
             dirty_convs: Vec::new(),
             last_agent: HashMap::new(),
+            epochs: 0,
         })
     }
 
@@ -572,13 +577,10 @@ impl Router {
         None
     }
 
-    /// Fires the timers due at or before `now` and routes what they freed.
-    pub fn tick(&mut self, now: u64) -> Vec<Record> {
-        let mut out = Vec::new();
-        // Applying decided facts cannot fail on a consistent state; if it
-        // did, the facts applied so far are still returned.
-        let _ = self.fire_timers(now, &mut out);
-        out
+    /// Fires the timers due at or before `now` and routes what they freed
+    /// (the same as `handle(now, Command::Tick)`).
+    pub fn tick(&mut self, now: u64) -> Result<Vec<Record>, Rejected> {
+        self.handle(now, Command::Tick)
     }
 
     /// Handles one command at time `now` (ms; earlier than [`Router::now`]
@@ -829,6 +831,11 @@ impl Router {
             .ok_or(RoutingError::UnknownConversation(*id))
     }
 
+    fn next_epoch(&mut self) -> u64 {
+        self.epochs += 1;
+        self.epochs
+    }
+
     /// Takes a conversation out of wherever it is indexed; state becomes New.
     fn detach(&mut self, id: ConversationId, at: u64) -> Result<(), RoutingError> {
         let c = self.conv(&id)?.clone();
@@ -848,11 +855,12 @@ impl Router {
             }
             St::New | St::Resolved | St::Abandoned => {}
         }
+        let epoch = self.next_epoch();
         let c = self.conv_mut(&id)?;
         c.state = St::New;
         c.preempted = false;
         c.reserve_reason = None;
-        c.epoch = c.epoch.wrapping_add(1);
+        c.epoch = epoch;
         Ok(())
     }
 
@@ -931,7 +939,8 @@ impl Router {
                 }
                 let prev = self.convs.get(conversation);
                 let responded = prev.is_some_and(|c| c.responded);
-                let epoch = prev.map_or(0, |c| c.epoch.wrapping_add(1));
+                let epoch = self.next_epoch();
+                let prev = self.convs.get(conversation);
                 let contact = contact.or(prev.and_then(|c| c.contact));
                 self.convs.insert(
                     *conversation,
@@ -1135,9 +1144,10 @@ impl Router {
                     )));
                 };
                 let before = c.load_legs();
+                let epoch = self.next_epoch();
                 let c = self.conv_mut(conversation)?;
                 c.state = St::Active { agent };
-                c.epoch = c.epoch.wrapping_add(1);
+                c.epoch = epoch;
                 let after = c.load_legs();
                 self.change_load(agent, after & !before, true, at)?;
             }
@@ -1155,14 +1165,14 @@ impl Router {
                         )));
                     }
                 };
+                let epoch = self.next_epoch();
                 let c = self.conv_mut(conversation)?;
                 c.state = St::Snoozed {
                     agent,
                     until: *until,
                 };
                 c.preempted = false;
-                c.epoch = c.epoch.wrapping_add(1);
-                let epoch = c.epoch;
+                c.epoch = epoch;
                 self.change_load(agent, release, false, at)?;
                 self.timers.insert((
                     *until,
@@ -1289,6 +1299,9 @@ impl Router {
         if let Some(step) = waiting_step {
             let slot = self.wslot(&c, step);
             self.waiting[slot].insert(c.key(id));
+        }
+        if matches!(c.state, St::Waiting { .. } | St::Reserved { .. }) {
+            // Needing other channels, it may fit an agent now.
             self.dirty_convs.push(id);
         }
         if let Some(agent) = c.agent() {

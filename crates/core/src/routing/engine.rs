@@ -1862,13 +1862,17 @@ impl Router {
                         out,
                     )?;
                 }
-                // Conversations from requeue-policy queues go back.
+                // Active conversations from requeue-policy queues go back.
+                // Held and snoozed ones wait on the customer: they stay and
+                // go to the queue when the customer answers (see `wake`).
                 let convs: Vec<ConversationId> =
                     self.agents[a as usize].convs.iter().copied().collect();
                 for id in convs {
                     let c = self.conv(&id)?;
                     let q = &self.queues[c.queue as usize];
-                    if q.cfg.offline_policy != OfflinePolicy::Requeue {
+                    if q.cfg.offline_policy != OfflinePolicy::Requeue
+                        || !matches!(c.state, St::Active { .. })
+                    {
                         continue;
                     }
                     let (queue, age) = (q.cfg.id.clone(), c.age);

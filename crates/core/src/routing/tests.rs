@@ -1542,3 +1542,32 @@ fn reserved_conversation_fits_after_its_call_ends() {
     );
     assert_eq!(h.who(cv(7)).as_deref(), Some("ana"));
 }
+
+#[test]
+fn offline_agent_keeps_pending_conversations_until_the_customer_answers() {
+    let mut h = H::new(config(
+        vec![agent("ana"), agent("bob")],
+        vec![queue("q", &["ana", "bob"], Strategy::LongestIdle)],
+    ));
+    h.presence(0, "ana", Presence::Available);
+    h.inbound(1, cv(1), Channel::Chat);
+    h.at(
+        2,
+        Command::Hold {
+            conversation: cv(1),
+        },
+    );
+    h.presence(3, "bob", Presence::Available);
+    h.presence(4, "ana", Presence::Offline);
+    // Still waiting on the customer: nobody is handed a pending chat.
+    assert_eq!(h.view(cv(1)).state, RouteState::Held);
+    let recs = h.inbound(5, cv(1), Channel::Chat);
+    assert!(recs.iter().any(|r| matches!(
+        &r.fact,
+        Fact::Queued {
+            reason: QueueReason::AgentOffline { .. },
+            ..
+        }
+    )));
+    assert_eq!(h.who(cv(1)).as_deref(), Some("bob"));
+}

@@ -1571,3 +1571,42 @@ fn offline_agent_keeps_pending_conversations_until_the_customer_answers() {
     )));
     assert_eq!(h.who(cv(1)).as_deref(), Some("bob"));
 }
+
+#[test]
+fn config_reads_from_json() {
+    let json = r#"{
+        "agents": [
+            {"id": "ana", "team": "sales", "site": "kyiv", "skills": {"ro": 3},
+             "capacity": {"voice": 1, "chat": 3}}
+        ],
+        "queues": [
+            {"id": "sales", "members": {"teams": ["sales"]}, "site": "kyiv",
+             "strategy": "round_robin",
+             "steps": [{"after_ms": 0, "require": [{"skill": "ro", "min_level": 3}]},
+                       {"after_ms": 30000}],
+             "overflow": {"after_ms": 120000, "to": "sales"},
+             "sticky_wait_ms": 20000, "offline_policy": "keep",
+             "outside_hours": {"action": "auto_reply", "text": "We open at 9"},
+             "sla": {"first_response_ms": 300000, "business_hours": true}}
+        ],
+        "rules": [{"when": {"channel": "sms", "keyword": "credit"}, "queue": "sales", "priority": 3}],
+        "default_queue": "sales",
+        "sites": [{"id": "kyiv", "hours": {"time_zone": "Europe/Kyiv",
+            "week": {"monday": [{"open": "09:00", "close": "18:00"}]},
+            "holidays": ["2026-12-25"]}}],
+        "wrap_up_ms": 15000
+    }"#;
+    let cfg: RoutingConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(cfg.agents[0].capacity.unwrap().chat, 3);
+    assert_eq!(
+        cfg.agents[0].capacity.unwrap().email,
+        2,
+        "unset channels keep defaults"
+    );
+    assert!(cfg.voice_preempts);
+    assert_eq!(cfg.agent_wait_ms, 60_000);
+    let r = Router::new(cfg).unwrap();
+    assert!(r.agent(&ag("ana")).is_some());
+    let bad = json.replace("round_robin", "random");
+    assert!(serde_json::from_str::<RoutingConfig>(&bad).is_err());
+}

@@ -1610,3 +1610,18 @@ fn config_reads_from_json() {
     let bad = json.replace("round_robin", "random");
     assert!(serde_json::from_str::<RoutingConfig>(&bad).is_err());
 }
+
+/// The example in docs/ROUTING.md is a valid configuration.
+#[test]
+fn documented_toml_example_is_valid() {
+    let doc = include_str!("../../../../docs/ROUTING.md");
+    let start = doc
+        .find("```toml\n")
+        .expect("a toml block in docs/ROUTING.md")
+        + 8;
+    let len = doc[start..].find("```").unwrap();
+    let cfg: RoutingConfig = toml::from_str(&doc[start..start + len]).unwrap();
+    assert_eq!(cfg.agents[0].capacity.unwrap().chat, 3);
+    assert_eq!(cfg.queues[0].strategy, Strategy::RoundRobin);
+    Router::new(cfg).unwrap();
+}

@@ -132,6 +132,9 @@ struct ConvTrack {
     counted: bool,
     queue: Option<QueueId>,
     settled: bool,
+    /// Counted as offered in its queue's figures (done once, when the
+    /// queue that answers or loses it is known).
+    offer_attributed: bool,
     agent: Option<AgentId>,
     active_since: Option<u64>,
     held_since: Option<u64>,
@@ -159,6 +162,16 @@ impl Acc<'_> {
     fn d(&self, a: u64, b: u64) -> u64 {
         let (a, b) = (a.max(self.opts.from), b.min(self.opts.until));
         if b > a { (self.dur)(a, b) } else { 0 }
+    }
+
+    /// Counts the contact as offered in the queue it ended in.
+    fn attribute_offer(&mut self, c: &mut ConvTrack) {
+        if c.counted && !c.offer_attributed {
+            if let Some(q) = &c.queue {
+                self.out.by_queue.entry(q.clone()).or_default().offered += 1;
+            }
+            c.offer_attributed = true;
+        }
     }
 
     fn add(&mut self, queue: Option<&QueueId>, f: impl Fn(&mut Figures)) {
@@ -276,6 +289,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
             } => {
                 let counted = at >= opts.from;
                 let c = convs.entry(*conversation).or_default();
+                acc.attribute_offer(c);
                 *c = ConvTrack {
                     arrived: at,
                     counted,
@@ -284,7 +298,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
                     ..ConvTrack::default()
                 };
                 if counted {
-                    acc.add(Some(queue), |f| f.offered += 1);
+                    acc.out.total.offered += 1;
                 }
             }
             Fact::Queued {
@@ -307,6 +321,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
                     continue;
                 };
                 acc.stop_all(&mut c, at, &mut agents);
+                acc.attribute_offer(&mut c);
                 if !c.settled && c.counted {
                     let wait = acc.d(c.arrived, at);
                     let q = c.queue.clone();
@@ -329,6 +344,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
                 let Some(c) = convs.get_mut(conversation) else {
                     continue;
                 };
+                acc.attribute_offer(c);
                 if !c.settled && c.counted {
                     let wait = acc.d(c.arrived, at);
                     let q = c.queue.clone();
@@ -415,6 +431,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
                 if let (Some(a), true) = (&c.agent, c.voice) {
                     agents.entry(a.clone()).or_default().wrap_queue = c.queue.clone();
                 }
+                acc.attribute_offer(&mut c);
                 acc.stop_all(&mut c, at, &mut agents);
                 if matches!(r.fact, Fact::Resolved { .. }) && c.counted {
                     let d = acc.d(c.arrived, at);
@@ -437,6 +454,7 @@ fn variant(records: &[Record], opts: &MetricsOptions, dur: &dyn Fn(u64, u64) -> 
     for id in ids {
         if let Some(mut c) = convs.remove(&id) {
             acc.stop_all(&mut c, end, &mut agents);
+            acc.attribute_offer(&mut c);
         }
     }
     let mut names: Vec<AgentId> = agents.keys().cloned().collect();

@@ -1313,6 +1313,35 @@ fn check_priority_order(cfg: &RoutingConfig, log: &[Record]) -> Result<(), TestC
     Ok(())
 }
 
+/// Metrics over any log are sane: counts add up, ratios are ratios.
+fn check_metrics(log: &[Record], now: u64) -> Result<(), TestCaseError> {
+    let opts = crate::metrics::MetricsOptions {
+        service_level_ms: 5_000,
+        from: 0,
+        until: now + 1,
+        // The business-hours variant has its own tests; here it would
+        // multiply the run time of this property by four.
+        calendar: None,
+    };
+    let m = crate::metrics::compute(log, &opts);
+    for f in std::iter::once(&m.plain.total).chain(m.plain.by_queue.values()) {
+        prop_assert!(f.answered + f.abandoned <= f.offered, "{:?}", f);
+        prop_assert!(f.answered_within_sl <= f.answered && f.abandoned_within_sl <= f.abandoned);
+        for r in [
+            f.service_level,
+            f.service_level_answered,
+            f.abandonment_rate,
+            f.occupancy,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            prop_assert!((0.0..=1.0).contains(&r), "{:?}", f);
+        }
+    }
+    Ok(())
+}
+
 /// The conversation projection folded from the records agrees with the
 /// engine on status and assignee.
 fn check_projection(r: &Router, log: &[Record]) -> Result<(), TestCaseError> {
@@ -1390,6 +1419,7 @@ proptest! {
         }
         check_priority_order(&cfg, &log)?;
         check_projection(&r, &log)?;
+        check_metrics(&log, now)?;
         // Through JSON, as mgmt stores them.
         let json = serde_json::to_string(&log).unwrap();
         let log: Vec<Record> = serde_json::from_str(&json).unwrap();

@@ -9,6 +9,7 @@ use proptest::prelude::{
     Just, ProptestConfig, TestCaseError, any, prop_assert, prop_assert_eq, prop_oneof, proptest,
 };
 use proptest::strategy::Strategy as PStrategy;
+use proptest::test_runner::FileFailurePersistence;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -1376,7 +1377,12 @@ fn check_projection(r: &Router, log: &[Record]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 1000,
+        // Failures found are kept beside this file and re-run first.
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     /// Over random command sequences: nobody over capacity, no conversation
     /// held by two agents, no waiting conversation left while an eligible

@@ -387,7 +387,9 @@ fn report() -> Result<World, Box<dyn Error>> {
          entry and timers, plus allocator and hash-map slack.\n\
          * The criterion figure printed after this report \
          (`routing_100k_waiting/resolve_then_reassign`) is one resolution plus \
-         one arrival.\n",
+         one arrival.\n\
+         * The machine is shared with other builds: repeated runs differ by up \
+         to a factor of 1.5 in throughput and tail latency.\n",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let path =

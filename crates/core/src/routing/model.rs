@@ -1,7 +1,6 @@
 //! Configuration and vocabulary of the routing engine: agents, queues, rules,
 //! capacities, strategies, presence.
 
-use crate::contact::ContactId;
 use crate::event::Channel;
 use crate::routing::hours::BusinessHours;
 use serde::{Deserialize, Serialize};
@@ -420,6 +419,3 @@ pub enum TransferTarget {
     Agent { agent: AgentId },
     Queue { queue: QueueId },
 }
-
-/// Contact of a conversation, if known.
-pub type MaybeContact = Option<ContactId>;

@@ -1661,3 +1661,10 @@ fn documented_toml_example_is_valid() {
     assert_eq!(cfg.queues[0].strategy, Strategy::RoundRobin);
     Router::new(cfg).unwrap();
 }
+
+#[test]
+fn engine_can_live_behind_a_lock_in_async_mgmt() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Router>();
+    send_sync::<crate::contact::ContactBook>();
+}

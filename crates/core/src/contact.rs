@@ -707,6 +707,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+            )),
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// Random identities, links, merges and un-merges: every identity
         /// belongs to exactly one live contact, un-merging everything gives
         /// back the book as it was before the merges, and replay agrees.

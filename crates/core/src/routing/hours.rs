@@ -274,6 +274,13 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+            )),
+            ..proptest::test_runner::Config::default()
+        })]
+
         /// Business time is additive and `add_business_ms` inverts it.
         #[test]
         fn business_time_is_consistent(a in 1_767_225_600_000u64..1_830_297_600_000, d1 in 0u64..20_000_000_000, d2 in 0u64..20_000_000_000) {

@@ -4,9 +4,13 @@
 //! * [`hlc`]: the hybrid logical clock that stamps them.
 //! * [`id`]: typed identifiers (nodes, events, conversations).
 
+pub mod contact;
+pub mod conversation;
 pub mod event;
 pub mod hlc;
 pub mod id;
+pub mod metrics;
+pub mod routing;
 
 pub use event::{Channel, DeliveryState, Event, EventBody, ModemHealth, SystemHealth};
 pub use hlc::{Hlc, HlcClock, WallClock};

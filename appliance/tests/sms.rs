@@ -48,6 +48,10 @@ fn entry(label: &str, sim: &SimModem, number: &str) -> ModemEntry {
     e.retry_backoff = Some(Duration::from_millis(200));
     e.reopen_backoff_max = Some(Duration::from_millis(500));
     e.rate_limit = Some(0);
+    // Short health checks: a URC that arrives in the same read as a
+    // command's final result waits in crossline-modem's buffer until the
+    // next command (reported to the driver's maintainer).
+    e.health_interval = Some(Duration::from_secs(1));
     e
 }
 

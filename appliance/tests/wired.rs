@@ -197,6 +197,8 @@ fn config(dir: &Path, port: u16, sim: &SimModem, offline: Option<OfflineConfig>)
     m.command_timeout = Some(Duration::from_secs(2));
     m.send_timeout = Some(Duration::from_secs(4));
     m.rate_limit = Some(0);
+    // See tests/sms.rs: a URC behind a final result waits for the next command.
+    m.health_interval = Some(Duration::from_secs(1));
     cfg.modems = vec![m];
     cfg.offline = offline;
     cfg

@@ -327,6 +327,11 @@ fn confirm(modem: ModemHandle, receipt: HandoverReceipt, seq: u64) {
 /// loop stalls, the driver's queue fills up and the messages wait on the
 /// modem, so nothing is lost. `None` only when shutting down.
 async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> Option<u64> {
+    // Offline is judged when the message arrives, before it is logged.
+    let offline = s.offline.as_ref().filter(|off| {
+        let down = s.link.borrow().down_for();
+        down.is_some_and(|d| d >= Duration::from_secs(off.after_s))
+    });
     let mut delay = Duration::from_millis(500);
     let (seq, new) = loop {
         match log_sms(s, line, &sms).await {
@@ -346,12 +351,9 @@ async fn on_sms(s: &Shared, line: &str, sms: IncomingSms) -> Option<u64> {
         return Some(seq);
     }
     info!(line = %line, seq, from = %sms.sender, parts = sms.parts, incomplete = sms.incomplete, "SMS received and logged");
-    if let Some(off) = &s.offline {
-        let down = s.link.borrow().down_for();
-        if down.is_some_and(|d| d >= Duration::from_secs(off.after_s)) {
-            let lang = s.lines.entry(line).and_then(|e| e.language);
-            auto_reply(s, off.clone(), line.to_string(), sms, lang, seq).await;
-        }
+    if let Some(off) = offline {
+        let lang = s.lines.entry(line).and_then(|e| e.language);
+        auto_reply(s, off.clone(), line.to_string(), sms, lang, seq).await;
     }
     Some(seq)
 }

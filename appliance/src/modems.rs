@@ -132,11 +132,7 @@ impl Lines {
     pub fn telemetry(&self) -> Telemetry {
         Telemetry {
             v: crossline_proto::VERSION,
-            system: SystemHealth {
-                uptime_s: self.started.elapsed().as_secs(),
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                ..SystemHealth::default()
-            },
+            system: system_health(self.started),
             modems: self.health(),
         }
     }
@@ -261,5 +257,61 @@ async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// The appliance's own health: uptime of this process, version, and what
+/// Linux tells about load, memory and the SoC temperature (absent elsewhere).
+pub fn system_health(started: Instant) -> SystemHealth {
+    let load1 = small_file("/proc/loadavg")
+        .and_then(|t| t.split_whitespace().next().and_then(|v| v.parse().ok()));
+    let mem_used_pct = small_file("/proc/meminfo").and_then(|t| {
+        let field = |name: &str| -> Option<f64> {
+            t.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        };
+        let (total, avail) = (field("MemTotal:")?, field("MemAvailable:")?);
+        (total > 0.0).then(|| (100.0 * (1.0 - avail / total)) as f32)
+    });
+    let cpu_temp_c = small_file("/sys/class/thermal/thermal_zone0/temp")
+        .and_then(|t| t.trim().parse::<f32>().ok())
+        .map(|milli| milli / 1000.0);
+    SystemHealth {
+        uptime_s: started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        cpu_temp_c,
+        load1,
+        mem_used_pct,
+        disk_used_pct: None,
+    }
+}
+
+/// The first 8 KiB of a small system file, if readable.
+fn small_file(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(8192)
+        .read_to_end(&mut buf)
+        .ok()?;
+    String::from_utf8(buf).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_health_reads_linux_figures() {
+        let h = system_health(Instant::now());
+        assert_eq!(h.version, env!("CARGO_PKG_VERSION"));
+        if Path::new("/proc/meminfo").exists() {
+            let m = h.mem_used_pct.unwrap();
+            assert!((0.0..=100.0).contains(&m), "{m}");
+            assert!(h.load1.is_some());
+        }
     }
 }

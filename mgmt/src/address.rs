@@ -103,7 +103,10 @@ pub fn normalise(raw: &str, region: Region) -> Address {
         },
         None => Address {
             kind: AddressKind::Short,
-            value: raw.chars().filter(|c| *c == '+' || c.is_ascii_digit()).collect(),
+            value: raw
+                .chars()
+                .filter(|c| *c == '+' || c.is_ascii_digit())
+                .collect(),
         },
     }
 }

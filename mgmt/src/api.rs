@@ -227,7 +227,11 @@ pub async fn list_conversations(
         limit: q.limit.unwrap_or(50),
         after,
     };
-    Ok(Json(st.store.read(move |conn| conversations::list(conn, &f)).await?))
+    Ok(Json(
+        st.store
+            .read(move |conn| conversations::list(conn, &f))
+            .await?,
+    ))
 }
 
 /// One conversation with its timeline.
@@ -344,12 +348,7 @@ pub async fn post_reply(
         .device
         .as_deref()
         .and_then(|d| NodeId::new(d).ok())
-        .ok_or_else(|| {
-            unprocessable(
-                "no_device",
-                "the conversation has no device to send from",
-            )
-        })?;
+        .ok_or_else(|| unprocessable("no_device", "the conversation has no device to send from"))?;
     let line = match req.line {
         Some(l) => {
             let (d, l2) = (device.to_string(), l.clone());
@@ -375,10 +374,7 @@ pub async fn post_reply(
             l
         }
         None => conv.line.clone().ok_or_else(|| {
-            unprocessable(
-                "unknown_line",
-                "the conversation has no line; give `line`",
-            )
+            unprocessable("unknown_line", "the conversation has no line; give `line`")
         })?,
     };
     let command = EventId::new();

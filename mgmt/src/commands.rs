@@ -110,7 +110,9 @@ async fn publish(store: &SqliteStore, client: &AsyncClient, due: Vec<PendingComm
                 debug!(device = %c.device, command = %c.id, again = c.last_sent_ms.is_some(), "command published");
                 sent.push(c.id);
             }
-            Err(e) => warn!(device = %c.device, command = %c.id, error = %e, "could not publish command; will retry"),
+            Err(e) => {
+                warn!(device = %c.device, command = %c.id, error = %e, "could not publish command; will retry")
+            }
         }
     }
     if sent.is_empty() {

@@ -566,7 +566,8 @@ pub struct Page {
 const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, i.kind, i.address, c.device,
     c.line, c.created_ms, c.last_ms, c.last_preview, c.unread, c.messages, c.last_c";
 
-const SUMMARY_FROM: &str = "FROM conversation c JOIN contact_identity i ON i.contact_id = c.contact_id";
+const SUMMARY_FROM: &str =
+    "FROM conversation c JOIN contact_identity i ON i.contact_id = c.contact_id";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConversationSummary, i64)> {
     let kind: String = r.get(4)?;
@@ -630,7 +631,10 @@ pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
         );
     }
     let limit = f.limit.clamp(1, 500);
-    sql += &format!(" ORDER BY c.last_ms DESC, c.last_c DESC, c.id DESC LIMIT {}", limit + 1);
+    sql += &format!(
+        " ORDER BY c.last_ms DESC, c.last_c DESC, c.id DESC LIMIT {}",
+        limit + 1
+    );
     let mut st = conn.prepare(&sql)?;
     let mut rows = st
         .query_map(rusqlite::params_from_iter(args), summary_row)?
@@ -793,9 +797,9 @@ pub fn line_known(conn: &Connection, device: &str, line: &str) -> rusqlite::Resu
 
 /// Lines `device` has used, by name.
 pub fn lines(conn: &Connection, device: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = conn.prepare_cached("SELECT line FROM device_line WHERE device = ?1 ORDER BY line")?;
-    st.query_map(params![device], |r| r.get(0))?
-        .collect()
+    let mut st =
+        conn.prepare_cached("SELECT line FROM device_line WHERE device = ?1 ORDER BY line")?;
+    st.query_map(params![device], |r| r.get(0))?.collect()
 }
 
 /// The open conversation of a contact other than `except`, if any.
@@ -864,8 +868,7 @@ pub fn pending(
 
 /// Records that pending commands were published at `at_ms`.
 pub fn mark_sent(tx: &Transaction<'_>, ids: &[EventId], at_ms: i64) -> rusqlite::Result<()> {
-    let mut st =
-        tx.prepare_cached("UPDATE pending_command SET last_sent_ms = ?2 WHERE id = ?1")?;
+    let mut st = tx.prepare_cached("UPDATE pending_command SET last_sent_ms = ?2 WHERE id = ?1")?;
     for id in ids {
         st.execute(params![id.to_string(), at_ms])?;
     }

@@ -145,7 +145,10 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(missed = n, "live updates fell behind ingestion; some changes were not announced");
+                warn!(
+                    missed = n,
+                    "live updates fell behind ingestion; some changes were not announced"
+                );
             }
             Err(broadcast::error::RecvError::Closed) => break,
         }

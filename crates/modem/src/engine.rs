@@ -285,6 +285,10 @@ impl AtEngine {
         let quiet = std::mem::replace(&mut self.quiet, cmd.redact);
         let r = self.run_inner(cmd).await;
         self.quiet = quiet;
+        // URCs that arrived in the same read as the final result are still in
+        // the buffer: queue them now, or a +CMTI right behind an OK would wait
+        // for the next command (up to a health interval).
+        self.drain_idle();
         if cmd.redact {
             return r.map_err(AtError::redacted);
         }
@@ -522,6 +526,35 @@ mod tests {
         );
         assert_eq!(eng.take_urc(), Some(Urc::Ring));
         task.await.unwrap();
+    }
+
+    /// A +CMTI in the same read right behind the final OK is queued when the
+    /// command returns, not left in the buffer until the next command.
+    #[tokio::test]
+    async fn urc_right_after_the_final_result_is_queued_at_once() {
+        let (mut eng, modem) = pair();
+        let mut r = BufReader::new(modem);
+        let task = tokio::spawn(async move {
+            assert_eq!(expect_cmd(&mut r).await, "AT");
+            r.get_mut()
+                .write_all(b"\r\nOK\r\n\r\n+CMTI: \"SM\",7\r\n")
+                .await
+                .unwrap();
+            r
+        });
+        eng.run(&Command::new("AT", Duration::from_secs(2)))
+            .await
+            .unwrap();
+        let _modem = task.await.unwrap();
+        // One write, so one read brought the OK and the URC together: the
+        // URC must already be queued, with no further command or read.
+        assert_eq!(
+            eng.take_urc(),
+            Some(Urc::Cmti {
+                mem: Some("SM".into()),
+                index: Some(7)
+            })
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,24 +1,33 @@
-//! `crossline-mgmt demo`: mgmt with its embedded broker and database plus
-//! simulated branch appliances bringing traffic, in one process.
+//! `crossline-mgmt demo`: mgmt with its embedded broker and database, a
+//! simulated branch appliance with two simulated GSM modems on real PTYs,
+//! and simulated customers who text the branch and answer replies — in one
+//! process, so one command shows the whole SMS loop.
 
 use crate::config::Config;
 use crate::credentials::{hash_secret, new_secret};
 use crate::server;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use crossline_appliance::config::{ModemEntry, MqttConfig, OfflineConfig, SyntheticConfig};
 use crossline_core::NodeId;
+use crossline_sim::{SimConfig, SimModem};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub struct DemoOptions {
     pub data_dir: PathBuf,
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
-    pub appliances: usize,
-    /// Synthetic messages per second per appliance.
-    pub rate: f64,
+    /// A simulated customer texts the branch this often.
+    pub pace: Duration,
+    /// Extra synthetic events per second (load), 0 for none.
+    pub synthetic_rate: f64,
 }
+
+/// The branch's two lines: label, own number.
+const LINES: [(&str, &str); 2] = [("gsm0", "+380670000001"), ("gsm1", "+380670000002")];
 
 pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     let mut cfg: Config = toml::from_str("")?;
@@ -26,57 +35,136 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     cfg.http.listen = opts.http;
     cfg.mqtt.listen = opts.mqtt;
     let running = server::start(cfg).await?;
-    let mut appliances = tokio::task::JoinSet::new();
-    let app_stop = CancellationToken::new();
-    for i in 1..=opts.appliances {
-        let id = NodeId::new(format!("demo-branch-{i}"))?;
-        let secret = new_secret();
-        running
-            .store
-            .put_device(&id, &hash_secret(&secret)?)
-            .await?;
-        let app_cfg = crossline_appliance::Config {
-            node_id: id.clone(),
-            data_dir: opts.data_dir.join(id.as_str()),
-            mqtt: crossline_appliance::config::MqttConfig {
-                url: format!("mqtt://127.0.0.1:{}", running.mqtt_addr.port()),
-                secret: Some(secret),
-                secret_file: None,
-                keep_alive_s: 10,
-            },
-            sync: Default::default(),
-            modems: Vec::new(),
-            offline: None,
-            synthetic: Some(crossline_appliance::config::SyntheticConfig {
-                rate: opts.rate,
-                total: 0,
-            }),
-        };
-        appliances.spawn(crossline_appliance::run(app_cfg, app_stop.clone()));
+
+    let id = NodeId::new("demo-branch-1")?;
+    let secret = new_secret();
+    running
+        .store
+        .put_device(&id, &hash_secret(&secret)?)
+        .await?;
+    let branch_dir = opts.data_dir.join(id.as_str());
+    std::fs::create_dir_all(&branch_dir)
+        .with_context(|| format!("creating {}", branch_dir.display()))?;
+
+    // Two simulated modems, reachable through symlinks like /dev/ttyUSB2.
+    let mut modems = Vec::new();
+    let mut entries = Vec::new();
+    for (i, (label, number)) in LINES.iter().enumerate() {
+        let link = branch_dir.join(format!("tty{}", label.to_uppercase()));
+        let sim = SimModem::spawn(SimConfig {
+            link: Some(link.clone()),
+            own_number: (*number).to_string(),
+            imei: format!("86000000000000{i}"),
+            ..SimConfig::default()
+        })
+        .await
+        .with_context(|| format!("starting simulated modem {label}"))?;
+        let mut entry = ModemEntry::new(*label, link.to_string_lossy());
+        entry.number = Some((*number).to_string());
+        entries.push(entry);
+        modems.push(sim);
     }
+
+    let mut app_cfg = crossline_appliance::Config::new(
+        id.clone(),
+        branch_dir.clone(),
+        MqttConfig {
+            url: format!("mqtt://127.0.0.1:{}", running.mqtt_addr.port()),
+            secret: Some(secret),
+            secret_file: None,
+            keep_alive_s: 10,
+        },
+    );
+    app_cfg.modems = entries;
+    app_cfg.offline = Some(OfflineConfig {
+        after_s: 60,
+        window_s: 3600,
+        default_language: "uk".into(),
+        texts: [
+            (
+                "uk",
+                "Дякуємо! Ми отримали ваше повідомлення і відповімо, щойно відновиться зв'язок.",
+            ),
+            (
+                "ru",
+                "Спасибо! Мы получили ваше сообщение и ответим, как только восстановится связь.",
+            ),
+            (
+                "ro",
+                "Mulțumim! Am primit mesajul și vă răspundem imediat ce revine conexiunea.",
+            ),
+            (
+                "en",
+                "Thank you! We got your message and will answer as soon as we are back online.",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    });
+    if opts.synthetic_rate > 0.0 {
+        app_cfg.synthetic = Some(SyntheticConfig {
+            rate: opts.synthetic_rate,
+            total: 0,
+        });
+    }
+    let app_stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(crossline_appliance::run(app_cfg, app_stop.clone()));
+    let customers_stop = app_stop.clone();
+    let cust_modems = modems.clone();
+    let pace = opts.pace;
+    tasks.spawn(async move {
+        crossline_sim::customers::run(
+            cust_modems,
+            crossline_sim::customers::demo_customers(),
+            pace,
+            Duration::from_secs(3),
+            customers_stop,
+        )
+        .await;
+        Ok(())
+    });
+
     let base = format!("http://{}", running.http_addr);
+    let token = &running.api_token;
     println!(
-        "\nCrossline demo is running.\n\
-         \n  mgmt HTTP     {base}\
+        "\nCrossline demo is running.\
+         \n\n  mgmt HTTP     {base}\
          \n  MQTT broker   mqtt://{mqtt}\
          \n  data          {data}\
          \n  API token     {token}\
-         \n  appliances    {n} simulated (demo-branch-1..{n}), {rate} msg/s each\
-         \n\nTry:\
-         \n  curl -s {base}/healthz\
+         \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}\
+         \n  customers     five simulated customers text the branch every {pace:?} and answer replies\
+         \n\nTry (export T={token}):\
+         \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations\
+         \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations/<id>\
+         \n  curl -s -H \"Authorization: Bearer $T\" -H 'Content-Type: application/json' \\\
+         \n       -d '{{\"text\":\"Добрий день! Так, працюємо з 9 до 15.\"}}' {base}/api/v1/conversations/<id>/replies\
+         \n  curl -sN -H \"Authorization: Bearer $T\" {base}/api/v1/stream        # live updates (SSE)\
+         \n  curl -s {base}/api/v1/openapi.json                                  # the API description\
+         \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/devices\
          \n  curl -s {base}/metrics | grep crossline_\
-         \n  curl -s -H 'Authorization: Bearer {token}' {base}/api/v1/devices\
-         \n  curl -s -H 'Authorization: Bearer {token}' '{base}/api/v1/events?limit=5'\
          \n\nCtrl-C stops it.\n",
         mqtt = running.mqtt_addr,
         data = opts.data_dir.display(),
-        token = running.api_token,
-        n = opts.appliances,
-        rate = opts.rate,
+        l0 = LINES[0].1,
+        l1 = LINES[1].1,
+        pace = opts.pace,
     );
-    stop.cancelled().await;
+    let result = tokio::select! {
+        _ = stop.cancelled() => Ok(()),
+        r = tasks.join_next() => match r {
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(e)) => Err(anyhow::anyhow!("demo task failed: {e}")),
+            _ => Ok(()),
+        },
+    };
     app_stop.cancel();
-    while appliances.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
+    for m in modems {
+        m.shutdown().await;
+    }
     running.stop().await;
-    Ok(())
+    result
 }

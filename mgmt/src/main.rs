@@ -45,17 +45,19 @@ enum Cmd {
         #[arg(long, env = "CROSSLINE_MQTT_URL")]
         mqtt_url: Option<String>,
     },
-    /// mgmt, its broker and database, and simulated appliances with traffic.
+    /// mgmt, its broker and database, a simulated branch with two simulated
+    /// modems, and simulated customers texting it.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:1883")]
         mqtt: SocketAddr,
-        #[arg(long, default_value_t = 2)]
-        appliances: usize,
-        /// Synthetic messages per second per appliance.
-        #[arg(long, default_value_t = 0.5)]
-        rate: f64,
+        /// Seconds between simulated customer messages.
+        #[arg(long, default_value_t = 20.0)]
+        pace: f64,
+        /// Extra synthetic events per second (load), 0 for none.
+        #[arg(long, default_value_t = 0.0)]
+        synthetic_rate: f64,
     },
     /// Manage device credentials.
     #[command(subcommand)]
@@ -140,8 +142,8 @@ async fn main() -> Result<()> {
         Cmd::Demo {
             http,
             mqtt,
-            appliances,
-            rate,
+            pace,
+            synthetic_rate,
         } => {
             let data_dir = explicit_data_dir.unwrap_or_else(|| PathBuf::from("./crossline-demo"));
             let stop = CancellationToken::new();
@@ -155,8 +157,8 @@ async fn main() -> Result<()> {
                     data_dir,
                     http,
                     mqtt,
-                    appliances,
-                    rate,
+                    pace: std::time::Duration::from_secs_f64(pace.clamp(0.2, 3600.0)),
+                    synthetic_rate,
                 },
                 stop,
             )

@@ -50,7 +50,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
             ..
         } => {
             let conv = inbound_conversation(tx, ev, region, from, channel_str(*channel))?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
                      line, address, text, parts, incomplete, sent_at)
                  VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -69,13 +70,23 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                     sent_at
                 ],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE conversation SET device = ?2, line = ?3, unread = unread + 1,
-                     messages = messages + 1
+                     messages = messages + 1, last_preview = ?4,
+                     last_c = CASE WHEN last_ms < ?5 OR (last_ms = ?5 AND last_c < ?6)
+                              THEN ?6 ELSE last_c END,
+                     last_ms = max(last_ms, ?5)
                  WHERE id = ?1",
-                params![conv, ev.origin.as_str(), line],
+                params![
+                    conv,
+                    ev.origin.as_str(),
+                    line,
+                    preview(text),
+                    ms(ev),
+                    ev.at.c
+                ],
             )?;
-            touch(tx, &conv, ev, text)?;
             seen_line(tx, ev.origin.as_str(), line, ev)?;
         }
         EventBody::ReplyRequested {
@@ -97,7 +108,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                 },
             };
             let payload = String::from_utf8_lossy(&crossline_proto::encode(&payload)).into_owned();
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO pending_command (id, device, payload, created_ms)
                  VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
                 params![command.to_string(), device.as_str(), payload, ms(ev)],
@@ -108,7 +120,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
             if !exists(tx, &conv)? {
                 return Ok(());
             }
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
                      line, address, text, author, command, state)
                  VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'pending')
@@ -126,7 +139,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                     command.to_string()
                 ],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE conversation SET unread = 0, messages = messages + 1 WHERE id = ?1",
                 params![conv],
             )?;
@@ -142,7 +156,11 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
             ..
         } => {
             let cmd = command.to_string();
-            tx.execute("DELETE FROM pending_command WHERE id = ?1", params![cmd])?;
+            exec(
+                tx,
+                "DELETE FROM pending_command WHERE id = ?1",
+                params![cmd],
+            )?;
             seen_line(tx, ev.origin.as_str(), line, ev)?;
             let known: Option<String> = tx
                 .query_row(
@@ -171,7 +189,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                 } else {
                     "appliance"
                 };
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind,
                          device, line, address, text, author, command, state)
                      VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'sent')
@@ -189,20 +208,23 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                         cmd
                     ],
                 )?;
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE conversation SET messages = messages + 1 WHERE id = ?1",
                     params![conv],
                 )?;
                 touch(tx, &conv, ev, text)?;
             }
             for (i, r) in refs.iter().enumerate() {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO reply_part (command, part, ref, state) VALUES (?1, ?2, ?3, 'sent')
                      ON CONFLICT (command, part) DO UPDATE SET ref = excluded.ref",
                     params![cmd, i + 1, r],
                 )?;
             }
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE timeline_entry SET parts = ?2, line = ?3 WHERE command = ?1",
                 params![cmd, refs.len(), line],
             )?;
@@ -215,11 +237,15 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
             detail,
         } => {
             let cmd = command.to_string();
-            tx.execute("DELETE FROM pending_command WHERE id = ?1", params![cmd])?;
+            exec(
+                tx,
+                "DELETE FROM pending_command WHERE id = ?1",
+                params![cmd],
+            )?;
             let st = state_str(*state);
             match part {
                 Some(p) if *p >= 1 => {
-                    tx.execute(
+                    exec(tx,
                         "INSERT INTO reply_part (command, part, state, detail) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT (command, part) DO UPDATE SET state = excluded.state,
                              detail = excluded.detail",
@@ -228,7 +254,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                     recompute(tx, &cmd, None)?;
                 }
                 _ => {
-                    tx.execute(
+                    exec(
+                        tx,
                         "UPDATE reply_part SET state = ?2, detail = ?3 WHERE command = ?1",
                         params![cmd, st, detail],
                     )?;
@@ -247,12 +274,14 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                 EventBody::ConversationResolved { .. } => ("resolved", "resolved"),
                 _ => ("open", "reopened"),
             };
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, author)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
                 params![ev.id.to_string(), conv, ms(ev), ev.at.c, kind, by],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE conversation SET status = ?2,
                      unread = CASE WHEN ?2 = 'resolved' THEN 0 ELSE unread END
                  WHERE id = ?1",
@@ -268,6 +297,21 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
         EventBody::DeviceHeartbeat { .. } => {}
     }
     Ok(())
+}
+
+/// Runs a cached statement (the projector runs for every stored event).
+fn exec(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(p)
+}
+
+/// Queries one row with a cached statement.
+fn one<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    tx.prepare_cached(sql)?.query_row(p, f)
 }
 
 fn ms(ev: &Event) -> i64 {
@@ -294,7 +338,8 @@ fn state_str(s: DeliveryState) -> &'static str {
 }
 
 fn exists(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<bool> {
-    tx.query_row(
+    one(
+        tx,
         "SELECT 1 FROM conversation WHERE id = ?1",
         params![conv],
         |_| Ok(()),
@@ -324,11 +369,13 @@ fn inbound_conversation(
     let contact = match contact {
         Some(c) => c,
         None => {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO contact (id, created_ms) VALUES (?1, ?2)",
                 params![id, ms(ev)],
             )?;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO contact_identity (kind, address, contact_id) VALUES (?1, ?2, ?3)",
                 params![addr.kind.as_str(), addr.value, id],
             )?;
@@ -345,7 +392,8 @@ fn inbound_conversation(
     if let Some(c) = open {
         return Ok(c);
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
          VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5)",
         params![id, contact, channel, ms(ev), ev.at.c],
@@ -355,16 +403,21 @@ fn inbound_conversation(
 
 /// Moves the conversation's last activity to `ev` (if newer) with a preview.
 fn touch(tx: &Transaction<'_>, conv: &str, ev: &Event, text: &str) -> rusqlite::Result<()> {
-    let preview: String = text.chars().take(PREVIEW_CHARS).collect();
-    tx.execute(
+    exec(
+        tx,
         "UPDATE conversation SET last_preview = ?2 WHERE id = ?1",
-        params![conv, preview],
+        params![conv, preview(text)],
     )?;
     touch_time(tx, conv, ev)
 }
 
+fn preview(text: &str) -> String {
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
 fn touch_time(tx: &Transaction<'_>, conv: &str, ev: &Event) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE conversation SET last_ms = ?2, last_c = ?3
          WHERE id = ?1 AND (last_ms < ?2 OR (last_ms = ?2 AND last_c < ?3))",
         params![conv, ms(ev), ev.at.c],
@@ -376,7 +429,8 @@ fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusq
     if line.is_empty() || line.len() > 64 {
         return Ok(());
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO device_line (device, line, last_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (device, line) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
         params![device, line, ms(ev)],
@@ -405,7 +459,8 @@ fn recompute(tx: &Transaction<'_>, cmd: &str, whole: Option<&str>) -> rusqlite::
     } else {
         "sent"
     };
-    tx.execute(
+    exec(
+        tx,
         "UPDATE timeline_entry SET state = ?2 WHERE command = ?1",
         params![cmd, overall],
     )?;

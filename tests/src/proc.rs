@@ -230,6 +230,7 @@ pub struct Appliance {
 }
 
 impl Appliance {
+    /// An appliance with synthetic traffic: `total` events at `rate`/s.
     pub fn new(
         dir: &Path,
         id: &str,
@@ -238,13 +239,31 @@ impl Appliance {
         rate: f64,
         total: u64,
     ) -> Appliance {
+        Self::with_config(
+            dir,
+            id,
+            secret,
+            mqtt_port,
+            &format!("[synthetic]\nrate = {rate}\ntotal = {total}\n"),
+        )
+    }
+
+    /// An appliance whose config ends with `extra` (TOML tables such as
+    /// `[[modems]]` and `[offline]`).
+    pub fn with_config(
+        dir: &Path,
+        id: &str,
+        secret: &str,
+        mqtt_port: u16,
+        extra: &str,
+    ) -> Appliance {
         let data = dir.join(id);
         std::fs::create_dir_all(&data).expect("appliance dir");
         let config = data.join("appliance.toml");
         std::fs::write(
             &config,
             format!(
-                "node_id = \"{id}\"\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nsecret = \"{secret}\"\nkeep_alive_s = 5\n[sync]\nresend_after_ms = 1500\n[synthetic]\nrate = {rate}\ntotal = {total}\n",
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nsecret = \"{secret}\"\nkeep_alive_s = 5\n[sync]\nresend_after_ms = 1500\n{extra}",
                 data.display()
             ),
         )
@@ -363,4 +382,37 @@ pub fn which(program: &str) -> PathBuf {
         .map(|d| Path::new(d).join(program))
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("{program} not found: run scripts/setup (installs the Debian packages the tests need)"))
+}
+
+/// Prints the end of a log file (used when a test fails, so CI shows why).
+pub fn dump_tail(name: &str, log: &Path, lines: usize) {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return;
+    };
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    eprintln!(
+        "----- last {} lines of {name} ({}) -----",
+        all.len() - start,
+        log.display()
+    );
+    for l in &all[start..] {
+        eprintln!("{l}");
+    }
+}
+
+impl Drop for Mgmt {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_tail("crossline-mgmt", &self.log, 40);
+        }
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            dump_tail(&self.id, &self.log, 60);
+        }
+    }
 }

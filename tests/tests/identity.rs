@@ -12,7 +12,18 @@ use std::time::Duration;
 /// `mosquitto_pub` once; returns whether the broker accepted the connection.
 fn publish(port: u16, user: &str, secret: &str, topic: &str, msg: &str) -> bool {
     Command::new(which("mosquitto_pub"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", user, "-u", user, "-P", secret])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            user,
+            "-u",
+            user,
+            "-P",
+            secret,
+        ])
         .args(["-t", topic, "-m", msg, "-q", "1"])
         .stderr(Stdio::null())
         .status()
@@ -30,11 +41,29 @@ struct Sub {
 impl Sub {
     fn start(port: u16, client: &str, user: &str, secret: &str, filters: &[&str]) -> Sub {
         let mut cmd = Command::new(which("mosquitto_sub"));
-        cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", client, "-u", user, "-P", secret, "-v", "-q", "1"]);
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            client,
+            "-u",
+            user,
+            "-P",
+            secret,
+            "-v",
+            "-q",
+            "1",
+        ]);
         for f in filters {
             cmd.args(["-t", f]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let out = child.stdout.take().unwrap();
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -44,7 +73,11 @@ impl Sub {
                 }
             }
         });
-        Sub { child, lines, seen: Vec::new() }
+        Sub {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     /// Waits until a line containing `needle` arrives; while waiting, calls
@@ -62,7 +95,11 @@ impl Sub {
                     }
                 }
                 Err(_) => {
-                    assert!(std::time::Instant::now() < end, "no {needle:?} within 20 s; saw {:?}", self.seen);
+                    assert!(
+                        std::time::Instant::now() < end,
+                        "no {needle:?} within 20 s; saw {:?}",
+                        self.seen
+                    );
                     poke();
                 }
             }
@@ -89,11 +126,25 @@ fn credentials_and_topic_isolation_with_a_third_party_client() {
     let b = mgmt.add_device("dev-b");
     mgmt.start();
     let port = mgmt.mqtt_port;
-    let svc = std::fs::read_to_string(mgmt.data.join("mgmt.secret")).unwrap().trim().to_string();
+    let svc = std::fs::read_to_string(mgmt.data.join("mgmt.secret"))
+        .unwrap()
+        .trim()
+        .to_string();
     // mgmt's service user may use any client id: it plays the trusted side.
     let service_pub = |topic: &str, msg: &str| {
         let ok = Command::new(which("mosquitto_pub"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", "test-ctl", "-u", "mgmt", "-P", &svc])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-i",
+                "test-ctl",
+                "-u",
+                "mgmt",
+                "-P",
+                &svc,
+            ])
             .args(["-t", topic, "-m", msg, "-q", "1"])
             .status()
             .unwrap()
@@ -102,16 +153,49 @@ fn credentials_and_topic_isolation_with_a_third_party_client() {
     };
 
     // Right credentials work; wrong, unknown, borrowed-id ones do not.
-    assert!(publish(port, "dev-a", &a, "crossline/v1/d/dev-a/telemetry", "{}"));
-    assert!(!publish(port, "dev-a", &b, "crossline/v1/d/dev-a/telemetry", "{}"), "wrong secret accepted");
-    assert!(!publish(port, "dev-x", &a, "crossline/v1/d/dev-x/telemetry", "{}"), "unknown device accepted");
+    assert!(publish(
+        port,
+        "dev-a",
+        &a,
+        "crossline/v1/d/dev-a/telemetry",
+        "{}"
+    ));
+    assert!(
+        !publish(port, "dev-a", &b, "crossline/v1/d/dev-a/telemetry", "{}"),
+        "wrong secret accepted"
+    );
+    assert!(
+        !publish(port, "dev-x", &a, "crossline/v1/d/dev-x/telemetry", "{}"),
+        "unknown device accepted"
+    );
     let borrowed = Command::new(which("mosquitto_pub"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-i", "dev-b", "-u", "dev-a", "-P", &a])
-        .args(["-t", "crossline/v1/d/dev-a/telemetry", "-m", "{}", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            "dev-b",
+            "-u",
+            "dev-a",
+            "-P",
+            &a,
+        ])
+        .args([
+            "-t",
+            "crossline/v1/d/dev-a/telemetry",
+            "-m",
+            "{}",
+            "-q",
+            "1",
+        ])
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(!borrowed.success(), "dev-a's credential used with dev-b's client id was accepted");
+    assert!(
+        !borrowed.success(),
+        "dev-a's credential used with dev-b's client id was accepted"
+    );
 
     // Reading: dev-a subscribes to its own events (allowed, the control), to
     // dev-b's topics and to every device's events; a service-side watcher
@@ -122,15 +206,27 @@ fn credentials_and_topic_isolation_with_a_third_party_client() {
         "dev-a",
         "dev-a",
         &a,
-        &["crossline/v1/d/dev-a/events", "crossline/v1/d/dev-b/#", "crossline/v1/d/+/events"],
+        &[
+            "crossline/v1/d/dev-a/events",
+            "crossline/v1/d/dev-b/#",
+            "crossline/v1/d/+/events",
+        ],
     );
-    watcher.wait_for("w-ready", || service_pub("crossline/v1/d/dev-b/events", "w-ready"));
-    spy.wait_for("s-ready", || service_pub("crossline/v1/d/dev-a/events", "s-ready"));
+    watcher.wait_for("w-ready", || {
+        service_pub("crossline/v1/d/dev-b/events", "w-ready")
+    });
+    spy.wait_for("s-ready", || {
+        service_pub("crossline/v1/d/dev-a/events", "s-ready")
+    });
     service_pub("crossline/v1/d/dev-b/events", "secret-of-b");
     service_pub("crossline/v1/d/dev-a/events", "after");
     watcher.wait_for("secret-of-b", || {});
     spy.wait_for("after", || {});
-    assert!(!spy.saw("secret-of-b") && !spy.saw("w-ready"), "dev-a read dev-b's topic: {:?}", spy.seen);
+    assert!(
+        !spy.saw("secret-of-b") && !spy.saw("w-ready"),
+        "dev-a read dev-b's topic: {:?}",
+        spy.seen
+    );
     drop(spy);
 
     // Writing: dev-a publishes into dev-b's command topic; the watcher sees the
@@ -138,12 +234,25 @@ fn credentials_and_topic_isolation_with_a_third_party_client() {
     let _ = publish(port, "dev-a", &a, "crossline/v1/d/dev-b/cmd", "forged");
     service_pub("crossline/v1/d/dev-b/events", "after-forgery");
     watcher.wait_for("after-forgery", || {});
-    assert!(!watcher.saw("forged"), "dev-a wrote into dev-b's topic: {:?}", watcher.seen);
+    assert!(
+        !watcher.saw("forged"),
+        "dev-a wrote into dev-b's topic: {:?}",
+        watcher.seen
+    );
 
     // Revoked: refused from the next connect on; others unaffected.
     mgmt.revoke_device("dev-a");
-    assert!(!publish(port, "dev-a", &a, "crossline/v1/d/dev-a/telemetry", "{}"), "revoked device accepted");
-    assert!(publish(port, "dev-b", &b, "crossline/v1/d/dev-b/telemetry", "{}"));
+    assert!(
+        !publish(port, "dev-a", &a, "crossline/v1/d/dev-a/telemetry", "{}"),
+        "revoked device accepted"
+    );
+    assert!(publish(
+        port,
+        "dev-b",
+        &b,
+        "crossline/v1/d/dev-b/telemetry",
+        "{}"
+    ));
     drop(watcher);
     assert!(mgmt.sigterm());
 }

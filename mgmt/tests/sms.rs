@@ -548,3 +548,33 @@ async fn projector_cost() {
         store.close().unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appliance_auto_reply_shows_in_the_conversation() {
+    let m = Mgmt::start().await;
+    let mut dev = m.device("branch-off").await;
+    dev.sms("gsm0", "0501234567", "ви працюєте?").await;
+    let cid = id_of(&m.wait_list("", |l| l.len() == 1).await[0]);
+    let e = dev.event(EventBody::MessageSent {
+        channel: crossline_core::Channel::Sms,
+        line: "gsm0".into(),
+        to: "0501234567".into(),
+        text: "Ми зараз офлайн, відповімо пізніше".into(),
+        command: crossline_core::EventId::new(),
+        refs: vec![3],
+        auto_reply: true,
+    });
+    dev.publish(vec![e]).await;
+    let conv = m
+        .wait_conversation(&cid, |v| v["timeline"].as_array().unwrap().len() == 2)
+        .await;
+    let r = &conv["timeline"][1];
+    assert_eq!(r["kind"], "reply");
+    assert_eq!(r["author"], "auto-reply");
+    assert_eq!(r["state"], "sent");
+    assert_eq!(
+        conv["last_message_preview"],
+        "Ми зараз офлайн, відповімо пізніше"
+    );
+    m.stop().await;
+}

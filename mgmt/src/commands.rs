@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-/// How often pending commands are published again.
+/// How often pending commands are published again by default
+/// (`[mqtt] command_resend_s`).
 pub const RESEND_EVERY: Duration = Duration::from_secs(30);
 
 /// Tells the dispatcher that a command was just stored.

@@ -84,6 +84,13 @@ pub struct MqttConfig {
     /// mgmt's own MQTT username (a service user with access to all devices).
     #[serde(default = "default_user")]
     pub username: String,
+    /// Seconds between re-publishing commands an appliance has not confirmed.
+    #[serde(default = "default_command_resend")]
+    pub command_resend_s: u64,
+}
+
+fn default_command_resend() -> u64 {
+    30
 }
 
 fn default_mqtt() -> SocketAddr {
@@ -100,6 +107,7 @@ impl Default for MqttConfig {
             listen: default_mqtt(),
             url: None,
             username: default_user(),
+            command_resend_s: default_command_resend(),
         }
     }
 }

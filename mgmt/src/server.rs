@@ -117,7 +117,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         store.clone(),
         created_rx,
         signals_rx,
-        crate::commands::RESEND_EVERY,
+        std::time::Duration::from_secs(cfg.mqtt.command_resend_s.max(1)),
         shutdown.clone(),
     ));
     tasks.spawn(ingest::run_with_signals(

@@ -578,3 +578,35 @@ async fn appliance_auto_reply_shows_in_the_conversation() {
     );
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_command_is_published_again_periodically() {
+    let m = Mgmt::start_with("[mqtt]\ncommand_resend_s = 1\n").await;
+    let mut dev = m.device("branch-p").await;
+    dev.sms("gsm0", "+380501234567", "?").await;
+    let cid = id_of(&m.wait_list("", |l| l.len() == 1).await[0]);
+    let (s, _) = m
+        .post(
+            &format!("/api/v1/conversations/{cid}/replies"),
+            r#"{"text":"ok"}"#,
+        )
+        .await;
+    assert_eq!(s, 202);
+    let first = dev.next_command().await;
+    // No Hello, no confirmation: the timer publishes it again.
+    let again = dev.next_command().await;
+    assert_eq!(again.id, first.id);
+    // Once the appliance reports it sent, it is no longer pending.
+    let e = dev.event(sent(&first, vec![1]));
+    dev.publish(vec![e]).await;
+    m.wait_conversation(&cid, |v| v["timeline"][1]["state"] == "sent")
+        .await;
+    let pending: i64 = m
+        .running()
+        .store
+        .read(|c| c.query_row("SELECT count(*) FROM pending_command", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+    m.stop().await;
+}

@@ -29,8 +29,13 @@ pub struct Mgmt {
 
 impl Mgmt {
     pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// Starts mgmt with `toml` as its configuration (ports and data dir are set here).
+    pub async fn start_with(toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg: Config = toml::from_str("").unwrap();
+        let mut cfg: Config = toml::from_str(toml).unwrap();
         cfg.data_dir = dir.path().to_path_buf();
         cfg.http.listen = "127.0.0.1:0".parse().unwrap();
         cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
@@ -201,6 +206,7 @@ impl Device {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let cmd_topic = DeviceTopic::new(&id, Kind::Cmd).to_string();
+        let ack_topic = DeviceTopic::new(&id, Kind::Ack).to_string();
         let c2 = client.clone();
         tokio::spawn(async move {
             loop {
@@ -209,8 +215,11 @@ impl Device {
                         c2.subscribe(cmd_topic.clone(), QoS::AtLeastOnce)
                             .await
                             .unwrap();
+                        c2.subscribe(ack_topic.clone(), QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
                     }
-                    Ok(MqttEvent::Incoming(Packet::SubAck(_))) => {
+                    Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == ack_topic => {
                         let _ = ready_tx.send(());
                     }
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == cmd_topic => {
@@ -222,15 +231,29 @@ impl Device {
                 }
             }
         });
-        tokio::time::timeout(DEADLINE, ready_rx.recv())
-            .await
-            .expect("device did not connect and subscribe in time");
-        Self {
+        let dev = Self {
             id,
             client,
             seq: 0,
             commands: rx,
+        };
+        // mgmt answers Hello with an Ack once its ingestion is subscribed;
+        // before that a published event would reach nobody (a real appliance
+        // resends until acked; this test device does not).
+        let start = Instant::now();
+        loop {
+            dev.hello().await;
+            if let Ok(Some(())) =
+                tokio::time::timeout(Duration::from_millis(300), ready_rx.recv()).await
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "mgmt never answered the device's Hello"
+            );
         }
+        dev
     }
 
     pub fn event(&mut self, body: EventBody) -> Event {

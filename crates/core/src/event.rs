@@ -158,6 +158,11 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
+    /// mgmt: a routing decision (assignment, queueing, presence change, ...)
+    /// with who and why, so routing can be audited and replayed.
+    RoutingDecision { record: crate::routing::Record },
+    /// mgmt: a change to the contact book (identity added, merge, un-merge).
+    ContactChanged { fact: crate::contact::ContactFact },
     /// Periodic liveness from a device.
     DeviceHeartbeat { uptime_s: u64 },
     /// Periodic health of a device and its lines.
@@ -178,6 +183,8 @@ impl EventBody {
             EventBody::ReplyRequested { .. } => "reply_requested",
             EventBody::ConversationResolved { .. } => "conversation_resolved",
             EventBody::ConversationReopened { .. } => "conversation_reopened",
+            EventBody::RoutingDecision { .. } => "routing_decision",
+            EventBody::ContactChanged { .. } => "contact_changed",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
         }

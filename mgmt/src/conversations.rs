@@ -294,7 +294,9 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
                 seen_line(tx, ev.origin.as_str(), &m.line, ev)?;
             }
         }
-        EventBody::DeviceHeartbeat { .. } => {}
+        EventBody::DeviceHeartbeat { .. }
+        | EventBody::RoutingDecision { .. }
+        | EventBody::ContactChanged { .. } => {}
     }
     Ok(())
 }

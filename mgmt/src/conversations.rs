@@ -163,11 +163,8 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
             )?;
             seen_line(tx, ev.origin.as_str(), line, ev)?;
             let known: Option<String> = tx
-                .query_row(
-                    "SELECT conversation_id FROM timeline_entry WHERE command = ?1",
-                    params![cmd],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT conversation_id FROM timeline_entry WHERE command = ?1")?
+                .query_row(params![cmd], |r| r.get(0))
                 .optional()?;
             if known.is_none() {
                 // Not asked for by mgmt (the appliance's offline auto-reply):
@@ -361,15 +358,21 @@ fn inbound_conversation(
 ) -> rusqlite::Result<String> {
     let addr = normalise(from, region);
     let id = ev.id.to_string();
-    let contact: Option<String> = tx
-        .query_row(
-            "SELECT contact_id FROM contact_identity WHERE kind = ?1 AND address = ?2",
-            params![addr.kind.as_str(), addr.value],
-            |r| r.get(0),
-        )
+    // The contact and its open conversation, in one lookup.
+    let found: Option<(String, Option<String>)> = tx
+        .prepare_cached(
+            "SELECT i.contact_id,
+                 (SELECT c.id FROM conversation c
+                  WHERE c.contact_id = i.contact_id AND c.status = 'open')
+             FROM contact_identity i WHERE i.kind = ?1 AND i.address = ?2",
+        )?
+        .query_row(params![addr.kind.as_str(), addr.value], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    let contact = match contact {
-        Some(c) => c,
+    let contact = match found {
+        Some((_, Some(open))) => return Ok(open),
+        Some((c, None)) => c,
         None => {
             exec(
                 tx,
@@ -384,16 +387,6 @@ fn inbound_conversation(
             id.clone()
         }
     };
-    let open: Option<String> = tx
-        .query_row(
-            "SELECT id FROM conversation WHERE contact_id = ?1 AND status = 'open'",
-            params![contact],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(c) = open {
-        return Ok(c);
-    }
     exec(
         tx,
         "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
@@ -434,7 +427,8 @@ fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusq
     exec(
         tx,
         "INSERT INTO device_line (device, line, last_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT (device, line) DO UPDATE SET last_ms = max(last_ms, excluded.last_ms)",
+         ON CONFLICT (device, line) DO UPDATE SET last_ms = excluded.last_ms
+             WHERE excluded.last_ms > last_ms + 60000",
         params![device, line, ms(ev)],
     )?;
     Ok(())
@@ -623,6 +617,8 @@ pub struct Page {
 const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, i.kind, i.address, c.device,
     c.line, c.created_ms, c.last_ms, c.last_preview, c.unread, c.messages, c.last_c";
 
+// One identity per contact so far (contacts are created per address); when
+// contacts can be merged this join must pick one identity per contact.
 const SUMMARY_FROM: &str =
     "FROM conversation c JOIN contact_identity i ON i.contact_id = c.contact_id";
 

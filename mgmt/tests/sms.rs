@@ -610,3 +610,29 @@ async fn unconfirmed_command_is_published_again_periodically() {
     assert_eq!(pending, 0);
     m.stop().await;
 }
+
+/// A command is kept in the database until the appliance confirms it: after
+/// an mgmt restart the device's Hello brings it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_command_survives_an_mgmt_restart() {
+    let m = Mgmt::start().await;
+    let mut dev = m.device("branch-z").await;
+    dev.sms("gsm0", "+380501234567", "?").await;
+    let cid = id_of(&m.wait_list("", |l| l.len() == 1).await[0]);
+    let (s, r) = m
+        .post(
+            &format!("/api/v1/conversations/{cid}/replies"),
+            r#"{"text":"так"}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let first = dev.next_command().await;
+    drop(dev);
+    let m = m.restart().await;
+    let mut dev = m.device("branch-z").await;
+    let again = dev.next_command().await;
+    assert_eq!(again.id, first.id);
+    let conv = m.wait_conversation(&cid, |_| true).await;
+    assert_eq!(conv["timeline"][1]["state"], "pending");
+    m.stop().await;
+}

@@ -34,7 +34,18 @@ impl Mgmt {
 
     /// Starts mgmt with `toml` as its configuration (ports and data dir are set here).
     pub async fn start_with(toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), toml).await
+    }
+
+    /// Stops mgmt and starts it again on the same data directory (new ports).
+    pub async fn restart(mut self) -> Self {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        Self::start_in(self._dir, "").await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, toml: &str) -> Self {
         let mut cfg: Config = toml::from_str(toml).unwrap();
         cfg.data_dir = dir.path().to_path_buf();
         cfg.http.listen = "127.0.0.1:0".parse().unwrap();

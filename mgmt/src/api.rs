@@ -564,5 +564,7 @@ pub async fn openapi_json(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize_token(&st.api_token, &headers)?;
-    Ok(Json(ApiDoc::openapi()).into_response())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(<crate::routing::api::RoutingDoc as OpenApi>::openapi());
+    Ok(Json(doc).into_response())
 }

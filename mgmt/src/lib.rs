@@ -16,4 +16,5 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod routing;
 pub mod server;

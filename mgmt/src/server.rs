@@ -120,6 +120,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
         std::time::Duration::from_secs(cfg.mqtt.command_resend_s.max(1)),
         shutdown.clone(),
     ));
+    // Subscribed before ingestion starts: every inbound message is routed.
+    let (routing, routing_task) =
+        crate::routing::start(store.clone(), updates.subscribe(), shutdown.clone()).await?;
+    tasks.spawn(routing_task);
     tasks.spawn(ingest::run_with_signals(
         store.clone(),
         link,
@@ -145,7 +149,14 @@ pub async fn start(cfg: Config) -> Result<Running> {
         dispatcher,
         live: live.clone(),
         shutdown: shutdown.clone(),
-    })));
+    })))
+    .merge(crate::routing::api::router(Arc::new(
+        crate::routing::api::RoutingApiState {
+            store: store.clone(),
+            api_token: api_token.clone(),
+            routing,
+        },
+    )));
     let sd = shutdown.clone();
     tasks.spawn(async move {
         axum::serve(listener, app)

@@ -19,6 +19,7 @@ pub const MIGRATION_ARRAY: &[M<'static>] = &[
     M::up(include_str!("migrations/0002_devices.sql")),
     M::up(include_str!("migrations/0003_appliance_sms.sql")),
     M::up(include_str!("migrations/0004_mgmt_conversations.sql")),
+    M::up(include_str!("migrations/0005_routing.sql")),
 ];
 
 /// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.

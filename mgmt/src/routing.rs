@@ -1,0 +1,568 @@
+//! The routing service: one task owns the routing engine
+//! ([`crossline_core::routing::Router`]) and feeds it, one input at a time,
+//! the API's commands ([`Routing`]), every newly ingested inbound SMS
+//! (`Command::Inbound` for its conversation) and its own timers
+//! (`next_deadline` → `tick`).
+//!
+//! Every record the engine returns is appended to the event log as
+//! `EventBody::RoutingDecision { record }` (origin mgmt, with the record's
+//! conversation) *before* the caller gets its answer, so what the API shows
+//! has been audited and survives a restart: at start the service rebuilds
+//! the engine with `Router::replay(config, records)`.
+//!
+//! The configuration lives in the `routing_config` table (one row per PUT;
+//! the newest is in force). A new configuration must replay the log since
+//! the current epoch (`replay_from_seq`); if it cannot (the log names an
+//! agent or queue it removes), it is refused unless installed with `reset`,
+//! which starts a new epoch: routing state starts empty, the older decisions
+//! stay in the log for audit and metrics. See docs/API.md, "Routing".
+
+pub mod api;
+
+use crate::ingest::{Update, now_ms};
+use crate::server::mgmt_node;
+use crossline_core::contact::ContactId;
+use crossline_core::routing::{
+    Attributes, Command, ConfigError, Record, Rejected, Router, RoutingConfig, RoutingError,
+};
+use crossline_core::{Channel, ConversationId, EventBody};
+use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
+use rusqlite::OptionalExtension;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// Requests waiting for the routing task; more make callers wait.
+pub const REQUEST_QUEUE: usize = 256;
+
+/// Why a routing request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingServiceError {
+    #[error("routing is not configured yet; PUT /api/v1/routing/config first")]
+    NotConfigured,
+    #[error("invalid routing config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("invalid routing config: {0}")]
+    Parse(String),
+    #[error(
+        "the routing decisions logged so far do not fit this config ({0}); keep the agents and queues they name, or PUT the config with ?reset=true to start routing afresh (current assignments and waiting conversations are dropped; the log is kept)"
+    )]
+    Incompatible(String),
+    #[error("{0}")]
+    Routing(RoutingError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored routing decision (mgmt seq {seq}) is unreadable: {detail}")]
+    Corrupt { seq: u64, detail: String },
+    #[error("the routing service has stopped (mgmt is shutting down)")]
+    Stopped,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone)]
+pub struct ConfigInfo {
+    /// Row of `routing_config`: 1 for the first PUT, then 2, ...
+    pub version: u64,
+    /// Decisions with mgmt seq below this are not replayed (earlier epochs).
+    pub replay_from_seq: u64,
+    pub created_ms: u64,
+    pub config: RoutingConfig,
+}
+
+type Query = Box<dyn FnOnce(Option<(&Router, &ConfigInfo)>) + Send>;
+type AfterCommand = Box<dyn FnOnce(Result<(&Router, Vec<Record>), RoutingServiceError>) + Send>;
+
+enum Request {
+    Query(Query),
+    Command {
+        cmd: Command,
+        then: AfterCommand,
+    },
+    SetConfig {
+        config: Box<RoutingConfig>,
+        reset: bool,
+        reply: oneshot::Sender<Result<ConfigInfo, RoutingServiceError>>,
+    },
+}
+
+/// Handle to the routing task (cheap to clone).
+#[derive(Clone)]
+pub struct Routing {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Routing {
+    /// Runs `f` on the engine (None until configured) and returns its result.
+    pub async fn query<T, F>(&self, f: F) -> Result<T, RoutingServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<(&Router, &ConfigInfo)>) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let q: Query = Box::new(move |r| {
+            let _ = tx.send(f(r));
+        });
+        self.tx
+            .send(Request::Query(q))
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)
+    }
+
+    /// Handles `cmd` now; the records are in the log when this returns.
+    pub async fn command(&self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        self.command_then(cmd, |_, records| records).await
+    }
+
+    /// Handles `cmd`, then runs `f` on the engine right after (before any
+    /// other input), with the records it decided.
+    pub async fn command_then<T, F>(&self, cmd: Command, f: F) -> Result<T, RoutingServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Router, Vec<Record>) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let then: AfterCommand = Box::new(move |r| {
+            let _ = tx.send(r.map(|(router, records)| f(router, records)));
+        });
+        self.tx
+            .send(Request::Command { cmd, then })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+
+    /// Validates, persists and installs a configuration.
+    pub async fn set_config(
+        &self,
+        config: RoutingConfig,
+        reset: bool,
+    ) -> Result<ConfigInfo, RoutingServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::SetConfig {
+                config: Box::new(config),
+                reset,
+                reply,
+            })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+}
+
+/// Loads the configuration and rebuilds the engine from the log; returns the
+/// handle and the task to spawn. `updates` must be subscribed before
+/// ingestion starts so no inbound message is missed.
+pub async fn start(
+    store: SqliteStore,
+    updates: broadcast::Receiver<Update>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    Routing,
+    impl Future<Output = anyhow::Result<()>> + Send + 'static,
+)> {
+    let mut service = Service {
+        store,
+        router: None,
+        info: None,
+    };
+    service.rebuild().await?;
+    let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+    Ok((Routing { tx }, service.run(rx, updates, shutdown)))
+}
+
+struct Service {
+    store: SqliteStore,
+    router: Option<Router>,
+    info: Option<ConfigInfo>,
+}
+
+impl Service {
+    /// (Re)builds the engine from the stored config and decisions.
+    async fn rebuild(&mut self) -> Result<(), RoutingServiceError> {
+        self.router = None;
+        self.info = load_config(&self.store).await?;
+        if let Some(info) = &self.info {
+            let records = load_records(&self.store, info.replay_from_seq, None).await?;
+            let n = records.len();
+            let router = Router::replay(info.config.clone(), records.iter().map(|(_, r)| r))
+                .map_err(|e| {
+                    RoutingServiceError::Incompatible(format!(
+                        "config version {}: {e}",
+                        info.version
+                    ))
+                })?;
+            info!(
+                version = info.version,
+                decisions = n,
+                "routing engine rebuilt from the log"
+            );
+            self.router = Some(router);
+        }
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Request>,
+        mut updates: broadcast::Receiver<Update>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let deadline = self.router.as_mut().and_then(Router::next_deadline);
+            let timer = async move {
+                match deadline {
+                    Some(t) => {
+                        tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                req = rx.recv() => match req {
+                    Some(req) => self.request(req).await,
+                    None => break,
+                },
+                u = updates.recv() => match u {
+                    Ok(Update::Stored { events, .. }) => self.ingested(events).await,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
+                        missed = n,
+                        "routing fell behind ingestion; some inbound messages were not routed"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = timer => {
+                    if let Err(e) = self.handle(Command::Tick).await {
+                        warn!(error = %e, "routing timers failed; retrying in 1 s");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn request(&mut self, req: Request) {
+        match req {
+            Request::Query(q) => q(self.router.as_ref().zip(self.info.as_ref())),
+            Request::Command { cmd, then } => match self.handle(cmd).await {
+                Ok(records) => match &self.router {
+                    Some(r) => then(Ok((r, records))),
+                    None => then(Err(RoutingServiceError::NotConfigured)),
+                },
+                Err(e) => then(Err(e)),
+            },
+            Request::SetConfig {
+                config,
+                reset,
+                reply,
+            } => {
+                let _ = reply.send(self.set_config(*config, reset).await);
+            }
+        }
+    }
+
+    async fn set_config(
+        &mut self,
+        config: RoutingConfig,
+        reset: bool,
+    ) -> Result<ConfigInfo, RoutingServiceError> {
+        Router::new(config.clone())?;
+        let current_from = self.info.as_ref().map_or(1, |i| i.replay_from_seq);
+        let (router, from) = if reset {
+            let from = next_mgmt_seq(&self.store).await?;
+            (Router::new(config.clone())?, from)
+        } else {
+            let records = load_records(&self.store, current_from, None).await?;
+            let router = Router::replay(config.clone(), records.iter().map(|(_, r)| r))
+                .map_err(|e| RoutingServiceError::Incompatible(e.to_string()))?;
+            (router, current_from)
+        };
+        let json = serde_json::to_string(&config)
+            .map_err(|e| RoutingServiceError::Parse(e.to_string()))?;
+        let created_ms = now_ms();
+        let version = self
+            .store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO routing_config (config, replay_from_seq, created_ms) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![json, from as i64, created_ms as i64],
+                )?;
+                Ok(tx.last_insert_rowid() as u64)
+            })
+            .await?;
+        let info = ConfigInfo {
+            version,
+            replay_from_seq: from,
+            created_ms,
+            config,
+        };
+        info!(
+            version,
+            reset,
+            replay_from_seq = from,
+            "routing config installed"
+        );
+        self.router = Some(router);
+        self.info = Some(info.clone());
+        Ok(info)
+    }
+
+    /// Runs one command and appends what it decided before answering.
+    async fn handle(&mut self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        let router = self
+            .router
+            .as_mut()
+            .ok_or(RoutingServiceError::NotConfigured)?;
+        let (records, refused) = match router.handle(now_ms(), cmd) {
+            Ok(records) => (records, None),
+            Err(Rejected { error, records }) => (records, Some(error)),
+        };
+        if !records.is_empty() {
+            let events = records
+                .iter()
+                .map(|r| NewEvent {
+                    conversation: r.fact.conversation(),
+                    body: EventBody::RoutingDecision { record: r.clone() },
+                })
+                .collect();
+            if let Err(e) = self.store.append(events).await {
+                // The engine moved on but the log did not: go back to what
+                // the log says, so the API never shows an unlogged decision.
+                error!(error = %e, "could not log routing decisions; rebuilding the engine from the log");
+                if let Err(e2) = self.rebuild().await {
+                    error!(error = %e2, "could not rebuild routing from the log; routing is off until mgmt restarts");
+                }
+                return Err(e.into());
+            }
+        }
+        match refused {
+            Some(e) => Err(RoutingServiceError::Routing(e)),
+            None => Ok(records),
+        }
+    }
+
+    /// Routes the inbound messages of a stored batch.
+    async fn ingested(&mut self, events: Vec<crossline_core::Event>) {
+        if self.router.is_none() {
+            return;
+        }
+        for e in events {
+            let EventBody::MessageReceived {
+                channel,
+                line,
+                text,
+                ..
+            } = &e.body
+            else {
+                continue;
+            };
+            let id = e.id.to_string();
+            let found = self
+                .store
+                .read(move |conn| {
+                    conn.query_row(
+                        "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
+                         JOIN conversation c ON c.id = t.conversation_id
+                         WHERE t.event_id = ?1",
+                        [&id],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                    )
+                    .optional()
+                })
+                .await;
+            let (conversation, contact) = match found {
+                Ok(Some((c, k))) => match c.parse::<ConversationId>() {
+                    Ok(c) => (c, k.parse().ok().map(ContactId)),
+                    Err(_) => {
+                        warn!(event = %e.id, conversation = %c, "conversation id is not a UUID; not routed");
+                        continue;
+                    }
+                },
+                Ok(None) => {
+                    debug!(event = %e.id, "inbound message in no conversation; not routed");
+                    continue;
+                }
+                Err(err) => {
+                    warn!(event = %e.id, error = %err, "could not look the message's conversation up; not routed");
+                    continue;
+                }
+            };
+            let cmd = Command::Inbound {
+                conversation,
+                contact,
+                channel: *channel,
+                attributes: Attributes {
+                    line: Some(line.clone()),
+                    language: None,
+                    text: Some(text.clone()),
+                    customer_tags: Vec::new(),
+                },
+                priority: None,
+            };
+            match self.handle(cmd).await {
+                Ok(records) => {
+                    debug!(%conversation, device = %e.origin, decisions = records.len(), "inbound routed")
+                }
+                Err(err) => {
+                    warn!(%conversation, device = %e.origin, error = %err, "inbound message not routed")
+                }
+            }
+        }
+    }
+}
+
+async fn load_config(store: &SqliteStore) -> Result<Option<ConfigInfo>, RoutingServiceError> {
+    let row = store
+        .read(|conn| {
+            conn.query_row(
+                "SELECT version, config, replay_from_seq, created_ms FROM routing_config
+                 ORDER BY version DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .await?;
+    let Some((version, json, from, created)) = row else {
+        return Ok(None);
+    };
+    let config: RoutingConfig = serde_json::from_str(&json).map_err(|e| {
+        RoutingServiceError::Parse(format!("stored routing config version {version}: {e}"))
+    })?;
+    Ok(Some(ConfigInfo {
+        version: version as u64,
+        replay_from_seq: from as u64,
+        created_ms: created as u64,
+        config,
+    }))
+}
+
+/// The next seq mgmt's log will use.
+async fn next_mgmt_seq(store: &SqliteStore) -> Result<u64, RoutingServiceError> {
+    let origin = mgmt_node().to_string();
+    let max: i64 = store
+        .read(move |conn| {
+            conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM event WHERE origin = ?1",
+                [&origin],
+                |r| r.get(0),
+            )
+        })
+        .await?;
+    Ok(max as u64 + 1)
+}
+
+/// One logged routing decision.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// mgmt's seq of the event (the audit trail's order and cursor).
+    pub seq: u64,
+    pub event_id: String,
+    pub record: Record,
+}
+
+/// Filter of [`decisions`].
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub conversation: Option<ConversationId>,
+    /// Only seq > after.
+    pub after: u64,
+    pub limit: usize,
+}
+
+/// Routing decisions in log order.
+pub async fn decisions(
+    store: &SqliteStore,
+    f: DecisionFilter,
+) -> Result<Vec<Logged>, RoutingServiceError> {
+    let origin = mgmt_node().to_string();
+    let rows = store
+        .read(move |conn| {
+            let conv = f.conversation.map(|c| c.0.as_bytes().to_vec());
+            let mut st = conn.prepare_cached(
+                "SELECT seq, id, body FROM event
+                 WHERE origin = ?1 AND kind = 'routing_decision' AND seq > ?2
+                   AND (?3 IS NULL OR conversation = ?3)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = st.query_map(
+                rusqlite::params![origin, f.after as i64, conv, f.limit as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    rows.into_iter()
+        .map(|(seq, id, body)| {
+            let seq = seq as u64;
+            let event_id = uuid::Uuid::from_slice(&id)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            match serde_json::from_str::<EventBody>(&body) {
+                Ok(EventBody::RoutingDecision { record }) => Ok(Logged {
+                    seq,
+                    event_id,
+                    record,
+                }),
+                Ok(other) => Err(RoutingServiceError::Corrupt {
+                    seq,
+                    detail: format!("kind routing_decision holds a {}", other.kind()),
+                }),
+                Err(e) => Err(RoutingServiceError::Corrupt {
+                    seq,
+                    detail: e.to_string(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Every routing decision with mgmt seq >= `from`, in log order.
+pub async fn load_records(
+    store: &SqliteStore,
+    from: u64,
+    conversation: Option<ConversationId>,
+) -> Result<Vec<(u64, Record)>, RoutingServiceError> {
+    let all = decisions(
+        store,
+        DecisionFilter {
+            conversation,
+            after: from.saturating_sub(1),
+            limit: i64::MAX as usize,
+        },
+    )
+    .await?;
+    Ok(all.into_iter().map(|l| (l.seq, l.record)).collect())
+}
+
+/// The channels' names, in the engine's load/capacity index order.
+pub fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Sms => "sms",
+        Channel::Voice => "voice",
+        Channel::Email => "email",
+        Channel::Chat => "chat",
+        Channel::Messenger => "messenger",
+    }
+}

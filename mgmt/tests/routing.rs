@@ -1,0 +1,458 @@
+//! Routing inside one running mgmt: configuration, presence, live assignment
+//! of inbound SMS, capacity, transfers, the audit trail, replay after a
+//! restart, errors and authorisation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Mgmt, http, wait_for};
+use crossline_mgmt::config::Config;
+use crossline_mgmt::server;
+use serde_json::{Value, json};
+
+fn config() -> Value {
+    json!({
+        "default_queue": "sms",
+        "agents": [
+            { "id": "ana", "team": "front", "capacity": { "sms": 1 } },
+            { "id": "bob", "team": "front", "capacity": { "sms": 1 } }
+        ],
+        "queues": [
+            { "id": "sms", "members": { "teams": ["front"] } },
+            { "id": "vip", "members": { "agents": ["bob"] } }
+        ]
+    })
+}
+
+async fn put(m: &Mgmt, path: &str, body: &Value) -> (u16, Value) {
+    m.request("PUT", path, Some(&body.to_string())).await
+}
+
+async fn configure(m: &Mgmt) {
+    let (s, v) = put(m, "/api/v1/routing/config", &config()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 1);
+}
+
+/// The routing view of conversation `id` once `pred` holds.
+async fn wait_routed(m: &Mgmt, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/api/v1/routing/conversations/{id}");
+    wait_for(|| async {
+        let (s, v) = m.get(&path).await;
+        (s == 200 && pred(&v)).then_some(v)
+    })
+    .await
+}
+
+/// The SMS conversation of `number` once it exists.
+async fn conversation_of(m: &Mgmt, number: &str) -> String {
+    let list = m
+        .wait_list(&format!("?number={}", number.replace('+', "%2B")), |l| {
+            l.len() == 1
+        })
+        .await;
+    list[0]["id"].as_str().unwrap().to_string()
+}
+
+fn agent<'a>(agents: &'a Value, id: &str) -> &'a Value {
+    agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap()
+}
+
+fn assigned_to(decisions: &Value, conversation: &str) -> Option<String> {
+    decisions.as_array().unwrap().iter().find_map(|d| {
+        let f = d.get("fact").unwrap_or(d);
+        (f["type"] == "assigned" && f["conversation"] == conversation)
+            .then(|| f["agent"].as_str().unwrap().to_string())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_sms_is_routed_live_within_capacity_and_survives_a_restart() {
+    let mut m = Mgmt::start().await;
+    configure(&m).await;
+    let mut dev = m.device("branch-kyiv").await;
+
+    // Only ana is available: the first customer goes to her, with the reason.
+    let (s, v) = put(
+        &m,
+        "/api/v1/agents/ana/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["agent"]["presence"]["state"], "available");
+    assert_eq!(v["decisions"][0]["fact"]["type"], "presence_changed");
+
+    dev.sms("gsm0", "+380501110001", "Добрий день").await;
+    let a = conversation_of(&m, "+380501110001").await;
+    let view = wait_routed(&m, &a, |v| v["state"]["state"] == "active").await;
+    assert_eq!(view["agent"], "ana");
+    assert_eq!(view["queue"], "sms");
+    assert_eq!(view["channel"], "sms");
+
+    let (s, trail) = m
+        .get(&format!("/api/v1/routing/decisions?conversation={a}"))
+        .await;
+    assert_eq!(s, 200, "{trail}");
+    let facts: Vec<&Value> = trail["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["fact"])
+        .collect();
+    assert_eq!(facts[0]["type"], "arrived");
+    assert_eq!(facts[0]["channel"], "sms");
+    let assigned = facts.iter().find(|f| f["type"] == "assigned").unwrap();
+    assert_eq!(assigned["agent"], "ana");
+    assert_eq!(
+        assigned["reason"],
+        json!({"why": "queue", "queue": "sms", "step": 0})
+    );
+    assert!(
+        trail["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["conversation"] == a.as_str())
+    );
+
+    let (_, agents) = m.get("/api/v1/agents").await;
+    assert_eq!(agent(&agents, "ana")["load"]["sms"], 1);
+    assert_eq!(agent(&agents, "ana")["capacity"]["sms"], 1);
+    assert_eq!(agent(&agents, "ana")["conversations"], json!([a]));
+    assert_eq!(agent(&agents, "bob")["presence"]["state"], "offline");
+
+    // SMS capacity 1: a second customer waits, although ana is available.
+    dev.sms("gsm0", "+380501110002", "Є питання").await;
+    let b = conversation_of(&m, "+380501110002").await;
+    wait_routed(&m, &b, |v| v["state"]["state"] == "waiting").await;
+    let (_, queues) = m.get("/api/v1/queues").await;
+    let sms = &queues[0];
+    assert_eq!(sms["id"], "sms");
+    assert_eq!(sms["waiting"], 1);
+    assert_eq!(sms["conversations"], json!([b]));
+    assert!(sms["longest_wait_ms"].as_u64().is_some());
+
+    // Bob going available picks the waiting conversation up at once.
+    let (s, v) = put(
+        &m,
+        "/api/v1/agents/bob/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(assigned_to(&v["decisions"], &b).as_deref(), Some("bob"));
+    assert_eq!(v["agent"]["load"]["sms"], 1);
+    let view = wait_routed(&m, &b, |_| true).await;
+    assert_eq!(view["agent"], "bob");
+
+    // Both full: a third customer waits; nobody goes over capacity.
+    dev.sms("gsm1", "+380501110003", "Третій").await;
+    let c = conversation_of(&m, "+380501110003").await;
+    wait_routed(&m, &c, |v| v["state"]["state"] == "waiting").await;
+    let (_, agents) = m.get("/api/v1/agents").await;
+    for a in agents.as_array().unwrap() {
+        assert_eq!(a["load"]["sms"], 1, "{a}");
+    }
+
+    // Ana resolves hers: the waiting one goes to her.
+    let (s, v) = m
+        .post(
+            "/api/v1/routing/commands",
+            &json!({"cmd": "resolve", "conversation": a}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversation"]["state"]["state"], "resolved");
+    assert_eq!(assigned_to(&v["decisions"], &c).as_deref(), Some("ana"));
+
+    // Transfer bob's conversation to the vip queue (bob is its only member,
+    // and he just freed himself by the transfer: it comes back to him).
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{b}/assign"),
+            &json!({"queue": "vip"}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversation"]["queue"], "vip");
+    assert_eq!(v["conversation"]["agent"], "bob");
+    // Assign to an agent who is full: reserved for her.
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{b}/assign"),
+            &json!({"agent": "ana"}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversation"]["state"]["state"], "reserved");
+    assert_eq!(v["conversation"]["agent"], "ana");
+
+    // Unknown agent / conversation / queue: 404.
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{c}/assign"),
+            &json!({"agent": "zoe"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (404, Some("unknown_agent")),
+        "{v}"
+    );
+    let (s, v) = put(
+        &m,
+        "/api/v1/agents/zoe/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (404, Some("unknown_agent")),
+        "{v}"
+    );
+    let (s, _) = m.get("/api/v1/agents/zoe").await;
+    assert_eq!(s, 404);
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{c}/assign"),
+            &json!({"queue": "nope"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (404, Some("unknown_queue")),
+        "{v}"
+    );
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{}/assign", uuid_like()),
+            &json!({"agent": "ana"}).to_string(),
+        )
+        .await;
+    assert_eq!((s, v["error"].as_str()), (404, Some("not_found")), "{v}");
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{c}/assign"),
+            &json!({"agent": "ana", "queue": "sms"}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = put(
+        &m,
+        "/api/v1/agents/ana/presence",
+        &json!({"state": "asleep"}),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+
+    // Metrics over the log.
+    let (s, v) = m.get("/api/v1/metrics/routing?from=0").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["plain"]["total"]["offered"], 3, "{v}");
+    assert_eq!(v["plain"]["total"]["answered"], 3, "{v}");
+    assert_eq!(v["plain"]["total"]["resolved"], 1, "{v}");
+
+    // Restart on the same data dir: the same state from the log.
+    let (_, agents_before) = m.get("/api/v1/agents").await;
+    let mut views_before = Vec::new();
+    for id in [&a, &b, &c] {
+        views_before.push(
+            m.get(&format!("/api/v1/routing/conversations/{id}"))
+                .await
+                .1,
+        );
+    }
+    let (_, queues_before) = m.get("/api/v1/queues").await;
+    let (_, trail_before) = m.get("/api/v1/routing/decisions").await;
+    let data_dir = m.running().store.path().parent().unwrap().to_path_buf();
+    drop(dev);
+    m.running.take().unwrap().stop().await;
+
+    let mut cfg: Config = toml::from_str("").unwrap();
+    cfg.data_dir = data_dir;
+    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
+    let running = server::start(cfg).await.unwrap();
+    let addr = running.http_addr.to_string();
+    let get = |path: String| {
+        let (addr, token) = (addr.clone(), running.api_token.clone());
+        async move {
+            let (s, b) = http(&addr, "GET", &path, Some(&token), None).await;
+            (s, serde_json::from_slice::<Value>(&b).unwrap())
+        }
+    };
+    let (s, agents_after) = get("/api/v1/agents".into()).await;
+    assert_eq!(s, 200, "{agents_after}");
+    assert_eq!(agents_after, agents_before);
+    for (id, before) in [&a, &b, &c].into_iter().zip(&views_before) {
+        let (_, after) = get(format!("/api/v1/routing/conversations/{id}")).await;
+        assert_eq!(&after, before);
+    }
+    let (_, trail_after) = get("/api/v1/routing/decisions".into()).await;
+    assert_eq!(trail_after, trail_before);
+    let (_, queues_after) = get("/api/v1/queues".into()).await;
+    assert_eq!(
+        queues_after[0]["conversations"],
+        queues_before[0]["conversations"]
+    );
+    let (_, cfg_after) = get("/api/v1/routing/config".into()).await;
+    assert_eq!(cfg_after["version"], 1);
+    running.stop().await;
+}
+
+fn uuid_like() -> String {
+    crossline_core::ConversationId::new().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_is_validated_and_changes_must_fit_the_log() {
+    let m = Mgmt::start().await;
+    // Not configured yet.
+    let (s, v) = m.get("/api/v1/routing/config").await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("not_configured")),
+        "{v}"
+    );
+    let (s, _) = m.get("/api/v1/agents").await;
+    assert_eq!(s, 409);
+
+    // A queue naming an agent who does not exist: 422 with the engine's reason.
+    let mut bad = config();
+    bad["queues"][1]["members"]["agents"] = json!(["zoe"]);
+    let (s, v) = put(&m, "/api/v1/routing/config", &bad).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (422, Some("invalid_config")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("queue vip lists agent zoe, who is not configured"),
+        "{v}"
+    );
+    // Unknown fields and malformed JSON: 422 too.
+    let mut bad = config();
+    bad["agents"][0]["capacity"]["fax"] = json!(1);
+    let (s, v) = put(&m, "/api/v1/routing/config", &bad).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("fax"), "{v}");
+    let (s, _) = m
+        .request("PUT", "/api/v1/routing/config", Some("{\"agents\": ["))
+        .await;
+    assert_eq!(s, 422);
+
+    configure(&m).await;
+    let (s, v) = m.get("/api/v1/routing/config").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["config"]["agents"][1]["id"], "bob");
+
+    // Bob has a logged presence: a config without him does not fit the log.
+    let (s, _) = put(&m, "/api/v1/agents/bob/presence", &json!({"state": "busy"})).await;
+    assert_eq!(s, 200);
+    let mut without_bob = config();
+    without_bob["agents"] = json!([config()["agents"][0]]);
+    without_bob["queues"] = json!([{ "id": "sms", "members": { "teams": ["front"] } }]);
+    let (s, v) = put(&m, "/api/v1/routing/config", &without_bob).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (409, Some("incompatible_config")),
+        "{v}"
+    );
+    // ... unless routing starts afresh.
+    let (s, v) = put(&m, "/api/v1/routing/config?reset=true", &without_bob).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 2);
+    let (_, agents) = m.get("/api/v1/agents").await;
+    assert_eq!(agents.as_array().unwrap().len(), 1);
+    // A compatible change keeps the state.
+    let (s, _) = put(&m, "/api/v1/agents/ana/presence", &json!({"state": "away"})).await;
+    assert_eq!(s, 200);
+    let mut more = without_bob.clone();
+    more["wrap_up_ms"] = json!(5000);
+    let (s, v) = put(&m, "/api/v1/routing/config", &more).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"], 3);
+    let (_, a) = m.get("/api/v1/agents/ana").await;
+    assert_eq!(a["presence"]["state"], "away");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routing_endpoint_needs_the_token_and_is_documented() {
+    let m = Mgmt::start().await;
+    configure(&m).await;
+    let id = uuid_like();
+    let endpoints = [
+        ("GET", "/api/v1/routing/config".to_string(), None),
+        (
+            "PUT",
+            "/api/v1/routing/config".to_string(),
+            Some(config().to_string()),
+        ),
+        (
+            "POST",
+            "/api/v1/routing/commands".to_string(),
+            Some("{\"cmd\":\"tick\"}".to_string()),
+        ),
+        ("GET", "/api/v1/routing/decisions".to_string(), None),
+        ("GET", format!("/api/v1/routing/conversations/{id}"), None),
+        ("GET", "/api/v1/agents".to_string(), None),
+        ("GET", "/api/v1/agents/ana".to_string(), None),
+        (
+            "PUT",
+            "/api/v1/agents/ana/presence".to_string(),
+            Some("{\"state\":\"available\"}".to_string()),
+        ),
+        ("GET", "/api/v1/queues".to_string(), None),
+        (
+            "POST",
+            format!("/api/v1/conversations/{id}/assign"),
+            Some("{\"agent\":\"ana\"}".to_string()),
+        ),
+        ("GET", "/api/v1/metrics/routing".to_string(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        for token in [None, Some("wrong")] {
+            let (s, b) = http(&m.http, method, path, token, body.as_deref()).await;
+            assert_eq!(
+                s,
+                401,
+                "{method} {path} {token:?}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
+    // Nothing changed: ana is still offline.
+    let (_, a) = m.get("/api/v1/agents/ana").await;
+    assert_eq!(a["presence"]["state"], "offline");
+
+    let (s, doc) = m.get("/api/v1/openapi.json").await;
+    assert_eq!(s, 200);
+    for p in [
+        "/api/v1/routing/config",
+        "/api/v1/routing/commands",
+        "/api/v1/routing/decisions",
+        "/api/v1/routing/conversations/{id}",
+        "/api/v1/agents",
+        "/api/v1/agents/{id}",
+        "/api/v1/agents/{id}/presence",
+        "/api/v1/queues",
+        "/api/v1/conversations/{id}/assign",
+        "/api/v1/metrics/routing",
+        "/api/v1/conversations",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing from OpenAPI");
+    }
+    assert!(doc["paths"]["/api/v1/routing/config"].get("put").is_some());
+    m.stop().await;
+}

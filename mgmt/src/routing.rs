@@ -19,15 +19,19 @@
 
 pub mod api;
 
+use crate::conversations::{EntryKind, Status};
 use crate::ingest::{Update, now_ms};
+use crate::live::LiveEvent;
 use crate::server::mgmt_node;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
-    Attributes, Command, ConfigError, Record, Rejected, Router, RoutingConfig, RoutingError,
+    Attributes, Command, ConfigError, Record, Rejected, RouteState, Router, RoutingConfig,
+    RoutingError,
 };
 use crossline_core::{Channel, ConversationId, EventBody};
 use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
 use rusqlite::OptionalExtension;
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -158,6 +162,7 @@ impl Routing {
 pub async fn start(
     store: SqliteStore,
     updates: broadcast::Receiver<Update>,
+    live: broadcast::Receiver<LiveEvent>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(
     Routing,
@@ -167,17 +172,23 @@ pub async fn start(
         store,
         router: None,
         info: None,
+        replies_seen: VecDeque::new(),
     };
     service.rebuild().await?;
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-    Ok((Routing { tx }, service.run(rx, updates, shutdown)))
+    Ok((Routing { tx }, service.run(rx, updates, live, shutdown)))
 }
 
 struct Service {
     store: SqliteStore,
     router: Option<Router>,
     info: Option<ConfigInfo>,
+    /// Reply command ids already counted as agent replies (bounded).
+    replies_seen: VecDeque<String>,
 }
+
+/// How many reply ids [`Service::replies_seen`] keeps.
+const REPLIES_SEEN: usize = 4096;
 
 impl Service {
     /// (Re)builds the engine from the stored config and decisions.
@@ -208,6 +219,7 @@ impl Service {
         mut self,
         mut rx: mpsc::Receiver<Request>,
         mut updates: broadcast::Receiver<Update>,
+        mut live: broadcast::Receiver<LiveEvent>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
@@ -232,6 +244,14 @@ impl Service {
                     Err(broadcast::error::RecvError::Lagged(n)) => warn!(
                         missed = n,
                         "routing fell behind ingestion; some inbound messages were not routed"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                l = live.recv() => match l {
+                    Ok(ev) => self.conversation_changed(ev).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
+                        missed = n,
+                        "routing fell behind conversation changes; some resolves or replies were not passed to routing"
                     ),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -346,6 +366,50 @@ impl Service {
         match refused {
             Some(e) => Err(RoutingServiceError::Routing(e)),
             None => Ok(records),
+        }
+    }
+
+    /// Passes what agents did through the conversations API (resolve,
+    /// reply) on to routing, so capacity is freed and responses count.
+    async fn conversation_changed(&mut self, ev: LiveEvent) {
+        let Some(router) = &self.router else { return };
+        let cmd = match ev {
+            LiveEvent::Conversation(s) if s.status == Status::Resolved => {
+                let Ok(id) = s.id.parse::<ConversationId>() else {
+                    return;
+                };
+                match router.conversation(&id).map(|v| v.state) {
+                    None | Some(RouteState::Resolved | RouteState::Abandoned) => return,
+                    Some(_) => Command::Resolve { conversation: id },
+                }
+            }
+            LiveEvent::Message(m) => {
+                let e = &m.entry;
+                let (EntryKind::Reply, Some(command)) = (&e.kind, &e.command) else {
+                    return;
+                };
+                if self.replies_seen.contains(command) {
+                    return;
+                }
+                let Ok(id) = m.conversation_id.parse::<ConversationId>() else {
+                    return;
+                };
+                if !matches!(
+                    router.conversation(&id).map(|v| v.state),
+                    Some(RouteState::Active | RouteState::Held | RouteState::Snoozed { .. })
+                ) {
+                    return;
+                }
+                if self.replies_seen.len() >= REPLIES_SEEN {
+                    self.replies_seen.pop_front();
+                }
+                self.replies_seen.push_back(command.clone());
+                Command::AgentReply { conversation: id }
+            }
+            LiveEvent::Conversation(_) => return,
+        };
+        if let Err(e) = self.handle(cmd).await {
+            debug!(error = %e, "conversation change not applied to routing");
         }
     }
 

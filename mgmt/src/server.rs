@@ -121,8 +121,13 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown.clone(),
     ));
     // Subscribed before ingestion starts: every inbound message is routed.
-    let (routing, routing_task) =
-        crate::routing::start(store.clone(), updates.subscribe(), shutdown.clone()).await?;
+    let (routing, routing_task) = crate::routing::start(
+        store.clone(),
+        updates.subscribe(),
+        live.subscribe(),
+        shutdown.clone(),
+    )
+    .await?;
     tasks.spawn(routing_task);
     tasks.spawn(ingest::run_with_signals(
         store.clone(),

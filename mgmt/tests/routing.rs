@@ -456,3 +456,57 @@ async fn every_routing_endpoint_needs_the_token_and_is_documented() {
     assert!(doc["paths"]["/api/v1/routing/config"].get("put").is_some());
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_and_resolves_through_the_conversations_api_reach_routing() {
+    let m = Mgmt::start().await;
+    configure(&m).await;
+    let mut dev = m.device("branch-lviv").await;
+    let (s, _) = put(
+        &m,
+        "/api/v1/agents/ana/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    dev.sms("gsm0", "+380501110011", "Перше").await;
+    let a = conversation_of(&m, "+380501110011").await;
+    wait_routed(&m, &a, |v| v["agent"] == "ana").await;
+    dev.sms("gsm0", "+380501110012", "Друге").await;
+    let b = conversation_of(&m, "+380501110012").await;
+    wait_routed(&m, &b, |v| v["state"]["state"] == "waiting").await;
+
+    // A reply counts as the agent's (first) response.
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{a}/replies"),
+            &json!({"text": "Вітаю"}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    wait_for(|| async {
+        let (_, t) = m
+            .get(&format!("/api/v1/routing/decisions?conversation={a}"))
+            .await;
+        t["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["fact"]["type"] == "responded" && d["fact"]["first"] == true)
+            .then_some(())
+    })
+    .await;
+
+    // Resolving it frees ana, who takes the waiting one.
+    let (s, v) = m
+        .post(&format!("/api/v1/conversations/{a}/resolve"), "")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_routed(&m, &b, |v| {
+        v["agent"] == "ana" && v["state"]["state"] == "active"
+    })
+    .await;
+    let view = wait_routed(&m, &a, |_| true).await;
+    assert_eq!(view["state"]["state"], "resolved");
+    m.stop().await;
+}

@@ -175,6 +175,7 @@ pub async fn start(
         replies_seen: VecDeque::new(),
     };
     service.rebuild().await?;
+    service.catch_up().await;
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
     Ok((Routing { tx }, service.run(rx, updates, live, shutdown)))
 }
@@ -332,6 +333,7 @@ impl Service {
         );
         self.router = Some(router);
         self.info = Some(info.clone());
+        self.catch_up().await;
         Ok(info)
     }
 
@@ -410,6 +412,77 @@ impl Service {
         };
         if let Err(e) = self.handle(cmd).await {
             debug!(error = %e, "conversation change not applied to routing");
+        }
+    }
+
+    /// Routes open SMS conversations routing has never seen: those that
+    /// arrived before routing was configured, or whose message was stored
+    /// while routing was not running (a crash between the two commits).
+    /// Oldest first, with their first message's text and last line.
+    async fn catch_up(&mut self) {
+        let Some(router) = &self.router else { return };
+        let open = self
+            .store
+            .read(|conn| {
+                let mut st = conn.prepare(
+                    "SELECT c.id, c.contact_id, c.line,
+                            (SELECT t.text FROM timeline_entry t
+                              WHERE t.conversation_id = c.id AND t.kind = 'inbound'
+                              ORDER BY t.at_ms, t.at_c LIMIT 1)
+                     FROM conversation c WHERE c.status = 'open' AND c.channel = 'sms'
+                     ORDER BY c.created_ms, c.id",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await;
+        let open = match open {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "could not list open conversations to route");
+                return;
+            }
+        };
+        let unseen: Vec<_> = open
+            .into_iter()
+            .filter_map(|(c, k, line, text)| {
+                let c = c.parse::<ConversationId>().ok()?;
+                router
+                    .conversation(&c)
+                    .is_none()
+                    .then_some((c, k, line, text))
+            })
+            .collect();
+        if unseen.is_empty() {
+            return;
+        }
+        info!(
+            conversations = unseen.len(),
+            "routing open conversations it has not seen"
+        );
+        for (conversation, contact, line, text) in unseen {
+            let cmd = Command::Inbound {
+                conversation,
+                contact: contact.parse().ok().map(ContactId),
+                channel: Channel::Sms,
+                attributes: Attributes {
+                    line,
+                    language: None,
+                    text,
+                    customer_tags: Vec::new(),
+                },
+                priority: None,
+            };
+            if let Err(e) = self.handle(cmd).await {
+                warn!(%conversation, error = %e, "open conversation not routed");
+            }
         }
     }
 

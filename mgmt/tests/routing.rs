@@ -510,3 +510,25 @@ async fn replies_and_resolves_through_the_conversations_api_reach_routing() {
     assert_eq!(view["state"]["state"], "resolved");
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_open_before_routing_was_configured_are_routed_when_it_is() {
+    let m = Mgmt::start().await;
+    let mut dev = m.device("branch-odesa").await;
+    dev.sms("gsm0", "+380501110021", "Ще до налаштування").await;
+    let a = conversation_of(&m, "+380501110021").await;
+    let (s, _) = m.get(&format!("/api/v1/routing/conversations/{a}")).await;
+    assert_eq!(s, 409);
+
+    configure(&m).await;
+    let view = wait_routed(&m, &a, |_| true).await;
+    assert_eq!(view["state"]["state"], "waiting");
+    let (_, v) = put(
+        &m,
+        "/api/v1/agents/bob/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(assigned_to(&v["decisions"], &a).as_deref(), Some("bob"));
+    m.stop().await;
+}

@@ -532,3 +532,38 @@ async fn conversations_open_before_routing_was_configured_are_routed_when_it_is(
     assert_eq!(assigned_to(&v["decisions"], &a).as_deref(), Some("bob"));
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_live_overflow_moves_a_waiting_conversation() {
+    let m = Mgmt::start().await;
+    let mut cfg = config();
+    cfg["queues"][0]["overflow"] = json!({"after_ms": 300, "to": "vip"});
+    let (s, v) = put(&m, "/api/v1/routing/config", &cfg).await;
+    assert_eq!(s, 200, "{v}");
+    let mut dev = m.device("branch-dnipro").await;
+    dev.sms("gsm0", "+380501110031", "Чекаю").await;
+    let a = conversation_of(&m, "+380501110031").await;
+    // Nobody is available: after 300 ms in `sms` it moves to `vip`, keeping its age.
+    let view = wait_routed(&m, &a, |v| v["queue"] == "vip").await;
+    assert_eq!(view["state"]["state"], "waiting");
+    let (_, trail) = m
+        .get(&format!("/api/v1/routing/decisions?conversation={a}"))
+        .await;
+    let queued: Vec<&Value> = trail["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["fact"])
+        .filter(|f| f["type"] == "queued")
+        .collect();
+    assert_eq!(queued.len(), 2, "{trail}");
+    assert_eq!(
+        queued[1]["reason"],
+        json!({"why": "overflow", "from": "sms"})
+    );
+    assert_eq!(queued[1]["age"], queued[0]["age"]);
+    let (_, queues) = m.get("/api/v1/queues").await;
+    assert_eq!(queues[0]["waiting"], 0);
+    assert_eq!(queues[1]["conversations"], json!([a]));
+    m.stop().await;
+}

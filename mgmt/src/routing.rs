@@ -25,8 +25,8 @@ use crate::live::LiveEvent;
 use crate::server::mgmt_node;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
-    Attributes, Command, ConfigError, Record, Rejected, RouteState, Router, RoutingConfig,
-    RoutingError,
+    Attributes, Command, ConfigError, Fact, OutsideHoursAction, Record, Rejected, RouteState,
+    Router, RoutingConfig, RoutingError,
 };
 use crossline_core::{Channel, ConversationId, EventBody};
 use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
@@ -161,6 +161,7 @@ impl Routing {
 /// ingestion starts so no inbound message is missed.
 pub async fn start(
     store: SqliteStore,
+    dispatcher: crate::commands::Dispatcher,
     updates: broadcast::Receiver<Update>,
     live: broadcast::Receiver<LiveEvent>,
     shutdown: CancellationToken,
@@ -170,6 +171,7 @@ pub async fn start(
 )> {
     let mut service = Service {
         store,
+        dispatcher,
         router: None,
         info: None,
         replies_seen: VecDeque::new(),
@@ -182,6 +184,8 @@ pub async fn start(
 
 struct Service {
     store: SqliteStore,
+    /// Publishes commands mgmt creates (outside-hours auto-replies).
+    dispatcher: crate::commands::Dispatcher,
     router: Option<Router>,
     info: Option<ConfigInfo>,
     /// Reply command ids already counted as agent replies (bounded).
@@ -365,10 +369,73 @@ impl Service {
                 return Err(e.into());
             }
         }
+        self.carry_out(&records).await;
         match refused {
             Some(e) => Err(RoutingServiceError::Routing(e)),
             None => Ok(records),
         }
+    }
+
+    /// Carries out what routing decided mgmt itself must do: outside business
+    /// hours with an auto-reply, the customer gets that text by SMS on the
+    /// line they wrote to (a reply like an agent's, authored "outside-hours",
+    /// with its delivery state in the timeline). Voicemail and callback
+    /// offers need voice and are only logged.
+    async fn carry_out(&self, records: &[Record]) {
+        for r in records {
+            let Fact::OutsideHours {
+                conversation,
+                action,
+                ..
+            } = &r.fact
+            else {
+                continue;
+            };
+            let OutsideHoursAction::AutoReply { text } = action else {
+                info!(conversation = %conversation, action = ?action, "outside business hours; the action needs voice and is only logged");
+                continue;
+            };
+            if let Err(e) = self.auto_reply(*conversation, text).await {
+                warn!(conversation = %conversation, error = %e, "could not send the outside-hours auto-reply");
+            }
+        }
+    }
+
+    async fn auto_reply(&self, conversation: ConversationId, text: &str) -> anyhow::Result<()> {
+        let id = conversation.to_string();
+        let conv = self
+            .store
+            .read(move |conn| crate::conversations::get(conn, &id))
+            .await?;
+        let Some(conv) = conv else {
+            // Not an SMS conversation (other channels reply differently).
+            return Ok(());
+        };
+        if !conv.contact.kind.replyable() {
+            return Ok(());
+        }
+        let (Some(device), Some(line)) = (conv.device.as_deref(), conv.line.clone()) else {
+            return Ok(());
+        };
+        let device = crossline_core::NodeId::new(device)?;
+        let command = crossline_core::EventId::new();
+        self.store
+            .append(vec![NewEvent {
+                conversation: Some(conversation),
+                body: EventBody::ReplyRequested {
+                    command,
+                    channel: Channel::Sms,
+                    device: device.clone(),
+                    line,
+                    to: conv.contact.address.clone(),
+                    text: text.to_string(),
+                    author: Some("outside-hours".into()),
+                },
+            }])
+            .await?;
+        self.dispatcher.created(&device);
+        info!(conversation = %conversation, device = %device, command = %command, "outside business hours: auto-reply sent");
+        Ok(())
     }
 
     /// Passes what agents did through the conversations API (resolve,

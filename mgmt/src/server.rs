@@ -123,6 +123,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     // Subscribed before ingestion starts: every inbound message is routed.
     let (routing, routing_task) = crate::routing::start(
         store.clone(),
+        dispatcher.clone(),
         updates.subscribe(),
         live.subscribe(),
         shutdown.clone(),

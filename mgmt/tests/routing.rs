@@ -567,3 +567,62 @@ async fn timers_fire_live_overflow_moves_a_waiting_conversation() {
     assert_eq!(queues[1]["conversations"], json!([a]));
     m.stop().await;
 }
+
+/// Outside the site's business hours a queue with an auto-reply action gets
+/// the customer that text by SMS, on the line they wrote to, once per
+/// arrival, logged as a decision and shown in the timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_business_hours_the_customer_gets_the_auto_reply() {
+    let m = Mgmt::start().await;
+    // A site that is never open: no weekly intervals at all.
+    let cfg = json!({
+        "default_queue": "sms",
+        "agents": [ { "id": "ana", "team": "front", "site": "kyiv" } ],
+        "queues": [ {
+            "id": "sms",
+            "members": { "teams": ["front"] },
+            "site": "kyiv",
+            "outside_hours": { "action": "auto_reply", "text": "Ми працюємо з 9:00. Відповімо зранку!" }
+        } ],
+        "sites": [ { "id": "kyiv", "hours": { "time_zone": "Europe/Kyiv", "week": {} } } ]
+    });
+    let (s, v) = put(&m, "/api/v1/routing/config", &cfg).await;
+    assert_eq!(s, 200, "{v}");
+    let mut dev = m.device("branch-night").await;
+    dev.sms("gsm1", "+380501119999", "Ви ще працюєте?").await;
+
+    let cmd = tokio::time::timeout(std::time::Duration::from_secs(20), dev.next_command())
+        .await
+        .expect("the auto-reply command reaches the appliance");
+    let crossline_proto::CommandKind::SendSms { line, to, text } = &cmd.kind;
+    assert_eq!(line, "gsm1");
+    assert_eq!(to, "+380501119999");
+    assert_eq!(text, "Ми працюємо з 9:00. Відповімо зранку!");
+
+    let a = conversation_of(&m, "+380501119999").await;
+    let (s, trail) = m
+        .get(&format!("/api/v1/routing/decisions?conversation={a}"))
+        .await;
+    assert_eq!(s, 200, "{trail}");
+    assert!(
+        trail["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["fact"]["type"] == "outside_hours"),
+        "{trail}"
+    );
+    let conv = m
+        .wait_conversation(&a, |c| {
+            c["timeline"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|e| e["kind"] == "reply" && e["author"] == "outside-hours")
+            })
+        })
+        .await;
+    assert_eq!(
+        conv["status"], "open",
+        "the conversation still waits for an agent"
+    );
+    m.stop().await;
+}

@@ -2,6 +2,13 @@
 //! appliances to mgmt through the embedded broker, against the raw broker
 //! throughput for the same message size in the same run. Writes the figures
 //! into docs/BENCHMARKS.md (section "sync").
+//!
+//! `crossline-bench sms`: an incoming SMS from the simulated modem's +CMTI
+//! to mgmt's API and SSE stream, against Debian's gammu-smsd storing it in
+//! its inbox (section "sms"; see src/bench/sms.rs).
+
+#[path = "../bench/sms.rs"]
+mod sms;
 
 use anyhow::{Context, Result};
 use crossline_mgmt::ingest::Update;
@@ -26,12 +33,28 @@ struct Figures {
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("sync");
-    if what != "sync" {
-        anyhow::bail!("unknown benchmark {what:?} (known: sync)");
-    }
-    let appliances: usize = arg(&args, "--appliances").unwrap_or(5);
-    let per: u64 = arg(&args, "--events").unwrap_or(20_000);
     let out: PathBuf = arg(&args, "--out").unwrap_or_else(|| PathBuf::from("docs/BENCHMARKS.md"));
+    match what {
+        "sync" => run_sync(&args, &out).await,
+        "sms" => {
+            let opts = sms::Options {
+                messages: arg(&args, "--messages").unwrap_or(100),
+                gammu_messages: arg(&args, "--gammu-messages").unwrap_or(20),
+            };
+            let f = sms::run(&opts).await?;
+            let section = sms::section(&f);
+            println!("{section}");
+            write_section(&out, "sms", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms)"),
+    }
+}
+
+async fn run_sync(args: &[String], out: &std::path::Path) -> Result<()> {
+    let appliances: usize = arg(args, "--appliances").unwrap_or(5);
+    let per: u64 = arg(args, "--events").unwrap_or(20_000);
     let f = sync(appliances, per).await?;
     let ratio = f.durable_eps / f.raw_eps;
     let section = format!(
@@ -65,7 +88,7 @@ async fn main() -> Result<()> {
         f.appliances,
     );
     println!("{section}");
-    write_section(&out, "sync", &section)?;
+    write_section(out, "sync", &section)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

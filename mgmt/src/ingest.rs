@@ -102,6 +102,10 @@ where
     opts.set_max_packet_size(16 << 20, crossline_proto::MAX_PAYLOAD + 1024);
     opts.set_inflight(1000);
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    // Acks and commands are small: send them at once (no Nagle delay).
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let (work_tx, work_rx) = mpsc::channel::<Work>(4096);
     let worker = tokio::spawn(worker(
         store.clone(),

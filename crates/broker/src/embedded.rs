@@ -112,6 +112,9 @@ impl Broker {
             .laddr(cfg.listen)
             // Like std's TcpListener: a restart must not wait for TIME_WAIT to clear.
             .reuseaddr(Some(true))
+            // Small MQTT packets (acks, PUBACKs) must not wait for Nagle's
+            // delayed-ACK interplay (40 ms per hop on Linux).
+            .nodelay(true)
             .allow_anonymous(false)
             .max_packet_size(cfg.max_packet_size)
             .max_connections(cfg.max_connections)

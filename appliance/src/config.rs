@@ -106,7 +106,8 @@ pub struct SyncConfig {
     /// Events published but not yet acknowledged, at most.
     #[serde(default = "d_window")]
     pub window: u64,
-    /// Without any ack progress for this long, resend from the last ack.
+    /// Without any ack progress for this long, resend from the last ack (the
+    /// wait then doubles after each such resend, up to 8×, until reconnect).
     #[serde(default = "d_rto")]
     pub resend_after_ms: u64,
 }

@@ -8,8 +8,12 @@
 //! * mgmt stores, then publishes [`Ack`] with its highest contiguous seq; the
 //!   appliance persists that cursor — only acknowledged events leave the outbox;
 //! * `Ack.resend_from` (mgmt saw a hole) or no ack progress for
-//!   `resend_after` rewinds the stream to the last ack (go-back-N). The broker
-//!   session is never trusted to hold anything.
+//!   `resend_after` rewinds the stream to the last ack (go-back-N); the
+//!   timeout doubles after each such rewind (up to 8×) until the next
+//!   reconnect. The broker session is never trusted to hold anything.
+//! * the appliance persists the ack off the critical path (coalesced: one
+//!   write at a time, always the newest ack); the window follows the ack as
+//!   received, since mgmt holds those events durably already.
 
 use crate::config::{MqttConfig, SyncConfig};
 use crate::log::LocalLog;
@@ -20,6 +24,8 @@ use crossline_proto::{
 };
 use crossline_store::{EventLog, Outbox};
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -28,6 +34,12 @@ use tracing::{debug, info, warn};
 
 /// The outbox cursor's peer name for mgmt.
 pub const PEER: &str = "mgmt";
+
+/// The resend timeout grows at most to this many times `resend_after`.
+const MAX_RTO_BACKOFF: u32 = 8;
+
+/// Batches read from the log at once (when the window has room for them).
+const READ_AHEAD: usize = 4;
 
 /// What the MQTT event-loop task tells the sync task.
 #[derive(Debug)]
@@ -144,6 +156,12 @@ where
     let store = log.store().clone();
     let mut acked = store.acked(PEER).await?;
     acked_tx.send_replace(acked);
+    // `acked` is what mgmt has durably stored (it drives the window); the
+    // cursor on disk follows it off the critical path, one write at a time,
+    // coalescing the acks that arrive meanwhile. `acked_tx` only ever shows a
+    // persisted value.
+    let mut persisted = acked;
+    let mut persisting: Option<Persist> = None;
     let telemetry_topic = DeviceTopic::new(&me, Kind::Telemetry).to_string();
     let mut next = acked + 1;
     let mut connected = false;
@@ -152,6 +170,12 @@ where
     let mut last_rewind: Option<(u64, Instant)> = None;
     let mut stats = UplinkStats::default();
     let rto = sync.resend_after();
+    // The timeout in force: doubled after each timeout that found nothing
+    // acknowledged (mgmt may just be slow: a backlog, a loaded machine, and
+    // resending a whole window then only adds to its load), back to `rto` on
+    // every (re)connect. Losses are also repaired by mgmt's `resend_from` and
+    // by the resend on reconnect; this timeout is the last resort.
+    let mut rto_now = rto;
     let events_topic = DeviceTopic::new(&me, Kind::Events).to_string();
 
     loop {
@@ -159,23 +183,33 @@ where
         // Publish while there is something to send and room in the window.
         if connected && next <= head && next.saturating_sub(acked + 1) < sync.window {
             let room = sync.window - next.saturating_sub(acked + 1);
-            let n = (sync.batch as u64).min(room).min(head - next + 1) as usize;
-            let events = store.read_from(&me, next, n).await?;
-            if let Some(last) = events.last() {
-                let last_seq = last.seq;
-                let payload = encode(&EventBatch::new(events));
-                client
-                    .publish(&events_topic, QoS::AtLeastOnce, false, payload)
-                    .await?;
-                stats.batches_sent += 1;
-                stats.events_sent += last_seq + 1 - next;
-                debug!(device = %me, from = next, to = last_seq, "published batch");
-                next = last_seq + 1;
+            // Several batches per read: one trip to the blocking pool and one
+            // query for up to READ_AHEAD batches.
+            let batch = sync.batch.max(1);
+            let n = ((batch * READ_AHEAD) as u64).min(room).min(head - next + 1) as usize;
+            let mut events = store.read_from(&me, next, n).await?;
+            if !events.is_empty() {
+                while !events.is_empty() {
+                    let rest = events.split_off(batch.min(events.len()));
+                    let chunk = std::mem::replace(&mut events, rest);
+                    let (from, to) = match (chunk.first(), chunk.last()) {
+                        (Some(f), Some(l)) => (f.seq, l.seq),
+                        _ => break,
+                    };
+                    let payload = encode(&EventBatch::new(chunk));
+                    client
+                        .publish(&events_topic, QoS::AtLeastOnce, false, payload)
+                        .await?;
+                    stats.batches_sent += 1;
+                    stats.events_sent += to + 1 - from;
+                    debug!(device = %me, from, to, "published batch");
+                    next = to + 1;
+                }
                 continue;
             }
         }
         let outstanding = next > acked + 1 || (connected && acked < head);
-        let rto_at = last_progress + rto;
+        let rto_at = last_progress + rto_now;
         tokio::select! {
             _ = shutdown.cancelled() => break,
             t = next_telemetry(&mut telemetry) => match t {
@@ -193,11 +227,20 @@ where
             }
             _ = tokio::time::sleep_until(rto_at), if outstanding && connected => {
                 // No ack progress: the broker or mgmt may have lost what we sent.
-                warn!(device = %me, acked, next, "no ack progress; resending from last ack");
+                warn!(device = %me, acked, next, timeout_ms = rto_now.as_millis() as u64, "no ack progress; resending from last ack");
                 next = acked + 1;
                 stats.rewinds += 1;
                 last_progress = Instant::now();
+                rto_now = (rto_now * 2).min(rto * MAX_RTO_BACKOFF);
                 say_hello(&client, &me, head, acked).await?;
+            }
+            r = persist_done(&mut persisting) => {
+                persisting = None;
+                persisted = persisted.max(r?);
+                acked_tx.send_replace(persisted);
+                if acked > persisted {
+                    persisting = Some(persist(&store, acked));
+                }
             }
             msg = link_rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -206,6 +249,7 @@ where
                         connected = true;
                         link_state.send_replace(LinkState::Up { since: Instant::now() });
                         next = acked + 1;
+                        rto_now = rto;
                         last_progress = Instant::now();
                         let sub = |k| DeviceTopic::new(&me, k).to_string();
                         client.subscribe(sub(Kind::Ack), QoS::AtLeastOnce).await?;
@@ -232,10 +276,10 @@ where
                         if ack.acked > acked {
                             // Never beyond what we have: a confused peer must not
                             // make us drop unsent events.
-                            let new = ack.acked.min(head);
-                            store.set_acked(PEER, new).await?;
-                            acked = new;
-                            acked_tx.send_replace(acked);
+                            acked = ack.acked.min(head);
+                            if persisting.is_none() {
+                                persisting = Some(persist(&store, acked));
+                            }
                             last_progress = Instant::now();
                             if next <= acked {
                                 next = acked + 1;
@@ -264,6 +308,21 @@ where
             }
         }
     }
+    // Record the last ack before leaving, so a restart resends as little as
+    // possible (what is not recorded is resent and dropped by mgmt as a duplicate).
+    if let Some(p) = persisting.take() {
+        match p.await {
+            Ok(v) => persisted = persisted.max(v),
+            Err(e) => warn!(device = %me, error = %e, "could not record the last ack"),
+        }
+    }
+    if acked > persisted {
+        match persist(&store, acked).await {
+            Ok(v) => persisted = v,
+            Err(e) => warn!(device = %me, error = %e, "could not record the last ack"),
+        }
+    }
+    acked_tx.send_replace(persisted);
     // Graceful: say goodbye so mgmt shows us offline at once.
     let _ = client
         .publish(
@@ -277,6 +336,23 @@ where
     let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
     info!(device = %me, acked, sent = stats.events_sent, rewinds = stats.rewinds, "uplink stopped");
     Ok(acked)
+}
+
+/// An acknowledgement being written to the outbox cursor; yields the seq.
+type Persist = Pin<Box<dyn Future<Output = crossline_store::Result<u64>> + Send>>;
+
+/// Writes `seq` as mgmt's acknowledgement (the store never moves it back).
+fn persist<S: Outbox + Clone>(store: &S, seq: u64) -> Persist {
+    let store = store.clone();
+    Box::pin(async move { store.set_acked(PEER, seq).await.map(|()| seq) })
+}
+
+/// The outcome of the ack write under way; pends for ever without one.
+async fn persist_done(p: &mut Option<Persist>) -> crossline_store::Result<u64> {
+    match p {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next telemetry sample; pends for ever without a receiver.

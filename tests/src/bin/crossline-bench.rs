@@ -127,6 +127,12 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
     let running = crossline_mgmt::server::start(cfg.clone()).await?;
     let port = running.mqtt_addr.port();
     let mut updates = running.updates.subscribe();
+    // The appliances' sync settings: the defaults, or `--batch N --window N`.
+    let args: Vec<String> = std::env::args().collect();
+    let mut sync_cfg = crossline_appliance::config::SyncConfig::default();
+    sync_cfg.batch = arg(&args, "--batch").unwrap_or(sync_cfg.batch);
+    sync_cfg.window = arg(&args, "--window").unwrap_or(sync_cfg.window);
+    let batch = (sync_cfg.batch as u64).max(1);
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let total = appliances as u64 * per;
@@ -148,7 +154,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
                 secret_file: None,
                 keep_alive_s: 10,
             },
-            sync: Default::default(),
+            sync: sync_cfg.clone(),
             modems: Vec::new(),
             offline: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
@@ -183,6 +189,15 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // Resends show as duplicates at mgmt: wasted work worth knowing about.
+    if let Ok(m) = http_get(running.http_addr, "/metrics").await {
+        for l in m.lines().filter(|l| {
+            l.starts_with("crossline_events_duplicate_total")
+                || l.starts_with("crossline_mqtt_messages_total")
+        }) {
+            eprintln!("  mgmt: {l}");
+        }
+    }
     stop.cancel();
     while tasks.join_next().await.is_some() {}
     lat.sort_unstable();
@@ -193,14 +208,15 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
     };
     let durable_eps = total as f64 / elapsed;
 
-    // Raw broker throughput with the same payload size.
+    // Raw broker throughput with the same payload size (one batch as the
+    // appliances sent it).
     let sample = crossline_proto::encode(&crossline_proto::EventBatch::new(
-        crossline_appliance::synthetic::sample_events(256),
+        crossline_appliance::synthetic::sample_events(batch),
     ));
     let secret = std::fs::read_to_string(cfg.data_dir.join("mgmt.secret"))?
         .trim()
         .to_string();
-    let msgs = (total / 256).max(50);
+    let msgs = (total / batch).max(50);
     let raw_msgs = raw_broker(port, &secret, &sample, appliances, msgs).await?;
     running.stop().await;
     Ok(Figures {
@@ -210,9 +226,20 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         batch_bytes: sample.len(),
-        raw_eps: raw_msgs * 256.0,
+        raw_eps: raw_msgs * batch as f64,
         raw_msgs,
     })
+}
+
+/// A plain HTTP/1.0 GET on mgmt (diagnostics only).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut out = String::new();
+    s.take(1 << 20).read_to_string(&mut out).await?;
+    Ok(out)
 }
 
 fn now_ms() -> u64 {

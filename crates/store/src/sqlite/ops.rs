@@ -33,8 +33,19 @@ fn set_contiguous(tx: &Transaction<'_>, origin: &NodeId, seq: i64) -> rusqlite::
     Ok(())
 }
 
-/// Inserts one event and runs the projector on it.
-fn insert_event(ctx: &Ctx, tx: &Transaction<'_>, ev: &Event) -> Result<()> {
+const INSERT_EVENT: &str =
+    "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Inserts one event with `st` (a prepared [`INSERT_EVENT`], kept across a
+/// batch so it is looked up once, not once per event) and runs the projector
+/// on it.
+fn insert_event(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    st: &mut rusqlite::Statement<'_>,
+    ev: &Event,
+) -> Result<()> {
     let seq = to_i64(ev.seq, "seq")?;
     let at_ms = to_i64(ev.at.ms, "HLC milliseconds")?;
     let body = serde_json::to_string(&ev.body).map_err(|e| {
@@ -44,22 +55,16 @@ fn insert_event(ctx: &Ctx, tx: &Transaction<'_>, ev: &Event) -> Result<()> {
         ))
     })?;
     let conversation = ev.conversation.map(|c| c.0.into_bytes());
-    tx.prepare_cached(
-        "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            ev.origin.as_str(),
-            seq,
-            &ev.id.0.as_bytes()[..],
-            at_ms,
-            ev.at.c,
-            conversation.as_ref().map(|b| &b[..]),
-            ev.body.kind(),
-            body,
-        ])
-    })
+    st.execute(params![
+        ev.origin.as_str(),
+        seq,
+        &ev.id.0.as_bytes()[..],
+        at_ms,
+        ev.at.c,
+        conversation.as_ref().map(|b| &b[..]),
+        ev.body.kind(),
+        body,
+    ])
     .map_err(|e| ctx.sql(e))?;
     if let Some(project) = &ctx.projector {
         project(tx, ev).map_err(|e| ctx.sql(e))?;
@@ -76,6 +81,7 @@ pub(crate) fn append(
     let last = contiguous(tx, &ctx.local).map_err(|e| ctx.sql(e))?;
     let mut out = Vec::with_capacity(new.len());
     let mut seq = last;
+    let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
     for ne in new {
         seq += 1;
         let ev = Event {
@@ -86,7 +92,7 @@ pub(crate) fn append(
             conversation: ne.conversation,
             body: ne.body,
         };
-        insert_event(ctx, tx, &ev)?;
+        insert_event(ctx, tx, &mut st, &ev)?;
         out.push(ev);
     }
     if seq != last {
@@ -108,6 +114,7 @@ pub(crate) fn ingest(
     let start = c;
     let mut out = IngestOutcome::default();
     let mut newest: Option<Hlc> = None;
+    let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
     for ev in &events {
         if ev.seq <= c {
             check_same_event(ctx, tx, ev)?;
@@ -118,7 +125,7 @@ pub(crate) fn ingest(
             out.missing_from = Some(c + 1);
             break;
         }
-        insert_event(ctx, tx, ev)?;
+        insert_event(ctx, tx, &mut st, ev)?;
         c = ev.seq;
         out.stored += 1;
         newest = newest.max(Some(ev.at));

@@ -148,7 +148,11 @@ where
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    // Hellos, presence and small batches go out at once (no Nagle delay).
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let (link_tx, mut link_rx) = mpsc::channel(256);
     let poller = tokio::spawn(poll_loop(eventloop, me.clone(), link_tx, shutdown.clone()));
     info!(device = %me, broker = %format!("{host}:{port}"), "uplink starting");

@@ -356,7 +356,7 @@ fn inbound_conversation(
     from: &str,
     channel: &str,
 ) -> rusqlite::Result<String> {
-    let addr = normalise(from, region);
+    let addr = normalise_cached(from, region);
     let id = ev.id.to_string();
     // The contact and its open conversation, in one lookup.
     let found: Option<(String, Option<String>)> = tx
@@ -394,6 +394,34 @@ fn inbound_conversation(
         params![id, contact, channel, ms(ev), ev.at.c],
     )?;
     Ok(id)
+}
+
+/// Senders normalised so far on this thread (the projector runs on the
+/// store's one writer thread). Parsing a number with `phonenumber` costs about
+/// as much as storing the event; a customer writes many times.
+const ADDRESS_CACHE: usize = 65_536;
+
+thread_local! {
+    static ADDRESSES: std::cell::RefCell<std::collections::HashMap<String, (Region, crate::address::Address)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// [`normalise`], remembered per raw sender (at most [`ADDRESS_CACHE`] of them).
+fn normalise_cached(raw: &str, region: Region) -> crate::address::Address {
+    ADDRESSES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((r, a)) = cache.get(raw)
+            && *r == region
+        {
+            return a.clone();
+        }
+        let a = normalise(raw, region);
+        if cache.len() >= ADDRESS_CACHE {
+            cache.clear();
+        }
+        cache.insert(raw.to_string(), (region, a.clone()));
+        a
+    })
 }
 
 /// Moves the conversation's last activity to `ev` (if newer) with a preview.

@@ -146,6 +146,10 @@ pub struct SyntheticConfig {
     /// Stop after this many events (0 = run for ever).
     #[serde(default)]
     pub total: u64,
+    /// Make every text this many characters long (Cyrillic, like a long
+    /// multipart SMS); 0 keeps the short sample texts.
+    #[serde(default)]
+    pub text_len: usize,
 }
 
 /// One modem line (`[[modems]]`).

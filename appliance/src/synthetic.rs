@@ -52,11 +52,7 @@ pub async fn run<S: EventLog + Clone>(
                         line: "gsm0".into(),
                         from: format!("+38050{:07}", idx % 10_000),
                         to: None,
-                        text: TEXTS
-                            .get(idx % TEXTS.len())
-                            .copied()
-                            .unwrap_or("")
-                            .to_string(),
+                        text: sample_text(idx, cfg.text_len),
                         sent_at: None,
                         parts: 1,
                         incomplete: false,
@@ -73,6 +69,16 @@ pub async fn run<S: EventLog + Clone>(
             }
         }
     }
+}
+
+/// The text of synthetic message `idx`: a sample, or `len` characters of it
+/// repeated when `len` > 0.
+fn sample_text(idx: usize, len: usize) -> String {
+    let base = TEXTS.get(idx % TEXTS.len()).copied().unwrap_or("?");
+    if len == 0 {
+        return base.to_string();
+    }
+    base.chars().cycle().take(len).collect()
 }
 
 /// `n` events shaped like the synthetic traffic (for benchmarks).

@@ -196,11 +196,14 @@ where
                 while !events.is_empty() {
                     let rest = events.split_off(batch.min(events.len()));
                     let chunk = std::mem::replace(&mut events, rest);
+                    // Cap by bytes too: long multipart texts can make a batch
+                    // of `batch` events exceed the payload limit mgmt enforces
+                    // (it would refuse it on every resend: a stuck stream).
+                    let (chunk, payload) = fit_payload(chunk, &mut events);
                     let (from, to) = match (chunk.first(), chunk.last()) {
                         (Some(f), Some(l)) => (f.seq, l.seq),
                         _ => break,
                     };
-                    let payload = encode(&EventBatch::new(chunk));
                     client
                         .publish(&events_topic, QoS::AtLeastOnce, false, payload)
                         .await?;
@@ -364,6 +367,27 @@ async fn next_telemetry(rx: &mut Option<mpsc::Receiver<Telemetry>>) -> Option<Te
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// Encodes `chunk` as one batch, halving it (and putting the rest back in
+/// front of `rest`) until the payload fits [`crossline_proto::MAX_PAYLOAD`].
+/// A single event always goes alone, whatever its size (the codec bounds an
+/// SMS far below the limit).
+fn fit_payload(
+    mut chunk: Vec<crossline_core::Event>,
+    rest: &mut Vec<crossline_core::Event>,
+) -> (Vec<crossline_core::Event>, Vec<u8>) {
+    loop {
+        let batch = EventBatch::new(chunk);
+        let payload = encode(&batch);
+        chunk = batch.events;
+        if payload.len() <= crossline_proto::MAX_PAYLOAD || chunk.len() <= 1 {
+            return (chunk, payload);
+        }
+        let mut tail = chunk.split_off(chunk.len() / 2);
+        tail.append(rest);
+        *rest = tail;
     }
 }
 

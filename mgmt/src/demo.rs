@@ -106,6 +106,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         app_cfg.synthetic = Some(SyntheticConfig {
             rate: opts.synthetic_rate,
             total: 0,
+            text_len: 0,
         });
     }
     let app_stop = CancellationToken::new();

@@ -207,3 +207,50 @@ async fn external_mosquitto_restart_loses_nothing() {
     mosq.sigkill();
     assert_identical(&mgmt, &apps, PER).await;
 }
+
+/// Long texts: 256 events of 1,500 Cyrillic characters are far more than
+/// one payload may hold. The uplink must split by bytes, not only by count,
+/// or mgmt would refuse the batch on every resend and the stream would stick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_long_texts_are_split_to_fit_the_payload_limit() {
+    const PER: u64 = 600;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    let secret = mgmt.add_device("long-texts");
+    let mut app = Appliance::with_config(
+        tmp.path(),
+        "long-texts",
+        &secret,
+        mgmt.mqtt_port,
+        &format!("[synthetic]\nrate = 5000\ntotal = {PER}\ntext_len = 1500\n"),
+    );
+    // mgmt is not up yet: everything piles up in the outbox first, so the
+    // uplink has full batches to send when it connects.
+    app.start();
+    let db = app.db();
+    wait_for(
+        "the appliance to log every event",
+        Duration::from_secs(60),
+        || {
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .ok()?;
+            let n: u64 = conn
+                .query_row("SELECT count(*) FROM event", [], |r| r.get(0))
+                .ok()?;
+            (n >= PER).then_some(())
+        },
+    );
+    mgmt.start();
+    let token = mgmt.api_token();
+    wait_for("all long texts at mgmt", Duration::from_secs(120), || {
+        (total_at_mgmt(&mgmt, &token) >= PER).then_some(())
+    });
+    assert!(app.sigterm());
+    assert!(mgmt.sigterm());
+    assert_identical(&mgmt, std::slice::from_ref(&app), PER).await;
+    let log = std::fs::read_to_string(&mgmt.log).unwrap();
+    assert!(!log.contains("rejected payload"), "mgmt refused a batch");
+}

@@ -160,6 +160,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,
+                text_len: 0,
             }),
         };
         tasks.spawn(crossline_appliance::run(app, stop.clone()));

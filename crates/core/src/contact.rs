@@ -711,6 +711,7 @@ mod tests {
             failure_persistence: Some(Box::new(
                 proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
             )),
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x0C07_AC75),
             ..proptest::test_runner::Config::default()
         })]
 

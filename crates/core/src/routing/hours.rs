@@ -278,6 +278,7 @@ mod tests {
             failure_persistence: Some(Box::new(
                 proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
             )),
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x0000_4085),
             ..proptest::test_runner::Config::default()
         })]
 

@@ -121,19 +121,7 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 fn json_error(e: JsonRejection) -> ApiError {
-    let status = e.status();
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        _ => "bad_request",
-    };
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("request body larger than {MAX_BODY} bytes")
-    } else {
-        e.body_text()
-    };
-    ApiError::new(status, code, message)
+    ApiError::from_json_rejection(e, MAX_BODY)
 }
 
 /// A path id that is not a UUID cannot name a conversation: 404.

@@ -31,6 +31,27 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+
+    /// A JSON body axum refused, as a clear error; `max_body` is the route's
+    /// body limit, named when the body was too large.
+    pub fn from_json_rejection(
+        e: axum::extract::rejection::JsonRejection,
+        max_body: usize,
+    ) -> Self {
+        let status = e.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+            _ => "bad_request",
+        };
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("request body larger than {max_body} bytes")
+        } else {
+            e.body_text()
+        };
+        Self::new(status, code, message)
+    }
 }
 
 impl From<crossline_store::StoreError> for ApiError {

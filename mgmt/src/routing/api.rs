@@ -137,14 +137,7 @@ impl From<RoutingServiceError> for ApiError {
 }
 
 fn json_error(e: JsonRejection) -> ApiError {
-    let status = e.status();
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        _ => "bad_request",
-    };
-    ApiError::new(status, code, e.body_text())
+    ApiError::from_json_rejection(e, MAX_BODY)
 }
 
 fn query_error(e: QueryRejection) -> ApiError {

@@ -58,7 +58,7 @@ pub(crate) fn authorize_token(token: &str, headers: &HeaderMap) -> Result<(), Ap
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        .is_some_and(|t| crossline_broker::constant_time_eq(t.as_bytes(), token.as_bytes()));
     if ok {
         Ok(())
     } else {
@@ -68,10 +68,6 @@ pub(crate) fn authorize_token(token: &str, headers: &HeaderMap) -> Result<(), Ap
             "send the API token as `Authorization: Bearer <token>` (printed by `crossline-mgmt run`, stored in <data_dir>/api.token)",
         ))
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[derive(Serialize)]

@@ -15,6 +15,6 @@ pub mod error;
 pub mod mosquitto_conf;
 pub mod topic;
 
-pub use auth::{AuthDecision, Authenticator, StaticAuthenticator};
+pub use auth::{AuthDecision, Authenticator, StaticAuthenticator, constant_time_eq};
 pub use embedded::{Broker, BrokerConfig, BrokerHandle};
 pub use error::{BrokerError, MosquittoConfError};

@@ -1,0 +1,104 @@
+// Shared helpers for Crossline's browser scenarios.
+//
+// A scenario is a Node script run by tests/src/browser.rs (`run_scenario`)
+// with CROSSLINE_URL (mgmt's base URL), CROSSLINE_ARTIFACTS (its screenshot
+// folder) and CROSSLINE_CHROMIUM (Debian's Chromium) in the environment. It
+// calls `scenario(name, async ({ browser, newPage, shot, step, url }) => ...)`;
+// any thrown error fails it (exit 1) after a `failure-<page>.png` screenshot of
+// every open page. Waits always have deadlines (Playwright's timeouts):
+// never sleep to synchronise.
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+export const URL_BASE = process.env.CROSSLINE_URL ?? "http://127.0.0.1:8080";
+export const ARTIFACTS = process.env.CROSSLINE_ARTIFACTS ?? "browser-artifacts";
+const EXECUTABLE = process.env.CROSSLINE_CHROMIUM ?? "/usr/bin/chromium";
+
+/** Default deadline (ms) for one wait or action. */
+export const TIMEOUT = Number(process.env.CROSSLINE_BROWSER_TIMEOUT_MS ?? 15000);
+
+// Chromium as this machine runs it: headless, no sandbox as root, and none
+// of the background networking a closed network would refuse.
+const ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+function log(msg) {
+  const t = new Date().toISOString().slice(11, 23);
+  console.log(`[${t}] ${msg}`);
+}
+
+/**
+ * Runs one scenario. `body` gets:
+ * - `newPage({ locale, viewport, name })`: a page in its own browser context
+ *   (own cookies: one context per user), locale sets Accept-Language;
+ * - `shot(page, name)`: screenshot into the artifacts folder;
+ * - `step(title, fn)`: logs progress and the step's duration;
+ * - `url(path)`: mgmt's URL for a path.
+ */
+export async function scenario(name, body) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  log(`scenario ${name}: ${URL_BASE}`);
+  const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ARGS, timeout: 60000 });
+  const pages = [];
+  let n = 0;
+  const newPage = async ({ locale = "en-US", viewport = { width: 1280, height: 720 }, name } = {}) => {
+    const context = await browser.newContext({ locale, viewport, baseURL: URL_BASE });
+    context.setDefaultTimeout(TIMEOUT);
+    const page = await context.newPage();
+    page.crosslineName = name ?? `page${++n}`;
+    page.on("pageerror", (e) => log(`${page.crosslineName}: page error: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error") log(`${page.crosslineName}: console error: ${m.text()}`);
+    });
+    page.on("dialog", async (d) => {
+      log(`${page.crosslineName}: unexpected dialog "${d.message()}"`);
+      page.crosslineDialogs = (page.crosslineDialogs ?? 0) + 1;
+      await d.dismiss();
+    });
+    pages.push(page);
+    return page;
+  };
+  const shot = async (page, file) => {
+    const path = join(ARTIFACTS, `${file}.png`);
+    await page.screenshot({ path, fullPage: true });
+    log(`screenshot ${path}`);
+    return path;
+  };
+  const step = async (title, fn) => {
+    const t0 = Date.now();
+    log(`step: ${title}`);
+    const r = await fn();
+    log(`  ok (${Date.now() - t0} ms)`);
+    return r;
+  };
+  const url = (path) => new URL(path, URL_BASE).toString();
+  try {
+    await body({ browser, newPage, shot, step, url });
+    log(`scenario ${name}: passed`);
+  } catch (e) {
+    log(`scenario ${name}: FAILED: ${e?.stack ?? e}`);
+    for (const p of pages) {
+      try {
+        await p.screenshot({ path: join(ARTIFACTS, `failure-${p.crosslineName}.png`), fullPage: true });
+      } catch {}
+    }
+    await browser.close().catch(() => {});
+    process.exit(1);
+  }
+  await browser.close();
+}
+
+/** Throws `message` unless `cond` holds. */
+export function check(cond, message) {
+  if (!cond) throw new Error(message);
+}

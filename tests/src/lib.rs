@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod branch;
+pub mod browser;
 pub mod proc;
 pub mod proxy;
 

@@ -4,76 +4,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crossline_sim::{SimConfig, SimModem};
-use crossline_tests::proc::{Appliance, Mgmt};
-use crossline_tests::proxy::Proxy;
+use crossline_tests::branch::Branch;
 use crossline_tests::{http, wait_for_async};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 const LONG_UK: &str = "Добрий день! Мені не прийшла посилка 4711, чекаю вже тиждень. \
     Перевірте, будь ласка, де вона зараз і коли її можна забрати у вашому відділенні.";
 
-struct Branch {
-    mgmt: Mgmt,
-    token: String,
-    app: Appliance,
-    sims: Vec<SimModem>,
-    proxy: Proxy,
-}
-
-async fn branch(dir: &Path, offline_after_s: u64) -> Branch {
-    let mut mgmt = Mgmt::new(dir.join("mgmt"), None);
-    let secret = mgmt.add_device("branch-1");
-    mgmt.start();
-    let token = mgmt.api_token();
-    let broker: SocketAddr = format!("127.0.0.1:{}", mgmt.mqtt_port).parse().unwrap();
-    let proxy = Proxy::start(broker).await;
-    let mut sims = Vec::new();
-    let mut extra = String::new();
-    for (i, number) in ["+380670000001", "+380670000002"].iter().enumerate() {
-        let link = dir.join(format!("ttyGSM{i}"));
-        let sim = SimModem::spawn(SimConfig {
-            link: Some(link.clone()),
-            own_number: (*number).to_string(),
-            ..SimConfig::default()
-        })
-        .await
-        .unwrap();
-        extra.push_str(&format!(
-            "[[modems]]\nlabel = \"gsm{i}\"\nport = \"{}\"\nnumber = \"{number}\"\nprofile = \"quectel_ec25\"\n",
-            link.display()
-        ));
-        sims.push(sim);
-    }
-    extra.push_str(&format!(
-        "[offline]\nafter_s = {offline_after_s}\nwindow_s = 3600\ndefault_language = \"en\"\n\
-         texts = {{ uk = \"Дякуємо! Відповімо, щойно відновиться зв'язок.\", en = \"Thanks! We will answer when we are back online.\" }}\n"
-    ));
-    let mut app = Appliance::with_config(dir, "branch-1", &secret, proxy.port(), &extra);
-    app.start();
-    Branch {
-        mgmt,
-        token,
-        app,
-        sims,
-        proxy,
-    }
+fn conversations(b: &Branch) -> Vec<Value> {
+    b.conversations()
 }
 
 fn get(b: &Branch, path: &str) -> Value {
-    let (status, body) = http("GET", b.mgmt.http_port, path, Some(&b.token), None).unwrap();
-    assert_eq!(status, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap()
+    b.get(path)
 }
 
-fn conversations(b: &Branch) -> Vec<Value> {
-    get(b, "/api/v1/conversations")["conversations"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+async fn branch(dir: &Path, offline_after_s: u64) -> Branch {
+    Branch::start(dir, offline_after_s).await
 }
 
 fn inbound_texts(b: &Branch) -> Vec<String> {

@@ -804,6 +804,15 @@ mod tests {
     }
 
     proptest::proptest! {
+        // A fixed seed: CI runs the same cases every time (a failure found
+        // is kept in proptest-regressions/ beside the source).
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::SourceParallel("proptest-regressions"),
+            )),
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x0000_A7A7),
+            ..proptest::test_runner::Config::default()
+        })]
         #[test]
         fn arbitrary_bytes_never_panic_and_split_anywhere(
             data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..700),

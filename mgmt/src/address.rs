@@ -159,17 +159,3 @@ mod tests {
         assert!(e.to_string().contains("default_region"), "{e}");
     }
 }
-
-#[cfg(test)]
-mod cost {
-    #[test]
-    #[ignore]
-    fn normalise_cost() {
-        let r = super::Region::default();
-        let t = std::time::Instant::now();
-        for i in 0..20_000 {
-            let _ = super::normalise(&format!("+38050{:07}", i % 10_000), r);
-        }
-        println!("normalise: {:?} for 20000", t.elapsed());
-    }
-}

@@ -522,33 +522,6 @@ async fn projections_are_rebuilt_identically_from_the_log() {
     b.close().unwrap();
 }
 
-/// Not a benchmark (no timing assertion): prints what the projector costs
-/// per ingested synthetic SMS, for docs/API.md. `--ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn projector_cost() {
-    let dir = tempfile::tempdir().unwrap();
-    for with in [false, true] {
-        let store = SqliteStore::open_with(
-            &dir.path().join(format!("{with}.db")),
-            NodeId::new("mgmt").unwrap(),
-            StoreOptions {
-                projector: with.then(|| conversations::projector(Region::default())),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let evs = crossline_appliance::synthetic::sample_events(20_000);
-        let origin = evs[0].origin.clone();
-        let t = std::time::Instant::now();
-        for chunk in evs.chunks(500) {
-            store.ingest(&origin, chunk.to_vec()).await.unwrap();
-        }
-        println!("projector {with}: {:?} for 20000 events", t.elapsed());
-        store.close().unwrap();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appliance_auto_reply_shows_in_the_conversation() {
     let m = Mgmt::start().await;

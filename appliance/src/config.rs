@@ -12,8 +12,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// This appliance's device id (lowercase, digits, '-', '_').
-    pub node_id: NodeId,
+    /// This appliance's device id (lowercase, digits, '-', '_'). Leave it
+    /// out to enroll with a bootstrap token (`[enroll]`): mgmt assigns it.
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
     /// Where the SQLite log lives.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -29,6 +31,84 @@ pub struct Config {
     /// Offline auto-reply (`[offline]`); none when absent.
     #[serde(default)]
     pub offline: Option<OfflineConfig>,
+    /// Zero-touch enrollment (`[enroll]`): used when the appliance has no
+    /// credential of its own yet (see docs/FLEET.md).
+    #[serde(default)]
+    pub enroll: Option<EnrollConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// Telemetry (`[telemetry]`): how often the appliance reports its health.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Seconds between telemetry samples (also the heartbeat mgmt watches).
+    #[serde(default = "d_telemetry")]
+    pub interval_s: f64,
+}
+
+fn d_telemetry() -> f64 {
+    60.0
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            interval_s: d_telemetry(),
+        }
+    }
+}
+
+impl TelemetryConfig {
+    pub fn every(&self) -> Duration {
+        Duration::from_secs_f64(self.interval_s.clamp(0.1, 86_400.0))
+    }
+}
+
+/// Enrollment with a bootstrap token (`[enroll]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfig {
+    /// The bootstrap token (`crossline-mgmt enroll token`).
+    #[serde(default)]
+    pub bootstrap_token: Option<String>,
+    /// A file holding the token instead (e.g. baked into the image).
+    #[serde(default)]
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// The board's serial number, when Linux does not tell it.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Seconds between repeated requests while waiting for approval.
+    #[serde(default = "d_enroll_retry")]
+    pub retry_s: u64,
+    /// Seconds to wait for each modem's IMEI before asking without it.
+    #[serde(default = "d_probe")]
+    pub modem_probe_s: u64,
+}
+
+fn d_enroll_retry() -> u64 {
+    15
+}
+fn d_probe() -> u64 {
+    10
+}
+
+impl EnrollConfig {
+    /// The token, from `bootstrap_token` or `bootstrap_token_file`.
+    pub fn load_token(&self) -> Result<String> {
+        if let Some(t) = &self.bootstrap_token {
+            return Ok(t.trim().to_string());
+        }
+        if let Some(p) = &self.bootstrap_token_file {
+            let s = std::fs::read_to_string(p)
+                .with_context(|| format!("reading bootstrap token from {}", p.display()))?;
+            return Ok(s.trim().to_string());
+        }
+        anyhow::bail!(
+            "enroll: set bootstrap_token or bootstrap_token_file (`crossline-mgmt enroll token` prints it)"
+        )
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -299,13 +379,15 @@ impl Config {
     /// and default sync settings.
     pub fn new(node_id: NodeId, data_dir: PathBuf, mqtt: MqttConfig) -> Self {
         Self {
-            node_id,
+            node_id: Some(node_id),
             data_dir,
             mqtt,
             sync: SyncConfig::default(),
             synthetic: None,
             modems: Vec::new(),
             offline: None,
+            enroll: None,
+            telemetry: TelemetryConfig::default(),
         }
     }
 
@@ -318,8 +400,23 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The device id (present once enrolled or configured).
+    pub fn device(&self) -> Result<&NodeId> {
+        self.node_id.as_ref().context(
+            "no node_id: configure node_id and mqtt.secret, or [enroll] with a bootstrap token",
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.mqtt.host_port()?;
+        if self.node_id.is_none() && self.enroll.is_none() {
+            anyhow::bail!(
+                "no node_id: configure node_id and mqtt.secret, or [enroll] with a bootstrap token"
+            );
+        }
+        if let Some(e) = &self.enroll {
+            e.load_token()?;
+        }
         if self.sync.batch == 0 || self.sync.batch > crossline_proto::MAX_BATCH {
             anyhow::bail!(
                 "sync.batch must be 1..={} (got {})",

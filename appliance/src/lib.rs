@@ -8,6 +8,7 @@
 //! commands executed once, offline auto-replies (see docs/APPLIANCE.md).
 
 pub mod config;
+pub mod enroll;
 pub mod log;
 pub mod modems;
 pub mod sms;
@@ -26,10 +27,15 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let store = sms::db::open_store(&cfg.db_path(), cfg.node_id.clone())
+    // Without a credential of its own, enroll first (waits for approval).
+    let Some(cfg) = enroll::resolve(cfg, &shutdown).await? else {
+        return Ok(());
+    };
+    let device = cfg.device()?.clone();
+    let store = sms::db::open_store(&cfg.db_path(), device.clone())
         .with_context(|| format!("opening the event log {}", cfg.db_path().display()))?;
     let log = log::LocalLog::new(store.clone()).await?;
-    tracing::info!(device = %cfg.node_id, head = log.head(), db = %cfg.db_path().display(), "appliance starting");
+    tracing::info!(device = %device, head = log.head(), db = %cfg.db_path().display(), "appliance starting");
 
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (telemetry_tx, telemetry_rx) = mpsc::channel(16);
@@ -60,6 +66,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             acked: acked_rx,
             link: link_rx,
             telemetry: telemetry_tx,
+            telemetry_every: cfg.telemetry.every(),
             data_dir: Some(cfg.data_dir.clone()),
         },
         cmd_rx,
@@ -76,7 +83,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             }
         }
     };
-    tracing::info!(device = %cfg.node_id, "appliance stopping: flushing the log, closing the uplink");
+    tracing::info!(device = %device, "appliance stopping: flushing the log, closing the uplink");
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     if let Err(e) = store.close() {

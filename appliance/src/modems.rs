@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-/// A telemetry sample goes out at least this often (and after every health
-/// check or disconnect of a line).
+/// A telemetry sample goes out at least this often by default (and after
+/// every health check or disconnect of a line); `[telemetry] interval_s`.
 pub const TELEMETRY_EVERY: Duration = Duration::from_secs(60);
 
 /// Something a line's driver reported, with the handle of that driver.
@@ -43,6 +43,8 @@ struct Slot {
 pub struct Lines {
     slots: Arc<Mutex<BTreeMap<String, Slot>>>,
     started: Instant,
+    /// Where the data dir is (its file system's fill level is reported).
+    disk: Option<std::path::PathBuf>,
 }
 
 impl Lines {
@@ -67,7 +69,14 @@ impl Lines {
         Self {
             slots: Arc::new(Mutex::new(slots)),
             started: Instant::now(),
+            disk: None,
         }
+    }
+
+    /// Reports the fill level of the file system holding `path`.
+    pub fn with_disk(mut self, path: Option<&Path>) -> Self {
+        self.disk = path.map(Path::to_path_buf);
+        self
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Slot>) -> R) -> R {
@@ -109,6 +118,9 @@ impl Lines {
                     iccid: info.iccid.clone(),
                     model: info.model.clone(),
                     firmware: info.firmware.clone(),
+                    imei: info.imei.clone(),
+                    sim: Some(sim_state(&info.sim).to_string()),
+                    restarts: slot.health.restarts,
                 };
             }
         });
@@ -119,6 +131,7 @@ impl Lines {
             if let Some(slot) = s.get_mut(line) {
                 slot.health.registered = false;
                 slot.health.signal_dbm = None;
+                slot.health.restarts = slot.health.restarts.saturating_add(1);
             }
         });
     }
@@ -130,9 +143,11 @@ impl Lines {
 
     /// A telemetry sample of the appliance and all its lines.
     pub fn telemetry(&self) -> Telemetry {
+        let mut system = system_health(self.started);
+        system.disk_used_pct = self.disk.as_deref().and_then(disk_used_pct);
         Telemetry {
             v: crossline_proto::VERSION,
-            system: system_health(self.started),
+            system,
             modems: self.health(),
         }
     }
@@ -144,17 +159,19 @@ impl Lines {
 /// when full: telemetry is latest-wins), as does a ticker every
 /// [`TELEMETRY_EVERY`]. `data_dir` holds each line's
 /// direct-delivery state file unless the entry names one.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     lines: &Lines,
     data_dir: Option<&Path>,
     events: mpsc::Sender<LineEvent>,
     telemetry: mpsc::Sender<Telemetry>,
+    telemetry_every: Duration,
     shutdown: CancellationToken,
 ) {
     let (tick_lines, tick_tx, tick_stop) = (lines.clone(), telemetry.clone(), shutdown.clone());
     tasks.spawn(async move {
-        let mut every = tokio::time::interval(TELEMETRY_EVERY);
+        let mut every = tokio::time::interval(telemetry_every.max(Duration::from_millis(100)));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -278,6 +295,12 @@ pub fn system_health(started: Instant) -> SystemHealth {
     let cpu_temp_c = small_file("/sys/class/thermal/thermal_zone0/temp")
         .and_then(|t| t.trim().parse::<f32>().ok())
         .map(|milli| milli / 1000.0);
+    let host_uptime_s = small_file("/proc/uptime").and_then(|t| {
+        t.split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|s| s as u64)
+    });
     SystemHealth {
         uptime_s: started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -285,6 +308,31 @@ pub fn system_health(started: Instant) -> SystemHealth {
         load1,
         mem_used_pct,
         disk_used_pct: None,
+        host_uptime_s,
+    }
+}
+
+/// How full the file system holding `path` is, in percent (as `df` counts:
+/// used / (used + available to unprivileged users)).
+pub fn disk_used_pct(path: &Path) -> Option<f32> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    let frsize = st.fragment_size() as f64;
+    let used = (st.blocks() as f64 - st.blocks_free() as f64) * frsize;
+    let avail = st.blocks_available() as f64 * frsize;
+    (used + avail > 0.0).then(|| (100.0 * used / (used + avail)) as f32)
+}
+
+/// The SIM state as telemetry names it.
+fn sim_state(s: &crossline_modem::SimState) -> &'static str {
+    use crossline_modem::SimState;
+    match s {
+        SimState::Unknown => "unknown",
+        SimState::Ready => "ready",
+        SimState::PinRequired => "pin_required",
+        SimState::PinRejected => "pin_rejected",
+        SimState::PukRequired => "puk_required",
+        SimState::NotInserted => "not_inserted",
+        SimState::Error(_) => "error",
     }
 }
 
@@ -303,6 +351,13 @@ fn small_file(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_fill_level() {
+        let p = disk_used_pct(Path::new("/")).unwrap();
+        assert!((0.0..=100.0).contains(&p), "{p}");
+        assert!(disk_used_pct(Path::new("/no/such/dir")).is_none());
+    }
 
     #[test]
     fn system_health_reads_linux_figures() {

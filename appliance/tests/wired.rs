@@ -220,7 +220,7 @@ async fn sms_round_trip_over_mqtt() {
     .await
     .unwrap();
     let cfg = config(dir.path(), port, &sim, None);
-    let device = cfg.node_id.clone();
+    let device = cfg.node_id.clone().unwrap();
     let mut mgmt = FakeMgmt::connect(port, &device).await;
     let stop = CancellationToken::new();
     let app = tokio::spawn(crossline_appliance::run(cfg, stop.clone()));
@@ -318,7 +318,7 @@ async fn uplink_down_triggers_the_auto_reply_and_the_log_catches_up() {
             .collect(),
     };
     let cfg = config(dir.path(), port, &sim, Some(offline));
-    let device = cfg.node_id.clone();
+    let device = cfg.node_id.clone().unwrap();
     let stop = CancellationToken::new();
     let mut mgmt = FakeMgmt::connect(port, &device).await;
     let app = tokio::spawn(crossline_appliance::run(cfg, stop.clone()));

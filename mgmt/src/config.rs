@@ -17,6 +17,42 @@ pub struct Config {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub site: SiteConfig,
+    #[serde(default)]
+    pub fleet: FleetConfig,
+}
+
+/// Fleet management (`[fleet]`, see docs/FLEET.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Let appliances enroll with the bootstrap token
+    /// (`<data_dir>/bootstrap.token`, printed by `crossline-mgmt enroll token`).
+    #[serde(default = "d_true")]
+    pub enrollment: bool,
+    /// Milliseconds between the fleet service's sweeps (credential delivery,
+    /// sessions of revoked devices).
+    #[serde(default = "d_tick")]
+    pub tick_ms: u64,
+    /// Alert thresholds and webhook (`[fleet.alerts]`).
+    #[serde(default)]
+    pub alerts: crate::fleet::alerts::AlertConfig,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_tick() -> u64 {
+    1000
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            enrollment: true,
+            tick_ms: d_tick(),
+            alerts: Default::default(),
+        }
+    }
 }
 
 /// Where mgmt is: how national phone numbers are read.
@@ -124,6 +160,11 @@ impl Config {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("mgmt.db")
+    }
+
+    /// The bootstrap token file appliances enroll with.
+    pub fn bootstrap_token_path(&self) -> PathBuf {
+        self.data_dir.join("bootstrap.token")
     }
 }
 

@@ -32,6 +32,8 @@ pub struct RegistryAuthenticator<S> {
     store: S,
     service_user: String,
     service_hash: String,
+    /// Hash of the bootstrap token (user `enroll`), if enrollment is on.
+    bootstrap_hash: Option<String>,
 }
 
 impl<S: DeviceRegistry> RegistryAuthenticator<S> {
@@ -40,7 +42,15 @@ impl<S: DeviceRegistry> RegistryAuthenticator<S> {
             store,
             service_user,
             service_hash: hash_secret(service_secret)?,
+            bootstrap_hash: None,
         })
+    }
+
+    /// Lets appliances enroll: user `enroll` with this token gets a session
+    /// confined to its enrollment topics (see [`crate::fleet`]).
+    pub fn with_bootstrap_token(mut self, token: &str) -> anyhow::Result<Self> {
+        self.bootstrap_hash = Some(hash_secret(token)?);
+        Ok(self)
     }
 }
 
@@ -51,6 +61,15 @@ impl<S: DeviceRegistry> Authenticator for RegistryAuthenticator<S> {
                 AuthDecision::Service
             } else {
                 AuthDecision::Deny(format!("wrong secret for service user {username}"))
+            };
+        }
+        if username == crossline_proto::ENROLL_USER {
+            return match &self.bootstrap_hash {
+                Some(h) if verify_secret(password, h) => AuthDecision::Enrollment,
+                Some(_) => AuthDecision::Deny(format!(
+                    "wrong bootstrap token from enrolling client {client_id:?}"
+                )),
+                None => AuthDecision::Deny("enrollment is off (no bootstrap token)".into()),
             };
         }
         let Ok(id) = NodeId::new(username) else {

@@ -12,6 +12,7 @@ pub mod conversations;
 pub mod credentials;
 pub mod demo;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod ingest;
 pub mod live;

@@ -65,6 +65,41 @@ enum Cmd {
     /// External broker helpers.
     #[command(subcommand)]
     Broker(BrokerCmd),
+    /// Appliance enrollment: the bootstrap token and the queue of pending
+    /// appliances (see docs/FLEET.md).
+    #[command(subcommand)]
+    Enroll(EnrollCmd),
+}
+
+#[derive(Subcommand)]
+enum EnrollCmd {
+    /// Print the bootstrap token appliances enroll with (created if missing).
+    Token,
+    /// List enrollments (pending first).
+    List {
+        /// Only this state: pending, approved or rejected.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Approve a pending appliance: it gets its own device id and secret.
+    Approve {
+        /// The enrollment id (from `enroll list`).
+        id: String,
+        /// Device id to assign.
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// A tag (repeat for several).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
+    /// Reject a pending appliance.
+    Reject { id: String },
 }
 
 #[derive(Subcommand)]
@@ -168,11 +203,7 @@ async fn main() -> Result<()> {
             let store = server::open_store(&cfg)?;
             match d {
                 DeviceCmd::Add { id } => {
-                    if id.as_str() == cfg.mqtt.username {
-                        anyhow::bail!(
-                            "{id} is mgmt's own MQTT service user; choose another device id"
-                        );
-                    }
+                    crossline_mgmt::fleet::check_device_id(id.as_str(), &cfg.mqtt.username)?;
                     let secret = new_secret();
                     store.put_device(&id, &hash_secret(&secret)?).await?;
                     println!("{secret}");
@@ -204,6 +235,64 @@ async fn main() -> Result<()> {
                                 .unwrap_or_else(|| "-".into())
                         );
                     }
+                }
+            }
+            store.close()?;
+            Ok(())
+        }
+        Cmd::Enroll(e) => {
+            if let EnrollCmd::Token = e {
+                println!("{}", secret_file(&cfg.bootstrap_token_path())?);
+                return Ok(());
+            }
+            let store = server::open_store(&cfg)?;
+            match e {
+                EnrollCmd::Token => {}
+                EnrollCmd::List { state } => {
+                    let list = store
+                        .read(move |c| crossline_mgmt::fleet::db::enrollments(c, state.as_deref()))
+                        .await?;
+                    for en in list {
+                        println!(
+                            "{}\t{}\t{}\tserial={}\tmacs={}\timeis={}\thost={}",
+                            en.id,
+                            en.state,
+                            en.device.as_deref().unwrap_or("-"),
+                            en.serial.as_deref().unwrap_or("-"),
+                            en.macs.join(","),
+                            en.imeis.join(","),
+                            en.hostname.as_deref().unwrap_or("-"),
+                        );
+                    }
+                }
+                EnrollCmd::Approve {
+                    id,
+                    device,
+                    name,
+                    site,
+                    group,
+                    tags,
+                } => {
+                    crossline_mgmt::fleet::approve_in(
+                        &store,
+                        &id,
+                        crossline_mgmt::fleet::db::Approval {
+                            device: device.clone(),
+                            name,
+                            site,
+                            group,
+                            tags,
+                        },
+                        &cfg.mqtt.username,
+                    )
+                    .await?;
+                    eprintln!(
+                        "enrollment {id} approved as device {device}; the running mgmt hands the appliance its credential"
+                    );
+                }
+                EnrollCmd::Reject { id } => {
+                    crossline_mgmt::fleet::reject_in(&store, &id).await?;
+                    eprintln!("enrollment {id} rejected");
                 }
             }
             store.close()?;

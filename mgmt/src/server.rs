@@ -73,11 +73,12 @@ pub async fn start(cfg: Config) -> Result<Running> {
             (None, addr, host)
         }
         None => {
-            let auth = Arc::new(RegistryAuthenticator::new(
-                store.clone(),
-                cfg.mqtt.username.clone(),
-                &mgmt_secret,
-            )?);
+            let mut auth =
+                RegistryAuthenticator::new(store.clone(), cfg.mqtt.username.clone(), &mgmt_secret)?;
+            if cfg.fleet.enrollment {
+                auth = auth.with_bootstrap_token(&secret_file(&cfg.bootstrap_token_path())?)?;
+            }
+            let auth = Arc::new(auth);
             let b = crossline_broker::Broker::start(
                 crossline_broker::BrokerConfig {
                     listen: cfg.mqtt.listen,
@@ -130,6 +131,19 @@ pub async fn start(cfg: Config) -> Result<Running> {
     )
     .await?;
     tasks.spawn(routing_task);
+    let (fleet, fleet_task) = crate::fleet::start(
+        store.clone(),
+        link.clone(),
+        broker.as_ref().map(|b| b.kicker()),
+        crate::fleet::FleetOptions {
+            service_user: cfg.mqtt.username.clone(),
+            tick: std::time::Duration::from_millis(cfg.fleet.tick_ms.max(50)),
+            alerts: cfg.fleet.alerts.clone(),
+        },
+        updates.subscribe(),
+        shutdown.clone(),
+    );
+    tasks.spawn(fleet_task);
     tasks.spawn(ingest::run_with_signals(
         store.clone(),
         link,
@@ -156,6 +170,12 @@ pub async fn start(cfg: Config) -> Result<Running> {
         live: live.clone(),
         shutdown: shutdown.clone(),
     })))
+    .merge(crate::fleet::api::router(Arc::new(
+        crate::fleet::api::FleetApiState {
+            fleet,
+            api_token: api_token.clone(),
+        },
+    )))
     .merge(crate::routing::api::router(Arc::new(
         crate::routing::api::RoutingApiState {
             store: store.clone(),

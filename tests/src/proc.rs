@@ -141,6 +141,8 @@ pub struct Mgmt {
     pub mqtt_port: u16,
     pub mqtt_url: Option<String>,
     pub log: PathBuf,
+    /// A configuration file to start with (`--config`), if any.
+    pub config: Option<PathBuf>,
     proc: Option<Proc>,
 }
 
@@ -153,15 +155,32 @@ impl Mgmt {
             http_port: crate::free_port(),
             mqtt_port: crate::free_port(),
             mqtt_url,
+            config: None,
             proc: None,
         }
+    }
+
+    /// Writes `toml` as mgmt's configuration file (used from the next start).
+    pub fn set_config(&mut self, toml: &str) {
+        let path = self.data.join("mgmt.toml");
+        std::fs::write(&path, toml).expect("write mgmt config");
+        self.config = Some(path);
     }
 
     pub fn start(&mut self) {
         let data = self.data.to_string_lossy().into_owned();
         let http = format!("127.0.0.1:{}", self.http_port);
         let mqtt = format!("127.0.0.1:{}", self.mqtt_port);
-        let mut args = vec!["--data-dir", &data, "run", "--http", &http];
+        let config = self
+            .config
+            .as_ref()
+            .map(|c| c.to_string_lossy().into_owned());
+        let mut args = vec!["--data-dir", &data];
+        if let Some(c) = &config {
+            args.push("--config");
+            args.push(c);
+        }
+        args.extend(["run", "--http", &http]);
         match &self.mqtt_url {
             Some(u) => {
                 args.push("--mqtt-url");
@@ -270,6 +289,23 @@ impl Appliance {
         .expect("write appliance config");
         Appliance {
             id: id.to_string(),
+            log: data.join("appliance.log"),
+            data,
+            config,
+            proc: None,
+        }
+    }
+
+    /// An appliance named `name` (its directory under `dir`) whose whole
+    /// config is `toml`; `{data}` in it is replaced by its data dir.
+    pub fn from_toml(dir: &Path, name: &str, toml: &str) -> Appliance {
+        let data = dir.join(name);
+        std::fs::create_dir_all(&data).expect("appliance dir");
+        let config = data.join("appliance.toml");
+        std::fs::write(&config, toml.replace("{data}", &data.to_string_lossy()))
+            .expect("write appliance config");
+        Appliance {
+            id: name.to_string(),
             log: data.join("appliance.log"),
             data,
             config,

@@ -5,117 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crossline_tests::mqtt_cli::{Sub, publish_as};
 use crossline_tests::proc::{Mgmt, which};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-/// `mosquitto_pub` once; returns whether the broker accepted the connection.
+/// `mosquitto_pub` once as device `user` (client id = username).
 fn publish(port: u16, user: &str, secret: &str, topic: &str, msg: &str) -> bool {
-    Command::new(which("mosquitto_pub"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            user,
-            "-u",
-            user,
-            "-P",
-            secret,
-        ])
-        .args(["-t", topic, "-m", msg, "-q", "1"])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
-/// A `mosquitto_sub` whose output lines arrive on a channel as they come.
-struct Sub {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Sub {
-    fn start(port: u16, client: &str, user: &str, secret: &str, filters: &[&str]) -> Sub {
-        let mut cmd = Command::new(which("mosquitto_sub"));
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            client,
-            "-u",
-            user,
-            "-P",
-            secret,
-            "-v",
-            "-q",
-            "1",
-        ]);
-        for f in filters {
-            cmd.args(["-t", f]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Sub {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until a line containing `needle` arrives; while waiting, calls
-    /// `poke` every 300 ms (e.g. to publish the message again).
-    fn wait_for(&mut self, needle: &str, mut poke: impl FnMut()) {
-        let end = std::time::Instant::now() + Duration::from_secs(20);
-        poke();
-        loop {
-            match self.lines.recv_timeout(Duration::from_millis(300)) {
-                Ok(l) => {
-                    let hit = l.contains(needle);
-                    self.seen.push(l);
-                    if hit {
-                        return;
-                    }
-                }
-                Err(_) => {
-                    assert!(
-                        std::time::Instant::now() < end,
-                        "no {needle:?} within 20 s; saw {:?}",
-                        self.seen
-                    );
-                    poke();
-                }
-            }
-        }
-    }
-
-    fn saw(&self, needle: &str) -> bool {
-        self.seen.iter().any(|l| l.contains(needle))
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    publish_as(port, user, user, secret, topic, msg)
 }
 
 #[test]

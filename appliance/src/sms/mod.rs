@@ -49,6 +49,8 @@ pub struct SmsContext {
     pub link: watch::Receiver<LinkState>,
     /// Telemetry samples for the uplink to publish.
     pub telemetry: mpsc::Sender<Telemetry>,
+    /// A telemetry sample goes out at least this often.
+    pub telemetry_every: Duration,
     /// Where the drivers keep their direct-delivery state files (the
     /// appliance's data dir); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
@@ -87,9 +89,10 @@ pub async fn run(
         acked,
         link,
         telemetry,
+        telemetry_every,
         data_dir,
     } = ctx;
-    let lines = Lines::new(&modems);
+    let lines = Lines::new(&modems).with_disk(data_dir.as_deref());
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let shared = Shared {
         _alive: alive,
@@ -111,6 +114,7 @@ pub async fn run(
         data_dir.as_deref(),
         ev_tx,
         telemetry,
+        telemetry_every,
         shutdown.clone(),
     );
     tasks.spawn(receive_loop(shared.clone(), ev_rx, acked));

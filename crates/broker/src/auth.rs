@@ -13,6 +13,10 @@ pub enum AuthDecision {
     /// A service user such as mgmt: may publish and subscribe anywhere under
     /// `crossline/v1/#`, with any client id.
     Service,
+    /// An appliance enrolling with the bootstrap token: the client id must be
+    /// an enrollment id (32 lowercase hex digits) and the session is confined
+    /// to `crossline/v1/enroll/<client id>/#`.
+    Enrollment,
     /// Refused; the reason is logged, never sent to the client (which gets
     /// "bad user name or password" / "not authorised").
     Deny(String),
@@ -23,6 +27,7 @@ impl fmt::Debug for AuthDecision {
         match self {
             Self::Device => f.write_str("Device"),
             Self::Service => f.write_str("Service"),
+            Self::Enrollment => f.write_str("Enrollment"),
             Self::Deny(reason) => write!(f, "Deny({reason:?})"),
         }
     }

@@ -93,6 +93,7 @@ impl Broker {
             Type::ClientAuthenticate,
             Type::ClientSubscribeCheckAcl,
             Type::MessagePublishCheckAcl,
+            Type::SessionTerminated,
         ] {
             register.add(typ, Box::new(access.clone())).await;
         }
@@ -179,6 +180,14 @@ impl BrokerHandle {
         kick(&self.scx, client_id).await
     }
 
+    /// A cloneable handle that can end sessions (for mgmt's fleet service,
+    /// which revokes devices while the broker runs).
+    pub fn kicker(&self) -> ClientKicker {
+        ClientKicker {
+            scx: self.scx.clone(),
+        }
+    }
+
     /// Whether a client with this id is connected right now.
     pub async fn is_connected(&self, client_id: &str) -> bool {
         let entry = self
@@ -223,6 +232,36 @@ impl Drop for BrokerHandle {
     }
 }
 
+/// Ends sessions of the embedded broker; see [`BrokerHandle::kicker`].
+#[derive(Clone)]
+pub struct ClientKicker {
+    scx: ServerContext,
+}
+
+impl std::fmt::Debug for ClientKicker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKicker").finish_non_exhaustive()
+    }
+}
+
+impl ClientKicker {
+    /// Like [`BrokerHandle::disconnect_client`].
+    pub async fn disconnect_client(&self, client_id: &str) -> bool {
+        kick(&self.scx, client_id).await
+    }
+
+    /// Whether a client with this id is connected right now.
+    pub async fn is_connected(&self, client_id: &str) -> bool {
+        let entry = self
+            .scx
+            .extends
+            .shared()
+            .await
+            .entry(client_key(&self.scx, client_id));
+        entry.is_connected().await
+    }
+}
+
 fn client_key(scx: &ServerContext, client_id: &str) -> Id {
     Id::from(scx.node.id(), ClientId::from(client_id))
 }
@@ -249,6 +288,7 @@ async fn kick(scx: &ServerContext, client_id: &str) -> bool {
 enum Role {
     Device,
     Service,
+    Enrollment,
 }
 
 /// Our hook handler: authentication at CONNECT, then the topic ACL.
@@ -261,28 +301,49 @@ struct AccessControl {
 }
 
 impl AccessControl {
-    fn role_of(&self, username: Option<&str>) -> Option<Role> {
+    /// The role of a session. Enrolling sessions are keyed by client id
+    /// (they all share one username), the others by username.
+    fn role_of(&self, username: Option<&str>, client_id: &str) -> Option<Role> {
         let username = username?;
-        match self.roles.read() {
-            Ok(roles) => roles.get(username).copied(),
-            Err(poisoned) => poisoned.into_inner().get(username).copied(),
+        let roles = match self.roles.read() {
+            Ok(roles) => roles,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match roles.get(username).copied() {
+            Some(Role::Enrollment) => (roles.get(&enroll_key(client_id)).copied()
+                == Some(Role::Enrollment))
+            .then_some(Role::Enrollment),
+            other => other,
         }
     }
 
-    fn remember(&self, username: &str, role: Role) {
+    fn remember(&self, username: &str, client_id: &str, role: Role) {
         let mut roles = match self.roles.write() {
             Ok(roles) => roles,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if role == Role::Enrollment {
+            // Bounded: entries are removed when the session ends (see hook).
+            roles.insert(enroll_key(client_id), role);
+        }
         if roles.get(username) != Some(&role) {
             roles.insert(username.to_owned(), role);
         }
     }
 
-    fn may_use(role: Role, username: &str, topic_or_filter: &str) -> bool {
+    fn forget_enrollment(&self, client_id: &str) {
+        let mut roles = match self.roles.write() {
+            Ok(roles) => roles,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        roles.remove(&enroll_key(client_id));
+    }
+
+    fn may_use(role: Role, username: &str, client_id: &str, topic_or_filter: &str) -> bool {
         match role {
             Role::Device => topic::device_may_use(username, topic_or_filter),
             Role::Service => topic::service_may_use(topic_or_filter),
+            Role::Enrollment => topic::enrollment_may_use(client_id, topic_or_filter),
         }
     }
 
@@ -335,10 +396,21 @@ impl AccessControl {
                 Role::Device
             }
             AuthDecision::Service => Role::Service,
+            AuthDecision::Enrollment => {
+                if !topic::is_valid_enrollment_id(&client_id) {
+                    tracing::warn!(
+                        client_id,
+                        username,
+                        "MQTT CONNECT refused: an enrolling client's id must be 32 lowercase hex digits"
+                    );
+                    return AuthResult::NotAuthorized;
+                }
+                Role::Enrollment
+            }
         };
         // rmqtt publishes the last will without asking the ACL hooks: check it here.
         if let Some(will) = will_topic
-            && !Self::may_use(role, &username, &will)
+            && !Self::may_use(role, &username, &client_id, &will)
         {
             tracing::warn!(
                 client_id,
@@ -348,7 +420,7 @@ impl AccessControl {
             );
             return AuthResult::NotAuthorized;
         }
-        self.remember(&username, role);
+        self.remember(&username, &client_id, role);
         tracing::debug!(client_id, username, ?role, "MQTT client authenticated");
         AuthResult::Allow(false, None)
     }
@@ -364,8 +436,9 @@ impl Handler for AccessControl {
             }
             Parameter::ClientSubscribeCheckAcl(session, sub) => {
                 let username = session.id.username.as_deref();
-                let allowed = match (self.role_of(username), username) {
-                    (Some(role), Some(user)) => Self::may_use(role, user, &sub.topic_filter),
+                let cid = session.id.client_id.as_ref();
+                let allowed = match (self.role_of(username, cid), username) {
+                    (Some(role), Some(user)) => Self::may_use(role, user, cid, &sub.topic_filter),
                     _ => false,
                 };
                 let result = if allowed {
@@ -383,8 +456,9 @@ impl Handler for AccessControl {
             }
             Parameter::MessagePublishCheckAcl(session, publish) => {
                 let username = session.id.username.as_deref();
-                let allowed = match (self.role_of(username), username) {
-                    (Some(role), Some(user)) => Self::may_use(role, user, &publish.topic),
+                let cid = session.id.client_id.as_ref();
+                let allowed = match (self.role_of(username, cid), username) {
+                    (Some(role), Some(user)) => Self::may_use(role, user, cid, &publish.topic),
                     _ => false,
                 };
                 let result = if allowed {
@@ -400,9 +474,21 @@ impl Handler for AccessControl {
                 };
                 (false, Some(HookResult::PublishAclResult(result)))
             }
+            Parameter::SessionTerminated(session, _) => {
+                if session.id.username.as_deref() == Some(crate::topic::ENROLL_USER) {
+                    self.forget_enrollment(session.id.client_id.as_ref());
+                }
+                (true, acc)
+            }
             _ => (true, acc),
         }
     }
+}
+
+/// Key of an enrolling session in [`AccessControl::roles`] (cannot clash
+/// with a username: usernames hold no NUL).
+fn enroll_key(client_id: &str) -> String {
+    format!("\0enroll:{client_id}")
 }
 
 /// Retained messages in memory, at most `max` topics.

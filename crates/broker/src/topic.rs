@@ -26,6 +26,37 @@ pub const CONFIG: &str = "config";
 /// Device -> mgmt: hello after connect.
 pub const HELLO: &str = "hello";
 
+/// Prefix of enrollment topics; the enrollment id (the client id of a
+/// bootstrap-token session) is the next level.
+pub const ENROLL_PREFIX: &str = "crossline/v1/enroll";
+
+/// The username of enrolling clients (their password is the bootstrap token).
+pub const ENROLL_USER: &str = "enroll";
+
+/// True for an enrollment id: 32 lowercase hex digits.
+pub fn is_valid_enrollment_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// May an enrolling client (bootstrap token, client id `enrollment_id`) use
+/// `topic_or_filter`? Only `crossline/v1/enroll/{enrollment_id}/` and a
+/// further level, with the first four levels literal (no wildcard reaches
+/// another enrollment or any device topic).
+pub fn enrollment_may_use(enrollment_id: &str, topic_or_filter: &str) -> bool {
+    if !is_valid_enrollment_id(enrollment_id) {
+        return false;
+    }
+    topic_or_filter
+        .strip_prefix(ENROLL_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+        .and_then(|r| r.strip_prefix(enrollment_id))
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|tail| !tail.is_empty())
+}
+
 /// Longest device id the contract allows.
 pub const DEVICE_ID_MAX_LEN: usize = 64;
 
@@ -128,6 +159,30 @@ mod tests {
         }
         assert!(!device_may_use("+", "crossline/v1/d/+/events"));
         assert!(!device_may_use("#", "crossline/v1/d/#/x"));
+    }
+
+    #[test]
+    fn enrollment_scope() {
+        let e = "0123456789abcdef0123456789abcdef";
+        assert!(enrollment_may_use(
+            e,
+            &format!("crossline/v1/enroll/{e}/req")
+        ));
+        assert!(enrollment_may_use(e, &format!("crossline/v1/enroll/{e}/#")));
+        for bad in [
+            "crossline/v1/enroll/+/resp".to_string(),
+            "crossline/v1/enroll/#".to_string(),
+            format!("crossline/v1/enroll/{e}"),
+            format!("crossline/v1/d/{e}/events"),
+            "crossline/v1/d/+/events".to_string(),
+            "#".to_string(),
+        ] {
+            assert!(!enrollment_may_use(e, &bad), "{bad}");
+        }
+        assert!(!enrollment_may_use(
+            "short",
+            "crossline/v1/enroll/short/req"
+        ));
     }
 
     #[test]

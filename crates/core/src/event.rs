@@ -66,6 +66,16 @@ pub struct ModemHealth {
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imei: Option<String>,
+    /// SIM state: `ready`, `not_inserted`, `pin_required`, `pin_rejected`,
+    /// `puk_required`, `unknown` or `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim: Option<String>,
+    /// Times the line's modem went away (port lost, driver restarted) since
+    /// the appliance started.
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// Health of the appliance itself.
@@ -81,6 +91,9 @@ pub struct SystemHealth {
     pub mem_used_pct: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_used_pct: Option<f32>,
+    /// Seconds since the machine booted (`uptime_s` is the daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_uptime_s: Option<u64>,
 }
 
 /// What happened. Externally tagged by `type` so the JSON is readable in

@@ -11,8 +11,11 @@
 pub mod msg;
 pub mod topic;
 
-pub use msg::{Ack, Command, CommandKind, EventBatch, Hello, Presence, PresenceState, Telemetry};
-pub use topic::{DeviceTopic, Kind};
+pub use msg::{
+    Ack, Command, CommandKind, EnrollRequest, EnrollResponse, EnrollState, EventBatch, Hello,
+    Presence, PresenceState, Telemetry,
+};
+pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
 
 use serde::{Serialize, de::DeserializeOwned};
 

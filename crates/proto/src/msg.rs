@@ -184,6 +184,105 @@ impl Wire for Command {
     const NAME: &'static str = "command";
 }
 
+/// appliance → mgmt on `crossline/v1/enroll/{id}/req`: "here I am, this is
+/// my hardware". Sent on connect with the bootstrap token and repeated until
+/// mgmt answers `approved` (mgmt answers every request with the state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    #[serde(default = "version")]
+    pub v: u32,
+    /// Board serial number (device tree, DMI, or configured), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// MAC addresses of the network interfaces (`aa:bb:cc:dd:ee:ff`).
+    #[serde(default)]
+    pub macs: Vec<String>,
+    /// IMEIs of the modems found.
+    #[serde(default)]
+    pub imeis: Vec<String>,
+    /// Host name, as a hint for the admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Appliance software version.
+    pub software: String,
+}
+
+/// Most entries in [`EnrollRequest::macs`] / [`EnrollRequest::imeis`], and the
+/// longest string accepted in any of its fields.
+pub const ENROLL_MAX_ITEMS: usize = 16;
+pub const ENROLL_MAX_FIELD: usize = 128;
+
+impl Wire for EnrollRequest {
+    const NAME: &'static str = "enrollment request";
+    fn validate(&self) -> Result<(), ProtoError> {
+        let bad = |detail: String| ProtoError::Invalid {
+            what: "enrollment request",
+            detail,
+        };
+        if self.macs.len() > ENROLL_MAX_ITEMS || self.imeis.len() > ENROLL_MAX_ITEMS {
+            return Err(bad(format!(
+                "more than {ENROLL_MAX_ITEMS} MAC addresses or IMEIs"
+            )));
+        }
+        let fields = self
+            .macs
+            .iter()
+            .chain(&self.imeis)
+            .chain(self.serial.iter())
+            .chain(self.hostname.iter())
+            .chain(std::iter::once(&self.software));
+        for f in fields {
+            if f.len() > ENROLL_MAX_FIELD || f.chars().any(char::is_control) {
+                return Err(bad(format!(
+                    "a field is longer than {ENROLL_MAX_FIELD} bytes or holds control characters"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollState {
+    /// Waiting for an admin.
+    Pending,
+    /// Approved: the response carries the device id and its own secret.
+    Approved,
+    /// Refused by an admin: stop asking.
+    Rejected,
+}
+
+/// mgmt → appliance on `crossline/v1/enroll/{id}/resp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub state: EnrollState,
+    /// With `approved`: the device id (MQTT username and client id from now on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<NodeId>,
+    /// With `approved`: the device's own secret (its MQTT password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl Wire for EnrollResponse {
+    const NAME: &'static str = "enrollment response";
+    fn validate(&self) -> Result<(), ProtoError> {
+        if self.state == EnrollState::Approved && (self.device.is_none() || self.secret.is_none()) {
+            return Err(ProtoError::Invalid {
+                what: "enrollment response",
+                detail: "approved without a device id and secret".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +347,34 @@ mod tests {
     }
 
     #[test]
+    fn enrollment_roundtrip_and_limits() {
+        let r = EnrollRequest {
+            v: VERSION,
+            serial: Some("00000000a1b2c3d4".into()),
+            macs: vec!["dc:a6:32:01:02:03".into()],
+            imeis: vec!["356938035643809".into()],
+            hostname: Some("branch".into()),
+            software: "0.1.0".into(),
+        };
+        assert_eq!(decode::<EnrollRequest>(&encode(&r)).unwrap(), r);
+        let mut long = r.clone();
+        long.macs = vec!["x".into(); ENROLL_MAX_ITEMS + 1];
+        assert!(decode::<EnrollRequest>(&encode(&long)).is_err());
+        let mut ctl = r;
+        ctl.serial = Some("a\u{1b}[2J".into());
+        assert!(decode::<EnrollRequest>(&encode(&ctl)).is_err());
+        let ok = EnrollResponse {
+            v: VERSION,
+            state: EnrollState::Approved,
+            device: Some(NodeId::new("branch-1").unwrap()),
+            secret: Some("s".into()),
+        };
+        assert_eq!(decode::<EnrollResponse>(&encode(&ok)).unwrap(), ok);
+        assert!(decode::<EnrollResponse>(br#"{"v":1,"state":"approved"}"#).is_err());
+        assert!(decode::<EnrollResponse>(br#"{"v":1,"state":"pending"}"#).is_ok());
+    }
+
+    #[test]
     fn command_roundtrip() {
         let c = Command {
             v: VERSION,
@@ -284,6 +411,8 @@ mod fuzzish {
             let _ = decode::<Presence>(&bytes);
             let _ = decode::<Telemetry>(&bytes);
             let _ = decode::<Command>(&bytes);
+            let _ = decode::<EnrollRequest>(&bytes);
+            let _ = decode::<EnrollResponse>(&bytes);
         }
 
         /// JSON-shaped noise with the right version still never panics.

@@ -104,6 +104,93 @@ pub fn device_filter(device: &NodeId) -> String {
     format!("{DEVICE_PREFIX}/{device}/#")
 }
 
+/// Prefix of enrollment topics: `crossline/v1/enroll/{enrollment id}/{req|resp}`.
+pub const ENROLL_PREFIX: &str = "crossline/v1/enroll";
+
+/// The MQTT username an appliance without its own credential connects with;
+/// its password is the bootstrap token. The broker confines such a session
+/// to `crossline/v1/enroll/{client id}/#`. No device may be named this.
+pub const ENROLL_USER: &str = "enroll";
+
+/// True for an enrollment id: 32 lowercase hex digits (128 random bits the
+/// appliance draws once and keeps). Unguessable, so another holder of the
+/// bootstrap token cannot subscribe to this appliance's response topic.
+pub fn is_valid_enrollment_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What an enrollment topic carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EnrollKind {
+    /// appliance → mgmt: [`crate::EnrollRequest`], QoS 1, repeated until answered.
+    Request,
+    /// mgmt → appliance: [`crate::EnrollResponse`], QoS 1.
+    Response,
+}
+
+impl EnrollKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollKind::Request => "req",
+            EnrollKind::Response => "resp",
+        }
+    }
+
+    /// Topic filter matching this kind for every enrollment id (for mgmt).
+    pub fn filter_all(self) -> String {
+        format!("{ENROLL_PREFIX}/+/{}", self.as_str())
+    }
+}
+
+/// A parsed enrollment topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EnrollTopic {
+    pub enrollment: String,
+    pub kind: EnrollKind,
+}
+
+impl EnrollTopic {
+    pub fn new(enrollment: &str, kind: EnrollKind) -> Self {
+        Self {
+            enrollment: enrollment.to_string(),
+            kind,
+        }
+    }
+
+    /// Parses `crossline/v1/enroll/{id}/{req|resp}`.
+    pub fn parse(topic: &str) -> Result<Self, ProtoError> {
+        let bad = || ProtoError::BadTopic(topic.chars().take(200).collect());
+        let rest = topic
+            .strip_prefix(ENROLL_PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(bad)?;
+        let (id, kind) = rest.split_once('/').ok_or_else(bad)?;
+        if !is_valid_enrollment_id(id) {
+            return Err(bad());
+        }
+        let kind = match kind {
+            "req" => EnrollKind::Request,
+            "resp" => EnrollKind::Response,
+            _ => return Err(bad()),
+        };
+        Ok(Self::new(id, kind))
+    }
+}
+
+impl fmt::Display for EnrollTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{ENROLL_PREFIX}/{}/{}",
+            self.enrollment,
+            self.kind.as_str()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +207,24 @@ mod tests {
             "crossline/v1/d/branch-7/events"
         );
         assert_eq!(Kind::Ack.filter_all(), "crossline/v1/d/+/ack");
+    }
+
+    #[test]
+    fn enrollment_topics() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_valid_enrollment_id(id));
+        for bad in ["", "0123", &id.to_uppercase(), &format!("{id}0"), "+", "#"] {
+            assert!(!is_valid_enrollment_id(bad), "{bad}");
+        }
+        let t = EnrollTopic::new(id, EnrollKind::Request);
+        assert_eq!(t.to_string(), format!("crossline/v1/enroll/{id}/req"));
+        assert_eq!(EnrollTopic::parse(&t.to_string()).unwrap(), t);
+        assert!(EnrollTopic::parse("crossline/v1/enroll/+/req").is_err());
+        assert!(EnrollTopic::parse(&format!("crossline/v1/enroll/{id}/x")).is_err());
+        assert_eq!(
+            EnrollKind::Response.filter_all(),
+            "crossline/v1/enroll/+/resp"
+        );
     }
 
     #[test]

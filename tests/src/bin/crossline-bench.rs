@@ -146,7 +146,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             .put_device(&id, &crossline_mgmt::credentials::hash_secret(&secret)?)
             .await?;
         let app = crossline_appliance::Config {
-            node_id: id.clone(),
+            node_id: Some(id.clone()),
             data_dir: tmp.path().join(id.as_str()),
             mqtt: crossline_appliance::config::MqttConfig {
                 url: format!("mqtt://127.0.0.1:{port}"),
@@ -157,6 +157,8 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             sync: sync_cfg.clone(),
             modems: Vec::new(),
             offline: None,
+            enroll: None,
+            telemetry: Default::default(),
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,

@@ -1,0 +1,312 @@
+//! The fleet REST API under `/api/v1/fleet` (bearer token, like the rest of
+//! `/api/v1`). Documented in docs/FLEET.md and docs/API.md.
+
+use super::db::{self, Approval, FleetError};
+use super::{Fleet, OpError};
+use super::{alerts, telemetry};
+use crate::error::ApiError;
+use crate::http::authorize_token;
+use crate::ingest::now_ms;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use crossline_core::NodeId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const MAX_BODY: usize = 16 * 1024;
+
+/// State of the fleet handlers.
+pub struct FleetApiState {
+    pub fleet: Fleet,
+    pub api_token: String,
+}
+
+pub fn router(state: Arc<FleetApiState>) -> Router {
+    Router::new()
+        .route("/api/v1/fleet/enrollments", get(enrollments))
+        .route("/api/v1/fleet/enrollments/{id}/approve", post(approve))
+        .route("/api/v1/fleet/enrollments/{id}/reject", post(reject))
+        .route("/api/v1/fleet/devices", get(devices))
+        .route("/api/v1/fleet/devices/{id}/revoke", post(revoke))
+        .route("/api/v1/fleet/devices/{id}/rekey", post(rekey))
+        .route("/api/v1/fleet/devices/{id}/meta", post(set_meta))
+        .route("/api/v1/fleet/devices/{id}", get(device_detail))
+        .route(
+            "/api/v1/fleet/devices/{id}/telemetry",
+            get(telemetry_history),
+        )
+        .route("/api/v1/fleet/alerts", get(list_alerts))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Fleet(FleetError::NoEnrollment(_) | FleetError::NoDevice(_)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            OpError::Fleet(FleetError::AlreadyDecided { .. } | FleetError::Taken(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            OpError::Fleet(FleetError::Invalid(m)) => ApiError::bad_request(m),
+            OpError::Fleet(FleetError::Sql(s)) => {
+                tracing::error!(error = %s, "fleet database error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+            OpError::Store(s) => s.into(),
+            OpError::Other(m) => {
+                tracing::error!(error = %m, "fleet operation failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+fn device_id(id: &str) -> Result<NodeId, ApiError> {
+    NodeId::new(id).map_err(|e| ApiError::bad_request(format!("device id {id:?}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollmentsQuery {
+    state: Option<String>,
+}
+
+async fn enrollments(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    q: Result<Query<EnrollmentsQuery>, QueryRejection>,
+) -> Result<Json<Vec<db::Enrollment>>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if let Some(s) = &q.state
+        && !["pending", "approved", "rejected"].contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "state must be pending, approved or rejected",
+        ));
+    }
+    let list = st
+        .fleet
+        .store()
+        .read(move |c| db::enrollments(c, q.state.as_deref()))
+        .await?;
+    Ok(Json(list))
+}
+
+#[derive(Serialize)]
+struct Done {
+    ok: bool,
+}
+
+async fn approve(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Approval>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let Json(a) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
+    st.fleet.approve(&id, a).await?;
+    Ok(Json(Done { ok: true }))
+}
+
+async fn reject(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Done>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    st.fleet.reject(&id).await?;
+    Ok(Json(Done { ok: true }))
+}
+
+async fn devices(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<db::FleetDevice>>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    Ok(Json(st.fleet.store().read(db::devices).await?))
+}
+
+async fn revoke(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Done>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?;
+    if st.fleet.revoke(&id).await? {
+        Ok(Json(Done { ok: true }))
+    } else {
+        Err(OpError::Fleet(FleetError::NoDevice(id.to_string())).into())
+    }
+}
+
+#[derive(Serialize)]
+struct Rekeyed {
+    device: String,
+    /// The new secret, shown once: install it as the device's `mqtt.secret_file`.
+    secret: String,
+}
+
+async fn rekey(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Rekeyed>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?;
+    let secret = st.fleet.rekey(&id).await?;
+    Ok(Json(Rekeyed {
+        device: id.to_string(),
+        secret,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    name: Option<String>,
+    site: Option<String>,
+    group: Option<String>,
+    tags: Option<Vec<String>>,
+}
+
+async fn set_meta(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<Meta>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?;
+    let Json(m) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
+    for (what, v) in [("name", &m.name), ("site", &m.site), ("group", &m.group)] {
+        if let Some(v) = v {
+            db::check_label(what, v).map_err(OpError::from)?;
+        }
+    }
+    let d = id.to_string();
+    st.fleet
+        .store()
+        .write(move |tx| {
+            Ok(db::set_meta(
+                tx,
+                &d,
+                m.name.as_deref(),
+                m.site.as_deref(),
+                m.group.as_deref(),
+                m.tags.as_deref(),
+            ))
+        })
+        .await?
+        .map_err(OpError::from)?;
+    Ok(Json(Done { ok: true }))
+}
+
+#[derive(Serialize)]
+struct DeviceDetail {
+    device: db::FleetDevice,
+    /// Series with history (for `/telemetry?series=`).
+    series: Vec<String>,
+    alerts: Vec<alerts::Alert>,
+}
+
+async fn device_detail(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceDetail>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?.to_string();
+    let detail = st
+        .fleet
+        .store()
+        .read(move |c| {
+            let device = db::devices(c)?.into_iter().find(|d| d.id == id);
+            let series = telemetry::series_names(c, &id)?;
+            let alerts = alerts::recent(c, Some(&id), 50)?;
+            Ok(device.map(|device| DeviceDetail {
+                device,
+                series,
+                alerts,
+            }))
+        })
+        .await?;
+    detail
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such device"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    series: String,
+    /// How far back, in seconds (default one day, at most 30 days).
+    since_s: Option<u64>,
+}
+
+async fn telemetry_history(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Vec<telemetry::Point>>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?.to_string();
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let since = q.since_s.unwrap_or(86_400).min(30 * 86_400) as i64;
+    let now = now_ms() as i64;
+    let points = st
+        .fleet
+        .store()
+        .read(move |c| telemetry::history(c, &id, &q.series, now - since * 1000, now))
+        .await?;
+    Ok(Json(points))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    /// Only alerts not cleared yet.
+    open: Option<bool>,
+    device: Option<String>,
+}
+
+async fn list_alerts(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    q: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Result<Json<Vec<alerts::Alert>>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let list = st
+        .fleet
+        .store()
+        .read(move |c| {
+            if q.open == Some(true) {
+                let mut v = alerts::open_alerts(c)?;
+                if let Some(d) = &q.device {
+                    v.retain(|a| &a.device == d);
+                }
+                Ok(v)
+            } else {
+                alerts::recent(c, q.device.as_deref(), 500)
+            }
+        })
+        .await?;
+    Ok(Json(list))
+}

@@ -1,0 +1,559 @@
+//! Fleet management (docs/FLEET.md): enrollment of appliances with a
+//! bootstrap token, approval by an admin, per-device credentials, revocation.
+//!
+//! The fleet service runs its own MQTT connection (mgmt's service user,
+//! client id `<user>-fleet`) for the enrollment topics, and listens to
+//! ingestion's [`Update`]s for presence; it never touches ingestion itself.
+//!
+//! Enrollment: an appliance with the bootstrap token connects as user
+//! `enroll` with a random enrollment id as client id (the broker confines it
+//! to `crossline/v1/enroll/<id>/#`), publishes an [`EnrollRequest`] and
+//! repeats it until approved. mgmt records it as pending; when an admin
+//! approves (CLI or API), mgmt creates the device with a fresh secret (only
+//! its hash in `device`), and answers on `crossline/v1/enroll/<id>/resp` with
+//! the device id and the secret, again on every request and every few
+//! seconds, until the device connects with its own credential; then the clear
+//! secret is forgotten.
+
+pub mod alerts;
+pub mod api;
+pub mod db;
+pub mod telemetry;
+
+use crate::credentials::{hash_secret, new_secret};
+use crate::ingest::{BrokerLink, Update, now_ms};
+use crossline_broker::ClientKicker;
+use crossline_core::NodeId;
+use crossline_proto::{
+    ENROLL_USER, EnrollKind, EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, decode,
+    encode,
+};
+use crossline_store::{DeviceRegistry, SqliteStore, StoreError};
+use db::{Answer, Approval, FleetError};
+use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// How often an approved enrollment's answer is published again while the
+/// device has not connected with its credential.
+const REPUBLISH_EVERY: Duration = Duration::from_secs(3);
+
+/// Fleet settings (`[fleet]` in mgmt's config).
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// mgmt's own MQTT service user (no device may take this name).
+    pub service_user: String,
+    /// How often the fleet service sweeps: revoked sessions, undelivered
+    /// credentials, buffered telemetry.
+    pub tick: Duration,
+    /// Alert thresholds and the webhook.
+    pub alerts: alerts::AlertConfig,
+}
+
+/// Handle for the CLI-free paths (HTTP API): approve, reject, revoke, list.
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: SqliteStore,
+    kicker: Option<ClientKicker>,
+    wake: mpsc::UnboundedSender<()>,
+    service_user: String,
+}
+
+/// Outcome of a fleet operation for the API and CLI.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Checks that `id` may be given to a device.
+pub fn check_device_id(id: &str, service_user: &str) -> Result<NodeId, FleetError> {
+    let node = NodeId::new(id).map_err(|e| {
+        FleetError::Invalid(format!(
+            "device id {id:?}: {e} (use lowercase letters, digits, '-' and '_', at most 64)"
+        ))
+    })?;
+    if id == service_user || id == ENROLL_USER || id == "mgmt" {
+        return Err(FleetError::Invalid(format!(
+            "device id {id:?} is reserved; choose another"
+        )));
+    }
+    Ok(node)
+}
+
+/// Approves an enrollment directly in the database (the CLI's path; the
+/// running server delivers the credential on its next sweep).
+pub async fn approve_in(
+    store: &SqliteStore,
+    enrollment: &str,
+    a: Approval,
+    service_user: &str,
+) -> Result<(), OpError> {
+    check_device_id(&a.device, service_user)?;
+    for (what, v) in [("name", &a.name), ("site", &a.site), ("group", &a.group)] {
+        if let Some(v) = v {
+            db::check_label(what, v)?;
+        }
+    }
+    let secret = new_secret();
+    let hash = hash_secret(&secret).map_err(|e| OpError::Other(e.to_string()))?;
+    let id = enrollment.to_string();
+    let r = store
+        .write(move |tx| {
+            Ok(db::approve(tx, &id, &a, &secret, &hash, now_ms() as i64).map(|()| a.device))
+        })
+        .await?;
+    let device = r?;
+    info!(enrollment, device = %device, "enrollment approved");
+    Ok(())
+}
+
+/// Rejects an enrollment directly in the database.
+pub async fn reject_in(store: &SqliteStore, enrollment: &str) -> Result<(), OpError> {
+    let id = enrollment.to_string();
+    store
+        .write(move |tx| Ok(db::reject(tx, &id, now_ms() as i64)))
+        .await??;
+    info!(enrollment, "enrollment rejected");
+    Ok(())
+}
+
+impl Fleet {
+    pub fn store(&self) -> &SqliteStore {
+        &self.inner.store
+    }
+
+    /// Approves an enrollment and sends the credential at once.
+    pub async fn approve(&self, enrollment: &str, a: Approval) -> Result<(), OpError> {
+        approve_in(&self.inner.store, enrollment, a, &self.inner.service_user).await?;
+        let _ = self.inner.wake.send(());
+        Ok(())
+    }
+
+    pub async fn reject(&self, enrollment: &str) -> Result<(), OpError> {
+        reject_in(&self.inner.store, enrollment).await?;
+        let _ = self.inner.wake.send(());
+        Ok(())
+    }
+
+    /// Revokes a device: refused from now on, its live session ended now.
+    pub async fn revoke(&self, device: &NodeId) -> Result<bool, OpError> {
+        if !self.inner.store.revoke_device(device).await? {
+            return Ok(false);
+        }
+        if let Some(k) = &self.inner.kicker {
+            k.disconnect_client(device.as_str()).await;
+        }
+        info!(device = %device, "device revoked");
+        Ok(true)
+    }
+
+    /// Re-key: a new secret for `device` (returned once), the old one refused
+    /// from now on and its session ended. The device needs the new secret
+    /// installed (its `mqtt.secret_file`).
+    pub async fn rekey(&self, device: &NodeId) -> Result<String, OpError> {
+        if self.inner.store.device(device)?.is_none() {
+            return Err(FleetError::NoDevice(device.to_string()).into());
+        }
+        let secret = new_secret();
+        let hash = hash_secret(&secret).map_err(|e| OpError::Other(e.to_string()))?;
+        self.inner.store.put_device(device, &hash).await?;
+        if let Some(k) = &self.inner.kicker {
+            k.disconnect_client(device.as_str()).await;
+        }
+        info!(device = %device, "device re-keyed");
+        Ok(secret)
+    }
+}
+
+/// Creates the fleet handle and the service task.
+pub fn start(
+    store: SqliteStore,
+    link: BrokerLink,
+    kicker: Option<ClientKicker>,
+    opts: FleetOptions,
+    updates: broadcast::Receiver<Update>,
+    shutdown: CancellationToken,
+) -> (
+    Fleet,
+    impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+) {
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+    let fleet = Fleet {
+        inner: Arc::new(Inner {
+            store: store.clone(),
+            kicker: kicker.clone(),
+            wake: wake_tx,
+            service_user: opts.service_user.clone(),
+        }),
+    };
+    let task = run(store, link, kicker, opts, updates, wake_rx, shutdown);
+    (fleet, task)
+}
+
+async fn run(
+    store: SqliteStore,
+    link: BrokerLink,
+    kicker: Option<ClientKicker>,
+    opts: FleetOptions,
+    mut updates: broadcast::Receiver<Update>,
+    mut wake: mpsc::UnboundedReceiver<()>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut mo = MqttOptions::new(
+        format!("{}-fleet", link.username),
+        link.host.clone(),
+        link.port,
+    );
+    mo.set_credentials(link.username.clone(), link.secret.clone());
+    mo.set_keep_alive(Duration::from_secs(10));
+    mo.set_clean_session(true);
+    mo.set_max_packet_size(
+        crossline_proto::MAX_PAYLOAD + 1024,
+        crossline_proto::MAX_PAYLOAD + 1024,
+    );
+    let (client, mut eventloop) = AsyncClient::new(mo, 256);
+    let mut tick = tokio::time::interval(opts.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut connected = false;
+    let mut published: HashMap<String, Instant> = HashMap::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut samples: Vec<telemetry::Sample> = Vec::new();
+    let mut alert_tick = tokio::time::interval(opts.alerts.every());
+    alert_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune_tick = tokio::time::interval(Duration::from_secs(3600));
+    prune_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut restarts = alerts::RestartHistory::default();
+    let webhook = opts.alerts.webhook_url.clone().map(|url| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(webhook_sender(url, rx, shutdown.clone()));
+        tx
+    });
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => match ev {
+                Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(100);
+                    connected = true;
+                    published.clear();
+                    client
+                        .subscribe(EnrollKind::Request.filter_all(), QoS::AtLeastOnce)
+                        .await?;
+                    info!("fleet service connected");
+                }
+                Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                    on_request(&store, &client, &p.topic, &p.payload, &mut published).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if connected {
+                        warn!(error = %e, "fleet service lost the broker; reconnecting");
+                    }
+                    connected = false;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(3));
+                }
+            },
+            Some(()) = wake.recv() => {
+                published.clear();
+                if connected {
+                    deliver(&store, &client, &mut published).await;
+                }
+            }
+            _ = tick.tick() => {
+                if !samples.is_empty() {
+                    let batch = std::mem::take(&mut samples);
+                    let n = batch.len();
+                    if let Err(e) = store.write(move |tx| telemetry::store(tx, &batch)).await {
+                        warn!(samples = n, error = %e, "could not store telemetry");
+                    }
+                }
+                if connected {
+                    deliver(&store, &client, &mut published).await;
+                }
+                sweep_revoked(&store, kicker.as_ref()).await;
+            }
+            _ = alert_tick.tick() => {
+                evaluate_alerts(&store, &opts.alerts, &mut restarts, webhook.as_ref()).await;
+            }
+            _ = prune_tick.tick() => {
+                let now = now_ms() as i64;
+                match store.write(move |tx| telemetry::prune(tx, now)).await {
+                    Ok(n) if n > 0 => debug!(rows = n, "pruned telemetry history"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "could not prune telemetry history"),
+                }
+            }
+            u = updates.recv() => match u {
+                Ok(Update::Presence { device, online: true }) => {
+                    let d = device.to_string();
+                    match store.write(move |tx| db::delivered(tx, &d)).await {
+                        Ok(n) if n > 0 => info!(device = %device, "enrolled device connected with its own credential"),
+                        Ok(_) => {}
+                        Err(e) => warn!(device = %device, error = %e, "could not record credential pickup"),
+                    }
+                }
+                Ok(Update::Telemetry { device, telemetry: t }) => {
+                    // Bounded: flushed every tick; a store that cannot keep
+                    // up loses samples, not memory.
+                    if samples.len() < 100_000 {
+                        samples.push(telemetry::sample(device.as_str(), &t, now_ms() as i64));
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    debug!(missed = n, "fleet service lagged behind updates");
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
+    Ok(())
+}
+
+async fn on_request(
+    store: &SqliteStore,
+    client: &AsyncClient,
+    topic: &str,
+    payload: &[u8],
+    published: &mut HashMap<String, Instant>,
+) {
+    let t = match EnrollTopic::parse(topic) {
+        Ok(t) if t.kind == EnrollKind::Request => t,
+        _ => {
+            warn!(topic = %topic.chars().take(200).collect::<String>(), "ignoring message on an unexpected enrollment topic");
+            return;
+        }
+    };
+    let req = match decode::<EnrollRequest>(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(enrollment = %t.enrollment, error = %e, "rejected enrollment request");
+            return;
+        }
+    };
+    let id = t.enrollment.clone();
+    let answer = store
+        .write(move |tx| db::record_request(tx, &id, &req, now_ms() as i64))
+        .await;
+    match answer {
+        Ok(a) => {
+            debug!(enrollment = %t.enrollment, answer = ?a_state(&a), "enrollment request");
+            if matches!(
+                a,
+                Answer::Approved {
+                    secret: Some(_),
+                    ..
+                }
+            ) {
+                published.insert(t.enrollment.clone(), Instant::now());
+            }
+            respond(client, &t.enrollment, &a).await;
+        }
+        Err(e) => {
+            warn!(enrollment = %t.enrollment, error = %e, "could not record enrollment request")
+        }
+    }
+}
+
+fn a_state(a: &Answer) -> &'static str {
+    match a {
+        Answer::Pending => "pending",
+        Answer::Rejected => "rejected",
+        Answer::Approved { .. } => "approved",
+    }
+}
+
+async fn respond(client: &AsyncClient, enrollment: &str, a: &Answer) {
+    let resp = match a {
+        Answer::Pending => EnrollResponse {
+            v: crossline_proto::VERSION,
+            state: EnrollState::Pending,
+            device: None,
+            secret: None,
+        },
+        Answer::Rejected => EnrollResponse {
+            v: crossline_proto::VERSION,
+            state: EnrollState::Rejected,
+            device: None,
+            secret: None,
+        },
+        Answer::Approved {
+            device,
+            secret: Some(secret),
+        } => match NodeId::new(device.as_str()) {
+            Ok(d) => EnrollResponse {
+                v: crossline_proto::VERSION,
+                state: EnrollState::Approved,
+                device: Some(d),
+                secret: Some(secret.clone()),
+            },
+            Err(_) => return,
+        },
+        // Approved and picked up already: a device asking again lost its
+        // identity file after connecting; an admin must re-key it.
+        Answer::Approved {
+            device,
+            secret: None,
+        } => {
+            warn!(enrollment, device = %device, "enrollment asked again after its credential was picked up; re-key the device to give it a new one");
+            EnrollResponse {
+                v: crossline_proto::VERSION,
+                state: EnrollState::Pending,
+                device: None,
+                secret: None,
+            }
+        }
+    };
+    let topic = EnrollTopic::new(enrollment, EnrollKind::Response).to_string();
+    if let Err(e) = client
+        .publish(topic, QoS::AtLeastOnce, false, encode(&resp))
+        .await
+    {
+        warn!(enrollment, error = %e, "could not publish enrollment response");
+    }
+}
+
+/// Publishes the credential of approved enrollments not yet picked up.
+async fn deliver(
+    store: &SqliteStore,
+    client: &AsyncClient,
+    published: &mut HashMap<String, Instant>,
+) {
+    let due = match store.read(db::undelivered).await {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "could not read approved enrollments");
+            return;
+        }
+    };
+    published.retain(|id, _| due.iter().any(|(d, _, _)| d == id));
+    for (id, device, secret) in due {
+        if published
+            .get(&id)
+            .is_some_and(|t| t.elapsed() < REPUBLISH_EVERY)
+        {
+            continue;
+        }
+        published.insert(id.clone(), Instant::now());
+        respond(
+            client,
+            &id,
+            &Answer::Approved {
+                device,
+                secret: Some(secret),
+            },
+        )
+        .await;
+    }
+}
+
+async fn evaluate_alerts(
+    store: &SqliteStore,
+    cfg: &alerts::AlertConfig,
+    restarts: &mut alerts::RestartHistory,
+    webhook: Option<&mpsc::UnboundedSender<alerts::Alert>>,
+) {
+    let devices = match store.read(db::devices).await {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "could not read devices for alerts");
+            return;
+        }
+    };
+    let now = now_ms() as i64;
+    let conditions = alerts::evaluate(cfg, &devices, restarts, now);
+    let changed = match store
+        .write(move |tx| alerts::reconcile(tx, &conditions, now))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "could not store alerts");
+            return;
+        }
+    };
+    for a in changed {
+        match a.cleared_ms {
+            None => {
+                warn!(device = %a.device, kind = %a.kind, subject = %a.subject, detail = %a.detail, "alert raised")
+            }
+            Some(_) => {
+                info!(device = %a.device, kind = %a.kind, subject = %a.subject, "alert cleared")
+            }
+        }
+        if let Some(w) = webhook {
+            let _ = w.send(a);
+        }
+    }
+}
+
+/// POSTs alert changes to the webhook in order, each tried up to 5 times.
+async fn webhook_sender(
+    url: String,
+    mut rx: mpsc::UnboundedReceiver<alerts::Alert>,
+    shutdown: CancellationToken,
+) {
+    while let Some(a) = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        a = rx.recv() => a,
+    } {
+        let body = alerts::WebhookBody {
+            event: if a.cleared_ms.is_some() {
+                "cleared"
+            } else {
+                "raised"
+            },
+            alert: &a,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut pause = Duration::from_millis(500);
+        for attempt in 1..=5 {
+            match alerts::post_json(&url, &bytes).await {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(device = %a.device, kind = %a.kind, attempt, error = %e, "alert webhook failed");
+                    if attempt == 5 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause *= 2;
+                }
+            }
+        }
+    }
+}
+
+/// Ends any live session of a revoked device (a revoke from the CLI, which
+/// cannot reach the broker; the API disconnects at once itself).
+async fn sweep_revoked(store: &SqliteStore, kicker: Option<&ClientKicker>) {
+    let Some(k) = kicker else { return };
+    let Ok(revoked) = store.read(db::revoked).await else {
+        return;
+    };
+    for id in revoked {
+        if k.is_connected(&id).await && k.disconnect_client(&id).await {
+            info!(device = %id, "revoked device disconnected");
+        }
+    }
+}

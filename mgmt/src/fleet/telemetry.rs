@@ -1,0 +1,246 @@
+//! Telemetry at mgmt: the latest sample per device, and history as numeric
+//! series (raw samples for [`RAW_KEEP`], 5-minute aggregates for
+//! [`AGG_KEEP`]). Samples are buffered and written in one transaction per
+//! sweep, not one per message.
+
+use crossline_proto::Telemetry;
+use rusqlite::{Connection, Transaction, params};
+use serde::Serialize;
+
+/// Raw samples are kept this long.
+pub const RAW_KEEP_MS: i64 = 24 * 3600 * 1000;
+/// 5-minute aggregates are kept this long.
+pub const AGG_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Aggregate bucket width.
+pub const BUCKET_MS: i64 = 5 * 60 * 1000;
+
+/// One telemetry message, ready to store.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub device: String,
+    pub at_ms: i64,
+    pub json: String,
+    pub series: Vec<(String, f64)>,
+}
+
+/// Flattens a telemetry message into named numeric series.
+pub fn sample(device: &str, t: &Telemetry, at_ms: i64) -> Sample {
+    let mut series = Vec::new();
+    let s = &t.system;
+    for (name, v) in [
+        ("cpu_temp_c", s.cpu_temp_c),
+        ("load1", s.load1),
+        ("mem_used_pct", s.mem_used_pct),
+        ("disk_used_pct", s.disk_used_pct),
+    ] {
+        if let Some(v) = v
+            && v.is_finite()
+        {
+            series.push((name.to_string(), f64::from(v)));
+        }
+    }
+    for m in &t.modems {
+        if let Some(dbm) = m.signal_dbm {
+            series.push((format!("signal_dbm:{}", m.line), f64::from(dbm)));
+        }
+    }
+    Sample {
+        device: device.to_string(),
+        at_ms,
+        json: serde_json::to_string(t).unwrap_or_default(),
+        series,
+    }
+}
+
+/// Stores samples: latest per device, raw rows, 5-minute aggregates.
+pub fn store(tx: &Transaction<'_>, samples: &[Sample]) -> rusqlite::Result<()> {
+    let mut latest = tx.prepare_cached(
+        "INSERT INTO fleet_device (id, telemetry, telemetry_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET telemetry = excluded.telemetry,
+             telemetry_ms = excluded.telemetry_ms
+         WHERE fleet_device.telemetry_ms IS NULL OR fleet_device.telemetry_ms <= excluded.telemetry_ms",
+    )?;
+    let mut raw = tx.prepare_cached(
+        "INSERT INTO fleet_metric_raw (device, series, at_ms, value) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut agg = tx.prepare_cached(
+        "INSERT INTO fleet_metric_5m (device, series, bucket_ms, n, sum, min, max)
+         VALUES (?1, ?2, ?3, 1, ?4, ?4, ?4)
+         ON CONFLICT (device, series, bucket_ms) DO UPDATE SET
+             n = n + 1, sum = sum + excluded.sum,
+             min = MIN(min, excluded.min), max = MAX(max, excluded.max)",
+    )?;
+    for s in samples {
+        latest.execute(params![s.device, s.json, s.at_ms])?;
+        let bucket = s.at_ms - s.at_ms.rem_euclid(BUCKET_MS);
+        for (name, v) in &s.series {
+            raw.execute(params![s.device, name, s.at_ms, v])?;
+            agg.execute(params![s.device, name, bucket, v])?;
+        }
+    }
+    Ok(())
+}
+
+/// Drops history past its retention.
+pub fn prune(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<usize> {
+    let a = tx.execute(
+        "DELETE FROM fleet_metric_raw WHERE at_ms < ?1",
+        [now_ms - RAW_KEEP_MS],
+    )?;
+    let b = tx.execute(
+        "DELETE FROM fleet_metric_5m WHERE bucket_ms < ?1",
+        [now_ms - AGG_KEEP_MS],
+    )?;
+    Ok(a + b)
+}
+
+/// A point of a series (for charts).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Point {
+    pub at_ms: i64,
+    pub value: f64,
+    /// With aggregates: the bucket's min and max.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Series names a device has history for.
+pub fn series_names(conn: &Connection, device: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT series FROM fleet_metric_5m WHERE device = ?1 ORDER BY series",
+    )?;
+    st.query_map([device], |r| r.get(0))?.collect()
+}
+
+/// History of one series since `from_ms`: raw samples when the range lies
+/// within the raw retention, 5-minute averages otherwise. At most 2000 points.
+pub fn history(
+    conn: &Connection,
+    device: &str,
+    series: &str,
+    from_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<Point>> {
+    if from_ms >= now_ms - RAW_KEEP_MS {
+        let mut st = conn.prepare_cached(
+            "SELECT at_ms, value FROM fleet_metric_raw
+             WHERE device = ?1 AND series = ?2 AND at_ms >= ?3 ORDER BY at_ms DESC LIMIT 2000",
+        )?;
+        let mut v: Vec<Point> = st
+            .query_map(params![device, series, from_ms], |r| {
+                Ok(Point {
+                    at_ms: r.get(0)?,
+                    value: r.get(1)?,
+                    min: None,
+                    max: None,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        v.reverse();
+        return Ok(v);
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT bucket_ms, sum / n, min, max FROM fleet_metric_5m
+         WHERE device = ?1 AND series = ?2 AND bucket_ms >= ?3 ORDER BY bucket_ms DESC LIMIT 2000",
+    )?;
+    let mut v: Vec<Point> = st
+        .query_map(params![device, series, from_ms], |r| {
+            Ok(Point {
+                at_ms: r.get(0)?,
+                value: r.get(1)?,
+                min: Some(r.get(2)?),
+                max: Some(r.get(3)?),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    v.reverse();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossline_core::{ModemHealth, SystemHealth};
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crossline_store::sqlite::migrations::MIGRATIONS
+            .to_latest(&mut c)
+            .unwrap();
+        c
+    }
+
+    fn tel(load: f32, dbm: i32) -> Telemetry {
+        Telemetry {
+            v: 1,
+            system: SystemHealth {
+                load1: Some(load),
+                ..SystemHealth::default()
+            },
+            modems: vec![ModemHealth {
+                line: "gsm0".into(),
+                signal_dbm: Some(dbm),
+                ..ModemHealth::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn raw_then_five_minute_averages_then_pruned() {
+        let mut c = db();
+        let day = 24 * 3600 * 1000;
+        let t0 = 40 * day;
+        let samples: Vec<Sample> = (0..10)
+            .map(|i| sample("a", &tel(i as f32, -70 - i), t0 + i64::from(i) * 60_000))
+            .collect();
+        let tx = c.transaction().unwrap();
+        store(&tx, &samples).unwrap();
+        tx.commit().unwrap();
+        let now = t0 + 10 * 60_000;
+        let raw = history(&c, "a", "load1", t0, now).unwrap();
+        assert_eq!(raw.len(), 10);
+        assert_eq!(raw[3].value, 3.0);
+        // Older than a day's range: 5-minute buckets (0..=4 and 5..=9 min).
+        let agg = history(&c, "a", "signal_dbm:gsm0", t0 - 2 * day, now).unwrap();
+        assert_eq!(agg.len(), 2, "{agg:?}");
+        assert_eq!(agg[0].value, -72.0);
+        assert_eq!((agg[0].min, agg[0].max), (Some(-74.0), Some(-70.0)));
+        assert_eq!(
+            series_names(&c, "a").unwrap(),
+            vec!["load1".to_string(), "signal_dbm:gsm0".to_string()]
+        );
+        let latest: i64 = c
+            .query_row(
+                "SELECT telemetry_ms FROM fleet_device WHERE id = 'a'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(latest, t0 + 9 * 60_000);
+        // A day later the raw rows go; 31 days later the aggregates too.
+        let tx = c.transaction().unwrap();
+        prune(&tx, now + day).unwrap();
+        tx.commit().unwrap();
+        assert!(
+            history(&c, "a", "load1", now, now + day)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            history(&c, "a", "load1", t0 - 2 * day, now + day)
+                .unwrap()
+                .len(),
+            2
+        );
+        let tx = c.transaction().unwrap();
+        prune(&tx, now + 31 * day).unwrap();
+        tx.commit().unwrap();
+        assert!(
+            history(&c, "a", "load1", 0, now + 31 * day)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,398 @@
+//! Fleet enrollment against the real binaries (docs/FLEET.md): an appliance
+//! with only a bootstrap token enrolls, waits as pending, is approved (HTTP
+//! API, and the CLI for a second one), stores its own credential, reconnects
+//! with it and syncs; a wrong bootstrap token is refused; an enrolling client
+//! cannot reach other enrollments or devices; a revoked device is
+//! disconnected at once and refused after.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crossline_tests::mqtt_cli::{Sub, publish_as};
+use crossline_tests::proc::{Appliance, Mgmt, run_ok};
+use crossline_tests::{http, wait_for};
+use serde_json::Value;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn get_json(mgmt: &Mgmt, token: &str, path: &str) -> Option<Value> {
+    let (status, body) = http("GET", mgmt.http_port, path, Some(token), None).ok()?;
+    (status == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+fn post(mgmt: &Mgmt, token: &str, path: &str, body: &str) -> (u16, String) {
+    http("POST", mgmt.http_port, path, Some(token), Some(body)).unwrap()
+}
+
+/// The pending enrollment whose serial is `serial`: its id.
+fn pending_with_serial(mgmt: &Mgmt, token: &str, serial: &str) -> Option<String> {
+    let list = get_json(mgmt, token, "/api/v1/fleet/enrollments?state=pending")?;
+    list.as_array()?
+        .iter()
+        .find(|e| e["serial"] == serial)
+        .and_then(|e| e["id"].as_str().map(str::to_string))
+}
+
+fn device<'a>(devices: &'a Value, id: &str) -> Option<&'a Value> {
+    devices.as_array()?.iter().find(|d| d["id"] == id)
+}
+
+fn enrolling_appliance(dir: &std::path::Path, name: &str, port: u16, token: &str) -> Appliance {
+    Appliance::from_toml(
+        dir,
+        name,
+        &format!(
+            "data_dir = \"{{data}}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n\
+             [enroll]\nbootstrap_token = \"{token}\"\nserial = \"serial-{name}\"\nretry_s = 1\n\
+             [sync]\nresend_after_ms = 1500\n[synthetic]\nrate = 50\ntotal = 40\n"
+        ),
+    )
+}
+
+#[test]
+fn enrollment_approval_revocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    mgmt.start();
+    let api = mgmt.api_token();
+    let port = mgmt.mqtt_port;
+    let data = mgmt.data.to_string_lossy().into_owned();
+    let bootstrap = run_ok("crossline-mgmt", &["--data-dir", &data, "enroll", "token"])
+        .trim()
+        .to_string();
+    assert_eq!(bootstrap.len(), 64);
+
+    // A wrong bootstrap token is refused at CONNECT; the appliance keeps
+    // trying and never shows up as pending.
+    let mut wrong = enrolling_appliance(tmp.path(), "wrong", port, "not-the-token");
+    wrong.start();
+
+    let mut app = enrolling_appliance(tmp.path(), "shop-a", port, &bootstrap);
+    app.start();
+    let eid = wait_for("shop-a pending at mgmt", LONG, || {
+        pending_with_serial(&mgmt, &api, "serial-shop-a")
+    });
+    let cli_list = run_ok("crossline-mgmt", &["--data-dir", &data, "enroll", "list"]);
+    assert!(
+        cli_list.contains(&eid) && cli_list.contains("pending"),
+        "{cli_list}"
+    );
+    let enrollment = get_json(&mgmt, &api, "/api/v1/fleet/enrollments").unwrap();
+    let e = enrollment
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == eid.as_str())
+        .unwrap();
+    assert!(!e["software"].as_str().unwrap().is_empty());
+
+    // The wrong-token appliance was refused (its log says so) and is not queued.
+    wait_for("the wrong token refused", LONG, || {
+        std::fs::read_to_string(&wrong.log)
+            .ok()
+            .filter(|l| l.contains("refused the bootstrap token"))
+    });
+    assert!(pending_with_serial(&mgmt, &api, "serial-wrong").is_none());
+    assert!(!publish_as(
+        port,
+        "0123456789abcdef0123456789abcdef",
+        "enroll",
+        "not-the-token",
+        "crossline/v1/enroll/0123456789abcdef0123456789abcdef/req",
+        "{}"
+    ));
+
+    // An enrolling client (right token, its own enrollment id) cannot read
+    // shop-a's answer (which carries the secret) nor any device topic.
+    let spy_id = "fedcba9876543210fedcba9876543210";
+    let own = format!("crossline/v1/enroll/{spy_id}/resp");
+    let others = format!("crossline/v1/enroll/{eid}/resp");
+    let mut spy = Sub::start(
+        port,
+        spy_id,
+        "enroll",
+        &bootstrap,
+        &[
+            &own,
+            &others,
+            "crossline/v1/enroll/+/resp",
+            "crossline/v1/d/+/events",
+        ],
+    );
+    // The spy's own request is answered (pending): the positive control.
+    spy.wait_for("pending", || {
+        let _ = publish_as(
+            port,
+            spy_id,
+            "enroll",
+            &bootstrap,
+            &format!("crossline/v1/enroll/{spy_id}/req"),
+            r#"{"v":1,"software":"spy"}"#,
+        );
+    });
+    // Writing outside its enrollment topics gets it disconnected.
+    assert!(!publish_as(
+        port,
+        spy_id,
+        "enroll",
+        &bootstrap,
+        "crossline/v1/d/shop-a/events",
+        "{}"
+    ));
+
+    // Approve through the HTTP API: the appliance gets its own credential,
+    // stores it, reconnects with it and syncs its log.
+    let (status, body) = post(
+        &mgmt,
+        &api,
+        &format!("/api/v1/fleet/enrollments/{eid}/approve"),
+        r#"{"device":"shop-a","name":"Shop A","site":"kyiv","tags":["pilot"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        &mgmt,
+        &api,
+        &format!("/api/v1/fleet/enrollments/{eid}/approve"),
+        r#"{"device":"shop-a2"}"#,
+    );
+    assert_eq!(status, 409, "approving twice");
+    wait_for("shop-a's 40 events at mgmt", LONG, || {
+        crossline_tests::mgmt_counts(mgmt.http_port, &api).filter(|c| c.get("shop-a") == Some(&40))
+    });
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.data.join("identity.json")).unwrap())
+            .unwrap();
+    assert_eq!(identity["device"], "shop-a");
+    let secret = identity["secret"].as_str().unwrap().to_string();
+    let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices").unwrap();
+    let d = device(&devices, "shop-a").unwrap();
+    assert_eq!(d["site"], "kyiv");
+    assert_eq!(d["name"], "Shop A");
+    assert_eq!(d["tags"], serde_json::json!(["pilot"]));
+    assert_eq!(d["serial"], "serial-shop-a");
+    // The spy never saw shop-a's answer with its secret.
+    assert!(
+        !spy.seen
+            .iter()
+            .any(|l| l.contains(&secret) || l.contains("shop-a")),
+        "an enrolling client read another appliance's credential: {:?}",
+        spy.seen
+    );
+    drop(spy);
+    // mgmt forgot the clear secret once the device connected with it.
+    wait_for("the clear secret dropped", LONG, || {
+        let conn = rusqlite::Connection::open(mgmt.db()).ok()?;
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM fleet_enrollment WHERE issued_secret IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n == 0).then_some(())
+    });
+
+    // A restart uses the stored credential (no second enrollment).
+    assert!(app.sigterm());
+    app.start();
+    wait_for("shop-a online again", LONG, || {
+        let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices")?;
+        device(&devices, "shop-a")
+            .filter(|d| d["online"] == true)
+            .map(|_| ())
+    });
+    let enrollments = get_json(&mgmt, &api, "/api/v1/fleet/enrollments").unwrap();
+    assert_eq!(
+        enrollments
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["serial"] == "serial-shop-a")
+            .count(),
+        1
+    );
+
+    // A second appliance approved with the CLI (the running mgmt delivers).
+    let mut app_b = enrolling_appliance(tmp.path(), "shop-b", port, &bootstrap);
+    app_b.start();
+    let eid_b = wait_for("shop-b pending", LONG, || {
+        pending_with_serial(&mgmt, &api, "serial-shop-b")
+    });
+    run_ok(
+        "crossline-mgmt",
+        &[
+            "--data-dir",
+            &data,
+            "enroll",
+            "approve",
+            &eid_b,
+            "--device",
+            "shop-b",
+            "--site",
+            "lviv",
+            "--tag",
+            "pilot",
+        ],
+    );
+    wait_for("shop-b's events at mgmt", LONG, || {
+        crossline_tests::mgmt_counts(mgmt.http_port, &api).filter(|c| c.get("shop-b") == Some(&40))
+    });
+
+    // Revoke shop-a through the API: disconnected at once (mgmt sees it
+    // offline), refused from then on; shop-b is unaffected.
+    let (status, body) = post(&mgmt, &api, "/api/v1/fleet/devices/shop-a/revoke", "");
+    assert_eq!(status, 200, "{body}");
+    wait_for("shop-a offline after revoke", LONG, || {
+        let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices")?;
+        device(&devices, "shop-a")
+            .filter(|d| d["online"] == false && d["revoked"] == true)
+            .map(|_| ())
+    });
+    assert!(
+        !publish_as(
+            port,
+            "shop-a",
+            "shop-a",
+            &secret,
+            "crossline/v1/d/shop-a/telemetry",
+            "{}"
+        ),
+        "a revoked device was accepted"
+    );
+    let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices").unwrap();
+    assert_eq!(device(&devices, "shop-b").unwrap()["online"], true);
+    assert!(
+        app.is_running(),
+        "a refused appliance keeps running (and its log)"
+    );
+    wrong.sigkill();
+    assert!(mgmt.sigterm());
+}
+
+/// A tiny HTTP receiver: every request body arrives on the channel.
+fn webhook_receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let _ = conn.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+            if tx
+                .send(String::from_utf8_lossy(&body).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Waits for a webhook body matching `pred`; returns it.
+fn next_hook(
+    rx: &std::sync::mpsc::Receiver<String>,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let end = std::time::Instant::now() + LONG;
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        let body = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no webhook call: {what}"));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if pred(&v) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn telemetry_history_and_offline_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (hook_port, hooks) = webhook_receiver();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    mgmt.set_config(&format!(
+        "[fleet]\ntick_ms = 200\n[fleet.alerts]\neval_s = 0.2\noffline_after_s = 1\n\
+         heartbeat_timeout_s = 4\nwebhook_url = \"http://127.0.0.1:{hook_port}/alerts\"\n"
+    ));
+    let secret = mgmt.add_device("branch-t");
+    mgmt.start();
+    let api = mgmt.api_token();
+    let mut app = Appliance::with_config(
+        tmp.path(),
+        "branch-t",
+        &secret,
+        mgmt.mqtt_port,
+        "[telemetry]\ninterval_s = 0.3\n",
+    );
+    app.start();
+
+    // Telemetry arrives, is kept as the latest sample and as history.
+    let detail = wait_for("telemetry history at mgmt", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-t")?;
+        let has = d["series"].as_array()?.iter().any(|s| s == "disk_used_pct");
+        has.then_some(d)
+    });
+    let t = &detail["device"]["telemetry"]["system"];
+    assert!(!t["version"].as_str().unwrap().is_empty());
+    assert!(t["disk_used_pct"].as_f64().unwrap() > 0.0);
+    assert!(t["host_uptime_s"].as_u64().unwrap() > 0);
+    let points = wait_for("several disk samples", LONG, || {
+        let p = get_json(
+            &mgmt,
+            &api,
+            "/api/v1/fleet/devices/branch-t/telemetry?series=disk_used_pct&since_s=600",
+        )?;
+        (p.as_array()?.len() >= 3).then_some(p)
+    });
+    assert!(points[0]["value"].as_f64().unwrap() > 0.0);
+
+    // Killed: the broker's keep-alive expires, the last will says offline,
+    // and after offline_after_s the alert is raised (stored and POSTed).
+    app.sigkill();
+    let raised = next_hook(&hooks, "offline raised", |v| {
+        v["event"] == "raised" && v["kind"] == "offline" && v["device"] == "branch-t"
+    });
+    let open = get_json(&mgmt, &api, "/api/v1/fleet/alerts?open=true").unwrap();
+    assert!(
+        open.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == raised["id"] && a["cleared_ms"].is_null()),
+        "{open}"
+    );
+
+    // Back: the alert clears (stored with its cleared time, POSTed).
+    app.start();
+    let cleared = next_hook(&hooks, "offline cleared", |v| {
+        v["event"] == "cleared" && v["kind"] == "offline" && v["device"] == "branch-t"
+    });
+    assert_eq!(cleared["id"], raised["id"]);
+    assert!(cleared["cleared_ms"].as_i64().unwrap() >= raised["raised_ms"].as_i64().unwrap());
+    let all = get_json(&mgmt, &api, "/api/v1/fleet/alerts?device=branch-t").unwrap();
+    let stored = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == raised["id"])
+        .unwrap();
+    assert!(stored["cleared_ms"].is_i64());
+    assert!(app.sigterm());
+    assert!(mgmt.sigterm());
+}

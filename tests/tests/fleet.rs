@@ -261,6 +261,16 @@ fn enrollment_approval_revocation() {
     );
     let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices").unwrap();
     assert_eq!(device(&devices, "shop-b").unwrap()["online"], true);
+
+    // Re-key: a new secret (shown once) works, the old one is refused.
+    let (status, body) = post(&mgmt, &api, "/api/v1/fleet/devices/shop-a/rekey", "");
+    assert_eq!(status, 200, "{body}");
+    let rekeyed: Value = serde_json::from_str(&body).unwrap();
+    let fresh = rekeyed["secret"].as_str().unwrap();
+    assert_ne!(fresh, secret);
+    let topic = "crossline/v1/d/shop-a/telemetry";
+    assert!(publish_as(port, "shop-a", "shop-a", fresh, topic, "{}"));
+    assert!(!publish_as(port, "shop-a", "shop-a", &secret, topic, "{}"));
     assert!(
         app.is_running(),
         "a refused appliance keeps running (and its log)"

@@ -9,11 +9,10 @@ use crate::conversations::{
     self, ConversationDetail, ConversationSummary, ListFilter, Page, Status,
 };
 use crate::error::ApiError;
-use crate::http::authorize_token;
 use crate::live::{Key, Live, LiveEvent, MessageEvent};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -172,10 +171,8 @@ pub struct ListQuery {
 )]
 pub async fn list_conversations(
     State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Page>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let address = match (&q.number, &q.sender) {
         (Some(_), Some(_)) => {
@@ -236,10 +233,8 @@ pub async fn list_conversations(
 )]
 pub async fn get_conversation(
     State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationDetail>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let cid = conversation_id(&id)?.to_string();
     st.store
         .read(move |conn| conversations::detail(conn, &cid))
@@ -305,13 +300,23 @@ pub fn sms_parts(text: &str) -> Option<usize> {
 )]
 pub async fn post_reply(
     State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<ReplyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(req) = body.map_err(json_error)?;
-    let conv = load(&st, &id).await?;
+    let accepted = send_reply(&st, &id, req, None).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// Stores an SMS reply to conversation `id` (by `author`, a web user's
+/// login, or None for the API token) and hands it to the appliance.
+pub async fn send_reply(
+    st: &ApiState,
+    id: &str,
+    req: ReplyRequest,
+    author: Option<String>,
+) -> Result<ReplyAccepted, ApiError> {
+    let conv = load(st, id).await?;
     if req.text.trim().is_empty() {
         return Err(unprocessable("empty_text", "`text` is empty"));
     }
@@ -369,7 +374,7 @@ pub async fn post_reply(
     let to = conv.contact.address.clone();
     st.store
         .append(vec![NewEvent {
-            conversation: Some(conversation_id(&id)?),
+            conversation: Some(conversation_id(id)?),
             body: EventBody::ReplyRequested {
                 command,
                 channel: Channel::Sms,
@@ -377,7 +382,7 @@ pub async fn post_reply(
                 line: line.clone(),
                 to: to.clone(),
                 text: req.text,
-                author: None,
+                author,
             },
         }])
         .await?;
@@ -386,19 +391,15 @@ pub async fn post_reply(
         .announce(&st.store, vec![Key::Command(command.to_string())])
         .await;
     tracing::info!(conversation = %conv.id, device = %device, line = %line, command = %command, parts, "reply accepted");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ReplyAccepted {
-            id: command.to_string(),
-            conversation_id: conv.id,
-            device: device.to_string(),
-            line,
-            to,
-            parts,
-            state: "pending".into(),
-        }),
-    )
-        .into_response())
+    Ok(ReplyAccepted {
+        id: command.to_string(),
+        conversation_id: conv.id,
+        device: device.to_string(),
+        line,
+        to,
+        parts,
+        state: "pending".into(),
+    })
 }
 
 /// Mark a conversation resolved (no-op if it already is).
@@ -415,11 +416,9 @@ pub async fn post_reply(
 )]
 pub async fn resolve(
     State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
-    set_status(&st, &id, Status::Resolved).await
+    set_status(&st, &id, Status::Resolved, None).await.map(Json)
 }
 
 /// Open a resolved conversation again (no-op if it is open).
@@ -437,21 +436,22 @@ pub async fn resolve(
 )]
 pub async fn reopen(
     State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
-    set_status(&st, &id, Status::Open).await
+    set_status(&st, &id, Status::Open, None).await.map(Json)
 }
 
-async fn set_status(
+/// Resolves or reopens conversation `id` (by `by`, a web user's login, or
+/// None for the API token); a no-op when it already has that status.
+pub async fn set_status(
     st: &ApiState,
     id: &str,
     to: Status,
-) -> Result<Json<ConversationSummary>, ApiError> {
+    by: Option<String>,
+) -> Result<ConversationSummary, ApiError> {
     let conv = load(st, id).await?;
     if conv.status == to {
-        return Ok(Json(conv));
+        return Ok(conv);
     }
     if to == Status::Open {
         let (contact, me) = (conv.contact.id.clone(), conv.id.clone());
@@ -470,8 +470,8 @@ async fn set_status(
         }
     }
     let body = match to {
-        Status::Resolved => EventBody::ConversationResolved { by: None },
-        Status::Open => EventBody::ConversationReopened { by: None },
+        Status::Resolved => EventBody::ConversationResolved { by },
+        Status::Open => EventBody::ConversationReopened { by },
     };
     let stored = st
         .store
@@ -489,7 +489,7 @@ async fn set_status(
                 .collect(),
         )
         .await;
-    load(st, id).await.map(Json)
+    load(st, id).await
 }
 
 /// Live changes as Server-Sent Events.
@@ -507,11 +507,7 @@ async fn set_status(
     ),
     tag = "live"
 )]
-pub async fn stream(
-    State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
+pub async fn stream(State(st): State<Arc<ApiState>>) -> Result<Response, ApiError> {
     let rx = st.live.subscribe();
     let stop = st.shutdown.clone();
     let events = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
@@ -547,11 +543,7 @@ pub async fn stream(
     ),
     tag = "meta"
 )]
-pub async fn openapi_json(
-    State(st): State<Arc<ApiState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
+pub async fn openapi_json() -> Result<Response, ApiError> {
     let mut doc = ApiDoc::openapi();
     doc.merge(<crate::routing::api::RoutingDoc as OpenApi>::openapi());
     Ok(Json(doc).into_response())

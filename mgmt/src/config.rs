@@ -93,6 +93,10 @@ fn default_data_dir() -> PathBuf {
 pub struct HttpConfig {
     #[serde(default = "default_http")]
     pub listen: SocketAddr,
+    /// Mark session cookies `Secure` (set when browsers reach mgmt over
+    /// HTTPS, e.g. through a TLS-terminating proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
 }
 
 fn default_http() -> SocketAddr {
@@ -103,6 +107,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_http(),
+            secure_cookies: false,
         }
     }
 }

@@ -35,6 +35,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     cfg.http.listen = opts.http;
     cfg.mqtt.listen = opts.mqtt;
     let running = server::start(cfg).await?;
+    let logins = demo_desk(&running).await?;
 
     let id = NodeId::new("demo-branch-1")?;
     let secret = new_secret();
@@ -128,6 +129,10 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     });
 
     let base = format!("http://{}", running.http_addr);
+    let logins = logins
+        .iter()
+        .map(|(l, p, what)| format!("\n    {l:<8} password {p:<14} {what}"))
+        .collect::<String>();
     let token = &running.api_token;
     println!(
         "\nCrossline demo is running.\
@@ -137,6 +142,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
          \n  API token     {token}\
          \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}\
          \n  customers     five simulated customers text the branch every {pace:?} and answer replies\
+         \n\nWeb UI: open {base}/ and log in as{logins}\
          \n\nTry (export T={token}):\
          \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations\
          \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations/<id>\
@@ -168,4 +174,165 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     }
     running.stop().await;
     result
+}
+
+/// Demo users: (login, password, what they do).
+const DEMO_USERS: [(&str, &str, &str, crate::web::auth::Role, &str); 4] = [
+    (
+        "ana",
+        "ana-demo-1",
+        "Ana Kovalenko",
+        crate::web::auth::Role::Agent,
+        "north",
+    ),
+    (
+        "ivan",
+        "ivan-demo-1",
+        "Ivan Rusu",
+        crate::web::auth::Role::Agent,
+        "south",
+    ),
+    (
+        "sofia",
+        "sofia-demo-1",
+        "Sofia Petrenko",
+        crate::web::auth::Role::Supervisor,
+        "",
+    ),
+    (
+        "admin",
+        "admin-demo-1",
+        "Admin",
+        crate::web::auth::Role::Admin,
+        "",
+    ),
+];
+
+/// Sets up the desk for the demo (once per data dir): users, a routing
+/// configuration (line gsm0 to queue north, gsm1 to south; ana serves
+/// north, ivan south), both agents available, canned responses. Returns
+/// the logins to print.
+async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, String)>> {
+    use crate::web::auth::{self, NewUser, Role};
+    use crossline_core::routing::{
+        AgentConfig, Command, EntryRule, Members, Presence, QueueConfig, RoutingConfig, RuleMatch,
+        SlaConfig,
+    };
+    let store = &running.store;
+    let mut out = Vec::new();
+    for (login, password, name, role, team) in DEMO_USERS {
+        let l = login.to_string();
+        let exists = store
+            .read(move |conn| auth::user_by_login(conn, &l))
+            .await?
+            .is_some();
+        if !exists {
+            let hash = auth::hash_password(password)?;
+            let u = NewUser {
+                login: login.into(),
+                name: name.into(),
+                role,
+                agent_id: None,
+                sites: Vec::new(),
+                teams: if team.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![team.into()]
+                },
+                locale: None,
+                time_zone: Some("Europe/Kyiv".into()),
+            };
+            store
+                .write(move |tx| auth::insert_user(tx, &u, &hash))
+                .await?;
+        }
+        let what = match role {
+            Role::Agent => format!("agent, team {team}"),
+            Role::Supervisor => "supervisor (queues, reports)".into(),
+            Role::Admin => "admin (users, audit log)".into(),
+        };
+        out.push((login.to_string(), password.to_string(), what));
+    }
+    let configured = running.routing.query(|r| r.is_some()).await.unwrap_or(true);
+    if !configured {
+        let agent = |id: &str, team: &str| {
+            let mut a = AgentConfig::new(id);
+            a.team = Some(team.into());
+            a
+        };
+        let queue = |id: &str| {
+            let mut q = QueueConfig::new(id);
+            q.members = Members {
+                teams: vec![id.into()],
+                ..Default::default()
+            };
+            q.sla = SlaConfig {
+                first_response_ms: Some(5 * 60_000),
+                next_response_ms: Some(10 * 60_000),
+                ..Default::default()
+            };
+            q
+        };
+        let mut cfg = RoutingConfig::new(
+            vec![agent("ana", "north"), agent("ivan", "south")],
+            vec![queue("north"), queue("south")],
+        );
+        cfg.rules = vec![
+            EntryRule {
+                when: RuleMatch {
+                    line: Some(LINES[0].0.into()),
+                    ..Default::default()
+                },
+                queue: "north".to_string().into(),
+                priority: None,
+            },
+            EntryRule {
+                when: RuleMatch {
+                    line: Some(LINES[1].0.into()),
+                    ..Default::default()
+                },
+                queue: "south".to_string().into(),
+                priority: None,
+            },
+        ];
+        cfg.default_queue = Some("north".to_string().into());
+        running
+            .routing
+            .set_config(cfg, false)
+            .await
+            .context("configuring demo routing")?;
+        for a in ["ana", "ivan"] {
+            running
+                .routing
+                .command(Command::SetPresence {
+                    agent: crossline_core::routing::AgentId::new(a),
+                    presence: Presence::Available,
+                })
+                .await
+                .context("setting demo agents available")?;
+        }
+        store
+            .write(|tx| {
+                for (title, text) in [
+                    ("Hours", "We are open Monday to Friday, 9:00 to 18:00."),
+                    (
+                        "Thanks",
+                        "Thank you for writing to us! Anything else we can help with?",
+                    ),
+                    (
+                        "Години роботи",
+                        "Ми працюємо з понеділка по п'ятницю, з 9:00 до 18:00.",
+                    ),
+                    ("Спасибо", "Спасибо за обращение! Чем ещё можем помочь?"),
+                ] {
+                    tx.execute(
+                        "INSERT INTO canned_response (title, text) VALUES (?1, ?2)",
+                        rusqlite::params![title, text],
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(out)
 }

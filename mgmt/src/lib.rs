@@ -19,3 +19,4 @@ pub mod live;
 pub mod metrics;
 pub mod routing;
 pub mod server;
+pub mod web;

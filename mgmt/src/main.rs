@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use crossline_core::NodeId;
 use crossline_mgmt::config::{Config, secret_file};
 use crossline_mgmt::credentials::{hash_secret, new_secret};
+use crossline_mgmt::web::auth::{self, NewUser, Role};
 use crossline_mgmt::{demo, server};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
@@ -69,6 +70,9 @@ enum Cmd {
     /// appliances (see docs/FLEET.md).
     #[command(subcommand)]
     Enroll(EnrollCmd),
+    /// Manage web UI users (agents, supervisors, admins).
+    #[command(subcommand)]
+    User(UserCmd),
 }
 
 #[derive(Subcommand)]
@@ -100,6 +104,46 @@ enum EnrollCmd {
     },
     /// Reject a pending appliance.
     Reject { id: String },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Add a user. The password is read from standard input (one line) with
+    /// --password-stdin; otherwise one is generated and printed once.
+    Add {
+        login: String,
+        /// agent, supervisor or admin.
+        #[arg(long, default_value = "agent")]
+        role: Role,
+        /// Display name (default: the login).
+        #[arg(long)]
+        name: Option<String>,
+        /// Routing agent id this user works as (default: the login).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Sites the user may see (comma-separated; none: all).
+        #[arg(long, value_delimiter = ',')]
+        sites: Vec<String>,
+        /// Teams the user may see (comma-separated; none: all).
+        #[arg(long, value_delimiter = ',')]
+        teams: Vec<String>,
+        /// UI language: en, ru, uk, ro (default: the browser's).
+        #[arg(long)]
+        locale: Option<String>,
+        /// IANA time zone for dates, e.g. Europe/Kyiv (default UTC).
+        #[arg(long)]
+        time_zone: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (ends their sessions).
+    Passwd {
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +342,12 @@ async fn main() -> Result<()> {
             store.close()?;
             Ok(())
         }
+        Cmd::User(u) => {
+            let store = server::open_store(&cfg)?;
+            let r = user_cmd(&store, u).await;
+            store.close()?;
+            r
+        }
         Cmd::Broker(BrokerCmd::MosquittoConfig { out, port }) => {
             let store = server::open_store(&cfg)?;
             let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
@@ -351,6 +401,121 @@ fn hand_over_to_mosquitto(
     for p in [dir, &files.conf, &files.password_file, &files.acl_file] {
         std::os::unix::fs::chown(p, Some(uid), Some(gid))
             .with_context(|| format!("giving {} to the mosquitto user", p.display()))?;
+    }
+    Ok(())
+}
+
+/// The new password: one line of standard input, or a generated one
+/// (printed once).
+fn read_or_generate_password(from_stdin: bool) -> Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        if pw.chars().count() < 8 {
+            anyhow::bail!("the password must have at least 8 characters");
+        }
+        Ok(pw)
+    } else {
+        let pw = new_secret().chars().take(16).collect::<String>();
+        println!("{pw}");
+        eprintln!("generated password printed above (shown only once)");
+        Ok(pw)
+    }
+}
+
+async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<()> {
+    match cmd {
+        UserCmd::Add {
+            login,
+            role,
+            name,
+            agent,
+            sites,
+            teams,
+            locale,
+            time_zone,
+            password_stdin,
+        } => {
+            if !auth::valid_login(&login) {
+                anyhow::bail!(
+                    "login {login:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'"
+                );
+            }
+            if let Some(tz) = &time_zone {
+                jiff::tz::TimeZone::get(tz).with_context(|| {
+                    format!("unknown time zone {tz:?} (use an IANA name like Europe/Kyiv)")
+                })?;
+            }
+            if let Some(l) = &locale
+                && crossline_mgmt::web::i18n::Locale::parse(l).is_none()
+            {
+                anyhow::bail!("locale {l:?} is not one of en, ru, uk, ro");
+            }
+            let password = read_or_generate_password(password_stdin)?;
+            let hash = auth::hash_password(&password)?;
+            let u = NewUser {
+                name: name.unwrap_or_else(|| login.clone()),
+                login: login.clone(),
+                role,
+                agent_id: agent,
+                sites,
+                teams,
+                locale,
+                time_zone,
+            };
+            store
+                .write(move |tx| auth::insert_user(tx, &u, &hash))
+                .await
+                .with_context(|| {
+                    format!(
+                        "adding user {login} (is the login taken? see `crossline-mgmt user list`)"
+                    )
+                })?;
+            crossline_mgmt::web::audit::record(store, "cli", "user.add", &login, role.as_str())
+                .await;
+            eprintln!("user {login} added as {}", role.as_str());
+        }
+        UserCmd::Passwd {
+            login,
+            password_stdin,
+        } => {
+            let password = read_or_generate_password(password_stdin)?;
+            let hash = auth::hash_password(&password)?;
+            let l = login.clone();
+            if !store
+                .write(move |tx| auth::set_password(tx, &l, &hash))
+                .await?
+            {
+                anyhow::bail!("no user {login}; see `crossline-mgmt user list`");
+            }
+            crossline_mgmt::web::audit::record(store, "cli", "user.passwd", &login, "").await;
+            eprintln!("password of {login} changed; their sessions ended");
+        }
+        UserCmd::List => {
+            for u in store.read(auth::list_users).await? {
+                println!(
+                    "{}\t{}\t{}\tagent={}\tsites={}\tteams={}{}",
+                    u.login,
+                    u.role.as_str(),
+                    u.name,
+                    u.agent_id,
+                    if u.sites.is_empty() {
+                        "all".into()
+                    } else {
+                        u.sites.join(",")
+                    },
+                    if u.teams.is_empty() {
+                        "all".into()
+                    } else {
+                        u.teams.join(",")
+                    },
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -94,9 +94,16 @@ enum Request {
 #[derive(Clone)]
 pub struct Routing {
     tx: mpsc::Sender<Request>,
+    changes: broadcast::Sender<Vec<ConversationId>>,
 }
 
 impl Routing {
+    /// Conversations whose routing state changed, after the decisions are
+    /// logged (an empty list: only agents changed, e.g. presence).
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Vec<ConversationId>> {
+        self.changes.subscribe()
+    }
+
     /// Runs `f` on the engine (None until configured) and returns its result.
     pub async fn query<T, F>(&self, f: F) -> Result<T, RoutingServiceError>
     where
@@ -169,8 +176,10 @@ pub async fn start(
     Routing,
     impl Future<Output = anyhow::Result<()>> + Send + 'static,
 )> {
+    let changes = broadcast::channel(1024).0;
     let mut service = Service {
         store,
+        changes: changes.clone(),
         dispatcher,
         router: None,
         info: None,
@@ -179,11 +188,16 @@ pub async fn start(
     service.rebuild().await?;
     service.catch_up().await;
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
-    Ok((Routing { tx }, service.run(rx, updates, live, shutdown)))
+    Ok((
+        Routing { tx, changes },
+        service.run(rx, updates, live, shutdown),
+    ))
 }
 
 struct Service {
     store: SqliteStore,
+    /// Announces logged decisions (see [`Routing::subscribe_changes`]).
+    changes: broadcast::Sender<Vec<ConversationId>>,
     /// Publishes commands mgmt creates (outside-hours auto-replies).
     dispatcher: crate::commands::Dispatcher,
     router: Option<Router>,
@@ -368,6 +382,15 @@ impl Service {
                 }
                 return Err(e.into());
             }
+            let mut ids: Vec<ConversationId> = Vec::new();
+            for r in &records {
+                if let Some(c) = r.fact.conversation()
+                    && !ids.contains(&c)
+                {
+                    ids.push(c);
+                }
+            }
+            let _ = self.changes.send(ids);
         }
         self.carry_out(&records).await;
         match refused {

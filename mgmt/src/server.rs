@@ -25,6 +25,8 @@ pub struct Running {
     pub updates: broadcast::Sender<Update>,
     /// Live conversation changes (what `/api/v1/stream` sends).
     pub live: crate::live::Live,
+    /// The routing service (configure it, send it commands).
+    pub routing: crate::routing::Routing,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<()>>,
     broker: Option<crossline_broker::BrokerHandle>,
@@ -157,19 +159,37 @@ pub async fn start(cfg: Config) -> Result<Running> {
         .await
         .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
     let http_addr = listener.local_addr()?;
-    let app = router(Arc::new(AppState {
-        store: store.clone(),
-        metrics,
-        api_token: api_token.clone(),
-    }))
-    .merge(crate::api::router(Arc::new(crate::api::ApiState {
+    let api_state = Arc::new(crate::api::ApiState {
         store: store.clone(),
         api_token: api_token.clone(),
         region: cfg.site.region()?,
         dispatcher,
         live: live.clone(),
         shutdown: shutdown.clone(),
-    })))
+    });
+    let changes = crate::web::stream::Changes::new();
+    tasks.spawn(crate::web::stream::run(
+        routing.clone(),
+        changes.clone(),
+        live.subscribe(),
+        routing.subscribe_changes(),
+        shutdown.clone(),
+    ));
+    let web_state = Arc::new(crate::web::WebState {
+        store: store.clone(),
+        api: api_state.clone(),
+        routing: routing.clone(),
+        limiter: Default::default(),
+        secure_cookies: cfg.http.secure_cookies,
+        changes,
+        shutdown: shutdown.clone(),
+    });
+    let app = router(Arc::new(AppState {
+        store: store.clone(),
+        metrics,
+        api_token: api_token.clone(),
+    }))
+    .merge(crate::api::router(api_state))
     .merge(crate::fleet::api::router(Arc::new(
         crate::fleet::api::FleetApiState {
             fleet,
@@ -180,15 +200,27 @@ pub async fn start(cfg: Config) -> Result<Running> {
         crate::routing::api::RoutingApiState {
             store: store.clone(),
             api_token: api_token.clone(),
-            routing,
+            routing: routing.clone(),
         },
-    )));
+    )))
+    .merge(crate::web::router(web_state))
+    // Sessions, CSRF and the /api guard, in front of everything.
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::new(crate::web::auth::AuthState {
+            store: store.clone(),
+            api_token: api_token.clone(),
+        }),
+        crate::web::auth::layer,
+    ));
     let sd = shutdown.clone();
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { sd.cancelled().await })
-            .await
-            .context("HTTP server")
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { sd.cancelled().await })
+        .await
+        .context("HTTP server")
     });
     info!(http = %http_addr, mqtt = %mqtt_addr, db = %cfg.db_path().display(), "mgmt up");
     Ok(Running {
@@ -198,6 +230,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         store,
         updates,
         live,
+        routing,
         shutdown,
         tasks,
         broker,

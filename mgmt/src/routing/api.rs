@@ -4,7 +4,6 @@
 
 use super::{ConfigInfo, DecisionFilter, Routing, RoutingServiceError};
 use crate::error::ApiError;
-use crate::http::authorize_token;
 use crate::ingest::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -367,9 +366,7 @@ pub struct DecisionPage {
 )]
 pub async fn get_config(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
 ) -> Result<Json<ConfigOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     st.routing
         .query(|r| r.map(|(_, i)| ConfigOut::from(i)))
         .await?
@@ -410,7 +407,6 @@ pub async fn put_config(
     q: Result<Query<PutConfigQuery>, QueryRejection>,
     body: String,
 ) -> Result<Json<ConfigOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(query_error)?;
     let toml = headers
         .get(header::CONTENT_TYPE)
@@ -446,10 +442,8 @@ pub async fn put_config(
 )]
 pub async fn post_command(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     body: Result<Json<Command>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(cmd) = body.map_err(json_error)?;
     if matches!(
         cmd,
@@ -529,10 +523,8 @@ pub struct DecisionsQuery {
 )]
 pub async fn get_decisions(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     q: Result<Query<DecisionsQuery>, QueryRejection>,
 ) -> Result<Json<DecisionPage>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(query_error)?;
     let conversation = match &q.conversation {
         Some(c) => Some(c.parse::<ConversationId>().map_err(|_| {
@@ -588,10 +580,8 @@ pub async fn get_decisions(
 )]
 pub async fn get_routing_conversation(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<RoutingConversationOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let cid = conversation_id(&id)?;
     let v = st
         .routing
@@ -616,9 +606,7 @@ pub async fn get_routing_conversation(
 )]
 pub async fn list_agents(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
 ) -> Result<Json<Vec<AgentOut>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     st.routing
         .query(|r| {
             r.map(|(r, _)| {
@@ -654,10 +642,8 @@ fn unknown_agent(id: &str) -> ApiError {
 )]
 pub async fn get_agent(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<AgentOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let aid = AgentId::new(id.clone());
     st.routing
         .query(move |r| r.map(|(r, _)| r.agent(&aid).map(|v| agent_out(r, v))))
@@ -685,11 +671,9 @@ pub async fn get_agent(
 )]
 pub async fn put_presence(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<PresenceRequest>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(req) = body.map_err(json_error)?;
     let presence = match req.state.as_str() {
         "available" => Presence::Available,
@@ -730,9 +714,7 @@ pub async fn put_presence(
 )]
 pub async fn list_queues(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
 ) -> Result<Json<Vec<QueueOut>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     st.routing
         .query(|r| {
             r.map(|(r, _)| {
@@ -793,11 +775,9 @@ pub async fn list_queues(
 )]
 pub async fn assign(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<AssignRequest>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(req) = body.map_err(json_error)?;
     let conversation = conversation_id(&id)?;
     let target = match (req.agent, req.queue) {
@@ -858,10 +838,8 @@ pub struct MetricsQuery {
 )]
 pub async fn routing_metrics(
     State(st): State<Arc<RoutingApiState>>,
-    headers: HeaderMap,
     q: Result<Query<MetricsQuery>, QueryRejection>,
 ) -> Result<Json<Metrics>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(query_error)?;
     let from = q.from.unwrap_or(0);
     let until = q.to.unwrap_or_else(now_ms);

@@ -618,6 +618,23 @@ impl Router {
             .map(|&a| self.agent_view(&self.agents[a as usize]))
     }
 
+    /// Every conversation routing knows (waiting, reserved, assigned, held,
+    /// snoozed, resolved but not closed), in no particular order.
+    pub fn conversations(&self) -> impl Iterator<Item = ConversationView> + '_ {
+        self.convs.iter().map(|(id, c)| self.view(*id, c))
+    }
+
+    /// Whether `agent` is a member of `queue` (may be offered its work).
+    pub fn is_member(&self, agent: &AgentId, queue: &QueueId) -> bool {
+        let (Some(&a), Some(&q)) = (self.agent_ix.get(agent), self.queue_ix.get(queue)) else {
+            return false;
+        };
+        self.agents[a as usize]
+            .memberships
+            .iter()
+            .any(|m| m.queue == q)
+    }
+
     /// Waiting conversations of a queue, best first (all skill steps and
     /// channels merged by priority, then age).
     pub fn waiting(&self, queue: &QueueId) -> Vec<ConversationId> {

@@ -21,6 +21,7 @@ pub const MIGRATION_ARRAY: &[M<'static>] = &[
     M::up(include_str!("migrations/0004_mgmt_conversations.sql")),
     M::up(include_str!("migrations/0005_routing.sql")),
     M::up(include_str!("migrations/0006_fleet.sql")),
+    M::up(include_str!("migrations/0007_web.sql")),
 ];
 
 /// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.

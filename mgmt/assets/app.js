@@ -1,0 +1,92 @@
+// Crossline web UI: the little the browser must do itself.
+// - live updates: one EventSource on /desk/stream; a changed conversation
+//   refreshes the inbox list and, when open, its timeline (htmx does the
+//   fetching: elements listen for `desk-changed`, `conv-changed`,
+//   `board-changed` on <body>);
+// - selects marked data-autosubmit submit their form; canned responses fill
+//   the reply box; Ctrl+Enter sends;
+// - keyboard shortcuts (see docs/WEB.md).
+
+const body = document.body;
+
+function fire(name, detail) {
+  body.dispatchEvent(new CustomEvent(name, { detail }));
+}
+
+// Coalesce bursts: one refresh per kind per 150 ms.
+const pending = new Map();
+function soon(name, detail) {
+  if (pending.has(name)) return;
+  pending.set(name, setTimeout(() => { pending.delete(name); fire(name, detail); }, 150));
+}
+
+function openConversation() {
+  const el = document.querySelector('[data-conversation]');
+  return el ? el.getAttribute('data-conversation') : null;
+}
+
+function connect() {
+  if (!document.querySelector('[data-testid=inbox-list], [data-testid=board]')) return null;
+  const es = new EventSource('/desk/stream');
+  es.addEventListener('change', (e) => {
+    soon('desk-changed');
+    soon('board-changed');
+    if (openConversation() === e.data) soon('conv-changed');
+  });
+  es.addEventListener('board', () => soon('board-changed'));
+  es.addEventListener('lagged', () => { soon('desk-changed'); soon('conv-changed'); soon('board-changed'); });
+  es.addEventListener('open', () => body.setAttribute('data-live', 'on'));
+  es.addEventListener('error', () => body.setAttribute('data-live', 'off'));
+  return es;
+}
+
+let stream = connect();
+// After an htmx-boosted navigation the page may have gained a list.
+document.addEventListener('htmx:afterSettle', () => { if (!stream) stream = connect(); });
+
+document.addEventListener('change', (e) => {
+  const t = e.target;
+  if (t.matches && t.matches('select[data-autosubmit]') && t.form) {
+    const here = t.form.querySelector('[data-here]');
+    if (here) here.value = location.pathname + location.search;
+    t.form.requestSubmit();
+  }
+  if (t.matches && t.matches('select[data-canned]') && t.value) {
+    const box = document.getElementById(t.getAttribute('data-target'));
+    if (box) { box.value = box.value ? box.value + '\n' + t.value : t.value; box.focus(); }
+    t.value = '';
+  }
+});
+
+document.addEventListener('keydown', (e) => {
+  const t = e.target;
+  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && t.matches && t.matches('[data-submit-on-ctrl-enter]')) {
+    e.preventDefault();
+    t.form.requestSubmit();
+    return;
+  }
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (t.closest && t.closest('input, textarea, select, [contenteditable]')) {
+    if (e.key === 'Escape') t.blur();
+    return;
+  }
+  const rows = [...document.querySelectorAll('[data-testid=conv-row] a')];
+  const cur = rows.findIndex((a) => a.closest('.kbd'));
+  const mark = (i) => {
+    rows.forEach((a) => a.closest('li').classList.remove('kbd'));
+    const a = rows[Math.max(0, Math.min(rows.length - 1, i))];
+    if (a) { a.closest('li').classList.add('kbd'); a.focus(); }
+  };
+  const click = (sel) => { const b = document.querySelector(sel); if (b) { e.preventDefault(); b.click(); } };
+  switch (e.key) {
+    case 'j': mark(cur + 1); break;
+    case 'k': mark(cur < 0 ? 0 : cur - 1); break;
+    case 'r': { const b = document.getElementById('reply-text'); if (b) { e.preventDefault(); b.focus(); } break; }
+    case 'n': { const b = document.getElementById('note-text'); if (b) { e.preventDefault(); b.focus(); } break; }
+    case 'h': click('[data-testid=act-hold]'); break;
+    case 'u': click('[data-testid=act-resume]'); break;
+    case 'e': click('[data-testid=act-resolve]'); break;
+    case '/': { const f = document.querySelector('[data-testid=filter-channel]'); if (f) { e.preventDefault(); f.focus(); } break; }
+    case '?': { const d = document.getElementById('keys'); if (d && d.showModal) d.showModal(); break; }
+  }
+});

@@ -1,0 +1,1446 @@
+//! The agent desk: the unified inbox, the conversation view (one timeline,
+//! reply composer, notes, hold/snooze/resolve/transfer), the customer
+//! panel, and presence.
+//!
+//! One truth per fact: routing state (waiting, assigned, held, snoozed,
+//! agent, queue) comes from the routing engine; messages, delivery states
+//! and open/resolved from the conversation projection
+//! ([`crate::conversations`]); notes, tags and canned responses from the
+//! desk's own tables. Who may see a conversation: [`super::scope`].
+
+use super::auth::{CurrentUser, Role};
+use super::scope::{self, Viewer, Visibility};
+use super::{Layout, WebError, WebState, audit, render};
+use crate::api::ReplyRequest;
+use crate::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
+use crate::ingest::now_ms;
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use crossline_core::routing::{
+    AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
+};
+use crossline_core::{ConversationId, EventBody};
+use rusqlite::{OptionalExtension, params};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Most rows the inbox shows.
+pub const INBOX_ROWS: usize = 200;
+
+// ----- routing facts the desk shows ---------------------------------------------------
+
+/// A conversation's routing state, as the desk shows it.
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    /// Catalog key (`state.waiting`, ...).
+    pub state: &'static str,
+    pub agent: Option<String>,
+    pub queue: String,
+    /// When it started waiting (ordering time, ms).
+    pub age: u64,
+    pub waiting: bool,
+    pub snoozed_until: Option<u64>,
+    /// The queue's first and next response targets (ms).
+    pub first_response_ms: Option<u64>,
+    pub next_response_ms: Option<u64>,
+    pub priority: i32,
+}
+
+fn state_key(s: &RouteState) -> &'static str {
+    match s {
+        RouteState::New | RouteState::Waiting { .. } => "state.waiting",
+        RouteState::Reserved { .. } => "state.reserved",
+        RouteState::Active => "state.active",
+        RouteState::Held => "state.held",
+        RouteState::Snoozed { .. } => "state.snoozed",
+        RouteState::Resolved => "state.resolved",
+        RouteState::Abandoned => "state.abandoned",
+    }
+}
+
+fn route_info(r: &Router, c: &ConversationView) -> RouteInfo {
+    let q = r.config().queues.iter().find(|q| q.id == c.queue);
+    RouteInfo {
+        state: state_key(&c.state),
+        agent: c.agent.as_ref().map(|a| a.to_string()),
+        queue: c.queue.to_string(),
+        age: c.age,
+        waiting: matches!(
+            c.state,
+            RouteState::Waiting { .. } | RouteState::Reserved { .. }
+        ),
+        snoozed_until: match c.state {
+            RouteState::Snoozed { until } => Some(until),
+            _ => None,
+        },
+        first_response_ms: q.and_then(|q| q.sla.first_response_ms),
+        next_response_ms: q.and_then(|q| q.sla.next_response_ms),
+        priority: c.priority,
+    }
+}
+
+/// Visibility per (agent, queue), computed once per request.
+struct VisCache<'a> {
+    r: &'a Router,
+    map: HashMap<(Option<AgentId>, QueueId), Visibility>,
+}
+
+impl<'a> VisCache<'a> {
+    fn new(r: &'a Router) -> Self {
+        Self {
+            r,
+            map: HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, c: &ConversationView) -> &Visibility {
+        let r = self.r;
+        self.map
+            .entry((c.agent.clone(), c.queue.clone()))
+            .or_insert_with(|| scope::of_view(r, c.agent.as_ref(), &c.queue))
+    }
+}
+
+/// The viewer and a conversation's routing facts, if the user may see it.
+async fn authorize_conversation(
+    st: &WebState,
+    user: &CurrentUser,
+    id: &str,
+) -> Result<(ConversationId, Option<RouteInfo>, Viewer), WebError> {
+    let cid: ConversationId = id.parse().map_err(|_| WebError::NotFound)?;
+    let u = user.user.clone();
+    let (viewer, vis, info) = st
+        .routing
+        .query(move |r| {
+            let r = r.map(|(r, _)| r);
+            let viewer = Viewer::new(&u, r);
+            let view = r.and_then(|r| r.conversation(&cid).map(|c| (r, c)));
+            let vis = view
+                .as_ref()
+                .map(|(r, c)| scope::of_view(r, c.agent.as_ref(), &c.queue));
+            let info = view.as_ref().map(|(r, c)| route_info(r, c));
+            (viewer, vis, info)
+        })
+        .await?;
+    if !viewer.can_see(vis.as_ref()) {
+        return Err(WebError::Forbidden(format!(
+            "{} may not see conversation {id}",
+            user.login
+        )));
+    }
+    Ok((cid, info, viewer))
+}
+
+// ----- inbox ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Mine,
+    Unassigned,
+    Teams,
+    All,
+}
+
+impl Tab {
+    fn parse(s: Option<&str>) -> Self {
+        match s {
+            Some("unassigned") => Tab::Unassigned,
+            Some("teams") => Tab::Teams,
+            Some("all") => Tab::All,
+            _ => Tab::Mine,
+        }
+    }
+    fn code(self) -> &'static str {
+        match self {
+            Tab::Mine => "mine",
+            Tab::Unassigned => "unassigned",
+            Tab::Teams => "teams",
+            Tab::All => "all",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InboxQuery {
+    pub tab: Option<String>,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    pub tag: Option<String>,
+    /// Error message to show (after a refused action).
+    pub err: Option<String>,
+}
+
+impl InboxQuery {
+    fn nonempty(v: &Option<String>) -> Option<String> {
+        v.as_ref()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The query string of this view (kept by links).
+    pub fn qs(&self) -> String {
+        let mut parts = vec![format!("tab={}", Tab::parse(self.tab.as_deref()).code())];
+        for (k, v) in [
+            ("channel", &self.channel),
+            ("status", &self.status),
+            ("queue", &self.queue),
+            ("tag", &self.tag),
+        ] {
+            if let Some(v) = Self::nonempty(v) {
+                parts.push(format!("{k}={}", super::pages::encode_component(&v)));
+            }
+        }
+        parts.join("&")
+    }
+}
+
+/// One inbox row.
+pub struct Row {
+    pub id: String,
+    pub contact: String,
+    pub channel: String,
+    /// Catalog key of the channel's name.
+    pub channel_key: String,
+    pub icon: &'static str,
+    pub preview: String,
+    pub last: String,
+    pub unread: i64,
+    /// Catalog key of the state.
+    pub state: &'static str,
+    pub agent: String,
+    pub queue: String,
+    pub waiting: String,
+    pub sla: String,
+    pub sla_late: bool,
+    pub selected: bool,
+}
+
+pub fn channel_icon(channel: &str) -> &'static str {
+    match channel {
+        "sms" => "✉",
+        "voice" => "☎",
+        "email" => "@",
+        "chat" => "💬",
+        _ => "◆",
+    }
+}
+
+/// What the inbox shows for `user` with `q`.
+pub struct InboxData {
+    pub rows: Vec<Row>,
+    /// The open conversation's id (or empty).
+    pub selected: String,
+    pub queues: Vec<String>,
+    pub tags: Vec<String>,
+    pub tabs: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// Routing facts of the conversations one tab shows (not `All`), newest
+/// decisions first; at most `limit`.
+fn routed_for_tab(
+    r: &Router,
+    viewer: &Viewer,
+    tab: Tab,
+    queue: Option<&str>,
+    channel: Option<&str>,
+    status: Option<&str>,
+    limit: usize,
+) -> Vec<(String, RouteInfo)> {
+    let mut cache = VisCache::new(r);
+    let mut out: Vec<(String, RouteInfo)> = Vec::new();
+    for c in r.conversations() {
+        if matches!(
+            c.state,
+            RouteState::Resolved | RouteState::Abandoned | RouteState::New
+        ) && status != Some("resolved")
+        {
+            continue;
+        }
+        if queue.is_some_and(|q| q != c.queue.as_str())
+            || channel.is_some_and(|ch| ch != crate::routing::channel_name(c.channel))
+        {
+            continue;
+        }
+        let info = route_info(r, &c);
+        if let Some(s) = status
+            && info.state != format!("state.{s}")
+        {
+            continue;
+        }
+        let mine = c.agent.as_ref().is_some_and(|a| a.as_str() == viewer.agent);
+        let keep = match tab {
+            Tab::Mine => mine,
+            Tab::Unassigned => info.waiting && viewer.can_see(Some(cache.get(&c))),
+            Tab::Teams | Tab::All => viewer.can_see(Some(cache.get(&c))),
+        };
+        if keep {
+            out.push((c.id.to_string(), info));
+        }
+    }
+    // Waiting work oldest first (priority first); the rest by age too.
+    out.sort_by(|a, b| {
+        b.1.priority
+            .cmp(&a.1.priority)
+            .then(a.1.age.cmp(&b.1.age))
+            .then(a.0.cmp(&b.0))
+    });
+    out.truncate(limit);
+    out
+}
+
+fn summaries(
+    conn: &rusqlite::Connection,
+    ids: &[String],
+) -> rusqlite::Result<Vec<ConversationSummary>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(s) = conversations::get(conn, id)? {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn tagged_contacts(conn: &rusqlite::Connection, tag: &str) -> rusqlite::Result<HashSet<String>> {
+    let mut st = conn.prepare_cached("SELECT contact_id FROM contact_tag WHERE tag = ?1")?;
+    st.query_map(params![tag], |r| r.get(0))?.collect()
+}
+
+fn all_tags(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st =
+        conn.prepare_cached("SELECT DISTINCT tag FROM contact_tag ORDER BY tag LIMIT 200")?;
+    st.query_map([], |r| r.get(0))?.collect()
+}
+
+pub async fn inbox_data(
+    st: &WebState,
+    user: &CurrentUser,
+    q: &InboxQuery,
+    selected: Option<&str>,
+    l: &Layout,
+) -> Result<InboxData, WebError> {
+    let tab = Tab::parse(q.tab.as_deref());
+    if tab == Tab::All {
+        user.require(Role::Supervisor)?;
+    }
+    let channel = InboxQuery::nonempty(&q.channel);
+    let status = InboxQuery::nonempty(&q.status);
+    let queue = InboxQuery::nonempty(&q.queue);
+    let tag = InboxQuery::nonempty(&q.tag);
+    let u = user.user.clone();
+    let (ch2, st2, qu2) = (channel.clone(), status.clone(), queue.clone());
+    let (viewer, routed, queues) = st
+        .routing
+        .query(move |r| {
+            let r = r.map(|(r, _)| r);
+            let viewer = Viewer::new(&u, r);
+            let queues: Vec<String> = r
+                .map(|r| r.config().queues.iter().map(|q| q.id.to_string()).collect())
+                .unwrap_or_default();
+            let routed = match (r, tab) {
+                (Some(r), t) if t != Tab::All => routed_for_tab(
+                    r,
+                    &viewer,
+                    t,
+                    qu2.as_deref(),
+                    ch2.as_deref(),
+                    st2.as_deref(),
+                    INBOX_ROWS,
+                ),
+                _ => Vec::new(),
+            };
+            (viewer, routed, queues)
+        })
+        .await?;
+    let now = now_ms();
+    // Rows: (summary, routing facts).
+    let mut rows: Vec<(ConversationSummary, Option<RouteInfo>)> = if tab == Tab::All {
+        // Newest activity first from the projection, then routing facts.
+        let status_filter = match status.as_deref() {
+            Some("resolved") => Some(Status::Resolved),
+            Some(_) => Some(Status::Open),
+            None => None,
+        };
+        let f = ListFilter {
+            status: status_filter,
+            limit: INBOX_ROWS,
+            ..Default::default()
+        };
+        let page = st
+            .store
+            .read(move |conn| conversations::list(conn, &f))
+            .await?;
+        let ids: Vec<ConversationId> = page
+            .conversations
+            .iter()
+            .filter_map(|c| c.id.parse().ok())
+            .collect();
+        let v2 = viewer.clone();
+        let infos = st
+            .routing
+            .query(move |r| {
+                let Some((r, _)) = r else {
+                    return ids
+                        .iter()
+                        .map(|_| (v2.sees_all(), None))
+                        .collect::<Vec<_>>();
+                };
+                let mut cache = VisCache::new(r);
+                ids.iter()
+                    .map(|id| match r.conversation(id) {
+                        Some(c) => (v2.can_see(Some(cache.get(&c))), Some(route_info(r, &c))),
+                        None => (v2.sees_all(), None),
+                    })
+                    .collect()
+            })
+            .await?;
+        page.conversations
+            .into_iter()
+            .zip(infos)
+            .filter(|(_, (ok, _))| *ok)
+            .map(|(s, (_, i))| (s, i))
+            .filter(|(s, i)| {
+                channel.as_deref().is_none_or(|c| c == s.channel)
+                    && queue
+                        .as_deref()
+                        .is_none_or(|q| i.as_ref().is_some_and(|i| i.queue == q))
+                    && match status.as_deref() {
+                        None | Some("resolved") | Some("open") => true,
+                        Some(x) => i.as_ref().is_some_and(|i| i.state == format!("state.{x}")),
+                    }
+            })
+            .collect()
+    } else {
+        let ids: Vec<String> = routed.iter().map(|(id, _)| id.clone()).collect();
+        let sums = st.store.read(move |conn| summaries(conn, &ids)).await?;
+        let mut by_id: HashMap<String, RouteInfo> = routed.into_iter().collect();
+        sums.into_iter()
+            .map(|s| {
+                let i = by_id.remove(&s.id);
+                (s, i)
+            })
+            .collect()
+    };
+    let tag2 = tag.clone();
+    let (tagged, tags) = st
+        .store
+        .read(move |conn| {
+            let t = match &tag2 {
+                Some(t) => Some(tagged_contacts(conn, t)?),
+                None => None,
+            };
+            Ok((t, all_tags(conn)?))
+        })
+        .await?;
+    if let Some(t) = tagged {
+        rows.retain(|(s, _)| t.contains(&s.contact.id));
+    }
+    let tr = &l.tr;
+    let rows = rows
+        .into_iter()
+        .map(|(s, i)| {
+            let (state, agent, queue) = match &i {
+                Some(i) => (
+                    i.state,
+                    i.agent.clone().unwrap_or_default(),
+                    i.queue.clone(),
+                ),
+                None if s.status == Status::Resolved => {
+                    ("state.resolved", String::new(), String::new())
+                }
+                None => ("state.unrouted", String::new(), String::new()),
+            };
+            let waiting = match &i {
+                Some(i) if i.waiting => tr.duration(now.saturating_sub(i.age) as i64),
+                _ if s.unread > 0 => tr.duration(now as i64 - s.last_activity_ms),
+                _ => String::new(),
+            };
+            // SLA: the queue's first (no reply yet) or next response target,
+            // counted from the customer's latest message while unanswered.
+            let (sla, sla_late) = match &i {
+                Some(i) if s.unread > 0 && s.status == Status::Open => {
+                    let target = if s.messages == s.unread {
+                        i.first_response_ms
+                    } else {
+                        i.next_response_ms.or(i.first_response_ms)
+                    };
+                    match target {
+                        Some(t) => {
+                            let left = s.last_activity_ms + t as i64 - now as i64;
+                            if left >= 0 {
+                                (tr.duration(left), false)
+                            } else {
+                                (
+                                    format!(
+                                        "{} {}",
+                                        tr.duration(-left),
+                                        tr.t("inbox.sla_breached")
+                                    ),
+                                    true,
+                                )
+                            }
+                        }
+                        None => (String::new(), false),
+                    }
+                }
+                _ => (String::new(), false),
+            };
+            Row {
+                selected: selected == Some(s.id.as_str()),
+                icon: channel_icon(&s.channel),
+                channel_key: format!("channel.{}", s.channel),
+                contact: s.contact.address.clone(),
+                last: tr.datetime(s.last_activity_ms),
+                preview: s.last_message_preview.clone(),
+                unread: s.unread,
+                channel: s.channel.clone(),
+                id: s.id,
+                state,
+                agent,
+                queue,
+                waiting,
+                sla,
+                sla_late,
+            }
+        })
+        .collect();
+    let mut tabs = vec![
+        ("mine", "inbox.mine", tab == Tab::Mine),
+        ("unassigned", "inbox.unassigned", tab == Tab::Unassigned),
+        ("teams", "inbox.teams", tab == Tab::Teams),
+    ];
+    if user.role >= Role::Supervisor {
+        tabs.push(("all", "inbox.all", tab == Tab::All));
+    }
+    Ok(InboxData {
+        rows,
+        selected: selected.unwrap_or("").to_string(),
+        queues,
+        tags,
+        tabs,
+    })
+}
+
+/// The presence switch and capacity indicator.
+pub struct PresenceBox {
+    /// None: the user is no routing agent (or routing is not configured).
+    pub state: Option<&'static str>,
+    /// (channel catalog key, in use, capacity) for channels with capacity.
+    pub load: Vec<(&'static str, u8, u8)>,
+}
+
+impl PresenceBox {
+    pub fn is(&self, code: &str) -> bool {
+        self.state == Some(code)
+    }
+
+    pub fn key(&self, code: &str) -> &'static str {
+        match code {
+            "available" => "presence.available",
+            "busy" => "presence.busy",
+            "away" => "presence.away",
+            "wrap_up" => "presence.wrap_up",
+            _ => "presence.offline",
+        }
+    }
+}
+
+fn presence_name(p: &Presence) -> &'static str {
+    match p {
+        Presence::Available => "available",
+        Presence::Busy => "busy",
+        Presence::Away => "away",
+        Presence::Offline => "offline",
+        Presence::WrapUp { .. } => "wrap_up",
+    }
+}
+
+pub async fn presence_box(st: &WebState, user: &CurrentUser) -> PresenceBox {
+    let aid = AgentId::new(user.agent_id.clone());
+    st.routing
+        .query(move |r| {
+            let Some(a) = r.and_then(|(r, _)| r.agent(&aid)) else {
+                return PresenceBox {
+                    state: None,
+                    load: Vec::new(),
+                };
+            };
+            let load = crossline_core::routing::ALL_CHANNELS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| a.capacity.get(*i).is_some_and(|c| *c > 0))
+                .map(|(i, c)| {
+                    let key = match crate::routing::channel_name(*c) {
+                        "voice" => "channel.voice",
+                        "chat" => "channel.chat",
+                        "email" => "channel.email",
+                        "messenger" => "channel.messenger",
+                        _ => "channel.sms",
+                    };
+                    (
+                        key,
+                        a.load.get(i).copied().unwrap_or(0),
+                        a.capacity.get(i).copied().unwrap_or(0),
+                    )
+                })
+                .collect();
+            PresenceBox {
+                state: Some(presence_name(&a.presence)),
+                load,
+            }
+        })
+        .await
+        .unwrap_or(PresenceBox {
+            state: None,
+            load: Vec::new(),
+        })
+}
+
+#[derive(Template)]
+#[template(path = "desk.html")]
+struct DeskPage {
+    l: Layout,
+    presence: PresenceBox,
+    inbox: InboxData,
+    q: InboxQuery,
+    qs: String,
+    conv: Option<ConvView>,
+    err: String,
+}
+
+#[derive(Template)]
+#[template(path = "desk_list.html")]
+struct DeskList {
+    l: Layout,
+    inbox: InboxData,
+    qs: String,
+}
+
+pub async fn inbox_page(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Query(q): Query<InboxQuery>,
+) -> Result<Response, WebError> {
+    let l = Layout::new(&user, "inbox", "inbox.title");
+    let inbox = inbox_data(&st, &user, &q, None, &l).await?;
+    let presence = presence_box(&st, &user).await;
+    Ok(render(&DeskPage {
+        qs: q.qs(),
+        err: q.err.clone().unwrap_or_default(),
+        l,
+        presence,
+        inbox,
+        q,
+        conv: None,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    q: InboxQuery,
+    sel: Option<String>,
+}
+
+/// `GET /desk/list`: the inbox rows only (htmx refresh).
+pub async fn inbox_list(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let l = Layout::new(&user, "inbox", "inbox.title");
+    let inbox = inbox_data(&st, &user, &lq.q, lq.sel.as_deref(), &l).await?;
+    Ok(render(&DeskList {
+        qs: lq.q.qs(),
+        l,
+        inbox,
+    }))
+}
+
+// ----- conversation view -------------------------------------------------------------
+
+/// One timeline item.
+pub struct Item {
+    pub at_ms: i64,
+    pub time: String,
+    /// `inbound`, `reply`, `note` or `event`.
+    pub kind: &'static str,
+    pub text: String,
+    pub author: String,
+    /// Reply: catalog key of the delivery state, and its ticks.
+    pub delivery: &'static str,
+    pub ticks: &'static str,
+    pub line: String,
+    pub incomplete: bool,
+    /// Note: logins mentioned.
+    pub mentions: Vec<String>,
+}
+
+/// What the conversation view shows.
+pub struct ConvView {
+    pub id: String,
+    pub summary: ConversationSummary,
+    pub route: Option<RouteInfo>,
+    pub state: &'static str,
+    pub items: Vec<Item>,
+    pub lines: Vec<(String, bool)>,
+    pub canned: Vec<(String, String)>,
+    pub agents: Vec<String>,
+    pub queues: Vec<String>,
+    pub replyable: bool,
+    pub contact: ContactPanel,
+    pub snoozed_until: String,
+    pub mine: bool,
+    /// The inbox view's query string (kept by the action forms).
+    pub qs: String,
+}
+
+impl ConvView {
+    pub fn held(&self) -> bool {
+        matches!(self.state, "state.held" | "state.snoozed")
+    }
+    pub fn resolved(&self) -> bool {
+        self.summary.status == Status::Resolved
+    }
+}
+
+/// The customer panel.
+pub struct ContactPanel {
+    pub id: String,
+    pub identities: Vec<(String, String)>,
+    pub previous: Vec<(String, String, String)>,
+    pub tags: Vec<String>,
+    pub notes: Vec<(String, String, String)>,
+}
+
+fn delivery(state: Option<&str>) -> (&'static str, &'static str) {
+    match state {
+        Some("sent") => ("delivery.sent", "✓"),
+        Some("delivered") => ("delivery.delivered", "✓✓"),
+        Some("failed") => ("delivery.failed", "✗"),
+        Some("unknown") => ("delivery.unknown", "?"),
+        _ => ("delivery.pending", "…"),
+    }
+}
+
+/// Routing decisions of one conversation, oldest first.
+fn conversation_decisions(
+    conn: &rusqlite::Connection,
+    cid: &ConversationId,
+) -> rusqlite::Result<Vec<crossline_core::routing::Record>> {
+    let mut st = conn.prepare_cached(
+        "SELECT body FROM event WHERE conversation = ?1 AND kind = 'routing_decision'
+         ORDER BY at_ms, at_c LIMIT 2000",
+    )?;
+    let rows = st.query_map(params![cid.0.as_bytes().to_vec()], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut out = Vec::new();
+    for b in rows {
+        if let Ok(EventBody::RoutingDecision { record }) = serde_json::from_str::<EventBody>(&b?) {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+struct Loaded {
+    detail: conversations::ConversationDetail,
+    decisions: Vec<crossline_core::routing::Record>,
+    notes: Vec<(i64, String, String, String)>,
+    lines: Vec<String>,
+    canned: Vec<(String, String)>,
+    identities: Vec<(String, String)>,
+    previous: Vec<ConversationSummary>,
+    tags: Vec<String>,
+    contact_notes: Vec<(i64, String, String)>,
+}
+
+fn load_conversation(
+    conn: &rusqlite::Connection,
+    id: &str,
+    cid: &ConversationId,
+) -> rusqlite::Result<Option<Loaded>> {
+    let Some(detail) = conversations::detail(conn, id)? else {
+        return Ok(None);
+    };
+    let decisions = conversation_decisions(conn, cid)?;
+    let notes = conn
+        .prepare_cached(
+            "SELECT at_ms, author, text, mentions FROM conversation_note
+             WHERE conversation_id = ?1 ORDER BY at_ms",
+        )?
+        .query_map(params![id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let lines = match &detail.summary.device {
+        Some(d) => conversations::lines(conn, d)?,
+        None => Vec::new(),
+    };
+    let canned = conn
+        .prepare_cached("SELECT title, text FROM canned_response ORDER BY title LIMIT 100")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let contact = detail.summary.contact.id.clone();
+    let identities = conn
+        .prepare_cached("SELECT kind, address FROM contact_identity WHERE contact_id = ?1")?
+        .query_map(params![contact], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let previous = conversations::list(
+        conn,
+        &ListFilter {
+            contact: Some(contact.clone()),
+            limit: 20,
+            ..Default::default()
+        },
+    )?
+    .conversations
+    .into_iter()
+    .filter(|c| c.id != id)
+    .collect();
+    let tags = conn
+        .prepare_cached("SELECT tag FROM contact_tag WHERE contact_id = ?1 ORDER BY tag")?
+        .query_map(params![contact], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let contact_notes = conn
+        .prepare_cached(
+            "SELECT at_ms, author, text FROM contact_note WHERE contact_id = ?1
+             ORDER BY at_ms DESC LIMIT 50",
+        )?
+        .query_map(params![contact], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Loaded {
+        detail,
+        decisions,
+        notes,
+        lines,
+        canned,
+        identities,
+        previous,
+        tags,
+        contact_notes,
+    }))
+}
+
+async fn conv_view(
+    st: &WebState,
+    user: &CurrentUser,
+    id: &str,
+    l: &Layout,
+    qs: String,
+) -> Result<ConvView, WebError> {
+    let (cid, route, _viewer) = authorize_conversation(st, user, id).await?;
+    let id2 = id.to_string();
+    let loaded = st
+        .store
+        .read(move |conn| load_conversation(conn, &id2, &cid))
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let (agents, queues) = st
+        .routing
+        .query(|r| {
+            r.map(|(r, _)| {
+                (
+                    r.config().agents.iter().map(|a| a.id.to_string()).collect(),
+                    r.config().queues.iter().map(|q| q.id.to_string()).collect(),
+                )
+            })
+            .unwrap_or_default()
+        })
+        .await?;
+    let tr = &l.tr;
+    let mut items: Vec<Item> = Vec::new();
+    let blank = |at_ms: i64, kind: &'static str, text: String, author: String| Item {
+        at_ms,
+        time: tr.datetime(at_ms),
+        kind,
+        text,
+        author,
+        delivery: "",
+        ticks: "",
+        line: String::new(),
+        incomplete: false,
+        mentions: Vec::new(),
+    };
+    for e in &loaded.detail.timeline {
+        let mut it = match e.kind {
+            EntryKind::Inbound => blank(
+                e.at_ms,
+                "inbound",
+                e.text.clone().unwrap_or_default(),
+                e.address.clone().unwrap_or_default(),
+            ),
+            EntryKind::Reply => {
+                let author = match e.author.as_deref() {
+                    Some("auto-reply") | Some("outside-hours") => tr.t("tl.auto_reply").to_string(),
+                    Some(a) => a.to_string(),
+                    None => String::new(),
+                };
+                let mut it = blank(e.at_ms, "reply", e.text.clone().unwrap_or_default(), author);
+                let (d, t) = delivery(e.state.as_deref());
+                it.delivery = d;
+                it.ticks = t;
+                it
+            }
+            EntryKind::Resolved => blank(
+                e.at_ms,
+                "event",
+                tr.t("tl.resolved").to_string(),
+                e.author.clone().unwrap_or_default(),
+            ),
+            EntryKind::Reopened => blank(
+                e.at_ms,
+                "event",
+                tr.t("tl.reopened").to_string(),
+                e.author.clone().unwrap_or_default(),
+            ),
+        };
+        it.line = e.line.clone().unwrap_or_default();
+        it.incomplete = e.incomplete;
+        items.push(it);
+    }
+    for r in &loaded.decisions {
+        let at = r.at as i64;
+        let text = match &r.fact {
+            Fact::Assigned { agent, .. } => tr.f("tl.assigned", &[("agent", agent.as_str())]),
+            Fact::Queued { queue, .. } => tr.f("tl.queued", &[("queue", queue.as_str())]),
+            Fact::Held { .. } => tr.t("tl.held").to_string(),
+            Fact::Resumed { .. } => tr.t("tl.resumed").to_string(),
+            Fact::Snoozed { until, .. } => {
+                tr.f("tl.snoozed", &[("until", &tr.datetime(*until as i64))])
+            }
+            Fact::Unassigned { agent, .. } => tr.f("tl.unassigned", &[("agent", agent.as_str())]),
+            Fact::SlaBreached { .. } => tr.t("tl.sla_breached").to_string(),
+            _ => continue,
+        };
+        items.push(blank(at, "event", text, String::new()));
+    }
+    for (at, author, text, mentions) in &loaded.notes {
+        let mut it = blank(*at, "note", text.clone(), author.clone());
+        it.mentions = mentions
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect();
+        items.push(it);
+    }
+    items.sort_by_key(|i| i.at_ms);
+    let s = &loaded.detail.summary;
+    let state = match &route {
+        Some(r) => r.state,
+        None if s.status == Status::Resolved => "state.resolved",
+        None => "state.unrouted",
+    };
+    let lines = loaded
+        .lines
+        .iter()
+        .map(|x| (x.clone(), Some(x) == s.line.as_ref()))
+        .collect();
+    let contact = ContactPanel {
+        id: s.contact.id.clone(),
+        identities: loaded.identities.clone(),
+        previous: loaded
+            .previous
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    tr.datetime(p.last_activity_ms),
+                    p.last_message_preview.clone(),
+                )
+            })
+            .collect(),
+        tags: loaded.tags.clone(),
+        notes: loaded
+            .contact_notes
+            .iter()
+            .map(|(at, a, t)| (tr.datetime(*at), a.clone(), t.clone()))
+            .collect(),
+    };
+    Ok(ConvView {
+        qs,
+        id: id.to_string(),
+        snoozed_until: route
+            .as_ref()
+            .and_then(|r| r.snoozed_until)
+            .map(|u| tr.datetime(u as i64))
+            .unwrap_or_default(),
+        mine: route
+            .as_ref()
+            .and_then(|r| r.agent.as_deref())
+            .is_some_and(|a| a == user.agent_id),
+        replyable: s.contact.kind.replyable() && s.device.is_some(),
+        summary: loaded.detail.summary.clone(),
+        route,
+        state,
+        items,
+        lines,
+        canned: loaded.canned,
+        agents,
+        queues,
+        contact,
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct ConvQuery {
+    #[serde(flatten)]
+    q: InboxQuery,
+}
+
+pub async fn conversation_page(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(cq): Query<ConvQuery>,
+) -> Result<Response, WebError> {
+    let l = Layout::new(&user, "inbox", "inbox.title");
+    let conv = conv_view(&st, &user, &id, &l, cq.q.qs()).await?;
+    audit::record(&st.store, &user.login, "conversation.open", &id, "").await;
+    let inbox = inbox_data(&st, &user, &cq.q, Some(&id), &l).await?;
+    let presence = presence_box(&st, &user).await;
+    Ok(render(&DeskPage {
+        qs: cq.q.qs(),
+        err: cq.q.err.clone().unwrap_or_default(),
+        l,
+        presence,
+        inbox,
+        q: cq.q,
+        conv: Some(conv),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "timeline.html")]
+struct TimelineFragment {
+    l: Layout,
+    c: ConvView,
+}
+
+/// `GET /desk/c/{id}/timeline`: the timeline only (htmx refresh).
+pub async fn timeline(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(cq): Query<ConvQuery>,
+) -> Result<Response, WebError> {
+    let l = Layout::new(&user, "inbox", "inbox.title");
+    let c = conv_view(&st, &user, &id, &l, cq.q.qs()).await?;
+    Ok(render(&TimelineFragment { l, c }))
+}
+
+// ----- actions ---------------------------------------------------------------------------
+
+/// Back to the conversation (303), with `err` shown if the action failed.
+fn back(id: &str, qs: Option<&str>, err: Option<String>) -> Response {
+    let mut target = format!("/desk/c/{id}?{}", qs.unwrap_or("tab=mine"));
+    if let Some(e) = err {
+        target += &format!("&err={}", super::pages::encode_component(&e));
+    }
+    let mut r = Redirect::to(&target).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+/// A routing or API failure as text for the page; internal errors stay errors.
+fn shown(e: WebError) -> Result<String, WebError> {
+    match e {
+        WebError::Conflict(m) | WebError::BadRequest(m) => Ok(m),
+        other => Err(other),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReplyForm {
+    text: String,
+    line: Option<String>,
+    qs: Option<String>,
+}
+
+pub async fn reply(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ReplyForm>,
+) -> Result<Response, WebError> {
+    authorize_conversation(&st, &user, &id).await?;
+    let req = ReplyRequest {
+        text: f.text,
+        line: f.line.filter(|l| !l.is_empty()),
+    };
+    let r = crate::api::send_reply(&st.api, &id, req, Some(user.login.clone())).await;
+    let err = match r {
+        Ok(a) => {
+            audit::record(
+                &st.store,
+                &user.login,
+                "conversation.reply",
+                &id,
+                &format!("reply {} on {}", a.id, a.line),
+            )
+            .await;
+            None
+        }
+        Err(e) => Some(e.message().to_string()),
+    };
+    Ok(back(&id, f.qs.as_deref(), err))
+}
+
+#[derive(Deserialize)]
+pub struct NoteForm {
+    text: String,
+    qs: Option<String>,
+}
+
+/// `@login` mentions in `text` that name existing users.
+fn mentions(conn: &rusqlite::Connection, text: &str) -> rusqlite::Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '!' | '?')) {
+        let Some(login) = w.strip_prefix('@') else {
+            continue;
+        };
+        let login = login.trim_end_matches('.');
+        if login.is_empty() || out.iter().any(|o| o.eq_ignore_ascii_case(login)) {
+            continue;
+        }
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT login FROM web_user WHERE login = ?1",
+                params![login],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(l) = found {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn note(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Result<Response, WebError> {
+    authorize_conversation(&st, &user, &id).await?;
+    let text: String = f.text.trim().chars().take(4000).collect();
+    if text.is_empty() {
+        return Ok(back(&id, f.qs.as_deref(), None));
+    }
+    let t2 = text.clone();
+    let found = st.store.read(move |conn| mentions(conn, &t2)).await?;
+    let (id2, author, m) = (id.clone(), user.login.clone(), found.join(","));
+    st.store
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO conversation_note (id, conversation_id, at_ms, author, text, mentions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    uuid::Uuid::now_v7().to_string(),
+                    id2,
+                    now_ms() as i64,
+                    author,
+                    text,
+                    m
+                ],
+            )
+        })
+        .await?;
+    audit::record(
+        &st.store,
+        &user.login,
+        "conversation.note",
+        &id,
+        &found.join(","),
+    )
+    .await;
+    st.api
+        .live
+        .announce(&st.store, vec![crate::live::Key::Conversation(id.clone())])
+        .await;
+    Ok(back(&id, f.qs.as_deref(), None))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    /// hold, resume, snooze_1h, snooze_4h, snooze_tomorrow, resolve, reopen, take.
+    r#do: String,
+    qs: Option<String>,
+}
+
+/// Tomorrow 09:00 in the user's time zone, as ms.
+fn tomorrow_nine(tz: &str) -> u64 {
+    let tz = jiff::tz::TimeZone::get(tz).unwrap_or(jiff::tz::TimeZone::UTC);
+    let now = jiff::Timestamp::now().to_zoned(tz);
+    now.date()
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.at(9, 0, 0, 0).to_zoned(now.time_zone().clone()).ok())
+        .map(|z| z.timestamp().as_millisecond().max(0) as u64)
+        .unwrap_or_else(|| now_ms() + 16 * 3600 * 1000)
+}
+
+pub async fn action(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Result<Response, WebError> {
+    let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
+    let by = Some(user.login.clone());
+    let routed = |cmd: Command| {
+        let routing = st.routing.clone();
+        async move {
+            routing
+                .command(cmd)
+                .await
+                .map(|_| ())
+                .map_err(WebError::from)
+        }
+    };
+    let r: Result<(), WebError> = match f.r#do.as_str() {
+        "hold" => routed(Command::Hold { conversation: cid }).await,
+        "resume" => routed(Command::Resume { conversation: cid }).await,
+        "snooze_1h" | "snooze_4h" | "snooze_tomorrow" => {
+            let until = match f.r#do.as_str() {
+                "snooze_1h" => now_ms() + 3600 * 1000,
+                "snooze_4h" => now_ms() + 4 * 3600 * 1000,
+                _ => tomorrow_nine(&user.time_zone),
+            };
+            routed(Command::Snooze {
+                conversation: cid,
+                until,
+            })
+            .await
+        }
+        "take" => {
+            routed(Command::Transfer {
+                conversation: cid,
+                target: TransferTarget::Agent {
+                    agent: AgentId::new(user.agent_id.clone()),
+                },
+            })
+            .await
+        }
+        "resolve" => crate::api::set_status(&st.api, &id, Status::Resolved, by)
+            .await
+            .map(|_| ())
+            .map_err(|e| WebError::Conflict(e.message().to_string())),
+        "reopen" => crate::api::set_status(&st.api, &id, Status::Open, by)
+            .await
+            .map(|_| ())
+            .map_err(|e| WebError::Conflict(e.message().to_string())),
+        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+    };
+    let err = match r {
+        Ok(()) => {
+            audit::record(
+                &st.store,
+                &user.login,
+                &format!("conversation.{}", f.r#do),
+                &id,
+                "",
+            )
+            .await;
+            None
+        }
+        Err(e) => Some(shown(e)?),
+    };
+    Ok(back(&id, f.qs.as_deref(), err))
+}
+
+#[derive(Deserialize)]
+pub struct TransferForm {
+    /// `agent:<id>` or `queue:<id>`.
+    to: String,
+    qs: Option<String>,
+    /// Where to go afterwards (the supervisor board posts here too).
+    back: Option<String>,
+}
+
+pub async fn transfer(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<TransferForm>,
+) -> Result<Response, WebError> {
+    let (cid, route, _) = authorize_conversation(&st, &user, &id).await?;
+    // Agents move only their own conversations; supervisors any they see.
+    let own = route
+        .as_ref()
+        .and_then(|r| r.agent.as_deref())
+        .is_some_and(|a| a == user.agent_id);
+    if !own {
+        user.require(Role::Supervisor)?;
+    }
+    let target = match f.to.split_once(':') {
+        Some(("agent", a)) => TransferTarget::Agent {
+            agent: AgentId::new(a),
+        },
+        Some(("queue", q)) => TransferTarget::Queue {
+            queue: QueueId::new(q),
+        },
+        _ => {
+            return Err(WebError::BadRequest(format!(
+                "bad transfer target {:?}",
+                f.to
+            )));
+        }
+    };
+    let r = st
+        .routing
+        .command(Command::Transfer {
+            conversation: cid,
+            target,
+        })
+        .await;
+    let err = match r {
+        Ok(_) => {
+            audit::record(&st.store, &user.login, "conversation.transfer", &id, &f.to).await;
+            None
+        }
+        Err(e) => Some(shown(e.into())?),
+    };
+    if f.back.as_deref() == Some("board") {
+        let mut r = Redirect::to("/supervisor").into_response();
+        *r.status_mut() = StatusCode::SEE_OTHER;
+        return Ok(r);
+    }
+    Ok(back(&id, f.qs.as_deref(), err))
+}
+
+// ----- customer panel ---------------------------------------------------------------------
+
+/// The user may see some conversation of `contact`.
+async fn authorize_contact(
+    st: &WebState,
+    user: &CurrentUser,
+    contact: &str,
+) -> Result<String, WebError> {
+    let c = contact.to_string();
+    let convs = st
+        .store
+        .read(move |conn| {
+            conversations::list(
+                conn,
+                &ListFilter {
+                    contact: Some(c),
+                    limit: 50,
+                    ..Default::default()
+                },
+            )
+        })
+        .await?;
+    for conv in &convs.conversations {
+        if authorize_conversation(st, user, &conv.id).await.is_ok() {
+            return Ok(conv.id.clone());
+        }
+    }
+    Err(WebError::Forbidden(format!(
+        "{} may not see contact {contact}",
+        user.login
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct TagForm {
+    tag: String,
+    conv: String,
+    qs: Option<String>,
+}
+
+pub async fn add_tag(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(contact): Path<String>,
+    Form(f): Form<TagForm>,
+) -> Result<Response, WebError> {
+    authorize_contact(&st, &user, &contact).await?;
+    let tag: String = f.tag.trim().to_lowercase().chars().take(40).collect();
+    if !tag.is_empty() {
+        let (c, t) = (contact.clone(), tag.clone());
+        st.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO contact_tag (contact_id, tag) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![c, t],
+                )
+            })
+            .await?;
+        audit::record(&st.store, &user.login, "contact.tag", &contact, &tag).await;
+    }
+    Ok(back(&f.conv, f.qs.as_deref(), None))
+}
+
+#[derive(Deserialize)]
+pub struct ContactNoteForm {
+    text: String,
+    conv: String,
+    qs: Option<String>,
+}
+
+pub async fn contact_note(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(contact): Path<String>,
+    Form(f): Form<ContactNoteForm>,
+) -> Result<Response, WebError> {
+    authorize_contact(&st, &user, &contact).await?;
+    let text: String = f.text.trim().chars().take(4000).collect();
+    if !text.is_empty() {
+        let (c, a) = (contact.clone(), user.login.clone());
+        st.store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO contact_note (contact_id, at_ms, author, text) VALUES (?1, ?2, ?3, ?4)",
+                    params![c, now_ms() as i64, a, text],
+                )
+            })
+            .await?;
+        audit::record(&st.store, &user.login, "contact.note", &contact, "").await;
+    }
+    Ok(back(&f.conv, f.qs.as_deref(), None))
+}
+
+// ----- presence ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct PresenceForm {
+    state: String,
+    next: Option<String>,
+}
+
+pub async fn set_presence(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Form(f): Form<PresenceForm>,
+) -> Result<Response, WebError> {
+    let presence = match f.state.as_str() {
+        "available" => Presence::Available,
+        "busy" => Presence::Busy,
+        "away" => Presence::Away,
+        "offline" => Presence::Offline,
+        other => return Err(WebError::BadRequest(format!("unknown presence {other:?}"))),
+    };
+    st.routing
+        .command(Command::SetPresence {
+            agent: AgentId::new(user.agent_id.clone()),
+            presence,
+        })
+        .await?;
+    audit::record(&st.store, &user.login, "presence", &user.agent_id, &f.state).await;
+    let next = f
+        .next
+        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or_else(|| "/desk".into());
+    let mut r = Redirect::to(&next).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    Ok(r)
+}

@@ -1,0 +1,845 @@
+//! The web UI over real HTTP against one running mgmt: login, sessions,
+//! logout everywhere, CSRF refusal, the login rate limit, role and team
+//! authorisation of every page and of the JSON API, escaping of customer
+//! text, the desk's actions, and the live stream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{DEADLINE, Mgmt, wait_for};
+use crossline_mgmt::web::auth::{self, NewUser, Role};
+use serde_json::{Value, json};
+use std::time::Instant;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A response: status, head, body.
+struct Resp {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<String> {
+        let name = format!("{}:", name.to_ascii_lowercase());
+        self.head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&name))
+            .map(|l| l[name.len()..].trim().to_string())
+    }
+}
+
+/// One request. `headers` are sent as given; a body is sent as a form.
+async fn req(
+    m: &Mgmt,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    form: Option<&str>,
+) -> Resp {
+    let mut s = TcpStream::connect(&m.http).await.unwrap();
+    let mut r = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        m.http
+    );
+    for (k, v) in headers {
+        r += &format!("{k}: {v}\r\n");
+    }
+    if let Some(b) = form {
+        r += &format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            b.len()
+        );
+    }
+    r += "\r\n";
+    if let Some(b) = form {
+        r += b;
+    }
+    s.write_all(r.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let at = text.find("\r\n\r\n").map(|p| p + 4).unwrap_or(text.len());
+    let head = text[..at].to_string();
+    let mut body = text[at..].to_string();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = unchunk(&body);
+    }
+    Resp {
+        status: head.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        head,
+        body,
+    }
+}
+
+fn unchunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some(p) = b.find("\r\n") {
+        let n = usize::from_str_radix(b[..p].trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out += &b[p + 2..p + 2 + n];
+        b = &b[p + 2 + n + 2..];
+    }
+    out
+}
+
+fn origin(m: &Mgmt) -> String {
+    format!("http://{}", m.http)
+}
+
+/// A logged-in browser: its session cookie.
+struct Browser<'a> {
+    m: &'a Mgmt,
+    cookie: String,
+}
+
+impl Browser<'_> {
+    async fn get(&self, path: &str) -> Resp {
+        req(self.m, "GET", path, &[("Cookie", &self.cookie)], None).await
+    }
+
+    /// A same-origin form POST (what our pages send).
+    async fn post(&self, path: &str, form: &str) -> Resp {
+        let o = origin(self.m);
+        req(
+            self.m,
+            "POST",
+            path,
+            &[
+                ("Cookie", &self.cookie),
+                ("Origin", &o),
+                ("Sec-Fetch-Site", "same-origin"),
+            ],
+            Some(form),
+        )
+        .await
+    }
+}
+
+async fn login<'a>(m: &'a Mgmt, user: &str, password: &str) -> Browser<'a> {
+    let o = origin(m);
+    let r = req(
+        m,
+        "POST",
+        "/login",
+        &[("Origin", &o)],
+        Some(&format!("login={user}&password={password}&next=%2Fdesk")),
+    )
+    .await;
+    assert_eq!(r.status, 303, "login of {user}: {}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/desk"));
+    let set = r.header("set-cookie").expect("a session cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    Browser { m, cookie }
+}
+
+async fn add_user(m: &Mgmt, login: &str, role: Role, teams: &[&str]) {
+    let u = NewUser {
+        login: login.into(),
+        name: format!("{login} name"),
+        role,
+        agent_id: None,
+        sites: Vec::new(),
+        teams: teams.iter().map(|t| t.to_string()).collect(),
+        locale: None,
+        time_zone: Some("Europe/Kyiv".into()),
+    };
+    let hash = auth::hash_password(&format!("{login}-password")).unwrap();
+    m.running()
+        .store
+        .write(move |tx| auth::insert_user(tx, &u, &hash))
+        .await
+        .unwrap();
+}
+
+/// ana serves team north (queue north, line gsm0), ivan team south (gsm1);
+/// sofia supervises everything, sam supervises team south only; root is admin.
+async fn setup() -> Mgmt {
+    let m = Mgmt::start().await;
+    add_user(&m, "ana", Role::Agent, &[]).await;
+    add_user(&m, "ivan", Role::Agent, &[]).await;
+    add_user(&m, "sofia", Role::Supervisor, &[]).await;
+    add_user(&m, "sam", Role::Supervisor, &["south"]).await;
+    add_user(&m, "root", Role::Admin, &[]).await;
+    let cfg = json!({
+        "default_queue": "north",
+        "agents": [
+            { "id": "ana", "team": "north" },
+            { "id": "ivan", "team": "south" }
+        ],
+        "queues": [
+            { "id": "north", "members": { "teams": ["north"] }, "sla": { "first_response_ms": 300000 } },
+            { "id": "south", "members": { "teams": ["south"] } }
+        ],
+        "rules": [
+            { "when": { "line": "gsm0" }, "queue": "north" },
+            { "when": { "line": "gsm1" }, "queue": "south" }
+        ]
+    });
+    let (s, v) = m
+        .request("PUT", "/api/v1/routing/config", Some(&cfg.to_string()))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    m
+}
+
+/// Waits until routing has put conversation of `number` in a queue; its id.
+async fn routed(m: &Mgmt, number: &str) -> String {
+    let list = m
+        .wait_list(&format!("?number={}", number.replace('+', "%2B")), |l| {
+            l.len() == 1
+        })
+        .await;
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/routing/conversations/{id}");
+    wait_for(|| async {
+        let (s, _) = m.get(&path).await;
+        (s == 200).then_some(())
+    })
+    .await;
+    id
+}
+
+async fn routing_state(m: &Mgmt, id: &str) -> Value {
+    m.get(&format!("/api/v1/routing/conversations/{id}"))
+        .await
+        .1
+}
+
+#[tokio::test]
+async fn login_sessions_and_logout_everywhere() {
+    let m = setup().await;
+    // Not logged in: pages redirect to the login page, htmx gets 401.
+    let r = req(&m, "GET", "/desk", &[], None).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location").as_deref(), Some("/login?next=/desk"));
+    let r = req(&m, "GET", "/desk/list", &[("HX-Request", "true")], None).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("hx-redirect").is_some());
+    // Wrong password: 401 with the message, no cookie.
+    let o = origin(&m);
+    let r = req(
+        &m,
+        "POST",
+        "/login",
+        &[("Origin", &o)],
+        Some("login=ana&password=nope"),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Wrong login or password."), "{}", r.body);
+    assert!(r.header("set-cookie").is_none());
+
+    let a1 = login(&m, "ana", "ana-password").await;
+    let a2 = login(&m, "ANA", "ana-password").await; // logins are case-insensitive
+    let page = a1.get("/desk").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("data-testid=\"me\">ana name<"),
+        "{}",
+        page.body
+    );
+    assert_eq!(a2.get("/desk").await.status, 200);
+    // Pages are not cached.
+    assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
+
+    // Log out this session only.
+    let r = a2.post("/logout", "").await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(a2.get("/desk").await.status, 303);
+    assert_eq!(a1.get("/desk").await.status, 200);
+
+    // Log out everywhere ends every session of the user.
+    let a3 = login(&m, "ana", "ana-password").await;
+    let r = a1.post("/logout/all", "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location").as_deref(), Some("/login?out=all"));
+    assert_eq!(a1.get("/desk").await.status, 303);
+    assert_eq!(a3.get("/desk").await.status, 303);
+    // ...and is in the audit log.
+    let root = login(&m, "root", "root-password").await;
+    let audit = root.get("/admin/audit").await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.body.contains("logout.everywhere"), "{}", audit.body);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn cross_site_requests_are_refused() {
+    let m = setup().await;
+    let ana = login(&m, "ana", "ana-password").await;
+    // A state-changing request without Origin or Sec-Fetch-Site.
+    let r = req(&m, "POST", "/logout", &[("Cookie", &ana.cookie)], Some("")).await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("did not come from this site"), "{}", r.body);
+    // From another site.
+    for h in [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+    ] {
+        let r = req(
+            &m,
+            "POST",
+            "/logout",
+            &[("Cookie", &ana.cookie), h],
+            Some(""),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{h:?}");
+    }
+    // The session survived all of them.
+    assert_eq!(ana.get("/desk").await.status, 200);
+    // Login CSRF: a login form posted from elsewhere.
+    let r = req(
+        &m,
+        "POST",
+        "/login",
+        &[("Origin", "http://evil.example")],
+        Some("login=ana&password=ana-password"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // The JSON API with a session: also checked (bearer tokens are not ambient).
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let r = req(
+        &m,
+        "PUT",
+        "/api/v1/agents/ana/presence",
+        &[
+            ("Cookie", &sofia.cookie),
+            ("Content-Type", "application/json"),
+        ],
+        Some("{\"state\":\"away\"}"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("csrf"), "{}", r.body);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_with_a_clear_message() {
+    let m = setup().await;
+    let o = origin(&m);
+    for _ in 0..auth::LIMIT_PER_LOGIN {
+        let r = req(
+            &m,
+            "POST",
+            "/login",
+            &[("Origin", &o)],
+            Some("login=ivan&password=guess"),
+        )
+        .await;
+        assert_eq!(r.status, 401);
+    }
+    // Now even the right password is refused for a while.
+    let r = req(
+        &m,
+        "POST",
+        "/login",
+        &[("Origin", &o)],
+        Some("login=ivan&password=ivan-password"),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        r.body
+            .contains("Too many failed sign-ins. Try again in 15 min."),
+        "{}",
+        r.body
+    );
+    assert!(r.header("retry-after").is_some());
+    // In Russian for a Russian browser.
+    let r = req(
+        &m,
+        "POST",
+        "/login",
+        &[("Origin", &o), ("Accept-Language", "ru-RU,ru;q=0.9")],
+        Some("login=ivan&password=ivan-password"),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(
+        r.body.contains("Слишком много неудачных попыток входа"),
+        "{}",
+        r.body
+    );
+    // Other users are not affected.
+    login(&m, "ana", "ana-password").await;
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn every_page_and_api_refuses_users_without_the_role() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112233", "hello south").await;
+    let south = routed(&m, "+380501112233").await;
+
+    let ana = login(&m, "ana", "ana-password").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let sam = login(&m, "sam", "sam-password").await;
+    let root = login(&m, "root", "root-password").await;
+
+    let supervisor_pages = [
+        "/supervisor",
+        "/supervisor/board",
+        "/supervisor/reports",
+        "/supervisor/reports.csv",
+        "/desk?tab=all",
+        "/desk/list?tab=all",
+    ];
+    let admin_pages = ["/admin/audit", "/admin/users"];
+    let desk_pages = ["/desk", "/desk/list", "/desk/stream"];
+    // Nobody logged in: redirected to login.
+    for p in supervisor_pages
+        .iter()
+        .chain(&admin_pages)
+        .chain(&desk_pages)
+    {
+        let r = req(&m, "GET", p, &[], None).await;
+        assert_eq!(r.status, 303, "{p}");
+    }
+    for p in supervisor_pages.iter().chain(&admin_pages) {
+        assert_eq!(ana.get(p).await.status, 403, "agent on {p}");
+    }
+    for p in &admin_pages {
+        assert_eq!(sofia.get(p).await.status, 403, "supervisor on {p}");
+    }
+    for p in supervisor_pages.iter().chain(&admin_pages) {
+        if p.ends_with("stream") {
+            continue;
+        }
+        assert_eq!(root.get(p).await.status, 200, "admin on {p}");
+    }
+    for p in &supervisor_pages {
+        assert_eq!(sofia.get(p).await.status, 200, "supervisor on {p}");
+    }
+
+    // The JSON API: bearer token, or the session of an unrestricted supervisor/admin.
+    let api = [
+        "/api/v1/conversations".to_string(),
+        format!("/api/v1/conversations/{south}"),
+        "/api/v1/agents".into(),
+        "/api/v1/queues".into(),
+        "/api/v1/routing/config".into(),
+        "/api/v1/devices".into(),
+        "/api/v1/events".into(),
+        "/api/v1/metrics/routing".into(),
+        "/api/v1/openapi.json".into(),
+    ];
+    for p in &api {
+        assert_eq!(
+            req(&m, "GET", p, &[], None).await.status,
+            401,
+            "anonymous {p}"
+        );
+        assert_eq!(ana.get(p).await.status, 403, "agent {p}");
+        assert_eq!(
+            sam.get(p).await.status,
+            403,
+            "team-restricted supervisor {p}"
+        );
+        assert_eq!(sofia.get(p).await.status, 200, "supervisor {p}");
+        assert_eq!(m.get(p).await.0, 200, "bearer {p}");
+    }
+    let r = req(
+        &m,
+        "GET",
+        "/api/v1/conversations",
+        &[("Authorization", "Bearer wrong"), ("Cookie", &sofia.cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status, 401,
+        "a wrong token is refused even with a session"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn agents_see_only_their_teams_conversations() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112233", "for the south team").await;
+    let south = routed(&m, "+380501112233").await;
+    dev.sms("gsm0", "+380509998877", "for the north team").await;
+    let north = routed(&m, "+380509998877").await;
+
+    let ana = login(&m, "ana", "ana-password").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    let sam = login(&m, "sam", "sam-password").await;
+    let conv = |id: &str| format!("/desk/c/{id}");
+
+    assert_eq!(ivan.get(&conv(&south)).await.status, 200);
+    assert_eq!(ana.get(&conv(&north)).await.status, 200);
+    for p in [conv(&south), format!("{}/timeline", conv(&south))] {
+        assert_eq!(ana.get(&p).await.status, 403, "{p}");
+    }
+    // Actions on it are refused too, and change nothing.
+    for (path, form) in [
+        (format!("{}/reply", conv(&south)), "text=hi"),
+        (format!("{}/note", conv(&south)), "text=hi"),
+        (format!("{}/action", conv(&south)), "do=resolve"),
+        (format!("{}/action", conv(&south)), "do=take"),
+        (format!("{}/transfer", conv(&south)), "to=agent%3Aana"),
+    ] {
+        assert_eq!(ana.post(&path, form).await.status, 403, "{path} {form}");
+    }
+    let (_, v) = m.get(&format!("/api/v1/conversations/{south}")).await;
+    assert_eq!(v["status"], "open");
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 1);
+
+    // Inbox lists: each agent's "my teams" holds only their team's work.
+    let ana_list = ana.get("/desk/list?tab=teams").await.body;
+    let ivan_list = ivan.get("/desk/list?tab=teams").await.body;
+    assert!(
+        ana_list.contains(&north) && !ana_list.contains(&south),
+        "{ana_list}"
+    );
+    assert!(
+        ivan_list.contains(&south) && !ivan_list.contains(&north),
+        "{ivan_list}"
+    );
+    // A supervisor of team south sees south only.
+    assert_eq!(sam.get(&conv(&south)).await.status, 200);
+    assert_eq!(sam.get(&conv(&north)).await.status, 403);
+    let sam_all = sam.get("/desk/list?tab=all").await.body;
+    assert!(
+        sam_all.contains(&south) && !sam_all.contains(&north),
+        "{sam_all}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn customer_html_is_shown_as_text() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let evil = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+    dev.sms("gsm1", "+380501112233", evil).await;
+    let id = routed(&m, "+380501112233").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    for p in [
+        format!("/desk/c/{id}"),
+        "/desk/list?tab=teams".into(),
+        format!("/desk/c/{id}/timeline"),
+    ] {
+        let page = ivan.get(&p).await;
+        assert_eq!(page.status, 200, "{p}");
+        assert!(
+            page.body.contains("&#60;img src=x onerror=alert(1)&#62;")
+                || page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{p}: {}",
+            page.body
+        );
+        assert!(!page.body.contains("<img src=x"), "{p}");
+        assert!(!page.body.contains("<script>alert(2)"), "{p}");
+    }
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn desk_actions_reach_routing_and_the_log() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    // Ivan is available: the south conversation is assigned to him.
+    let r = ivan
+        .post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    assert_eq!(r.status, 303);
+    dev.sms("gsm1", "+380501112233", "where is my parcel?")
+        .await;
+    let id = routed(&m, "+380501112233").await;
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ivan").then_some(()) }).await;
+    let mine = ivan.get("/desk/list?tab=mine").await.body;
+    assert!(mine.contains(&id), "{mine}");
+
+    // Reply: the command reaches the device, authored by ivan.
+    let r = ivan
+        .post(
+            &format!("/desk/c/{id}/reply"),
+            "text=On+its+way%21&line=gsm1",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        !r.header("location").unwrap().contains("err="),
+        "{:?}",
+        r.header("location")
+    );
+    let cmd = dev.next_command().await;
+    assert!(format!("{cmd:?}").contains("On its way!"), "{cmd:?}");
+    let (_, v) = m.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(v["timeline"][1]["author"], "ivan");
+
+    // Hold frees capacity, resume takes it back.
+    assert_eq!(
+        ivan.post(&format!("/desk/c/{id}/action"), "do=hold")
+            .await
+            .status,
+        303
+    );
+    assert_eq!(routing_state(&m, &id).await["state"]["state"], "held");
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    assert!(page.contains("data-testid=\"act-resume\""), "{page}");
+    assert_eq!(
+        ivan.post(&format!("/desk/c/{id}/action"), "do=resume")
+            .await
+            .status,
+        303
+    );
+    assert_eq!(routing_state(&m, &id).await["state"]["state"], "active");
+
+    // A private note with a mention.
+    assert_eq!(
+        ivan.post(&format!("/desk/c/{id}/note"), "text=ask+%40ana+about+it")
+            .await
+            .status,
+        303
+    );
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    assert!(
+        page.contains("ask @ana about it") && page.contains("class=\"mention\">@ana"),
+        "{page}"
+    );
+
+    // Resolve: the projection and routing agree.
+    assert_eq!(
+        ivan.post(&format!("/desk/c/{id}/action"), "do=resolve")
+            .await
+            .status,
+        303
+    );
+    let (_, v) = m.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(v["status"], "resolved");
+    wait_for(|| async {
+        (routing_state(&m, &id).await["state"]["state"] == "resolved").then_some(())
+    })
+    .await;
+
+    // A refused action comes back as a message on the page.
+    let r = ivan.post(&format!("/desk/c/{id}/action"), "do=hold").await;
+    assert_eq!(r.status, 303);
+    assert!(r.header("location").unwrap().contains("err="));
+
+    // Everything is in the audit log.
+    let root = login(&m, "root", "root-password").await;
+    let audit = root.get("/admin/audit?actor=ivan").await.body;
+    for a in [
+        "conversation.reply",
+        "conversation.hold",
+        "conversation.resume",
+        "conversation.note",
+        "conversation.resolve",
+        "conversation.open",
+        "presence",
+    ] {
+        assert!(audit.contains(a), "{a} missing from {audit}");
+    }
+    m.stop().await;
+}
+
+/// Reads SSE events from `/desk/stream` as `browser` until `pred` says stop.
+async fn read_stream(http: String, cookie: String, mut pred: impl FnMut(&str, &str) -> bool) {
+    let mut s = TcpStream::connect(&http).await.unwrap();
+    let r = format!(
+        "GET /desk/stream HTTP/1.1\r\nHost: {http}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    s.write_all(r.as_bytes()).await.unwrap();
+    let mut lines = BufReader::new(s).lines();
+    let mut event = String::new();
+    let start = Instant::now();
+    loop {
+        let line = tokio::time::timeout(DEADLINE, lines.next_line())
+            .await
+            .expect("stream event within the deadline")
+            .unwrap()
+            .expect("stream open");
+        assert!(start.elapsed() < DEADLINE);
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ")
+            && pred(&event, d)
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_live_stream_tells_each_agent_only_about_their_conversations() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ana = login(&m, "ana", "ana-password").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, String)>();
+    for (who, b) in [("ana", &ana), ("ivan", &ivan), ("sofia", &sofia)] {
+        let tx = tx.clone();
+        // Each browser forwards the conversation ids it is told about.
+        let (http, cookie) = (b.m.http.clone(), b.cookie.clone());
+        tokio::spawn(async move {
+            read_stream(http, cookie, |ev, data| {
+                if ev == "change" {
+                    let _ = tx.send((who, data.to_string()));
+                }
+                false
+            })
+            .await;
+        });
+    }
+    // Let the three streams subscribe.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    dev.sms("gsm1", "+380501112233", "south first").await;
+    let south = routed(&m, "+380501112233").await;
+    dev.sms("gsm0", "+380509998877", "north second").await;
+    let north = routed(&m, "+380509998877").await;
+    let mut seen: Vec<(&str, String)> = Vec::new();
+    wait_for(|| {
+        while let Ok(x) = rx.try_recv() {
+            seen.push(x);
+        }
+        let got = |who: &str, id: &str| seen.iter().any(|(w, i)| *w == who && i == id);
+        let done = got("ana", &north)
+            && got("ivan", &south)
+            && got("sofia", &south)
+            && got("sofia", &north);
+        async move { done.then_some(()) }
+    })
+    .await;
+    // The south change was broadcast before the north one: had ana's stream
+    // passed it on, she would have it by now.
+    assert!(
+        !seen.iter().any(|(w, i)| *w == "ana" && *i == south),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(w, i)| *w == "ivan" && *i == north),
+        "{seen:?}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn pages_render_in_the_users_language() {
+    let m = setup().await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    // From Accept-Language...
+    let r = req(
+        &m,
+        "GET",
+        "/supervisor",
+        &[
+            ("Cookie", &sofia.cookie),
+            ("Accept-Language", "uk-UA,uk;q=0.9"),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        r.body.contains("<html lang=\"uk\">") && r.body.contains("Черги"),
+        "{}",
+        r.body
+    );
+    // ...until the user picks one.
+    assert_eq!(
+        sofia
+            .post("/settings/language", "locale=ro&next=%2Fsupervisor")
+            .await
+            .status,
+        303
+    );
+    let r = req(
+        &m,
+        "GET",
+        "/supervisor",
+        &[("Cookie", &sofia.cookie), ("Accept-Language", "uk-UA")],
+        None,
+    )
+    .await;
+    assert!(
+        r.body.contains("<html lang=\"ro\">") && r.body.contains("Cozi"),
+        "{}",
+        r.body
+    );
+    let login_ru = req(&m, "GET", "/login", &[("Accept-Language", "ru")], None).await;
+    assert!(login_ru.body.contains("Войти"), "{}", login_ru.body);
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn assets_are_versioned_and_cached() {
+    let m = setup().await;
+    let page = req(&m, "GET", "/login", &[], None).await.body;
+    let url = page
+        .split("src=\"")
+        .find_map(|s| s.split('"').next().filter(|u| u.ends_with("htmx.min.js")))
+        .unwrap()
+        .to_string();
+    let r = req(&m, "GET", &url, &[], None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("cache-control").unwrap().contains("immutable"));
+    assert!(r.body.contains("htmx"));
+    let etag = r.header("etag").unwrap();
+    let r = req(&m, "GET", &url, &[("If-None-Match", &etag)], None).await;
+    assert_eq!(r.status, 304);
+    let r = req(&m, "GET", "/assets/old/app.css", &[], None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn supervisor_board_and_reports() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112233", "anyone there?").await;
+    let id = routed(&m, "+380501112233").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let board = sofia.get("/supervisor/board").await.body;
+    assert!(board.contains("data-queue=\"south\""), "{board}");
+    assert!(
+        board.contains(&format!("data-testid=\"waiting-item\" data-id=\"{id}\"")),
+        "{board}"
+    );
+    // Reassign from the board.
+    let r = sofia
+        .post(
+            &format!("/desk/c/{id}/transfer"),
+            "to=agent%3Aivan&back=board",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location").as_deref(), Some("/supervisor"));
+    let reports = sofia.get("/supervisor/reports").await;
+    assert_eq!(reports.status, 200);
+    assert!(reports.body.contains("data-testid=\"chart-volume\""));
+    assert!(
+        reports
+            .body
+            .contains("data-scope=\"queue\" data-name=\"south\""),
+        "{}",
+        reports.body
+    );
+    let csv = sofia.get("/supervisor/reports.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.body.starts_with("scope,name,offered"), "{}", csv.body);
+    assert!(csv.body.contains("queue,\"south\",1,"), "{}", csv.body);
+    m.stop().await;
+}

@@ -102,3 +102,52 @@ export async function scenario(name, body) {
 export function check(cond, message) {
   if (!cond) throw new Error(message);
 }
+
+// ----- desk helpers (web UI scenarios) -------------------------------------
+
+import { writeFileSync, existsSync, renameSync } from "node:fs";
+
+const CONTROL = process.env.CROSSLINE_CONTROL;
+let requests = 0;
+
+/**
+ * Asks the Rust test that runs this scenario for a simulated customer SMS:
+ * `from` texts the branch line `line` (0: gsm0, 1: gsm1). Resolves once the
+ * simulated modem has it (the test writes `done-<n>`); the appliance and
+ * mgmt take it from there.
+ */
+export async function customerSms(line, from, text) {
+  check(CONTROL, "CROSSLINE_CONTROL is not set (run this scenario from tests/tests/browser.rs)");
+  const n = ++requests;
+  const tmp = join(CONTROL, `req-${n}.tmp`);
+  writeFileSync(tmp, JSON.stringify({ line, from, text }));
+  // Atomic: the test only reads files named req-<n>.json.
+  renameSync(tmp, join(CONTROL, `req-${n}.json`));
+  const done = join(CONTROL, `done-${n}`);
+  const t0 = Date.now();
+  while (!existsSync(done)) {
+    check(Date.now() - t0 < TIMEOUT, `the test did not deliver SMS request ${n} within ${TIMEOUT} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A user's login and password, from CROSSLINE_USERS (JSON {login: password}). */
+export function password(login) {
+  const users = JSON.parse(process.env.CROSSLINE_USERS ?? "{}");
+  check(users[login], `no password for ${login} in CROSSLINE_USERS`);
+  return users[login];
+}
+
+/** Logs `page` in as `login` and waits for the desk. */
+export async function login(page, login) {
+  await page.goto("/login");
+  await page.fill("[data-testid=login-name]", login);
+  await page.fill("[data-testid=login-password]", password(login));
+  await Promise.all([page.waitForURL(/\/desk/), page.click("[data-testid=login-submit]")]);
+  await page.waitForSelector("[data-testid=inbox-list]");
+}
+
+/** The inbox row of the conversation whose contact is `address`. */
+export function row(page, address) {
+  return page.locator("[data-testid=conv-row]", { has: page.locator("[data-testid=row-contact]", { hasText: address }) });
+}

@@ -25,3 +25,107 @@ fn harness_smoke() {
         png.len()
     );
 }
+
+/// The agent desk and supervisor board (tests/browser/desk.mjs): log in; a
+/// simulated customer's SMS appears live; reply and see it delivered; hold
+/// and resume; another team's agent cannot see it; resolve; the board
+/// updates when a conversation waits; the UI in Russian; an SMS with HTML
+/// renders as text. The scenario asks for customer SMS through files in a
+/// control folder; this test injects them into the simulated modems.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_scenarios() {
+    use crossline_tests::branch::Branch;
+    use crossline_tests::http;
+    use crossline_tests::proc::run_ok;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut users: Vec<(String, String)> = Vec::new();
+    let b = Branch::start_with(tmp.path(), 3600, |m| {
+        let data = m.data.to_string_lossy().into_owned();
+        for (login, role, teams) in [
+            ("ivan", "agent", "south"),
+            ("ana", "agent", "north"),
+            ("sofia", "supervisor", ""),
+        ] {
+            let mut args = vec!["--data-dir", &data, "user", "add", login, "--role", role];
+            if !teams.is_empty() {
+                args.extend(["--teams", teams]);
+            }
+            let password = run_ok("crossline-mgmt", &args).trim().to_string();
+            assert!(password.len() >= 12, "generated password printed");
+            users.push((login.to_string(), password));
+        }
+    })
+    .await;
+    let port = b.mgmt.http_port;
+    let api = |method: &str, path: &str, body: &str| {
+        let (s, v) = http(method, port, path, Some(&b.token), Some(body)).unwrap();
+        assert_eq!(s, 200, "{method} {path}: {v}");
+    };
+    api(
+        "PUT",
+        "/api/v1/routing/config",
+        r#"{"default_queue": "north",
+            "agents": [{"id": "ana", "team": "north"}, {"id": "ivan", "team": "south"}],
+            "queues": [{"id": "north", "members": {"teams": ["north"]}},
+                       {"id": "south", "members": {"teams": ["south"]}}],
+            "rules": [{"when": {"line": "gsm0"}, "queue": "north"},
+                      {"when": {"line": "gsm1"}, "queue": "south"}]}"#,
+    );
+    for a in ["ana", "ivan"] {
+        api(
+            "PUT",
+            &format!("/api/v1/agents/{a}/presence"),
+            r#"{"state": "available"}"#,
+        );
+    }
+
+    let control = tmp.path().join("control");
+    std::fs::create_dir_all(&control).unwrap();
+    let users_json = serde_json::to_string(
+        &users
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    )
+    .unwrap();
+    let url = b.url();
+    let ctl = control.to_string_lossy().into_owned();
+    let scenario = tokio::task::spawn_blocking(move || {
+        run_scenario(
+            "desk.mjs",
+            &url,
+            &[
+                ("CROSSLINE_CONTROL", &ctl),
+                ("CROSSLINE_USERS", &users_json),
+            ],
+            Duration::from_secs(240),
+        )
+    });
+    // Serve the scenario's SMS requests until it ends.
+    let mut next = 1;
+    while !scenario.is_finished() {
+        let req = control.join(format!("req-{next}.json"));
+        if let Ok(text) = std::fs::read_to_string(&req) {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let line = v["line"].as_u64().unwrap() as usize;
+            b.sims[line]
+                .inject_sms(v["from"].as_str().unwrap(), v["text"].as_str().unwrap())
+                .unwrap();
+            std::fs::write(control.join(format!("done-{next}")), "").unwrap();
+            next += 1;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let artifacts = scenario.await.unwrap();
+    for shot in [
+        "02-live-sms",
+        "03-delivered",
+        "07-board-waiting",
+        "08-russian",
+        "09-html-as-text",
+    ] {
+        assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}

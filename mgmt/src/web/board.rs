@@ -155,13 +155,15 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
         .query(|r| {
             let (r, _) = r?;
             let now = now_ms().max(r.now());
-            let available = r
-                .config()
-                .agents
-                .iter()
-                .filter_map(|a| r.agent(&a.id))
-                .filter(|a| a.presence == Presence::Available)
-                .count();
+            let available = |q: &crossline_core::routing::QueueId| {
+                r.config()
+                    .agents
+                    .iter()
+                    .filter(|a| r.is_member(&a.id, q))
+                    .filter_map(|a| r.agent(&a.id))
+                    .filter(|a| a.presence == Presence::Available)
+                    .count()
+            };
             let queues = r
                 .config()
                 .queues
@@ -178,7 +180,7 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
                         q.site.as_ref().map(|s| s.to_string()),
                         q.members.teams.clone(),
                         waiting,
-                        available,
+                        available(&q.id),
                     )
                 })
                 .collect();

@@ -6,9 +6,15 @@
 //! `crossline-bench sms`: an incoming SMS from the simulated modem's +CMTI
 //! to mgmt's API and SSE stream, against Debian's gammu-smsd storing it in
 //! its inbox (section "sms"; see src/bench/sms.rs).
+//!
+//! `crossline-bench web`: web UI render times with 100,000 conversations and
+//! 1,000,000 messages, and live-update latency to 1,000 desk streams
+//! (section "web"; see src/bench/web.rs).
 
 #[path = "../bench/sms.rs"]
 mod sms;
+#[path = "../bench/web.rs"]
+mod web;
 
 use anyhow::{Context, Result};
 use crossline_mgmt::ingest::Update;
@@ -48,7 +54,22 @@ async fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms)"),
+        "web" => {
+            let opts = web::Options {
+                conversations: arg(&args, "--conversations").unwrap_or(100_000),
+                per: arg(&args, "--messages-per").unwrap_or(10),
+                agents: arg(&args, "--agents").unwrap_or(1000),
+                samples: arg(&args, "--samples").unwrap_or(200),
+                live: arg(&args, "--live").unwrap_or(30),
+            };
+            let f = web::run(&opts).await?;
+            let section = web::section(&f);
+            println!("{section}");
+            write_section(&out, "web", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web)"),
     }
 }
 

@@ -798,6 +798,9 @@ async fn assets_are_versioned_and_cached() {
     let etag = r.header("etag").unwrap();
     let r = req(&m, "GET", &url, &[("If-None-Match", &etag)], None).await;
     assert_eq!(r.status, 304);
+    let r = req(&m, "GET", "/favicon.ico", &[], None).await;
+    assert_eq!(r.status, 308);
+    assert!(r.header("location").unwrap().ends_with("/favicon.svg"));
     let r = req(&m, "GET", "/assets/old/app.css", &[], None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));

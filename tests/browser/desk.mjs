@@ -56,6 +56,29 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await ivan.waitForSelector("[data-testid=conv-state][data-state='state.active']");
   });
 
+  await step("keyboard shortcuts: h holds, u resumes, ? shows the list", async () => {
+    await ivan.evaluate(() => document.activeElement?.blur());
+    await ivan.keyboard.press("h");
+    await ivan.waitForSelector("[data-testid=conv-state][data-state='state.held']");
+    await ivan.keyboard.press("u");
+    await ivan.waitForSelector("[data-testid=conv-state][data-state='state.active']");
+    await ivan.keyboard.press("?");
+    await ivan.waitForSelector("[data-testid=shortcuts][open]");
+    await ivan.keyboard.press("Escape");
+  });
+
+  await step("tablet width: no sideways scrolling, composer reachable", async () => {
+    const tablet = await newPage({ name: "ivan-tablet", viewport: { width: 820, height: 1180 } });
+    await login(tablet, "ivan");
+    await tablet.goto(`/desk/c/${conversation}`);
+    await tablet.waitForSelector("[data-testid=reply-text]");
+    const overflow = await tablet.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `the page scrolls sideways by ${overflow}px at 820px`);
+    await tablet.locator("[data-testid=reply-text]").scrollIntoViewIfNeeded();
+    check(await tablet.locator("[data-testid=reply-text]").isVisible(), "composer visible");
+    await shot(tablet, "04b-tablet");
+  });
+
   await step("another team's agent cannot see it", async () => {
     await ana.goto("/desk?tab=teams");
     await ana.waitForSelector("[data-testid=inbox-list]");

@@ -58,6 +58,10 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/admin/audit", get(pages::audit_page))
         .route("/admin/users", get(pages::users_page))
         .route("/assets/{version}/{*name}", get(assets::serve))
+        .route(
+            "/favicon.ico",
+            get(|| async { Redirect::permanent(&assets::url("favicon.svg")) }),
+        )
         .route("/desk", get(desk::inbox_page))
         .route("/desk/list", get(desk::inbox_list))
         .route("/desk/stream", get(stream::desk_stream))

@@ -37,6 +37,22 @@ pub struct Config {
     pub enroll: Option<EnrollConfig>,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub commands: CommandsConfig,
+}
+
+/// Remote fleet commands (`[commands]`, see docs/FLEET.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandsConfig {
+    /// What `reboot` runs (program and arguments), e.g.
+    /// `["systemctl", "reboot"]`. Without it the daemon stops cleanly (exit
+    /// status 0) for its supervisor to start it again.
+    #[serde(default)]
+    pub reboot_command: Option<Vec<String>>,
+    /// The log file `collect_logs` returns the tail of.
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
 }
 
 /// Telemetry (`[telemetry]`): how often the appliance reports its health.
@@ -388,6 +404,7 @@ impl Config {
             offline: None,
             enroll: None,
             telemetry: TelemetryConfig::default(),
+            commands: CommandsConfig::default(),
         }
     }
 

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod enroll;
+pub mod fleet;
 pub mod log;
 pub mod modems;
 pub mod sms;
@@ -41,6 +42,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let (telemetry_tx, telemetry_rx) = mpsc::channel(16);
     let (acked_tx, acked_rx) = watch::channel(store.acked(uplink::PEER).await?);
     let (link_tx, link_rx) = watch::channel(uplink::LinkState::down_now());
+    let (config_tx, config_rx) = mpsc::channel(8);
+    let (out_tx, out_rx) = mpsc::channel(64);
     let mut tasks = tokio::task::JoinSet::new();
     let up = uplink::run_with(
         log.clone(),
@@ -51,6 +54,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             telemetry: Some(telemetry_rx),
             acked: acked_tx,
             link: link_tx,
+            config: Some(config_tx),
+            outbound: Some(out_rx),
         },
         shutdown.clone(),
     );
@@ -58,18 +63,19 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     if let Some(syn) = cfg.synthetic.clone() {
         tasks.spawn(synthetic::run(log.clone(), syn, shutdown.clone()));
     }
-    tasks.spawn(sms::run(
-        sms::SmsContext {
+    // The SMS loop runs under fleet control (pushed configuration, fleet
+    // commands); see crate::fleet.
+    tasks.spawn(fleet::run(
+        fleet::FleetIo {
+            base: cfg.clone(),
             log: log.clone(),
-            modems: cfg.modems.clone(),
-            offline: cfg.offline.clone(),
             acked: acked_rx,
             link: link_rx,
             telemetry: telemetry_tx,
-            telemetry_every: cfg.telemetry.every(),
-            data_dir: Some(cfg.data_dir.clone()),
+            commands: cmd_rx,
+            config: config_rx,
+            outbound: out_tx,
         },
-        cmd_rx,
         shutdown.clone(),
     ));
     let result = loop {

@@ -19,8 +19,8 @@ use crate::config::{MqttConfig, SyncConfig};
 use crate::log::LocalLog;
 use crossline_core::NodeId;
 use crossline_proto::{
-    Ack, Command, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, Telemetry, decode,
-    encode,
+    Ack, Command, DesiredConfig, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState,
+    Telemetry, decode, encode,
 };
 use crossline_store::{EventLog, Outbox};
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
@@ -48,6 +48,16 @@ enum Link {
     Down(String),
     Ack(Ack),
     Command(Command),
+    Config(DesiredConfig),
+}
+
+/// A message for mgmt from another part of the appliance (fleet results,
+/// reported configuration): published QoS 1 while connected, dropped (and
+/// logged) while not: the sender repeats it when mgmt asks again.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub kind: Kind,
+    pub payload: Vec<u8>,
 }
 
 /// Counters the uplink exposes (for logs and tests).
@@ -92,6 +102,11 @@ pub struct UplinkIo {
     pub acked: watch::Sender<u64>,
     /// Connected / disconnected, and since when.
     pub link: watch::Sender<LinkState>,
+    /// Desired configuration from mgmt (the `config` topic is subscribed
+    /// only when this is set).
+    pub config: Option<mpsc::Sender<DesiredConfig>>,
+    /// Messages to publish for other parts of the appliance.
+    pub outbound: Option<mpsc::Receiver<Outbound>>,
 }
 
 /// Runs the uplink until `shutdown`; returns the last ack seen.
@@ -110,6 +125,8 @@ where
         telemetry: None,
         acked: watch::channel(0).0,
         link: watch::channel(LinkState::down_now()).0,
+        config: None,
+        outbound: None,
     };
     run_with(log, mqtt, sync, io, shutdown).await
 }
@@ -130,7 +147,10 @@ where
         mut telemetry,
         acked: acked_tx,
         link: link_state,
+        config: config_tx,
+        mut outbound,
     } = io;
+    let want_config = config_tx.is_some();
     let me = log.store().local_node().clone();
     let secret = mqtt.load_secret()?;
     let (host, port) = mqtt.host_port()?;
@@ -154,7 +174,13 @@ where
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
     let (link_tx, mut link_rx) = mpsc::channel(256);
-    let poller = tokio::spawn(poll_loop(eventloop, me.clone(), link_tx, shutdown.clone()));
+    let poller = tokio::spawn(poll_loop(
+        eventloop,
+        me.clone(),
+        link_tx,
+        want_config,
+        shutdown.clone(),
+    ));
     info!(device = %me, broker = %format!("{host}:{port}"), "uplink starting");
 
     let store = log.store().clone();
@@ -229,6 +255,14 @@ where
                 Some(_) => {}
                 None => telemetry = None,
             },
+            o = next_outbound(&mut outbound) => match o {
+                Some(o) if connected => {
+                    let topic = DeviceTopic::new(&me, o.kind).to_string();
+                    client.publish(topic, QoS::AtLeastOnce, false, o.payload).await?;
+                }
+                Some(o) => debug!(device = %me, kind = o.kind.as_str(), "not connected; message for mgmt dropped (repeated when asked again)"),
+                None => outbound = None,
+            },
             changed = head_rx.changed() => {
                 if changed.is_err() { break; }
             }
@@ -261,6 +295,9 @@ where
                         let sub = |k| DeviceTopic::new(&me, k).to_string();
                         client.subscribe(sub(Kind::Ack), QoS::AtLeastOnce).await?;
                         client.subscribe(sub(Kind::Cmd), QoS::AtLeastOnce).await?;
+                        if want_config {
+                            client.subscribe(sub(Kind::Config), QoS::AtLeastOnce).await?;
+                        }
                         client
                             .publish(
                                 sub(Kind::Presence),
@@ -311,6 +348,13 @@ where
                             debug!(device = %me, "no command handler; command dropped");
                         }
                     }
+                    Link::Config(c) => {
+                        if let Some(tx) = &config_tx
+                            && tx.send(c).await.is_err()
+                        {
+                            debug!(device = %me, "no configuration handler; desired config dropped");
+                        }
+                    }
                 }
             }
         }
@@ -330,6 +374,15 @@ where
         }
     }
     acked_tx.send_replace(persisted);
+    // Results queued just before the stop (a reboot's) still go out.
+    if let Some(rx) = &mut outbound {
+        while let Ok(o) = rx.try_recv() {
+            let topic = DeviceTopic::new(&me, o.kind).to_string();
+            let _ = client
+                .publish(topic, QoS::AtLeastOnce, false, o.payload)
+                .await;
+        }
+    }
     // Graceful: say goodbye so mgmt shows us offline at once.
     let _ = client
         .publish(
@@ -364,6 +417,14 @@ async fn persist_done(p: &mut Option<Persist>) -> crossline_store::Result<u64> {
 
 /// The next telemetry sample; pends for ever without a receiver.
 async fn next_telemetry(rx: &mut Option<mpsc::Receiver<Telemetry>>) -> Option<Telemetry> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next outbound message; pends for ever without a receiver.
+async fn next_outbound(rx: &mut Option<mpsc::Receiver<Outbound>>) -> Option<Outbound> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -413,6 +474,7 @@ async fn poll_loop(
     mut eventloop: EventLoop,
     me: NodeId,
     tx: mpsc::Sender<Link>,
+    want_config: bool,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
@@ -442,6 +504,13 @@ async fn poll_loop(
                     }
                     Ok(t) if t.device == me && t.kind == Kind::Cmd => {
                         decode::<Command>(&p.payload).map(Link::Command)
+                    }
+                    // An empty retained message clears the desired config.
+                    Ok(t) if t.device == me && t.kind == Kind::Config && want_config => {
+                        if p.payload.is_empty() {
+                            continue;
+                        }
+                        decode::<DesiredConfig>(&p.payload).map(Link::Config)
                     }
                     _ => {
                         warn!(device = %me, topic = %p.topic, "ignoring message on unexpected topic");

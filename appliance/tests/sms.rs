@@ -102,6 +102,7 @@ impl App {
             link: link_rx,
             telemetry: tel_tx,
             telemetry_every: crossline_appliance::modems::TELEMETRY_EVERY,
+            lines: None,
             data_dir: db.parent().map(Path::to_path_buf),
         };
         let task = tokio::spawn(sms::run(ctx, cmd_rx, shutdown.clone()));

@@ -186,7 +186,8 @@ where
                         }
                         Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
                     },
-                    Kind::Ack | Kind::Cmd | Kind::Config => {}
+                    // Fleet topics: handled by crate::fleet's own connection.
+                    Kind::Ack | Kind::Cmd | Kind::Config | Kind::Reported | Kind::Result => {}
                 }
             }
             Ok(_) => {}

@@ -594,7 +594,9 @@ async fn outside_business_hours_the_customer_gets_the_auto_reply() {
     let cmd = tokio::time::timeout(std::time::Duration::from_secs(20), dev.next_command())
         .await
         .expect("the auto-reply command reaches the appliance");
-    let crossline_proto::CommandKind::SendSms { line, to, text } = &cmd.kind;
+    let crossline_proto::CommandKind::SendSms { line, to, text } = &cmd.kind else {
+        panic!("not an SMS command: {cmd:?}")
+    };
     assert_eq!(line, "gsm1");
     assert_eq!(to, "+380501119999");
     assert_eq!(text, "Ми працюємо з 9:00. Відповімо зранку!");

@@ -185,7 +185,9 @@ async fn reply_reaches_device_is_resent_on_hello_and_shows_delivery() {
 
     let cmd = dev.next_command().await;
     assert_eq!(cmd.id.to_string(), r["id"].as_str().unwrap());
-    let CommandKind::SendSms { line, to, text: t } = &cmd.kind;
+    let CommandKind::SendSms { line, to, text: t } = &cmd.kind else {
+        panic!("not an SMS command: {cmd:?}")
+    };
     assert_eq!(
         (line.as_str(), to.as_str(), t.as_str()),
         ("gsm1", "+380501234567", text.as_str())

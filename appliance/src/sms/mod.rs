@@ -51,6 +51,9 @@ pub struct SmsContext {
     pub telemetry: mpsc::Sender<Telemetry>,
     /// A telemetry sample goes out at least this often.
     pub telemetry_every: Duration,
+    /// The lines to drive, when the caller keeps a handle on them (fleet
+    /// commands); `None` makes them from `modems`.
+    pub lines: Option<Lines>,
     /// Where the drivers keep their direct-delivery state files (the
     /// appliance's data dir); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
@@ -90,9 +93,10 @@ pub async fn run(
         link,
         telemetry,
         telemetry_every,
+        lines,
         data_dir,
     } = ctx;
-    let lines = Lines::new(&modems).with_disk(data_dir.as_deref());
+    let lines = lines.unwrap_or_else(|| Lines::new(&modems).with_disk(data_dir.as_deref()));
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let shared = Shared {
         _alive: alive,
@@ -119,7 +123,10 @@ pub async fn run(
     );
     tasks.spawn(receive_loop(shared.clone(), ev_rx, acked));
     tasks.spawn(command_loop(shared.clone(), commands));
-    for (id, CommandKind::SendSms { line, to, text }, auto_reply) in resume {
+    for (id, kind, auto_reply) in resume {
+        let CommandKind::SendSms { line, to, text } = kind else {
+            continue;
+        };
         if db::set_command_state(&shared.log, id, "queued", "sending").await? {
             spawn_send(&shared, id, line, to, text, auto_reply);
         }
@@ -163,7 +170,11 @@ async fn recover_unfinished(s: &Shared) -> anyhow::Result<Vec<(EventId, CommandK
         let kind = serde_json::from_str::<CommandKind>(&u.kind);
         let line = kind
             .as_ref()
-            .map(|CommandKind::SendSms { line, .. }| line.clone())
+            .ok()
+            .and_then(|k| match k {
+                CommandKind::SendSms { line, .. } => Some(line.clone()),
+                _ => None,
+            })
             .unwrap_or_default();
         if u.state == "queued"
             && let Ok(kind) = kind
@@ -451,12 +462,19 @@ async fn command_loop(s: Shared, mut commands: mpsc::Receiver<Command>) -> anyho
                 }
             },
         };
+        if cmd.kind.is_fleet() {
+            // Fleet commands are crate::fleet's (the appliance routes them there).
+            warn!(command = %cmd.id, kind = cmd.kind.name(), "not an SMS command; ignored by the SMS loop");
+            continue;
+        }
         // Persist before acting; the same id twice acts once.
         if !db::claim_command(&s.log, cmd.id, &cmd.kind).await? {
             info!(command = %cmd.id, "duplicate command ignored (already received)");
             continue;
         }
-        let CommandKind::SendSms { line, to, text } = cmd.kind;
+        let CommandKind::SendSms { line, to, text } = cmd.kind else {
+            continue;
+        };
         info!(command = %cmd.id, line = %line, to = %to, "send command received");
         spawn_send(&s, cmd.id, line, to, text, false);
     }

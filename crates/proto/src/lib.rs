@@ -12,8 +12,9 @@ pub mod msg;
 pub mod topic;
 
 pub use msg::{
-    Ack, Command, CommandKind, EnrollRequest, EnrollResponse, EnrollState, EventBatch, Hello,
-    Presence, PresenceState, Telemetry,
+    Ack, ApplianceSettings, Command, CommandKind, CommandResult, DesiredConfig, EnrollRequest,
+    EnrollResponse, EnrollState, EventBatch, Hello, LineSettings, OfflineSettings, Presence,
+    PresenceState, ReportedConfig, Telemetry,
 };
 pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
 

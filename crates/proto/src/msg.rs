@@ -162,12 +162,160 @@ impl Wire for Telemetry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CommandKind {
-    /// Send an SMS on a line.
+    /// Send an SMS on a line (a conversation reply; outcome as events).
     SendSms {
         line: String,
         to: String,
         text: String,
     },
+    /// Fleet: stop the daemon for its supervisor to restart it (outcome:
+    /// [`CommandResult`], published before it stops).
+    Reboot,
+    /// Fleet: restart one line's modem driver.
+    RestartModem { line: String },
+    /// Fleet: send a test SMS on a line (not part of any conversation).
+    TestSms {
+        line: String,
+        to: String,
+        text: String,
+    },
+    /// Fleet: a USSD request (balance check, e.g. `*111#`); the answer text.
+    Ussd { line: String, code: String },
+    /// Fleet: the tail of the appliance's log, in the result's output.
+    CollectLogs {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u32>,
+    },
+    /// Fleet: re-read every modem's identity and sweep its SMS storage.
+    RescanModems,
+}
+
+impl CommandKind {
+    /// Whether this is a fleet command (answered with a [`CommandResult`]),
+    /// not a conversation one (answered with events).
+    pub fn is_fleet(&self) -> bool {
+        !matches!(self, CommandKind::SendSms { .. })
+    }
+
+    /// Short name for logs and the API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::SendSms { .. } => "send_sms",
+            CommandKind::Reboot => "reboot",
+            CommandKind::RestartModem { .. } => "restart_modem",
+            CommandKind::TestSms { .. } => "test_sms",
+            CommandKind::Ussd { .. } => "ussd",
+            CommandKind::CollectLogs { .. } => "collect_logs",
+            CommandKind::RescanModems => "rescan_modems",
+        }
+    }
+}
+
+/// Longest [`CommandResult::output`], in bytes (collected logs are cut to it).
+pub const MAX_OUTPUT: usize = 192 * 1024;
+
+/// appliance → mgmt on its `result` topic: the outcome of a fleet command.
+/// Published again whenever mgmt repeats the command (same id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandResult {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub id: EventId,
+    pub ok: bool,
+    /// What happened, for a person (USSD answer, log text, error message).
+    #[serde(default)]
+    pub output: String,
+}
+
+impl Wire for CommandResult {
+    const NAME: &'static str = "command result";
+    fn validate(&self) -> Result<(), ProtoError> {
+        if self.output.len() > MAX_OUTPUT {
+            return Err(ProtoError::Invalid {
+                what: "command result",
+                detail: format!("output longer than {MAX_OUTPUT} bytes"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Settings mgmt can push to appliances (a device, a group or a tag).
+/// Absent parts leave the appliance's own configuration as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ApplianceSettings {
+    /// Per-line overrides, by label; a label the appliance does not have is
+    /// a validation error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineSettings>,
+    /// The offline auto-reply (replaces the local `[offline]` when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<OfflineSettings>,
+}
+
+/// Overrides for one modem line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LineSettings {
+    pub label: String,
+    /// The line's own number (E.164).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Fallback language of the line's customers (`uk`, `ru`, `ro`, `en`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reports: Option<bool>,
+}
+
+/// The offline auto-reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_language: Option<String>,
+    /// Reply text per language code.
+    pub texts: std::collections::BTreeMap<String, String>,
+}
+
+/// mgmt → appliance on its `config` topic (retained): the configuration it
+/// should run. `version` grows with every change mgmt makes (fleet-wide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DesiredConfig {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub version: u64,
+    pub settings: ApplianceSettings,
+}
+
+impl Wire for DesiredConfig {
+    const NAME: &'static str = "desired config";
+}
+
+/// appliance → mgmt on its `reported` topic: the version it runs (0 = none
+/// from mgmt), and, when the last one it was given was refused, that
+/// version and why. The refused configuration is not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportedConfig {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub applied: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Wire for ReportedConfig {
+    const NAME: &'static str = "reported config";
 }
 
 /// mgmt → appliance. `id` is the idempotency key: the same id twice acts once.
@@ -375,6 +523,55 @@ mod tests {
     }
 
     #[test]
+    fn fleet_messages_roundtrip() {
+        for kind in [
+            CommandKind::Reboot,
+            CommandKind::RestartModem {
+                line: "gsm0".into(),
+            },
+            CommandKind::Ussd {
+                line: "gsm0".into(),
+                code: "*111#".into(),
+            },
+            CommandKind::CollectLogs {
+                max_bytes: Some(1000),
+            },
+            CommandKind::RescanModems,
+        ] {
+            assert!(kind.is_fleet());
+            let c = Command {
+                v: VERSION,
+                id: EventId::new(),
+                kind,
+            };
+            assert_eq!(decode::<Command>(&encode(&c)).unwrap(), c);
+        }
+        let r = CommandResult {
+            v: VERSION,
+            id: EventId::new(),
+            ok: true,
+            output: "Balance: 100.00 UAH".into(),
+        };
+        assert_eq!(decode::<CommandResult>(&encode(&r)).unwrap(), r);
+        let mut big = r;
+        big.output = "x".repeat(MAX_OUTPUT + 1);
+        assert!(decode::<CommandResult>(&encode(&big)).is_err());
+        let d: DesiredConfig = decode(
+            br#"{"v":1,"version":7,"settings":{"lines":[{"label":"gsm0","language":"uk"}],"offline":{"texts":{"en":"Closed"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(d.settings.lines[0].language.as_deref(), Some("uk"));
+        assert!(decode::<DesiredConfig>(br#"{"v":1,"version":7,"settings":{"x":1}}"#).is_err());
+        let rep = ReportedConfig {
+            v: VERSION,
+            applied: 3,
+            rejected: Some(4),
+            error: Some("no line gsm9".into()),
+        };
+        assert_eq!(decode::<ReportedConfig>(&encode(&rep)).unwrap(), rep);
+    }
+
+    #[test]
     fn command_roundtrip() {
         let c = Command {
             v: VERSION,
@@ -413,6 +610,9 @@ mod fuzzish {
             let _ = decode::<Command>(&bytes);
             let _ = decode::<EnrollRequest>(&bytes);
             let _ = decode::<EnrollResponse>(&bytes);
+            let _ = decode::<CommandResult>(&bytes);
+            let _ = decode::<DesiredConfig>(&bytes);
+            let _ = decode::<ReportedConfig>(&bytes);
         }
 
         /// JSON-shaped noise with the right version still never panics.

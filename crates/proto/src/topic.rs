@@ -27,12 +27,17 @@ pub enum Kind {
     Telemetry,
     /// appliance (and its last will) → mgmt: [`crate::Presence`], retained, QoS 1.
     Presence,
-    /// mgmt → appliance: desired configuration, retained, QoS 1.
+    /// mgmt → appliance: [`crate::DesiredConfig`], retained, QoS 1.
     Config,
+    /// appliance → mgmt: [`crate::ReportedConfig`] (applied version or the
+    /// validation error), QoS 1, after every connect and every change.
+    Reported,
+    /// appliance → mgmt: [`crate::CommandResult`] of a fleet command, QoS 1.
+    Result,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Events,
         Kind::Hello,
         Kind::Ack,
@@ -40,6 +45,8 @@ impl Kind {
         Kind::Telemetry,
         Kind::Presence,
         Kind::Config,
+        Kind::Reported,
+        Kind::Result,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +58,8 @@ impl Kind {
             Kind::Telemetry => "telemetry",
             Kind::Presence => "presence",
             Kind::Config => "config",
+            Kind::Reported => "reported",
+            Kind::Result => "result",
         }
     }
 

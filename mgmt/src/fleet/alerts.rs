@@ -347,6 +347,10 @@ mod tests {
             last_seen_ms: last,
             telemetry: tel,
             telemetry_ms: last,
+            desired_version: None,
+            applied_version: None,
+            config_error: None,
+            drift: false,
         }
     }
 

@@ -3,16 +3,18 @@
 
 use super::db::{self, Approval, FleetError};
 use super::{Fleet, OpError};
-use super::{alerts, telemetry};
+use super::{alerts, commands, config, telemetry};
 use crate::error::ApiError;
 use crate::http::authorize_token;
 use crate::ingest::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use crossline_core::NodeId;
+use crossline_proto::{ApplianceSettings, CommandKind, DesiredConfig};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -39,6 +41,14 @@ pub fn router(state: Arc<FleetApiState>) -> Router {
             get(telemetry_history),
         )
         .route("/api/v1/fleet/alerts", get(list_alerts))
+        .route("/api/v1/fleet/config", post(push_config))
+        .route("/api/v1/fleet/devices/{id}/config", get(device_config))
+        .route(
+            "/api/v1/fleet/devices/{id}/commands",
+            get(device_commands).post(post_command),
+        )
+        .route("/api/v1/fleet/commands/{id}", get(get_command))
+        .route("/api/v1/fleet/commands/{id}/output", get(command_output))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -309,4 +319,157 @@ async fn list_alerts(
         })
         .await?;
     Ok(Json(list))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfig {
+    device: Option<String>,
+    group: Option<String>,
+    tag: Option<String>,
+    settings: ApplianceSettings,
+}
+
+#[derive(Serialize)]
+struct Pushed {
+    version: u64,
+    devices: Vec<String>,
+}
+
+async fn push_config(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    body: Result<Json<PushConfig>, JsonRejection>,
+) -> Result<Json<Pushed>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let Json(p) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
+    let target = match (p.device, p.group, p.tag) {
+        (Some(d), None, None) => config::Target::Device(d),
+        (None, Some(g), None) => config::Target::Group(g),
+        (None, None, Some(t)) => config::Target::Tag(t),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of device, group or tag",
+            ));
+        }
+    };
+    let (version, devices) = st.fleet.push_config(target, p.settings).await?;
+    Ok(Json(Pushed { version, devices }))
+}
+
+#[derive(Serialize)]
+struct DeviceConfig {
+    #[serde(flatten)]
+    state: config::ConfigState,
+    desired: Option<DesiredConfig>,
+}
+
+async fn device_config(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceConfig>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?.to_string();
+    let r = st
+        .fleet
+        .store()
+        .read(move |c| {
+            Ok(DeviceConfig {
+                state: config::state(c, &id)?,
+                desired: config::desired(c, &id)?,
+            })
+        })
+        .await?;
+    Ok(Json(r))
+}
+
+#[derive(Serialize)]
+struct Queued {
+    id: String,
+}
+
+async fn post_command(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<CommandKind>, JsonRejection>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?;
+    let Json(kind) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
+    let cmd = st.fleet.command(&id, kind).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Queued {
+            id: cmd.id.to_string(),
+        }),
+    ))
+}
+
+async fn device_commands(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<commands::CommandView>>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let id = device_id(&id)?.to_string();
+    Ok(Json(
+        st.fleet
+            .store()
+            .read(move |c| commands::list(c, &id, 200))
+            .await?,
+    ))
+}
+
+async fn get_command(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<commands::CommandView>, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    st.fleet
+        .store()
+        .read(move |c| commands::get(c, &id))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such command"))
+}
+
+/// The command's output as a text file (collected logs download).
+async fn command_output(
+    State(st): State<Arc<FleetApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize_token(&st.api_token, &headers)?;
+    let cid = id.clone();
+    let c = st
+        .fleet
+        .store()
+        .read(move |c| commands::get(c, &cid))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such command"))?;
+    let Some(output) = c.output else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_result",
+            "the command has no result yet",
+        ));
+    };
+    let name = format!("{}-{}-{}.txt", c.device, c.kind, c.id);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        output,
+    )
+        .into_response())
 }

@@ -322,6 +322,13 @@ pub struct FleetDevice {
     /// Last telemetry sample as received (JSON), if any.
     pub telemetry: Option<serde_json::Value>,
     pub telemetry_ms: Option<i64>,
+    /// Configuration pushed from mgmt / applied by the device.
+    pub desired_version: Option<i64>,
+    pub applied_version: Option<i64>,
+    /// Why the device refused its desired configuration, if it did.
+    pub config_error: Option<String>,
+    /// Desired configuration not applied (yet, or refused).
+    pub drift: bool,
 }
 
 /// Every device with its metadata, presence and last telemetry, by id.
@@ -337,8 +344,11 @@ pub fn devices(conn: &Connection) -> rusqlite::Result<Vec<FleetDevice>> {
     }
     let mut st = conn.prepare(
         "SELECT d.id, f.name, f.site, f.grp, f.serial, d.online, d.revoked, d.last_seen_ms,
-                f.telemetry, f.telemetry_ms
-         FROM device d LEFT JOIN fleet_device f ON f.id = d.id ORDER BY d.id",
+                f.telemetry, f.telemetry_ms, c.desired_version, c.applied_version,
+                CASE WHEN c.rejected_version = c.desired_version THEN c.error END
+         FROM device d LEFT JOIN fleet_device f ON f.id = d.id
+              LEFT JOIN fleet_device_config c ON c.device = d.id
+         ORDER BY d.id",
     )?;
     st.query_map([], |r| {
         let id: String = r.get(0)?;
@@ -356,6 +366,13 @@ pub fn devices(conn: &Connection) -> rusqlite::Result<Vec<FleetDevice>> {
                 .get::<_, Option<String>>(8)?
                 .and_then(|s| serde_json::from_str(&s).ok()),
             telemetry_ms: r.get(9)?,
+            desired_version: r.get(10)?,
+            applied_version: r.get(11)?,
+            config_error: r.get(12)?,
+            drift: {
+                let (d, a): (Option<i64>, Option<i64>) = (r.get(10)?, r.get(11)?);
+                d.is_some() && d != a
+            },
         })
     })?
     .collect()

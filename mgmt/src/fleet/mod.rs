@@ -17,6 +17,8 @@
 
 pub mod alerts;
 pub mod api;
+pub mod commands;
+pub mod config;
 pub mod db;
 pub mod telemetry;
 
@@ -25,8 +27,8 @@ use crate::ingest::{BrokerLink, Update, now_ms};
 use crossline_broker::ClientKicker;
 use crossline_core::NodeId;
 use crossline_proto::{
-    ENROLL_USER, EnrollKind, EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, decode,
-    encode,
+    ApplianceSettings, Command, CommandKind, CommandResult, DeviceTopic, ENROLL_USER, EnrollKind,
+    EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, Kind, ReportedConfig, decode, encode,
 };
 use crossline_store::{DeviceRegistry, SqliteStore, StoreError};
 use db::{Answer, Approval, FleetError};
@@ -41,6 +43,10 @@ use tracing::{debug, info, warn};
 /// How often an approved enrollment's answer is published again while the
 /// device has not connected with its credential.
 const REPUBLISH_EVERY: Duration = Duration::from_secs(3);
+
+/// How often a configuration not yet applied, or a command without a
+/// result, is published again (besides on every reconnect of its device).
+const RESEND_EVERY: Duration = Duration::from_secs(30);
 
 /// Fleet settings (`[fleet]` in mgmt's config).
 #[derive(Debug, Clone)]
@@ -160,6 +166,50 @@ impl Fleet {
         Ok(true)
     }
 
+    /// Pushes a configuration to a device, group or tag; returns its
+    /// version and the devices it goes to (published at once).
+    pub async fn push_config(
+        &self,
+        target: config::Target,
+        settings: ApplianceSettings,
+    ) -> Result<(u64, Vec<String>), OpError> {
+        let r = self
+            .inner
+            .store
+            .write(move |tx| Ok(config::push(tx, &target, &settings, now_ms() as i64)))
+            .await??;
+        info!(version = r.0, devices = r.1.len(), "configuration pushed");
+        let _ = self.inner.wake.send(());
+        Ok(r)
+    }
+
+    /// Queues a fleet command for `device` (published at once if it is
+    /// connected, else when it comes back).
+    pub async fn command(&self, device: &NodeId, kind: CommandKind) -> Result<Command, OpError> {
+        if !kind.is_fleet() {
+            return Err(FleetError::Invalid(
+                "send_sms is a conversation command; reply through the conversations API".into(),
+            )
+            .into());
+        }
+        match self.inner.store.device(device)? {
+            None => return Err(FleetError::NoDevice(device.to_string()).into()),
+            Some(d) if d.revoked => {
+                return Err(FleetError::Invalid(format!("device {device} is revoked")).into());
+            }
+            Some(_) => {}
+        }
+        let d = device.to_string();
+        let cmd = self
+            .inner
+            .store
+            .write(move |tx| commands::create(tx, &d, kind, now_ms() as i64))
+            .await?;
+        info!(device = %device, command = %cmd.id, kind = cmd.kind.name(), "fleet command queued");
+        let _ = self.inner.wake.send(());
+        Ok(cmd)
+    }
+
     /// Re-key: a new secret for `device` (returned once), the old one refused
     /// from now on and its session ended. The device needs the new secret
     /// installed (its `mqtt.secret_file`).
@@ -252,10 +302,18 @@ async fn run(
                     client
                         .subscribe(EnrollKind::Request.filter_all(), QoS::AtLeastOnce)
                         .await?;
+                    for k in [Kind::Reported, Kind::Result] {
+                        client.subscribe(k.filter_all(), QoS::AtLeastOnce).await?;
+                    }
                     info!("fleet service connected");
+                    publish_due(&store, &client, None, None).await;
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
-                    on_request(&store, &client, &p.topic, &p.payload, &mut published).await;
+                    if p.topic.starts_with(crossline_proto::topic::ENROLL_PREFIX) {
+                        on_request(&store, &client, &p.topic, &p.payload, &mut published).await;
+                    } else {
+                        on_device_message(&store, &p.topic, &p.payload).await;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -274,6 +332,8 @@ async fn run(
                 published.clear();
                 if connected {
                     deliver(&store, &client, &mut published).await;
+                    let before = now_ms() as i64 - RESEND_EVERY.as_millis() as i64;
+                    publish_due(&store, &client, None, Some(before)).await;
                 }
             }
             _ = tick.tick() => {
@@ -286,6 +346,8 @@ async fn run(
                 }
                 if connected {
                     deliver(&store, &client, &mut published).await;
+                    let before = now_ms() as i64 - RESEND_EVERY.as_millis() as i64;
+                    publish_due(&store, &client, None, Some(before)).await;
                 }
                 sweep_revoked(&store, kicker.as_ref()).await;
             }
@@ -302,6 +364,10 @@ async fn run(
             }
             u = updates.recv() => match u {
                 Ok(Update::Presence { device, online: true }) => {
+                    // It (re)connected: the broker may have lost what we sent.
+                    if connected {
+                        publish_due(&store, &client, Some(device.to_string()), None).await;
+                    }
                     let d = device.to_string();
                     match store.write(move |tx| db::delivered(tx, &d)).await {
                         Ok(n) if n > 0 => info!(device = %device, "enrolled device connected with its own credential"),
@@ -326,6 +392,128 @@ async fn run(
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     Ok(())
+}
+
+/// A `reported` or `result` message from a device.
+async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) {
+    let t = match DeviceTopic::parse(topic) {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "fleet service: message on an unexpected topic");
+            return;
+        }
+    };
+    let device = t.device.to_string();
+    let now = now_ms() as i64;
+    match t.kind {
+        Kind::Reported => match decode::<ReportedConfig>(payload) {
+            Ok(r) => {
+                info!(device = %device, applied = r.applied, rejected = ?r.rejected, error = ?r.error, "configuration reported");
+                let d = device.clone();
+                if let Err(e) = store
+                    .write(move |tx| config::record_reported(tx, &d, &r, now))
+                    .await
+                {
+                    warn!(device = %device, error = %e, "could not record reported configuration");
+                }
+            }
+            Err(e) => warn!(device = %device, error = %e, "rejected reported configuration"),
+        },
+        Kind::Result => match decode::<CommandResult>(payload) {
+            Ok(r) => {
+                let (id, ok) = (r.id, r.ok);
+                let d = device.clone();
+                match store
+                    .write(move |tx| commands::record_result(tx, &d, &r, now))
+                    .await
+                {
+                    Ok(true) => info!(device = %device, command = %id, ok, "fleet command result"),
+                    Ok(false) => {
+                        warn!(device = %device, command = %id, "result for an unknown command (or another device's)")
+                    }
+                    Err(e) => {
+                        warn!(device = %device, command = %id, error = %e, "could not record command result")
+                    }
+                }
+            }
+            Err(e) => warn!(device = %device, error = %e, "rejected command result"),
+        },
+        _ => {}
+    }
+}
+
+/// Publishes desired configurations (retained) not yet applied and commands
+/// without a result: of `device` only when given; those not published since
+/// `before_ms` (all with `None`).
+async fn publish_due(
+    store: &SqliteStore,
+    client: &AsyncClient,
+    device: Option<String>,
+    before_ms: Option<i64>,
+) {
+    let dev = device.clone();
+    let due = store
+        .read(move |c| {
+            Ok((
+                config::due(c, dev.as_deref(), before_ms)?,
+                commands::due(c, dev.as_deref(), before_ms)?,
+            ))
+        })
+        .await;
+    let (configs, cmds) = match due {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "could not read configurations and commands to publish");
+            return;
+        }
+    };
+    if configs.is_empty() && cmds.is_empty() {
+        return;
+    }
+    let mut sent_cfg = Vec::new();
+    for (d, cfg) in configs {
+        let Ok(node) = NodeId::new(d.as_str()) else {
+            continue;
+        };
+        let topic = DeviceTopic::new(&node, Kind::Config).to_string();
+        match client
+            .publish(topic, QoS::AtLeastOnce, true, encode(&cfg))
+            .await
+        {
+            Ok(()) => {
+                debug!(device = %d, version = cfg.version, "desired configuration published");
+                sent_cfg.push((d, cfg.version));
+            }
+            Err(e) => warn!(device = %d, error = %e, "could not publish configuration"),
+        }
+    }
+    let mut sent_cmd = Vec::new();
+    for (d, id, payload) in cmds {
+        let Ok(node) = NodeId::new(d.as_str()) else {
+            continue;
+        };
+        let topic = DeviceTopic::new(&node, Kind::Cmd).to_string();
+        match client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into_bytes())
+            .await
+        {
+            Ok(()) => {
+                debug!(device = %d, command = %id, "fleet command published");
+                sent_cmd.push(id);
+            }
+            Err(e) => warn!(device = %d, command = %id, error = %e, "could not publish command"),
+        }
+    }
+    let now = now_ms() as i64;
+    if let Err(e) = store
+        .write(move |tx| {
+            config::mark_published(tx, &sent_cfg, now)?;
+            commands::mark_sent(tx, &sent_cmd, now)
+        })
+        .await
+    {
+        warn!(error = %e, "could not record what was published");
+    }
 }
 
 async fn on_request(

@@ -339,7 +339,9 @@ pub fn sms(line: &str, from: &str, text: &str) -> EventBody {
 }
 
 pub fn sent(cmd: &Command, refs: Vec<u8>) -> EventBody {
-    let crossline_proto::CommandKind::SendSms { line, to, text } = &cmd.kind;
+    let crossline_proto::CommandKind::SendSms { line, to, text } = &cmd.kind else {
+        panic!("not an SMS command: {cmd:?}")
+    };
     EventBody::MessageSent {
         channel: Channel::Sms,
         line: line.clone(),

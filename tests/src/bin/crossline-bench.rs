@@ -180,6 +180,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             offline: None,
             enroll: None,
             telemetry: Default::default(),
+            commands: Default::default(),
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,

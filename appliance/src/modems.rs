@@ -66,9 +66,12 @@ impl Lines {
                 )
             })
             .collect();
+        // The daemon's uptime, not this set of lines' (the SMS loop and its
+        // lines restart when mgmt pushes a configuration).
+        static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         Self {
             slots: Arc::new(Mutex::new(slots)),
-            started: Instant::now(),
+            started: *STARTED.get_or_init(Instant::now),
             disk: None,
         }
     }

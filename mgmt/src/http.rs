@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -46,27 +46,6 @@ async fn metrics<S: EventLog + DeviceRegistry + Clone>(
         st.metrics.render(online, devs.len() as u64),
     )
         .into_response()
-}
-
-/// Checks `Authorization: Bearer <token>` against the API token: bearer
-/// only. Every `/api/` route is already guarded by
-/// [`crate::web::auth::layer`] (the token, or the session of an
-/// unrestricted supervisor/admin); calling this as well refuses sessions.
-pub(crate) fn authorize_token(token: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    let ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| crossline_broker::constant_time_eq(t.as_bytes(), token.as_bytes()));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the API token as `Authorization: Bearer <token>` (printed by `crossline-mgmt run`, stored in <data_dir>/api.token)",
-        ))
-    }
 }
 
 #[derive(Serialize)]

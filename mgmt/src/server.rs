@@ -192,9 +192,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     .merge(crate::api::router(api_state))
     .merge(crate::fleet::api::router(Arc::new(
         crate::fleet::api::FleetApiState {
-            fleet,
-            api_token: api_token.clone(),
+            fleet: fleet.clone(),
         },
+    )))
+    .merge(crate::fleet::web::router(Arc::new(
+        crate::fleet::web::FleetWebState { fleet },
     )))
     .merge(crate::routing::api::router(Arc::new(
         crate::routing::api::RoutingApiState {

@@ -1,15 +1,17 @@
-//! The fleet REST API under `/api/v1/fleet` (bearer token, like the rest of
-//! `/api/v1`). Documented in docs/FLEET.md and docs/API.md.
+//! The fleet REST API under `/api/v1/fleet`. Like the rest of `/api/v1` it
+//! is guarded by [`crate::web::auth::layer`] (the bearer token, or the
+//! session of an unrestricted supervisor or admin). Documented in
+//! docs/FLEET.md.
 
 use super::db::{self, Approval, FleetError};
 use super::{Fleet, OpError};
 use super::{alerts, commands, config, telemetry};
 use crate::error::ApiError;
-use crate::http::authorize_token;
+
 use crate::ingest::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,7 +25,6 @@ const MAX_BODY: usize = 16 * 1024;
 /// State of the fleet handlers.
 pub struct FleetApiState {
     pub fleet: Fleet,
-    pub api_token: String,
 }
 
 pub fn router(state: Arc<FleetApiState>) -> Router {
@@ -96,10 +97,8 @@ struct EnrollmentsQuery {
 
 async fn enrollments(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     q: Result<Query<EnrollmentsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<db::Enrollment>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if let Some(s) = &q.state
         && !["pending", "approved", "rejected"].contains(&s.as_str())
@@ -123,11 +122,9 @@ struct Done {
 
 async fn approve(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<Approval>, JsonRejection>,
 ) -> Result<Json<Done>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(a) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
     st.fleet.approve(&id, a).await?;
     Ok(Json(Done { ok: true }))
@@ -135,28 +132,22 @@ async fn approve(
 
 async fn reject(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Done>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     st.fleet.reject(&id).await?;
     Ok(Json(Done { ok: true }))
 }
 
 async fn devices(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
 ) -> Result<Json<Vec<db::FleetDevice>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     Ok(Json(st.fleet.store().read(db::devices).await?))
 }
 
 async fn revoke(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Done>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?;
     if st.fleet.revoke(&id).await? {
         Ok(Json(Done { ok: true }))
@@ -174,10 +165,8 @@ struct Rekeyed {
 
 async fn rekey(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Rekeyed>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?;
     let secret = st.fleet.rekey(&id).await?;
     Ok(Json(Rekeyed {
@@ -197,11 +186,9 @@ struct Meta {
 
 async fn set_meta(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<Meta>, JsonRejection>,
 ) -> Result<Json<Done>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?;
     let Json(m) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
     for (what, v) in [("name", &m.name), ("site", &m.site), ("group", &m.group)] {
@@ -237,10 +224,8 @@ struct DeviceDetail {
 
 async fn device_detail(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?.to_string();
     let detail = st
         .fleet
@@ -271,11 +256,9 @@ struct HistoryQuery {
 
 async fn telemetry_history(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Vec<telemetry::Point>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?.to_string();
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let since = q.since_s.unwrap_or(86_400).min(30 * 86_400) as i64;
@@ -298,10 +281,8 @@ struct AlertsQuery {
 
 async fn list_alerts(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     q: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<alerts::Alert>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let list = st
         .fleet
@@ -338,10 +319,8 @@ struct Pushed {
 
 async fn push_config(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     body: Result<Json<PushConfig>, JsonRejection>,
 ) -> Result<Json<Pushed>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let Json(p) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
     let target = match (p.device, p.group, p.tag) {
         (Some(d), None, None) => config::Target::Device(d),
@@ -366,10 +345,8 @@ struct DeviceConfig {
 
 async fn device_config(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<DeviceConfig>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?.to_string();
     let r = st
         .fleet
@@ -391,11 +368,9 @@ struct Queued {
 
 async fn post_command(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<CommandKind>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?;
     let Json(kind) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
     let cmd = st.fleet.command(&id, kind).await?;
@@ -409,10 +384,8 @@ async fn post_command(
 
 async fn device_commands(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<commands::CommandView>>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let id = device_id(&id)?.to_string();
     Ok(Json(
         st.fleet
@@ -424,10 +397,8 @@ async fn device_commands(
 
 async fn get_command(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<commands::CommandView>, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     st.fleet
         .store()
         .read(move |c| commands::get(c, &id))
@@ -439,10 +410,8 @@ async fn get_command(
 /// The command's output as a text file (collected logs download).
 async fn command_output(
     State(st): State<Arc<FleetApiState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize_token(&st.api_token, &headers)?;
     let cid = id.clone();
     let c = st
         .fleet

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod telemetry;
+pub mod web;
 
 use crate::credentials::{hash_secret, new_secret};
 use crate::ingest::{BrokerLink, Update, now_ms};

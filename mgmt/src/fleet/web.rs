@@ -1,0 +1,733 @@
+//! The admin fleet console (server-rendered; docs/FLEET.md, "Console"):
+//! fleet list with health, filters and search; enrollment queue with
+//! approve; device page with telemetry charts (SVG drawn here), lines,
+//! configuration and drift, commands and their results, alerts. Admins
+//! only; every change is written to the audit log.
+
+use super::db::{self, Approval, FleetDevice};
+use super::{Fleet, OpError, alerts, commands, config, telemetry};
+use crate::ingest::now_ms;
+use crate::web::auth::{CurrentUser, Role};
+use crate::web::{Layout, WebError, audit, render};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use crossline_core::NodeId;
+use crossline_proto::{ApplianceSettings, CommandKind, Telemetry};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// State of the console handlers.
+pub struct FleetWebState {
+    pub fleet: Fleet,
+}
+
+pub fn router(st: Arc<FleetWebState>) -> Router {
+    Router::new()
+        .route("/admin/fleet", get(list_page))
+        .route("/admin/fleet/enrollments", get(enrollments_page))
+        .route("/admin/fleet/enrollments/{id}/approve", post(approve))
+        .route("/admin/fleet/enrollments/{id}/reject", post(reject))
+        .route("/admin/fleet/d/{id}", get(device_page))
+        .route("/admin/fleet/d/{id}/config", post(push_config))
+        .route("/admin/fleet/d/{id}/command", post(run_command))
+        .route("/admin/fleet/d/{id}/revoke", post(revoke))
+        .route("/admin/fleet/d/{id}/meta", post(set_meta))
+        .with_state(st)
+}
+
+impl From<OpError> for WebError {
+    fn from(e: OpError) -> Self {
+        use super::db::FleetError as F;
+        match e {
+            OpError::Fleet(F::NoEnrollment(_) | F::NoDevice(_)) => WebError::NotFound,
+            OpError::Fleet(F::AlreadyDecided { .. } | F::Taken(_)) => {
+                WebError::Conflict(e.to_string())
+            }
+            OpError::Fleet(F::Invalid(m)) => WebError::BadRequest(m),
+            OpError::Store(s) => s.into(),
+            other => {
+                tracing::error!(error = %other, "fleet console operation failed");
+                WebError::Internal
+            }
+        }
+    }
+}
+
+fn see_other(to: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    r
+}
+
+/// One row of the fleet list.
+pub struct Row {
+    pub d: FleetDevice,
+    pub status: &'static str,
+    pub status_label: String,
+    pub last_seen: String,
+    pub version: String,
+    pub lines: Vec<LineView>,
+    pub open_alerts: usize,
+}
+
+pub struct LineView {
+    pub line: String,
+    pub signal: String,
+    pub registered: bool,
+    pub operator: String,
+    pub sim: String,
+    pub iccid: String,
+    pub model: String,
+    pub firmware: String,
+    pub imei: String,
+    pub restarts: u32,
+}
+
+fn telemetry_of(d: &FleetDevice) -> Option<Telemetry> {
+    d.telemetry
+        .as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+fn lines_of(t: Option<&Telemetry>) -> Vec<LineView> {
+    t.map(|t| {
+        t.modems
+            .iter()
+            .map(|m| LineView {
+                line: m.line.clone(),
+                signal: m
+                    .signal_dbm
+                    .map_or_else(|| "–".into(), |d| format!("{d} dBm")),
+                registered: m.registered,
+                operator: m.operator.clone().unwrap_or_default(),
+                sim: m.sim.clone().unwrap_or_default(),
+                iccid: m.iccid.clone().unwrap_or_default(),
+                model: m.model.clone().unwrap_or_default(),
+                firmware: m.firmware.clone().unwrap_or_default(),
+                imei: m.imei.clone().unwrap_or_default(),
+                restarts: m.restarts,
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn status_key(s: &str) -> &'static str {
+    match s {
+        "online" => "fleet.status.online",
+        "revoked" => "fleet.status.revoked",
+        _ => "fleet.status.offline",
+    }
+}
+
+fn status_of(d: &FleetDevice) -> &'static str {
+    if d.revoked {
+        "revoked"
+    } else if d.online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    operator: String,
+}
+
+#[derive(Template)]
+#[template(path = "fleet_list.html")]
+struct ListPage {
+    l: Layout,
+    f: ListQuery,
+    rows: Vec<Row>,
+    total: usize,
+    sites: Vec<String>,
+    tags: Vec<String>,
+    operators: Vec<String>,
+    alerts: Vec<AlertView>,
+    pending: usize,
+    /// (value, label) of the status filter.
+    statuses: Vec<(&'static str, String)>,
+}
+
+pub struct AlertView {
+    pub a: alerts::Alert,
+    pub raised: String,
+    pub cleared: String,
+}
+
+async fn list_page(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Query(f): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let (devices, open, pending) = st
+        .fleet
+        .store()
+        .read(|c| {
+            Ok((
+                db::devices(c)?,
+                alerts::open_alerts(c)?,
+                db::enrollments(c, Some("pending"))?.len(),
+            ))
+        })
+        .await?;
+    let l = Layout::new(&user, "fleet", "fleet.title");
+    let mut sites: Vec<String> = devices.iter().filter_map(|d| d.site.clone()).collect();
+    let mut tags: Vec<String> = devices.iter().flat_map(|d| d.tags.clone()).collect();
+    let mut operators: Vec<String> = devices
+        .iter()
+        .filter_map(telemetry_of)
+        .flat_map(|t| t.modems.into_iter().filter_map(|m| m.operator))
+        .collect();
+    for v in [&mut sites, &mut tags, &mut operators] {
+        v.sort();
+        v.dedup();
+    }
+    let total = devices.len();
+    let q = f.q.to_lowercase();
+    let rows: Vec<Row> = devices
+        .into_iter()
+        .filter(|d| f.site.is_empty() || d.site.as_deref() == Some(f.site.as_str()))
+        .filter(|d| f.tag.is_empty() || d.tags.iter().any(|t| t == &f.tag))
+        .filter(|d| f.status.is_empty() || status_of(d) == f.status)
+        .filter(|d| {
+            q.is_empty()
+                || d.id.contains(&q)
+                || d.name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&q))
+                || d.serial
+                    .as_deref()
+                    .is_some_and(|s| s.to_lowercase().contains(&q))
+        })
+        .filter_map(|d| {
+            let t = telemetry_of(&d);
+            if !f.operator.is_empty()
+                && !t.as_ref().is_some_and(|t| {
+                    t.modems
+                        .iter()
+                        .any(|m| m.operator.as_deref() == Some(f.operator.as_str()))
+                })
+            {
+                return None;
+            }
+            Some(Row {
+                status: status_of(&d),
+                status_label: l.t(status_key(status_of(&d))).to_string(),
+                last_seen: d
+                    .last_seen_ms
+                    .map(|m| l.tr.datetime(m))
+                    .unwrap_or_else(|| "–".into()),
+                version: t
+                    .as_ref()
+                    .map(|t| t.system.version.clone())
+                    .unwrap_or_default(),
+                lines: lines_of(t.as_ref()),
+                open_alerts: open.iter().filter(|a| a.device == d.id).count(),
+                d,
+            })
+        })
+        .collect();
+    let alerts = open
+        .into_iter()
+        .take(100)
+        .map(|a| AlertView {
+            raised: l.tr.datetime(a.raised_ms),
+            cleared: String::new(),
+            a,
+        })
+        .collect();
+    let statuses = ["online", "offline", "revoked"]
+        .into_iter()
+        .map(|s| (s, l.t(status_key(s)).to_string()))
+        .collect();
+    Ok(render(&ListPage {
+        statuses,
+        l,
+        f,
+        rows,
+        total,
+        sites,
+        tags,
+        operators,
+        alerts,
+        pending,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "fleet_enrollments.html")]
+struct EnrollmentsPage {
+    l: Layout,
+    /// (enrollment, last seen, state label).
+    rows: Vec<(db::Enrollment, String, String)>,
+}
+
+async fn enrollments_page(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let list = st.fleet.store().read(|c| db::enrollments(c, None)).await?;
+    let l = Layout::new(&user, "fleet", "fleet.enrollments");
+    let rows = list
+        .into_iter()
+        .map(|e| {
+            let at = l.tr.datetime(e.last_seen_ms);
+            let state = l
+                .t(match e.state.as_str() {
+                    "approved" => "fleet.enroll.approved",
+                    "rejected" => "fleet.enroll.rejected",
+                    _ => "fleet.enroll.pending",
+                })
+                .to_string();
+            (e, at, state)
+        })
+        .collect();
+    Ok(render(&EnrollmentsPage { l, rows }))
+}
+
+#[derive(Deserialize)]
+pub struct ApproveForm {
+    device: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    group: String,
+    /// Comma-separated.
+    #[serde(default)]
+    tags: String,
+}
+
+fn opt(s: String) -> Option<String> {
+    let s = s.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+fn tag_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn approve(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ApproveForm>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let device = f.device.trim().to_string();
+    st.fleet
+        .approve(
+            &id,
+            Approval {
+                device: device.clone(),
+                name: opt(f.name),
+                site: opt(f.site),
+                group: opt(f.group),
+                tags: tag_list(&f.tags),
+            },
+        )
+        .await?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.enrollment.approve",
+        &id,
+        &format!("device {device}"),
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{device}")))
+}
+
+async fn reject(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    st.fleet.reject(&id).await?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.enrollment.reject",
+        &id,
+        "",
+    )
+    .await;
+    Ok(see_other("/admin/fleet/enrollments"))
+}
+
+/// A chart: an SVG polyline of a series, drawn on the server.
+pub struct Chart {
+    pub series: String,
+    pub svg_points: String,
+    pub min: String,
+    pub max: String,
+    pub last: String,
+    pub n: usize,
+}
+
+const W: f64 = 480.0;
+const H: f64 = 100.0;
+
+fn chart(series: &str, points: &[telemetry::Point]) -> Chart {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for p in points {
+        lo = lo.min(p.value);
+        hi = hi.max(p.value);
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if (hi - lo).abs() < 1e-9 {
+        (lo, hi) = (lo - 1.0, hi + 1.0);
+    }
+    let (t0, t1) = (
+        points.first().map_or(0, |p| p.at_ms),
+        points.last().map_or(1, |p| p.at_ms),
+    );
+    let span = (t1 - t0).max(1) as f64;
+    let svg_points = points
+        .iter()
+        .map(|p| {
+            let x = (p.at_ms - t0) as f64 / span * W;
+            let y = H - (p.value - lo) / (hi - lo) * H;
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Chart {
+        series: series.to_string(),
+        svg_points,
+        min: format!("{lo:.1}"),
+        max: format!("{hi:.1}"),
+        last: points
+            .last()
+            .map_or_else(|| "–".into(), |p| format!("{:.1}", p.value)),
+        n: points.len(),
+    }
+}
+
+pub struct CommandRow {
+    pub c: commands::CommandView,
+    pub created: String,
+    pub state: &'static str,
+    pub state_label: String,
+}
+
+#[derive(Template)]
+#[template(path = "fleet_device.html")]
+struct DevicePage {
+    l: Layout,
+    d: FleetDevice,
+    status: &'static str,
+    status_label: String,
+    last_seen: String,
+    version: String,
+    uptime: String,
+    lines: Vec<LineView>,
+    charts: Vec<Chart>,
+    cfg: config::ConfigState,
+    desired_json: String,
+    commands: Vec<CommandRow>,
+    alerts: Vec<AlertView>,
+    line_labels: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RangeQuery {
+    /// Chart range in hours (default 24).
+    hours: Option<u64>,
+}
+
+async fn device_page(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(rq): Query<RangeQuery>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
+    let since = rq.hours.unwrap_or(24).clamp(1, 24 * 30) as i64 * 3_600_000;
+    let now = now_ms() as i64;
+    let dev = node.to_string();
+    let data = st
+        .fleet
+        .store()
+        .read(move |c| {
+            let Some(d) = db::devices(c)?.into_iter().find(|d| d.id == dev) else {
+                return Ok(None);
+            };
+            let mut charts = Vec::new();
+            for s in telemetry::series_names(c, &dev)? {
+                let pts = telemetry::history(c, &dev, &s, now - since, now)?;
+                charts.push((s, pts));
+            }
+            Ok(Some((
+                d,
+                charts,
+                config::state(c, &dev)?,
+                config::desired(c, &dev)?,
+                commands::list(c, &dev, 50)?,
+                alerts::recent(c, Some(&dev), 50)?,
+            )))
+        })
+        .await?;
+    let Some((d, series, cfg, desired, cmds, alert_list)) = data else {
+        return Err(WebError::NotFound);
+    };
+    let l = Layout::new(&user, "fleet", "fleet.device");
+    let t = telemetry_of(&d);
+    let lines = lines_of(t.as_ref());
+    let line_labels = lines.iter().map(|x| x.line.clone()).collect();
+    let page = DevicePage {
+        status: status_of(&d),
+        status_label: l.t(status_key(status_of(&d))).to_string(),
+        last_seen: d
+            .last_seen_ms
+            .map(|m| l.tr.datetime(m))
+            .unwrap_or_else(|| "–".into()),
+        version: t
+            .as_ref()
+            .map(|t| t.system.version.clone())
+            .unwrap_or_default(),
+        uptime: t
+            .as_ref()
+            .map(|t| l.tr.duration(t.system.uptime_s as i64 * 1000))
+            .unwrap_or_default(),
+        lines,
+        charts: series.iter().map(|(s, p)| chart(s, p)).collect(),
+        desired_json: desired
+            .map(|d| serde_json::to_string_pretty(&d.settings).unwrap_or_default())
+            .unwrap_or_else(|| "{\n  \"offline\": {\"texts\": {\"en\": \"\"}}\n}".into()),
+        cfg,
+        commands: cmds
+            .into_iter()
+            .map(|c| {
+                let state = match (c.result_ms, c.ok) {
+                    (None, _) => "pending",
+                    (Some(_), Some(true)) => "ok",
+                    _ => "failed",
+                };
+                CommandRow {
+                    created: l.tr.datetime(c.created_ms),
+                    state,
+                    state_label: l
+                        .t(match state {
+                            "pending" => "fleet.cmd_state.pending",
+                            "ok" => "fleet.cmd_state.ok",
+                            _ => "fleet.cmd_state.failed",
+                        })
+                        .to_string(),
+                    c,
+                }
+            })
+            .collect(),
+        alerts: alert_list
+            .into_iter()
+            .map(|a| AlertView {
+                raised: l.tr.datetime(a.raised_ms),
+                cleared: a.cleared_ms.map(|m| l.tr.datetime(m)).unwrap_or_default(),
+                a,
+            })
+            .collect(),
+        line_labels,
+        d,
+        l,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct ConfigForm {
+    /// `device`, `group` or `tag`.
+    target: String,
+    /// The group or tag (ignored for `device`).
+    #[serde(default)]
+    value: String,
+    /// ApplianceSettings as JSON.
+    settings: String,
+}
+
+async fn push_config(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ConfigForm>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let settings: ApplianceSettings = serde_json::from_str(&f.settings)
+        .map_err(|e| WebError::BadRequest(format!("settings are not valid JSON settings: {e}")))?;
+    let target = match f.target.as_str() {
+        "device" => config::Target::Device(id.clone()),
+        "group" => config::Target::Group(f.value.trim().to_string()),
+        "tag" => config::Target::Tag(f.value.trim().to_string()),
+        _ => {
+            return Err(WebError::BadRequest(
+                "target must be device, group or tag".into(),
+            ));
+        }
+    };
+    let what = format!("{target:?}");
+    let (version, devices) = st.fleet.push_config(target, settings).await?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.config.push",
+        &what,
+        &format!("version {version} to {}", devices.join(", ")),
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct CommandForm {
+    kind: String,
+    #[serde(default)]
+    line: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn run_command(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<CommandForm>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
+    let kind = match f.kind.as_str() {
+        "reboot" => CommandKind::Reboot,
+        "restart_modem" => CommandKind::RestartModem { line: f.line },
+        "test_sms" => CommandKind::TestSms {
+            line: f.line,
+            to: f.to,
+            text: f.text,
+        },
+        "ussd" => CommandKind::Ussd {
+            line: f.line,
+            code: f.code,
+        },
+        "collect_logs" => CommandKind::CollectLogs { max_bytes: None },
+        "rescan_modems" => CommandKind::RescanModems,
+        _ => return Err(WebError::BadRequest("unknown command".into())),
+    };
+    let cmd = st.fleet.command(&node, kind).await?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        &format!("fleet.command.{}", cmd.kind.name()),
+        &id,
+        &cmd.id.to_string(),
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{id}#commands")))
+}
+
+async fn revoke(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
+    if !st.fleet.revoke(&node).await? {
+        return Err(WebError::NotFound);
+    }
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.device.revoke",
+        &id,
+        "",
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct MetaForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    tags: String,
+}
+
+async fn set_meta(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<MetaForm>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let tags = tag_list(&f.tags);
+    let detail = format!(
+        "name={} site={} group={} tags={}",
+        f.name,
+        f.site,
+        f.group,
+        tags.join(",")
+    );
+    let (name, site, group) = (opt(f.name), opt(f.site), opt(f.group));
+    for (what, v) in [("name", &name), ("site", &site), ("group", &group)] {
+        if let Some(v) = v {
+            db::check_label(what, v).map_err(OpError::from)?;
+        }
+    }
+    let d = id.clone();
+    st.fleet
+        .store()
+        .write(move |tx| {
+            Ok(db::set_meta(
+                tx,
+                &d,
+                name.as_deref(),
+                site.as_deref(),
+                group.as_deref(),
+                Some(&tags),
+            ))
+        })
+        .await?
+        .map_err(OpError::from)?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.device.meta",
+        &id,
+        &detail,
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{id}")))
+}

@@ -240,8 +240,10 @@ pub struct InboxData {
     pub tabs: Vec<(&'static str, &'static str, bool)>,
 }
 
-/// Routing facts of the conversations one tab shows (not `All`), newest
-/// decisions first; at most `limit`.
+/// Routing facts of the conversations one tab shows (not `All`): waiting
+/// work first by priority, then oldest first; at most `limit`. One pass over
+/// the engine's conversations with cheap checks (visibility cached per
+/// queue and per agent); routing facts are built only for the rows kept.
 fn routed_for_tab(
     r: &Router,
     viewer: &Viewer,
@@ -251,8 +253,10 @@ fn routed_for_tab(
     status: Option<&str>,
     limit: usize,
 ) -> Vec<(String, RouteInfo)> {
-    let mut cache = VisCache::new(r);
-    let mut out: Vec<(String, RouteInfo)> = Vec::new();
+    let wanted_state = status.map(|s| format!("state.{s}"));
+    let mut by_queue: HashMap<QueueId, bool> = HashMap::new();
+    let mut by_agent: HashMap<AgentId, bool> = HashMap::new();
+    let mut picked: Vec<ConversationView> = Vec::new();
     for c in r.conversations() {
         if matches!(
             c.state,
@@ -266,31 +270,54 @@ fn routed_for_tab(
         {
             continue;
         }
-        let info = route_info(r, &c);
-        if let Some(s) = status
-            && info.state != format!("state.{s}")
+        if let Some(w) = &wanted_state
+            && state_key(&c.state) != w
         {
             continue;
         }
         let mine = c.agent.as_ref().is_some_and(|a| a.as_str() == viewer.agent);
+        let waiting = matches!(c.state, RouteState::Waiting { .. } | RouteState::Reserved { .. });
         let keep = match tab {
             Tab::Mine => mine,
-            Tab::Unassigned => info.waiting && viewer.can_see(Some(cache.get(&c))),
-            Tab::Teams | Tab::All => viewer.can_see(Some(cache.get(&c))),
+            Tab::Unassigned if !waiting => false,
+            Tab::Unassigned | Tab::Teams | Tab::All => {
+                let q = match by_queue.get(&c.queue) {
+                    Some(v) => *v,
+                    None => {
+                        let v = viewer.sees_queue(r, &c.queue);
+                        by_queue.insert(c.queue.clone(), v);
+                        v
+                    }
+                };
+                q || c.agent.as_ref().is_some_and(|a| match by_agent.get(a) {
+                    Some(v) => *v,
+                    None => {
+                        let v = viewer.sees_agent(r, a);
+                        by_agent.insert(a.clone(), v);
+                        v
+                    }
+                })
+            }
         };
         if keep {
-            out.push((c.id.to_string(), info));
+            picked.push(c);
         }
     }
-    // Waiting work oldest first (priority first); the rest by age too.
-    out.sort_by(|a, b| {
-        b.1.priority
-            .cmp(&a.1.priority)
-            .then(a.1.age.cmp(&b.1.age))
-            .then(a.0.cmp(&b.0))
-    });
-    out.truncate(limit);
-    out
+    let by = |a: &ConversationView, b: &ConversationView| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.age.cmp(&b.age))
+            .then(a.id.cmp(&b.id))
+    };
+    if picked.len() > limit {
+        picked.select_nth_unstable_by(limit, by);
+        picked.truncate(limit);
+    }
+    picked.sort_unstable_by(by);
+    picked
+        .iter()
+        .map(|c| (c.id.to_string(), route_info(r, c)))
+        .collect()
 }
 
 fn summaries(

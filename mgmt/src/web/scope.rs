@@ -91,6 +91,28 @@ impl Viewer {
     }
 }
 
+impl Viewer {
+    /// The part of [`Viewer::can_see`] that depends only on the queue
+    /// (`can_see` is this or [`Viewer::sees_agent`]).
+    pub fn sees_queue(&self, r: &Router, queue: &QueueId) -> bool {
+        self.sees_all() || self.can_see(Some(&of_view(r, None, queue)))
+    }
+
+    /// The part of [`Viewer::can_see`] that depends only on the assigned agent.
+    pub fn sees_agent(&self, r: &Router, agent: &AgentId) -> bool {
+        if self.sees_all() || agent.as_str() == self.agent {
+            return true;
+        }
+        let Some(a) = r.config().agents.iter().find(|a| &a.id == agent) else {
+            return false;
+        };
+        a.team.as_ref().is_some_and(|t| self.teams.contains(t))
+            || a.site
+                .as_ref()
+                .is_some_and(|s| self.sites.iter().any(|x| x == s.as_str()))
+    }
+}
+
 /// The visibility facts of a conversation routing knows.
 pub fn visibility(r: &Router, id: &ConversationId) -> Option<Visibility> {
     let c = r.conversation(id)?;

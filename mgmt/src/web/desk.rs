@@ -276,7 +276,10 @@ fn routed_for_tab(
             continue;
         }
         let mine = c.agent.as_ref().is_some_and(|a| a.as_str() == viewer.agent);
-        let waiting = matches!(c.state, RouteState::Waiting { .. } | RouteState::Reserved { .. });
+        let waiting = matches!(
+            c.state,
+            RouteState::Waiting { .. } | RouteState::Reserved { .. }
+        );
         let keep = match tab {
             Tab::Mine => mine,
             Tab::Unassigned if !waiting => false,

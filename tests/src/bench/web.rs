@@ -440,7 +440,12 @@ pub fn section(f: &Figures) -> String {
          The agent inbox scans every conversation routing holds for the ones the agent may see \
          (here {} waiting), sorts them by priority and age and renders the first 200; the \
          supervisor's \"all\" view reads the newest 200 from the projection's index. The \
-         conversation view reads its timeline, routing decisions, notes and the customer panel.\n",
+         conversation view reads its timeline, routing decisions, notes and the customer panel.\n\n\
+         What to watch: the agent inbox costs one pass over every conversation routing holds, \
+         inside the routing task; every live change makes each desk that may see it refetch its \
+         list (coalesced per 150 ms in the browser). With many agents and a large backlog that \
+         pass is the bottleneck; the next step is an index per queue and per agent in the engine \
+         (or a projection of routing state) so a list reads only its own rows.\n",
         f.agents,
         f.live_samples,
         f.live.len(),

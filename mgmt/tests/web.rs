@@ -471,6 +471,40 @@ async fn every_page_and_api_refuses_users_without_the_role() {
 }
 
 #[tokio::test]
+async fn the_api_stream_accepts_a_supervisors_session() {
+    let m = setup().await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let ana = login(&m, "ana", "ana-password").await;
+    let head = |cookie: String| {
+        let http = m.http.clone();
+        async move {
+            let mut s = TcpStream::connect(&http).await.unwrap();
+            let r =
+                format!("GET /api/v1/stream HTTP/1.1\r\nHost: {http}\r\nCookie: {cookie}\r\n\r\n");
+            s.write_all(r.as_bytes()).await.unwrap();
+            let mut lines = BufReader::new(s).lines();
+            let mut head = String::new();
+            while let Ok(Ok(Some(l))) = tokio::time::timeout(DEADLINE, lines.next_line()).await {
+                if l.is_empty() {
+                    break;
+                }
+                head += &l.to_ascii_lowercase();
+                head += "\n";
+            }
+            head
+        }
+    };
+    let h = head(sofia.cookie.clone()).await;
+    assert!(
+        h.starts_with("http/1.1 200") && h.contains("content-type: text/event-stream"),
+        "{h}"
+    );
+    let h = head(ana.cookie.clone()).await;
+    assert!(h.starts_with("http/1.1 403"), "{h}");
+    m.stop().await;
+}
+
+#[tokio::test]
 async fn agents_see_only_their_teams_conversations() {
     let m = setup().await;
     let mut dev = m.device("branch-1").await;
@@ -636,6 +670,15 @@ async fn desk_actions_reach_routing_and_the_log() {
     let r = ivan.post(&format!("/desk/c/{id}/action"), "do=hold").await;
     assert_eq!(r.status, 303);
     assert!(r.header("location").unwrap().contains("err="));
+
+    // Reopened from the desk: shown open (the projection's word), with Resolve again.
+    let r = ivan
+        .post(&format!("/desk/c/{id}/action"), "do=reopen")
+        .await;
+    assert_eq!(r.status, 303);
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    assert!(page.contains("data-state=\"state.open\""), "{page}");
+    assert!(page.contains("data-testid=\"act-resolve\""), "{page}");
 
     // Everything is in the audit log.
     let root = login(&m, "root", "root-password").await;

@@ -62,6 +62,18 @@ fn state_key(s: &RouteState) -> &'static str {
     }
 }
 
+/// The state the desk shows: open/resolved is the projection's (what the
+/// API and the customer's thread say); within an open conversation, the
+/// routing state. (Reopened from the desk, routing still says resolved
+/// until the customer writes again: shown as open.)
+fn shown_state(status: Status, route: &'static str) -> &'static str {
+    match (status, route) {
+        (Status::Resolved, _) => "state.resolved",
+        (Status::Open, "state.resolved" | "state.abandoned") => "state.open",
+        (Status::Open, r) => r,
+    }
+}
+
 fn route_info(r: &Router, c: &ConversationView) -> RouteInfo {
     let q = r.config().queues.iter().find(|q| q.id == c.queue);
     RouteInfo {
@@ -476,7 +488,7 @@ pub async fn inbox_data(
         .map(|(s, i)| {
             let (state, agent, queue) = match &i {
                 Some(i) => (
-                    i.state,
+                    shown_state(s.status, i.state),
                     i.agent.clone().unwrap_or_default(),
                     i.queue.clone(),
                 ),
@@ -963,7 +975,7 @@ async fn conv_view(
     items.sort_by_key(|i| i.at_ms);
     let s = &loaded.detail.summary;
     let state = match &route {
-        Some(r) => r.state,
+        Some(r) => shown_state(s.status, r.state),
         None if s.status == Status::Resolved => "state.resolved",
         None => "state.unrouted",
     };

@@ -651,6 +651,22 @@ async fn desk_actions_reach_routing_and_the_log() {
         page.contains("ask @ana about it") && page.contains("class=\"mention\">@ana"),
         "{page}"
     );
+    // Mentioned users see a marker on the conversation in their inbox.
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let r = sofia
+        .post(
+            &format!("/desk/c/{id}/note"),
+            "text=%40ivan+please+call+back",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let mine = ivan.get("/desk/list?tab=mine").await.body;
+    assert!(mine.contains("data-testid=\"row-mention\""), "{mine}");
+    let all = sofia.get("/desk/list?tab=all").await.body;
+    assert!(
+        !all.contains("data-testid=\"row-mention\""),
+        "sofia is not mentioned: {all}"
+    );
 
     // Resolve: the projection and routing agree.
     assert_eq!(

@@ -229,6 +229,8 @@ pub struct Row {
     pub waiting: String,
     pub sla: String,
     pub sla_late: bool,
+    /// A private note on it mentions the user.
+    pub mentioned: bool,
     pub selected: bool,
 }
 
@@ -353,6 +355,15 @@ fn tagged_contacts(conn: &rusqlite::Connection, tag: &str) -> rusqlite::Result<H
     st.query_map(params![tag], |r| r.get(0))?.collect()
 }
 
+/// Conversations with a private note that mentions `login`.
+fn mentioning(conn: &rusqlite::Connection, login: &str) -> rusqlite::Result<HashSet<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT DISTINCT conversation_id FROM conversation_note
+         WHERE ',' || mentions || ',' LIKE '%,' || ?1 || ',%'",
+    )?;
+    st.query_map(params![login], |r| r.get(0))?.collect()
+}
+
 fn all_tags(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
     let mut st =
         conn.prepare_cached("SELECT DISTINCT tag FROM contact_tag ORDER BY tag LIMIT 200")?;
@@ -469,14 +480,15 @@ pub async fn inbox_data(
             .collect()
     };
     let tag2 = tag.clone();
-    let (tagged, tags) = st
+    let me = user.login.clone();
+    let (tagged, tags, mentioned) = st
         .store
         .read(move |conn| {
             let t = match &tag2 {
                 Some(t) => Some(tagged_contacts(conn, t)?),
                 None => None,
             };
-            Ok((t, all_tags(conn)?))
+            Ok((t, all_tags(conn)?, mentioning(conn, &me)?))
         })
         .await?;
     if let Some(t) = tagged {
@@ -533,6 +545,7 @@ pub async fn inbox_data(
                 _ => (String::new(), false),
             };
             Row {
+                mentioned: mentioned.contains(&s.id),
                 selected: selected == Some(s.id.as_str()),
                 icon: channel_icon(&s.channel),
                 channel_key: format!("channel.{}", s.channel),

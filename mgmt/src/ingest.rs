@@ -15,7 +15,7 @@ use crossline_proto::{
 };
 use crossline_store::{DeviceRegistry, EventLog};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
@@ -223,7 +223,37 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Stores batches in groups and acknowledges after commit.
+/// Rounds handed to the store and not yet acknowledged, at most. While round
+/// k commits, round k+1 is already queued at the store's writer, so the writer
+/// never waits for this worker between commits.
+const PIPELINE: usize = 4;
+
+/// Work received in one go: one ingest request per origin (already queued at
+/// the store), and the Hellos that arrived with it.
+struct Round {
+    stored: tokio::task::JoinHandle<Vec<Ingested>>,
+    hellos: Vec<(NodeId, Hello)>,
+}
+
+/// One origin's part of a round, once the store answered.
+struct Ingested {
+    origin: NodeId,
+    /// The events handed to the store (kept only when someone listens to
+    /// [`Update`]s).
+    events: Vec<Event>,
+    n: usize,
+    started: Instant,
+    out: crossline_store::Result<crossline_store::IngestOutcome>,
+}
+
+/// Stores batches in groups and acknowledges after commit, with up to
+/// [`PIPELINE`] rounds in flight.
+///
+/// Order: the store orders requests when they are made ([`EventLog::ingest`]),
+/// rounds are submitted in the order their messages arrived, and they are
+/// answered (acks, [`Update::Stored`], Hellos) strictly in that order too. An
+/// ack therefore never claims more than is committed, and acks per origin
+/// never go backwards.
 async fn worker<S>(
     store: S,
     client: AsyncClient,
@@ -238,92 +268,186 @@ async fn worker<S>(
     // after a hole asks once, not once per batch.
     let mut asked: HashMap<NodeId, (u64, Instant)> = HashMap::new();
     let mut buf = Vec::with_capacity(256);
-    while rx.recv_many(&mut buf, 256).await > 0 {
-        // Merge consecutive batches per origin into one ingest call each;
-        // origins run concurrently so the store commits them as one group.
-        let mut per_origin: HashMap<NodeId, Vec<Event>> = HashMap::new();
-        let mut hellos = Vec::new();
-        for w in buf.drain(..) {
-            match w {
-                Work::Batch(o, b) => per_origin.entry(o).or_default().extend(b.events),
-                Work::Hello(o, h) => hellos.push((o, h)),
+    let mut inflight: VecDeque<Round> = VecDeque::new();
+    let mut open = true;
+    loop {
+        let can_take = open && inflight.len() < PIPELINE;
+        if !can_take && inflight.is_empty() {
+            break;
+        }
+        tokio::select! {
+            // Answer finished rounds first: acks free the appliances' windows.
+            biased;
+            done = oldest(&mut inflight), if !inflight.is_empty() => {
+                let hellos = inflight.pop_front().map(|r| r.hellos).unwrap_or_default();
+                let results = done.unwrap_or_else(|e| {
+                    warn!(error = %e, "an ingest round failed; its events are not acknowledged and will be resent");
+                    Vec::new()
+                });
+                for r in results {
+                    answer(&client, &metrics, &updates, &mut asked, r).await;
+                }
+                for (origin, hello) in hellos {
+                    answer_hello(&store, &client, signals.as_ref(), origin, hello).await;
+                }
+            }
+            n = rx.recv_many(&mut buf, 256), if can_take => {
+                if n == 0 {
+                    open = false;
+                } else {
+                    inflight.push_back(submit(&store, &metrics, &updates, buf.drain(..)));
+                }
             }
         }
-        let mut jobs = tokio::task::JoinSet::new();
-        for (origin, mut events) in per_origin {
-            events.sort_by_key(|e| e.seq);
-            let before = events.len();
-            events.dedup_by_key(|e| e.seq);
-            // The same batch received twice in one drain (a redelivery).
-            metrics.duplicates.add((before - events.len()) as u64);
-            let st = store.clone();
-            let keep = (updates.receiver_count() > 0).then(|| events.clone());
-            jobs.spawn(async move {
-                let started = Instant::now();
-                let n = events.len();
-                let out = st.ingest(&origin, events).await;
-                (origin, keep.unwrap_or_default(), n, started, out)
+    }
+}
+
+/// The oldest round's results (pending for ever when there is none; the
+/// caller only polls this while a round is in flight).
+async fn oldest(inflight: &mut VecDeque<Round>) -> Result<Vec<Ingested>, tokio::task::JoinError> {
+    match inflight.front_mut() {
+        Some(r) => (&mut r.stored).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands one round to the store. Consecutive batches of an origin become one
+/// ingest request; every request is made here, before this returns, so the
+/// store queues them in arrival order (origins of a round commit as one
+/// group).
+fn submit<S>(
+    store: &S,
+    metrics: &Metrics,
+    updates: &broadcast::Sender<Update>,
+    work: impl Iterator<Item = Work>,
+) -> Round
+where
+    S: EventLog,
+{
+    let mut per_origin: Vec<(NodeId, Vec<Event>)> = Vec::new();
+    let mut hellos = Vec::new();
+    for w in work {
+        match w {
+            Work::Batch(o, b) => match per_origin.iter_mut().find(|(k, _)| *k == o) {
+                Some((_, evs)) => evs.extend(b.events),
+                None => per_origin.push((o, b.events)),
+            },
+            Work::Hello(o, h) => hellos.push((o, h)),
+        }
+    }
+    let listening = updates.receiver_count() > 0;
+    let mut requests = Vec::with_capacity(per_origin.len());
+    for (origin, mut events) in per_origin {
+        events.sort_by_key(|e| e.seq);
+        let before = events.len();
+        events.dedup_by_key(|e| e.seq);
+        // The same batch received twice in one drain (a redelivery).
+        metrics.duplicates.add((before - events.len()) as u64);
+        let keep = if listening {
+            events.clone()
+        } else {
+            Vec::new()
+        };
+        let n = events.len();
+        let started = Instant::now();
+        let fut = store.ingest(&origin, events);
+        requests.push(async move {
+            let out = fut.await;
+            Ingested {
+                origin,
+                events: keep,
+                n,
+                started,
+                out,
+            }
+        });
+    }
+    Round {
+        stored: tokio::spawn(futures_util::future::join_all(requests)),
+        hellos,
+    }
+}
+
+/// Acknowledges what one ingest request stored (or asks for a resend) and
+/// tells live subscribers.
+async fn answer(
+    client: &AsyncClient,
+    metrics: &Metrics,
+    updates: &broadcast::Sender<Update>,
+    asked: &mut HashMap<NodeId, (u64, Instant)>,
+    r: Ingested,
+) {
+    let Ingested {
+        origin,
+        events,
+        n,
+        started,
+        out,
+    } = r;
+    match out {
+        Ok(o) => {
+            metrics.events_stored.add(o.stored as u64);
+            metrics.duplicates.add(o.duplicates as u64);
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let resend = o.missing_from.filter(|&m| {
+                let fresh = asked
+                    .get(&origin)
+                    .is_none_or(|(s, t)| *s != m || t.elapsed() > Duration::from_secs(1));
+                if fresh {
+                    asked.insert(origin.clone(), (m, Instant::now()));
+                }
+                fresh
             });
-        }
-        while let Some(j) = jobs.join_next().await {
-            let Ok((origin, events, n, started, out)) = j else {
-                continue;
-            };
-            match out {
-                Ok(o) => {
-                    metrics.events_stored.add(o.stored as u64);
-                    metrics.duplicates.add(o.duplicates as u64);
-                    metrics
-                        .commit_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    let resend = o.missing_from.filter(|&m| {
-                        let fresh = asked
-                            .get(&origin)
-                            .is_none_or(|(s, t)| *s != m || t.elapsed() > Duration::from_secs(1));
-                        if fresh {
-                            asked.insert(origin.clone(), (m, Instant::now()));
-                        }
-                        fresh
-                    });
-                    if let Some(m) = o.missing_from {
-                        metrics.holes.inc();
-                        debug!(device = %origin, contiguous = o.contiguous, missing_from = m, "hole in stream");
-                    }
-                    debug!(device = %origin, n, stored = o.stored, dup = o.duplicates, contiguous = o.contiguous, "ingested");
-                    send_ack(&client, &origin, Ack::new(o.contiguous, resend)).await;
-                    if o.stored > 0 && !events.is_empty() {
-                        let first_new = o.contiguous + 1 - o.stored as u64;
-                        let fresh: Vec<Event> = events
-                            .into_iter()
-                            .filter(|e| e.seq >= first_new && e.seq <= o.contiguous)
-                            .collect();
-                        let _ = updates.send(Update::Stored {
-                            origin,
-                            contiguous: o.contiguous,
-                            events: fresh,
-                        });
-                    }
-                }
-                Err(e) => {
-                    // Not acknowledged: the appliance keeps the events and resends.
-                    warn!(device = %origin, error = %e, "could not store events; the appliance will resend");
-                }
+            if let Some(m) = o.missing_from {
+                metrics.holes.inc();
+                debug!(device = %origin, contiguous = o.contiguous, missing_from = m, "hole in stream");
+            }
+            debug!(device = %origin, n, stored = o.stored, dup = o.duplicates, contiguous = o.contiguous, "ingested");
+            send_ack(client, &origin, Ack::new(o.contiguous, resend)).await;
+            if o.stored > 0 && !events.is_empty() {
+                let first_new = o.contiguous + 1 - o.stored as u64;
+                let fresh: Vec<Event> = events
+                    .into_iter()
+                    .filter(|e| e.seq >= first_new && e.seq <= o.contiguous)
+                    .collect();
+                let _ = updates.send(Update::Stored {
+                    origin,
+                    contiguous: o.contiguous,
+                    events: fresh,
+                });
             }
         }
-        for (origin, hello) in hellos {
-            match store.contiguous(&origin).await {
-                Ok(c) => {
-                    info!(device = %origin, head = hello.head, their_ack = hello.acked, ours = c, software = %hello.software, "hello");
-                    // The appliance streams from its own ack on connect; this
-                    // ack moves it forward if an earlier ack of ours was lost.
-                    send_ack(&client, &origin, Ack::new(c, None)).await;
-                    if let Some(s) = &signals {
-                        let _ = s.send(IngestSignal::Hello(origin.clone()));
-                    }
-                }
-                Err(e) => warn!(device = %origin, error = %e, "could not answer hello"),
+        Err(e) => {
+            // Not acknowledged: the appliance keeps the events and resends.
+            warn!(device = %origin, error = %e, "could not store events; the appliance will resend");
+        }
+    }
+}
+
+/// Answers a device's Hello with what mgmt holds of its log (after every
+/// round received before the Hello was answered).
+async fn answer_hello<S>(
+    store: &S,
+    client: &AsyncClient,
+    signals: Option<&mpsc::UnboundedSender<IngestSignal>>,
+    origin: NodeId,
+    hello: Hello,
+) where
+    S: EventLog,
+{
+    match store.contiguous(&origin).await {
+        Ok(c) => {
+            info!(device = %origin, head = hello.head, their_ack = hello.acked, ours = c, software = %hello.software, "hello");
+            // The appliance streams from its own ack on connect; this
+            // ack moves it forward if an earlier ack of ours was lost.
+            send_ack(client, &origin, Ack::new(c, None)).await;
+            if let Some(s) = signals {
+                let _ = s.send(IngestSignal::Hello(origin.clone()));
             }
         }
+        Err(e) => warn!(device = %origin, error = %e, "could not answer hello"),
     }
 }
 

@@ -87,11 +87,18 @@ pub trait EventLog: Send + Sync + 'static {
     /// Stores events replicated from `origin` (all must have that origin):
     /// duplicates are ignored, the contiguous prefix is extended, anything
     /// after a hole is refused (see [`IngestOutcome::missing_from`]).
+    ///
+    /// The request is ordered when this method is called, not when the
+    /// future is first polled: a caller may make several requests (for the
+    /// same origin too) before awaiting any, and they are applied in call
+    /// order. mgmt's ingestion relies on this to keep the next round queued
+    /// while the previous one commits. The future owns what it needs
+    /// (`'static`), so it can be awaited on another task.
     fn ingest(
         &self,
         origin: &NodeId,
         events: Vec<Event>,
-    ) -> impl Future<Output = Result<IngestOutcome>> + Send;
+    ) -> impl Future<Output = Result<IngestOutcome>> + Send + 'static;
 
     /// Highest contiguous seq stored for `origin` (0 if none).
     fn contiguous(&self, origin: &NodeId) -> impl Future<Output = Result<u64>> + Send;

@@ -9,11 +9,14 @@
 //! * Every write goes to ONE writer thread (a plain `std::thread`) that owns
 //!   the only read-write connection. Callers send a request over a channel and
 //!   await a tokio oneshot. The thread takes everything already queued (up to
-//!   1000 requests or 4096 events), runs it in ONE `BEGIN IMMEDIATE`
+//!   1000 requests or [`StoreOptions::max_group_events`]), runs it in ONE `BEGIN IMMEDIATE`
 //!   transaction and commits once: one fsync per group, not per event
 //!   (group commit). Replies go out only after the commit, so "returned Ok"
 //!   always means "durable".
-//! * Each request runs inside its own savepoint: one that fails (a
+//! * Each request of a group of several runs inside its own savepoint (a
+//!   request alone in its group needs none: the transaction is its
+//!   savepoint); statement journals live in memory (`temp_store=MEMORY`).
+//!   A request that fails (a
 //!   constraint, a projector error, a panic in a caller's closure) is rolled
 //!   back alone and gets its own error; the others still commit. If the
 //!   commit itself fails (disk full, I/O error, a *deferred* foreign key
@@ -36,6 +39,11 @@
 //!   local node included) and moves in the same transaction as the events.
 //! * A request is queued when the method is called, not when its future is
 //!   first polled; dropping the future does not cancel it.
+//! * WAL checkpoints do not run inside the writer's commits: a second
+//!   connection on its own thread copies the WAL back into the database file
+//!   while the writer goes on, and the writer only finishes the few frames
+//!   committed meanwhile so the WAL starts over (see `checkpoint.rs`;
+//!   [`StoreOptions::checkpoint_pages`]).
 //! * [`SqliteStore::close`] (or dropping the last clone) lets the writer
 //!   finish everything queued before it, checkpoints the WAL and stops the
 //!   thread. It blocks for at most one group commit.
@@ -80,6 +88,7 @@
 //! instance appending as the same node (or each instance gets its own node
 //! id), and the devices table moves as is. The migrations stay SQL files.
 
+mod checkpoint;
 pub mod migrations;
 mod ops;
 mod read;
@@ -121,6 +130,17 @@ pub struct StoreOptions {
     /// How long a statement waits for a lock held by another connection or
     /// process (a backup, the `sqlite3` shell) before failing.
     pub busy_timeout: Duration,
+    /// WAL pages (4 KiB) after which the WAL is copied back into the database
+    /// file, off the writer (see the `checkpoint` module). Bigger means each
+    /// page rewritten by many commits is copied back once instead of many
+    /// times, at the price of a bigger WAL file (this × 4 KiB, up to 4× that
+    /// while a copy runs) and a longer recovery after a crash. Default 4096
+    /// (16 MiB).
+    pub checkpoint_pages: u32,
+    /// A group commit stops taking requests once it holds this many events
+    /// (default 4096). Bigger groups write each index page they touch once for
+    /// more events; a request may wait for up to one group to be written.
+    pub max_group_events: usize,
 }
 
 impl Default for StoreOptions {
@@ -130,6 +150,8 @@ impl Default for StoreOptions {
             projector: None,
             readers: DEFAULT_READERS,
             busy_timeout: BUSY_TIMEOUT,
+            checkpoint_pages: checkpoint::CHECKPOINT_PAGES,
+            max_group_events: writer::MAX_GROUP_EVENTS,
         }
     }
 }
@@ -194,11 +216,6 @@ pub(crate) fn clone_sqlite_error(e: &rusqlite::Error) -> rusqlite::Error {
 /// The writer touches the tail of every index on each group; with a cache
 /// smaller than that working set it re-reads pages from the WAL on each commit.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
-/// WAL pages after which a commit checkpoints (SQLite's default is 1000).
-/// Index pages are rewritten by many consecutive commits: checkpointing less
-/// often copies each of them back once instead of many times. The WAL file
-/// grows to about this many pages × 4 KiB (16 MiB) between checkpoints.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 4096;
 /// Prepared statements kept per connection (rusqlite's default is 16): the
 /// writer runs the store's statements and every projector's, and a statement
 /// that falls out of the cache is parsed and planned again on its next use.
@@ -209,7 +226,8 @@ fn configure_writer(conn: &Connection, busy: Duration) -> rusqlite::Result<Strin
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    // Statement journals (for savepoints) in memory, not in temp files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.busy_timeout(busy)?;
     Ok(mode)
@@ -283,12 +301,16 @@ impl SqliteStore {
             opts.wall,
             last,
             opts.projector,
+            opts.max_group_events,
         );
+        let checkpointer =
+            checkpoint::Checkpointer::start(path, path_str.clone(), opts.checkpoint_pages)
+                .map_err(sql)?;
         let (to_writer, rx) = mpsc::channel();
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("crossline-store-writer".into())
-            .spawn(move || writer::run(conn, ctx, rx, thread_shared))
+            .spawn(move || writer::run(conn, ctx, rx, thread_shared, checkpointer))
             .map_err(|e| {
                 StoreError::Invalid(format!(
                     "database {path_str}: cannot start the writer thread: {e}"
@@ -506,7 +528,7 @@ impl EventLog for SqliteStore {
         &self,
         origin: &NodeId,
         events: Vec<Event>,
-    ) -> impl Future<Output = Result<IngestOutcome>> + Send {
+    ) -> impl Future<Output = Result<IngestOutcome>> + Send + 'static {
         let queued = check_ingest(&self.inner.local, origin, &events).map(|()| {
             let origin = origin.clone();
             self.submit(events.len(), move |ctx, tx| {

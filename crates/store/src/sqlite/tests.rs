@@ -811,3 +811,94 @@ async fn a_database_locked_by_another_process_fails_clearly_then_recovers() {
     let next = store.append(vec![hb(3)]).await.unwrap();
     assert_eq!(next[0].seq, 2, "the failed append consumed no seq");
 }
+
+#[tokio::test]
+async fn a_failing_request_alone_in_its_group_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let projector: Projector = Box::new(|_tx, ev| match ev.body {
+        EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
+            rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
+        ),
+        _ => Ok(()),
+    });
+    let store = SqliteStore::open_with(
+        &dir.path().join("log.db"),
+        node("local"),
+        StoreOptions {
+            projector: Some(projector),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let a = store.append(vec![hb(1)]).await.unwrap();
+    let before = store.stats();
+    // Alone in its group (nothing else queued): no savepoint, the whole
+    // transaction is rolled back.
+    let err = store.append(vec![hb(2), hb(666)]).await.unwrap_err();
+    assert!(err.to_string().contains("666"), "{err}");
+    let after = store.stats();
+    assert_eq!(after.commits, before.commits, "nothing was committed");
+    assert_eq!(after.failed_requests - before.failed_requests, 1);
+    let b = store.append(vec![hb(3)]).await.unwrap();
+    assert_eq!(
+        (a[0].seq, b[0].seq),
+        (1, 2),
+        "the failed append left no gap"
+    );
+    assert!(a[0].at < b[0].at);
+    let local = store.read_from(&node("local"), 1, 100).await.unwrap();
+    assert_eq!(local, vec![a[0].clone(), b[0].clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_and_stays_bounded_under_sustained_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let wal = dir.path().join("log.db-wal");
+    let store = SqliteStore::open_with(
+        &path,
+        node("local"),
+        StoreOptions {
+            checkpoint_pages: 64,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let branch = node("branch-1");
+    let mut largest_wal = 0;
+    let (mut seq, rounds, per) = (0u64, 150u64, 200u64);
+    for _ in 0..rounds {
+        // Two requests per group (one local, one ingested) so both the
+        // savepoint path and the checkpoint after commit run.
+        let a = store.append((0..per).map(hb).collect());
+        let i = store.ingest(&branch, remote(&branch, seq + 1..=seq + per));
+        a.await.unwrap();
+        assert_eq!(i.await.unwrap().stored, per as usize);
+        seq += per;
+        largest_wal = largest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let written: u64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let pages: u64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        pages * 4096
+    };
+    // Without checkpoints the WAL would hold every page ever written (many
+    // times the database); with them it stays near 4 × 64 pages + a group.
+    assert!(
+        largest_wal < 4 << 20 && largest_wal < written,
+        "WAL grew to {largest_wal} bytes (database {written} bytes)"
+    );
+    store.close().unwrap();
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    assert_eq!(store.contiguous(&branch).await.unwrap(), seq);
+    assert_eq!(
+        store
+            .read_from(&node("local"), 1, 100_000)
+            .await
+            .unwrap()
+            .len() as u64,
+        rounds * per
+    );
+}

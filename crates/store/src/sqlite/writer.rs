@@ -2,15 +2,18 @@
 //!
 //! Callers box their work as a [`Job`] and send it over a channel. The thread
 //! takes the first queued job, drains whatever else is already queued (up to
-//! [`MAX_GROUP_REQUESTS`] jobs or [`MAX_GROUP_EVENTS`] events), runs them all in
-//! ONE `BEGIN IMMEDIATE` transaction, each inside its own savepoint, commits
-//! once (one fsync for the whole group) and only then replies to every caller.
+//! [`MAX_GROUP_REQUESTS`] jobs or `max_group_events` events), runs them all in
+//! ONE `BEGIN IMMEDIATE` transaction, each inside its own savepoint (unless it
+//! is alone), commits once (one fsync for the whole group) and only then
+//! replies to every caller. After a commit it may finish a WAL checkpoint
+//! (see [`checkpoint`]).
 //!
 //! A job that fails is rolled back to its savepoint and gets its own error;
 //! the rest of the group still commits. If the commit itself fails, every job
 //! of the group gets the error and the in-memory state (the HLC) is put back
 //! to what it was before the group, so nothing was handed out.
 
+use super::checkpoint::{self, Checkpointer};
 use super::{Shared, clone_sqlite_error};
 use crate::{Result, StoreError};
 use crossline_core::{Event, Hlc, HlcClock, NodeId, WallClock};
@@ -23,7 +26,8 @@ use tokio::sync::oneshot;
 
 /// At most this many requests are committed in one transaction.
 pub(crate) const MAX_GROUP_REQUESTS: usize = 1000;
-/// A group stops taking requests once it holds this many events.
+/// By default a group stops taking requests once it holds this many events
+/// (see [`StoreOptions::max_group_events`](super::StoreOptions::max_group_events)).
 pub(crate) const MAX_GROUP_EVENTS: usize = 4096;
 
 /// Applies a projection for one newly stored event (appended or ingested),
@@ -49,6 +53,8 @@ pub(crate) struct Ctx {
     pub wall: Arc<dyn WallClock>,
     pub clock: HlcClock<SharedWall>,
     pub projector: Option<Projector>,
+    /// A group stops taking requests once it holds this many events.
+    pub max_group_events: usize,
 }
 
 impl Ctx {
@@ -58,6 +64,7 @@ impl Ctx {
         wall: Arc<dyn WallClock>,
         last: Hlc,
         projector: Option<Projector>,
+        max_group_events: usize,
     ) -> Self {
         let clock = HlcClock::resume(SharedWall(wall.clone()), last);
         Self {
@@ -66,6 +73,7 @@ impl Ctx {
             wall,
             clock,
             projector,
+            max_group_events: max_group_events.max(1),
         }
     }
 
@@ -171,7 +179,11 @@ pub(crate) fn run(
     mut ctx: Ctx,
     rx: Receiver<Msg>,
     shared: Arc<Shared>,
+    mut checkpointer: Checkpointer,
 ) -> rusqlite::Result<()> {
+    // WAL size after each commit; also turns SQLite's automatic checkpoint
+    // (which would run inside our commits) off.
+    conn.wal_hook(Some(checkpoint::note_frames));
     let mut stop = false;
     while !stop {
         let Ok(first) = rx.recv() else { break };
@@ -189,38 +201,47 @@ pub(crate) fn run(
                     break;
                 }
             }
-            if jobs.len() < MAX_GROUP_REQUESTS && weight < MAX_GROUP_EVENTS {
+            if jobs.len() < MAX_GROUP_REQUESTS && weight < ctx.max_group_events {
                 next = rx.try_recv().ok();
             }
         }
         shared
             .queued
             .fetch_sub(jobs.len() as u64, Ordering::Relaxed);
-        if !jobs.is_empty() {
-            commit_group(&mut conn, &mut ctx, jobs, &shared);
+        if !jobs.is_empty()
+            && commit_group(&mut conn, &mut ctx, jobs, &shared)
+            && checkpointer.after_commit()
+        {
+            checkpoint_here(&conn, &ctx.path, "PASSIVE");
         }
     }
+    checkpointer.stop();
     // Every commit is already durable; the checkpoint only folds the WAL back
     // into the main file so the next open starts from a small WAL.
-    let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-        r.get::<_, i64>(0)
-    });
-    match checkpoint {
-        Ok(0) => {}
-        Ok(_) => {
-            tracing::debug!(db = %ctx.path, "final WAL checkpoint incomplete (readers active)")
-        }
-        Err(e) => tracing::warn!(db = %ctx.path, error = %e, "final WAL checkpoint failed"),
-    }
+    checkpoint_here(&conn, &ctx.path, "TRUNCATE");
     conn.close().map_err(|(_, e)| e)
 }
 
+/// A checkpoint on the writer's own connection (see [`checkpoint`]).
+fn checkpoint_here(conn: &Connection, path: &str, mode: &str) {
+    let r = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match r {
+        Ok(0) => {}
+        Ok(_) => tracing::debug!(db = %path, mode, "WAL checkpoint incomplete (readers active)"),
+        Err(e) => tracing::warn!(db = %path, mode, error = %e, "WAL checkpoint failed"),
+    }
+}
+
+/// Runs one group in one transaction; returns whether something was
+/// committed.
 fn commit_group(
     conn: &mut Connection,
     ctx: &mut Ctx,
     mut jobs: Vec<Box<dyn Job>>,
     shared: &Shared,
-) {
+) -> bool {
     let n = jobs.len() as u64;
     shared.requests.fetch_add(n, Ordering::Relaxed);
     shared.largest_group.fetch_max(n, Ordering::Relaxed);
@@ -233,40 +254,62 @@ fn commit_group(
             for job in jobs {
                 job.finish(Err(&e), &ctx.path);
             }
-            return;
+            return false;
         }
     };
+    // A request alone in its group needs no savepoint: if it fails, the
+    // whole transaction is rolled back, which undoes exactly that request.
+    // (A savepoint makes SQLite copy every page it touches that an earlier
+    // request already changed into a statement journal.)
+    let alone = jobs.len() == 1;
     let mut aborted: Option<rusqlite::Error> = None;
     let mut failed = 0u64;
     for job in jobs.iter_mut() {
-        if let Err(e) = tx.execute_batch("SAVEPOINT request") {
+        if !alone && let Err(e) = savepoint(&tx, "SAVEPOINT request") {
             aborted = Some(e);
             break;
         }
         let mark = ctx.clock.last();
         let step = if job.run(ctx, &tx) {
-            tx.execute_batch("RELEASE request")
+            if alone {
+                Ok(())
+            } else {
+                savepoint(&tx, "RELEASE request")
+            }
         } else {
             failed += 1;
             ctx.reset_clock(mark);
-            tx.execute_batch("ROLLBACK TO request; RELEASE request")
+            if alone {
+                Ok(())
+            } else {
+                savepoint(&tx, "ROLLBACK TO request")
+                    .and_then(|()| savepoint(&tx, "RELEASE request"))
+            }
         };
         if let Err(e) = step {
             aborted = Some(e);
             break;
         }
     }
+    let nothing_left = alone && failed == 1;
     let result = match aborted {
         // Dropping the transaction rolls it back.
         Some(e) => {
             drop(tx);
             Err(e)
         }
+        // The only request failed: roll back (its own error is its answer).
+        None if nothing_left => {
+            drop(tx);
+            Ok(())
+        }
         None => tx.commit(),
     };
     match &result {
         Ok(()) => {
-            shared.commits.fetch_add(1, Ordering::Relaxed);
+            if !nothing_left {
+                shared.commits.fetch_add(1, Ordering::Relaxed);
+            }
             shared.failed_requests.fetch_add(failed, Ordering::Relaxed);
             let mut last = shared
                 .last_hlc
@@ -284,4 +327,10 @@ fn commit_group(
     for job in jobs {
         job.finish(commit, &ctx.path);
     }
+    result.is_ok() && !nothing_left
+}
+
+/// Runs a savepoint statement (prepared once per connection).
+fn savepoint(tx: &Transaction<'_>, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(|_| ())
 }

@@ -128,6 +128,14 @@ pub struct MqttConfig {
     /// Seconds between re-publishing commands an appliance has not confirmed.
     #[serde(default = "default_command_resend")]
     pub command_resend_s: u64,
+    /// Most simultaneous MQTT connections the embedded broker accepts
+    /// (appliances, plus two for mgmt itself).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    10_100
 }
 
 fn default_command_resend() -> u64 {
@@ -149,6 +157,7 @@ impl Default for MqttConfig {
             url: None,
             username: default_user(),
             command_resend_s: default_command_resend(),
+            max_connections: default_max_connections(),
         }
     }
 }

@@ -84,6 +84,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
             let b = crossline_broker::Broker::start(
                 crossline_broker::BrokerConfig {
                     listen: cfg.mqtt.listen,
+                    max_connections: cfg.mqtt.max_connections,
                     ..Default::default()
                 },
                 auth,

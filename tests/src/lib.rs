@@ -18,9 +18,14 @@ use std::time::{Duration, Instant};
 /// `scripts/test` builds them (`cargo build --bins`) before running tests.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
-    let p = dir.join(name);
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; a binary
+    // such as crossline-bench lives in target/<profile>/ itself.
+    let here = exe.parent().expect("exe dir");
+    let p = if here.join(name).exists() {
+        here.join(name)
+    } else {
+        here.parent().expect("target dir").join(name)
+    };
     assert!(
         p.exists(),
         "{} not found: build the binaries first (`cargo build --bins`, as scripts/test does)",

@@ -208,6 +208,11 @@ impl Mgmt {
             .is_some_and(|p| p.sigterm(Duration::from_secs(20)))
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(Proc::pid)
+    }
+
     /// `crossline-mgmt device add ID`: returns the new secret.
     pub fn add_device(&self, id: &str) -> String {
         let data = self.data.to_string_lossy().into_owned();

@@ -7,10 +7,16 @@
 //! to mgmt's API and SSE stream, against Debian's gammu-smsd storing it in
 //! its inbox (section "sms"; see src/bench/sms.rs).
 //!
+//! `crossline-bench fleet`: 10,000 simulated appliances' heartbeats and
+//! telemetry against one mgmt process: its CPU and RSS, heartbeat latency,
+//! fleet list render time (section "fleet"; see src/bench/fleet.rs).
+//!
 //! `crossline-bench web`: web UI render times with 100,000 conversations and
 //! 1,000,000 messages, and live-update latency to 1,000 desk streams
 //! (section "web"; see src/bench/web.rs).
 
+#[path = "../bench/fleet.rs"]
+mod fleet;
 #[path = "../bench/sms.rs"]
 mod sms;
 #[path = "../bench/web.rs"]
@@ -90,7 +96,22 @@ async fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store)"),
+        "fleet" => {
+            let opts = fleet::Options {
+                appliances: arg(&args, "--appliances").unwrap_or(10_000),
+                interval: Duration::from_secs(arg(&args, "--interval").unwrap_or(30)),
+                window: Duration::from_secs(arg(&args, "--window").unwrap_or(60)),
+                ramp: arg(&args, "--ramp").unwrap_or(500),
+                renders: arg(&args, "--renders").unwrap_or(20),
+            };
+            let f = fleet::run(&opts).await?;
+            let section = fleet::section(&f);
+            println!("{section}");
+            write_section(&out, "fleet", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet)"),
     }
 }
 

@@ -105,7 +105,14 @@ fn telemetry(i: usize, uptime: u64) -> Vec<u8> {
         line: line.into(),
         signal_dbm: Some(dbm),
         registered: true,
-        operator: Some(if i.is_multiple_of(3) { "Kyivstar" } else { "lifecell" }.into()),
+        operator: Some(
+            if i.is_multiple_of(3) {
+                "Kyivstar"
+            } else {
+                "lifecell"
+            }
+            .into(),
+        ),
         iccid: Some(format!("8938003{i:013}")),
         model: Some("EC25".into()),
         firmware: Some("EC25EFAR06A06M4G".into()),

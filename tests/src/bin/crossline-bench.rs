@@ -171,9 +171,20 @@ The durable figure is end to end: five appliances (in this process) append to th
 (fsync), publish batches QoS 1 through mgmt's embedded broker, mgmt stores them with the conversation \
 projection in one group-committed transaction (`synchronous=FULL`, the WAL fsynced) and only then acks; \
 the run ends when every event is stored. The raw broker figures publish the same payloads from as many \
-clients through the same broker to one subscriber, with nothing stored. The store-alone figures ingest \
-the same events straight into a fresh mgmt database on the same disk (batches of the appliances' size, \
-a window's worth in flight per origin), once as mgmt opens it and once as a bare event log.\n";
+clients through the same broker to one subscriber, with nothing stored (publishers stay at most 500 \
+messages ahead of the subscriber: the broker queues 1000 per client and drops the rest). The \
+store-alone figures ingest the same events straight into a fresh mgmt database on the same disk \
+(batches of the appliances' size, a window's worth in flight per origin), once as mgmt opens it and \
+once as a bare event log.\n\n\
+How to read it. With batches of 256 the raw broker forwards one opaque 73 KB blob per 256 events; no \
+store that parses, indexes and fsyncs every event can reach half of that, so the issue's ratio stays \
+in single digits and is reported as measured, not redefined. The comparisons that say something: \
+against a broker carrying one event per message (what an uplink without batching costs), and against \
+mgmt's own store with nothing in front of it (how much of its ceiling the pipeline uses). The ceiling \
+is mgmt's single writer: for each inbound SMS the conversation projection (contact lookup, timeline \
+row, conversation update, line seen) costs several times the event insert itself (compare the two \
+store-alone rows). All parts share the machine's cores (appliances, broker and mgmt run in one \
+process), so figures move with whatever else runs; compare ratios within one run.\n\n";
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.iter()

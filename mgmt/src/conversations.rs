@@ -393,6 +393,17 @@ fn inbound_conversation(
          VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5)",
         params![id, contact, channel, ms(ev), ev.at.c],
     )?;
+    if contact != id {
+        // A merged contact has several identities: this conversation is with
+        // the one that wrote.
+        exec(
+            tx,
+            "INSERT INTO conversation_identity (conversation_id, kind, address)
+             SELECT ?1, ?2, ?3 WHERE (SELECT count(*) FROM contact_identity WHERE contact_id = ?4) > 1
+             ON CONFLICT DO NOTHING",
+            params![id, addr.kind.as_str(), addr.value, contact],
+        )?;
+    }
     Ok(id)
 }
 
@@ -642,13 +653,17 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, i.kind, i.address, c.device,
+const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, coalesce(ci.kind, i.kind),
+    coalesce(ci.address, i.address), c.device,
     c.line, c.created_ms, c.last_ms, c.last_preview, c.unread, c.messages, c.last_c";
 
-// One identity per contact so far (contacts are created per address); when
-// contacts can be merged this join must pick one identity per contact.
-const SUMMARY_FROM: &str =
-    "FROM conversation c JOIN contact_identity i ON i.contact_id = c.contact_id";
+// One row per conversation: a contact has several identities after a merge
+// ([`merge_contacts`]); the conversation's own (`conversation_identity`, set
+// when its contact had several) wins, else the contact's first.
+const SUMMARY_FROM: &str = "FROM conversation c JOIN contact_identity i
+    ON (i.kind, i.address) = (SELECT kind, address FROM contact_identity
+        WHERE contact_id = c.contact_id ORDER BY kind, address LIMIT 1)
+    LEFT JOIN conversation_identity ci ON ci.conversation_id = c.id";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConversationSummary, i64)> {
     let kind: String = r.get(4)?;
@@ -954,4 +969,121 @@ pub fn mark_sent(tx: &Transaction<'_>, ids: &[EventId], at_ms: i64) -> rusqlite:
         st.execute(params![id.to_string(), at_ms])?;
     }
     Ok(())
+}
+
+/// What [`merge_contacts`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// Identities and conversations moved to the survivor.
+    Merged {
+        identities: usize,
+        conversations: usize,
+    },
+    /// Both contacts have an open conversation (a contact has at most one):
+    /// resolve one of them first.
+    BothOpen { survivor: String, merged: String },
+    /// Either contact does not exist (or was merged away already).
+    Unknown(String),
+    /// The two are the same contact.
+    Same,
+}
+
+/// Folds contact `merged` into `survivor`: its identities, conversations,
+/// tags and notes move to the survivor (so a later message from one of its
+/// identities lands on the survivor), and `contact_merge` records who did it.
+/// Conversations keep showing the identity they were with.
+pub fn merge_contacts(
+    tx: &Transaction<'_>,
+    survivor: &str,
+    merged: &str,
+    by: &str,
+    at_ms: i64,
+) -> rusqlite::Result<MergeOutcome> {
+    if survivor == merged {
+        return Ok(MergeOutcome::Same);
+    }
+    for c in [survivor, merged] {
+        let alive = tx
+            .query_row(
+                "SELECT 1 FROM contact k WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM contact_merge m WHERE m.merged = k.id)",
+                params![c],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if alive.is_none() {
+            return Ok(MergeOutcome::Unknown(c.to_string()));
+        }
+    }
+    let open = |c: &str| -> rusqlite::Result<Option<String>> {
+        tx.query_row(
+            "SELECT id FROM conversation WHERE contact_id = ?1 AND status = 'open'",
+            params![c],
+            |r| r.get(0),
+        )
+        .optional()
+    };
+    if let (Some(a), Some(b)) = (open(survivor)?, open(merged)?) {
+        return Ok(MergeOutcome::BothOpen {
+            survivor: a,
+            merged: b,
+        });
+    }
+    // Pin every conversation of both to the identity it shows now.
+    tx.execute(
+        "INSERT INTO conversation_identity (conversation_id, kind, address)
+         SELECT c.id, i.kind, i.address FROM conversation c JOIN contact_identity i
+             ON (i.kind, i.address) = (SELECT kind, address FROM contact_identity
+                 WHERE contact_id = c.contact_id ORDER BY kind, address LIMIT 1)
+         WHERE c.contact_id IN (?1, ?2)
+         ON CONFLICT DO NOTHING",
+        params![survivor, merged],
+    )?;
+    let identities = tx.execute(
+        "UPDATE contact_identity SET contact_id = ?1 WHERE contact_id = ?2",
+        params![survivor, merged],
+    )?;
+    let conversations = tx.execute(
+        "UPDATE conversation SET contact_id = ?1 WHERE contact_id = ?2",
+        params![survivor, merged],
+    )?;
+    tx.execute(
+        "INSERT INTO contact_tag (contact_id, tag) SELECT ?1, tag FROM contact_tag
+         WHERE contact_id = ?2 ON CONFLICT DO NOTHING",
+        params![survivor, merged],
+    )?;
+    tx.execute(
+        "DELETE FROM contact_tag WHERE contact_id = ?1",
+        params![merged],
+    )?;
+    tx.execute(
+        "UPDATE contact_note SET contact_id = ?1 WHERE contact_id = ?2",
+        params![survivor, merged],
+    )?;
+    tx.execute(
+        "UPDATE contact_merge SET survivor = ?1 WHERE survivor = ?2",
+        params![survivor, merged],
+    )?;
+    tx.execute(
+        "INSERT INTO contact_merge (merged, survivor, at_ms, by) VALUES (?1, ?2, ?3, ?4)",
+        params![merged, survivor, at_ms, by],
+    )?;
+    Ok(MergeOutcome::Merged {
+        identities,
+        conversations,
+    })
+}
+
+/// The contact an identity belongs to.
+pub fn contact_of(
+    conn: &Connection,
+    kind: AddressKind,
+    address: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT contact_id FROM contact_identity WHERE kind = ?1 AND address = ?2",
+        params![kind.as_str(), address],
+        |r| r.get(0),
+    )
+    .optional()
 }

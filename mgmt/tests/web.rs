@@ -687,14 +687,27 @@ async fn desk_actions_reach_routing_and_the_log() {
     assert_eq!(r.status, 303);
     assert!(r.header("location").unwrap().contains("err="));
 
-    // Reopened from the desk: shown open (the projection's word), with Resolve again.
+    // Reopened from the desk: open in the projection and back in routing
+    // (assigned again to ivan, who is available), with Resolve again.
     let r = ivan
         .post(&format!("/desk/c/{id}/action"), "do=reopen")
         .await;
     assert_eq!(r.status, 303);
+    assert!(
+        !r.header("location").unwrap().contains("err="),
+        "{:?}",
+        r.header("location")
+    );
+    let (_, v) = m.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(v["status"], "open");
+    wait_for(|| async {
+        let r = routing_state(&m, &id).await;
+        (r["state"]["state"] == "active" && r["agent"] == "ivan").then_some(())
+    })
+    .await;
     let page = ivan.get(&format!("/desk/c/{id}")).await.body;
-    assert!(page.contains("data-state=\"state.open\""), "{page}");
     assert!(page.contains("data-testid=\"act-resolve\""), "{page}");
+    assert!(page.contains("data-testid=\"act-hold\""), "{page}");
 
     // Everything is in the audit log.
     let root = login(&m, "root", "root-password").await;
@@ -705,11 +718,156 @@ async fn desk_actions_reach_routing_and_the_log() {
         "conversation.resume",
         "conversation.note",
         "conversation.resolve",
+        "conversation.reopen",
         "conversation.open",
         "presence",
     ] {
         assert!(audit.contains(a), "{a} missing from {audit}");
     }
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn merge_contacts_from_the_customer_panel() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let (num_a, num_b) = ("+380501112233", "+380509998877");
+    dev.sms("gsm1", num_a, "first from A").await;
+    let a1 = routed(&m, num_a).await;
+    dev.sms("gsm0", num_b, "first from B").await;
+    let b1 = routed(&m, num_b).await;
+    let contact = |id: String| {
+        let m = &m;
+        async move { m.get(&format!("/api/v1/conversations/{id}")).await.1["contact"].clone() }
+    };
+    let ca = contact(a1.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cb = contact(b1.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(ca, cb);
+
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    // Tags and notes on both contacts.
+    for (c, conv, tag, note) in [
+        (&ca, &a1, "vip", "note+on+A"),
+        (&cb, &b1, "late-payer", "note+on+B"),
+    ] {
+        let r = sofia
+            .post(
+                &format!("/desk/contact/{c}/tag"),
+                &format!("tag={tag}&conv={conv}"),
+            )
+            .await;
+        assert_eq!(r.status, 303);
+        let r = sofia
+            .post(
+                &format!("/desk/contact/{c}/note"),
+                &format!("text={note}&conv={conv}"),
+            )
+            .await;
+        assert_eq!(r.status, 303);
+    }
+    let merge = format!("/desk/contact/{ca}/merge");
+    let form = format!("with=%2B380509998877&conv={a1}");
+
+    // Both have an open conversation: refused with a message, nothing moved.
+    let r = sofia.post(&merge, &form).await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.header("location").unwrap().contains("err="),
+        "{:?}",
+        r.head
+    );
+    assert_eq!(contact(b1.clone()).await["id"], cb.as_str());
+    assert_eq!(
+        sofia
+            .post(&format!("/desk/c/{b1}/action"), "do=resolve")
+            .await
+            .status,
+        303
+    );
+
+    // Users who may not see both contacts are refused: ana sees only B's
+    // (north) conversation, sam supervises only the south team (A's).
+    for who in ["ana", "sam"] {
+        let u = login(&m, who, &format!("{who}-password")).await;
+        let r = u.post(&merge, &form).await;
+        assert_eq!(r.status, 403, "{who}: {}", r.body);
+    }
+    // Without same-origin proof: refused like every action.
+    let r = req(
+        &m,
+        "POST",
+        &merge,
+        &[("Cookie", &sofia.cookie)],
+        Some(&form),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(contact(b1.clone()).await["id"], cb.as_str());
+
+    // Sofia sees both: B merges into A.
+    let r = sofia.post(&merge, &form).await;
+    assert_eq!(r.status, 303);
+    assert!(
+        !r.header("location").unwrap().contains("err="),
+        "{:?}",
+        r.head
+    );
+
+    let check = |page: String| {
+        for want in [
+            format!("</small> {num_a}<"),
+            format!("</small> {num_b}<"),
+            format!("/desk/c/{b1}?"),
+            "data-testid=\"tag\">vip<".to_string(),
+            "data-testid=\"tag\">late-payer<".to_string(),
+            "note on A".to_string(),
+            "note on B".to_string(),
+        ] {
+            assert!(page.contains(&want), "{want} missing from {page}");
+        }
+    };
+    check(sofia.get(&format!("/desk/c/{a1}")).await.body);
+    // B's conversation now lists A as its contact, still with B's number.
+    let c = contact(b1.clone()).await;
+    assert_eq!(c["id"], ca.as_str());
+    assert_eq!(c["address"], num_b);
+    assert_eq!(contact(a1.clone()).await["address"], num_a);
+    // Listing by either number gives the contact's conversations, once each.
+    let l = m
+        .wait_list("?number=%2B380509998877", |l| l.len() == 2)
+        .await;
+    assert!(l.iter().any(|c| c["id"] == a1.as_str()) && l.iter().any(|c| c["id"] == b1.as_str()));
+
+    // A new SMS from B's number lands on A (in A's open conversation).
+    dev.sms("gsm0", num_b, "again from B").await;
+    let v = m
+        .wait_conversation(&a1, |v| v["last_message_preview"] == "again from B")
+        .await;
+    assert_eq!(v["contact"]["id"], ca.as_str());
+    assert_eq!(
+        m.wait_list("?number=%2B380509998877", |l| l.len() == 2)
+            .await
+            .len(),
+        2
+    );
+
+    // Audited.
+    let root = login(&m, "root", "root-password").await;
+    let audit = root.get("/admin/audit?actor=sofia").await.body;
+    assert!(audit.contains("contact.merged"), "{audit}");
+
+    // Survives a restart.
+    let m = m.restart().await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    check(sofia.get(&format!("/desk/c/{a1}")).await.body);
+    let (_, v) = m.get(&format!("/api/v1/conversations/{b1}")).await;
+    assert_eq!(v["contact"]["id"], ca.as_str());
     m.stop().await;
 }
 

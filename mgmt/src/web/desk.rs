@@ -19,10 +19,12 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use crossline_core::contact::ContactId;
+use crossline_core::routing::Attributes;
 use crossline_core::routing::{
     AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
 };
-use crossline_core::{ConversationId, EventBody};
+use crossline_core::{Channel, ConversationId, EventBody};
 use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -1288,10 +1290,10 @@ pub async fn action(
             .await
             .map(|_| ())
             .map_err(|e| WebError::Conflict(e.message().to_string())),
-        "reopen" => crate::api::set_status(&st.api, &id, Status::Open, by)
-            .await
-            .map(|_| ())
-            .map_err(|e| WebError::Conflict(e.message().to_string())),
+        "reopen" => match crate::api::set_status(&st.api, &id, Status::Open, by).await {
+            Ok(s) => reroute(&st, cid, &s).await,
+            Err(e) => Err(WebError::Conflict(e.message().to_string())),
+        },
         other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
     };
     let err = match r {
@@ -1309,6 +1311,48 @@ pub async fn action(
         Err(e) => Some(shown(e)?),
     };
     Ok(back(&id, f.qs.as_deref(), err))
+}
+
+/// A conversation reopened from the desk re-enters routing as if the
+/// customer had written (`Command::Inbound` reopens a resolved conversation
+/// and queues it by the routing rules), unless routing has it open already.
+async fn reroute(
+    st: &WebState,
+    cid: ConversationId,
+    s: &ConversationSummary,
+) -> Result<(), WebError> {
+    let open = st
+        .routing
+        .query(move |r| {
+            r.and_then(|(r, _)| r.conversation(&cid).map(|v| v.state.clone()))
+                .is_some_and(|s| !matches!(s, RouteState::Resolved | RouteState::Abandoned))
+        })
+        .await?;
+    if open {
+        return Ok(());
+    }
+    let channel = match s.channel.as_str() {
+        "voice" => Channel::Voice,
+        "email" => Channel::Email,
+        "chat" => Channel::Chat,
+        "messenger" => Channel::Messenger,
+        _ => Channel::Sms,
+    };
+    st.routing
+        .command(Command::Inbound {
+            conversation: cid,
+            contact: s.contact.id.parse().ok().map(ContactId),
+            channel,
+            attributes: Attributes {
+                line: s.line.clone(),
+                language: None,
+                text: None,
+                customer_tags: Vec::new(),
+            },
+            priority: None,
+        })
+        .await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -1462,6 +1506,86 @@ pub async fn contact_note(
         audit::record(&st.store, &user.login, "contact.note", &contact, "").await;
     }
     Ok(back(&f.conv, f.qs.as_deref(), None))
+}
+
+#[derive(Deserialize)]
+pub struct MergeForm {
+    /// The other contact: a phone number (or other identity) or a contact id.
+    with: String,
+    conv: String,
+    qs: Option<String>,
+}
+
+/// Merges the contact named in the form into `contact` (the survivor). The
+/// user must be allowed to see both; anything else answers 403 alike, so the
+/// form does not tell which numbers are customers.
+pub async fn merge_contact(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(contact): Path<String>,
+    Form(f): Form<MergeForm>,
+) -> Result<Response, WebError> {
+    authorize_contact(&st, &user, &contact).await?;
+    let with = f.with.trim().to_string();
+    let addr = crate::address::normalise(&with, st.api.region);
+    let w = with.clone();
+    let other = st
+        .store
+        .read(move |conn| {
+            let by_id = conn
+                .query_row("SELECT id FROM contact WHERE id = ?1", params![w], |r| {
+                    r.get::<_, String>(0)
+                })
+                .optional()?;
+            match by_id {
+                Some(id) => Ok(Some(id)),
+                None => conversations::contact_of(conn, addr.kind, &addr.value),
+            }
+        })
+        .await?;
+    let refused = || {
+        WebError::Forbidden(format!(
+            "{} may not merge {with:?} into contact {contact}: no contact they may see has it",
+            user.login
+        ))
+    };
+    let Some(other) = other else {
+        return Err(refused());
+    };
+    if authorize_contact(&st, &user, &other).await.is_err() {
+        return Err(refused());
+    }
+    let (a, b, by) = (contact.clone(), other.clone(), user.login.clone());
+    let outcome = st
+        .store
+        .write(move |tx| conversations::merge_contacts(tx, &a, &b, &by, now_ms() as i64))
+        .await?;
+    let err = match outcome {
+        conversations::MergeOutcome::Merged {
+            identities,
+            conversations,
+        } => {
+            audit::record(
+                &st.store,
+                &user.login,
+                "contact.merged",
+                &contact,
+                &format!(
+                    "merged {other} ({with}) into it: {identities} identities, {conversations} conversations"
+                ),
+            )
+            .await;
+            None
+        }
+        conversations::MergeOutcome::BothOpen { survivor, merged } => Some(format!(
+            "both contacts have an open conversation ({survivor} and {merged}): resolve one of them, then merge"
+        )),
+        conversations::MergeOutcome::Same => Some("that is this contact already".to_string()),
+        conversations::MergeOutcome::Unknown(c) => Some(format!(
+            "contact {c} no longer exists (merged already?): reload the page"
+        )),
+    };
+    Ok(back(&f.conv, f.qs.as_deref(), err))
 }
 
 // ----- presence ---------------------------------------------------------------------------

@@ -74,6 +74,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/desk/c/{id}/transfer", post(desk::transfer))
         .route("/desk/contact/{id}/tag", post(desk::add_tag))
         .route("/desk/contact/{id}/note", post(desk::contact_note))
+        .route("/desk/contact/{id}/merge", post(desk::merge_contact))
         .route("/supervisor", get(board::board_page))
         .route("/supervisor/board", get(board::board_fragment))
         .route("/supervisor/reports", get(board::reports_page))

@@ -1324,7 +1324,7 @@ async fn reroute(
     let open = st
         .routing
         .query(move |r| {
-            r.and_then(|(r, _)| r.conversation(&cid).map(|v| v.state.clone()))
+            r.and_then(|(r, _)| r.conversation(&cid).map(|v| v.state))
                 .is_some_and(|s| !matches!(s, RouteState::Resolved | RouteState::Abandoned))
         })
         .await?;

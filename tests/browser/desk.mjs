@@ -138,4 +138,17 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     check(!ana.crosslineDialogs, "a dialog (alert) was opened");
     await shot(ana, "09-html-as-text");
   });
+
+  await step("the supervisor merges two contacts from the customer panel", async () => {
+    await sofia.goto("/desk?tab=all");
+    await sofia.waitForSelector("[data-testid=inbox-list]");
+    await row(sofia, WAITING_CUSTOMER).locator("a").click();
+    await sofia.waitForSelector("[data-testid=merge-with]");
+    await sofia.fill("[data-testid=merge-with]", SOUTH_CUSTOMER);
+    await sofia.click("[data-testid=merge-send]");
+    await sofia.waitForSelector(`[data-testid=identity]:has-text("${SOUTH_CUSTOMER}")`);
+    check((await sofia.locator(`[data-testid=identity]:has-text("${WAITING_CUSTOMER}")`).count()) === 1, "both numbers in the panel");
+    check((await sofia.locator(`[data-testid=previous] a[href^="/desk/c/${conversation}"]`).count()) === 1, "the merged contact's conversation is a previous conversation");
+    await shot(sofia, "10-merged");
+  });
 });

@@ -238,6 +238,18 @@ mod tests {
     }
 
     #[test]
+    fn no_catalog_defines_a_key_twice() {
+        for src in SOURCES {
+            let mut seen = std::collections::HashSet::new();
+            for line in src.lines() {
+                if let Some((k, _)) = line.split_once(" = ") {
+                    assert!(seen.insert(k.trim()), "key {k:?} defined twice");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn accept_language_picks_the_best_supported() {
         assert_eq!(
             Locale::from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"),

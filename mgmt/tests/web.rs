@@ -772,7 +772,10 @@ async fn merge_contacts_from_the_customer_panel() {
         assert_eq!(r.status, 303);
     }
     let page = sofia.get(&format!("/desk/c/{a1}")).await.body;
-    assert!(page.contains("Merge another contact into this one"), "{page}");
+    assert!(
+        page.contains("Merge another contact into this one"),
+        "{page}"
+    );
     let merge = format!("/desk/contact/{ca}/merge");
     let form = format!("with=%2B380509998877&conv={a1}");
 

@@ -481,14 +481,14 @@ pub fn section(f: &Figures) -> String {
 `scripts/bench fleet`: {n} simulated appliances (hand-written MQTT 3.1.1 clients, one TCP connection and one task each, all in the bench process) against one mgmt process with its embedded broker; each publishes its presence and then a telemetry sample (system + two modems, {bytes} bytes) every {iv} s, staggered. mgmt's CPU and RSS are read from /proc over a steady window of {win:.0} s; latency is each appliance's last heartbeat, from the client's send to mgmt's stamps (same clock).\n\n\
 | figure | value |\n|---|---|\n\
 | appliances connected | {n} in {ct:.1} s |\n\
-| heartbeats/telemetry received | {mps:.0} msg/s |\n\
+| heartbeats/telemetry sent by the appliances | {mps:.0} msg/s |\n\
 | mgmt CPU (steady) | {cpu:.1} % of one core |\n\
 | mgmt RSS at the end / peak | {rss:.0} MiB / {hwm:.0} MiB |\n\
 | heartbeat → last seen (ingest), p50 / p99 | {s50} / {s99} ({sn} samples, {miss} not seen) |\n\
 | heartbeat → stored fleet sample, p50 / p99 | {t50} / {t99} ({tn} samples) |\n\
 | console fleet list `/admin/fleet` ({n} devices), p50 / p99 | {h50} / {h99} ({hb} KiB) |\n\
 | fleet JSON `/api/v1/fleet/devices`, p50 / p99 | {j50} / {j99} ({jb} KiB) |\n\n\
-The fleet list renders every device on one page (no paging yet): its time grows with the fleet. Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
+The fleet list renders every device on one page (no paging yet): its time grows with the fleet. Figures are from one run on the shared 2-core machine while other builds ran (load average about 6), so CPU and latency tails are pessimistic. Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
         n = f.appliances,
         bytes = telemetry(1, 1).len(),
         iv = f.interval.as_secs(),

@@ -861,6 +861,26 @@ async fn merge_contacts_from_the_customer_panel() {
             .len(),
         2
     );
+    // With nothing open, B's number starts a new conversation of A, with B's
+    // number (replies go there).
+    assert_eq!(
+        sofia
+            .post(&format!("/desk/c/{a1}/action"), "do=resolve")
+            .await
+            .status,
+        303
+    );
+    dev.sms("gsm0", num_b, "B once more").await;
+    let l = m
+        .wait_list("?number=%2B380509998877", |l| l.len() == 3)
+        .await;
+    let c1 = l
+        .iter()
+        .find(|c| c["last_message_preview"] == "B once more")
+        .unwrap();
+    assert_eq!(c1["contact"]["id"], ca.as_str());
+    assert_eq!(c1["contact"]["address"], num_b);
+    assert_eq!(c1["status"], "open");
 
     // Audited.
     let root = login(&m, "root", "root-password").await;

@@ -1021,6 +1021,42 @@ async fn pages_render_in_the_users_language() {
     );
     let login_ru = req(&m, "GET", "/login", &[("Accept-Language", "ru")], None).await;
     assert!(login_ru.body.contains("Войти"), "{}", login_ru.body);
+    // Error pages speak the user's language too: an agent refused the board...
+    let ana = login(&m, "ana", "ana-password").await;
+    let r = req(
+        &m,
+        "GET",
+        "/supervisor",
+        &[
+            ("Cookie", &ana.cookie),
+            ("Accept-Language", "ru-RU,ru;q=0.9"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("<html lang=\"ru\">") && r.body.contains("У вас нет доступа к этому."),
+        "{}",
+        r.body
+    );
+    // ...and a cross-site form post refused before anyone is known.
+    let r = req(
+        &m,
+        "POST",
+        "/login",
+        &[("Accept-Language", "uk"), ("Sec-Fetch-Site", "cross-site")],
+        Some("login=ana&password=x"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("<html lang=\"uk\">")
+            && r.body
+                .contains("Запит надійшов не з цього сайту і відхилений."),
+        "{}",
+        r.body
+    );
     m.stop().await;
 }
 

@@ -618,6 +618,11 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
     }
     let changing = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let path = req.uri().path().to_string();
+    // Error pages in the user's language (or the browser's, before login).
+    let locale = user
+        .as_ref()
+        .map(|u| u.locale)
+        .unwrap_or_else(|| Locale::from_headers(headers));
     let token = bearer(headers);
     let bearer_ok = token
         .is_some_and(|t| crossline_broker::constant_time_eq(t.as_bytes(), st.api_token.as_bytes()));
@@ -654,12 +659,12 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
             Some(_) => {}
         }
     } else if changing && !bearer_ok && !same_origin(headers) {
-        return WebError::Csrf.into_response();
+        return super::localize_error(WebError::Csrf.into_response(), locale);
     }
     if let Some(u) = user {
         req.extensions_mut().insert(u);
     }
-    let mut resp = next.run(req).await;
+    let mut resp = super::localize_error(next.run(req).await, locale);
     // Pages are per user: never cached by shared caches.
     if !path.starts_with("/assets/") && !resp.headers().contains_key(header::CACHE_CONTROL) {
         resp.headers_mut()

@@ -228,22 +228,61 @@ impl IntoResponse for WebError {
                 String::new(),
             ),
         };
-        let page = ErrorPage {
-            title: tr.t("err.title"),
-            message: tr.t(key),
-            detail: &detail,
-        };
-        let body = page.render().unwrap_or_default();
-        let mut r = (status, Html(body)).into_response();
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut r = render_error(status, key, &detail, &tr);
+        // The language of the request is known only to the auth layer
+        // ([`auth::layer`]): it renders the page again in it.
+        r.extensions_mut().insert(ErrorPageParts { key, detail });
         r
     }
+}
+
+/// What an error page says, kept on its response so that [`localize_error`]
+/// can render it again in the user's language.
+#[derive(Clone)]
+struct ErrorPageParts {
+    key: &'static str,
+    detail: String,
+}
+
+fn render_error(status: StatusCode, key: &str, detail: &str, tr: &Tr) -> Response {
+    let page = ErrorPage {
+        lang: tr.locale.code(),
+        title: tr.t("err.title"),
+        message: tr.t(key),
+        detail,
+    };
+    let body = page.render().unwrap_or_default();
+    let mut r = (status, Html(body)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// An error page from [`WebError`] in `locale` (they are rendered in English
+/// where the request's language is not known).
+pub fn localize_error(resp: Response, locale: Locale) -> Response {
+    if locale == Locale::En {
+        return resp;
+    }
+    let Some(parts) = resp.extensions().get::<ErrorPageParts>().cloned() else {
+        return resp;
+    };
+    let (mut head, _) = resp.into_parts();
+    head.headers.remove(header::CONTENT_LENGTH);
+    let (_, body) = render_error(
+        head.status,
+        parts.key,
+        &parts.detail,
+        &Tr::new(locale, "UTC"),
+    )
+    .into_parts();
+    Response::from_parts(head, body)
 }
 
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    lang: &'a str,
     title: &'a str,
     message: &'a str,
     detail: &'a str,

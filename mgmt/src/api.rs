@@ -41,6 +41,8 @@ pub struct ApiState {
     pub region: Region,
     pub dispatcher: Dispatcher,
     pub live: Live,
+    /// A reopened conversation re-enters routing.
+    pub routing: crate::routing::Routing,
     /// Ends open streams when mgmt shuts down.
     pub shutdown: CancellationToken,
 }
@@ -438,7 +440,9 @@ pub async fn reopen(
     State(st): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    set_status(&st, &id, Status::Open, None).await.map(Json)
+    let s = set_status(&st, &id, Status::Open, None).await?;
+    st.routing.reopened(&s).await?;
+    Ok(Json(s))
 }
 
 /// Resolves or reopens conversation `id` (by `by`, a web user's login, or

@@ -19,7 +19,7 @@
 
 pub mod api;
 
-use crate::conversations::{EntryKind, Status};
+use crate::conversations::{ConversationSummary, EntryKind, Status};
 use crate::ingest::{Update, now_ms};
 use crate::live::LiveEvent;
 use crate::server::mgmt_node;
@@ -142,6 +142,49 @@ impl Routing {
             .await
             .map_err(|_| RoutingServiceError::Stopped)?;
         rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+
+    /// A conversation reopened by an agent (desk or API) re-enters routing
+    /// as if the customer had written (`Command::Inbound` reopens a resolved
+    /// conversation and queues it by the routing rules), unless routing has
+    /// it open already or does not run (no configuration).
+    pub async fn reopened(&self, s: &ConversationSummary) -> Result<(), RoutingServiceError> {
+        let Ok(cid) = s.id.parse::<ConversationId>() else {
+            return Ok(());
+        };
+        let open = self
+            .query(move |r| {
+                r.map(|(r, _)| {
+                    r.conversation(&cid).is_some_and(|v| {
+                        !matches!(v.state, RouteState::Resolved | RouteState::Abandoned)
+                    })
+                })
+            })
+            .await?;
+        if open != Some(false) {
+            return Ok(());
+        }
+        let channel = match s.channel.as_str() {
+            "voice" => Channel::Voice,
+            "email" => Channel::Email,
+            "chat" => Channel::Chat,
+            "messenger" => Channel::Messenger,
+            _ => Channel::Sms,
+        };
+        self.command(Command::Inbound {
+            conversation: cid,
+            contact: s.contact.id.parse().ok().map(ContactId),
+            channel,
+            attributes: Attributes {
+                line: s.line.clone(),
+                language: None,
+                text: None,
+                customer_tags: Vec::new(),
+            },
+            priority: None,
+        })
+        .await?;
+        Ok(())
     }
 
     /// Validates, persists and installs a configuration.

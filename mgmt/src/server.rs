@@ -166,6 +166,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         region: cfg.site.region()?,
         dispatcher,
         live: live.clone(),
+        routing: routing.clone(),
         shutdown: shutdown.clone(),
     });
     let changes = crate::web::stream::Changes::new();

@@ -709,6 +709,26 @@ async fn desk_actions_reach_routing_and_the_log() {
     assert!(page.contains("data-testid=\"act-resolve\""), "{page}");
     assert!(page.contains("data-testid=\"act-hold\""), "{page}");
 
+    // The JSON API's resolve and reopen take the same path through routing.
+    let (st, v) = m
+        .request("POST", &format!("/api/v1/conversations/{id}/resolve"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    wait_for(|| async {
+        (routing_state(&m, &id).await["state"]["state"] == "resolved").then_some(())
+    })
+    .await;
+    let (st, v) = m
+        .request("POST", &format!("/api/v1/conversations/{id}/reopen"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "open");
+    wait_for(|| async {
+        let r = routing_state(&m, &id).await;
+        (r["state"]["state"] == "active" && r["agent"] == "ivan").then_some(())
+    })
+    .await;
+
     // Everything is in the audit log.
     let root = login(&m, "root", "root-password").await;
     let audit = root.get("/admin/audit?actor=ivan").await.body;

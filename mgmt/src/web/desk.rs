@@ -19,12 +19,10 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use crossline_core::contact::ContactId;
-use crossline_core::routing::Attributes;
 use crossline_core::routing::{
     AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
 };
-use crossline_core::{Channel, ConversationId, EventBody};
+use crossline_core::{ConversationId, EventBody};
 use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -1291,7 +1289,7 @@ pub async fn action(
             .map(|_| ())
             .map_err(|e| WebError::Conflict(e.message().to_string())),
         "reopen" => match crate::api::set_status(&st.api, &id, Status::Open, by).await {
-            Ok(s) => reroute(&st, cid, &s).await,
+            Ok(s) => st.routing.reopened(&s).await.map_err(WebError::from),
             Err(e) => Err(WebError::Conflict(e.message().to_string())),
         },
         other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
@@ -1311,48 +1309,6 @@ pub async fn action(
         Err(e) => Some(shown(e)?),
     };
     Ok(back(&id, f.qs.as_deref(), err))
-}
-
-/// A conversation reopened from the desk re-enters routing as if the
-/// customer had written (`Command::Inbound` reopens a resolved conversation
-/// and queues it by the routing rules), unless routing has it open already.
-async fn reroute(
-    st: &WebState,
-    cid: ConversationId,
-    s: &ConversationSummary,
-) -> Result<(), WebError> {
-    let open = st
-        .routing
-        .query(move |r| {
-            r.and_then(|(r, _)| r.conversation(&cid).map(|v| v.state))
-                .is_some_and(|s| !matches!(s, RouteState::Resolved | RouteState::Abandoned))
-        })
-        .await?;
-    if open {
-        return Ok(());
-    }
-    let channel = match s.channel.as_str() {
-        "voice" => Channel::Voice,
-        "email" => Channel::Email,
-        "chat" => Channel::Chat,
-        "messenger" => Channel::Messenger,
-        _ => Channel::Sms,
-    };
-    st.routing
-        .command(Command::Inbound {
-            conversation: cid,
-            contact: s.contact.id.parse().ok().map(ContactId),
-            channel,
-            attributes: Attributes {
-                line: s.line.clone(),
-                language: None,
-                text: None,
-                customer_tags: Vec::new(),
-            },
-            priority: None,
-        })
-        .await?;
-    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -7,13 +7,102 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crossline_tests::mqtt_cli::{Sub, publish_as};
+use crossline_tests::mqtt_cli::publish_as;
 use crossline_tests::proc::{Appliance, Mgmt, run_ok};
 use crossline_tests::{http, wait_for};
 use serde_json::Value;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
+
+/// An enrolling MQTT client in this process (user `enroll`, the bootstrap
+/// token as password) that subscribes to `filters` again after every
+/// (re)connect and keeps every message it receives as `topic payload`.
+struct Spy {
+    client: rumqttc::Client,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Spy {
+    fn start(port: u16, id: &str, token: &str, filters: &[&str]) -> Spy {
+        use rumqttc::{Event, MqttOptions, Packet, QoS};
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_credentials("enroll", token);
+        opts.set_keep_alive(Duration::from_secs(5));
+        let (client, mut conn) = rumqttc::Client::new(opts, 64);
+        let (tx, lines) = std::sync::mpsc::channel();
+        let sub = client.clone();
+        let filters: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+        std::thread::spawn(move || {
+            for n in conn.iter() {
+                match n {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        for f in &filters {
+                            let _ = sub.try_subscribe(f.as_str(), QoS::AtLeastOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let line = format!("{} {}", p.topic, String::from_utf8_lossy(&p.payload));
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    // Refused or cut: rumqttc reconnects on the next poll.
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        });
+        Spy {
+            client,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Publishes `payload` to `topic` (again every 500 ms) until a message
+    /// containing `needle` arrives; panics after 20 s.
+    fn wait_for(&mut self, needle: &str, topic: &str, payload: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let _ = self
+                .client
+                .try_publish(topic, rumqttc::QoS::AtLeastOnce, false, payload);
+            let round = std::time::Instant::now() + Duration::from_millis(500);
+            while let Some(left) = round.checked_duration_since(std::time::Instant::now()) {
+                match self.lines.recv_timeout(left) {
+                    Ok(l) => {
+                        let hit = l.contains(needle);
+                        self.seen.push(l);
+                        if hit {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "no {needle:?} within 20 s; saw {:?}",
+                self.seen
+            );
+        }
+    }
+
+    /// Everything received so far into `seen`.
+    fn drain(&mut self) {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+    }
+}
+
+impl Drop for Spy {
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
+    }
+}
 
 fn get_json(mgmt: &Mgmt, token: &str, path: &str) -> Option<Value> {
     let (status, body) = http("GET", mgmt.http_port, path, Some(token), None).ok()?;
@@ -107,10 +196,13 @@ fn enrollment_approval_revocation() {
     let spy_id = "fedcba9876543210fedcba9876543210";
     let own = format!("crossline/v1/enroll/{spy_id}/resp");
     let others = format!("crossline/v1/enroll/{eid}/resp");
-    let mut spy = Sub::start(
+    // One MQTT connection that both subscribes and publishes: the broker
+    // ties an enrolling session to its client id, so a second client with
+    // the same id (mosquitto_pub next to a mosquitto_sub) would take the
+    // session over and the answer could arrive while the subscriber is away.
+    let mut spy = Spy::start(
         port,
         spy_id,
-        "enroll",
         &bootstrap,
         &[
             &own,
@@ -120,16 +212,11 @@ fn enrollment_approval_revocation() {
         ],
     );
     // The spy's own request is answered (pending): the positive control.
-    spy.wait_for("pending", || {
-        let _ = publish_as(
-            port,
-            spy_id,
-            "enroll",
-            &bootstrap,
-            &format!("crossline/v1/enroll/{spy_id}/req"),
-            r#"{"v":1,"software":"spy"}"#,
-        );
-    });
+    spy.wait_for(
+        "pending",
+        &format!("crossline/v1/enroll/{spy_id}/req"),
+        r#"{"v":1,"software":"spy"}"#,
+    );
     // Writing outside its enrollment topics gets it disconnected.
     assert!(!publish_as(
         port,
@@ -171,6 +258,7 @@ fn enrollment_approval_revocation() {
     assert_eq!(d["tags"], serde_json::json!(["pilot"]));
     assert_eq!(d["serial"], "serial-shop-a");
     // The spy never saw shop-a's answer with its secret.
+    spy.drain();
     assert!(
         !spy.seen
             .iter()

@@ -7,6 +7,7 @@
 //! sample), and the render time of the console's fleet list and the fleet
 //! JSON API with that many devices.
 
+use crate::http::{pct, time_get};
 use anyhow::{Context, Result, bail};
 use crossline_core::{ModemHealth, NodeId, SystemHealth};
 use crossline_mgmt::ingest::now_ms;
@@ -242,50 +243,6 @@ fn status_kb(pid: u32, field: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn pct(v: &[Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-async fn get(port: u16, path: &str, header: &str) -> Result<(u16, usize)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
-    s.set_nodelay(true)?;
-    let req =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let status = std::str::from_utf8(buf.get(9..12).unwrap_or_default())
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, buf.len()))
-}
-
-async fn time_get(
-    port: u16,
-    path: &str,
-    header: &str,
-    n: usize,
-) -> Result<(Duration, Duration, usize)> {
-    let mut v = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..n.max(1) {
-        let t = Instant::now();
-        let (status, b) = get(port, path, header).await?;
-        v.push(t.elapsed());
-        if status != 200 {
-            bail!("GET {path} answered {status}");
-        }
-        bytes = b;
-    }
-    v.sort();
-    Ok((pct(&v, 0.5), pct(&v, 0.99), bytes))
-}
-
 pub async fn run(o: &Options) -> Result<Figures> {
     let tmp = tempfile::tempdir()?;
     let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
@@ -398,13 +355,15 @@ pub async fn run(o: &Options) -> Result<Figures> {
     let msgs_per_s = (s1 - s0) as f64 / wall.as_secs_f64();
 
     // Render times with the fleet connected.
-    let list_html = time_get(http_port, "/admin/fleet", &cookie, o.renders).await?;
+    let addr = format!("127.0.0.1:{http_port}");
+    let list_html = time_get(&addr, &cookie, 0, o.renders, |_| "/admin/fleet".into()).await?;
     let token = mgmt.api_token();
     let list_json = time_get(
-        http_port,
-        "/api/v1/fleet/devices",
+        &addr,
         &format!("Authorization: Bearer {token}"),
+        0,
         o.renders,
+        |_| "/api/v1/fleet/devices".into(),
     )
     .await?;
 

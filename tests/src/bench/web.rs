@@ -9,6 +9,7 @@
 //!   (`/desk/stream`, one session each): from the commit of a new customer
 //!   message to its `event: change` arriving at every stream.
 
+use crate::http::{pct, time_get};
 use anyhow::{Context, Result, bail};
 use crossline_core::{Channel, Event, EventBody, EventId, Hlc, NodeId};
 use crossline_mgmt::ingest::{Update, now_ms};
@@ -16,7 +17,7 @@ use crossline_mgmt::web::auth::{self, NewUser, Role};
 use crossline_store::EventLog;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 pub struct Options {
@@ -49,14 +50,6 @@ const TEXTS: [&str; 4] = [
     "Hi, is my parcel at the branch yet?",
 ];
 
-fn pct(v: &[Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
 fn message(origin: &NodeId, seq: u64, at_ms: u64, contact: usize, text: &str) -> Event {
     Event {
         id: EventId::new(),
@@ -84,47 +77,6 @@ fn message(origin: &NodeId, seq: u64, at_ms: u64, contact: usize, text: &str) ->
 }
 
 /// One GET with the session cookie; (status, body bytes).
-async fn get(addr: &str, path: &str, cookie: &str) -> Result<(u16, usize)> {
-    let mut s = TcpStream::connect(addr).await?;
-    s.set_nodelay(true)?;
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await?;
-    let status = std::str::from_utf8(buf.get(9..12).unwrap_or_default())
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, buf.len()))
-}
-
-async fn time_page(
-    addr: &str,
-    cookie: &str,
-    samples: usize,
-    mut path: impl FnMut(usize) -> String,
-) -> Result<(Duration, Duration, usize)> {
-    for i in 0..5 {
-        get(addr, &path(i), cookie).await?;
-    }
-    let mut v = Vec::with_capacity(samples);
-    let mut bytes = 0;
-    for i in 0..samples {
-        let p = path(i);
-        let t = Instant::now();
-        let (status, n) = get(addr, &p, cookie).await?;
-        v.push(t.elapsed());
-        if status != 200 {
-            bail!("GET {p} answered {status}");
-        }
-        bytes = n;
-    }
-    v.sort_unstable();
-    Ok((pct(&v, 0.5), pct(&v, 0.99), bytes))
-}
-
 pub async fn run(o: &Options) -> Result<Figures> {
     let tmp = tempfile::tempdir()?;
     let mut cfg: crossline_mgmt::config::Config = toml::from_str("")?;
@@ -286,12 +238,15 @@ pub async fn run(o: &Options) -> Result<Figures> {
             "/desk/list?tab=all",
         ),
     ] {
-        let (p50, p99, bytes) = time_page(&addr, cookie, n, |_| path.to_string()).await?;
+        let (p50, p99, bytes) = time_get(&addr, &format!("Cookie: {cookie}"), 5, n, |_| {
+            path.to_string()
+        })
+        .await?;
         eprintln!("{what}: p50 {p50:.1?} p99 {p99:.1?}");
         pages.push((what.to_string(), p50, p99, bytes));
     }
     let what = "conversation view, 10 messages + inbox (GET /desk/c/{id})";
-    let (p50, p99, bytes) = time_page(&addr, &sup, n, |i| {
+    let (p50, p99, bytes) = time_get(&addr, &format!("Cookie: {sup}"), 5, n, |i| {
         format!("/desk/c/{}", some_ids[i % some_ids.len().max(1)])
     })
     .await?;

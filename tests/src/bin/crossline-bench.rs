@@ -17,6 +17,8 @@
 
 #[path = "../bench/fleet.rs"]
 mod fleet;
+#[path = "../bench/http.rs"]
+mod http;
 #[path = "../bench/sms.rs"]
 mod sms;
 #[path = "../bench/web.rs"]

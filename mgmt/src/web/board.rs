@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use crossline_core::metrics::{self, Figures, MetricsOptions};
-use crossline_core::routing::{ALL_CHANNELS, Fact, Presence, Record, RouteState};
+use crossline_core::routing::{ALL_CHANNELS, Fact, Presence, Record};
 use crossline_core::{Channel, EventBody};
 use rusqlite::params;
 use serde::Deserialize;
@@ -112,18 +112,6 @@ fn channel_key(c: Channel) -> &'static str {
     }
 }
 
-fn route_state_key(s: &RouteState) -> &'static str {
-    match s {
-        RouteState::New | RouteState::Waiting { .. } => "state.waiting",
-        RouteState::Reserved { .. } => "state.reserved",
-        RouteState::Active => "state.active",
-        RouteState::Held => "state.held",
-        RouteState::Snoozed { .. } => "state.snoozed",
-        RouteState::Resolved => "state.resolved",
-        RouteState::Abandoned => "state.abandoned",
-    }
-}
-
 /// A queue as the engine sees it: id, site, member teams, waiting
 /// (conversation, waited ms), agents available.
 type RawQueue = (
@@ -208,7 +196,7 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
                         .conversations
                         .iter()
                         .filter_map(|c| r.conversation(c))
-                        .map(|c| (c.id.to_string(), route_state_key(&c.state)))
+                        .map(|c| (c.id.to_string(), super::desk::state_key(&c.state)))
                         .collect();
                     Some((
                         a.id.to_string(),

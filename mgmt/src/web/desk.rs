@@ -50,7 +50,8 @@ pub struct RouteInfo {
     pub priority: i32,
 }
 
-fn state_key(s: &RouteState) -> &'static str {
+/// The catalog key of a routing state (desk rows and the supervisor board).
+pub(super) fn state_key(s: &RouteState) -> &'static str {
     match s {
         RouteState::New | RouteState::Waiting { .. } => "state.waiting",
         RouteState::Reserved { .. } => "state.reserved",

@@ -12,6 +12,7 @@ use crossline_proto::{
     Ack, Command, CommandKind, DeviceTopic, EventBatch, Kind, Telemetry, VERSION, decode, encode,
 };
 use crossline_sim::{SimConfig, SimModem};
+use crossline_testkit::free_port;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -97,14 +98,6 @@ async fn wait_connections_gone(port: u16) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The test's side of MQTT: what mgmt would see and say.

@@ -10,7 +10,6 @@ pub mod mqtt_cli;
 pub mod proc;
 pub mod proxy;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -34,13 +33,7 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A TCP port free on 127.0.0.1 right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use crossline_testkit::free_port;
 
 /// Polls `f` until it returns `Some`, or fails the test after `deadline`
 /// with `what` in the message.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Cred, Flavour, WAIT};
 use crossline_broker::mosquitto_conf::{self, MosquittoFiles};
+use crossline_testkit::free_port;
 
 /// A running `mosquitto`, killed when dropped (also when a test fails).
 struct Mosquitto {
@@ -80,14 +81,6 @@ impl Mosquitto {
         }
         panic!("mosquitto could not get a free port: {last_log}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Started as root, mosquitto switches to the `mosquitto` user before it reads

@@ -1,44 +1,20 @@
-//! The topic contract the broker enforces, and the access rules derived from it.
+//! The access rules the broker enforces, derived from the topic contract in
+//! `crossline-proto` (the contract's names live there only).
 //!
-//! Every device-scoped topic is `crossline/v1/d/{device_id}/{suffix}`. These
-//! constants mirror the contract the lead writes in `crossline-proto`; once that
-//! crate exports them, this module should re-export them instead.
+//! Every device-scoped topic is `crossline/v1/d/{device_id}/{suffix}`.
 
-/// Root of every Crossline topic (version 1 of the contract).
-pub const ROOT: &str = "crossline/v1";
+pub use crossline_proto::topic::{
+    DEVICE_PREFIX, ENROLL_PREFIX, ENROLL_USER, ROOT, is_valid_enrollment_id,
+};
+
 /// Filter covering the whole contract: what a service user (mgmt) may use.
 pub const ROOT_FILTER: &str = "crossline/v1/#";
-/// Prefix of device-scoped topics; the device id is the next level.
-pub const DEVICE_PREFIX: &str = "crossline/v1/d";
 
-/// Device -> mgmt: conversation events (QoS 1).
-pub const EVENTS: &str = "events";
-/// mgmt -> device: acks of the highest contiguous event seq.
-pub const ACK: &str = "ack";
-/// mgmt -> device: commands.
-pub const CMD: &str = "cmd";
-/// Device -> mgmt: telemetry.
-pub const TELEMETRY: &str = "telemetry";
-/// Device presence (retained, last will).
-pub const PRESENCE: &str = "presence";
-/// Desired configuration (retained).
-pub const CONFIG: &str = "config";
-/// Device -> mgmt: hello after connect.
-pub const HELLO: &str = "hello";
-
-/// Prefix of enrollment topics; the enrollment id (the client id of a
-/// bootstrap-token session) is the next level.
-pub const ENROLL_PREFIX: &str = "crossline/v1/enroll";
-
-/// The username of enrolling clients (their password is the bootstrap token).
-pub const ENROLL_USER: &str = "enroll";
-
-/// True for an enrollment id: 32 lowercase hex digits.
-pub fn is_valid_enrollment_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// True when `id` is a valid device id (`[a-z0-9_-]{1,64}`, the grammar of
+/// [`crossline_core::NodeId`]). Such an id holds no `/`, `+`, `#` or `$`, so
+/// it always fills exactly one topic level.
+pub fn is_valid_device_id(id: &str) -> bool {
+    crossline_core::NodeId::new(id).is_ok()
 }
 
 /// May an enrolling client (bootstrap token, client id `enrollment_id`) use
@@ -55,29 +31,6 @@ pub fn enrollment_may_use(enrollment_id: &str, topic_or_filter: &str) -> bool {
         .and_then(|r| r.strip_prefix(enrollment_id))
         .and_then(|r| r.strip_prefix('/'))
         .is_some_and(|tail| !tail.is_empty())
-}
-
-/// Longest device id the contract allows.
-pub const DEVICE_ID_MAX_LEN: usize = 64;
-
-/// True when `id` matches `[a-z0-9_-]{1,64}`, the device id grammar. Such an id
-/// holds no `/`, `+`, `#` or `$`, so it always fills exactly one topic level.
-pub fn is_valid_device_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= DEVICE_ID_MAX_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// `crossline/v1/d/{device_id}/{suffix}`.
-pub fn device_topic(device_id: &str, suffix: &str) -> String {
-    format!("{DEVICE_PREFIX}/{device_id}/{suffix}")
-}
-
-/// `crossline/v1/d/{device_id}/#`: everything a device may use.
-pub fn device_filter(device_id: &str) -> String {
-    format!("{DEVICE_PREFIX}/{device_id}/#")
 }
 
 /// May device `device_id` publish to `topic` or subscribe to `filter`?
@@ -186,6 +139,11 @@ mod tests {
     }
 
     #[test]
+    fn root_filter_is_the_contract_root() {
+        assert_eq!(ROOT_FILTER, format!("{ROOT}/#"));
+    }
+
+    #[test]
     fn service_scope() {
         assert!(service_may_use("crossline/v1/#"));
         assert!(service_may_use("crossline/v1/d/+/events"));
@@ -193,11 +151,5 @@ mod tests {
         assert!(!service_may_use("crossline/v10/x"));
         assert!(!service_may_use("#"));
         assert!(!service_may_use("$SYS/brokers"));
-    }
-
-    #[test]
-    fn builders() {
-        assert_eq!(device_topic("a", EVENTS), "crossline/v1/d/a/events");
-        assert_eq!(device_filter("a"), "crossline/v1/d/a/#");
     }
 }

@@ -1,8 +1,10 @@
 // Crossline web UI: the little the browser must do itself.
 // - live updates: one EventSource on /desk/stream; a changed conversation
-//   refreshes the inbox list and, when open, its timeline (htmx does the
-//   fetching: elements listen for `desk-changed`, `conv-changed`,
-//   `board-changed` on <body>);
+//   refreshes the inbox list and, when open, its timeline; a changed fleet
+//   device refreshes the fleet list's page and, when open, its device page
+//   (htmx does the fetching: elements listen for `desk-changed`,
+//   `conv-changed`, `board-changed`, `fleet-changed`, `device-changed` on
+//   <body>);
 // - selects marked data-autosubmit submit their form; canned responses fill
 //   the reply box; Ctrl+Enter sends;
 // - keyboard shortcuts (see docs/WEB.md).
@@ -13,11 +15,12 @@ function fire(name, detail) {
   body.dispatchEvent(new CustomEvent(name, { detail }));
 }
 
-// Coalesce bursts: one refresh per kind per 150 ms.
+// Coalesce bursts: one refresh per kind per 150 ms (per second for the
+// fleet, where thousands of devices may come and go at once).
 const pending = new Map();
-function soon(name, detail) {
+function soon(name, detail, ms = 150) {
   if (pending.has(name)) return;
-  pending.set(name, setTimeout(() => { pending.delete(name); fire(name, detail); }, 150));
+  pending.set(name, setTimeout(() => { pending.delete(name); fire(name, detail); }, ms));
 }
 
 function openConversation() {
@@ -25,8 +28,13 @@ function openConversation() {
   return el ? el.getAttribute('data-conversation') : null;
 }
 
+function openDevice() {
+  const el = document.querySelector('[data-fleet-device]');
+  return el ? el.getAttribute('data-fleet-device') : null;
+}
+
 function connect() {
-  if (!document.querySelector('[data-testid=inbox-list], [data-testid=board]')) return null;
+  if (!document.querySelector('[data-testid=inbox-list], [data-testid=board], [data-testid=fleet-list], [data-fleet-device]')) return null;
   const es = new EventSource('/desk/stream');
   es.addEventListener('change', (e) => {
     soon('desk-changed');
@@ -34,7 +42,14 @@ function connect() {
     if (openConversation() === e.data) soon('conv-changed');
   });
   es.addEventListener('board', () => soon('board-changed'));
-  es.addEventListener('lagged', () => { soon('desk-changed'); soon('conv-changed'); soon('board-changed'); });
+  es.addEventListener('fleet', (e) => {
+    soon('fleet-changed', undefined, 1000);
+    if (openDevice() === e.data) soon('device-changed', undefined, 300);
+  });
+  es.addEventListener('lagged', () => {
+    soon('desk-changed'); soon('conv-changed'); soon('board-changed');
+    soon('fleet-changed', undefined, 1000); soon('device-changed', undefined, 300);
+  });
   es.addEventListener('open', () => body.setAttribute('data-live', 'on'));
   es.addEventListener('error', () => body.setAttribute('data-live', 'off'));
   return es;

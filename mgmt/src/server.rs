@@ -175,6 +175,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         changes.clone(),
         live.subscribe(),
         routing.subscribe_changes(),
+        fleet.subscribe_changes(),
         shutdown.clone(),
     ));
     let web_state = Arc::new(crate::web::WebState {

@@ -1,15 +1,18 @@
 // The admin fleet console in real Chromium (run by tests/tests/fleet_browser.rs):
 // an appliance waiting with its bootstrap token is approved from the
 // enrollment queue; a configuration is applied to it and its applied
-// version shows; a USSD command runs and its result shows; when the test
-// kills the appliance, the offline alert shows in the fleet list.
+// version shows; a USSD command runs and its result shows (the device page
+// is live); when the test kills the appliance, its row turns offline and
+// the offline alert shows in the fleet list without a reload; the list is
+// paged and filtered (60 more devices, registered by the test, in site
+// "bulk").
 import { scenario, check, login, TIMEOUT } from "./lib.mjs";
 import { writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 
 const CONTROL = process.env.CROSSLINE_CONTROL;
 
-/** Reloads `page` until `selector` is there (the console is not live). */
+/** Reloads `page` until `selector` is there (for what is not live: telemetry). */
 async function reloadUntil(page, selector, what) {
   const t0 = Date.now();
   for (;;) {
@@ -43,7 +46,8 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
   await step("change its configuration", async () => {
     await page.fill("[data-testid=config-settings]", JSON.stringify({ offline: { after_s: 60, texts: { en: "Closed for today" } } }));
     await page.click("[data-testid=config-push]");
-    await reloadUntil(page, "[data-testid=config-state]:has-text('v1'):not(:has([data-testid=config-drift]))", "applied version 1");
+    // Live: the applied version comes back without a reload.
+    await page.waitForSelector("[data-testid=config-state]:has-text('v1'):not(:has([data-testid=config-drift]))", { timeout: TIMEOUT });
     const state = await page.textContent("[data-testid=config-state]");
     check(/applied\s+v1/.test(state), `config state: ${state}`);
     await shot(page, "03-config-applied");
@@ -53,7 +57,7 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
     await page.selectOption("[data-testid=command-kind]", "ussd");
     await page.fill("[data-testid=command-code]", "*111#");
     await page.click("[data-testid=command-run]");
-    await reloadUntil(page, "[data-testid=command-ussd][data-state=ok]", "USSD result");
+    await page.waitForSelector("[data-testid=command-ussd][data-state=ok]", { timeout: TIMEOUT });
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-testid=command-ussd] [data-testid=command-output]")]);
     const path = join(process.env.CROSSLINE_ARTIFACTS, "ussd.txt");
     await download.saveAs(path);
@@ -62,21 +66,38 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
     await shot(page, "04-command-result");
   });
 
-  await step("see the offline alert", async () => {
+  await step("the row turns offline and the alert shows, live", async () => {
     check(CONTROL, "CROSSLINE_CONTROL is not set");
+    await page.goto("/admin/fleet?site=kyiv");
+    await page.waitForSelector(`[data-testid=status-${device}]:has-text('online')`, { timeout: TIMEOUT });
+    await page.waitForSelector("body[data-live=on]", { timeout: TIMEOUT });
+    // A reload would lose this mark.
+    await page.evaluate(() => { window.crosslineMark = 1; });
     writeFileSync(join(CONTROL, "kill"), "");
-    const t0 = Date.now();
-    while (!existsSync(join(CONTROL, "killed"))) {
-      check(Date.now() - t0 < TIMEOUT, "the test did not kill the appliance");
-      await page.waitForTimeout(50);
-    }
-    await page.goto("/admin/fleet");
-    await reloadUntil(page, `[data-testid=alert-${device}-offline]`, "offline alert");
-    check((await page.textContent(`[data-testid=status-${device}]`)).includes("offline"), "listed offline");
+    await page.waitForSelector(`[data-testid=status-${device}]:has-text('offline')`, { timeout: TIMEOUT * 2 });
+    await page.waitForSelector(`[data-testid=alert-${device}-offline]`, { timeout: TIMEOUT * 2 });
+    await page.waitForSelector(`[data-testid=alerts-${device}]`, { timeout: TIMEOUT });
+    check((await page.evaluate(() => window.crosslineMark)) === 1, "the page was reloaded");
+    check(existsSync(join(CONTROL, "killed")), "the test did not kill the appliance");
     await shot(page, "05-offline-alert");
   });
 
-  await step("filter the fleet list", async () => {
+  await step("page and filter the fleet list", async () => {
+    await page.goto("/admin/fleet?site=bulk");
+    check((await page.textContent("[data-testid=fleet-count]")).includes("1–50 of 60"), "first page of 60");
+    check((await page.locator("[data-testid^=fleet-row-]").count()) === 50, "50 rows on the first page");
+    await Promise.all([page.waitForURL(/page=2/), page.click("[data-testid=fleet-next]")]);
+    check(/site=bulk/.test(page.url()), `the filter stays in the URL: ${page.url()}`);
+    check((await page.textContent("[data-testid=fleet-count]")).includes("51–60 of 60"), "second page");
+    check((await page.locator("[data-testid^=fleet-row-]").count()) === 10, "10 rows on the second page");
+    await page.locator("[data-testid=fleet-row-bulk-00059]").waitFor();
+    await shot(page, "06-second-page");
+    await Promise.all([page.waitForURL(/sort=name/), page.click("[data-testid=sort-name]")]);
+    check((await page.textContent("[data-testid=fleet-count]")).includes("1–50 of 60"), "sorting starts at page 1");
+    await page.fill("[data-testid=fleet-q]", "bulk shop 42");
+    await Promise.all([page.waitForURL(/q=bulk/), page.click("[data-testid=fleet-filter]")]);
+    check((await page.locator("[data-testid^=fleet-row-]").count()) === 1, "found by name");
+    await page.locator("[data-testid=fleet-row-bulk-00042]").waitFor();
     await page.goto("/admin/fleet?status=online");
     check((await page.locator(`[data-testid=fleet-row-${device}]`).count()) === 0, "offline device hidden by the online filter");
     await page.goto("/admin/fleet?tag=pilot&q=shop");

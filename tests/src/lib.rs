@@ -6,6 +6,7 @@
 
 pub mod branch;
 pub mod browser;
+pub mod fleet;
 pub mod mqtt_cli;
 pub mod proc;
 pub mod proxy;

@@ -1,6 +1,8 @@
 //! The fleet console in real Chromium (tests/browser/fleet.mjs): approve an
 //! enrolling appliance, change its configuration, run a command and see its
-//! result, see the offline alert when the appliance dies.
+//! result (live), see its row turn offline and the offline alert appear
+//! without a reload when the appliance dies, page and filter a list longer
+//! than one page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -31,6 +33,10 @@ async fn fleet_console() {
     )
     .trim()
     .to_string();
+    // More devices than one page of the list.
+    crossline_tests::fleet::seed_devices(&mgmt.data, "bulk", 60, Some("bulk"))
+        .await
+        .unwrap();
     mgmt.start();
     let token = run_ok("crossline-mgmt", &["--data-dir", &data, "enroll", "token"])
         .trim()
@@ -85,6 +91,7 @@ async fn fleet_console() {
         "03-config-applied",
         "04-command-result",
         "05-offline-alert",
+        "06-second-page",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

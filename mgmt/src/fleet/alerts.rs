@@ -257,6 +257,23 @@ pub fn open_alerts(conn: &Connection) -> rusqlite::Result<Vec<Alert>> {
     st.query_map([], row)?.collect()
 }
 
+/// The newest `limit` open alerts, and how many are open.
+pub fn open_latest(conn: &Connection, limit: usize) -> rusqlite::Result<(Vec<Alert>, usize)> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, device, kind, subject, detail, raised_ms, cleared_ms FROM fleet_alert
+         WHERE cleared_ms IS NULL ORDER BY raised_ms DESC, id DESC LIMIT ?1",
+    )?;
+    let list = st
+        .query_map([limit as i64], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM fleet_alert WHERE cleared_ms IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((list, n as usize))
+}
+
 /// Recent alerts (open and cleared), newest first; optionally of one device.
 pub fn recent(
     conn: &Connection,

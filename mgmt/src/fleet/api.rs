@@ -191,26 +191,9 @@ async fn set_meta(
 ) -> Result<Json<Done>, ApiError> {
     let id = device_id(&id)?;
     let Json(m) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
-    for (what, v) in [("name", &m.name), ("site", &m.site), ("group", &m.group)] {
-        if let Some(v) = v {
-            db::check_label(what, v).map_err(OpError::from)?;
-        }
-    }
-    let d = id.to_string();
     st.fleet
-        .store()
-        .write(move |tx| {
-            Ok(db::set_meta(
-                tx,
-                &d,
-                m.name.as_deref(),
-                m.site.as_deref(),
-                m.group.as_deref(),
-                m.tags.as_deref(),
-            ))
-        })
-        .await?
-        .map_err(OpError::from)?;
+        .set_meta(id.as_str(), m.name, m.site, m.group, m.tags)
+        .await?;
     Ok(Json(Done { ok: true }))
 }
 
@@ -231,7 +214,7 @@ async fn device_detail(
         .fleet
         .store()
         .read(move |c| {
-            let device = db::devices(c)?.into_iter().find(|d| d.id == id);
+            let device = db::device(c, &id)?;
             let series = telemetry::series_names(c, &id)?;
             let alerts = alerts::recent(c, Some(&id), 50)?;
             Ok(device.map(|device| DeviceDetail {

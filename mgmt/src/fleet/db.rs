@@ -42,13 +42,20 @@ fn parse_list(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-/// Records (or refreshes) a request; returns what to answer.
+/// Records (or refreshes) a request; returns what to answer and whether the
+/// request is new.
 pub fn record_request(
     tx: &Transaction<'_>,
     id: &str,
     req: &EnrollRequest,
     now_ms: i64,
-) -> rusqlite::Result<Answer> {
+) -> rusqlite::Result<(Answer, bool)> {
+    let new = tx
+        .query_row("SELECT 1 FROM fleet_enrollment WHERE id = ?1", [id], |_| {
+            Ok(())
+        })
+        .optional()?
+        .is_none();
     tx.execute(
         "INSERT INTO fleet_enrollment
              (id, serial, macs, imeis, hostname, software, state, first_seen_ms, last_seen_ms)
@@ -67,7 +74,7 @@ pub fn record_request(
             now_ms
         ],
     )?;
-    answer(tx, id).map(|a| a.unwrap_or(Answer::Pending))
+    answer(tx, id).map(|a| (a.unwrap_or(Answer::Pending), new))
 }
 
 /// The current answer for an enrollment id, `None` if unknown.
@@ -331,6 +338,36 @@ pub struct FleetDevice {
     pub drift: bool,
 }
 
+/// Columns of a [`FleetDevice`] (see [`device_row`]) from [`DEVICE_FROM`].
+const DEVICE_COLUMNS: &str = "d.id, f.name, f.site, f.grp, f.serial, d.online, d.revoked,
+     d.last_seen_ms, f.telemetry, f.telemetry_ms, c.desired_version, c.applied_version,
+     CASE WHEN c.rejected_version = c.desired_version THEN c.error END";
+const DEVICE_FROM: &str = "FROM device d LEFT JOIN fleet_device f ON f.id = d.id
+     LEFT JOIN fleet_device_config c ON c.device = d.id";
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FleetDevice> {
+    let (desired, applied): (Option<i64>, Option<i64>) = (r.get(10)?, r.get(11)?);
+    Ok(FleetDevice {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        site: r.get(2)?,
+        group: r.get(3)?,
+        tags: Vec::new(),
+        serial: r.get(4)?,
+        online: r.get::<_, i64>(5)? != 0,
+        revoked: r.get::<_, i64>(6)? != 0,
+        last_seen_ms: r.get(7)?,
+        telemetry: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        telemetry_ms: r.get(9)?,
+        desired_version: desired,
+        applied_version: applied,
+        config_error: r.get(12)?,
+        drift: desired.is_some() && desired != applied,
+    })
+}
+
 /// Every device with its metadata, presence and last telemetry, by id.
 pub fn devices(conn: &Connection) -> rusqlite::Result<Vec<FleetDevice>> {
     let mut tags: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -342,44 +379,353 @@ pub fn devices(conn: &Connection) -> rusqlite::Result<Vec<FleetDevice>> {
             tags.entry(d).or_default().push(t);
         }
     }
-    let mut st = conn.prepare(
-        "SELECT d.id, f.name, f.site, f.grp, f.serial, d.online, d.revoked, d.last_seen_ms,
-                f.telemetry, f.telemetry_ms, c.desired_version, c.applied_version,
-                CASE WHEN c.rejected_version = c.desired_version THEN c.error END
-         FROM device d LEFT JOIN fleet_device f ON f.id = d.id
-              LEFT JOIN fleet_device_config c ON c.device = d.id
-         ORDER BY d.id",
-    )?;
-    st.query_map([], |r| {
-        let id: String = r.get(0)?;
-        Ok(FleetDevice {
-            tags: tags.remove(&id).unwrap_or_default(),
-            id,
-            name: r.get(1)?,
-            site: r.get(2)?,
-            group: r.get(3)?,
-            serial: r.get(4)?,
-            online: r.get::<_, i64>(5)? != 0,
-            revoked: r.get::<_, i64>(6)? != 0,
-            last_seen_ms: r.get(7)?,
-            telemetry: r
-                .get::<_, Option<String>>(8)?
-                .and_then(|s| serde_json::from_str(&s).ok()),
-            telemetry_ms: r.get(9)?,
-            desired_version: r.get(10)?,
-            applied_version: r.get(11)?,
-            config_error: r.get(12)?,
-            drift: {
-                let (d, a): (Option<i64>, Option<i64>) = (r.get(10)?, r.get(11)?);
-                d.is_some() && d != a
-            },
+    let mut st = conn.prepare(&format!(
+        "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} ORDER BY d.id"
+    ))?;
+    st.query_map([], device_row)?
+        .map(|d| {
+            d.map(|mut d| {
+                d.tags = tags.remove(&d.id).unwrap_or_default();
+                d
+            })
         })
-    })?
-    .collect()
+        .collect()
+}
+
+/// One device with its tags, `None` if unknown.
+pub fn device(conn: &Connection, id: &str) -> rusqlite::Result<Option<FleetDevice>> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} {DEVICE_FROM} WHERE d.id = ?1"
+    ))?;
+    let Some(mut d) = st.query_row([id], device_row).optional()? else {
+        return Ok(None);
+    };
+    d.tags = tags_of(conn, id)?;
+    Ok(Some(d))
+}
+
+fn tags_of(conn: &Connection, id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare_cached("SELECT tag FROM fleet_tag WHERE device = ?1 ORDER BY tag")?;
+    st.query_map([id], |r| r.get(0))?.collect()
+}
+
+/// How the fleet list is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// Device id.
+    #[default]
+    Id,
+    Name,
+    /// Online, offline, revoked.
+    Status,
+    LastSeen,
+    /// Open alerts.
+    Alerts,
+}
+
+impl SortBy {
+    pub const ALL: [SortBy; 5] = [
+        SortBy::Id,
+        SortBy::Name,
+        SortBy::Status,
+        SortBy::LastSeen,
+        SortBy::Alerts,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            SortBy::Id => "id",
+            SortBy::Name => "name",
+            SortBy::Status => "status",
+            SortBy::LastSeen => "last_seen",
+            SortBy::Alerts => "alerts",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.code() == s)
+            .unwrap_or_default()
+    }
+
+    fn expr(self) -> &'static str {
+        match self {
+            SortBy::Id => "d.id",
+            SortBy::Name => "COALESCE(f.name, d.id)",
+            SortBy::Status => "d.revoked * 2 + (1 - d.online)",
+            SortBy::LastSeen => "d.last_seen_ms",
+            SortBy::Alerts => "alerts",
+        }
+    }
+}
+
+/// A page of the fleet list: filters, sort order, which page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Part of the id, name, serial or a modem's IMEI (case-insensitive).
+    pub q: Option<String>,
+    pub site: Option<String>,
+    pub tag: Option<String>,
+    /// `online`, `offline` or `revoked`.
+    pub status: Option<String>,
+    pub operator: Option<String>,
+    pub sort: SortBy,
+    pub desc: bool,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// One page of the fleet list, with the number of devices the filters match.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    /// Each device with its number of open alerts.
+    pub rows: Vec<(FleetDevice, usize)>,
+    pub total: usize,
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(q: &str) -> String {
+    let mut p = String::with_capacity(q.len() + 2);
+    p.push('%');
+    for c in q.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The fleet list's page: filtered, sorted and cut in SQL (site, tag,
+/// operator and the sort columns are indexed; the free-text search scans).
+pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<ListPage> {
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let text = |v: &str| rusqlite::types::Value::Text(v.to_string());
+    if let Some(site) = &f.site {
+        conds.push("f.site = ?");
+        args.push(text(site));
+    }
+    if let Some(tag) = &f.tag {
+        conds.push("d.id IN (SELECT device FROM fleet_tag WHERE tag = ?)");
+        args.push(text(tag));
+    }
+    if let Some(op) = &f.operator {
+        conds.push("d.id IN (SELECT device FROM fleet_line WHERE operator = ?)");
+        args.push(text(op));
+    }
+    match f.status.as_deref() {
+        Some("online") => conds.push("d.revoked = 0 AND d.online = 1"),
+        Some("offline") => conds.push("d.revoked = 0 AND d.online = 0"),
+        Some("revoked") => conds.push("d.revoked = 1"),
+        _ => {}
+    }
+    if let Some(q) = &f.q {
+        conds.push(
+            "(d.id LIKE ? ESCAPE '\\' OR f.name LIKE ? ESCAPE '\\' OR f.serial LIKE ? ESCAPE '\\'
+              OR d.id IN (SELECT device FROM fleet_line WHERE imei LIKE ? ESCAPE '\\'))",
+        );
+        let p = like_pattern(q);
+        args.extend((0..4).map(|_| text(&p)));
+    }
+    let sql_where = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM device d LEFT JOIN fleet_device f ON f.id = d.id{sql_where}"
+        ))?
+        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+    let dir = if f.desc { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {DEVICE_COLUMNS},
+                (SELECT COUNT(*) FROM fleet_alert a
+                 WHERE a.device = d.id AND a.cleared_ms IS NULL) AS alerts
+         {DEVICE_FROM}{sql_where}
+         ORDER BY {} {dir} NULLS LAST, d.id {dir} LIMIT ? OFFSET ?",
+        f.sort.expr(),
+    );
+    args.push(rusqlite::types::Value::Integer(f.limit as i64));
+    args.push(rusqlite::types::Value::Integer(f.offset as i64));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut rows: Vec<(FleetDevice, usize)> = st
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((device_row(r)?, r.get::<_, i64>(13)? as usize))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (d, _) in &mut rows {
+        d.tags = tags_of(conn, &d.id)?;
+    }
+    Ok(ListPage {
+        rows,
+        total: total as usize,
+    })
+}
+
+/// The values the fleet list's filters offer: sites, tags, operators.
+pub fn facets(conn: &Connection) -> rusqlite::Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let col = |sql: &str| -> rusqlite::Result<Vec<String>> {
+        conn.prepare_cached(sql)?
+            .query_map([], |r| r.get(0))?
+            .collect()
+    };
+    Ok((
+        col("SELECT DISTINCT site FROM fleet_device WHERE site IS NOT NULL ORDER BY site")?,
+        col("SELECT DISTINCT tag FROM fleet_tag ORDER BY tag")?,
+        col(
+            "SELECT DISTINCT operator FROM fleet_line WHERE operator IS NOT NULL ORDER BY operator",
+        )?,
+    ))
+}
+
+/// Number of pending enrollments.
+pub fn pending_count(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM fleet_enrollment WHERE state = 'pending'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
 }
 
 /// Ids of revoked devices (to disconnect any live session they still hold).
 pub fn revoked(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare("SELECT id FROM device WHERE revoked = 1")?;
     st.query_map([], |r| r.get(0))?.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crossline_store::sqlite::migrations::MIGRATIONS
+            .to_latest(&mut c)
+            .unwrap();
+        for i in 0..120 {
+            let id = format!("d-{i:03}");
+            c.execute(
+                "INSERT INTO device (id, secret_hash, online, last_seen_ms, created_ms)
+                 VALUES (?1, 'h', ?2, ?3, 0)",
+                params![id, i64::from(i % 2 == 0), i64::from(i) * 10],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO fleet_device (id, name, site, serial) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    id,
+                    format!("Shop {}", 119 - i),
+                    if i < 30 { "kyiv" } else { "lviv" },
+                    format!("SN{i:03}")
+                ],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO fleet_line (device, line, operator, imei) VALUES (?1, 'gsm0', ?2, ?3)",
+                params![
+                    id,
+                    if i % 3 == 0 { "Kyivstar" } else { "lifecell" },
+                    format!("8612340500{i:05}")
+                ],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO fleet_tag (device, tag) VALUES ('d-007', 'pilot')",
+            [],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO fleet_alert (device, kind, detail, raised_ms) VALUES ('d-050', 'offline', '', 1)",
+            [],
+        )
+        .unwrap();
+        c
+    }
+
+    fn ids(p: &ListPage) -> Vec<&str> {
+        p.rows.iter().map(|(d, _)| d.id.as_str()).collect()
+    }
+
+    #[test]
+    fn the_list_is_paged_filtered_and_sorted_in_sql() {
+        let c = db();
+        let page = |f: ListFilter| list(&c, &ListFilter { limit: 50, ..f }).unwrap();
+        let p = page(ListFilter::default());
+        assert_eq!((p.total, p.rows.len()), (120, 50));
+        assert_eq!(ids(&p)[0], "d-000");
+        let p3 = page(ListFilter {
+            offset: 100,
+            ..Default::default()
+        });
+        assert_eq!((p3.rows.len(), ids(&p3)[19]), (20, "d-119"));
+        let kyiv_online = page(ListFilter {
+            site: Some("kyiv".into()),
+            status: Some("online".into()),
+            ..Default::default()
+        });
+        assert_eq!(kyiv_online.total, 15);
+        let op = page(ListFilter {
+            operator: Some("Kyivstar".into()),
+            ..Default::default()
+        });
+        assert_eq!(op.total, 40);
+        let tag = page(ListFilter {
+            tag: Some("pilot".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            (ids(&tag), &tag.rows[0].0.tags),
+            (vec!["d-007"], &vec!["pilot".to_string()])
+        );
+        for (q, want) in [
+            ("861234050000042", "d-042"),
+            ("sn043", "d-043"),
+            ("shop 0", "d-119"),
+        ] {
+            let p = page(ListFilter {
+                q: Some(q.into()),
+                ..Default::default()
+            });
+            assert_eq!(ids(&p), vec![want], "search {q}");
+        }
+        // LIKE wildcards are text.
+        assert_eq!(
+            page(ListFilter {
+                q: Some("%".into()),
+                ..Default::default()
+            })
+            .total,
+            0
+        );
+        let by_name = page(ListFilter {
+            sort: SortBy::Name,
+            ..Default::default()
+        });
+        assert_eq!(ids(&by_name)[0], "d-119");
+        let stale = page(ListFilter {
+            sort: SortBy::LastSeen,
+            desc: true,
+            ..Default::default()
+        });
+        assert_eq!(ids(&stale)[0], "d-119");
+        let alerts = page(ListFilter {
+            sort: SortBy::Alerts,
+            desc: true,
+            ..Default::default()
+        });
+        assert_eq!((ids(&alerts)[0], alerts.rows[0].1), ("d-050", 1));
+        let status = page(ListFilter {
+            sort: SortBy::Status,
+            desc: true,
+            ..Default::default()
+        });
+        assert!(!status.rows[0].0.online);
+    }
 }

@@ -72,6 +72,29 @@ struct Inner {
     kicker: Option<ClientKicker>,
     wake: mpsc::UnboundedSender<()>,
     service_user: String,
+    changes: Changed,
+}
+
+/// Announces that what the console shows of a device changed (presence,
+/// alerts, configuration reported, command result, an admin's action), by
+/// device id; an empty id means the enrollment queue. Sent after the change
+/// is committed; the console's live stream passes it on to admins
+/// ([`crate::web::stream`]).
+#[derive(Clone)]
+pub struct Changed(broadcast::Sender<String>);
+
+impl Changed {
+    fn new() -> Self {
+        Self(broadcast::channel(4096).0)
+    }
+
+    fn device(&self, id: &str) {
+        let _ = self.0.send(id.to_string());
+    }
+
+    fn enrollments(&self) {
+        let _ = self.0.send(String::new());
+    }
 }
 
 /// Outcome of a fleet operation for the API and CLI.
@@ -142,16 +165,57 @@ impl Fleet {
         &self.inner.store
     }
 
+    /// Device ids whose console view changed (empty: the enrollment queue).
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<String> {
+        self.inner.changes.0.subscribe()
+    }
+
+    /// Changes name, site, group and tags of a device (`None` keeps a field).
+    pub async fn set_meta(
+        &self,
+        device: &str,
+        name: Option<String>,
+        site: Option<String>,
+        group: Option<String>,
+        tags: Option<Vec<String>>,
+    ) -> Result<(), OpError> {
+        for (what, v) in [("name", &name), ("site", &site), ("group", &group)] {
+            if let Some(v) = v {
+                db::check_label(what, v)?;
+            }
+        }
+        let d = device.to_string();
+        self.inner
+            .store
+            .write(move |tx| {
+                Ok(db::set_meta(
+                    tx,
+                    &d,
+                    name.as_deref(),
+                    site.as_deref(),
+                    group.as_deref(),
+                    tags.as_deref(),
+                ))
+            })
+            .await??;
+        self.inner.changes.device(device);
+        Ok(())
+    }
+
     /// Approves an enrollment and sends the credential at once.
     pub async fn approve(&self, enrollment: &str, a: Approval) -> Result<(), OpError> {
+        let device = a.device.clone();
         approve_in(&self.inner.store, enrollment, a, &self.inner.service_user).await?;
         let _ = self.inner.wake.send(());
+        self.inner.changes.enrollments();
+        self.inner.changes.device(&device);
         Ok(())
     }
 
     pub async fn reject(&self, enrollment: &str) -> Result<(), OpError> {
         reject_in(&self.inner.store, enrollment).await?;
         let _ = self.inner.wake.send(());
+        self.inner.changes.enrollments();
         Ok(())
     }
 
@@ -164,6 +228,7 @@ impl Fleet {
             k.disconnect_client(device.as_str()).await;
         }
         info!(device = %device, "device revoked");
+        self.inner.changes.device(device.as_str());
         Ok(true)
     }
 
@@ -181,6 +246,9 @@ impl Fleet {
             .await??;
         info!(version = r.0, devices = r.1.len(), "configuration pushed");
         let _ = self.inner.wake.send(());
+        for d in &r.1 {
+            self.inner.changes.device(d);
+        }
         Ok(r)
     }
 
@@ -208,6 +276,7 @@ impl Fleet {
             .await?;
         info!(device = %device, command = %cmd.id, kind = cmd.kind.name(), "fleet command queued");
         let _ = self.inner.wake.send(());
+        self.inner.changes.device(device.as_str());
         Ok(cmd)
     }
 
@@ -244,25 +313,30 @@ pub fn start(
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let fleet = Fleet {
         inner: Arc::new(Inner {
-            store: store.clone(),
-            kicker: kicker.clone(),
+            store,
+            kicker,
             wake: wake_tx,
             service_user: opts.service_user.clone(),
+            changes: Changed::new(),
         }),
     };
-    let task = run(store, link, kicker, opts, updates, wake_rx, shutdown);
+    let task = run(fleet.clone(), link, opts, updates, wake_rx, shutdown);
     (fleet, task)
 }
 
 async fn run(
-    store: SqliteStore,
+    fleet: Fleet,
     link: BrokerLink,
-    kicker: Option<ClientKicker>,
     opts: FleetOptions,
     mut updates: broadcast::Receiver<Update>,
     mut wake: mpsc::UnboundedReceiver<()>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let (store, kicker, changes) = (
+        fleet.inner.store.clone(),
+        fleet.inner.kicker.clone(),
+        fleet.inner.changes.clone(),
+    );
     let mut mo = MqttOptions::new(
         format!("{}-fleet", link.username),
         link.host.clone(),
@@ -311,9 +385,11 @@ async fn run(
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     if p.topic.starts_with(crossline_proto::topic::ENROLL_PREFIX) {
-                        on_request(&store, &client, &p.topic, &p.payload, &mut published).await;
-                    } else {
-                        on_device_message(&store, &p.topic, &p.payload).await;
+                        if on_request(&store, &client, &p.topic, &p.payload, &mut published).await {
+                            changes.enrollments();
+                        }
+                    } else if let Some(device) = on_device_message(&store, &p.topic, &p.payload).await {
+                        changes.device(&device);
                     }
                 }
                 Ok(_) => {}
@@ -353,7 +429,7 @@ async fn run(
                 sweep_revoked(&store, kicker.as_ref()).await;
             }
             _ = alert_tick.tick() => {
-                evaluate_alerts(&store, &opts.alerts, &mut restarts, webhook.as_ref()).await;
+                evaluate_alerts(&store, &opts.alerts, &mut restarts, webhook.as_ref(), &changes).await;
             }
             _ = prune_tick.tick() => {
                 let now = now_ms() as i64;
@@ -364,7 +440,9 @@ async fn run(
                 }
             }
             u = updates.recv() => match u {
+                Ok(Update::Presence { device, online: false }) => changes.device(device.as_str()),
                 Ok(Update::Presence { device, online: true }) => {
+                    changes.device(device.as_str());
                     // It (re)connected: the broker may have lost what we sent.
                     if connected {
                         publish_due(&store, &client, Some(device.to_string()), None).await;
@@ -395,13 +473,14 @@ async fn run(
     Ok(())
 }
 
-/// A `reported` or `result` message from a device.
-async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) {
+/// A `reported` or `result` message from a device; returns the device
+/// whose recorded state changed.
+async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> Option<String> {
     let t = match DeviceTopic::parse(topic) {
         Ok(t) => t,
         Err(e) => {
             warn!(error = %e, "fleet service: message on an unexpected topic");
-            return;
+            return None;
         }
     };
     let device = t.device.to_string();
@@ -411,11 +490,14 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) {
             Ok(r) => {
                 info!(device = %device, applied = r.applied, rejected = ?r.rejected, error = ?r.error, "configuration reported");
                 let d = device.clone();
-                if let Err(e) = store
+                match store
                     .write(move |tx| config::record_reported(tx, &d, &r, now))
                     .await
                 {
-                    warn!(device = %device, error = %e, "could not record reported configuration");
+                    Ok(_) => return Some(device),
+                    Err(e) => {
+                        warn!(device = %device, error = %e, "could not record reported configuration")
+                    }
                 }
             }
             Err(e) => warn!(device = %device, error = %e, "rejected reported configuration"),
@@ -428,7 +510,10 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) {
                     .write(move |tx| commands::record_result(tx, &d, &r, now))
                     .await
                 {
-                    Ok(true) => info!(device = %device, command = %id, ok, "fleet command result"),
+                    Ok(true) => {
+                        info!(device = %device, command = %id, ok, "fleet command result");
+                        return Some(device);
+                    }
                     Ok(false) => {
                         warn!(device = %device, command = %id, "result for an unknown command (or another device's)")
                     }
@@ -441,6 +526,7 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) {
         },
         _ => {}
     }
+    None
 }
 
 /// Publishes desired configurations (retained) not yet applied and commands
@@ -517,25 +603,26 @@ async fn publish_due(
     }
 }
 
+/// An enrollment request: recorded and answered; true if it is new.
 async fn on_request(
     store: &SqliteStore,
     client: &AsyncClient,
     topic: &str,
     payload: &[u8],
     published: &mut HashMap<String, Instant>,
-) {
+) -> bool {
     let t = match EnrollTopic::parse(topic) {
         Ok(t) if t.kind == EnrollKind::Request => t,
         _ => {
             warn!(topic = %topic.chars().take(200).collect::<String>(), "ignoring message on an unexpected enrollment topic");
-            return;
+            return false;
         }
     };
     let req = match decode::<EnrollRequest>(payload) {
         Ok(r) => r,
         Err(e) => {
             warn!(enrollment = %t.enrollment, error = %e, "rejected enrollment request");
-            return;
+            return false;
         }
     };
     let id = t.enrollment.clone();
@@ -543,7 +630,7 @@ async fn on_request(
         .write(move |tx| db::record_request(tx, &id, &req, now_ms() as i64))
         .await;
     match answer {
-        Ok(a) => {
+        Ok((a, new)) => {
             debug!(enrollment = %t.enrollment, answer = ?a_state(&a), "enrollment request");
             if matches!(
                 a,
@@ -555,9 +642,11 @@ async fn on_request(
                 published.insert(t.enrollment.clone(), Instant::now());
             }
             respond(client, &t.enrollment, &a).await;
+            new
         }
         Err(e) => {
-            warn!(enrollment = %t.enrollment, error = %e, "could not record enrollment request")
+            warn!(enrollment = %t.enrollment, error = %e, "could not record enrollment request");
+            false
         }
     }
 }
@@ -659,6 +748,7 @@ async fn evaluate_alerts(
     cfg: &alerts::AlertConfig,
     restarts: &mut alerts::RestartHistory,
     webhook: Option<&mpsc::UnboundedSender<alerts::Alert>>,
+    changes: &Changed,
 ) {
     let devices = match store.read(db::devices).await {
         Ok(d) => d,
@@ -680,6 +770,7 @@ async fn evaluate_alerts(
         }
     };
     for a in changed {
+        changes.device(&a.device);
         match a.cleared_ms {
             None => {
                 warn!(device = %a.device, kind = %a.kind, subject = %a.subject, detail = %a.detail, "alert raised")

@@ -21,6 +21,8 @@ pub struct Sample {
     pub at_ms: i64,
     pub json: String,
     pub series: Vec<(String, f64)>,
+    /// (line, operator, IMEI) of each modem: what the fleet list filters on.
+    pub lines: Vec<(String, Option<String>, Option<String>)>,
 }
 
 /// Flattens a telemetry message into named numeric series.
@@ -49,10 +51,16 @@ pub fn sample(device: &str, t: &Telemetry, at_ms: i64) -> Sample {
         at_ms,
         json: serde_json::to_string(t).unwrap_or_default(),
         series,
+        lines: t
+            .modems
+            .iter()
+            .map(|m| (m.line.clone(), m.operator.clone(), m.imei.clone()))
+            .collect(),
     }
 }
 
-/// Stores samples: latest per device, raw rows, 5-minute aggregates.
+/// Stores samples: latest per device (and its lines), raw rows, 5-minute
+/// aggregates.
 pub fn store(tx: &Transaction<'_>, samples: &[Sample]) -> rusqlite::Result<()> {
     let mut latest = tx.prepare_cached(
         "INSERT INTO fleet_device (id, telemetry, telemetry_ms) VALUES (?1, ?2, ?3)
@@ -70,8 +78,17 @@ pub fn store(tx: &Transaction<'_>, samples: &[Sample]) -> rusqlite::Result<()> {
              n = n + 1, sum = sum + excluded.sum,
              min = MIN(min, excluded.min), max = MAX(max, excluded.max)",
     )?;
+    let mut drop_lines = tx.prepare_cached("DELETE FROM fleet_line WHERE device = ?1")?;
+    let mut line = tx.prepare_cached(
+        "INSERT OR REPLACE INTO fleet_line (device, line, operator, imei) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for s in samples {
-        latest.execute(params![s.device, s.json, s.at_ms])?;
+        if latest.execute(params![s.device, s.json, s.at_ms])? > 0 {
+            drop_lines.execute([&s.device])?;
+            for (l, operator, imei) in &s.lines {
+                line.execute(params![s.device, l, operator, imei])?;
+            }
+        }
         let bucket = s.at_ms - s.at_ms.rem_euclid(BUCKET_MS);
         for (name, v) in &s.series {
             raw.execute(params![s.device, name, s.at_ms, v])?;

@@ -28,6 +28,7 @@ pub struct FleetWebState {
 pub fn router(st: Arc<FleetWebState>) -> Router {
     Router::new()
         .route("/admin/fleet", get(list_page))
+        .route("/admin/fleet/list", get(list_part))
         .route("/admin/fleet/enrollments", get(enrollments_page))
         .route("/admin/fleet/enrollments/{id}/approve", post(approve))
         .route("/admin/fleet/enrollments/{id}/reject", post(reject))
@@ -134,6 +135,10 @@ fn status_of(d: &FleetDevice) -> &'static str {
     }
 }
 
+/// Rows per page of the fleet list.
+pub const PAGE_SIZE: usize = 50;
+
+/// The fleet list's filters, sort order and page, as in its URL.
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -146,6 +151,125 @@ pub struct ListQuery {
     status: String,
     #[serde(default)]
     operator: String,
+    /// `id`, `name`, `status`, `last_seen` or `alerts`.
+    #[serde(default)]
+    sort: String,
+    /// `desc` for descending.
+    #[serde(default)]
+    dir: String,
+    /// 1-based.
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+impl ListQuery {
+    fn sort(&self) -> db::SortBy {
+        db::SortBy::parse(&self.sort)
+    }
+
+    fn desc(&self) -> bool {
+        self.dir == "desc"
+    }
+
+    fn page(&self) -> usize {
+        self.page.unwrap_or(1).clamp(1, 1_000_000)
+    }
+
+    /// The filters as a query string, without sort and page.
+    fn filters_qs(&self) -> String {
+        [
+            ("q", &self.q),
+            ("site", &self.site),
+            ("tag", &self.tag),
+            ("status", &self.status),
+            ("operator", &self.operator),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            nonempty(v).map(|v| format!("{k}={}", crate::web::pages::encode_component(&v)))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+
+    /// The filters and the sort order as a query string (links add `page`).
+    fn qs(&self) -> String {
+        let mut parts = vec![self.filters_qs()];
+        if self.sort() != db::SortBy::Id {
+            parts.push(format!("sort={}", self.sort().code()));
+        }
+        if self.desc() {
+            parts.push("dir=desc".into());
+        }
+        parts.retain(|p| !p.is_empty());
+        parts.join("&")
+    }
+
+    fn filter(&self) -> db::ListFilter {
+        db::ListFilter {
+            q: nonempty(&self.q),
+            site: nonempty(&self.site),
+            tag: nonempty(&self.tag),
+            status: nonempty(&self.status),
+            operator: nonempty(&self.operator),
+            sort: self.sort(),
+            desc: self.desc(),
+            offset: (self.page() - 1) * PAGE_SIZE,
+            limit: PAGE_SIZE,
+        }
+    }
+}
+
+/// A sortable column header: its link, and the arrow if sorted by it.
+pub struct SortLink {
+    pub href: String,
+    pub arrow: &'static str,
+}
+
+/// The live part of the fleet list (`/admin/fleet/list`): open alerts, one
+/// page of devices, the pager.
+#[derive(Template)]
+#[template(path = "fleet_rows.html")]
+struct ListFragment {
+    l: Layout,
+    qs: String,
+    rows: Vec<Row>,
+    total: usize,
+    page: usize,
+    pages: usize,
+    first: usize,
+    last: usize,
+    /// Sort links by column code.
+    sorts: Vec<(&'static str, SortLink)>,
+    alerts: Vec<AlertView>,
+    open_alerts: usize,
+    pending: usize,
+}
+
+impl ListFragment {
+    fn sort(&self, col: &str) -> &SortLink {
+        static NONE: SortLink = SortLink {
+            href: String::new(),
+            arrow: "",
+        };
+        self.sorts
+            .iter()
+            .find(|(c, _)| *c == col)
+            .map_or(&NONE, |(_, s)| s)
+    }
+
+    fn page_href(&self, page: usize) -> String {
+        if self.qs.is_empty() {
+            format!("/admin/fleet?page={page}")
+        } else {
+            format!("/admin/fleet?{}&page={page}", self.qs)
+        }
+    }
 }
 
 #[derive(Template)]
@@ -153,13 +277,11 @@ pub struct ListQuery {
 struct ListPage {
     l: Layout,
     f: ListQuery,
-    rows: Vec<Row>,
-    total: usize,
+    /// The rendered [`ListFragment`].
+    list: String,
     sites: Vec<String>,
     tags: Vec<String>,
     operators: Vec<String>,
-    alerts: Vec<AlertView>,
-    pending: usize,
     /// (value, label) of the status filter.
     statuses: Vec<(&'static str, String)>,
 }
@@ -170,64 +292,31 @@ pub struct AlertView {
     pub cleared: String,
 }
 
-async fn list_page(
-    State(st): State<Arc<FleetWebState>>,
-    user: CurrentUser,
-    Query(f): Query<ListQuery>,
-) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
-    let (devices, open, pending) = st
+/// Reads and renders one page of the fleet list.
+async fn list_fragment(
+    st: &FleetWebState,
+    user: &CurrentUser,
+    f: &ListQuery,
+) -> Result<ListFragment, WebError> {
+    let filter = f.filter();
+    let (page, (open, open_alerts), pending) = st
         .fleet
         .store()
-        .read(|c| {
+        .read(move |c| {
             Ok((
-                db::devices(c)?,
-                alerts::open_alerts(c)?,
-                db::enrollments(c, Some("pending"))?.len(),
+                db::list(c, &filter)?,
+                alerts::open_latest(c, 100)?,
+                db::pending_count(c)?,
             ))
         })
         .await?;
-    let l = Layout::new(&user, "fleet", "fleet.title");
-    let mut sites: Vec<String> = devices.iter().filter_map(|d| d.site.clone()).collect();
-    let mut tags: Vec<String> = devices.iter().flat_map(|d| d.tags.clone()).collect();
-    let mut operators: Vec<String> = devices
-        .iter()
-        .filter_map(telemetry_of)
-        .flat_map(|t| t.modems.into_iter().filter_map(|m| m.operator))
-        .collect();
-    for v in [&mut sites, &mut tags, &mut operators] {
-        v.sort();
-        v.dedup();
-    }
-    let total = devices.len();
-    let q = f.q.to_lowercase();
-    let rows: Vec<Row> = devices
+    let l = Layout::new(user, "fleet", "fleet.title");
+    let rows = page
+        .rows
         .into_iter()
-        .filter(|d| f.site.is_empty() || d.site.as_deref() == Some(f.site.as_str()))
-        .filter(|d| f.tag.is_empty() || d.tags.iter().any(|t| t == &f.tag))
-        .filter(|d| f.status.is_empty() || status_of(d) == f.status)
-        .filter(|d| {
-            q.is_empty()
-                || d.id.contains(&q)
-                || d.name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase().contains(&q))
-                || d.serial
-                    .as_deref()
-                    .is_some_and(|s| s.to_lowercase().contains(&q))
-        })
-        .filter_map(|d| {
+        .map(|(d, open_alerts)| {
             let t = telemetry_of(&d);
-            if !f.operator.is_empty()
-                && !t.as_ref().is_some_and(|t| {
-                    t.modems
-                        .iter()
-                        .any(|m| m.operator.as_deref() == Some(f.operator.as_str()))
-                })
-            {
-                return None;
-            }
-            Some(Row {
+            Row {
                 status: status_of(&d),
                 status_label: l.t(status_key(status_of(&d))).to_string(),
                 last_seen: d
@@ -239,20 +328,76 @@ async fn list_page(
                     .map(|t| t.system.version.clone())
                     .unwrap_or_default(),
                 lines: lines_of(t.as_ref()),
-                open_alerts: open.iter().filter(|a| a.device == d.id).count(),
+                open_alerts,
                 d,
-            })
+            }
         })
-        .collect();
+        .collect::<Vec<_>>();
     let alerts = open
         .into_iter()
-        .take(100)
         .map(|a| AlertView {
             raised: l.tr.datetime(a.raised_ms),
             cleared: String::new(),
             a,
         })
         .collect();
+    let (sort, desc, filters) = (f.sort(), f.desc(), f.filters_qs());
+    let sorts = db::SortBy::ALL
+        .into_iter()
+        .map(|c| {
+            // Clicking the sorted column flips it; another column starts
+            // with what an admin looks for first (offline, stale, most alerts).
+            let next_desc = if c == sort {
+                !desc
+            } else {
+                matches!(c, db::SortBy::Status | db::SortBy::Alerts)
+            };
+            let mut href = format!("/admin/fleet?{filters}");
+            if !filters.is_empty() {
+                href.push('&');
+            }
+            href.push_str(&format!("sort={}", c.code()));
+            if next_desc {
+                href.push_str("&dir=desc");
+            }
+            let arrow = match (c == sort, desc) {
+                (false, _) => "",
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+            };
+            (c.code(), SortLink { href, arrow })
+        })
+        .collect();
+    let pages = page.total.div_ceil(PAGE_SIZE).max(1);
+    let first = (f.page() - 1) * PAGE_SIZE;
+    Ok(ListFragment {
+        qs: f.qs(),
+        first: if rows.is_empty() { 0 } else { first + 1 },
+        last: first + rows.len(),
+        rows,
+        total: page.total,
+        page: f.page(),
+        pages,
+        sorts,
+        alerts,
+        open_alerts,
+        pending,
+        l,
+    })
+}
+
+async fn list_page(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Query(f): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let list = list_fragment(&st, &user, &f).await?.render().map_err(|e| {
+        tracing::error!(error = %e, "rendering the fleet list");
+        WebError::Internal
+    })?;
+    let (sites, tags, operators) = st.fleet.store().read(db::facets).await?;
+    let l = Layout::new(&user, "fleet", "fleet.title");
     let statuses = ["online", "offline", "revoked"]
         .into_iter()
         .map(|s| (s, l.t(status_key(s)).to_string()))
@@ -261,14 +406,22 @@ async fn list_page(
         statuses,
         l,
         f,
-        rows,
-        total,
+        list,
         sites,
         tags,
         operators,
-        alerts,
-        pending,
     }))
+}
+
+/// `GET /admin/fleet/list`: the live part of the list, refetched by the page
+/// when the stream says a device changed.
+async fn list_part(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Query(f): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    Ok(render(&list_fragment(&st, &user, &f).await?))
 }
 
 #[derive(Template)]
@@ -454,6 +607,8 @@ struct DevicePage {
     commands: Vec<CommandRow>,
     alerts: Vec<AlertView>,
     line_labels: Vec<String>,
+    /// Chart range (kept by the live refresh).
+    hours: u64,
 }
 
 #[derive(Deserialize)]
@@ -470,14 +625,15 @@ async fn device_page(
 ) -> Result<Response, WebError> {
     user.require(Role::Admin)?;
     let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
-    let since = rq.hours.unwrap_or(24).clamp(1, 24 * 30) as i64 * 3_600_000;
+    let hours = rq.hours.unwrap_or(24).clamp(1, 24 * 30);
+    let since = hours as i64 * 3_600_000;
     let now = now_ms() as i64;
     let dev = node.to_string();
     let data = st
         .fleet
         .store()
         .read(move |c| {
-            let Some(d) = db::devices(c)?.into_iter().find(|d| d.id == dev) else {
+            let Some(d) = db::device(c, &dev)? else {
                 return Ok(None);
             };
             let mut charts = Vec::new();
@@ -554,6 +710,7 @@ async fn device_page(
             })
             .collect(),
         line_labels,
+        hours,
         d,
         l,
     };
@@ -700,27 +857,9 @@ async fn set_meta(
         f.group,
         tags.join(",")
     );
-    let (name, site, group) = (opt(f.name), opt(f.site), opt(f.group));
-    for (what, v) in [("name", &name), ("site", &site), ("group", &group)] {
-        if let Some(v) = v {
-            db::check_label(what, v).map_err(OpError::from)?;
-        }
-    }
-    let d = id.clone();
     st.fleet
-        .store()
-        .write(move |tx| {
-            Ok(db::set_meta(
-                tx,
-                &d,
-                name.as_deref(),
-                site.as_deref(),
-                group.as_deref(),
-                Some(&tags),
-            ))
-        })
-        .await?
-        .map_err(OpError::from)?;
+        .set_meta(&id, opt(f.name), opt(f.site), opt(f.group), Some(tags))
+        .await?;
     audit::record(
         st.fleet.store(),
         &user.login,

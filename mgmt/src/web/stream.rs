@@ -7,8 +7,10 @@
 //! it. Each browser's stream then only passes on what its user may see:
 //! `event: change` with the conversation id as data (the page fetches the
 //! rows it needs, authorised as usual), and, for supervisors, `event:
-//! board` when anything routing-related changed. The ids are all a stream
-//! carries: no customer text crosses it.
+//! board` when anything routing-related changed; for admins, `event: fleet`
+//! with a device id (or nothing: the enrollment queue) when what the fleet
+//! console shows of it changed ([`crate::fleet::Fleet::subscribe_changes`]).
+//! The ids are all a stream carries: no customer text crosses it.
 
 use super::WebState;
 use super::auth::{CurrentUser, Role};
@@ -34,6 +36,8 @@ pub enum Change {
     },
     /// Agents changed (presence), nothing else.
     Agents,
+    /// A fleet device's console view changed (empty: the enrollment queue).
+    Fleet(String),
 }
 
 /// The broadcast of resolved changes (cheap to clone).
@@ -60,17 +64,38 @@ impl Changes {
     }
 }
 
-/// Resolves conversation and routing changes into [`Change`]s until shutdown.
+/// Resolves conversation, routing and fleet changes into [`Change`]s until
+/// shutdown.
 pub async fn run(
     routing: Routing,
     changes: Changes,
     mut live: broadcast::Receiver<LiveEvent>,
     mut decided: broadcast::Receiver<Vec<ConversationId>>,
+    fleet: broadcast::Receiver<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut fleet = Some(fleet);
     loop {
         let ids: Vec<ConversationId> = tokio::select! {
             _ = shutdown.cancelled() => break,
+            f = async {
+                match fleet.as_mut() {
+                    Some(r) => r.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match f {
+                    Ok(device) => {
+                        let _ = changes.tx.send(Change::Fleet(device));
+                    }
+                    // Tell the consoles to refetch what they show.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = changes.tx.send(Change::Fleet(String::new()));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => fleet = None,
+                }
+                continue;
+            }
             l = live.recv() => match l {
                 Ok(LiveEvent::Conversation(s)) => s.id.parse().ok().into_iter().collect(),
                 Ok(LiveEvent::Message(_)) => continue,
@@ -118,6 +143,7 @@ pub async fn desk_stream(State(st): State<Arc<WebState>>, user: CurrentUser) -> 
         .await
         .unwrap_or_else(|_| Viewer::new(&user.user, None));
     let supervisor = viewer.role >= Role::Supervisor;
+    let admin = viewer.role >= Role::Admin;
     let rx = st.changes.subscribe();
     let stop = st.shutdown.clone();
     let events = futures_util::stream::unfold(
@@ -140,6 +166,10 @@ pub async fn desk_stream(State(st): State<Arc<WebState>>, user: CurrentUser) -> 
                     }
                     Ok(Change::Agents) if supervisor => SseEvent::default().event("board").data(""),
                     Ok(Change::Agents) => continue,
+                    Ok(Change::Fleet(device)) if admin => {
+                        SseEvent::default().event("fleet").data(device)
+                    }
+                    Ok(Change::Fleet(_)) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         SseEvent::default().event("lagged").data("")
                     }

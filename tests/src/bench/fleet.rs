@@ -45,6 +45,10 @@ pub struct Figures {
     pub stored: (Duration, Duration, usize),
     pub missing: usize,
     pub list_html: (Duration, Duration, usize),
+    /// The list searched by IMEI (a scan of every device's lines).
+    pub list_search: (Duration, Duration, usize),
+    /// Filtered by operator, sorted by last seen (newest first), page 10.
+    pub list_filter: (Duration, Duration, usize),
     pub list_json: (Duration, Duration, usize),
 }
 
@@ -251,23 +255,11 @@ pub async fn run(o: &Options) -> Result<Figures> {
         o.appliances + 100
     ));
     // Devices and an admin session, written before mgmt starts.
-    let secret = crossline_mgmt::credentials::new_secret();
-    let hash = crossline_mgmt::credentials::hash_secret(&secret)?;
+    let n = o.appliances;
+    let secret = crossline_tests::fleet::seed_devices(&mgmt.data, "fb", n, None).await?;
     let mut cfg: crossline_mgmt::config::Config = toml::from_str("")?;
     cfg.data_dir = mgmt.data.clone();
     let store = crossline_mgmt::server::open_store(&cfg)?;
-    let n = o.appliances;
-    store
-        .write(move |tx| {
-            let mut st = tx.prepare(
-                "INSERT INTO device (id, secret_hash, revoked, online, created_ms) VALUES (?1, ?2, 0, 0, 0)",
-            )?;
-            for i in 0..n {
-                st.execute(rusqlite::params![format!("fb-{i:05}"), hash])?;
-            }
-            Ok(())
-        })
-        .await?;
     let pw = auth::hash_password("bench-password-1")?;
     let admin = store
         .write(move |tx| {
@@ -357,6 +349,14 @@ pub async fn run(o: &Options) -> Result<Figures> {
     // Render times with the fleet connected.
     let addr = format!("127.0.0.1:{http_port}");
     let list_html = time_get(&addr, &cookie, 0, o.renders, |_| "/admin/fleet".into()).await?;
+    let list_search = time_get(&addr, &cookie, 0, o.renders, |i| {
+        format!("/admin/fleet?q=86123405{:07}", (i * 7919) % n)
+    })
+    .await?;
+    let list_filter = time_get(&addr, &cookie, 0, o.renders, |_| {
+        "/admin/fleet/list?operator=Kyivstar&sort=last_seen&dir=desc&page=10".into()
+    })
+    .await?;
     let token = mgmt.api_token();
     let list_json = time_get(
         &addr,
@@ -426,6 +426,8 @@ pub async fn run(o: &Options) -> Result<Figures> {
         stored: (pct(&stored, 0.5), pct(&stored, 0.99), stored.len()),
         missing,
         list_html,
+        list_search,
+        list_filter,
         list_json,
     })
 }
@@ -445,9 +447,11 @@ pub fn section(f: &Figures) -> String {
 | mgmt RSS at the end / peak | {rss:.0} MiB / {hwm:.0} MiB |\n\
 | heartbeat → last seen (ingest), p50 / p99 | {s50} / {s99} ({sn} samples, {miss} not seen) |\n\
 | heartbeat → stored fleet sample, p50 / p99 | {t50} / {t99} ({tn} samples) |\n\
-| console fleet list `/admin/fleet` ({n} devices), p50 / p99 | {h50} / {h99} ({hb} KiB) |\n\
+| console fleet list `/admin/fleet` (first page of 50, {n} devices), p50 / p99 | {h50} / {h99} ({hb} KiB) |\n\
+| the same searched by IMEI `?q=86123405…`, p50 / p99 | {q50} / {q99} ({qb} KiB) |\n\
+| its live part `/admin/fleet/list?operator=Kyivstar&sort=last_seen&dir=desc&page=10`, p50 / p99 | {f50} / {f99} ({fb} KiB) |\n\
 | fleet JSON `/api/v1/fleet/devices`, p50 / p99 | {j50} / {j99} ({jb} KiB) |\n\n\
-The fleet list renders every device on one page (no paging yet): its time grows with the fleet. Figures are from one run on the shared 2-core machine while other builds ran (load average about 6), so CPU and latency tails are pessimistic. Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
+The console's fleet list is paged in SQL (50 rows, with the total count); the site, tag and operator filters and the sort columns are indexed, the free-text search (id, name, serial, IMEI) scans. The JSON API still returns every device. Figures are from one run on the shared 2-core machine while other builds ran (load average about 6), so CPU and latency tails are pessimistic. Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
         n = f.appliances,
         bytes = telemetry(1, 1).len(),
         iv = f.interval.as_secs(),
@@ -467,6 +471,12 @@ The fleet list renders every device on one page (no paging yet): its time grows 
         h50 = ms(f.list_html.0),
         h99 = ms(f.list_html.1),
         hb = f.list_html.2 / 1024,
+        q50 = ms(f.list_search.0),
+        q99 = ms(f.list_search.1),
+        qb = f.list_search.2 / 1024,
+        f50 = ms(f.list_filter.0),
+        f99 = ms(f.list_filter.1),
+        fb = f.list_filter.2 / 1024,
         j50 = ms(f.list_json.0),
         j99 = ms(f.list_json.1),
         jb = f.list_json.2 / 1024,

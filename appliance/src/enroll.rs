@@ -105,6 +105,42 @@ pub async fn resolve(mut cfg: Config, shutdown: &CancellationToken) -> Result<Op
     Ok(Some(cfg))
 }
 
+/// Where this appliance keeps its MQTT secret, for a re-key from mgmt
+/// (docs/FLEET.md, "Re-key"): the identity file of an enrolled appliance, or
+/// the configured `mqtt.secret_file`. `None` when the secret is written in
+/// the configuration itself (re-key is then refused with the reason).
+#[derive(Debug, Clone)]
+pub enum CredentialFile {
+    Identity(PathBuf),
+    SecretFile(PathBuf),
+}
+
+impl CredentialFile {
+    /// The credential file of `cfg` (after [`resolve`]).
+    pub fn of(cfg: &Config) -> Option<Self> {
+        let identity = identity_path(&cfg.data_dir);
+        if identity.exists() {
+            return Some(Self::Identity(identity));
+        }
+        cfg.mqtt.secret_file.clone().map(Self::SecretFile)
+    }
+
+    /// Replaces the stored secret of `device` with `secret`, durably and
+    /// atomically (a crash leaves the old file or the new one).
+    pub fn store(&self, device: &NodeId, secret: &str) -> Result<()> {
+        match self {
+            Self::Identity(path) => {
+                let id = Identity {
+                    device: device.clone(),
+                    secret: secret.to_string(),
+                };
+                write_durably(path, &serde_json::to_vec_pretty(&id)?)
+            }
+            Self::SecretFile(path) => write_durably(path, format!("{secret}\n").as_bytes()),
+        }
+    }
+}
+
 fn apply(cfg: &mut Config, id: Identity) {
     cfg.node_id = Some(id.device);
     cfg.mqtt.secret = Some(id.secret);

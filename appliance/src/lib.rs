@@ -56,6 +56,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             link: link_tx,
             config: Some(config_tx),
             outbound: Some(out_rx),
+            credential: crate::enroll::CredentialFile::of(&cfg),
         },
         shutdown.clone(),
     );

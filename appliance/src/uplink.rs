@@ -20,7 +20,7 @@ use crate::log::LocalLog;
 use crossline_core::NodeId;
 use crossline_proto::{
     Ack, Command, DesiredConfig, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState,
-    Telemetry, decode, encode,
+    Rekey, Rekeyed, Telemetry, decode, encode,
 };
 use crossline_store::{EventLog, Outbox};
 use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
@@ -107,6 +107,9 @@ pub struct UplinkIo {
     pub config: Option<mpsc::Sender<DesiredConfig>>,
     /// Messages to publish for other parts of the appliance.
     pub outbound: Option<mpsc::Receiver<Outbound>>,
+    /// Where a new secret from mgmt is stored (the `rekey` topic is
+    /// subscribed only when this is set).
+    pub credential: Option<crate::enroll::CredentialFile>,
 }
 
 /// Runs the uplink until `shutdown`; returns the last ack seen.
@@ -127,6 +130,7 @@ where
         link: watch::channel(LinkState::down_now()).0,
         config: None,
         outbound: None,
+        credential: None,
     };
     run_with(log, mqtt, sync, io, shutdown).await
 }
@@ -149,8 +153,10 @@ where
         link: link_state,
         config: config_tx,
         mut outbound,
+        credential,
     } = io;
     let want_config = config_tx.is_some();
+    let want_rekey = credential.is_some();
     let me = log.store().local_node().clone();
     let secret = mqtt.load_secret()?;
     let (host, port) = mqtt.host_port()?;
@@ -179,6 +185,7 @@ where
         me.clone(),
         link_tx,
         want_config,
+        credential.map(|c| (client.clone(), c)),
         shutdown.clone(),
     ));
     info!(device = %me, broker = %format!("{host}:{port}"), "uplink starting");
@@ -297,6 +304,9 @@ where
                         client.subscribe(sub(Kind::Cmd), QoS::AtLeastOnce).await?;
                         if want_config {
                             client.subscribe(sub(Kind::Config), QoS::AtLeastOnce).await?;
+                        }
+                        if want_rekey {
+                            client.subscribe(sub(Kind::Rekey), QoS::AtLeastOnce).await?;
                         }
                         client
                             .publish(
@@ -470,14 +480,74 @@ async fn say_hello(client: &AsyncClient, me: &NodeId, head: u64, acked: u64) -> 
     Ok(())
 }
 
+/// A re-key from mgmt: store the new secret durably, answer, and ask for a
+/// clean disconnect (after the answer); true when the poll loop must then
+/// reconnect with the new credential. A repeat of a re-key already applied
+/// is answered again without reconnecting.
+async fn rekey(
+    eventloop: &mut EventLoop,
+    client: &AsyncClient,
+    cred: &crate::enroll::CredentialFile,
+    me: &NodeId,
+    payload: &[u8],
+) -> bool {
+    let r = match decode::<Rekey>(payload) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(device = %me, error = %e, "rejected re-key from mgmt");
+            return false;
+        }
+    };
+    let current = eventloop.mqtt_options.credentials().map(|l| l.password);
+    let changed = current.as_deref() != Some(r.secret.as_str());
+    let stored = if changed {
+        let (cred, me, secret) = (cred.clone(), me.clone(), r.secret.clone());
+        tokio::task::spawn_blocking(move || cred.store(&me, &secret))
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("storing the new secret: {e}")))
+    } else {
+        Ok(())
+    };
+    let answer = Rekeyed {
+        v: crossline_proto::VERSION,
+        id: r.id,
+        ok: stored.is_ok(),
+        error: stored
+            .as_ref()
+            .err()
+            .map(|e| format!("{e:#}").chars().take(1000).collect()),
+    };
+    if let Err(e) = &stored {
+        warn!(device = %me, rekey = %r.id, error = %format!("{e:#}"), "could not store the new secret from mgmt; keeping the old one");
+    }
+    let topic = DeviceTopic::new(me, Kind::Rekeyed).to_string();
+    if let Err(e) = client
+        .publish(topic, QoS::AtLeastOnce, false, encode(&answer))
+        .await
+    {
+        warn!(device = %me, error = %e, "could not answer the re-key");
+    }
+    if stored.is_ok() && changed {
+        info!(device = %me, rekey = %r.id, "new secret from mgmt stored; reconnecting with it");
+        eventloop
+            .mqtt_options
+            .set_credentials(me.as_str(), r.secret);
+        return client.disconnect().await.is_ok();
+    }
+    false
+}
+
 async fn poll_loop(
     mut eventloop: EventLoop,
     me: NodeId,
     tx: mpsc::Sender<Link>,
     want_config: bool,
+    rekeying: Option<(AsyncClient, crate::enroll::CredentialFile)>,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
+    // A clean disconnect was asked for after a re-key.
+    let mut reconnect = false;
     loop {
         let ev = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -498,6 +568,13 @@ async fn poll_loop(
                 }
             }
             Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
+                if let Some((client, cred)) = &rekeying
+                    && DeviceTopic::parse(&p.topic)
+                        .is_ok_and(|t| t.device == me && t.kind == Kind::Rekey)
+                {
+                    reconnect |= rekey(&mut eventloop, client, cred, &me, &p.payload).await;
+                    continue;
+                }
                 let msg = match DeviceTopic::parse(&p.topic) {
                     Ok(t) if t.device == me && t.kind == Kind::Ack => {
                         decode::<Ack>(&p.payload).map(Link::Ack)
@@ -526,6 +603,19 @@ async fn poll_loop(
                     Err(e) => {
                         warn!(device = %me, topic = %p.topic, error = %e, "rejected message from mgmt")
                     }
+                }
+            }
+            // The answer and the DISCONNECT are out (no last will): drop
+            // the connection; the next poll connects with the new secret.
+            Ok(MqttEvent::Outgoing(rumqttc::Outgoing::Disconnect)) if reconnect => {
+                reconnect = false;
+                eventloop.clean();
+                if tx
+                    .send(Link::Down("reconnecting with the new secret".into()))
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
             }
             Ok(_) => {}

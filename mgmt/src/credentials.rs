@@ -34,6 +34,8 @@ pub struct RegistryAuthenticator<S> {
     service_hash: String,
     /// Hash of the bootstrap token (user `enroll`), if enrollment is on.
     bootstrap_hash: Option<String>,
+    /// New secrets of devices being re-keyed, accepted next to the old ones.
+    pending: Option<crate::fleet::rekey::PendingKeys>,
 }
 
 impl<S: DeviceRegistry> RegistryAuthenticator<S> {
@@ -43,7 +45,14 @@ impl<S: DeviceRegistry> RegistryAuthenticator<S> {
             service_user,
             service_hash: hash_secret(service_secret)?,
             bootstrap_hash: None,
+            pending: None,
         })
+    }
+
+    /// Accepts the new secret of a device being re-keyed, besides its old one.
+    pub fn with_pending_keys(mut self, keys: crate::fleet::rekey::PendingKeys) -> Self {
+        self.pending = Some(keys);
+        self
     }
 
     /// Lets appliances enroll: user `enroll` with this token gets a session
@@ -79,6 +88,15 @@ impl<S: DeviceRegistry> Authenticator for RegistryAuthenticator<S> {
             Ok(Some(d)) if d.revoked => AuthDecision::Deny(format!("device {id} is revoked")),
             Ok(Some(d)) if verify_secret(password, &d.secret_hash) => {
                 tracing::debug!(device = %id, client_id, "device authenticated");
+                AuthDecision::Device
+            }
+            Ok(Some(_))
+                if self
+                    .pending
+                    .as_ref()
+                    .is_some_and(|k| k.accepts(id.as_str(), password)) =>
+            {
+                tracing::info!(device = %id, client_id, "device authenticated with its new secret");
                 AuthDecision::Device
             }
             Ok(Some(_)) => AuthDecision::Deny(format!("wrong secret for device {id}")),

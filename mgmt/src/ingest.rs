@@ -187,7 +187,13 @@ where
                         Err(e) => reject(&metrics, Some(&dev), &p.topic, &e.to_string()),
                     },
                     // Fleet topics: handled by crate::fleet's own connection.
-                    Kind::Ack | Kind::Cmd | Kind::Config | Kind::Reported | Kind::Result => {}
+                    Kind::Ack
+                    | Kind::Cmd
+                    | Kind::Config
+                    | Kind::Reported
+                    | Kind::Result
+                    | Kind::Rekey
+                    | Kind::Rekeyed => {}
                 }
             }
             Ok(_) => {}

@@ -64,6 +64,14 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let (updates, _) = broadcast::channel(4096);
     let mut tasks = JoinSet::new();
 
+    let (pending_keys, keys_used) = crate::fleet::rekey::PendingKeys::new();
+    {
+        let k = pending_keys.clone();
+        store
+            .read(move |c| k.load(c))
+            .await
+            .context("reading pending device re-keys")?;
+    }
     let (broker, mqtt_addr, host) = match &cfg.mqtt.url {
         Some(url) => {
             let (host, port) = crossline_appliance::config::parse_mqtt_url(url)?;
@@ -76,7 +84,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
         }
         None => {
             let mut auth =
-                RegistryAuthenticator::new(store.clone(), cfg.mqtt.username.clone(), &mgmt_secret)?;
+                RegistryAuthenticator::new(store.clone(), cfg.mqtt.username.clone(), &mgmt_secret)?
+                    .with_pending_keys(pending_keys.clone());
             if cfg.fleet.enrollment {
                 auth = auth.with_bootstrap_token(&secret_file(&cfg.bootstrap_token_path())?)?;
             }
@@ -144,6 +153,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
             alerts: cfg.fleet.alerts.clone(),
         },
         updates.subscribe(),
+        (pending_keys, keys_used),
         shutdown.clone(),
     );
     tasks.spawn(fleet_task);

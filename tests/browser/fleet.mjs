@@ -33,6 +33,10 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
     await page.click("[data-testid=fleet-enrollments-link]");
     const row = page.locator("tr", { has: page.locator("[data-testid=serial]", { hasText: "serial-web-1" }) });
     await reloadUntil(page, "[data-testid=serial]:has-text('serial-web-1')", "pending appliance");
+    // Its hardware identity: the simulated modem's IMEI, a MAC, the serial.
+    const pending = await row.textContent();
+    check(pending.includes("IMEI 861234051234567"), `the pending row shows the modem's IMEI: ${pending}`);
+    check(/MAC [0-9a-f]{2}(:[0-9a-f]{2}){5}/.test(pending), `the pending row shows a MAC: ${pending}`);
     await shot(page, "01-enrollment-queue");
     await row.locator("[data-testid=approve-device]").fill(device);
     await row.locator("[data-testid=approve-site]").fill("kyiv");
@@ -64,6 +68,13 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
     const { readFileSync } = await import("node:fs");
     check(readFileSync(path, "utf8").includes("Balance"), "USSD output downloaded");
     await shot(page, "04-command-result");
+  });
+
+  await step("re-key the appliance", async () => {
+    await page.click("[data-testid=rekey]");
+    // Live: the appliance stores the new secret and reconnects with it.
+    await page.waitForSelector("[data-testid=rekey-state][data-state=done]", { timeout: TIMEOUT * 2 });
+    await page.waitForSelector("[data-testid=device-status]:has-text('online')", { timeout: TIMEOUT });
   });
 
   await step("the row turns offline and the alert shows, live", async () => {
@@ -107,7 +118,7 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
   await step("every action is in the audit log", async () => {
     await page.goto("/admin/audit");
     const text = await page.textContent("[data-testid=audit-table]");
-    for (const a of ["fleet.enrollment.approve", "fleet.config.push", "fleet.command.ussd"]) {
+    for (const a of ["fleet.enrollment.approve", "fleet.config.push", "fleet.command.ussd", "fleet.device.rekey"]) {
       check(text.includes(a), `audit log lacks ${a}`);
     }
   });

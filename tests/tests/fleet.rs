@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crossline_sim::{SimConfig, SimModem};
 use crossline_tests::mqtt_cli::publish_as;
 use crossline_tests::proc::{Appliance, Mgmt, run_ok};
 use crossline_tests::{http, wait_for};
@@ -127,15 +128,41 @@ fn device<'a>(devices: &'a Value, id: &str) -> Option<&'a Value> {
 }
 
 fn enrolling_appliance(dir: &std::path::Path, name: &str, port: u16, token: &str) -> Appliance {
+    enrolling_appliance_with(dir, name, port, token, "")
+}
+
+/// An enrolling appliance with `extra` TOML (modems) appended.
+fn enrolling_appliance_with(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    token: &str,
+    extra: &str,
+) -> Appliance {
     Appliance::from_toml(
         dir,
         name,
         &format!(
             "data_dir = \"{{data}}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\nkeep_alive_s = 5\n\
-             [enroll]\nbootstrap_token = \"{token}\"\nserial = \"serial-{name}\"\nretry_s = 1\n\
-             [sync]\nresend_after_ms = 1500\n[synthetic]\nrate = 50\ntotal = 40\n"
+             [enroll]\nbootstrap_token = \"{token}\"\nserial = \"serial-{name}\"\nretry_s = 1\nmodem_probe_s = 10\n\
+             [sync]\nresend_after_ms = 1500\n[synthetic]\nrate = 50\ntotal = 40\n{extra}"
         ),
     )
+}
+
+/// The MAC addresses the appliance reports: every interface but `lo`.
+fn host_macs() -> Vec<String> {
+    let mut macs: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "lo")
+        .filter_map(|e| std::fs::read_to_string(e.path().join("address")).ok())
+        .map(|m| m.trim().to_string())
+        .filter(|m| m.len() == 17 && m != "00:00:00:00:00:00")
+        .collect();
+    macs.sort();
+    macs.dedup();
+    macs
 }
 
 #[test]
@@ -156,7 +183,28 @@ fn enrollment_approval_revocation() {
     let mut wrong = enrolling_appliance(tmp.path(), "wrong", port, "not-the-token");
     wrong.start();
 
-    let mut app = enrolling_appliance(tmp.path(), "shop-a", port, &bootstrap);
+    // shop-a has a modem (simulated, on a real PTY) whose IMEI it reports.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let link = tmp.path().join("tty-shop-a");
+    let imei = "861234059876543";
+    let _sim = rt
+        .block_on(SimModem::spawn(SimConfig {
+            link: Some(link.clone()),
+            own_number: "+380670000041".into(),
+            imei: imei.into(),
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    let mut app = enrolling_appliance_with(
+        tmp.path(),
+        "shop-a",
+        port,
+        &bootstrap,
+        &format!(
+            "[[modems]]\nlabel = \"gsm0\"\nport = \"{}\"\nprofile = \"quectel_ec25\"\n",
+            link.display()
+        ),
+    );
     app.start();
     let eid = wait_for("shop-a pending at mgmt", LONG, || {
         pending_with_serial(&mgmt, &api, "serial-shop-a")
@@ -174,6 +222,19 @@ fn enrollment_approval_revocation() {
         .find(|e| e["id"] == eid.as_str())
         .unwrap();
     assert!(!e["software"].as_str().unwrap().is_empty());
+    // Its hardware identity: the modem's IMEI, this host's MACs, the serial.
+    assert_eq!(e["imeis"], serde_json::json!([imei]), "{e}");
+    assert_eq!(e["serial"], "serial-shop-a");
+    let macs = host_macs();
+    assert!(
+        !macs.is_empty(),
+        "this host has no network interface but lo"
+    );
+    assert_eq!(e["macs"], serde_json::json!(macs), "{e}");
+    assert!(
+        cli_list.contains(imei) && cli_list.contains("serial-shop-a"),
+        "{cli_list}"
+    );
 
     // The wrong-token appliance was refused (its log says so) and is not queued.
     wait_for("the wrong token refused", LONG, || {
@@ -326,6 +387,78 @@ fn enrollment_approval_revocation() {
         crossline_tests::mgmt_counts(mgmt.http_port, &api).filter(|c| c.get("shop-b") == Some(&40))
     });
 
+    // Re-key shop-a: mgmt sends the new secret over the device's session;
+    // the appliance stores it (identity.json), reconnects with it and keeps
+    // working; then the old secret is refused.
+    let (status, body) = post(&mgmt, &api, "/api/v1/fleet/devices/shop-a/rekey", "");
+    assert_eq!(status, 202, "{body}");
+    let asked: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(asked["rekey"]["state"], "pending", "{body}");
+    assert!(
+        asked.get("secret").is_none(),
+        "the API does not show the secret"
+    );
+    let rekey = wait_for("shop-a re-keyed", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/shop-a")?;
+        (d["rekey"]["state"] == "done").then(|| d["rekey"].clone())
+    });
+    assert_eq!(rekey["id"], asked["rekey"]["id"]);
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.data.join("identity.json")).unwrap())
+            .unwrap();
+    assert_eq!(identity["device"], "shop-a");
+    let fresh = identity["secret"].as_str().unwrap().to_string();
+    assert_ne!(fresh, secret, "identity.json holds the new secret");
+    let topic = "crossline/v1/d/shop-a/telemetry";
+    assert!(
+        !publish_as(port, "shop-a", "shop-a", &secret, topic, "{}"),
+        "the old secret still works after the re-key"
+    );
+    // The appliance works on with the new secret: a command round trip, and
+    // a restart reconnects with the stored secret.
+    let (status, body) = post(
+        &mgmt,
+        &api,
+        "/api/v1/fleet/devices/shop-a/commands",
+        r#"{"type":"rescan_modems"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    let cmd: Value = serde_json::from_str(&body).unwrap();
+    let cmd_id = cmd["id"].as_str().unwrap().to_string();
+    wait_for("the command after the re-key answered", LONG, || {
+        let c = get_json(&mgmt, &api, &format!("/api/v1/fleet/commands/{cmd_id}"))?;
+        (c["ok"] == true).then_some(())
+    });
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    assert!(log.contains("new secret from mgmt stored"), "{log}");
+    assert!(app.sigterm());
+    app.start();
+    wait_for(
+        "shop-a online with its new secret after a restart",
+        LONG,
+        || {
+            let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices")?;
+            device(&devices, "shop-a")
+                .filter(|d| d["online"] == true)
+                .map(|_| ())
+        },
+    );
+    {
+        let conn = rusqlite::Connection::open(mgmt.db()).unwrap();
+        let (actor, detail): (String, String) = conn
+            .query_row(
+                "SELECT actor, detail FROM audit_log WHERE action = 'fleet.device.rekey' AND target = 'shop-a'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (actor.as_str(), detail.as_str()),
+            ("api-token", rekey["id"].as_str().unwrap())
+        );
+    }
+    let secret = fresh;
+
     // Revoke shop-a through the API: disconnected at once (mgmt sees it
     // offline), refused from then on; shop-b is unaffected.
     let (status, body) = post(&mgmt, &api, "/api/v1/fleet/devices/shop-a/revoke", "");
@@ -350,15 +483,10 @@ fn enrollment_approval_revocation() {
     let devices = get_json(&mgmt, &api, "/api/v1/fleet/devices").unwrap();
     assert_eq!(device(&devices, "shop-b").unwrap()["online"], true);
 
-    // Re-key: a new secret (shown once) works, the old one is refused.
+    // A revoked device cannot be re-keyed (it could not receive the secret).
     let (status, body) = post(&mgmt, &api, "/api/v1/fleet/devices/shop-a/rekey", "");
-    assert_eq!(status, 200, "{body}");
-    let rekeyed: Value = serde_json::from_str(&body).unwrap();
-    let fresh = rekeyed["secret"].as_str().unwrap();
-    assert_ne!(fresh, secret);
-    let topic = "crossline/v1/d/shop-a/telemetry";
-    assert!(publish_as(port, "shop-a", "shop-a", fresh, topic, "{}"));
-    assert!(!publish_as(port, "shop-a", "shop-a", &secret, topic, "{}"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("revoked"), "{body}");
     assert!(
         app.is_running(),
         "a refused appliance keeps running (and its log)"

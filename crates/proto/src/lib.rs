@@ -14,7 +14,7 @@ pub mod topic;
 pub use msg::{
     Ack, ApplianceSettings, Command, CommandKind, CommandResult, DesiredConfig, EnrollRequest,
     EnrollResponse, EnrollState, EventBatch, Hello, LineSettings, OfflineSettings, Presence,
-    PresenceState, ReportedConfig, Telemetry,
+    PresenceState, Rekey, Rekeyed, ReportedConfig, Telemetry,
 };
 pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
 

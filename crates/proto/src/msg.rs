@@ -241,6 +241,65 @@ impl Wire for CommandResult {
     }
 }
 
+/// mgmt → appliance on `crossline/v1/d/{id}/rekey`: the device's new secret.
+/// The appliance stores it durably, answers [`Rekeyed`] and reconnects with
+/// it; mgmt refuses the old secret once the device has connected with the
+/// new one. Sent again (same `id`) on every reconnect and every 30 s until
+/// answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rekey {
+    #[serde(default = "version")]
+    pub v: u32,
+    /// This re-key (a repeat carries the same id and secret).
+    pub id: EventId,
+    /// The new secret (the device's MQTT password).
+    pub secret: String,
+}
+
+impl Wire for Rekey {
+    const NAME: &'static str = "re-key";
+    fn validate(&self) -> Result<(), ProtoError> {
+        if self.secret.len() < 16
+            || self.secret.len() > 256
+            || !self.secret.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ProtoError::Invalid {
+                what: "re-key",
+                detail: "the secret must be 16 to 256 printable ASCII characters".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// appliance → mgmt on `crossline/v1/d/{id}/rekeyed`: the new secret of
+/// re-key `id` is stored (`ok`) and the appliance reconnects with it, or
+/// it could not be stored (`error`) and the appliance keeps the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rekeyed {
+    #[serde(default = "version")]
+    pub v: u32,
+    pub id: EventId,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Wire for Rekeyed {
+    const NAME: &'static str = "re-key answer";
+    fn validate(&self) -> Result<(), ProtoError> {
+        if self.error.as_ref().is_some_and(|e| e.len() > 1024) {
+            return Err(ProtoError::Invalid {
+                what: "re-key answer",
+                detail: "error longer than 1024 bytes".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Settings mgmt can push to appliances (a device, a group or a tag).
 /// Absent parts leave the appliance's own configuration as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

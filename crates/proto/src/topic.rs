@@ -34,10 +34,16 @@ pub enum Kind {
     Reported,
     /// appliance → mgmt: [`crate::CommandResult`] of a fleet command, QoS 1.
     Result,
+    /// mgmt → appliance: [`crate::Rekey`], its new credential, QoS 1, never
+    /// retained.
+    Rekey,
+    /// appliance → mgmt: [`crate::Rekeyed`], the new credential stored (or
+    /// why not), QoS 1.
+    Rekeyed,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Events,
         Kind::Hello,
         Kind::Ack,
@@ -47,6 +53,8 @@ impl Kind {
         Kind::Config,
         Kind::Reported,
         Kind::Result,
+        Kind::Rekey,
+        Kind::Rekeyed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +68,8 @@ impl Kind {
             Kind::Config => "config",
             Kind::Reported => "reported",
             Kind::Result => "result",
+            Kind::Rekey => "rekey",
+            Kind::Rekeyed => "rekeyed",
         }
     }
 

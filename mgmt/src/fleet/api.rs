@@ -159,20 +159,33 @@ async fn revoke(
 #[derive(Serialize)]
 struct Rekeyed {
     device: String,
-    /// The new secret, shown once: install it as the device's `mqtt.secret_file`.
-    secret: String,
+    /// The re-key's state (`pending` until the appliance has it).
+    rekey: super::rekey::RekeyView,
 }
 
+/// Sends the device a new secret over its session (202: it completes when
+/// the device reconnects with it; see `GET .../devices/{id}`).
 async fn rekey(
     State(st): State<Arc<FleetApiState>>,
     Path(id): Path<String>,
-) -> Result<Json<Rekeyed>, ApiError> {
+) -> Result<(StatusCode, Json<Rekeyed>), ApiError> {
     let id = device_id(&id)?;
-    let secret = st.fleet.rekey(&id).await?;
-    Ok(Json(Rekeyed {
-        device: id.to_string(),
-        secret,
-    }))
+    let rekey = st.fleet.rekey(&id).await?;
+    crate::web::audit::record(
+        st.fleet.store(),
+        "api-token",
+        "fleet.device.rekey",
+        id.as_str(),
+        &rekey.id,
+    )
+    .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Rekeyed {
+            device: id.to_string(),
+            rekey,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -203,6 +216,8 @@ struct DeviceDetail {
     /// Series with history (for `/telemetry?series=`).
     series: Vec<String>,
     alerts: Vec<alerts::Alert>,
+    /// The last re-key, if any.
+    rekey: Option<super::rekey::RekeyView>,
 }
 
 async fn device_detail(
@@ -217,10 +232,12 @@ async fn device_detail(
             let device = db::device(c, &id)?;
             let series = telemetry::series_names(c, &id)?;
             let alerts = alerts::recent(c, Some(&id), 50)?;
+            let rekey = super::rekey::state(c, &id)?;
             Ok(device.map(|device| DeviceDetail {
                 device,
                 series,
                 alerts,
+                rekey,
             }))
         })
         .await?;

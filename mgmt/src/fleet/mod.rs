@@ -20,6 +20,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod rekey;
 pub mod telemetry;
 pub mod web;
 
@@ -29,7 +30,8 @@ use crossline_broker::ClientKicker;
 use crossline_core::NodeId;
 use crossline_proto::{
     ApplianceSettings, Command, CommandKind, CommandResult, DeviceTopic, ENROLL_USER, EnrollKind,
-    EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, Kind, ReportedConfig, decode, encode,
+    EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, Kind, Rekeyed, ReportedConfig, decode,
+    encode,
 };
 use crossline_store::{DeviceRegistry, SqliteStore, StoreError};
 use db::{Answer, Approval, FleetError};
@@ -73,6 +75,7 @@ struct Inner {
     wake: mpsc::UnboundedSender<()>,
     service_user: String,
     changes: Changed,
+    keys: rekey::PendingKeys,
 }
 
 /// Announces that what the console shows of a device changed (presence,
@@ -224,6 +227,12 @@ impl Fleet {
         if !self.inner.store.revoke_device(device).await? {
             return Ok(false);
         }
+        let d = device.to_string();
+        self.inner
+            .store
+            .write(move |tx| rekey::cancel(tx, &d))
+            .await?;
+        self.inner.keys.remove(device.as_str());
         if let Some(k) = &self.inner.kicker {
             k.disconnect_client(device.as_str()).await;
         }
@@ -280,21 +289,33 @@ impl Fleet {
         Ok(cmd)
     }
 
-    /// Re-key: a new secret for `device` (returned once), the old one refused
-    /// from now on and its session ended. The device needs the new secret
-    /// installed (its `mqtt.secret_file`).
-    pub async fn rekey(&self, device: &NodeId) -> Result<String, OpError> {
-        if self.inner.store.device(device)?.is_none() {
-            return Err(FleetError::NoDevice(device.to_string()).into());
+    /// Re-key: a new secret for `device`, sent to the appliance over its
+    /// session (now if it is connected, else when it comes back). The old
+    /// secret keeps working until the device has connected with the new one.
+    pub async fn rekey(&self, device: &NodeId) -> Result<rekey::RekeyView, OpError> {
+        match self.inner.store.device(device)? {
+            None => return Err(FleetError::NoDevice(device.to_string()).into()),
+            Some(d) if d.revoked => {
+                return Err(FleetError::Invalid(format!(
+                    "device {device} is revoked: it cannot receive a new secret (a revoked device is re-admitted with `crossline-mgmt device add {device}`, or enrolled afresh)"
+                ))
+                .into());
+            }
+            Some(_) => {}
         }
         let secret = new_secret();
         let hash = hash_secret(&secret).map_err(|e| OpError::Other(e.to_string()))?;
-        self.inner.store.put_device(device, &hash).await?;
-        if let Some(k) = &self.inner.kicker {
-            k.disconnect_client(device.as_str()).await;
-        }
-        info!(device = %device, "device re-keyed");
-        Ok(secret)
+        let (d, h) = (device.to_string(), hash.clone());
+        let view = self
+            .inner
+            .store
+            .write(move |tx| rekey::create(tx, &d, &secret, &h, now_ms() as i64))
+            .await?;
+        self.inner.keys.insert(device.as_str(), &hash);
+        info!(device = %device, rekey = %view.id, "device re-key requested");
+        let _ = self.inner.wake.send(());
+        self.inner.changes.device(device.as_str());
+        Ok(view)
     }
 }
 
@@ -305,6 +326,7 @@ pub fn start(
     kicker: Option<ClientKicker>,
     opts: FleetOptions,
     updates: broadcast::Receiver<Update>,
+    (keys, used): (rekey::PendingKeys, mpsc::UnboundedReceiver<String>),
     shutdown: CancellationToken,
 ) -> (
     Fleet,
@@ -318,9 +340,17 @@ pub fn start(
             wake: wake_tx,
             service_user: opts.service_user.clone(),
             changes: Changed::new(),
+            keys,
         }),
     };
-    let task = run(fleet.clone(), link, opts, updates, wake_rx, shutdown);
+    let task = run(
+        fleet.clone(),
+        link,
+        opts,
+        updates,
+        (wake_rx, used),
+        shutdown,
+    );
     (fleet, task)
 }
 
@@ -329,7 +359,7 @@ async fn run(
     link: BrokerLink,
     opts: FleetOptions,
     mut updates: broadcast::Receiver<Update>,
-    mut wake: mpsc::UnboundedReceiver<()>,
+    (mut wake, mut used): (mpsc::UnboundedReceiver<()>, mpsc::UnboundedReceiver<String>),
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (store, kicker, changes) = (
@@ -377,7 +407,7 @@ async fn run(
                     client
                         .subscribe(EnrollKind::Request.filter_all(), QoS::AtLeastOnce)
                         .await?;
-                    for k in [Kind::Reported, Kind::Result] {
+                    for k in [Kind::Reported, Kind::Result, Kind::Rekeyed] {
                         client.subscribe(k.filter_all(), QoS::AtLeastOnce).await?;
                     }
                     info!("fleet service connected");
@@ -405,6 +435,18 @@ async fn run(
                     backoff = (backoff * 2).min(Duration::from_secs(3));
                 }
             },
+            Some(device) = used.recv() => {
+                let d = device.clone();
+                match store.write(move |tx| rekey::complete(tx, &d, now_ms() as i64)).await {
+                    Ok(true) => {
+                        fleet.inner.keys.remove(&device);
+                        info!(device = %device, "device connected with its new secret; the old one is refused from now on");
+                        changes.device(&device);
+                    }
+                    Ok(false) => fleet.inner.keys.remove(&device),
+                    Err(e) => warn!(device = %device, error = %e, "could not complete the re-key"),
+                }
+            }
             Some(()) = wake.recv() => {
                 published.clear();
                 if connected {
@@ -524,6 +566,29 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> 
             }
             Err(e) => warn!(device = %device, error = %e, "rejected command result"),
         },
+        Kind::Rekeyed => match decode::<Rekeyed>(payload) {
+            Ok(r) => {
+                let (id, ok) = (r.id, r.ok);
+                if let Some(e) = &r.error {
+                    warn!(device = %device, rekey = %id, error = %e, "the appliance could not store its new secret");
+                }
+                let d = device.clone();
+                match store
+                    .write(move |tx| rekey::record_answer(tx, &d, &r, now))
+                    .await
+                {
+                    Ok(true) => {
+                        info!(device = %device, rekey = %id, ok, "re-key answered");
+                        return Some(device);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(device = %device, error = %e, "could not record the re-key answer")
+                    }
+                }
+            }
+            Err(e) => warn!(device = %device, error = %e, "rejected re-key answer"),
+        },
         _ => {}
     }
     None
@@ -544,17 +609,18 @@ async fn publish_due(
             Ok((
                 config::due(c, dev.as_deref(), before_ms)?,
                 commands::due(c, dev.as_deref(), before_ms)?,
+                rekey::due(c, dev.as_deref(), before_ms)?,
             ))
         })
         .await;
-    let (configs, cmds) = match due {
+    let (configs, cmds, rekeys) = match due {
         Ok(d) => d,
         Err(e) => {
             warn!(error = %e, "could not read configurations and commands to publish");
             return;
         }
     };
-    if configs.is_empty() && cmds.is_empty() {
+    if configs.is_empty() && cmds.is_empty() && rekeys.is_empty() {
         return;
     }
     let mut sent_cfg = Vec::new();
@@ -591,10 +657,29 @@ async fn publish_due(
             Err(e) => warn!(device = %d, command = %id, error = %e, "could not publish command"),
         }
     }
+    let mut sent_rekey = Vec::new();
+    for (d, r) in rekeys {
+        let Ok(node) = NodeId::new(d.as_str()) else {
+            continue;
+        };
+        // Never retained: the secret must not wait in the broker.
+        let topic = DeviceTopic::new(&node, Kind::Rekey).to_string();
+        match client
+            .publish(topic, QoS::AtLeastOnce, false, encode(&r))
+            .await
+        {
+            Ok(()) => {
+                debug!(device = %d, rekey = %r.id, "new secret sent");
+                sent_rekey.push(d);
+            }
+            Err(e) => warn!(device = %d, error = %e, "could not send the new secret"),
+        }
+    }
     let now = now_ms() as i64;
     if let Err(e) = store
         .write(move |tx| {
             config::mark_published(tx, &sent_cfg, now)?;
+            rekey::mark_sent(tx, &sent_rekey, now)?;
             commands::mark_sent(tx, &sent_cmd, now)
         })
         .await

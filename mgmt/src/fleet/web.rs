@@ -36,6 +36,7 @@ pub fn router(st: Arc<FleetWebState>) -> Router {
         .route("/admin/fleet/d/{id}/config", post(push_config))
         .route("/admin/fleet/d/{id}/command", post(run_command))
         .route("/admin/fleet/d/{id}/revoke", post(revoke))
+        .route("/admin/fleet/d/{id}/rekey", post(rekey))
         .route("/admin/fleet/d/{id}/meta", post(set_meta))
         .with_state(st)
 }
@@ -609,6 +610,8 @@ struct DevicePage {
     line_labels: Vec<String>,
     /// Chart range (kept by the live refresh).
     hours: u64,
+    /// The last re-key and when it was asked for.
+    rekey: Option<(super::rekey::RekeyView, String)>,
 }
 
 #[derive(Deserialize)]
@@ -648,10 +651,11 @@ async fn device_page(
                 config::desired(c, &dev)?,
                 commands::list(c, &dev, 50)?,
                 alerts::recent(c, Some(&dev), 50)?,
+                super::rekey::state(c, &dev)?,
             )))
         })
         .await?;
-    let Some((d, series, cfg, desired, cmds, alert_list)) = data else {
+    let Some((d, series, cfg, desired, cmds, alert_list, rekey)) = data else {
         return Err(WebError::NotFound);
     };
     let l = Layout::new(&user, "fleet", "fleet.device");
@@ -711,6 +715,10 @@ async fn device_page(
             .collect(),
         line_labels,
         hours,
+        rekey: rekey.map(|r| {
+            let at = l.tr.datetime(r.requested_ms);
+            (r, at)
+        }),
         d,
         l,
     };
@@ -825,6 +833,25 @@ async fn revoke(
         "fleet.device.revoke",
         &id,
         "",
+    )
+    .await;
+    Ok(see_other(&format!("/admin/fleet/d/{id}")))
+}
+
+async fn rekey(
+    State(st): State<Arc<FleetWebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    user.require(Role::Admin)?;
+    let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
+    let r = st.fleet.rekey(&node).await?;
+    audit::record(
+        st.fleet.store(),
+        &user.login,
+        "fleet.device.rekey",
+        &id,
+        &r.id,
     )
     .await;
     Ok(see_other(&format!("/admin/fleet/d/{id}")))

@@ -134,8 +134,14 @@ fn default_data_dir() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` (or `host:port`) of mgmt's broker.
+    /// mgmt's broker: `mqtts://host:8883` (TLS, with `ca_file`), or
+    /// `mqtt://host:port` (plain; `host:port` alone means plain too).
     pub url: String,
+    /// The CA certificate mgmt's broker must present a certificate from
+    /// (`crossline-mgmt tls ca` prints it); the only CA trusted, required
+    /// with `mqtts://`. Used for enrollment and the uplink alike.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// The device secret issued by mgmt (username is the node id).
     #[serde(default)]
     pub secret: Option<String>,
@@ -166,31 +172,141 @@ impl MqttConfig {
         )
     }
 
-    /// Host and port parsed from `url`.
-    pub fn host_port(&self) -> Result<(String, u16)> {
-        parse_mqtt_url(&self.url)
+    /// The broker address parsed from `url`, checked against `ca_file`: a
+    /// TLS url needs the CA to pin, and a CA with a plain url is refused
+    /// (it would silently send everything in clear).
+    pub fn broker(&self) -> Result<BrokerUrl> {
+        let u = parse_mqtt_url(&self.url)?;
+        match (u.tls, &self.ca_file) {
+            (true, None) => anyhow::bail!(
+                "mqtt.url {:?} is mqtts:// but mqtt.ca_file is not set: give the file with mgmt's CA (`crossline-mgmt tls ca` prints it)",
+                self.url
+            ),
+            (false, Some(ca)) => anyhow::bail!(
+                "mqtt.ca_file ({}) is set but mqtt.url {:?} is plain MQTT: use mqtts://{}:8883 (this appliance never falls back to plaintext)",
+                ca.display(),
+                self.url,
+                u.host
+            ),
+            _ => Ok(u),
+        }
+    }
+
+    /// rumqttc options for `client_id` at the configured broker, over TLS
+    /// pinned to `ca_file` for `mqtts://`.
+    pub fn options(&self, client_id: &str) -> Result<(rumqttc::MqttOptions, BrokerUrl)> {
+        let u = self.broker()?;
+        let mut o = rumqttc::MqttOptions::new(client_id, u.host.clone(), u.port);
+        if let (true, Some(ca)) = (u.tls, &self.ca_file) {
+            o.set_transport(tls_transport(ca)?);
+        }
+        Ok((o, u))
+    }
+
+    /// A clear explanation when `e` is a TLS refusal (wrong CA, a name the
+    /// certificate lacks, a plaintext port); `None` for other errors.
+    pub fn tls_problem(&self, e: &rumqttc::ConnectionError) -> Option<String> {
+        let text = e.to_string();
+        let ca = self
+            .ca_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+            Some(format!(
+                "TLS: mgmt's broker ({}) presented a certificate not issued by the CA pinned in {ca} ({text}); refusing to connect. Give this appliance mgmt's CA (`crossline-mgmt tls ca`)",
+                self.url
+            ))
+        } else if text.contains("invalid peer certificate") {
+            Some(format!(
+                "TLS: mgmt's broker ({}) presented a certificate this appliance refuses ({text}); refusing to connect. If it does not name the host, add it to mgmt's [tls] names; if it expired, renew it",
+                self.url
+            ))
+        } else if matches!(e, rumqttc::ConnectionError::Tls(_)) {
+            Some(format!(
+                "TLS: no TLS session with {} ({text}); is that port mgmt's MQTT-over-TLS listener (default 8883)?",
+                self.url
+            ))
+        } else {
+            None
+        }
     }
 }
 
-/// Parses `mqtt://host:port`, `tcp://host:port` or `host:port` (port defaults to 1883).
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16)> {
-    let rest = url
+/// rumqttc's TLS transport trusting only the CA in `ca_file`.
+pub fn tls_transport(ca_file: &Path) -> Result<rumqttc::Transport> {
+    let cfg = crossline_tls::pinned_client_config(ca_file)?;
+    Ok(rumqttc::Transport::tls_with_config(
+        rumqttc::TlsConfiguration::Rustls(cfg),
+    ))
+}
+
+/// A broker address: host, port, and whether it speaks TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+    /// `mqtts://` (or `ssl://`).
+    pub tls: bool,
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// Parses `mqtts://host:port` (TLS, port defaults to 8883), `mqtt://host:port`,
+/// `tcp://host:port` or `host:port` (plain, port defaults to 1883).
+pub fn parse_mqtt_url(url: &str) -> Result<BrokerUrl> {
+    let (tls, rest) = if let Some(r) = url
+        .strip_prefix("mqtts://")
+        .or_else(|| url.strip_prefix("ssl://"))
+    {
+        (true, r)
+    } else if let Some(r) = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
-        .unwrap_or(url);
+    {
+        (false, r)
+    } else if url.contains("://") {
+        anyhow::bail!("MQTT url {url:?}: use mqtts://host:port (TLS) or mqtt://host:port");
+    } else {
+        (false, url)
+    };
     let rest = rest.trim_end_matches('/');
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
+    let default_port = if tls { 8883 } else { 1883 };
+    // [::1]:8883 and bare IPv6 literals in brackets.
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .with_context(|| format!("MQTT url {url:?}: unclosed [ in the host"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p
+                .parse::<u16>()
                 .with_context(|| format!("bad port in MQTT url {url:?}"))?,
-        ),
-        None => (rest, 1883),
+            None => default_port,
+        };
+        (h, port)
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .with_context(|| format!("bad port in MQTT url {url:?}"))?,
+            ),
+            None => (rest, default_port),
+        }
     };
     if host.is_empty() {
-        anyhow::bail!("no host in MQTT url {url:?} (expected mqtt://host:port)");
+        anyhow::bail!("no host in MQTT url {url:?} (expected mqtts://host:port)");
     }
-    Ok((host.to_string(), port))
+    Ok(BrokerUrl {
+        host: host.to_string(),
+        port,
+        tls,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -425,7 +541,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.mqtt.host_port()?;
+        self.mqtt.broker()?;
         if self.node_id.is_none() && self.enroll.is_none() {
             anyhow::bail!(
                 "no node_id: configure node_id and mqtt.secret, or [enroll] with a bootstrap token"
@@ -483,8 +599,33 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_mqtt_url("mqtt://h:1").unwrap(), ("h".into(), 1));
-        assert_eq!(parse_mqtt_url("h").unwrap(), ("h".into(), 1883));
+        let hp = |u: &str| {
+            let b = parse_mqtt_url(u).unwrap();
+            (b.host, b.port, b.tls)
+        };
+        assert_eq!(hp("mqtt://h:1"), ("h".into(), 1, false));
+        assert_eq!(hp("h"), ("h".into(), 1883, false));
+        assert_eq!(hp("mqtts://h"), ("h".into(), 8883, true));
+        assert_eq!(hp("mqtts://[::1]:9"), ("::1".into(), 9, true));
+        assert!(parse_mqtt_url("https://h:1").is_err());
+        let tls = |url: &str, ca: Option<&str>| MqttConfig {
+            url: url.into(),
+            ca_file: ca.map(PathBuf::from),
+            secret: None,
+            secret_file: None,
+            keep_alive_s: 10,
+        };
+        let e = tls("mqtts://h", None).broker().unwrap_err().to_string();
+        assert!(e.contains("ca_file") && e.contains("tls ca"), "{e}");
+        let e = tls("mqtt://h", Some("/ca.pem"))
+            .broker()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mqtts://h:8883") && e.contains("never falls back"),
+            "{e}"
+        );
+        assert!(tls("mqtts://h", Some("/ca.pem")).broker().unwrap().tls);
         assert!(parse_mqtt_url("mqtt://h:x").is_err());
         assert!(parse_mqtt_url("mqtt://:1").is_err());
     }
@@ -508,6 +649,7 @@ mod tests {
             "/tmp".into(),
             MqttConfig {
                 url: "mqtt://h:1".into(),
+                ca_file: None,
                 secret: None,
                 secret_file: None,
                 keep_alive_s: 10,

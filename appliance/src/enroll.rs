@@ -17,7 +17,7 @@ use crossline_proto::{
     ENROLL_USER, EnrollKind, EnrollRequest, EnrollResponse, EnrollState, EnrollTopic, decode,
     encode,
 };
-use rumqttc::{AsyncClient, ConnectReturnCode, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event as MqttEvent, Packet, QoS};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -267,8 +267,7 @@ async fn request(
     en: &EnrollConfig,
     shutdown: &CancellationToken,
 ) -> Result<Option<Identity>> {
-    let (host, port) = mqtt.host_port()?;
-    let mut opts = MqttOptions::new(eid, host.clone(), port);
+    let (mut opts, broker) = mqtt.options(eid)?;
     opts.set_credentials(ENROLL_USER, token);
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.clamp(2, 600)));
     opts.set_clean_session(true);
@@ -296,7 +295,7 @@ async fn request(
                     backoff = Duration::from_millis(500);
                     client.subscribe(&resp_topic, QoS::AtLeastOnce).await?;
                     client.publish(&req_topic, QoS::AtLeastOnce, false, payload.clone()).await?;
-                    info!(enrollment = %eid, broker = %format!("{host}:{port}"), "enrollment request sent; waiting for an admin to approve");
+                    info!(enrollment = %eid, broker = %broker, "enrollment request sent; waiting for an admin to approve");
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == resp_topic => {
                     match decode::<EnrollResponse>(&p.payload) {
@@ -334,6 +333,8 @@ async fn request(
                     );
                     if refused {
                         warn!(enrollment = %eid, "mgmt refused the bootstrap token; check [enroll] bootstrap_token (`crossline-mgmt enroll token`)");
+                    } else if let Some(p) = mqtt.tls_problem(&e) {
+                        tracing::error!(enrollment = %eid, "{p}");
                     } else {
                         warn!(enrollment = %eid, error = %e, "cannot reach mgmt to enroll; retrying");
                     }

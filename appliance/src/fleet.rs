@@ -604,6 +604,7 @@ mod tests {
             "/tmp".into(),
             MqttConfig {
                 url: "mqtt://h:1".into(),
+                ca_file: None,
                 secret: None,
                 secret_file: None,
                 keep_alive_s: 10,

@@ -23,7 +23,7 @@ use crossline_proto::{
     Rekey, Rekeyed, Telemetry, decode, encode,
 };
 use crossline_store::{EventLog, Outbox};
-use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, LastWill, Packet, QoS};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -159,8 +159,7 @@ where
     let want_rekey = credential.is_some();
     let me = log.store().local_node().clone();
     let secret = mqtt.load_secret()?;
-    let (host, port) = mqtt.host_port()?;
-    let mut opts = MqttOptions::new(me.as_str(), host.clone(), port);
+    let (mut opts, broker) = mqtt.options(me.as_str())?;
     opts.set_credentials(me.as_str(), secret);
     opts.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.clamp(2, 600)));
     opts.set_clean_session(false);
@@ -183,12 +182,13 @@ where
     let poller = tokio::spawn(poll_loop(
         eventloop,
         me.clone(),
+        mqtt.clone(),
         link_tx,
         want_config,
         credential.map(|c| (client.clone(), c)),
         shutdown.clone(),
     ));
-    info!(device = %me, broker = %format!("{host}:{port}"), "uplink starting");
+    info!(device = %me, broker = %broker, "uplink starting");
 
     let store = log.store().clone();
     let mut acked = store.acked(PEER).await?;
@@ -540,6 +540,7 @@ async fn rekey(
 async fn poll_loop(
     mut eventloop: EventLoop,
     me: NodeId,
+    mqtt: MqttConfig,
     tx: mpsc::Sender<Link>,
     want_config: bool,
     rekeying: Option<(AsyncClient, crate::enroll::CredentialFile)>,
@@ -548,6 +549,9 @@ async fn poll_loop(
     let mut backoff = Duration::from_millis(200);
     // A clean disconnect was asked for after a re-key.
     let mut reconnect = false;
+    // A TLS refusal is logged when it first happens (and when it changes),
+    // not on every retry.
+    let mut last_tls_problem: Option<String> = None;
     loop {
         let ev = tokio::select! {
             _ = shutdown.cancelled() => {
@@ -620,6 +624,14 @@ async fn poll_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                match mqtt.tls_problem(&e) {
+                    Some(p) if last_tls_problem.as_ref() != Some(&p) => {
+                        tracing::error!(device = %me, "{p}");
+                        last_tls_problem = Some(p);
+                    }
+                    Some(_) => {}
+                    None => last_tls_problem = None,
+                }
                 if tx.send(Link::Down(e.to_string())).await.is_err() {
                     return;
                 }

@@ -179,6 +179,7 @@ fn config(dir: &Path, port: u16, sim: &SimModem, offline: Option<OfflineConfig>)
         dir.join("data"),
         MqttConfig {
             url: format!("mqtt://127.0.0.1:{port}"),
+            ca_file: None,
             secret: Some("not-checked-by-this-broker".into()),
             secret_file: None,
             keep_alive_s: 2,

@@ -19,6 +19,77 @@ pub struct Config {
     pub site: SiteConfig,
     #[serde(default)]
     pub fleet: FleetConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// TLS for MQTT and HTTPS (`[tls]`, see docs/FLEET.md "TLS").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Serve MQTT over TLS (`mqtt.tls_listen`) and HTTPS (`http.tls_listen`).
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Extra names (DNS names or IP addresses) for the development
+    /// certificate, besides localhost, 127.0.0.1, ::1 and the host name.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Production: the certificate chain (PEM, server certificate first).
+    /// Without it, mgmt generates a development CA and certificate in
+    /// `<data_dir>/tls/` on first run.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Production: the certificate's private key (PEM).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Production: the CA that issued `cert_file`, which appliances pin.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            names: Vec::new(),
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// mgmt's certificate: the configured files, or the development ones
+    /// (generated on first run in `<data_dir>/tls/`, reused after).
+    pub fn identity(&self, data_dir: &Path) -> Result<crossline_tls::ServerIdentity> {
+        match (&self.cert_file, &self.key_file, &self.ca_file) {
+            (Some(cert), Some(key), Some(ca)) => {
+                Ok(crossline_tls::ServerIdentity::load(cert, key, ca)?)
+            }
+            (None, None, None) => {
+                let dir = data_dir.join("tls");
+                let dev = crossline_tls::dev::ensure(&dir, &self.names)?;
+                if dev.new_ca {
+                    tracing::info!(ca = %dev.identity.ca_file.display(), "generated a development CA; appliances must pin this file (docs/FLEET.md, \"TLS\")");
+                } else if dev.new_server_cert {
+                    tracing::info!(cert = %dev.identity.cert_file.display(), "issued a new development server certificate (names changed or it was due for renewal); the CA is unchanged");
+                }
+                Ok(dev.identity)
+            }
+            _ => anyhow::bail!(
+                "[tls]: set all of cert_file, key_file and ca_file (production), or none of them (development certificates in {})",
+                data_dir.join("tls").display()
+            ),
+        }
+    }
+
+    /// The CA file appliances pin: the configured one, or the development CA.
+    pub fn ca_path(&self, data_dir: &Path) -> PathBuf {
+        self.ca_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("tls").join("ca.pem"))
+    }
 }
 
 /// Fleet management (`[fleet]`, see docs/FLEET.md).
@@ -91,12 +162,23 @@ fn default_data_dir() -> PathBuf {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// Plain HTTP. On a loopback address it serves everything (local tools,
+    /// a reverse proxy on the same host); elsewhere, while TLS is enabled, it
+    /// only redirects to HTTPS.
     #[serde(default = "default_http")]
     pub listen: SocketAddr,
-    /// Mark session cookies `Secure` (set when browsers reach mgmt over
-    /// HTTPS, e.g. through a TLS-terminating proxy).
+    /// HTTPS (with `[tls]` enabled).
+    #[serde(default = "default_https")]
+    pub tls_listen: SocketAddr,
+    /// Mark session cookies `Secure` on plain HTTP too (when browsers reach
+    /// mgmt through a TLS-terminating proxy). Cookies set over HTTPS always
+    /// are.
     #[serde(default)]
     pub secure_cookies: bool,
+}
+
+fn default_https() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8443))
 }
 
 fn default_http() -> SocketAddr {
@@ -107,6 +189,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_http(),
+            tls_listen: default_https(),
             secure_cookies: false,
         }
     }
@@ -115,13 +198,28 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// Where the embedded broker listens (ignored with `url`).
+    /// Where the embedded broker listens for plain MQTT (ignored with
+    /// `url`): loopback only, unless `allow_plaintext`. mgmt's own clients
+    /// use it.
     #[serde(default = "default_mqtt")]
     pub listen: SocketAddr,
+    /// Where the embedded broker listens for MQTT over TLS (with `[tls]`
+    /// enabled): appliances connect here (`mqtts://host:8883`).
+    #[serde(default = "default_mqtts")]
+    pub tls_listen: SocketAddr,
+    /// Let `listen` be a non-loopback address (plain MQTT over the network:
+    /// credentials and messages in clear). Off by default.
+    #[serde(default)]
+    pub allow_plaintext: bool,
     /// Use an external broker (e.g. Mosquitto configured by
-    /// `crossline-mgmt broker mosquitto-config`) instead of the embedded one.
+    /// `crossline-mgmt broker mosquitto-config`) instead of the embedded one:
+    /// `mqtt://host:port` or `mqtts://host:port`.
     #[serde(default)]
     pub url: Option<String>,
+    /// The CA mgmt pins for an `mqtts://` url (default: mgmt's own CA, the
+    /// one `mosquitto-config` gives Mosquitto).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// mgmt's own MQTT username (a service user with access to all devices).
     #[serde(default = "default_user")]
     pub username: String,
@@ -143,7 +241,11 @@ fn default_command_resend() -> u64 {
 }
 
 fn default_mqtt() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 1883))
+    SocketAddr::from(([127, 0, 0, 1], 1883))
+}
+
+fn default_mqtts() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8883))
 }
 
 fn default_user() -> String {
@@ -154,7 +256,10 @@ impl Default for MqttConfig {
     fn default() -> Self {
         Self {
             listen: default_mqtt(),
+            tls_listen: default_mqtts(),
+            allow_plaintext: false,
             url: None,
+            ca_file: None,
             username: default_user(),
             command_resend_s: default_command_resend(),
             max_connections: default_max_connections(),

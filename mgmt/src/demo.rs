@@ -20,6 +20,10 @@ pub struct DemoOptions {
     pub data_dir: PathBuf,
     pub http: SocketAddr,
     pub mqtt: SocketAddr,
+    /// HTTPS (development certificate).
+    pub https: SocketAddr,
+    /// MQTT over TLS: the demo appliance connects here, pinning the CA.
+    pub mqtts: SocketAddr,
     /// A simulated customer texts the branch this often.
     pub pace: Duration,
     /// Extra synthetic events per second (load), 0 for none.
@@ -34,9 +38,22 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     cfg.data_dir = opts.data_dir.clone();
     cfg.http.listen = opts.http;
     cfg.mqtt.listen = opts.mqtt;
+    cfg.http.tls_listen = opts.https;
+    cfg.mqtt.tls_listen = opts.mqtts;
     let running = server::start(cfg).await?;
     let logins = demo_desk(&running).await?;
 
+    let (Some(mqtts), Some(https), Some(ca_file)) = (
+        running.mqtts_addr,
+        running.https_addr,
+        running.ca_file.clone(),
+    ) else {
+        anyhow::bail!("the demo runs with TLS; remove `[tls] enabled = false`");
+    };
+    let fingerprint = crossline_tls::read_certs(&ca_file, "run the demo again")
+        .ok()
+        .and_then(|c| c.first().map(|c| crossline_tls::fingerprint_sha256(c)))
+        .unwrap_or_default();
     let id = NodeId::new("demo-branch-1")?;
     let secret = new_secret();
     running
@@ -70,7 +87,8 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         id.clone(),
         branch_dir.clone(),
         MqttConfig {
-            url: format!("mqtt://127.0.0.1:{}", running.mqtt_addr.port()),
+            url: format!("mqtts://127.0.0.1:{}", mqtts.port()),
+            ca_file: Some(ca_file.clone()),
             secret: Some(secret),
             secret_file: None,
             keep_alive_s: 10,
@@ -136,8 +154,13 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     let token = &running.api_token;
     println!(
         "\nCrossline demo is running.\
-         \n\n  mgmt HTTP     {base}\
-         \n  MQTT broker   mqtt://{mqtt}\
+         \n\n  mgmt HTTP     {base}   (loopback only)\
+         \n  mgmt HTTPS    https://{https}\
+         \n  MQTT broker   mqtts://{mqtts} (TLS; the branch pins the CA)   mqtt://{mqtt} (loopback only)\
+         \n  CA            {ca}\
+         \n                SHA-256 {fingerprint}\
+         \n                trust it: curl --cacert {ca} https://{https}/healthz\
+         \n                (browsers: import it as an authority, or accept the warning)\
          \n  data          {data}\
          \n  API token     {token}\
          \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}\
@@ -154,6 +177,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
          \n  curl -s {base}/metrics | grep crossline_\
          \n\nCtrl-C stops it.\n",
         mqtt = running.mqtt_addr,
+        ca = ca_file.display(),
         data = opts.data_dir.display(),
         l0 = LINES[0].1,
         l1 = LINES[1].1,

@@ -99,3 +99,81 @@ async fn events<S: EventLog + DeviceRegistry + Clone>(
     let limit = q.limit.unwrap_or(100).min(1000);
     Ok(Json(st.store.recent(device.as_ref(), limit).await?))
 }
+
+/// axum's listener for HTTPS: connections whose TLS handshake finished
+/// (handshakes run concurrently in [`crossline_tls::accept::TlsIncoming`]).
+pub struct TlsListener(pub crossline_tls::accept::TlsIncoming);
+
+impl axum::serve::Listener for TlsListener {
+    type Io = crossline_tls::accept::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.0.next().await {
+            Some(c) => c,
+            // The acceptor only stops when dropped; never hand out nothing.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
+}
+
+/// Every cookie set over HTTPS is `Secure` (the browser never sends it over
+/// plain HTTP).
+pub async fn secure_cookies(mut r: Response) -> Response {
+    let cookies: Vec<header::HeaderValue> = r
+        .headers_mut()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if cookies.is_empty() {
+        return r;
+    }
+    r.headers_mut().remove(header::SET_COOKIE);
+    for c in cookies {
+        let secure = match c.to_str() {
+            Ok(s) if !s.to_ascii_lowercase().contains("; secure") => {
+                header::HeaderValue::from_str(&format!("{s}; Secure")).unwrap_or(c)
+            }
+            _ => c,
+        };
+        r.headers_mut().append(header::SET_COOKIE, secure);
+    }
+    r
+}
+
+/// The plain-HTTP app off loopback while TLS is on: every request is
+/// redirected (308) to the same path on HTTPS.
+pub fn redirect_to_https(https_port: u16) -> Router {
+    Router::new().fallback(move |req: axum::extract::Request| async move {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(host_without_port)
+            .filter(|h| {
+                !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+            })
+            .unwrap_or("localhost")
+            .to_string();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        axum::response::Redirect::permanent(&format!("https://{host}:{https_port}{path}"))
+    })
+}
+
+fn host_without_port(h: &str) -> &str {
+    if let Some(end) = h.strip_prefix('[').and_then(|r| r.find(']')) {
+        return &h[..end + 2];
+    }
+    h.rsplit_once(':').map(|(a, _)| a).unwrap_or(h)
+}

@@ -14,7 +14,7 @@ use crossline_proto::{
     Ack, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, Telemetry, decode, encode,
 };
 use crossline_store::{DeviceRegistry, EventLog};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ pub struct BrokerLink {
     pub port: u16,
     pub username: String,
     pub secret: String,
+    /// TLS pinned to a CA, for an external `mqtts://` broker.
+    pub tls: Option<Arc<crossline_tls::rustls::ClientConfig>>,
 }
 
 /// Something mgmt learned, for live subscribers (SSE, UI) and tests.
@@ -90,7 +92,7 @@ pub async fn run_with_signals<S>(
 where
     S: EventLog + DeviceRegistry + Clone,
 {
-    let mut opts = MqttOptions::new(link.username.clone(), link.host.clone(), link.port);
+    let mut opts = link.options(link.username.clone());
     opts.set_credentials(link.username.clone(), link.secret.clone());
     opts.set_keep_alive(Duration::from_secs(10));
     // Keep our subscriptions and queued messages across a short mgmt restart

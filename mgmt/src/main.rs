@@ -39,9 +39,15 @@ enum Cmd {
         /// Override http.listen.
         #[arg(long, env = "CROSSLINE_HTTP_LISTEN")]
         http: Option<SocketAddr>,
-        /// Override mqtt.listen (the embedded broker).
+        /// Override http.tls_listen (HTTPS).
+        #[arg(long, env = "CROSSLINE_HTTPS_LISTEN")]
+        https: Option<SocketAddr>,
+        /// Override mqtt.listen (the embedded broker's plain listener).
         #[arg(long, env = "CROSSLINE_MQTT_LISTEN")]
         mqtt_listen: Option<SocketAddr>,
+        /// Override mqtt.tls_listen (the embedded broker's TLS listener).
+        #[arg(long, env = "CROSSLINE_MQTTS_LISTEN")]
+        mqtts_listen: Option<SocketAddr>,
         /// Use this external broker instead of the embedded one.
         #[arg(long, env = "CROSSLINE_MQTT_URL")]
         mqtt_url: Option<String>,
@@ -53,6 +59,10 @@ enum Cmd {
         http: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:1883")]
         mqtt: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        https: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8883")]
+        mqtts: SocketAddr,
         /// Seconds between simulated customer messages.
         #[arg(long, default_value_t = 20.0)]
         pace: f64,
@@ -73,6 +83,21 @@ enum Cmd {
     /// Manage web UI users (agents, supervisors, admins).
     #[command(subcommand)]
     User(UserCmd),
+    /// TLS: mgmt's CA (what appliances pin).
+    #[command(subcommand)]
+    Tls(TlsCmd),
+}
+
+#[derive(Subcommand)]
+enum TlsCmd {
+    /// Print the CA certificate (PEM) appliances pin on standard output and
+    /// its SHA-256 fingerprint on standard error (generates the development
+    /// CA if there is none yet).
+    Ca {
+        /// Print only the fingerprint, on standard output.
+        #[arg(long)]
+        fingerprint: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,8 +187,13 @@ enum BrokerCmd {
     MosquittoConfig {
         #[arg(long)]
         out: PathBuf,
+        /// The plain listener's port (on 127.0.0.1).
         #[arg(long, default_value_t = 1883)]
         port: u16,
+        /// The MQTT-over-TLS listener's port (all interfaces), serving mgmt's
+        /// certificate ([tls]); 0 for none.
+        #[arg(long, default_value_t = 8883)]
+        tls_port: u16,
     },
 }
 
@@ -192,23 +222,36 @@ async fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Run {
             http,
+            https,
             mqtt_listen,
+            mqtts_listen,
             mqtt_url,
         } => {
             if let Some(h) = http {
                 cfg.http.listen = h;
             }
+            if let Some(h) = https {
+                cfg.http.tls_listen = h;
+            }
             if let Some(m) = mqtt_listen {
                 cfg.mqtt.listen = m;
+            }
+            if let Some(m) = mqtts_listen {
+                cfg.mqtt.tls_listen = m;
             }
             if mqtt_url.is_some() {
                 cfg.mqtt.url = mqtt_url;
             }
             let running = server::start(cfg).await?;
             // One line on stdout that scripts and tests can wait for.
+            let opt =
+                |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
             println!(
-                "crossline-mgmt ready http={} mqtt={}",
-                running.http_addr, running.mqtt_addr
+                "crossline-mgmt ready http={} mqtt={} https={} mqtts={}",
+                running.http_addr,
+                running.mqtt_addr,
+                opt(running.https_addr),
+                opt(running.mqtts_addr)
             );
             let stop = CancellationToken::new();
             let s = stop.clone();
@@ -221,6 +264,8 @@ async fn main() -> Result<()> {
         Cmd::Demo {
             http,
             mqtt,
+            https,
+            mqtts,
             pace,
             synthetic_rate,
         } => {
@@ -236,6 +281,8 @@ async fn main() -> Result<()> {
                     data_dir,
                     http,
                     mqtt,
+                    https,
+                    mqtts,
                     pace: std::time::Duration::from_secs_f64(pace.clamp(0.2, 3600.0)),
                     synthetic_rate,
                 },
@@ -342,13 +389,36 @@ async fn main() -> Result<()> {
             store.close()?;
             Ok(())
         }
+        Cmd::Tls(TlsCmd::Ca { fingerprint }) => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+            let id = cfg.tls.identity(&cfg.data_dir)?;
+            let fp = crossline_tls::fingerprint_sha256(id.ca());
+            if fingerprint {
+                println!("{fp}");
+            } else {
+                let pem = std::fs::read_to_string(&id.ca_file)
+                    .with_context(|| format!("reading {}", id.ca_file.display()))?;
+                print!("{pem}");
+                eprintln!("CA file: {}", id.ca_file.display());
+                eprintln!("SHA-256 fingerprint: {fp}");
+                eprintln!(
+                    "install it on appliances as [mqtt] ca_file with url = \"mqtts://<this host>:8883\" (docs/FLEET.md, \"TLS\")"
+                );
+            }
+            Ok(())
+        }
         Cmd::User(u) => {
             let store = server::open_store(&cfg)?;
             let r = user_cmd(&store, u).await;
             store.close()?;
             r
         }
-        Cmd::Broker(BrokerCmd::MosquittoConfig { out, port }) => {
+        Cmd::Broker(BrokerCmd::MosquittoConfig {
+            out,
+            port,
+            tls_port,
+        }) => {
             let store = server::open_store(&cfg)?;
             let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
             let devices: Vec<(String, String)> = store
@@ -367,7 +437,27 @@ async fn main() -> Result<()> {
                 &users,
                 &[cfg.mqtt.username.as_str()],
             )?;
-            hand_over_to_mosquitto(&out, &files)?;
+            let mut owned = vec![
+                out.clone(),
+                files.conf.clone(),
+                files.password_file.clone(),
+                files.acl_file.clone(),
+            ];
+            if cfg.tls.enabled && tls_port != 0 {
+                let id = cfg.tls.identity(&cfg.data_dir)?;
+                let t = crossline_broker::mosquitto_conf::add_tls_listener(
+                    &files,
+                    tls_port,
+                    &id.cert_file,
+                    &id.key_file,
+                    &id.ca_file,
+                )?;
+                owned.extend([t.cert, t.key, t.ca]);
+                eprintln!(
+                    "MQTT over TLS on port {tls_port} with mgmt's certificate; appliances: url = \"mqtts://<this host>:{tls_port}\", ca_file = mgmt's CA (`crossline-mgmt tls ca`)"
+                );
+            }
+            hand_over_to_mosquitto(&out, &owned)?;
             eprintln!("wrote {}", files.conf.display());
             eprintln!(
                 "run: mosquitto -c {}; then start mgmt with --mqtt-url mqtt://127.0.0.1:{port} (re-run this after device add/revoke and send mosquitto SIGHUP)",
@@ -382,10 +472,7 @@ async fn main() -> Result<()> {
 /// Started as root, Debian's mosquitto drops to the `mosquitto` user before it
 /// reads the password and ACL files (mode 0600): give them to that user, as
 /// an installation would. Not root, or no such user: nothing to do.
-fn hand_over_to_mosquitto(
-    dir: &std::path::Path,
-    files: &crossline_broker::mosquitto_conf::MosquittoFiles,
-) -> Result<()> {
+fn hand_over_to_mosquitto(dir: &std::path::Path, files: &[PathBuf]) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     if std::fs::metadata(dir)?.uid() != 0 {
         return Ok(());
@@ -398,7 +485,7 @@ fn hand_over_to_mosquitto(
     }) else {
         return Ok(());
     };
-    for p in [dir, &files.conf, &files.password_file, &files.acl_file] {
+    for p in files {
         std::os::unix::fs::chown(p, Some(uid), Some(gid))
             .with_context(|| format!("giving {} to the mosquitto user", p.display()))?;
     }

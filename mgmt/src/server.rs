@@ -18,8 +18,14 @@ use tracing::info;
 /// A running mgmt.
 pub struct Running {
     pub http_addr: SocketAddr,
-    /// Where devices connect (the embedded broker's address, or the external URL's).
+    /// The HTTPS listener's address (with `[tls]` enabled).
+    pub https_addr: Option<SocketAddr>,
+    /// The embedded broker's plain listener, or the external broker's address.
     pub mqtt_addr: SocketAddr,
+    /// The embedded broker's MQTT-over-TLS listener (where appliances connect).
+    pub mqtts_addr: Option<SocketAddr>,
+    /// The CA appliances pin (with `[tls]` enabled).
+    pub ca_file: Option<std::path::PathBuf>,
     pub api_token: String,
     pub store: SqliteStore,
     pub updates: broadcast::Sender<Update>,
@@ -72,17 +78,41 @@ pub async fn start(cfg: Config) -> Result<Running> {
             .await
             .context("reading pending device re-keys")?;
     }
-    let (broker, mqtt_addr, host) = match &cfg.mqtt.url {
+    let identity = if cfg.tls.enabled {
+        Some(cfg.tls.identity(&cfg.data_dir)?)
+    } else {
+        None
+    };
+    let (broker, mqtt_addr, host, tls) = match &cfg.mqtt.url {
         Some(url) => {
-            let (host, port) = crossline_appliance::config::parse_mqtt_url(url)?;
-            let addr = tokio::net::lookup_host((host.as_str(), port))
+            let u = crossline_appliance::config::parse_mqtt_url(url)?;
+            let addr = tokio::net::lookup_host((u.host.as_str(), u.port))
                 .await?
                 .next()
-                .with_context(|| format!("cannot resolve broker host {host}"))?;
-            info!(broker = %url, "using external MQTT broker");
-            (None, addr, host)
+                .with_context(|| format!("cannot resolve broker host {}", u.host))?;
+            let tls = if u.tls {
+                let ca = cfg
+                    .mqtt
+                    .ca_file
+                    .clone()
+                    .unwrap_or_else(|| cfg.tls.ca_path(&cfg.data_dir));
+                Some(crossline_tls::pinned_client_config(&ca).with_context(|| {
+                    format!("the CA for {url} (set [mqtt] ca_file to the CA that issued the broker's certificate)")
+                })?)
+            } else {
+                None
+            };
+            info!(broker = %u, "using external MQTT broker");
+            (None, addr, u.host, tls)
         }
         None => {
+            if !cfg.mqtt.listen.ip().is_loopback() && !cfg.mqtt.allow_plaintext {
+                anyhow::bail!(
+                    "[mqtt] listen = {} would take plain (unencrypted) MQTT from the network; appliances connect over TLS to [mqtt] tls_listen ({}). Use a loopback address (127.0.0.1:1883), or set [mqtt] allow_plaintext = true",
+                    cfg.mqtt.listen,
+                    cfg.mqtt.tls_listen
+                );
+            }
             let mut auth =
                 RegistryAuthenticator::new(store.clone(), cfg.mqtt.username.clone(), &mgmt_secret)?
                     .with_pending_keys(pending_keys.clone());
@@ -90,10 +120,18 @@ pub async fn start(cfg: Config) -> Result<Running> {
                 auth = auth.with_bootstrap_token(&secret_file(&cfg.bootstrap_token_path())?)?;
             }
             let auth = Arc::new(auth);
+            let tls = match &identity {
+                Some(id) => Some(crossline_broker::TlsListen {
+                    listen: cfg.mqtt.tls_listen,
+                    config: id.server_config(&[])?,
+                }),
+                None => None,
+            };
             let b = crossline_broker::Broker::start(
                 crossline_broker::BrokerConfig {
                     listen: cfg.mqtt.listen,
                     max_connections: cfg.mqtt.max_connections,
+                    tls,
                     ..Default::default()
                 },
                 auth,
@@ -101,21 +139,24 @@ pub async fn start(cfg: Config) -> Result<Running> {
             .await
             .with_context(|| format!("starting the embedded MQTT broker on {}", cfg.mqtt.listen))?;
             let addr = b.local_addr();
-            info!(listen = %addr, "embedded MQTT broker up");
+            info!(listen = %addr, tls = ?b.tls_addr(), "embedded MQTT broker up");
+            // mgmt's own clients use the plain listener: it is on this host.
             let host = if addr.ip().is_unspecified() {
                 "127.0.0.1".to_string()
             } else {
                 addr.ip().to_string()
             };
-            (Some(b), addr, host)
+            (Some(b), addr, host, None)
         }
     };
+    let mqtts_addr = broker.as_ref().and_then(|b| b.tls_addr());
 
     let link = BrokerLink {
         host,
         port: mqtt_addr.port(),
         username: cfg.mqtt.username.clone(),
         secret: mgmt_secret,
+        tls,
     };
     let live = crate::live::Live::new();
     tasks.spawn(crate::live::run(
@@ -227,20 +268,60 @@ pub async fn start(cfg: Config) -> Result<Running> {
         }),
         crate::web::auth::layer,
     ));
+    let https = match &identity {
+        Some(id) => {
+            let l = tokio::net::TcpListener::bind(cfg.http.tls_listen)
+                .await
+                .with_context(|| format!("binding HTTPS on {}", cfg.http.tls_listen))?;
+            let incoming = crossline_tls::accept::TlsIncoming::start(
+                l,
+                id.server_config(&[b"http/1.1"])?,
+                std::time::Duration::from_secs(10),
+                256,
+                "HTTPS",
+            )?;
+            Some(incoming)
+        }
+        None => None,
+    };
+    let https_addr = https.as_ref().map(|i| i.local_addr());
+    // Plain HTTP: the whole app on loopback (or without TLS); elsewhere only
+    // a redirect to HTTPS, so no password or cookie crosses the network in clear.
+    let plain_app = match https_addr {
+        Some(h) if !http_addr.ip().is_loopback() => crate::http::redirect_to_https(h.port()),
+        _ => app.clone(),
+    };
     let sd = shutdown.clone();
     tasks.spawn(async move {
         axum::serve(
             listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            plain_app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move { sd.cancelled().await })
         .await
         .context("HTTP server")
     });
-    info!(http = %http_addr, mqtt = %mqtt_addr, db = %cfg.db_path().display(), "mgmt up");
+    if let Some(incoming) = https {
+        use axum::serve::ListenerExt;
+        let sd = shutdown.clone();
+        let app = app.layer(axum::middleware::map_response(crate::http::secure_cookies));
+        tasks.spawn(async move {
+            axum::serve(
+                crate::http::TlsListener(incoming).tap_io(|_| {}),
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { sd.cancelled().await })
+            .await
+            .context("HTTPS server")
+        });
+    }
+    info!(http = %http_addr, https = ?https_addr, mqtt = %mqtt_addr, mqtts = ?mqtts_addr, db = %cfg.db_path().display(), "mgmt up");
     Ok(Running {
         http_addr,
+        https_addr,
         mqtt_addr,
+        mqtts_addr,
+        ca_file: identity.map(|i| i.ca_file),
         api_token,
         store,
         updates,
@@ -250,6 +331,20 @@ pub async fn start(cfg: Config) -> Result<Running> {
         tasks,
         broker,
     })
+}
+
+impl BrokerLink {
+    /// rumqttc options for one of mgmt's own connections (`client_id`),
+    /// over TLS when the broker is an external `mqtts://` one.
+    pub fn options(&self, client_id: String) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+        if let Some(t) = &self.tls {
+            o.set_transport(rumqttc::Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(t.clone()),
+            ));
+        }
+        o
+    }
 }
 
 impl Running {

@@ -30,6 +30,9 @@ const ARGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  // Extra flags from the test, e.g. the HTTPS pin
+  // (--ignore-certificate-errors-spki-list=<mgmt's key>).
+  ...(process.env.CROSSLINE_CHROMIUM_ARGS ?? "").split(" ").filter(Boolean),
 ];
 
 function log(msg) {

@@ -9,6 +9,11 @@ await scenario("smoke", async ({ newPage, shot, step, url }) => {
     check(resp && resp.status() === 200, `GET /healthz answered ${resp?.status()}`);
     const body = (await page.textContent("body")) ?? "";
     check(body.trim() === "ok", `/healthz said ${JSON.stringify(body)}`);
+    if (url("/").startsWith("https:")) {
+      const tls = await resp.securityDetails();
+      check(tls && tls.protocol, `no TLS session details for ${url("/healthz")}`);
+      console.log(`TLS: ${tls.protocol}, issuer ${tls.issuer}`);
+    }
   });
   await shot(page, "healthz");
 });

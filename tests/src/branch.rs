@@ -47,7 +47,8 @@ impl Branch {
         before_start(&mgmt);
         mgmt.start();
         let token = mgmt.api_token();
-        let broker: SocketAddr = format!("127.0.0.1:{}", mgmt.mqtt_port)
+        // The appliance speaks MQTT over TLS (pinning mgmt's CA) through the proxy.
+        let broker: SocketAddr = format!("127.0.0.1:{}", mgmt.mqtts_port)
             .parse()
             .expect("broker address");
         let proxy = Proxy::start(broker).await;
@@ -72,7 +73,8 @@ impl Branch {
             "[offline]\nafter_s = {offline_after_s}\nwindow_s = 3600\ndefault_language = \"en\"\n\
              texts = {{ uk = \"Дякуємо! Відповімо, щойно відновиться зв'язок.\", en = \"Thanks! We will answer when we are back online.\" }}\n"
         ));
-        let mut app = Appliance::with_config(dir, DEVICE, &secret, proxy.port(), &extra);
+        let mut app =
+            Appliance::with_mqtt(dir, DEVICE, &secret, &mgmt.mqtts_toml(proxy.port()), &extra);
         app.start();
         Branch {
             mgmt,
@@ -99,7 +101,7 @@ impl Branch {
             .unwrap_or_default()
     }
 
-    /// mgmt's web/API base URL.
+    /// mgmt's web/API base URL (plain HTTP on loopback).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.mgmt.http_port)
     }

@@ -83,9 +83,45 @@ pub fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    request(s, method, path, token, body)
+}
+
+/// [`http`] over TLS to 127.0.0.1, trusting only the CA in `ca_file` (as
+/// an appliance or an API client pinning mgmt's CA would). A server whose
+/// certificate that CA did not issue is an error.
+pub fn https(
+    method: &str,
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    ca_file: &std::path::Path,
+) -> std::io::Result<(u16, String)> {
+    let cfg = crossline_tls::pinned_client_config(ca_file).map_err(std::io::Error::other)?;
+    let name = crossline_tls::pki_types::ServerName::try_from("127.0.0.1")
+        .map_err(std::io::Error::other)?;
+    let conn = crossline_tls::rustls::ClientConnection::new(cfg, name.to_owned())
+        .map_err(std::io::Error::other)?;
+    let s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    request(
+        crossline_tls::rustls::StreamOwned::new(conn, s),
+        method,
+        path,
+        token,
+        body,
+    )
+}
+
+fn request<S: std::io::Read + std::io::Write>(
+    mut s: S,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -95,8 +131,14 @@ pub fn http(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    s.flush()?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
+    match s.read_to_end(&mut buf) {
+        Ok(_) => {}
+        // rustls: the server closed without close_notify after a full answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => {}
+        Err(e) => return Err(e),
+    }
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text
         .split(' ')

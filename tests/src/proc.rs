@@ -138,7 +138,12 @@ pub fn run_ok(binary: &str, args: &[&str]) -> String {
 pub struct Mgmt {
     pub data: PathBuf,
     pub http_port: u16,
+    /// HTTPS (development certificate from `<data>/tls/`).
+    pub https_port: u16,
+    /// The embedded broker's plain listener (loopback).
     pub mqtt_port: u16,
+    /// The embedded broker's MQTT-over-TLS listener.
+    pub mqtts_port: u16,
     pub mqtt_url: Option<String>,
     pub log: PathBuf,
     /// A configuration file to start with (`--config`), if any.
@@ -153,7 +158,9 @@ impl Mgmt {
             log: data.join("mgmt.log"),
             data,
             http_port: crate::free_port(),
+            https_port: crate::free_port(),
             mqtt_port: crate::free_port(),
+            mqtts_port: crate::free_port(),
             mqtt_url,
             config: None,
             proc: None,
@@ -170,7 +177,9 @@ impl Mgmt {
     pub fn start(&mut self) {
         let data = self.data.to_string_lossy().into_owned();
         let http = format!("127.0.0.1:{}", self.http_port);
+        let https = format!("127.0.0.1:{}", self.https_port);
         let mqtt = format!("127.0.0.1:{}", self.mqtt_port);
+        let mqtts = format!("127.0.0.1:{}", self.mqtts_port);
         let config = self
             .config
             .as_ref()
@@ -180,15 +189,14 @@ impl Mgmt {
             args.push("--config");
             args.push(c);
         }
-        args.extend(["run", "--http", &http]);
+        args.extend(["run", "--http", &http, "--https", &https]);
         match &self.mqtt_url {
             Some(u) => {
                 args.push("--mqtt-url");
                 args.push(u);
             }
             None => {
-                args.push("--mqtt-listen");
-                args.push(&mqtt);
+                args.extend(["--mqtt-listen", &mqtt, "--mqtts-listen", &mqtts]);
             }
         }
         let mut p = Proc::spawn("crossline-mgmt", "crossline-mgmt", &args, &self.log, &[]);
@@ -242,6 +250,38 @@ impl Mgmt {
     pub fn db(&self) -> PathBuf {
         self.data.join("mgmt.db")
     }
+
+    /// mgmt's development CA (what appliances pin), made on first start.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data.join("tls").join("ca.pem")
+    }
+
+    /// `https://127.0.0.1:<https_port>`.
+    pub fn https_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// An appliance's `[mqtt]` url and CA lines for MQTT over TLS to `port`
+    /// (the broker's TLS port, or a proxy in front of it), pinning mgmt's CA.
+    pub fn mqtts_toml(&self, port: u16) -> String {
+        format!(
+            "url = \"mqtts://127.0.0.1:{port}\"\nca_file = \"{}\"\n",
+            self.ca_file().display()
+        )
+    }
+
+    /// Chromium's pin for mgmt's HTTPS certificate:
+    /// `--ignore-certificate-errors-spki-list=<base64 SHA-256 of its key>`.
+    /// Chromium then accepts exactly this key (the server proves it holds
+    /// it in the handshake), and no other certificate.
+    pub fn chromium_pin_arg(&self) -> String {
+        let chain = crossline_tls::read_certs(&self.data.join("tls").join("server.pem"), "")
+            .expect("mgmt's server certificate");
+        format!(
+            "--ignore-certificate-errors-spki-list={}",
+            crossline_tls::spki_sha256_base64(&chain[0]).expect("SPKI")
+        )
+    }
 }
 
 /// A simulated appliance emitting `total` synthetic events at `rate`/s.
@@ -281,13 +321,25 @@ impl Appliance {
         mqtt_port: u16,
         extra: &str,
     ) -> Appliance {
+        Self::with_mqtt(
+            dir,
+            id,
+            secret,
+            &format!("url = \"mqtt://127.0.0.1:{mqtt_port}\"\n"),
+            extra,
+        )
+    }
+
+    /// Like [`Appliance::with_config`] with the `[mqtt]` url (and CA) lines
+    /// given, e.g. [`Mgmt::mqtts_toml`].
+    pub fn with_mqtt(dir: &Path, id: &str, secret: &str, mqtt: &str, extra: &str) -> Appliance {
         let data = dir.join(id);
         std::fs::create_dir_all(&data).expect("appliance dir");
         let config = data.join("appliance.toml");
         std::fs::write(
             &config,
             format!(
-                "node_id = \"{id}\"\ndata_dir = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nsecret = \"{secret}\"\nkeep_alive_s = 5\n[sync]\nresend_after_ms = 1500\n{extra}",
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\n[mqtt]\n{mqtt}secret = \"{secret}\"\nkeep_alive_s = 5\n[sync]\nresend_after_ms = 1500\n{extra}",
                 data.display()
             ),
         )
@@ -354,6 +406,8 @@ impl Appliance {
 pub struct Mosquitto {
     pub dir: PathBuf,
     pub port: u16,
+    /// Its MQTT-over-TLS listener (mgmt's certificate).
+    pub tls_port: u16,
     proc: Option<Proc>,
 }
 
@@ -361,6 +415,7 @@ impl Mosquitto {
     /// Writes the configuration from mgmt's registry (devices must exist).
     pub fn configure(mgmt: &Mgmt, dir: PathBuf) -> Mosquitto {
         let port = crate::free_port();
+        let tls_port = crate::free_port();
         let data = mgmt.data.to_string_lossy().into_owned();
         let out = dir.to_string_lossy().into_owned();
         run_ok(
@@ -374,11 +429,14 @@ impl Mosquitto {
                 &out,
                 "--port",
                 &port.to_string(),
+                "--tls-port",
+                &tls_port.to_string(),
             ],
         );
         Mosquitto {
             dir,
             port,
+            tls_port,
             proc: None,
         }
     }

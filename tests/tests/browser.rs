@@ -9,15 +9,21 @@ use crossline_tests::browser::run_scenario;
 use crossline_tests::proc::Mgmt;
 use std::time::Duration;
 
-/// The harness itself: Chromium starts, loads a page from mgmt, and the
-/// screenshot lands in the artifacts folder.
+/// The harness itself: Chromium starts, loads a page from mgmt over HTTPS,
+/// and the screenshot lands in the artifacts folder.
 #[test]
 fn harness_smoke() {
     let tmp = tempfile::tempdir().unwrap();
     let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
     mgmt.start();
-    let url = format!("http://127.0.0.1:{}", mgmt.http_port);
-    let artifacts = run_scenario("smoke.mjs", &url, &[], Duration::from_secs(90));
+    // Over HTTPS: Chromium pins mgmt's key (the development certificate).
+    let pin = mgmt.chromium_pin_arg();
+    let artifacts = run_scenario(
+        "smoke.mjs",
+        &mgmt.https_url(),
+        &[("CROSSLINE_CHROMIUM_ARGS", &pin)],
+        Duration::from_secs(90),
+    );
     let png = std::fs::read(artifacts.join("healthz.png")).expect("screenshot written");
     assert!(
         png.starts_with(b"\x89PNG"),
@@ -89,7 +95,9 @@ async fn desk_scenarios() {
             .collect::<std::collections::BTreeMap<_, _>>(),
     )
     .unwrap();
-    let url = b.url();
+    // The desk over HTTPS (Secure session cookie), Chromium pinning mgmt's key.
+    let url = b.mgmt.https_url();
+    let pin = b.mgmt.chromium_pin_arg();
     let ctl = control.to_string_lossy().into_owned();
     let scenario = tokio::task::spawn_blocking(move || {
         run_scenario(
@@ -98,6 +106,7 @@ async fn desk_scenarios() {
             &[
                 ("CROSSLINE_CONTROL", &ctl),
                 ("CROSSLINE_USERS", &users_json),
+                ("CROSSLINE_CHROMIUM_ARGS", &pin),
             ],
             Duration::from_secs(240),
         )

@@ -40,8 +40,20 @@ pub struct BrokerConfig {
     pub max_queued_per_client: usize,
     /// Most subscriptions one client may hold; beyond it a SUBSCRIBE fails.
     pub max_subscriptions_per_client: usize,
-    /// How long a client has to send CONNECT after opening the connection.
+    /// How long a client has to send CONNECT after opening the connection
+    /// (and, on the TLS listener, to finish the TLS handshake).
     pub handshake_timeout: Duration,
+    /// MQTT over TLS (`mqtts`) as well: where, and with which certificate.
+    pub tls: Option<TlsListen>,
+}
+
+/// The MQTT-over-TLS listener (see [`BrokerConfig::tls`]).
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    /// Where to listen (port 0 picks a free one; [`BrokerHandle::tls_addr`]).
+    pub listen: SocketAddr,
+    /// mgmt's certificate (`crossline_tls::ServerIdentity::server_config`).
+    pub config: Arc<crossline_tls::rustls::ServerConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -54,6 +66,7 @@ impl Default for BrokerConfig {
             max_queued_per_client: 1_000,
             max_subscriptions_per_client: 100,
             handshake_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -141,10 +154,19 @@ impl Broker {
             }
         });
         tracing::info!(%local_addr, "embedded MQTT broker listening");
+        let (tls_addr, tls_task) = match &cfg.tls {
+            Some(t) => {
+                let (addr, task) = start_tls(t, local_addr, &cfg).await?;
+                (Some(addr), Some(task))
+            }
+            None => (None, None),
+        };
         Ok(BrokerHandle {
             scx,
             local_addr,
+            tls_addr,
             task: Some(task),
+            tls_task,
         })
     }
 }
@@ -154,7 +176,63 @@ impl Broker {
 pub struct BrokerHandle {
     scx: ServerContext,
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     task: Option<JoinHandle<()>>,
+    tls_task: Option<JoinHandle<()>>,
+}
+
+/// rmqtt's `tls` feature would compile rustls with aws-lc-rs; instead our
+/// own rustls (ring) listener terminates TLS and relays each connection to
+/// the plain listener over loopback. The broker then applies the same
+/// authentication and ACL to both.
+async fn start_tls(
+    t: &TlsListen,
+    plain: SocketAddr,
+    cfg: &BrokerConfig,
+) -> Result<(SocketAddr, JoinHandle<()>), BrokerError> {
+    let bind_err = |e: std::io::Error| BrokerError::Bind {
+        addr: t.listen,
+        source: e.into(),
+    };
+    let listener = tokio::net::TcpListener::bind(t.listen)
+        .await
+        .map_err(bind_err)?;
+    let mut incoming = crossline_tls::accept::TlsIncoming::start(
+        listener,
+        t.config.clone(),
+        cfg.handshake_timeout,
+        1024,
+        "MQTT",
+    )
+    .map_err(bind_err)?;
+    let addr = incoming.local_addr();
+    let target = match plain.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, plain.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, plain.port()))
+        }
+        _ => plain,
+    };
+    let task = tokio::spawn(async move {
+        while let Some((mut tls, peer)) = incoming.next().await {
+            tokio::spawn(async move {
+                let mut inner = match tokio::net::TcpStream::connect(target).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "MQTT over TLS: cannot reach the broker's plain listener");
+                        return;
+                    }
+                };
+                let _ = inner.set_nodelay(true);
+                tracing::debug!(%peer, "MQTT over TLS connection");
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut inner).await;
+            });
+        }
+    });
+    tracing::info!(%addr, "embedded MQTT broker listening for MQTT over TLS");
+    Ok((addr, task))
 }
 
 impl std::fmt::Debug for BrokerHandle {
@@ -169,6 +247,11 @@ impl BrokerHandle {
     /// The address actually bound (the real port when `listen` had port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the MQTT-over-TLS listener, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Ends the session of `client_id` now (revoked device, replaced credential):
@@ -212,6 +295,10 @@ impl BrokerHandle {
     /// Stops accepting connections, closes the listening socket and ends every
     /// session.
     pub async fn shutdown(mut self) {
+        if let Some(task) = self.tls_task.take() {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(task) = self.task.take() {
             task.abort();
             // The accept loop owns the listener: once the task is gone the port is free.
@@ -227,6 +314,9 @@ impl BrokerHandle {
 impl Drop for BrokerHandle {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(task) = self.tls_task.take() {
             task.abort();
         }
     }

@@ -16,5 +16,5 @@ pub mod mosquitto_conf;
 pub mod topic;
 
 pub use auth::{AuthDecision, Authenticator, StaticAuthenticator, constant_time_eq};
-pub use embedded::{Broker, BrokerConfig, BrokerHandle, ClientKicker};
+pub use embedded::{Broker, BrokerConfig, BrokerHandle, ClientKicker, TlsListen};
 pub use error::{BrokerError, MosquittoConfError};

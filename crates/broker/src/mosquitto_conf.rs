@@ -197,6 +197,74 @@ fn write_all(
     Ok(files)
 }
 
+/// The TLS files [`add_tls_listener`] copied next to the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MosquittoTlsFiles {
+    /// Certificate chain (`certfile`).
+    pub cert: PathBuf,
+    /// Private key (`keyfile`, mode 0600).
+    pub key: PathBuf,
+    /// CA (`cafile`).
+    pub ca: PathBuf,
+}
+
+/// File names of [`add_tls_listener`]'s copies.
+pub const TLS_CERT_FILE: &str = "server.pem";
+/// See [`TLS_CERT_FILE`].
+pub const TLS_KEY_FILE: &str = "server.key";
+/// See [`TLS_CERT_FILE`].
+pub const TLS_CA_FILE: &str = "ca.pem";
+
+/// Adds an MQTT-over-TLS listener on `port` (all interfaces) to the
+/// configuration [`render`] wrote, serving mgmt's certificate: `cert`, `key`
+/// and `ca` are copied into the configuration's directory (so that they can
+/// belong to the user Mosquitto runs as) and named by `certfile`, `keyfile`
+/// and `cafile`. The plain listener stays on 127.0.0.1.
+pub fn add_tls_listener(
+    files: &MosquittoFiles,
+    port: u16,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> Result<MosquittoTlsFiles, MosquittoConfError> {
+    let dir = files.conf.parent().unwrap_or(Path::new("."));
+    let tls = MosquittoTlsFiles {
+        cert: dir.join(TLS_CERT_FILE),
+        key: dir.join(TLS_KEY_FILE),
+        ca: dir.join(TLS_CA_FILE),
+    };
+    for (from, to, mode) in [
+        (cert, &tls.cert, 0o644),
+        (key, &tls.key, 0o600),
+        (ca, &tls.ca, 0o644),
+    ] {
+        let bytes = std::fs::read(from).map_err(|source| MosquittoConfError::Write {
+            path: from.to_path_buf(),
+            source,
+        })?;
+        write_file(to, &bytes, mode)?;
+    }
+    let mut conf =
+        std::fs::read_to_string(&files.conf).map_err(|source| MosquittoConfError::Write {
+            path: files.conf.clone(),
+            source,
+        })?;
+    conf.push_str(&format!(
+        "# MQTT over TLS with mgmt's certificate (appliances: mqtts://<host>:{port}, pinning ca.pem).
+         listener {port}
+         certfile {cert}
+         keyfile {key}
+         cafile {ca}
+         use_username_as_clientid true
+",
+        cert = tls.cert.display(),
+        key = tls.key.display(),
+        ca = tls.ca.display(),
+    ));
+    write_file(&files.conf, conf.as_bytes(), 0o644)?;
+    Ok(tls)
+}
+
 /// A new `$7$` hash of `secret` with a fresh random salt and
 /// [`PBKDF2_ITERATIONS`], the value a password file line holds after `user:`.
 pub fn hash_secret(secret: &[u8]) -> Result<String, MosquittoConfError> {

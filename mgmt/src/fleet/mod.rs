@@ -35,7 +35,7 @@ use crossline_proto::{
 };
 use crossline_store::{DeviceRegistry, SqliteStore, StoreError};
 use db::{Answer, Approval, FleetError};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -367,11 +367,7 @@ async fn run(
         fleet.inner.kicker.clone(),
         fleet.inner.changes.clone(),
     );
-    let mut mo = MqttOptions::new(
-        format!("{}-fleet", link.username),
-        link.host.clone(),
-        link.port,
-    );
+    let mut mo = link.options(format!("{}-fleet", link.username));
     mo.set_credentials(link.username.clone(), link.secret.clone());
     mo.set_keep_alive(Duration::from_secs(10));
     mo.set_clean_session(true);

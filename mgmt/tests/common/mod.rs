@@ -50,6 +50,8 @@ impl Mgmt {
         cfg.data_dir = dir.path().to_path_buf();
         cfg.http.listen = "127.0.0.1:0".parse().unwrap();
         cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.mqtt.tls_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.http.tls_listen = "127.0.0.1:0".parse().unwrap();
         let running = server::start(cfg).await.unwrap();
         Self {
             http: running.http_addr.to_string(),

@@ -155,6 +155,8 @@ async fn crossline(n: usize) -> Result<(Stats, Stats)> {
     cfg.data_dir = tmp.path().join("mgmt");
     cfg.http.listen = "127.0.0.1:0".parse()?;
     cfg.mqtt.listen = "127.0.0.1:0".parse()?;
+    cfg.mqtt.tls_listen = "127.0.0.1:0".parse()?;
+    cfg.http.tls_listen = "127.0.0.1:0".parse()?;
     let running = crossline_mgmt::server::start(cfg).await?;
     let http = running.http_addr;
     let token = running.api_token.clone();
@@ -182,6 +184,7 @@ async fn crossline(n: usize) -> Result<(Stats, Stats)> {
         branch,
         MqttConfig {
             url: format!("mqtt://127.0.0.1:{}", running.mqtt_addr.port()),
+            ca_file: None,
             secret: Some(secret),
             secret_file: None,
             keep_alive_s: 10,

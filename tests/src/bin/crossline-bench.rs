@@ -219,6 +219,8 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
     cfg.data_dir = tmp.path().join("mgmt");
     cfg.http.listen = "127.0.0.1:0".parse()?;
     cfg.mqtt.listen = "127.0.0.1:0".parse()?;
+    cfg.mqtt.tls_listen = "127.0.0.1:0".parse()?;
+    cfg.http.tls_listen = "127.0.0.1:0".parse()?;
     let running = crossline_mgmt::server::start(cfg.clone()).await?;
     let port = running.mqtt_addr.port();
     let mut updates = running.updates.subscribe();
@@ -245,6 +247,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             data_dir: tmp.path().join(id.as_str()),
             mqtt: crossline_appliance::config::MqttConfig {
                 url: format!("mqtt://127.0.0.1:{port}"),
+                ca_file: None,
                 secret: Some(secret),
                 secret_file: None,
                 keep_alive_s: 10,

@@ -177,3 +177,39 @@ fn host_without_port(h: &str) -> &str {
     }
     h.rsplit_once(':').map(|(a, _)| a).unwrap_or(h)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tls_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cookies_set_over_https_are_secure() {
+        let mut r = Response::new(axum::body::Body::empty());
+        for c in ["s=1; Path=/; HttpOnly", "t=2; Path=/; Secure"] {
+            r.headers_mut()
+                .append(header::SET_COOKIE, header::HeaderValue::from_static(c));
+        }
+        let r = secure_cookies(r).await;
+        let got: Vec<&str> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            ["s=1; Path=/; HttpOnly; Secure", "t=2; Path=/; Secure"]
+        );
+    }
+
+    #[test]
+    fn redirect_host() {
+        assert_eq!(
+            host_without_port("mgmt.example.org:8080"),
+            "mgmt.example.org"
+        );
+        assert_eq!(host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(host_without_port("10.0.0.1"), "10.0.0.1");
+    }
+}

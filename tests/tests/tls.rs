@@ -42,6 +42,18 @@ fn api_get(mgmt: &Mgmt, token: &str, path: &str) -> Option<Value> {
     (status == 200).then(|| serde_json::from_str(&body).ok())?
 }
 
+/// Waits until mgmt has stored `n` events of `device` (its API over HTTPS).
+fn wait_events(mgmt: &Mgmt, token: &str, device: &str, n: u64) {
+    wait_for(&format!("{n} events of {device} at mgmt"), LONG, || {
+        let devices = api_get(mgmt, token, "/api/v1/devices")?;
+        devices
+            .as_array()?
+            .iter()
+            .find(|d| d["id"] == device && d["events"] == n)
+            .map(|_| ())
+    });
+}
+
 fn pending(mgmt: &Mgmt, token: &str, serial: &str) -> Option<String> {
     let list = api_get(mgmt, token, "/api/v1/fleet/enrollments?state=pending")?;
     list.as_array()?
@@ -138,14 +150,7 @@ fn enrollment_sync_and_https_over_tls_with_the_pinned_ca() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     // It reconnects as the device (over TLS) and its whole log arrives.
-    wait_for("branch-tls-1's 40 events at mgmt", LONG, || {
-        let devices = api_get(&mgmt, &api, "/api/v1/devices")?;
-        devices
-            .as_array()?
-            .iter()
-            .find(|d| d["id"] == "branch-tls-1" && d["events"] == 40)
-            .map(|_| ())
-    });
+    wait_events(&mgmt, &api, "branch-tls-1", 40);
 
     let log = wait_for("the wrong-CA appliance's TLS error", LONG, || {
         std::fs::read_to_string(&wrong.log)
@@ -310,13 +315,6 @@ fn mosquitto_tls_listener_with_mgmts_certificate() {
         "[synthetic]\nrate = 50\ntotal = 20\n",
     );
     app.start();
-    wait_for("20 events through Mosquitto over TLS", LONG, || {
-        let devices = api_get(&mgmt, &api, "/api/v1/devices")?;
-        devices
-            .as_array()?
-            .iter()
-            .find(|d| d["id"] == "branch-m1" && d["events"] == 20)
-            .map(|_| ())
-    });
+    wait_events(&mgmt, &api, "branch-m1", 20);
     mosq.sigkill();
 }

@@ -33,62 +33,237 @@ pub const PREVIEW_CHARS: usize = 120;
 
 /// The projector to install in [`crossline_store::StoreOptions::projector`].
 pub fn projector(region: Region) -> Projector {
-    Box::new(move |tx, ev| project(tx, ev, region))
+    Box::new(move |tx, events| project_all(tx, events, region))
 }
 
-/// Applies one newly stored event to the projections.
+/// Applies one newly stored event to the projections ([`project_all`] with
+/// a batch of one).
 pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
-    match &ev.body {
-        EventBody::MessageReceived {
-            channel,
-            line,
-            from,
-            text,
-            sent_at,
-            parts,
-            incomplete,
-            ..
-        } => {
-            let conv = inbound_conversation(tx, ev, region, from, channel_str(*channel))?;
-            exec(
+    project_all(tx, std::slice::from_ref(ev), region)
+}
+
+/// Applies newly stored events, in order, to the projections.
+///
+/// Consecutive inbound messages are projected as one run ([`Inbound`]): each
+/// gets its timeline row at once, but each conversation they touch is
+/// updated once for the run and each line seen once, with the same result as
+/// one event at a time. Any other event ends the run (what the run owes is
+/// written first) and is applied on its own ([`project_other`]).
+pub fn project_all(tx: &Transaction<'_>, events: &[Event], region: Region) -> rusqlite::Result<()> {
+    let mut run = Inbound::default();
+    for ev in events {
+        match &ev.body {
+            EventBody::MessageReceived {
+                channel,
+                line,
+                from,
+                text,
+                sent_at,
+                parts,
+                incomplete,
+                ..
+            } => run.add(
                 tx,
-                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
-                     line, address, text, parts, incomplete, sent_at)
-                 VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (event_id) DO NOTHING",
-                params![
-                    ev.id.to_string(),
-                    conv,
-                    ms(ev),
-                    ev.at.c,
-                    ev.origin.as_str(),
+                ev,
+                region,
+                InboundMsg {
+                    channel: channel_str(*channel),
                     line,
                     from,
                     text,
-                    parts,
-                    incomplete,
-                    sent_at
-                ],
-            )?;
+                    sent_at: sent_at.as_deref(),
+                    parts: *parts,
+                    incomplete: *incomplete,
+                },
+            )?,
+            _ => {
+                run.flush(tx)?;
+                project_other(tx, ev, region)?;
+            }
+        }
+    }
+    run.flush(tx)
+}
+
+/// The fields of a `MessageReceived` the projection uses.
+struct InboundMsg<'a> {
+    channel: &'static str,
+    line: &'a str,
+    from: &'a str,
+    text: &'a str,
+    sent_at: Option<&'a str>,
+    parts: u16,
+    incomplete: bool,
+}
+
+/// What a run of inbound messages still owes the `conversation` row of one
+/// conversation.
+struct ConversationDue<'a> {
+    id: String,
+    /// Messages of the run in this conversation.
+    n: i64,
+    /// The run's last message in it: device, line and preview come from it.
+    last: &'a Event,
+    last_line: &'a str,
+    last_text: &'a str,
+    /// Newest HLC stamp of the run's messages in it.
+    newest: (i64, u32),
+}
+
+/// A line's `last_ms` while a run is projected: as stored before the run
+/// and as the run's messages moved it.
+struct LineDue {
+    stored: Option<i64>,
+    now: Option<i64>,
+}
+
+/// A run of consecutive inbound messages being projected.
+///
+/// Timeline rows are written as messages come; the conversation rows and
+/// lines seen are written by [`Inbound::flush`]. Within a run only inbound
+/// messages touch conversations and lines, and a conversation found or
+/// opened for a sender stays that sender's open conversation until the run
+/// ends, so the sender → conversation map needs no invalidation.
+#[derive(Default)]
+struct Inbound<'a> {
+    /// Raw sender → its open conversation (found or opened in this run),
+    /// as an index into `due`.
+    senders: std::collections::HashMap<&'a str, usize>,
+    /// Conversation id → its index in `due` (two senders may share one
+    /// contact, after a merge).
+    convs: std::collections::HashMap<String, usize>,
+    /// Conversations touched, in order of first touch.
+    due: Vec<ConversationDue<'a>>,
+    /// (device, line) → its `last_ms`.
+    lines: std::collections::HashMap<(&'a str, &'a str), LineDue>,
+}
+
+impl<'a> Inbound<'a> {
+    fn add(
+        &mut self,
+        tx: &Transaction<'_>,
+        ev: &'a Event,
+        region: Region,
+        m: InboundMsg<'a>,
+    ) -> rusqlite::Result<()> {
+        let stamp = (ms(ev), ev.at.c);
+        let i = match self.senders.get(m.from) {
+            Some(&i) => i,
+            None => {
+                let id = inbound_conversation(tx, ev, region, m.from, m.channel)?;
+                let i = match self.convs.get(&id) {
+                    Some(&i) => i,
+                    None => {
+                        self.convs.insert(id.clone(), self.due.len());
+                        self.due.push(ConversationDue {
+                            id,
+                            n: 0,
+                            last: ev,
+                            last_line: m.line,
+                            last_text: m.text,
+                            newest: stamp,
+                        });
+                        self.due.len() - 1
+                    }
+                };
+                self.senders.insert(m.from, i);
+                i
+            }
+        };
+        let Some(due) = self.due.get_mut(i) else {
+            return Ok(());
+        };
+        exec(
+            tx,
+            "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
+                 line, address, text, parts, incomplete, sent_at)
+             VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (event_id) DO NOTHING",
+            params![
+                ev.id.to_string(),
+                due.id,
+                stamp.0,
+                stamp.1,
+                ev.origin.as_str(),
+                m.line,
+                m.from,
+                m.text,
+                m.parts,
+                m.incomplete,
+                m.sent_at
+            ],
+        )?;
+        due.n += 1;
+        due.last = ev;
+        due.last_line = m.line;
+        due.last_text = m.text;
+        due.newest = due.newest.max(stamp);
+        if !m.line.is_empty() && m.line.len() <= 64 {
+            let key = (ev.origin.as_str(), m.line);
+            let seen = match self.lines.entry(key) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let stored = line_seen_ms(tx, key.0, key.1)?;
+                    v.insert(LineDue {
+                        stored,
+                        now: stored,
+                    })
+                }
+            };
+            seen.now = Some(match seen.now {
+                Some(last) if stamp.0 <= last + LINE_SEEN_STEP_MS => last,
+                _ => stamp.0,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes what the run owes (one update per conversation and per line)
+    /// and starts a new run.
+    fn flush(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        self.senders.clear();
+        self.convs.clear();
+        for d in self.due.drain(..) {
             exec(
                 tx,
-                "UPDATE conversation SET device = ?2, line = ?3, unread = unread + 1,
-                     messages = messages + 1, last_preview = ?4,
+                "UPDATE conversation SET device = ?2, line = ?3, unread = unread + ?7,
+                     messages = messages + ?7, last_preview = ?4,
                      last_c = CASE WHEN last_ms < ?5 OR (last_ms = ?5 AND last_c < ?6)
                               THEN ?6 ELSE last_c END,
                      last_ms = max(last_ms, ?5)
                  WHERE id = ?1",
                 params![
-                    conv,
-                    ev.origin.as_str(),
-                    line,
-                    preview(text),
-                    ms(ev),
-                    ev.at.c
+                    d.id,
+                    d.last.origin.as_str(),
+                    d.last_line,
+                    preview(d.last_text),
+                    d.newest.0,
+                    d.newest.1,
+                    d.n
                 ],
             )?;
-            seen_line(tx, ev.origin.as_str(), line, ev)?;
         }
+        for ((device, line), seen) in self.lines.drain() {
+            if let Some(now) = seen.now
+                && seen.stored != Some(now)
+            {
+                exec(
+                    tx,
+                    "INSERT INTO device_line (device, line, last_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (device, line) DO UPDATE SET last_ms = excluded.last_ms",
+                    params![device, line, now],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies one event other than an inbound message to the projections.
+fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
+    match &ev.body {
+        // Projected in runs by [`project_all`].
+        EventBody::MessageReceived { .. } => {}
         EventBody::ReplyRequested {
             command,
             channel: _,
@@ -459,6 +634,10 @@ fn touch_time(tx: &Transaction<'_>, conv: &str, ev: &Event) -> rusqlite::Result<
     Ok(())
 }
 
+/// A line's `last_seen` moves only when it is this much newer (a busy line
+/// is not rewritten for every message).
+const LINE_SEEN_STEP_MS: i64 = 60_000;
+
 fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusqlite::Result<()> {
     if line.is_empty() || line.len() > 64 {
         return Ok(());
@@ -467,10 +646,20 @@ fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusq
         tx,
         "INSERT INTO device_line (device, line, last_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (device, line) DO UPDATE SET last_ms = excluded.last_ms
-             WHERE excluded.last_ms > last_ms + 60000",
-        params![device, line, ms(ev)],
+             WHERE excluded.last_ms > last_ms + ?4",
+        params![device, line, ms(ev), LINE_SEEN_STEP_MS],
     )?;
     Ok(())
+}
+
+fn line_seen_ms(tx: &Transaction<'_>, device: &str, line: &str) -> rusqlite::Result<Option<i64>> {
+    one(
+        tx,
+        "SELECT last_ms FROM device_line WHERE device = ?1 AND line = ?2",
+        params![device, line],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Recomputes a reply's overall state from its parts (`whole`: a status for
@@ -760,11 +949,10 @@ pub fn parse_cursor(s: &str) -> Option<(i64, i64, String)> {
 
 /// One conversation's summary.
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<ConversationSummary>> {
-    conn.query_row(
-        &format!("SELECT {SUMMARY_COLS} {SUMMARY_FROM} WHERE c.id = ?1"),
-        params![id],
-        summary_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {SUMMARY_COLS} {SUMMARY_FROM} WHERE c.id = ?1"
+    ))?
+    .query_row(params![id], summary_row)
     .optional()
     .map(|o| o.map(|(s, _)| s))
 }
@@ -848,16 +1036,16 @@ fn entry_where(
     cond: &str,
     arg: &str,
 ) -> rusqlite::Result<Option<(String, TimelineEntry)>> {
+    // Cached: the live fan-out looks up every ingested message.
     let e = conn
-        .query_row(
-            &format!(
-                "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete,
-                     sent_at, author, command, state, conversation_id
-                 FROM timeline_entry WHERE {cond}"
-            ),
-            params![arg],
-            |r| Ok((r.get::<_, String>(13)?, entry_row(r)?)),
-        )
+        .prepare_cached(&format!(
+            "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete,
+                 sent_at, author, command, state, conversation_id
+             FROM timeline_entry WHERE {cond}"
+        ))?
+        .query_row(params![arg], |r| {
+            Ok((r.get::<_, String>(13)?, entry_row(r)?))
+        })
         .optional()?;
     let Some((conv, mut e)) = e else {
         return Ok(None);

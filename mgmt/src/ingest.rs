@@ -231,6 +231,19 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Events one group commit of mgmt's store may hold (the store's default
+/// is 4096). Under a backlog from many appliances, every group rewrites the
+/// pages of the projection's indexes it touches, and most touches land on
+/// pages kept in random order (a conversation's timeline, the conversation
+/// row, its place in the activity index): bigger groups write each such
+/// page once for more events. A lone request still commits alone.
+pub const MAX_GROUP_EVENTS: usize = 16_384;
+
+/// WAL pages (4 KiB) after which mgmt's store copies the WAL back into the
+/// database file (the store's default is 4096, 16 MiB): a page rewritten by
+/// many groups is copied back once. The WAL grows to about 64 MiB.
+pub const CHECKPOINT_PAGES: u32 = 16_384;
+
 /// Rounds handed to the store and not yet acknowledged, at most. While round
 /// k commits, round k+1 is already queued at the store's writer, so the writer
 /// never waits for this worker between commits.

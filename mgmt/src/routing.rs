@@ -638,13 +638,14 @@ impl Service {
             let found = self
                 .store
                 .read(move |conn| {
-                    conn.query_row(
+                    conn.prepare_cached(
                         "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
                          JOIN conversation c ON c.id = t.conversation_id
                          WHERE t.event_id = ?1",
-                        [&id],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                    )
+                    )?
+                    .query_row([&id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
                     .optional()
                 })
                 .await;

@@ -55,6 +55,9 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
         mgmt_node(),
         StoreOptions {
             projector: Some(crate::conversations::projector(region)),
+            // mgmt ingests from many appliances at once; see docs/ARCHITECTURE.md.
+            max_group_events: crate::ingest::MAX_GROUP_EVENTS,
+            checkpoint_pages: crate::ingest::CHECKPOINT_PAGES,
             ..Default::default()
         },
     )

@@ -153,3 +153,68 @@ async fn pipelined_rounds_ack_only_committed_events_in_order_exactly_once() {
     assert_eq!((messages, conversations), (total as i64, 30));
     mgmt.stop().await;
 }
+
+/// One device's stream through the broker: batches that mix several
+/// conversations, a batch delivered twice, and a malformed batch (one event
+/// of it has a body mgmt does not know) in between. The malformed message is
+/// refused whole and counted; everything else is stored and projected once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_batches_with_duplicates_and_a_malformed_one() {
+    let mgmt = Mgmt::start().await;
+    let mut dev = mgmt.device("branch-mix").await;
+    let senders = ["+380501000001", "+380501000002", "0501000003", "Bank"];
+    let mut events = Vec::new();
+    for i in 0..12 {
+        events.push(dev.event(common::sms(
+            ["gsm0", "gsm1"][i % 2],
+            senders[i % senders.len()],
+            &format!("m{i}"),
+        )));
+    }
+    let (first, rest) = events.split_at(6);
+    dev.publish(first.to_vec()).await;
+    dev.publish(first.to_vec()).await; // a redelivery
+    // seq 7..12 with one event's body of an unknown kind: refused whole.
+    let mut bad = serde_json::to_value(EventBatch::new(rest.to_vec())).unwrap();
+    bad["events"][2]["body"]["type"] = serde_json::Value::from("message_teleported");
+    let bad = serde_json::to_vec(&bad).unwrap();
+    dev.publish_payload(bad).await;
+    dev.publish(rest.to_vec()).await;
+    dev.publish(events.clone()).await; // everything again
+
+    let store = mgmt.running().store.clone();
+    let id = dev.id.clone();
+    common::wait_for(|| {
+        let (store, id) = (store.clone(), id.clone());
+        async move { (store.contiguous(&id).await.unwrap() == 12).then_some(()) }
+    })
+    .await;
+    let stored = store.read_from(&dev.id, 1, 100).await.unwrap();
+    assert_eq!(stored, events);
+    let (messages, unread, conversations): (i64, i64, i64) = store
+        .read(|c| {
+            c.query_row(
+                "SELECT sum(messages), sum(unread), count(*) FROM conversation",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!((messages, unread, conversations), (12, 12, 4));
+    let timeline: i64 = store
+        .read(|c| c.query_row("SELECT count(*) FROM timeline_entry", [], |r| r.get(0)))
+        .await
+        .unwrap();
+    assert_eq!(timeline, 12);
+    let http = mgmt.running().http_addr.to_string();
+    let (_, metrics) = common::http(&http, "GET", "/metrics", None, None).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("crossline_payloads_rejected_total") && l.ends_with(" 1")),
+        "the malformed batch is counted once: {metrics}"
+    );
+    mgmt.stop().await;
+}

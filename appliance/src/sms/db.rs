@@ -33,7 +33,7 @@ pub fn open_store(path: &Path, node: NodeId) -> crossline_store::Result<SqliteSt
 
 /// The projector: keeps the SMS tables in step with appended events.
 pub fn projector() -> Projector {
-    Box::new(|tx: &Transaction<'_>, ev: &Event| project(tx, ev))
+    crossline_store::per_event(project)
 }
 
 fn project(tx: &Transaction<'_>, ev: &Event) -> rusqlite::Result<()> {

@@ -71,6 +71,9 @@ pub fn encode<T: Wire>(msg: &T) -> Vec<u8> {
 }
 
 /// Decodes and validates a payload: size limit, then version, then shape.
+///
+/// The payload is parsed once when `"v"` is its first member (as [`encode`]
+/// writes it); otherwise the version is looked up in a first pass.
 pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, ProtoError> {
     if bytes.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge {
@@ -78,17 +81,21 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, ProtoError> {
             max: MAX_PAYLOAD,
         });
     }
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        v: Option<serde_json::Value>,
-    }
-    let peek: Peek =
-        serde_json::from_slice(bytes).map_err(|e| ProtoError::NoVersion(e.to_string()))?;
-    let v = peek
-        .v
-        .as_ref()
-        .and_then(serde_json::Value::as_u64)
-        .ok_or_else(|| ProtoError::NoVersion("missing or non-numeric \"v\"".into()))?;
+    let v = match leading_version(bytes) {
+        Some(v) => v,
+        None => {
+            #[derive(serde::Deserialize)]
+            struct Peek {
+                v: Option<serde_json::Value>,
+            }
+            let peek: Peek =
+                serde_json::from_slice(bytes).map_err(|e| ProtoError::NoVersion(e.to_string()))?;
+            peek.v
+                .as_ref()
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| ProtoError::NoVersion("missing or non-numeric \"v\"".into()))?
+        }
+    };
     if v != u64::from(VERSION) {
         return Err(ProtoError::UnsupportedVersion {
             got: v,
@@ -101,4 +108,31 @@ pub fn decode<T: Wire>(bytes: &[u8]) -> Result<T, ProtoError> {
     })?;
     msg.validate()?;
     Ok(msg)
+}
+
+/// The version when the payload starts with `{"v": <integer>` (JSON
+/// whitespace allowed) followed by `,` or `}`; `None` for anything else,
+/// which [`decode`] then reads the slow way.
+fn leading_version(bytes: &[u8]) -> Option<u64> {
+    fn ws(s: &[u8]) -> &[u8] {
+        let n = s
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .count();
+        s.get(n..).unwrap_or_default()
+    }
+    let s = ws(bytes).strip_prefix(b"{")?;
+    let s = ws(s).strip_prefix(b"\"v\"")?;
+    let s = ws(s).strip_prefix(b":")?;
+    let s = ws(s);
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    // JSON allows no leading zero ("01"); such a number is left to serde.
+    if digits == 0 || (digits > 1 && s.first() == Some(&b'0')) {
+        return None;
+    }
+    let (num, rest) = s.split_at(digits);
+    if !matches!(ws(rest).first(), Some(b',' | b'}')) {
+        return None;
+    }
+    std::str::from_utf8(num).ok()?.parse().ok()
 }

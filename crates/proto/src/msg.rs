@@ -532,6 +532,37 @@ mod tests {
     }
 
     #[test]
+    fn version_read_in_one_pass_or_two_gives_the_same_answers() {
+        // "v" first (one pass) and "v" elsewhere (two passes).
+        for json in [
+            r#"{"v":1,"acked":5}"#,
+            r#" { "v" : 1 , "acked":5}"#,
+            r#"{"acked":5,"v":1}"#,
+        ] {
+            assert_eq!(decode::<Ack>(json.as_bytes()).unwrap().acked, 5, "{json}");
+        }
+        for json in [r#"{"v":2,"acked":5}"#, r#"{"acked":5,"v":2}"#] {
+            assert!(
+                matches!(
+                    decode::<Ack>(json.as_bytes()),
+                    Err(ProtoError::UnsupportedVersion { got: 2, .. })
+                ),
+                "{json}"
+            );
+        }
+        for json in [
+            r#"{"v":1.0,"acked":5}"#,
+            r#"{"v":-1,"acked":5}"#,
+            r#"{"v":01,"acked":5}"#,
+            r#"{"v":99999999999999999999999,"acked":5}"#,
+            r#"{"v":1,"acked":5"#,
+            r#"{"v":1,"v":1,"acked":5}"#,
+        ] {
+            assert!(decode::<Ack>(json.as_bytes()).is_err(), "{json}");
+        }
+    }
+
+    #[test]
     fn garbage_and_oversize_are_refused() {
         assert!(decode::<EventBatch>(b"\xff\x00garbage").is_err());
         assert!(decode::<EventBatch>(br#"{"v":1,"events":[{"x":1}]}"#).is_err());

@@ -14,7 +14,7 @@ pub mod sqlite;
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
 use std::future::Future;
 
-pub use sqlite::{Projector, SqliteStore, StoreOptions, StoreStats};
+pub use sqlite::{Projector, SqliteStore, StoreOptions, StoreStats, per_event};
 
 /// What went wrong in the store. Messages name the database file.
 #[derive(Debug, thiserror::Error)]

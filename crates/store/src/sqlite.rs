@@ -98,7 +98,7 @@ mod writer;
 mod tests;
 
 pub use migrations::MIGRATIONS;
-pub use writer::Projector;
+pub use writer::{Projector, per_event};
 
 use crate::{
     DeviceRecord, DeviceRegistry, EventLog, IngestOutcome, NewEvent, Outbox, Result, StoreError,
@@ -217,9 +217,10 @@ pub(crate) fn clone_sqlite_error(e: &rusqlite::Error) -> rusqlite::Error {
 /// smaller than that working set it re-reads pages from the WAL on each commit.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// Prepared statements kept per connection (rusqlite's default is 16): the
-/// writer runs the store's statements and every projector's, and a statement
-/// that falls out of the cache is parsed and planned again on its next use.
-const STATEMENT_CACHE: usize = 128;
+/// writer runs the store's statements and every projector's, readers run
+/// every module's queries, and a statement that falls out of the cache is
+/// parsed and planned again on its next use.
+pub(crate) const STATEMENT_CACHE: usize = 128;
 
 fn configure_writer(conn: &Connection, busy: Duration) -> rusqlite::Result<String> {
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

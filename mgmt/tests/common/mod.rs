@@ -285,14 +285,14 @@ impl Device {
     }
 
     pub async fn publish(&self, events: Vec<Event>) {
+        self.publish_payload(encode(&EventBatch::new(events))).await;
+    }
+
+    /// Publishes `payload` as is on the device's events topic.
+    pub async fn publish_payload(&self, payload: Vec<u8>) {
         let topic = DeviceTopic::new(&self.id, Kind::Events).to_string();
         self.client
-            .publish(
-                topic,
-                QoS::AtLeastOnce,
-                false,
-                encode(&EventBatch::new(events)),
-            )
+            .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
             .unwrap();
     }

@@ -38,14 +38,8 @@ const INSERT_EVENT: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Inserts one event with `st` (a prepared [`INSERT_EVENT`], kept across a
-/// batch so it is looked up once, not once per event) and runs the projector
-/// on it.
-fn insert_event(
-    ctx: &Ctx,
-    tx: &Transaction<'_>,
-    st: &mut rusqlite::Statement<'_>,
-    ev: &Event,
-) -> Result<()> {
+/// batch so it is looked up once, not once per event).
+fn insert_event(ctx: &Ctx, st: &mut rusqlite::Statement<'_>, ev: &Event) -> Result<()> {
     let seq = to_i64(ev.seq, "seq")?;
     let at_ms = to_i64(ev.at.ms, "HLC milliseconds")?;
     let body = serde_json::to_string(&ev.body).map_err(|e| {
@@ -66,10 +60,15 @@ fn insert_event(
         body,
     ])
     .map_err(|e| ctx.sql(e))?;
-    if let Some(project) = &ctx.projector {
-        project(tx, ev).map_err(|e| ctx.sql(e))?;
-    }
     Ok(())
+}
+
+/// Runs the projector (if any) once on the events a request stored.
+fn project(ctx: &Ctx, tx: &Transaction<'_>, stored: &[Event]) -> Result<()> {
+    match &ctx.projector {
+        Some(project) if !stored.is_empty() => project(tx, stored).map_err(|e| ctx.sql(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Sequences, stamps and stores local events.
@@ -92,9 +91,11 @@ pub(crate) fn append(
             conversation: ne.conversation,
             body: ne.body,
         };
-        insert_event(ctx, tx, &mut st, &ev)?;
+        insert_event(ctx, &mut st, &ev)?;
         out.push(ev);
     }
+    drop(st);
+    project(ctx, tx, &out)?;
     if seq != last {
         set_contiguous(tx, &ctx.local, to_i64(seq, "seq")?).map_err(|e| ctx.sql(e))?;
     }
@@ -115,9 +116,10 @@ pub(crate) fn ingest(
     let mut out = IngestOutcome::default();
     let mut newest: Option<Hlc> = None;
     let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
-    for ev in &events {
+    let mut stored = Vec::with_capacity(events.len());
+    for ev in events {
         if ev.seq <= c {
-            check_same_event(ctx, tx, ev)?;
+            check_same_event(ctx, tx, &ev)?;
             out.duplicates += 1;
             continue;
         }
@@ -125,11 +127,14 @@ pub(crate) fn ingest(
             out.missing_from = Some(c + 1);
             break;
         }
-        insert_event(ctx, tx, &mut st, ev)?;
+        insert_event(ctx, &mut st, &ev)?;
         c = ev.seq;
-        out.stored += 1;
         newest = newest.max(Some(ev.at));
+        stored.push(ev);
     }
+    drop(st);
+    out.stored = stored.len();
+    project(ctx, tx, &stored)?;
     if c != start {
         set_contiguous(tx, origin, to_i64(c, "seq")?).map_err(|e| ctx.sql(e))?;
     }

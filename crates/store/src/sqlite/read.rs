@@ -22,6 +22,7 @@ pub(crate) fn open_reader(path: &Path, busy: Duration) -> rusqlite::Result<Conne
     )?;
     conn.busy_timeout(busy)?;
     conn.pragma_update(None, "query_only", true)?;
+    conn.set_prepared_statement_cache_capacity(super::STATEMENT_CACHE);
     Ok(conn)
 }
 

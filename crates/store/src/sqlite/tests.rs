@@ -175,7 +175,7 @@ async fn group_commit_commits_queued_requests_together_in_call_order() {
 #[tokio::test]
 async fn a_failing_request_fails_alone_and_assigns_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let projector: Projector = Box::new(|_tx, ev| match ev.body {
+    let projector: Projector = per_event(|_tx, ev| match ev.body {
         EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
             rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
         ),
@@ -664,7 +664,7 @@ async fn projector_and_write_share_the_event_transaction() {
             .unwrap();
         store.close().unwrap();
     }
-    let projector: Projector = Box::new(|tx, ev| {
+    let projector: Projector = per_event(|tx, ev| {
         tx.execute(
             "INSERT INTO seen (origin, seq, kind) VALUES (?1, ?2, ?3)",
             rusqlite::params![ev.origin.as_str(), ev.seq as i64, ev.body.kind()],
@@ -815,7 +815,7 @@ async fn a_database_locked_by_another_process_fails_clearly_then_recovers() {
 #[tokio::test]
 async fn a_failing_request_alone_in_its_group_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let projector: Projector = Box::new(|_tx, ev| match ev.body {
+    let projector: Projector = per_event(|_tx, ev| match ev.body {
         EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
             rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
         ),

@@ -30,12 +30,27 @@ pub(crate) const MAX_GROUP_REQUESTS: usize = 1000;
 /// (see [`StoreOptions::max_group_events`](super::StoreOptions::max_group_events)).
 pub(crate) const MAX_GROUP_EVENTS: usize = 4096;
 
-/// Applies a projection for one newly stored event (appended or ingested),
-/// inside the same transaction as the event. An error rolls back the whole
-/// request that stored the event: the event and its projections are atomic.
-/// For a domain error (not an SQLite one) return
+/// Applies projections for the events one request newly stored (appended
+/// or ingested), inside the same transaction as the events: called once per
+/// request, after its events are inserted, with all of them in seq order
+/// (never with an empty slice). Duplicates are not passed again. An error
+/// rolls back the whole request: the events and their projections are
+/// atomic. For a domain error (not an SQLite one) return
 /// `rusqlite::Error::ToSqlConversionFailure(your_error.into())`.
-pub type Projector = Box<dyn Fn(&Transaction<'_>, &Event) -> rusqlite::Result<()> + Send>;
+///
+/// Seeing a request's events together lets a projection do per batch what
+/// would otherwise be done per event (one row update per conversation
+/// instead of one per message); [`per_event`] adapts a projection written
+/// for one event at a time.
+pub type Projector = Box<dyn Fn(&Transaction<'_>, &[Event]) -> rusqlite::Result<()> + Send>;
+
+/// A [`Projector`] that applies `f` to each event in turn.
+pub fn per_event<F>(f: F) -> Projector
+where
+    F: Fn(&Transaction<'_>, &Event) -> rusqlite::Result<()> + Send + 'static,
+{
+    Box::new(move |tx, events| events.iter().try_for_each(|ev| f(tx, ev)))
+}
 
 /// Adapts a shared wall clock to the [`WallClock`] the HLC wants by value.
 pub(crate) struct SharedWall(pub Arc<dyn WallClock>);

@@ -160,7 +160,7 @@ async fn run_sync(args: &[String], out: &std::path::Path) -> Result<()> {
         pct(f.durable_eps / f.single_eps),
         pct(f.durable_eps / f.store_eps),
     );
-    let section = format!("{section}{SYNC_NOTES}");
+    let section = format!("{section}{SYNC_NOTES}{}", sync_targets(&f));
     println!("{section}");
     write_section(out, "sync", &section)?;
     eprintln!("wrote {}", out.display());
@@ -177,16 +177,48 @@ clients through the same broker to one subscriber, with nothing stored (publishe
 messages ahead of the subscriber: the broker queues 1000 per client and drops the rest). The \
 store-alone figures ingest the same events straight into a fresh mgmt database on the same disk \
 (batches of the appliances' size, a window's worth in flight per origin), once as mgmt opens it and \
-once as a bare event log.\n\n\
-How to read it. With batches of 256 the raw broker forwards one opaque 73 KB blob per 256 events; no \
-store that parses, indexes and fsyncs every event can reach half of that, so the issue's ratio stays \
-in single digits and is reported as measured, not redefined. The comparisons that say something: \
+once as a bare event log (the store's default options).\n\n\
+How to read it. With batches of 256 the raw broker forwards one opaque 73 KB blob per 256 events; \
+mgmt's store alone, with nothing in front of it, stores only a few percent of that rate, so the \
+issue's batch-to-batch ratio is bounded by the store and is reported as measured, not redefined. \
+What bounds the store is its single writer's work per inbound SMS: the event row and its three \
+indexes, then the projection (contact lookup, a timeline row indexed by conversation, the \
+conversation row and its place in the activity index, the line seen). The synthetic traffic comes \
+from 10,000 senders in turn, so every message of a batch lands in a different conversation: the \
+timeline-by-conversation index, the conversation rows and the activity index are written in random \
+order, and each group commit rewrites (and the WAL checkpoint copies back) most of their pages. The \
+batched projector writes each conversation and each line once per run of messages, which pays when \
+a customer writes several times within a batch, not here. Also on mgmt's path, after each commit: \
+the live fan-out (SSE, desk) looks every stored message and its conversation up (cached statements). The comparisons that say something: \
 against a broker carrying one event per message (what an uplink without batching costs), and against \
-mgmt's own store with nothing in front of it (how much of its ceiling the pipeline uses). The ceiling \
-is mgmt's single writer: for each inbound SMS the conversation projection (contact lookup, timeline \
-row, conversation update, line seen) costs several times the event insert itself (compare the two \
-store-alone rows). All parts share the machine's cores (appliances, broker and mgmt run in one \
-process), so figures move with whatever else runs; compare ratios within one run.\n\n";
+mgmt's own store with nothing in front of it (how much of its ceiling the pipeline uses). All parts \
+share the machine's cores (appliances, broker and mgmt run in one process, other builds may run), so \
+figures move with whatever else runs; compare ratios within one run.\n\n";
+
+/// The figures of the run before the ingest work (batched projector,
+/// single-pass decode, bigger groups, cached live lookups), for the
+/// targets that work was given.
+const BEFORE_STORE_EPS: f64 = 29_713.0;
+const BEFORE_DURABLE_SHARE: f64 = 0.43;
+
+/// Whether this run met the ingest targets, in words.
+fn sync_targets(f: &Figures) -> String {
+    let share = f.durable_eps / f.single_eps;
+    let store = f.store_eps / BEFORE_STORE_EPS;
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    format!(
+        "Targets of the ingest work, judged on this run: durable ≥ 50% of the raw broker with one \
+         event per message (was {:.0}%): {:.0}%, {}; mgmt's store alone with the projection several \
+         times the {:.0} events/s measured before: {:.0} events/s = {:.1}×, {}.\n\n",
+        BEFORE_DURABLE_SHARE * 100.0,
+        share * 100.0,
+        met(share >= 0.5),
+        BEFORE_STORE_EPS,
+        f.store_eps,
+        store,
+        met(store >= 3.0),
+    )
+}
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
     args.iter()

@@ -322,6 +322,15 @@ pub struct SyncConfig {
     /// wait then doubles after each such resend, up to 8×, until reconnect).
     #[serde(default = "d_rto")]
     pub resend_after_ms: u64,
+    /// Acknowledged events older than this many days are deleted from the
+    /// local log (0: age alone deletes nothing).
+    #[serde(default = "d_keep_days")]
+    pub keep_days: u64,
+    /// The local log keeps at most about this many MiB of acknowledged
+    /// events; older acknowledged ones are deleted (0: no size limit).
+    /// Unacknowledged events are never deleted.
+    #[serde(default = "d_keep_mib")]
+    pub keep_mib: u64,
 }
 
 fn d_batch() -> usize {
@@ -333,6 +342,12 @@ fn d_window() -> u64 {
 fn d_rto() -> u64 {
     3000
 }
+fn d_keep_days() -> u64 {
+    30
+}
+fn d_keep_mib() -> u64 {
+    512
+}
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -340,6 +355,8 @@ impl Default for SyncConfig {
             batch: d_batch(),
             window: d_window(),
             resend_after_ms: d_rto(),
+            keep_days: d_keep_days(),
+            keep_mib: d_keep_mib(),
         }
     }
 }

@@ -23,6 +23,47 @@ use crossline_store::Outbox;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+/// How often acknowledged events are pruned from the local log.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes acknowledged events beyond `[sync] keep_days` / `keep_mib` from the
+/// local log, at start and then every [`RETENTION_EVERY`]. A failure is
+/// logged and tried again next time: retention never stops the appliance.
+async fn retention(
+    store: crossline_store::SqliteStore,
+    sync: config::SyncConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = every.tick() => {}
+        }
+        let before_ms = if sync.keep_days == 0 {
+            0
+        } else {
+            crossline_core::WallClock::now_ms(&crossline_core::hlc::SystemClock)
+                .saturating_sub(sync.keep_days.saturating_mul(86_400_000))
+        };
+        let keep_bytes = if sync.keep_mib == 0 {
+            u64::MAX >> 2
+        } else {
+            sync.keep_mib.saturating_mul(1 << 20)
+        };
+        match store.prune_acked(uplink::PEER, before_ms, keep_bytes).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "retention: acknowledged events deleted from the local log"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention: could not prune the local log; trying again later")
+            }
+        }
+    }
+}
+
 /// Runs the appliance until `shutdown` is cancelled or a task fails.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     cfg.validate()?;
@@ -61,6 +102,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         shutdown.clone(),
     );
     tasks.spawn(async move { up.await.map(|_| ()) });
+    tasks.spawn(retention(store.clone(), cfg.sync.clone(), shutdown.clone()));
     if let Some(syn) = cfg.synthetic.clone() {
         tasks.spawn(synthetic::run(log.clone(), syn, shutdown.clone()));
     }

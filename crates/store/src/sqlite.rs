@@ -34,7 +34,10 @@
 //!   origin), and observes the stamps of ingested events, so what this node
 //!   stamps next comes after everything it stored, even if the wall clock
 //!   stepped back (NTP, a board without RTC booting in 1970).
-//! * The `event` table is append-only: triggers refuse UPDATE and DELETE.
+//! * The `event` table is append-only: triggers refuse UPDATE and DELETE,
+//!   except [`SqliteStore::prune_acked`] deleting acknowledged local events
+//!   (the appliance's retention; it marks what it may delete in
+//!   `event_prune` within its own transaction).
 //!   `replica(origin, contiguous)` holds the gapless prefix per origin (the
 //!   local node included) and moves in the same transaction as the events.
 //! * A request is queued when the method is called, not when its future is
@@ -400,6 +403,27 @@ impl SqliteStore {
             let acked = read::acked(conn, path, &peer)?;
             read::read_from(conn, path, &local, acked.saturating_add(1), limit)
         })
+    }
+
+    /// Retention of the local log: deletes local events `peer` has
+    /// acknowledged that are older than `before_ms` (HLC milliseconds) or
+    /// beyond the newest `keep_bytes` of the local log (bodies plus a
+    /// per-row allowance). Unacknowledged events and the newest local event
+    /// are always kept; seqs and the clock go on as before. Returns how many
+    /// events were deleted. For the appliance (mgmt keeps its log).
+    pub fn prune_acked(
+        &self,
+        peer: &str,
+        before_ms: u64,
+        keep_bytes: u64,
+    ) -> impl Future<Output = Result<u64>> + Send + 'static + use<> {
+        let queued = check_peer(peer).map(|()| {
+            let peer = peer.to_string();
+            self.submit(1, move |ctx, tx| {
+                ops::prune_acked(ctx, tx, &peer, before_ms, keep_bytes)
+            })
+        });
+        async move { queued?.await }
     }
 
     fn submit<T, F>(

@@ -26,6 +26,7 @@ pub const MIGRATION_ARRAY: &[M<'static>] = &[
     M::up(include_str!("migrations/0009_contact_merge.sql")),
     M::up(include_str!("migrations/0010_fleet_list.sql")),
     M::up(include_str!("migrations/0011_fleet_rekey.sql")),
+    M::up(include_str!("migrations/0012_event_retention.sql")),
 ];
 
 /// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.

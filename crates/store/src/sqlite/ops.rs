@@ -201,6 +201,57 @@ pub(crate) fn set_acked(ctx: &mut Ctx, tx: &Transaction<'_>, peer: &str, seq: u6
     .map_err(|e| ctx.sql(e))
 }
 
+/// Deletes acknowledged local events: those `peer` acknowledged, except
+/// the newest local event (the clock resumes from the log), that are older
+/// than `before_ms` or fall outside the newest `keep_bytes` of the local
+/// log. Returns how many were deleted.
+pub(crate) fn prune_acked(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    peer: &str,
+    before_ms: u64,
+    keep_bytes: u64,
+) -> Result<u64> {
+    let local = ctx.local.clone();
+    let head = contiguous(tx, &local).map_err(|e| ctx.sql(e))?;
+    let acked: i64 = tx
+        .prepare_cached("SELECT coalesce((SELECT acked FROM outbox_cursor WHERE peer = ?1), 0)")
+        .and_then(|mut st| st.query_row([peer], |r| r.get(0)))
+        .map_err(|e| ctx.sql(e))?;
+    let limit = acked.min(to_i64(head, "seq")? - 1);
+    if limit < 1 {
+        return Ok(0);
+    }
+    let before = to_i64(before_ms, "time")?;
+    let keep = to_i64(keep_bytes, "size")?;
+    // Highest seq to delete: old enough, or beyond the newest `keep` bytes.
+    let upto: Option<i64> = tx
+        .prepare_cached(
+            "SELECT max(seq) FROM (
+                 SELECT seq, at_ms,
+                     sum(length(body) + 64) OVER (ORDER BY seq DESC) AS newer
+                 FROM event WHERE origin = ?1)
+             WHERE seq <= ?2 AND (at_ms < ?3 OR newer > ?4)",
+        )
+        .and_then(|mut st| st.query_row(params![local.as_str(), limit, before, keep], |r| r.get(0)))
+        .map_err(|e| ctx.sql(e))?;
+    let Some(upto) = upto else { return Ok(0) };
+    let run = || -> rusqlite::Result<usize> {
+        tx.prepare_cached(
+            "INSERT INTO event_prune (origin, upto) VALUES (?1, ?2)
+             ON CONFLICT (origin) DO UPDATE SET upto = excluded.upto",
+        )?
+        .execute(params![local.as_str(), upto])?;
+        let n = tx
+            .prepare_cached("DELETE FROM event WHERE origin = ?1 AND seq <= ?2")?
+            .execute(params![local.as_str(), upto])?;
+        tx.prepare_cached("DELETE FROM event_prune WHERE origin = ?1")?
+            .execute([local.as_str()])?;
+        Ok(n)
+    };
+    run().map(|n| n as u64).map_err(|e| ctx.sql(e))
+}
+
 pub(crate) fn put_device(
     ctx: &mut Ctx,
     tx: &Transaction<'_>,

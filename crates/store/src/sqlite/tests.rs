@@ -653,6 +653,55 @@ async fn events_cannot_be_updated_or_deleted() {
 }
 
 #[tokio::test]
+async fn retention_deletes_only_acknowledged_events_and_keeps_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    let me = node("local");
+    let appended = store.append((1..=10).map(hb).collect()).await.unwrap();
+    let far = i64::MAX as u64;
+    // Nothing acknowledged: nothing goes, however old or big.
+    assert_eq!(store.prune_acked("mgmt", far, 0).await.unwrap(), 0);
+    // Acked up to 6, all old: exactly 1..=6 go.
+    store.set_acked("mgmt", 6).await.unwrap();
+    assert_eq!(
+        store.prune_acked("mgmt", far, u64::MAX >> 2).await.unwrap(),
+        6
+    );
+    let left = store.read_from(&me, 1, 100).await.unwrap();
+    assert_eq!(left, appended[6..].to_vec());
+    assert_eq!(
+        store.unacked("mgmt", 100).await.unwrap(),
+        appended[6..].to_vec()
+    );
+    // Neither young nor over the size budget: nothing goes.
+    assert_eq!(
+        store.prune_acked("mgmt", 0, u64::MAX >> 2).await.unwrap(),
+        0
+    );
+    // Everything acked and a zero size budget: all but the newest go.
+    store.set_acked("mgmt", 10).await.unwrap();
+    assert_eq!(store.prune_acked("mgmt", 0, 0).await.unwrap(), 3);
+    assert_eq!(
+        store.read_from(&me, 1, 100).await.unwrap(),
+        appended[9..].to_vec()
+    );
+    // Outside retention an event still cannot be deleted.
+    let err = store
+        .write(|tx| tx.execute("DELETE FROM event", []))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    // Seqs and the clock go on, also after a reopen.
+    store.close().unwrap();
+    let store = SqliteStore::open(&path, node("local")).unwrap();
+    let next = store.append(vec![hb(11)]).await.unwrap();
+    assert_eq!(next[0].seq, 11);
+    assert!(next[0].at > appended[9].at);
+    store.close().unwrap();
+}
+
+#[tokio::test]
 async fn projector_and_write_share_the_event_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.db");

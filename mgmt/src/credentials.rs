@@ -26,11 +26,11 @@ pub fn verify_secret(secret: &[u8], stored: &str) -> bool {
     crossline_broker::mosquitto_conf::verify_secret(stored, secret)
 }
 
-/// The embedded broker's authenticator: mgmt's service user, or a registered,
+/// The embedded broker's authenticator: mgmt's service users, or a registered,
 /// unrevoked device presenting its own secret.
 pub struct RegistryAuthenticator<S> {
     store: S,
-    service_user: String,
+    service_users: Vec<String>,
     service_hash: String,
     /// Hash of the bootstrap token (user `enroll`), if enrollment is on.
     bootstrap_hash: Option<String>,
@@ -39,10 +39,11 @@ pub struct RegistryAuthenticator<S> {
 }
 
 impl<S: DeviceRegistry> RegistryAuthenticator<S> {
-    pub fn new(store: S, service_user: String, service_secret: &str) -> anyhow::Result<Self> {
+    /// `service_users` all log in with `service_secret` (mgmt's connections).
+    pub fn new(store: S, service_users: Vec<String>, service_secret: &str) -> anyhow::Result<Self> {
         Ok(Self {
             store,
-            service_user,
+            service_users,
             service_hash: hash_secret(service_secret)?,
             bootstrap_hash: None,
             pending: None,
@@ -65,7 +66,7 @@ impl<S: DeviceRegistry> RegistryAuthenticator<S> {
 
 impl<S: DeviceRegistry> Authenticator for RegistryAuthenticator<S> {
     fn authenticate(&self, client_id: &str, username: &str, password: &[u8]) -> AuthDecision {
-        if username == self.service_user {
+        if self.service_users.iter().any(|u| u == username) {
             return if verify_secret(password, &self.service_hash) {
                 AuthDecision::Service
             } else {

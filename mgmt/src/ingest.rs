@@ -92,8 +92,7 @@ pub async fn run_with_signals<S>(
 where
     S: EventLog + DeviceRegistry + Clone,
 {
-    let mut opts = link.options(link.username.clone());
-    opts.set_credentials(link.username.clone(), link.secret.clone());
+    let mut opts = link.options(&link.username);
     opts.set_keep_alive(Duration::from_secs(10));
     // Keep our subscriptions and queued messages across a short mgmt restart
     // when the broker survives it (an external broker). Not relied upon.

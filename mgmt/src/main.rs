@@ -430,12 +430,17 @@ async fn main() -> Result<()> {
                 .collect();
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let mut users = devices;
-            users.push((cfg.mqtt.username.clone(), hash_secret(&mgmt_secret)?));
+            let service_users = cfg.mqtt.service_users();
+            let service_hash = hash_secret(&mgmt_secret)?;
+            for u in &service_users {
+                users.push((u.clone(), service_hash.clone()));
+            }
+            let service_names: Vec<&str> = service_users.iter().map(String::as_str).collect();
             let files = crossline_broker::mosquitto_conf::render_hashed(
                 &out,
                 port,
                 &users,
-                &[cfg.mqtt.username.as_str()],
+                &service_names,
             )?;
             let mut owned = vec![
                 out.clone(),

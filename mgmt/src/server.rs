@@ -117,7 +117,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
                 );
             }
             let mut auth =
-                RegistryAuthenticator::new(store.clone(), cfg.mqtt.username.clone(), &mgmt_secret)?
+                RegistryAuthenticator::new(store.clone(), cfg.mqtt.service_users(), &mgmt_secret)?
                     .with_pending_keys(pending_keys.clone());
             if cfg.fleet.enrollment {
                 auth = auth.with_bootstrap_token(&secret_file(&cfg.bootstrap_token_path())?)?;
@@ -337,10 +337,13 @@ pub async fn start(cfg: Config) -> Result<Running> {
 }
 
 impl BrokerLink {
-    /// rumqttc options for one of mgmt's own connections (`client_id`),
-    /// over TLS when the broker is an external `mqtts://` one.
-    pub fn options(&self, client_id: String) -> rumqttc::MqttOptions {
-        let mut o = rumqttc::MqttOptions::new(client_id, self.host.clone(), self.port);
+    /// rumqttc options for one of mgmt's own connections, logged in as
+    /// service user `user` (one of [`crate::config::MqttConfig::service_users`])
+    /// with client id `user`, over TLS when the broker is an external
+    /// `mqtts://` one.
+    pub fn options(&self, user: &str) -> rumqttc::MqttOptions {
+        let mut o = rumqttc::MqttOptions::new(user, self.host.clone(), self.port);
+        o.set_credentials(user, self.secret.clone());
         if let Some(t) = &self.tls {
             o.set_transport(rumqttc::Transport::tls_with_config(
                 rumqttc::TlsConfiguration::Rustls(t.clone()),

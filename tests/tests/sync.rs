@@ -206,6 +206,20 @@ async fn external_mosquitto_restart_loses_nothing() {
     assert!(mgmt.sigterm(), "mgmt did not shut down cleanly");
     mosq.sigkill();
     assert_identical(&mgmt, &apps, PER).await;
+    // mgmt's two connections (ingestion, fleet) log in as users of their
+    // own: with `use_username_as_clientid` one shared user made them take
+    // each other's session over again and again (about ten times a second).
+    let log = std::fs::read_to_string(mosq.dir.join("mosquitto.log")).unwrap();
+    let takeovers: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Client mgmt") && l.contains("already connected"))
+        .collect();
+    assert!(
+        takeovers.len() < 4,
+        "mgmt's MQTT connections replaced each other {} times:\n{}",
+        takeovers.len(),
+        takeovers.join("\n")
+    );
 }
 
 /// Long texts: 256 events of 1,500 Cyrillic characters are far more than

@@ -367,8 +367,7 @@ async fn run(
         fleet.inner.kicker.clone(),
         fleet.inner.changes.clone(),
     );
-    let mut mo = link.options(format!("{}-fleet", link.username));
-    mo.set_credentials(link.username.clone(), link.secret.clone());
+    let mut mo = link.options(&crate::config::fleet_user(&link.username));
     mo.set_keep_alive(Duration::from_secs(10));
     mo.set_clean_session(true);
     mo.set_max_packet_size(

@@ -138,10 +138,30 @@ async fn reject(
     Ok(Json(Done { ok: true }))
 }
 
+/// One page of devices, filtered and sorted like the console's list
+/// (`q`, `site`, `tag`, `status`, `operator`, `sort`, `dir`), cut by `limit`
+/// (default 100, at most 1000) and `offset`. The body is the page's array;
+/// `X-Total-Count` says how many devices match, `Link: <…>; rel="next"`
+/// where the next page is.
 async fn devices(
     State(st): State<Arc<FleetApiState>>,
-) -> Result<Json<Vec<db::FleetDevice>>, ApiError> {
-    Ok(Json(st.fleet.store().read(db::devices).await?))
+    q: Result<Query<super::web::ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = q.api_filter();
+    let offset = filter.offset;
+    let page = st.fleet.store().read(move |c| db::list(c, &filter)).await?;
+    let next = offset + page.rows.len();
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("x-total-count", page.total.into());
+    if next < page.total
+        && let Ok(v) =
+            axum::http::HeaderValue::from_str(&format!("<{}>; rel=\"next\"", q.api_next(next)))
+    {
+        headers.insert(axum::http::header::LINK, v);
+    }
+    let devices: Vec<db::FleetDevice> = page.rows.into_iter().map(|(d, _)| d).collect();
+    Ok((headers, Json(devices)).into_response())
 }
 
 async fn revoke(

@@ -161,7 +161,17 @@ pub struct ListQuery {
     /// 1-based.
     #[serde(default)]
     page: Option<usize>,
+    /// The JSON API pages with `limit` and `offset` (the console with `page`).
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: Option<usize>,
 }
+
+/// Devices per page of `GET /api/v1/fleet/devices` unless `limit` says, and
+/// the most it gives at once.
+pub const API_PAGE_SIZE: usize = 100;
+pub const API_MAX_PAGE_SIZE: usize = 1000;
 
 fn nonempty(s: &str) -> Option<String> {
     let s = s.trim();
@@ -209,6 +219,34 @@ impl ListQuery {
         }
         parts.retain(|p| !p.is_empty());
         parts.join("&")
+    }
+
+    /// The JSON API's page: the same filters and sort, cut by `limit` and
+    /// `offset`.
+    pub(super) fn api_filter(&self) -> db::ListFilter {
+        db::ListFilter {
+            offset: self.offset.unwrap_or(0),
+            limit: self.api_limit(),
+            ..self.filter()
+        }
+    }
+
+    pub(super) fn api_limit(&self) -> usize {
+        self.limit
+            .unwrap_or(API_PAGE_SIZE)
+            .clamp(1, API_MAX_PAGE_SIZE)
+    }
+
+    /// The JSON API's link to the page after `offset` (filters and sort kept).
+    pub(super) fn api_next(&self, next_offset: usize) -> String {
+        let mut qs = self.qs();
+        if !qs.is_empty() {
+            qs.push('&');
+        }
+        format!(
+            "/api/v1/fleet/devices?{qs}limit={}&offset={next_offset}",
+            self.api_limit()
+        )
     }
 
     fn filter(&self) -> db::ListFilter {

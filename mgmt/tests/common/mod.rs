@@ -148,6 +148,19 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_head(addr, method, path, token, body).await;
+    (status, body)
+}
+
+/// Like [`http`], also returning the response head (status line and
+/// headers) in lower case.
+pub async fn http_with_head(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
@@ -183,7 +196,7 @@ pub async fn http(
     if head.contains("transfer-encoding: chunked") {
         body = unchunk(&body);
     }
-    (status, body)
+    (status, head, body)
 }
 
 fn unchunk(mut b: &[u8]) -> Vec<u8> {

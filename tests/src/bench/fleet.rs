@@ -458,7 +458,7 @@ pub fn section(f: &Figures) -> String {
 | the same searched by IMEI `?q=86123405…`, p50 / p99 | {q50} / {q99} ({qb} KiB) |\n\
 | its live part `/admin/fleet/list?operator=Kyivstar&sort=last_seen&dir=desc&page=10`, p50 / p99 | {f50} / {f99} ({fb} KiB) |\n\
 | fleet JSON `/api/v1/fleet/devices` (first page of 100), p50 / p99 | {j50} / {j99} ({jb} KiB) |\n\n\
-The console's fleet list is paged in SQL (50 rows, with the total count); the site, tag and operator filters and the sort columns are indexed, the free-text search (id, name, serial, IMEI) scans. The JSON API pages the same query (100 by default, `Link` to the next page). Figures are from one run on the shared 2-core machine while other builds ran (load average {load:.1} at the end of the window), so CPU and latency tails are pessimistic. Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
+The console's fleet list is paged in SQL (50 rows, with the total count); the site, tag and operator filters and the sort columns are indexed, the free-text search (id, name, serial, IMEI) scans. The JSON API pages the same query (100 by default, `Link` to the next page). Figures are from one run on the shared 2-core machine (load average {load:.1} at the end of the window; other work on the machine makes CPU and latency tails pessimistic). Telemetry history is written once per second in one transaction (buffered samples); presence/last-seen is written by ingestion per message.\n",
         n = f.appliances,
         bytes = telemetry(1, 1).len(),
         iv = f.interval.as_secs(),

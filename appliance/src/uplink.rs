@@ -226,6 +226,11 @@ where
             let n = ((batch * READ_AHEAD) as u64).min(room).min(head - next + 1) as usize;
             let mut events = store.read_from(&me, next, n).await?;
             if !events.is_empty() {
+                if next == acked + 1 {
+                    // Nothing was in flight: the resend timeout counts from
+                    // now, not from the last ack (maybe minutes ago).
+                    last_progress = Instant::now();
+                }
                 while !events.is_empty() {
                     let rest = events.split_off(batch.min(events.len()));
                     let chunk = std::mem::replace(&mut events, rest);

@@ -365,3 +365,90 @@ async fn uplink_down_triggers_the_auto_reply_and_the_log_catches_up() {
         .unwrap()
         .unwrap();
 }
+
+/// The seqs of a `MessageReceived` from `from` in an events payload.
+fn received_from(payload: &[u8], from: &str) -> Vec<u64> {
+    decode::<EventBatch>(payload)
+        .map(|b| {
+            b.events
+                .into_iter()
+                .filter(
+                    |e| matches!(&e.body, EventBody::MessageReceived { from: f, .. } if f == from),
+                )
+                .map(|e| e.seq)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// After a quiet spell the next event is sent once: the resend timeout
+/// counts from when something is outstanding, not from the last ack (which
+/// made every first event after an idle minute look lost at once: a warning,
+/// a resend of the window and a doubled timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_event_after_a_quiet_link_is_sent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(dir.path(), port);
+    let sim = SimModem::spawn(SimConfig {
+        noise_interval: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = config(dir.path(), port, &sim, None);
+    let rto = Duration::from_millis(300);
+    cfg.sync.resend_after_ms = rto.as_millis() as u64;
+    let device = cfg.node_id.clone().unwrap();
+    let stop = CancellationToken::new();
+    let mut mgmt = FakeMgmt::connect(port, &device).await;
+    let app = tokio::spawn(crossline_appliance::run(cfg, stop.clone()));
+    mgmt.wait("presence", Kind::Presence, |_| Some(())).await;
+
+    sim.inject_sms("+380501111111", "Перше").unwrap();
+    let first = mgmt
+        .wait("the first message", Kind::Events, |p| {
+            received_from(p, "+380501111111").first().copied()
+        })
+        .await;
+    mgmt.publish(Kind::Ack, encode(&Ack::new(first, None)))
+        .await;
+    // The scenario: the link stays quiet for several resend timeouts.
+    tokio::time::sleep(rto * 4).await;
+
+    sim.inject_sms("+380502222222", "Друге").unwrap();
+    let second = mgmt
+        .wait("the second message", Kind::Events, |p| {
+            received_from(p, "+380502222222").first().copied()
+        })
+        .await;
+    mgmt.publish(Kind::Ack, encode(&Ack::new(second, None)))
+        .await;
+    // A third message marks the end: a resend of the second would have been
+    // published before it, on the same connection (QoS 1 keeps the order).
+    sim.inject_sms("+380503333333", "Третє").unwrap();
+    let events = mgmt.topic(Kind::Events);
+    let deadline = Instant::now() + WAIT;
+    let mut copies_of_second = 0;
+    loop {
+        let (t, p) = tokio::time::timeout_at(deadline, mgmt.rx.recv())
+            .await
+            .expect("the third message within the deadline")
+            .unwrap();
+        if t != events {
+            continue;
+        }
+        copies_of_second += received_from(&p, "+380502222222").len();
+        if !received_from(&p, "+380503333333").is_empty() {
+            break;
+        }
+    }
+    assert_eq!(copies_of_second, 0, "the second message was sent again");
+
+    stop.cancel();
+    tokio::time::timeout(WAIT, app)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

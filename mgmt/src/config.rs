@@ -286,6 +286,16 @@ impl Default for MqttConfig {
 }
 
 impl Config {
+    /// Every listener (HTTP, HTTPS, MQTT, MQTT over TLS) on 127.0.0.1 with a
+    /// port the OS picks: mgmt run inside a test or a benchmark.
+    pub fn listen_on_free_loopback_ports(&mut self) {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.http.listen = any;
+        self.http.tls_listen = any;
+        self.mqtt.listen = any;
+        self.mqtt.tls_listen = any;
+    }
+
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let Some(path) = path else {
             return Ok(toml::from_str("")?);

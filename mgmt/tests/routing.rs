@@ -277,10 +277,7 @@ async fn inbound_sms_is_routed_live_within_capacity_and_survives_a_restart() {
 
     let mut cfg: Config = toml::from_str("").unwrap();
     cfg.data_dir = data_dir;
-    cfg.http.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.mqtt.tls_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http.tls_listen = "127.0.0.1:0".parse().unwrap();
+    cfg.listen_on_free_loopback_ports();
     let running = server::start(cfg).await.unwrap();
     let addr = running.http_addr.to_string();
     let get = |path: String| {

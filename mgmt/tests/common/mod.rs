@@ -48,10 +48,7 @@ impl Mgmt {
     async fn start_in(dir: tempfile::TempDir, toml: &str) -> Self {
         let mut cfg: Config = toml::from_str(toml).unwrap();
         cfg.data_dir = dir.path().to_path_buf();
-        cfg.http.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.mqtt.listen = "127.0.0.1:0".parse().unwrap();
-        cfg.mqtt.tls_listen = "127.0.0.1:0".parse().unwrap();
-        cfg.http.tls_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.listen_on_free_loopback_ports();
         let running = server::start(cfg).await.unwrap();
         Self {
             http: running.http_addr.to_string(),

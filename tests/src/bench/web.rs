@@ -81,10 +81,7 @@ pub async fn run(o: &Options) -> Result<Figures> {
     let tmp = tempfile::tempdir()?;
     let mut cfg: crossline_mgmt::config::Config = toml::from_str("")?;
     cfg.data_dir = tmp.path().join("mgmt");
-    cfg.http.listen = "127.0.0.1:0".parse()?;
-    cfg.mqtt.listen = "127.0.0.1:0".parse()?;
-    cfg.mqtt.tls_listen = "127.0.0.1:0".parse()?;
-    cfg.http.tls_listen = "127.0.0.1:0".parse()?;
+    cfg.listen_on_free_loopback_ports();
     let running = crossline_mgmt::server::start(cfg.clone()).await?;
     let addr = running.http_addr.to_string();
     let store = running.store.clone();

@@ -5,6 +5,26 @@ use crate::proc::which;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// `program` (`mosquitto_pub` or `mosquitto_sub`) connecting to 127.0.0.1:`port`
+/// with client id `client`, user `user` and password `secret`; the caller
+/// adds the rest (topics, `--cafile`, ...).
+pub fn client_command(program: &str, port: u16, client: &str, user: &str, secret: &str) -> Command {
+    let mut cmd = Command::new(which(program));
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-i",
+        client,
+        "-u",
+        user,
+        "-P",
+        secret,
+    ]);
+    cmd
+}
+
 /// `mosquitto_pub` once with client id `client`, user `user`; returns
 /// whether the broker accepted the connection (and the QoS 1 publish).
 pub fn publish_as(
@@ -15,19 +35,7 @@ pub fn publish_as(
     topic: &str,
     msg: &str,
 ) -> bool {
-    Command::new(which("mosquitto_pub"))
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            client,
-            "-u",
-            user,
-            "-P",
-            secret,
-        ])
+    client_command("mosquitto_pub", port, client, user, secret)
         .args(["-t", topic, "-m", msg, "-q", "1"])
         .stderr(Stdio::null())
         .status()
@@ -44,22 +52,8 @@ pub struct Sub {
 
 impl Sub {
     pub fn start(port: u16, client: &str, user: &str, secret: &str, filters: &[&str]) -> Sub {
-        let mut cmd = Command::new(which("mosquitto_sub"));
-        cmd.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            client,
-            "-u",
-            user,
-            "-P",
-            secret,
-            "-v",
-            "-q",
-            "1",
-        ]);
+        let mut cmd = client_command("mosquitto_sub", port, client, user, secret);
+        cmd.args(["-v", "-q", "1"]);
         for f in filters {
             cmd.args(["-t", f]);
         }

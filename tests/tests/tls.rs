@@ -8,11 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crossline_tests::proc::{Appliance, Mgmt, Mosquitto, run_ok, which};
+use crossline_tests::mqtt_cli::client_command;
+use crossline_tests::proc::{Appliance, Mgmt, Mosquitto, run_ok};
 use crossline_tests::{http, https, wait_for};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -71,19 +72,7 @@ fn mosquitto(
     secret: &str,
     args: &[&str],
 ) -> Output {
-    let mut cmd = Command::new(which(program));
-    cmd.args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-i",
-        user,
-        "-u",
-        user,
-        "-P",
-        secret,
-    ]);
+    let mut cmd = client_command(program, port, user, user, secret);
     if let Some(ca) = ca {
         cmd.arg("--cafile").arg(ca);
     }

@@ -9,6 +9,26 @@ fn node(s: &str) -> NodeId {
     NodeId::new(s).unwrap()
 }
 
+/// A store whose projection refuses a heartbeat with uptime 666 (so the
+/// request carrying it fails).
+fn refusing_666(dir: &std::path::Path) -> SqliteStore {
+    let projector: Projector = per_event(|_tx, ev| match ev.body {
+        EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
+            rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
+        ),
+        _ => Ok(()),
+    });
+    SqliteStore::open_with(
+        &dir.join("log.db"),
+        node("local"),
+        StoreOptions {
+            projector: Some(projector),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 fn hb(n: u64) -> NewEvent {
     NewEvent {
         conversation: None,
@@ -175,21 +195,7 @@ async fn group_commit_commits_queued_requests_together_in_call_order() {
 #[tokio::test]
 async fn a_failing_request_fails_alone_and_assigns_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let projector: Projector = per_event(|_tx, ev| match ev.body {
-        EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
-            rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
-        ),
-        _ => Ok(()),
-    });
-    let store = SqliteStore::open_with(
-        &dir.path().join("log.db"),
-        node("local"),
-        StoreOptions {
-            projector: Some(projector),
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let store = refusing_666(dir.path());
     let branch = node("branch-1");
     let first = remote(&branch, [1]);
     store.ingest(&branch, first.clone()).await.unwrap();
@@ -864,21 +870,7 @@ async fn a_database_locked_by_another_process_fails_clearly_then_recovers() {
 #[tokio::test]
 async fn a_failing_request_alone_in_its_group_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let projector: Projector = per_event(|_tx, ev| match ev.body {
-        EventBody::DeviceHeartbeat { uptime_s: 666 } => Err(
-            rusqlite::Error::ToSqlConversionFailure("projection refuses 666".into()),
-        ),
-        _ => Ok(()),
-    });
-    let store = SqliteStore::open_with(
-        &dir.path().join("log.db"),
-        node("local"),
-        StoreOptions {
-            projector: Some(projector),
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap();
+    let store = refusing_666(dir.path());
     let a = store.append(vec![hb(1)]).await.unwrap();
     let before = store.stats();
     // Alone in its group (nothing else queued): no savepoint, the whole

@@ -314,13 +314,7 @@ async fn main() -> Result<()> {
                         println!(
                             "{}\t{}\t{}",
                             d.id,
-                            if d.revoked {
-                                "revoked"
-                            } else if d.online {
-                                "online"
-                            } else {
-                                "offline"
-                            },
+                            crossline_mgmt::fleet::status_code(d.revoked, d.online),
                             d.last_seen_ms
                                 .map(|m| m.to_string())
                                 .unwrap_or_else(|| "-".into())

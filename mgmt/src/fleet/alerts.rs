@@ -427,10 +427,7 @@ mod tests {
 
     #[test]
     fn raise_and_clear() {
-        let mut c = Connection::open_in_memory().unwrap();
-        crossline_store::sqlite::migrations::MIGRATIONS
-            .to_latest(&mut c)
-            .unwrap();
+        let mut c = crate::fleet::db::test_db();
         let cond = Condition {
             device: "a".into(),
             kind: "offline",

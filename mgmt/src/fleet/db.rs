@@ -599,15 +599,24 @@ pub fn revoked(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     st.query_map([], |r| r.get(0))?.collect()
 }
 
+/// An in-memory database with every migration applied, for the fleet's
+/// unit tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_db() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    crossline_store::sqlite::migrations::MIGRATIONS
+        .to_latest(&mut c)
+        .unwrap();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crossline_store::sqlite::migrations::MIGRATIONS
-            .to_latest(&mut c)
-            .unwrap();
+        let c = test_db();
         for i in 0..120 {
             let id = format!("d-{i:03}");
             c.execute(

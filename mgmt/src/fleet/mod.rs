@@ -112,6 +112,17 @@ pub enum OpError {
 }
 
 /// Checks that `id` may be given to a device.
+/// A device's status as the console's filter, the API and the CLI name it.
+pub fn status_code(revoked: bool, online: bool) -> &'static str {
+    if revoked {
+        "revoked"
+    } else if online {
+        "online"
+    } else {
+        "offline"
+    }
+}
+
 pub fn check_device_id(id: &str, service_user: &str) -> Result<NodeId, FleetError> {
     let node = NodeId::new(id).map_err(|e| {
         FleetError::Invalid(format!(

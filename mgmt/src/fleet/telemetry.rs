@@ -182,11 +182,7 @@ mod tests {
     use crossline_core::{ModemHealth, SystemHealth};
 
     fn db() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crossline_store::sqlite::migrations::MIGRATIONS
-            .to_latest(&mut c)
-            .unwrap();
-        c
+        crate::fleet::db::test_db()
     }
 
     fn tel(load: f32, dbm: i32) -> Telemetry {

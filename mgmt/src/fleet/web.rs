@@ -127,13 +127,7 @@ fn status_key(s: &str) -> &'static str {
 }
 
 fn status_of(d: &FleetDevice) -> &'static str {
-    if d.revoked {
-        "revoked"
-    } else if d.online {
-        "online"
-    } else {
-        "offline"
-    }
+    super::status_code(d.revoked, d.online)
 }
 
 /// Rows per page of the fleet list.

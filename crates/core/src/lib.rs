@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod event;
 pub mod hlc;
 pub mod id;
+pub mod lang;
 pub mod metrics;
 pub mod routing;
 

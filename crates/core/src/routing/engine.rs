@@ -205,6 +205,12 @@ enum Timer {
         conv: ConversationId,
         epoch: u64,
     },
+    /// A resolved or abandoned conversation stayed quiet for
+    /// [`RoutingConfig::close_after_ms`]: close it.
+    CloseQuiet {
+        conv: ConversationId,
+        epoch: u64,
+    },
     WrapEnd {
         agent: u32,
         until: u64,
@@ -1261,6 +1267,7 @@ impl Router {
                 c.legs = 0;
                 c.sla_due = [None; 3];
                 c.awaiting_since = None;
+                self.close_when_quiet(at, *conversation)?;
             }
             Fact::Resolved { conversation } => {
                 self.detach(*conversation, at)?;
@@ -1269,6 +1276,7 @@ impl Router {
                 c.legs = 0;
                 c.sla_due = [None; 3];
                 c.awaiting_since = None;
+                self.close_when_quiet(at, *conversation)?;
             }
             Fact::Closed { conversation } => {
                 // Final: the engine forgets it (bounded memory over months of
@@ -1329,6 +1337,23 @@ impl Router {
         Ok(())
     }
 
+    /// A resolved or abandoned conversation is closed (and forgotten) after
+    /// [`RoutingConfig::close_after_ms`] without news; a new epoch, so a
+    /// reopening cancels the timer.
+    fn close_when_quiet(&mut self, at: u64, id: ConversationId) -> Result<(), RoutingError> {
+        let after = self.cfg.close_after_ms;
+        if after == 0 {
+            return Ok(());
+        }
+        let epoch = self.next_epoch();
+        self.conv_mut(&id)?.epoch = epoch;
+        self.timers.insert((
+            at.saturating_add(after),
+            Timer::CloseQuiet { conv: id, epoch },
+        ));
+        Ok(())
+    }
+
     fn emit(&mut self, at: u64, fact: Fact, out: &mut Vec<Record>) -> Result<(), RoutingError> {
         self.apply(at, &fact)?;
         out.push(Record { at, fact });
@@ -1355,6 +1380,9 @@ impl Router {
                 .convs
                 .get(&conv)
                 .is_some_and(|c| c.epoch == epoch && matches!(c.state, St::Snoozed { .. })),
+            Timer::CloseQuiet { conv, epoch } => self.convs.get(&conv).is_some_and(|c| {
+                c.epoch == epoch && matches!(c.state, St::Resolved | St::Abandoned)
+            }),
             Timer::WrapEnd { agent, until } => {
                 self.agents[agent as usize].presence == Presence::WrapUp { until }
             }
@@ -1414,6 +1442,9 @@ impl Router {
                 self.enter_queue(at, conv, queue, age, reason, out)
             }
             Timer::SnoozeEnd { conv, .. } => self.wake(at, conv, out),
+            Timer::CloseQuiet { conv, .. } => {
+                self.emit(at, Fact::Closed { conversation: conv }, out)
+            }
             Timer::WrapEnd { agent, .. } => {
                 let id = self.agents[agent as usize].id.clone();
                 self.emit(

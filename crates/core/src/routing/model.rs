@@ -374,6 +374,11 @@ pub struct RoutingConfig {
     /// before it goes to its queue.
     #[serde(default = "default_agent_wait")]
     pub agent_wait_ms: u64,
+    /// A resolved or abandoned conversation is closed after this long
+    /// without news (default 4 days; 0: never): the engine then forgets
+    /// it, so its memory stays bounded.
+    #[serde(default = "default_close_after")]
+    pub close_after_ms: u64,
 }
 
 fn yes() -> bool {
@@ -382,6 +387,13 @@ fn yes() -> bool {
 
 fn default_agent_wait() -> u64 {
     60_000
+}
+
+/// 4 days.
+pub const DEFAULT_CLOSE_AFTER_MS: u64 = 4 * 24 * 3_600_000;
+
+fn default_close_after() -> u64 {
+    DEFAULT_CLOSE_AFTER_MS
 }
 
 impl RoutingConfig {
@@ -397,6 +409,7 @@ impl RoutingConfig {
             wrap_up_ms: 0,
             voice_preempts: true,
             agent_wait_ms: default_agent_wait(),
+            close_after_ms: DEFAULT_CLOSE_AFTER_MS,
         }
     }
 }

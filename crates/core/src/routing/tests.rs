@@ -767,6 +767,53 @@ fn reopen_on_customer_message_and_closed_is_forgotten() {
 }
 
 #[test]
+fn resolved_conversations_close_after_the_quiet_period() {
+    let mut cfg = config(
+        vec![agent("ana")],
+        vec![queue("q", &["ana"], Strategy::LongestIdle)],
+    );
+    assert_eq!(cfg.close_after_ms, 4 * 24 * 3_600_000, "4 days by default");
+    cfg.close_after_ms = 1_000;
+    let mut h = H::new(cfg);
+    h.presence(0, "ana", Presence::Available);
+    h.inbound(1, cv(1), Channel::Sms);
+    h.inbound(1, cv(2), Channel::Sms);
+    h.at(
+        2,
+        Command::Resolve {
+            conversation: cv(1),
+        },
+    );
+    h.at(
+        2,
+        Command::Resolve {
+            conversation: cv(2),
+        },
+    );
+    // cv(2) is reopened by its customer before the quiet period ends: kept.
+    h.inbound(500, cv(2), Channel::Sms);
+    assert_eq!(h.r.next_deadline(), Some(1_002));
+    let recs = h.at(1_002, Command::Tick);
+    assert_eq!(
+        recs.iter()
+            .map(|r| (r.at, r.fact.clone()))
+            .collect::<Vec<_>>(),
+        vec![(
+            1_002,
+            Fact::Closed {
+                conversation: cv(1)
+            }
+        )]
+    );
+    assert_eq!(h.r.conversation(&cv(1)), None);
+    assert_eq!(h.view(cv(2)).state, RouteState::Active);
+    // Replaying the log closes it the same way.
+    let replayed = Router::replay(h.r.config().clone(), &h.log).unwrap();
+    assert_eq!(replayed.snapshot(), h.r.snapshot());
+    assert_eq!(h.r.next_deadline(), None);
+}
+
+#[test]
 fn snooze_wakes_back_to_the_agent() {
     let mut h = H::new(config(
         vec![agent("ana")],
@@ -1231,6 +1278,8 @@ fn prop_config() -> RoutingConfig {
     cfg.default_queue = Some(QueueId::new("q2"));
     cfg.wrap_up_ms = 3_000;
     cfg.agent_wait_ms = 6_000;
+    // Resolved and abandoned conversations close within the runs.
+    cfg.close_after_ms = 40_000;
     cfg
 }
 

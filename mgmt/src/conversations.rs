@@ -1069,6 +1069,13 @@ fn entry_where(
 }
 
 /// Whether `device` has used `line` (inbound, outbound or in telemetry).
+/// The tags agents gave a contact.
+pub fn contact_tags(conn: &Connection, contact: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare_cached("SELECT tag FROM contact_tag WHERE contact_id = ?1 ORDER BY tag")?
+        .query_map([contact], |r| r.get(0))?
+        .collect()
+}
+
 pub fn line_known(conn: &Connection, device: &str, line: &str) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT 1 FROM device_line WHERE device = ?1 AND line = ?2",

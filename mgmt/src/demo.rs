@@ -277,7 +277,12 @@ async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, Str
         };
         out.push((login.to_string(), password.to_string(), what));
     }
-    let configured = running.routing.query(|r| r.is_some()).await.unwrap_or(true);
+    // Installed by an admin (or an earlier demo), not the default routing.
+    let configured = running
+        .routing
+        .query(|r| r.is_some_and(|(_, i)| !i.default))
+        .await
+        .unwrap_or(true);
     if !configured {
         let agent = |id: &str, team: &str| {
             let mut a = AgentConfig::new(id);

@@ -11,7 +11,11 @@
 //! the engine with `Router::replay(config, records)`.
 //!
 //! The configuration lives in the `routing_config` table (one row per PUT;
-//! the newest is in force). A new configuration must replay the log since
+//! the newest is in force). Until an admin installs one, the default routing
+//! ([`default_config`]) is in force: one queue `default` for every line with
+//! every agent (user with role agent) a member; it grows when an agent is
+//! added, and the first installed configuration replaces it (starting
+//! afresh when the decisions logged under the default do not fit it). A new configuration must replay the log since
 //! the current epoch (`replay_from_seq`); if it cannot (the log names an
 //! agent or queue it removes), it is refused unless installed with `reset`,
 //! which starts a new epoch: routing state starts empty, the older decisions
@@ -19,14 +23,14 @@
 
 pub mod api;
 
-use crate::conversations::{ConversationSummary, EntryKind, Status};
+use crate::conversations::{ConversationSummary, EntryKind, Status, contact_tags};
 use crate::ingest::{Update, now_ms};
 use crate::live::LiveEvent;
 use crate::server::mgmt_node;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
-    Attributes, Command, ConfigError, Fact, OutsideHoursAction, Record, Rejected, RouteState,
-    Router, RoutingConfig, RoutingError,
+    AgentConfig, AgentId, Attributes, Command, ConfigError, Fact, OutsideHoursAction, QueueConfig,
+    QueueId, Record, Rejected, RouteState, Router, RoutingConfig, RoutingError, TransferTarget,
 };
 use crossline_core::{Channel, ConversationId, EventBody};
 use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
@@ -66,8 +70,11 @@ pub enum RoutingServiceError {
 /// The configuration in force.
 #[derive(Debug, Clone)]
 pub struct ConfigInfo {
-    /// Row of `routing_config`: 1 for the first PUT, then 2, ...
+    /// Row of `routing_config`: 1 for the first PUT, then 2, ...; 0 for the
+    /// default routing.
     pub version: u64,
+    /// The default routing ([`default_config`]): no configuration installed.
+    pub default: bool,
     /// Decisions with mgmt seq below this are not replayed (earlier epochs).
     pub replay_from_seq: u64,
     pub created_ms: u64,
@@ -88,12 +95,17 @@ enum Request {
         reset: bool,
         reply: oneshot::Sender<Result<ConfigInfo, RoutingServiceError>>,
     },
+    EnsureAgent {
+        agent: AgentId,
+        reply: oneshot::Sender<Result<(), RoutingServiceError>>,
+    },
 }
 
 /// Handle to the routing task (cheap to clone).
 #[derive(Clone)]
 pub struct Routing {
     tx: mpsc::Sender<Request>,
+    store: SqliteStore,
     changes: broadcast::Sender<Vec<ConversationId>>,
 }
 
@@ -147,7 +159,7 @@ impl Routing {
     /// A conversation reopened by an agent (desk or API) re-enters routing
     /// as if the customer had written (`Command::Inbound` reopens a resolved
     /// conversation and queues it by the routing rules), unless routing has
-    /// it open already or does not run (no configuration).
+    /// it open already or does not run.
     pub async fn reopened(&self, s: &ConversationSummary) -> Result<(), RoutingServiceError> {
         let Ok(cid) = s.id.parse::<ConversationId>() else {
             return Ok(());
@@ -171,20 +183,37 @@ impl Routing {
             "messenger" => Channel::Messenger,
             _ => Channel::Sms,
         };
+        let (contact, conversation) = (s.contact.id.clone(), s.id.clone());
+        let (text, customer_tags) = self
+            .store
+            .read(move |conn| {
+                Ok((
+                    first_inbound_text(conn, &conversation)?,
+                    contact_tags(conn, &contact)?,
+                ))
+            })
+            .await?;
         self.command(Command::Inbound {
             conversation: cid,
             contact: s.contact.id.parse().ok().map(ContactId),
             channel,
-            attributes: Attributes {
-                line: s.line.clone(),
-                language: None,
-                text: None,
-                customer_tags: Vec::new(),
-            },
+            attributes: attributes(s.line.clone(), text, customer_tags),
             priority: None,
         })
         .await?;
         Ok(())
+    }
+
+    /// Under the default routing, makes sure `agent` (a user who may have
+    /// been added with `crossline-mgmt user add` while mgmt runs) is one of
+    /// its agents; a no-op otherwise.
+    pub async fn ensure_agent(&self, agent: AgentId) -> Result<(), RoutingServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::EnsureAgent { agent, reply })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
     }
 
     /// Validates, persists and installs a configuration.
@@ -232,7 +261,11 @@ pub async fn start(
     service.catch_up().await;
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
     Ok((
-        Routing { tx, changes },
+        Routing {
+            tx,
+            store: service.store.clone(),
+            changes,
+        },
         service.run(rx, updates, live, shutdown),
     ))
 }
@@ -256,7 +289,10 @@ impl Service {
     /// (Re)builds the engine from the stored config and decisions.
     async fn rebuild(&mut self) -> Result<(), RoutingServiceError> {
         self.router = None;
-        self.info = load_config(&self.store).await?;
+        self.info = match load_config(&self.store).await? {
+            Some(info) => Some(info),
+            None => Some(default_info(&self.store).await?),
+        };
         if let Some(info) = &self.info {
             let records = load_records(&self.store, info.replay_from_seq, None).await?;
             let n = records.len();
@@ -272,6 +308,9 @@ impl Service {
                 decisions = n,
                 "routing engine rebuilt from the log"
             );
+            if info.default {
+                announce_default(&info.config);
+            }
             self.router = Some(router);
         }
         Ok(())
@@ -348,6 +387,9 @@ impl Service {
             } => {
                 let _ = reply.send(self.set_config(*config, reset).await);
             }
+            Request::EnsureAgent { agent, reply } => {
+                let _ = reply.send(self.ensure_agent(&agent).await);
+            }
         }
     }
 
@@ -358,14 +400,29 @@ impl Service {
     ) -> Result<ConfigInfo, RoutingServiceError> {
         Router::new(config.clone())?;
         let current_from = self.info.as_ref().map_or(1, |i| i.replay_from_seq);
-        let (router, from) = if reset {
-            let from = next_mgmt_seq(&self.store).await?;
-            (Router::new(config.clone())?, from)
+        let replacing_default = self.info.as_ref().is_some_and(|i| i.default);
+        let replayed = if reset {
+            None
         } else {
             let records = load_records(&self.store, current_from, None).await?;
-            let router = Router::replay(config.clone(), records.iter().map(|(_, r)| r))
-                .map_err(|e| RoutingServiceError::Incompatible(e.to_string()))?;
-            (router, current_from)
+            match Router::replay(config.clone(), records.iter().map(|(_, r)| r)) {
+                Ok(router) => Some(router),
+                // What the default routing decided (its queue `default`)
+                // need not fit the first real configuration: start afresh;
+                // open conversations are routed again below (catch_up).
+                Err(e) if replacing_default => {
+                    info!(reason = %e, "the first routing config replaces the default routing; routing starts afresh");
+                    None
+                }
+                Err(e) => return Err(RoutingServiceError::Incompatible(e.to_string())),
+            }
+        };
+        let (router, from) = match replayed {
+            Some(router) => (router, current_from),
+            None => (
+                Router::new(config.clone())?,
+                next_mgmt_seq(&self.store).await?,
+            ),
         };
         let json = serde_json::to_string(&config)
             .map_err(|e| RoutingServiceError::Parse(e.to_string()))?;
@@ -382,6 +439,7 @@ impl Service {
             .await?;
         let info = ConfigInfo {
             version,
+            default: false,
             replay_from_seq: from,
             created_ms,
             config,
@@ -400,6 +458,9 @@ impl Service {
 
     /// Runs one command and appends what it decided before answering.
     async fn handle(&mut self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        if let Some(agent) = named_agent(&cmd) {
+            self.ensure_agent(agent).await?;
+        }
         let router = self
             .router
             .as_mut()
@@ -440,6 +501,40 @@ impl Service {
             Some(e) => Err(RoutingServiceError::Routing(e)),
             None => Ok(records),
         }
+    }
+
+    /// Under the default routing, an agent it does not know yet makes it
+    /// look at the users again ([`Routing::ensure_agent`]).
+    async fn ensure_agent(&mut self, agent: &AgentId) -> Result<(), RoutingServiceError> {
+        let unknown = self.info.as_ref().is_some_and(|i| i.default)
+            && self
+                .router
+                .as_ref()
+                .is_some_and(|r| r.agent(agent).is_none());
+        if unknown {
+            self.refresh_default().await?;
+        }
+        Ok(())
+    }
+
+    /// The default routing again, with the agents added since (a user added
+    /// with `crossline-mgmt user add` while mgmt runs).
+    async fn refresh_default(&mut self) -> Result<(), RoutingServiceError> {
+        let info = default_info(&self.store).await?;
+        let same = self
+            .info
+            .as_ref()
+            .is_some_and(|i| i.config.agents == info.config.agents);
+        if same {
+            return Ok(());
+        }
+        let records = load_records(&self.store, info.replay_from_seq, None).await?;
+        let router = Router::replay(info.config.clone(), records.iter().map(|(_, r)| r))
+            .map_err(|e| RoutingServiceError::Incompatible(format!("default routing: {e}")))?;
+        announce_default(&info.config);
+        self.router = Some(router);
+        self.info = Some(info);
+        Ok(())
     }
 
     /// Carries out what routing decided mgmt itself must do: outside business
@@ -601,16 +696,19 @@ impl Service {
             "routing open conversations it has not seen"
         );
         for (conversation, contact, line, text) in unseen {
+            let k = contact.clone();
+            let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(%conversation, error = %e, "could not read the contact's tags; routing without them");
+                    Vec::new()
+                }
+            };
             let cmd = Command::Inbound {
                 conversation,
                 contact: contact.parse().ok().map(ContactId),
                 channel: Channel::Sms,
-                attributes: Attributes {
-                    line,
-                    language: None,
-                    text,
-                    customer_tags: Vec::new(),
-                },
+                attributes: attributes(line, text, tags),
                 priority: None,
             };
             if let Err(e) = self.handle(cmd).await {
@@ -638,20 +736,28 @@ impl Service {
             let found = self
                 .store
                 .read(move |conn| {
-                    conn.prepare_cached(
-                        "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
-                         JOIN conversation c ON c.id = t.conversation_id
-                         WHERE t.event_id = ?1",
-                    )?
-                    .query_row([&id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .optional()
+                    let found = conn
+                        .prepare_cached(
+                            "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
+                             JOIN conversation c ON c.id = t.conversation_id
+                             WHERE t.event_id = ?1",
+                        )?
+                        .query_row([&id], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?;
+                    match found {
+                        Some((c, k)) => {
+                            let tags = contact_tags(conn, &k)?;
+                            Ok(Some((c, k, tags)))
+                        }
+                        None => Ok(None),
+                    }
                 })
                 .await;
-            let (conversation, contact) = match found {
-                Ok(Some((c, k))) => match c.parse::<ConversationId>() {
-                    Ok(c) => (c, k.parse().ok().map(ContactId)),
+            let (conversation, contact, tags) = match found {
+                Ok(Some((c, k, tags))) => match c.parse::<ConversationId>() {
+                    Ok(c) => (c, k.parse().ok().map(ContactId), tags),
                     Err(_) => {
                         warn!(event = %e.id, conversation = %c, "conversation id is not a UUID; not routed");
                         continue;
@@ -670,12 +776,7 @@ impl Service {
                 conversation,
                 contact,
                 channel: *channel,
-                attributes: Attributes {
-                    line: Some(line.clone()),
-                    language: None,
-                    text: Some(text.clone()),
-                    customer_tags: Vec::new(),
-                },
+                attributes: attributes(Some(line.clone()), Some(text.clone()), tags),
                 priority: None,
             };
             match self.handle(cmd).await {
@@ -717,10 +818,109 @@ async fn load_config(store: &SqliteStore) -> Result<Option<ConfigInfo>, RoutingS
     })?;
     Ok(Some(ConfigInfo {
         version: version as u64,
+        default: false,
         replay_from_seq: from as u64,
         created_ms: created as u64,
         config,
     }))
+}
+
+/// The id of the default routing's one queue.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The routing in force until an admin installs a configuration: one queue
+/// [`DEFAULT_QUEUE`] that takes every conversation (every line, every
+/// channel), with every agent in `agents` a member.
+pub fn default_config(agents: Vec<String>) -> RoutingConfig {
+    let mut queue = QueueConfig::new(DEFAULT_QUEUE);
+    queue.members.agents = agents.iter().map(|a| AgentId::new(a.as_str())).collect();
+    let mut cfg = RoutingConfig::new(
+        agents.into_iter().map(AgentConfig::new).collect(),
+        vec![queue],
+    );
+    cfg.default_queue = Some(QueueId::new(DEFAULT_QUEUE));
+    cfg
+}
+
+/// The default routing with every agent user of the database (disabled ones
+/// too, so decisions naming them still replay).
+async fn default_info(store: &SqliteStore) -> Result<ConfigInfo, RoutingServiceError> {
+    let mut agents: Vec<String> = store
+        .read(crate::web::auth::list_users)
+        .await?
+        .into_iter()
+        .filter(|u| u.role == crate::web::auth::Role::Agent)
+        .map(|u| u.agent_id)
+        .collect();
+    agents.sort();
+    agents.dedup();
+    Ok(ConfigInfo {
+        version: 0,
+        default: true,
+        replay_from_seq: 1,
+        created_ms: 0,
+        config: default_config(agents),
+    })
+}
+
+/// The first-run hint in the log: what the default routing does and how to
+/// replace it.
+fn announce_default(cfg: &RoutingConfig) {
+    let agents: Vec<&str> = cfg.agents.iter().map(|a| a.id.as_str()).collect();
+    if agents.is_empty() {
+        warn!(
+            "no routing configuration installed and no agents yet: customer messages wait in queue \"default\" until an agent exists and is available. Add one with `crossline-mgmt user add LOGIN --role agent`; she signs in at /desk and sets herself Available"
+        );
+    } else {
+        info!(
+            agents = %agents.join(","),
+            "no routing configuration installed: using the default routing (one queue \"default\" for every line, every agent a member). Agents start offline: each gets conversations once she sets herself Available in the desk. Install your own routing with PUT /api/v1/routing/config (docs/ROUTING.md)"
+        );
+    }
+}
+
+/// The agent a command names (presence, transfer to an agent).
+fn named_agent(cmd: &Command) -> Option<&AgentId> {
+    match cmd {
+        Command::SetPresence { agent, .. } => Some(agent),
+        Command::Transfer {
+            target: TransferTarget::Agent { agent },
+            ..
+        } => Some(agent),
+        _ => None,
+    }
+}
+
+/// What routing knows of an inbound conversation: the line, the customer's
+/// text and the language its letters suggest ([`crossline_core::lang`]),
+/// the contact's tags.
+fn attributes(
+    line: Option<String>,
+    text: Option<String>,
+    customer_tags: Vec<String>,
+) -> Attributes {
+    Attributes {
+        line,
+        language: text
+            .as_deref()
+            .and_then(crossline_core::lang::detect)
+            .map(str::to_string),
+        text,
+        customer_tags,
+    }
+}
+
+/// The first message the customer wrote in a conversation.
+fn first_inbound_text(
+    conn: &rusqlite::Connection,
+    conversation: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT text FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'
+         ORDER BY at_ms, at_c LIMIT 1",
+    )?
+    .query_row([conversation], |r| r.get(0))
+    .optional()
 }
 
 /// The next seq mgmt's log will use.

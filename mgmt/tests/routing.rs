@@ -313,15 +313,13 @@ fn uuid_like() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_is_validated_and_changes_must_fit_the_log() {
     let m = Mgmt::start().await;
-    // Not configured yet.
+    // Nothing installed yet: the default routing, without agents (no users).
     let (s, v) = m.get("/api/v1/routing/config").await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (409, Some("not_configured")),
-        "{v}"
-    );
-    let (s, _) = m.get("/api/v1/agents").await;
-    assert_eq!(s, 409);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!((&v["version"], &v["default"]), (&json!(0), &json!(true)));
+    assert_eq!(v["config"]["default_queue"], "default");
+    let (s, agents) = m.get("/api/v1/agents").await;
+    assert_eq!((s, agents), (200, json!([])));
 
     // A queue naming an agent who does not exist: 422 with the engine's reason.
     let mut bad = config();
@@ -353,6 +351,7 @@ async fn configuration_is_validated_and_changes_must_fit_the_log() {
     configure(&m).await;
     let (s, v) = m.get("/api/v1/routing/config").await;
     assert_eq!(s, 200, "{v}");
+    assert_eq!(v["default"], false);
     assert_eq!(v["config"]["agents"][1]["id"], "bob");
 
     // Bob has a logged presence: a config without him does not fit the log.
@@ -510,18 +509,75 @@ async fn replies_and_resolves_through_the_conversations_api_reach_routing() {
     m.stop().await;
 }
 
+/// A fresh install routes without any configuration: one queue `default`
+/// for every line with every agent a member, agents added while mgmt runs
+/// included; the first installed configuration replaces it and routes the
+/// open conversations again by its own rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conversations_open_before_routing_was_configured_are_routed_when_it_is() {
+async fn a_fresh_install_routes_by_the_default_until_a_config_is_installed() {
+    use crossline_mgmt::web::auth::{self, NewUser, Role};
     let m = Mgmt::start().await;
+    let add_agent = |login: &'static str| {
+        let store = m.running().store.clone();
+        async move {
+            let u = NewUser {
+                login: login.into(),
+                name: login.into(),
+                role: Role::Agent,
+                agent_id: None,
+                sites: Vec::new(),
+                teams: Vec::new(),
+                locale: None,
+                time_zone: None,
+            };
+            let hash = auth::hash_password("password-1").unwrap();
+            store
+                .write(move |tx| auth::insert_user(tx, &u, &hash))
+                .await
+                .unwrap();
+        }
+    };
     let mut dev = m.device("branch-odesa").await;
     dev.sms("gsm0", "+380501110021", "Ще до налаштування").await;
     let a = conversation_of(&m, "+380501110021").await;
-    let (s, _) = m.get(&format!("/api/v1/routing/conversations/{a}")).await;
-    assert_eq!(s, 409);
-
-    configure(&m).await;
     let view = wait_routed(&m, &a, |_| true).await;
-    assert_eq!(view["state"]["state"], "waiting");
+    assert_eq!(
+        (&view["queue"], &view["state"]["state"]),
+        (&json!("default"), &json!("waiting")),
+        "{view}"
+    );
+
+    // Agents added while mgmt runs (as `crossline-mgmt user add` does) are
+    // members as soon as they appear; they start offline.
+    add_agent("ana").await;
+    add_agent("bob").await;
+    let (s, v) = m.get("/api/v1/agents/bob").await;
+    assert_eq!(s, 404, "not known before she acts: {v}");
+    let (s, v) = put(
+        &m,
+        "/api/v1/agents/bob/presence",
+        &json!({"state": "available"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(assigned_to(&v["decisions"], &a).as_deref(), Some("bob"));
+    let (_, cfg) = m.get("/api/v1/routing/config").await;
+    assert_eq!(cfg["default"], true);
+    assert_eq!(
+        cfg["config"]["queues"][0]["members"]["agents"],
+        json!(["ana", "bob"])
+    );
+    dev.sms("gsm1", "+380501110022", "Інша лінія").await;
+    let b = conversation_of(&m, "+380501110022").await;
+    let view = wait_routed(&m, &b, |v| v["agent"] == "bob").await;
+    assert_eq!(view["queue"], "default");
+
+    // The first installed configuration replaces the default (its queue
+    // `default` is gone): routing starts afresh and routes the open ones by
+    // the new rules.
+    configure(&m).await;
+    let view = wait_routed(&m, &a, |v| v["queue"] == "sms").await;
+    assert_eq!(view["state"]["state"], "waiting", "{view}");
     let (_, v) = put(
         &m,
         "/api/v1/agents/bob/presence",
@@ -529,6 +585,85 @@ async fn conversations_open_before_routing_was_configured_are_routed_when_it_is(
     )
     .await;
     assert_eq!(assigned_to(&v["decisions"], &a).as_deref(), Some("bob"));
+    m.stop().await;
+}
+
+/// Entry rules on `language` see the language of the customer's text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entry_rules_on_language_match_the_customers_text() {
+    let m = Mgmt::start().await;
+    let mut cfg = config();
+    cfg["queues"] = json!([
+        { "id": "sms", "members": { "teams": ["front"] } },
+        { "id": "ua", "members": { "agents": ["ana"] } },
+        { "id": "ro", "members": { "agents": ["bob"] } }
+    ]);
+    cfg["rules"] = json!([
+        { "when": { "language": "uk" }, "queue": "ua" },
+        { "when": { "language": "ro" }, "queue": "ro" }
+    ]);
+    let (s, v) = put(&m, "/api/v1/routing/config", &cfg).await;
+    assert_eq!(s, 200, "{v}");
+    let mut dev = m.device("branch-chernivtsi").await;
+    for (number, text, queue) in [
+        ("+380501110031", "Добрий день, коли відкриваєтесь?", "ua"),
+        ("+40721110032", "Bună ziua, aș dori o programare.", "ro"),
+        ("+380501110033", "Hello, is my order ready?", "sms"),
+    ] {
+        dev.sms("gsm0", number, text).await;
+        let c = conversation_of(&m, number).await;
+        let view = wait_routed(&m, &c, |_| true).await;
+        assert_eq!(view["queue"], queue, "{text}: {view}");
+    }
+    m.stop().await;
+}
+
+/// A resolved conversation is closed after the configured quiet period:
+/// routing forgets it and logs `closed`; one reopened in time is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_conversations_are_closed_after_the_quiet_period() {
+    let m = Mgmt::start().await;
+    let mut cfg = config();
+    cfg["close_after_ms"] = json!(1_500);
+    let (s, v) = put(&m, "/api/v1/routing/config", &cfg).await;
+    assert_eq!(s, 200, "{v}");
+    let mut dev = m.device("branch-rivne").await;
+    dev.sms("gsm0", "+380501110041", "Дякую, все вирішено")
+        .await;
+    let a = conversation_of(&m, "+380501110041").await;
+    wait_routed(&m, &a, |_| true).await;
+    let (s, v) = m
+        .post(&format!("/api/v1/conversations/{a}/resolve"), "")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_routed(&m, &a, |v| v["state"]["state"] == "resolved").await;
+    wait_for(|| async {
+        let (s, _) = m.get(&format!("/api/v1/routing/conversations/{a}")).await;
+        (s == 404).then_some(())
+    })
+    .await;
+    let (_, trail) = m
+        .get(&format!("/api/v1/routing/decisions?conversation={a}"))
+        .await;
+    let facts: Vec<&Value> = trail["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["fact"]["type"])
+        .collect();
+    assert_eq!(
+        facts.last().map(|f| f.as_str()),
+        Some(Some("closed")),
+        "{trail}"
+    );
+    // Its customer writes again: a new conversation, routed afresh.
+    dev.sms("gsm0", "+380501110041", "Ще одне питання").await;
+    let list = m
+        .wait_list("?number=%2B380501110041", |l| l.len() == 2)
+        .await;
+    let b = list[0]["id"].as_str().unwrap().to_string();
+    assert_ne!(a, b);
+    wait_routed(&m, &b, |v| v["state"]["state"] == "waiting").await;
     m.stop().await;
 }
 

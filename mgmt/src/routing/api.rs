@@ -162,8 +162,12 @@ fn not_configured() -> ApiError {
 /// The routing configuration in force.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConfigOut {
-    /// 1 for the first configuration, then one more per PUT.
+    /// 1 for the first configuration, then one more per PUT; 0 for the
+    /// default routing.
     pub version: u64,
+    /// True while no configuration is installed: the default routing (one
+    /// queue `default` for every line, every agent a member) is in force.
+    pub default: bool,
     /// mgmt log seq from which routing decisions are replayed at start (moves
     /// only with `?reset=true`).
     pub replay_from_seq: u64,
@@ -179,6 +183,7 @@ impl From<&ConfigInfo> for ConfigOut {
     fn from(i: &ConfigInfo) -> Self {
         Self {
             version: i.version,
+            default: i.default,
             replay_from_seq: i.replay_from_seq,
             created_ms: i.created_ms,
             config: i.config.clone(),
@@ -358,9 +363,8 @@ pub struct DecisionPage {
     get,
     path = "/api/v1/routing/config",
     responses(
-        (status = 200, description = "The configuration and its version", body = ConfigOut),
-        (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet (`not_configured`)", body = crate::api::ErrorBody)
+        (status = 200, description = "The configuration and its version (the default routing, `\"default\": true`, until one is installed)", body = ConfigOut),
+        (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody)
     ),
     tag = "routing"
 )]

@@ -253,6 +253,9 @@ pub struct InboxData {
     pub queues: Vec<String>,
     pub tags: Vec<String>,
     pub tabs: Vec<(&'static str, &'static str, bool)>,
+    /// The first-run hint of an empty inbox: the user is a routing agent
+    /// who is not available, so nothing comes to her.
+    pub not_available: bool,
 }
 
 /// Routing facts of the conversations one tab shows (not `All`): waiting
@@ -382,6 +385,10 @@ pub async fn inbox_data(
     if tab == Tab::All {
         user.require(Role::Supervisor)?;
     }
+    // An agent added while mgmt runs joins the default routing now.
+    st.routing
+        .ensure_agent(AgentId::new(user.agent_id.clone()))
+        .await?;
     let channel = InboxQuery::nonempty(&q.channel);
     let status = InboxQuery::nonempty(&q.status);
     let queue = InboxQuery::nonempty(&q.queue);
@@ -496,7 +503,7 @@ pub async fn inbox_data(
         rows.retain(|(s, _)| t.contains(&s.contact.id));
     }
     let tr = &l.tr;
-    let rows = rows
+    let rows: Vec<Row> = rows
         .into_iter()
         .map(|(s, i)| {
             let (state, agent, queue) = match &i {
@@ -573,12 +580,22 @@ pub async fn inbox_data(
     if user.role >= Role::Supervisor {
         tabs.push(("all", "inbox.all", tab == Tab::All));
     }
+    let not_available = rows.is_empty() && {
+        let aid = AgentId::new(user.agent_id.clone());
+        st.routing
+            .query(move |r| {
+                r.and_then(|(r, _)| r.agent(&aid))
+                    .is_some_and(|a| a.presence != Presence::Available)
+            })
+            .await?
+    };
     Ok(InboxData {
         rows,
         selected: selected.unwrap_or("").to_string(),
         queues,
         tags,
         tabs,
+        not_available,
     })
 }
 
@@ -860,10 +877,7 @@ fn load_conversation(
     .into_iter()
     .filter(|c| c.id != id)
     .collect();
-    let tags = conn
-        .prepare_cached("SELECT tag FROM contact_tag WHERE contact_id = ?1 ORDER BY tag")?
-        .query_map(params![contact], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let tags = crate::conversations::contact_tags(conn, &contact)?;
     let contact_notes = conn
         .prepare_cached(
             "SELECT at_ms, author, text FROM contact_note WHERE contact_id = ?1

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub struct AppState<S> {
     pub store: S,
     pub metrics: Arc<Metrics>,
-    /// Bearer token for /api (until user accounts land).
+    /// Bearer token for /api.
     pub api_token: String,
 }
 

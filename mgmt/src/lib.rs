@@ -17,6 +17,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod openapi;
 pub mod routing;
 pub mod server;
 pub mod web;

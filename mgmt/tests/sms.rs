@@ -375,12 +375,15 @@ async fn bad_requests_get_clear_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openapi_document_lists_the_paths() {
+async fn openapi_document_is_public_and_lists_the_paths() {
     let m = Mgmt::start().await;
-    let (s, _) = http(&m.http, "GET", "/api/v1/openapi.json", None, None).await;
+    // As the README and the demo banner show it: no token.
+    let (s, body) = http(&m.http, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // It grants nothing: the API it describes still needs the token.
+    let (s, _) = http(&m.http, "GET", "/api/v1/conversations", None, None).await;
     assert_eq!(s, 401);
-    let (s, doc) = m.get("/api/v1/openapi.json").await;
-    assert_eq!(s, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
     for p in [
         "/api/v1/conversations",
@@ -390,6 +393,11 @@ async fn openapi_document_lists_the_paths() {
         "/api/v1/conversations/{id}/reopen",
         "/api/v1/stream",
         "/api/v1/openapi.json",
+        "/api/v1/devices",
+        "/api/v1/events",
+        "/api/v1/fleet/devices",
+        "/api/v1/fleet/enrollments",
+        "/api/v1/fleet/devices/{id}/commands",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");
     }

@@ -626,7 +626,9 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
     let token = bearer(headers);
     let bearer_ok = token
         .is_some_and(|t| crossline_broker::constant_time_eq(t.as_bytes(), st.api_token.as_bytes()));
-    if path.starts_with("/api/") && !bearer_ok {
+    // The OpenAPI document is public: it describes, it grants nothing.
+    let public = path == crate::openapi::PATH && !changing;
+    if path.starts_with("/api/") && !bearer_ok && !public {
         match &user {
             _ if token.is_some() => {
                 return api_error(
@@ -639,7 +641,7 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
                 return api_error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",
-                    "send the API token as `Authorization: Bearer <token>` (printed by `crossline-mgmt run`, stored in <data_dir>/api.token), or log in to the web UI as a supervisor or admin",
+                    "send the API token as `Authorization: Bearer <token>` (stored in <data_dir>/api.token on the mgmt server), or log in to the web UI as a supervisor or admin",
                 );
             }
             Some(u) if !api_allowed(&u.user) => {

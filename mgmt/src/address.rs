@@ -111,14 +111,30 @@ pub fn normalise(raw: &str, region: Region) -> Address {
     }
 }
 
-/// The E.164 form of `raw` if it is a valid phone number (national numbers
-/// read in `region`).
+/// Digits an international number has at least and at most (E.164: country
+/// code and national number, up to 15; short codes have 3 to 6).
+const INTERNATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+
+/// The E.164 form of `raw` if it is a phone number: a valid number of its
+/// country's numbering plan (national numbers read in `region`), or a
+/// number written internationally (`+` and a country code the plan knows)
+/// of a phone number's length. The plan's metadata lags the ranges
+/// operators actually hand out (and leaves out the ones reserved for
+/// fiction, such as the UK's +44 7700 900xxx), and such a sender is still a
+/// phone that can be answered, never a short code.
 pub fn phone(raw: &str, region: Region) -> Option<String> {
-    if raw.len() > MAX_ADDRESS || !is_dialable(raw.trim()) {
+    let raw = raw.trim();
+    if raw.len() > MAX_ADDRESS || !is_dialable(raw) {
         return None;
     }
-    let n = phonenumber::parse(Some(region.0), raw.trim()).ok()?;
-    phonenumber::is_valid(&n).then(|| n.format().mode(phonenumber::Mode::E164).to_string())
+    let n = phonenumber::parse(Some(region.0), raw).ok()?;
+    let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+    let international = raw.starts_with('+')
+        && phonenumber::metadata::DATABASE
+            .by_code(&n.country().code())
+            .is_some()
+        && INTERNATIONAL_DIGITS.contains(&e164.chars().filter(char::is_ascii_digit).count());
+    (phonenumber::is_valid(&n) || international).then_some(e164)
 }
 
 #[cfg(test)]
@@ -151,6 +167,22 @@ mod tests {
         assert_eq!(s.value, "7710");
         let long = "x".repeat(500);
         assert_eq!(normalise(&long, r).value.len(), MAX_ADDRESS);
+    }
+
+    #[test]
+    fn international_numbers_outside_the_plans_metadata_are_phones() {
+        // A UK mobile in the range Ofcom keeps for drama: not in
+        // libphonenumber's list of valid ranges, still a mobile number.
+        let ua = Region::default();
+        let uk = normalise("+447700900123", ua);
+        assert_eq!(uk.kind, AddressKind::Phone, "{uk:?}");
+        assert_eq!(uk.value, "+447700900123");
+        assert_eq!(normalise("+44 7700 900123", ua), uk);
+        // Short codes stay short codes, with or without a plus.
+        assert_eq!(normalise("+7710", ua).kind, AddressKind::Short);
+        assert_eq!(normalise("112", ua).kind, AddressKind::Short);
+        // An unknown country code is no phone number.
+        assert_eq!(normalise("+99912345678", ua).kind, AddressKind::Short);
     }
 
     #[test]

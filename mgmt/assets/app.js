@@ -55,6 +55,47 @@ function connect() {
   return es;
 }
 
+// A boosted link or form whose answer is a refusal (a wrong password's 401,
+// a 403, a 429 with the wait) shows that page, which says why: htmx's
+// default ignores 4xx/5xx answers, which left the user with no message.
+document.addEventListener('htmx:beforeSwap', (e) => {
+  const x = e.detail.xhr;
+  if (e.detail.boosted && x && x.status >= 400
+      && (x.getResponseHeader('Content-Type') || '').startsWith('text/html')) {
+    e.detail.shouldSwap = true;
+    e.detail.isError = false;
+  }
+});
+
+// A conversation opens at its newest message; a live refresh of the same
+// conversation stays at the bottom if the view was there, else where the
+// reader was (reading older messages is not interrupted).
+let lastConversation = null;
+let atBottom = true;
+let readingAt = 0;
+document.addEventListener('scroll', (e) => {
+  const t = e.target;
+  if (t && t.classList && t.classList.contains('timeline')) {
+    atBottom = t.scrollHeight - t.scrollTop - t.clientHeight < 40;
+    readingAt = t.scrollTop;
+  }
+}, true);
+function settleTimeline() {
+  const id = openConversation();
+  const list = document.querySelector('#timeline .timeline');
+  if (list) {
+    if (id !== lastConversation || atBottom) {
+      list.scrollTop = list.scrollHeight;
+      atBottom = true;
+    } else {
+      list.scrollTop = readingAt;
+    }
+  }
+  lastConversation = id;
+}
+settleTimeline();
+document.addEventListener('htmx:afterSettle', settleTimeline);
+
 let stream = connect();
 // After an htmx-boosted navigation the page may have gained a list.
 document.addEventListener('htmx:afterSettle', () => { if (!stream) stream = connect(); });

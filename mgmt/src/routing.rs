@@ -1027,6 +1027,30 @@ pub async fn load_records(
     Ok(all.into_iter().map(|l| (l.seq, l.record)).collect())
 }
 
+/// The input of contact-center figures over a period (docs/METRICS.md), one
+/// definition for the metrics API and the supervisor's reports: every
+/// logged routing record before the period's end (a contact answered before
+/// the period and still open counts its time within it), and the options
+/// with the end never after now: an interval still running, such as a
+/// conversation an agent has open, counts up to now, not up to the end of
+/// the day the report shows.
+pub async fn metrics_input(
+    store: &SqliteStore,
+    opts: crossline_core::metrics::MetricsOptions,
+) -> Result<(Vec<Record>, crossline_core::metrics::MetricsOptions), RoutingServiceError> {
+    let until = opts.until.min(now_ms());
+    let records = load_records(store, 1, None)
+        .await?
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.at < until)
+        .collect();
+    Ok((
+        records,
+        crossline_core::metrics::MetricsOptions { until, ..opts },
+    ))
+}
+
 /// The channels' names, in the engine's load/capacity index order.
 pub fn channel_name(c: Channel) -> &'static str {
     match c {
@@ -1037,3 +1061,8 @@ pub fn channel_name(c: Channel) -> &'static str {
         Channel::Messenger => "messenger",
     }
 }
+
+/// The channels mgmt carries today: SMS, through the appliances' modems.
+/// Calls, email, web chat and messengers have no adapter yet, so the desk
+/// and the board show neither a capacity counter nor a filter for them.
+pub const LIVE_CHANNELS: [Channel; 1] = [Channel::Sms];

@@ -799,12 +799,9 @@ async fn merge_contacts_from_the_customer_panel() {
     let form = format!("with=%2B380509998877&conv={a1}");
 
     // Both have an open conversation: refused with a message, nothing moved.
-    let r = sofia.post(&merge, &form).await;
-    assert_eq!(r.status, 303);
-    assert!(
-        r.header("location").unwrap().contains("err="),
-        "{:?}",
-        r.head
+    assert_eq!(
+        sofia.follow_err(&merge, &form).await,
+        "Both customers have an open conversation: resolve one of them, then merge."
     );
     assert_eq!(contact(b1.clone()).await["id"], cb.as_str());
     assert_eq!(
@@ -816,12 +813,19 @@ async fn merge_contacts_from_the_customer_panel() {
     );
 
     // Users who may not see both contacts are refused: ana sees only B's
-    // (north) conversation, sam supervises only the south team (A's).
-    for who in ["ana", "sam"] {
-        let u = login(&m, who, &format!("{who}-password")).await;
-        let r = u.post(&merge, &form).await;
-        assert_eq!(r.status, 403, "{who}: {}", r.body);
-    }
+    // (north) conversation, not A's page at all; sam supervises only the
+    // south team (A's) and reads the same message as for a number that is
+    // nobody's (the form does not tell who is a customer).
+    let ana = login(&m, "ana", "ana-password").await;
+    let r = ana.post(&merge, &form).await;
+    assert_eq!(r.status, 403, "ana: {}", r.body);
+    let sam = login(&m, "sam", "sam-password").await;
+    let not_theirs = sam.follow_err(&merge, &form).await;
+    assert_eq!(not_theirs, "No customer you may see has this number or id.");
+    let nobody = sofia
+        .follow_err(&merge, &format!("with=%2B380631234567&conv={a1}"))
+        .await;
+    assert_eq!(nobody, not_theirs);
     // Without same-origin proof: refused like every action.
     let r = req(
         &m,
@@ -1232,5 +1236,311 @@ async fn entry_rules_on_customer_tags_see_the_desks_tags() {
         (&json!("vip"), &json!(5)),
         "{view}"
     );
+    m.stop().await;
+}
+
+/// The `<select name="to"` forms of a page: each select's HTML.
+fn transfer_selects(page: &str) -> Vec<&str> {
+    page.match_indices("<select name=\"to\"")
+        .map(|(i, _)| {
+            let rest = &page[i..];
+            &rest[..rest.find("</select>").unwrap()]
+        })
+        .collect()
+}
+
+/// Whether the page offers the action button `act-<what>`.
+fn offers(page: &str, what: &str) -> bool {
+    page.contains(&format!("data-testid=\"act-{what}\""))
+}
+
+#[tokio::test]
+async fn desk_controls_follow_the_conversations_state_and_who_has_it() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    let r = ivan
+        .post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    assert_eq!(r.status, 303);
+    dev.sms("gsm1", "+380501112233", "where is my parcel?")
+        .await;
+    let id = routed(&m, "+380501112233").await;
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ivan").then_some(()) }).await;
+
+    // Ivan's own conversation: hold, snooze, resolve, transfer; not "take".
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    for what in ["hold", "snooze", "resolve", "transfer"] {
+        assert!(offers(&page, what), "{what} missing: {page}");
+    }
+    assert!(!offers(&page, "take"), "{page}");
+    // Transfer picks nobody by itself and does not offer ivan himself.
+    let sel = transfer_selects(&page);
+    assert_eq!(sel.len(), 1, "{page}");
+    assert!(sel[0].contains("required"), "{}", sel[0]);
+    assert!(
+        sel[0].contains("<option value=\"\" selected disabled>"),
+        "{}",
+        sel[0]
+    );
+    assert!(!sel[0].contains("agent:ivan"), "{}", sel[0]);
+
+    // Transferred to ana: ivan still sees it (his team's queue), with none
+    // of the handling agent's controls, and the actions are refused.
+    let ana = login(&m, "ana", "ana-password").await;
+    ana.post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    let r = ivan
+        .post(&format!("/desk/c/{id}/transfer"), "to=agent%3Aana")
+        .await;
+    assert_eq!(r.status, 303);
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ana").then_some(()) }).await;
+    let page = ivan.get(&format!("/desk/c/{id}")).await;
+    assert_eq!(page.status, 200);
+    for what in ["take", "hold", "snooze", "resume", "resolve", "transfer"] {
+        assert!(
+            !offers(&page.body, what),
+            "ivan is offered {what}: {}",
+            page.body
+        );
+    }
+    for what in ["hold", "snooze_1h", "resolve", "take"] {
+        let r = ivan
+            .post(&format!("/desk/c/{id}/action"), &format!("do={what}"))
+            .await;
+        assert_eq!(r.status, 303);
+        let to = r.header("location").unwrap();
+        assert!(to.contains("err="), "{what}: {to}");
+    }
+    let r = ivan
+        .follow_err(&format!("/desk/c/{id}/action"), "do=hold")
+        .await;
+    assert!(
+        r.contains("ana handles this conversation: ask a supervisor to reassign it."),
+        "{r}"
+    );
+    let state = routing_state(&m, &id).await;
+    assert_eq!(
+        (state["agent"].as_str(), state["state"]["state"].as_str()),
+        (Some("ana"), Some("active")),
+        "{state}"
+    );
+    // The supervisor may still move or close it; hold stays with ana.
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let page = sofia.get(&format!("/desk/c/{id}")).await.body;
+    assert!(
+        offers(&page, "transfer") && offers(&page, "resolve"),
+        "{page}"
+    );
+    assert!(!offers(&page, "hold"), "{page}");
+
+    // Resolved: only "reopen", for everyone; the rest is refused.
+    let r = sofia
+        .post(&format!("/desk/c/{id}/action"), "do=resolve")
+        .await;
+    assert_eq!(r.status, 303);
+    assert!(!r.header("location").unwrap().contains("err="));
+    for (who, b) in [("sofia", &sofia), ("ivan", &ivan)] {
+        let page = b.get(&format!("/desk/c/{id}")).await.body;
+        assert!(offers(&page, "reopen"), "{who}: {page}");
+        for what in ["take", "hold", "snooze", "resume", "resolve", "transfer"] {
+            assert!(
+                !offers(&page, what),
+                "{who} is offered {what} when resolved"
+            );
+        }
+    }
+    let r = ivan
+        .follow_err(&format!("/desk/c/{id}/action"), "do=take")
+        .await;
+    assert!(
+        r.contains("This conversation is resolved: reopen it first."),
+        "{r}"
+    );
+    m.stop().await;
+}
+
+impl Browser<'_> {
+    /// Posts a form whose answer redirects back with an error; the page
+    /// shown after the redirect (what the user reads).
+    async fn follow_err(&self, path: &str, form: &str) -> String {
+        let r = self.post(path, form).await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        let to = r.header("location").unwrap();
+        assert!(to.contains("err="), "{to}");
+        let page = self.get(&to).await;
+        assert_eq!(page.status, 200);
+        let at = page
+            .body
+            .find("data-testid=\"action-error\">")
+            .unwrap_or_else(|| panic!("no error shown: {}", page.body));
+        let rest = &page.body[at + "data-testid=\"action-error\">".len()..];
+        rest[..rest.find("</p>").unwrap()].to_string()
+    }
+}
+
+#[tokio::test]
+async fn board_reassign_preselects_nobody() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    ivan.post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    dev.sms("gsm1", "+380501112233", "hello").await;
+    let id = routed(&m, "+380501112233").await;
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ivan").then_some(()) }).await;
+    dev.sms("gsm0", "+380509998877", "waiting here").await;
+    let waiting = routed(&m, "+380509998877").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let board = sofia.get("/supervisor/board").await.body;
+    let sel = transfer_selects(&board);
+    assert_eq!(sel.len(), 2, "ivan's item and the waiting one: {board}");
+    for s in &sel {
+        // A placeholder is selected: one click on Reassign moves nothing.
+        assert!(
+            s.contains("required") && s.contains("<option value=\"\" selected disabled>"),
+            "{s}"
+        );
+    }
+    // Ivan's conversation does not offer ivan.
+    let at = board
+        .find(&format!("data-testid=\"agent-item\" data-id=\"{id}\""))
+        .unwrap_or_else(|| panic!("{board}"));
+    let item = transfer_selects(&board[at..])[0];
+    assert!(
+        !item.contains("agent:ivan") && item.contains("agent:ana"),
+        "{item}"
+    );
+    // A form posted without a choice is refused and moves nothing.
+    let r = sofia
+        .post(&format!("/desk/c/{id}/transfer"), "to=&back=board")
+        .await;
+    assert!(r.status == 400 || r.status == 303, "{}", r.status);
+    assert_eq!(routing_state(&m, &id).await["agent"], "ivan");
+    assert!(board.contains(&format!("data-id=\"{waiting}\"")));
+    m.stop().await;
+}
+
+/// `handle_time_ms` of the CSV's total row.
+fn csv_total_aht(csv: &str) -> f64 {
+    let total = csv.lines().find(|l| l.starts_with("total,")).unwrap();
+    total.split(',').nth(8).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn reports_handle_time_is_the_metrics_apis() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    ivan.post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    let t_sms = Instant::now();
+    dev.sms("gsm1", "+380501112233", "hello").await;
+    let id = routed(&m, "+380501112233").await;
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ivan").then_some(()) }).await;
+    // Ivan has it open (still active): handle time runs until now, not
+    // until the end of the day the report shows.
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let t0 = Instant::now();
+    let (s, api) = m.get("/api/v1/metrics/routing").await;
+    assert_eq!(s, 200, "{api}");
+    let csv = sofia.get("/supervisor/reports.csv").await.body;
+    let page = sofia.get("/supervisor/reports").await.body;
+    let between = t0.elapsed().as_millis() as f64;
+    let since_sms = t_sms.elapsed().as_millis() as f64;
+    let api_aht = api["plain"]["total"]["aht_ms"].as_f64().unwrap();
+    let report_aht = csv_total_aht(&csv);
+    assert!(
+        report_aht <= since_sms + 1000.0,
+        "reports say {report_aht} ms of handle time {since_sms} ms after the SMS: {csv}"
+    );
+    assert!(
+        (report_aht - api_aht).abs() <= between + 1000.0,
+        "reports {report_aht} ms, API {api_aht} ms"
+    );
+    // The page shows seconds, not hours.
+    let at = page.find("data-scope=\"total\"").unwrap();
+    let row = &page[at..at + page[at..].find("</tr>").unwrap()];
+    let aht_cell = row.rsplit("<td>").next().unwrap();
+    assert!(
+        aht_cell.trim().trim_end_matches("</td>").ends_with(" s"),
+        "{row}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn numbers_channels_and_capacity_read_right() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    ivan.post("/desk/presence", "state=available&next=%2Fdesk")
+        .await;
+    // A UK mobile in the range kept for drama: a phone, not a short code.
+    dev.sms("gsm1", "+447700900123", "hello from London").await;
+    let id = routed(&m, "+447700900123").await;
+    let (_, v) = m.get(&format!("/api/v1/conversations/{id}")).await;
+    assert_eq!(v["contact"]["kind"], "phone", "{v}");
+    wait_for(|| async { (routing_state(&m, &id).await["agent"] == "ivan").then_some(()) }).await;
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    assert!(
+        page.contains("data-kind=\"phone\"><small>phone</small> +447700900123<"),
+        "{page}"
+    );
+    // SMS is drawn as a phone, never an envelope (that is email).
+    let list = ivan.get("/desk/list?tab=mine").await.body;
+    assert!(
+        list.contains("data-channel=\"sms\"><svg class=\"icon\" data-icon=\"sms\""),
+        "{list}"
+    );
+    assert!(!list.contains('✉'), "{list}");
+    // Capacity and the channel filter only for channels that exist (SMS).
+    let cap = {
+        let at = page.find("data-testid=\"capacity\"").unwrap();
+        &page[at..at + page[at..].find("</span></span>").unwrap()]
+    };
+    assert!(cap.contains("SMS 1/"), "{cap}");
+    for absent in ["Call", "Chat", "Email", "Messenger"] {
+        assert!(!cap.contains(absent), "{absent} in {cap}");
+        assert!(
+            !page.contains(&format!(">{absent}</option>")),
+            "{absent} in the channel filter"
+        );
+    }
+    // In Russian: the kind of number and the filters agree with their nouns.
+    assert_eq!(
+        ivan.post("/settings/language", "locale=ru&next=%2Fdesk")
+            .await
+            .status,
+        303
+    );
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    for want in [
+        "<small>телефон</small>",
+        ">Любой канал<",
+        ">Любой статус<",
+        ">Любая очередь<",
+        ">Любая метка<",
+        ">На паузу<",
+        ">Решено<",
+    ] {
+        assert!(page.contains(want), "{want} missing: {page}");
+    }
+    for wrong in ["Любой</option>", "Удержать", "Решить", ">phone<", ">short<"] {
+        assert!(!page.contains(wrong), "{wrong} on the Russian page");
+    }
+    ivan.post("/settings/language", "locale=uk&next=%2Fdesk")
+        .await;
+    let page = ivan.get(&format!("/desk/c/{id}")).await.body;
+    for want in [
+        "<small>телефон</small>",
+        ">Будь-яка черга<",
+        ">Будь-яка мітка<",
+        ">Будь-який канал<",
+        ">На паузу<",
+    ] {
+        assert!(page.contains(want), "{want} missing: {page}");
+    }
+    assert!(!page.contains("Утримати"), "{page}");
     m.stop().await;
 }

@@ -89,6 +89,24 @@ pub struct LineView {
     pub restarts: u32,
 }
 
+impl LineView {
+    /// The catalog key of the SIM state the appliance reports (`ready`,
+    /// `pin_required`, ...), or empty for a state this mgmt does not know
+    /// (shown as received).
+    pub fn sim_key(&self) -> &'static str {
+        match self.sim.as_str() {
+            "ready" => "fleet.sim.ready",
+            "pin_required" => "fleet.sim.pin_required",
+            "pin_rejected" => "fleet.sim.pin_rejected",
+            "puk_required" => "fleet.sim.puk_required",
+            "not_inserted" => "fleet.sim.not_inserted",
+            "error" => "fleet.sim.error",
+            "unknown" => "fleet.sim.unknown",
+            _ => "",
+        }
+    }
+}
+
 fn telemetry_of(d: &FleetDevice) -> Option<Telemetry> {
     d.telemetry
         .as_ref()

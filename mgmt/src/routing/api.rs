@@ -882,18 +882,16 @@ pub async fn routing_metrics(
         }
         None => None,
     };
-    let records: Vec<Record> = super::load_records(&st.store, 1, None)
-        .await?
-        .into_iter()
-        .map(|(_, r)| r)
-        .filter(|r| r.at < until)
-        .collect();
-    let opts = MetricsOptions {
-        service_level_ms: q.service_level_ms.unwrap_or(20_000),
-        from,
-        until,
-        calendar,
-    };
+    let (records, opts) = super::metrics_input(
+        &st.store,
+        MetricsOptions {
+            service_level_ms: q.service_level_ms.unwrap_or(20_000),
+            from,
+            until,
+            calendar,
+        },
+    )
+    .await?;
     let m = tokio::task::spawn_blocking(move || metrics::compute(&records, &opts))
         .await
         .map_err(|e| {

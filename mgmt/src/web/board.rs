@@ -6,7 +6,6 @@
 //! the log ([`crossline_core::metrics`], defined in docs/METRICS.md).
 
 use super::auth::{CurrentUser, Role};
-use super::desk::channel_icon;
 use super::i18n::Tr;
 use super::{Layout, WebError, WebState, audit, render};
 use crate::ingest::now_ms;
@@ -102,7 +101,8 @@ fn presence_key(p: &Presence) -> (&'static str, &'static str) {
     }
 }
 
-fn channel_key(c: Channel) -> &'static str {
+/// The catalog key of a channel's name.
+pub(super) fn channel_key(c: Channel) -> &'static str {
     match c {
         Channel::Sms => "channel.sms",
         Channel::Voice => "channel.voice",
@@ -181,7 +181,10 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
                     let load = ALL_CHANNELS
                         .iter()
                         .enumerate()
-                        .filter(|(i, _)| v.capacity.get(*i).is_some_and(|c| *c > 0))
+                        .filter(|(i, c)| {
+                            crate::routing::LIVE_CHANNELS.contains(c)
+                                && v.capacity.get(*i).is_some_and(|c| *c > 0)
+                        })
                         .map(|(i, c)| {
                             format!(
                                 "{}\u{1f}{}/{}",
@@ -394,7 +397,6 @@ pub struct ReportRow {
     /// `channel` or `queue`.
     pub scope: &'static str,
     pub name: String,
-    pub icon: &'static str,
     pub offered: u64,
     pub answered: u64,
     pub abandoned: u64,
@@ -423,11 +425,10 @@ pub struct Report {
     pub sl_bars: Vec<(String, u32, String)>,
 }
 
-fn row(scope: &'static str, name: String, icon: &'static str, f: &Figures) -> ReportRow {
+fn row(scope: &'static str, name: String, f: &Figures) -> ReportRow {
     ReportRow {
         scope,
         name,
-        icon,
         offered: f.offered,
         answered: f.answered,
         abandoned: f.abandoned,
@@ -465,21 +466,21 @@ pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, W
             .map(|z| z.timestamp().as_millisecond().max(0) as u64)
             .unwrap_or(0)
     };
-    let from = ms(from_day);
-    let until = ms(to_day.saturating_add(jiff::Span::new().days(1)));
-    let records: Vec<Record> = records_since(st, from.saturating_sub(86_400_000))
-        .await?
-        .into_iter()
-        .filter(|r| r.at < until)
-        .collect();
+    // The same records and period as the metrics API (one definition):
+    // up to the end of the last day shown, or now.
+    let (records, opts) = crate::routing::metrics_input(
+        &st.store,
+        MetricsOptions {
+            service_level_ms: SERVICE_LEVEL_MS,
+            from: ms(from_day),
+            until: ms(to_day.saturating_add(jiff::Span::new().days(1))),
+            calendar: None,
+        },
+    )
+    .await?;
+    let from = opts.from;
     let tz = tr.tz.clone();
     let (rows, hours) = tokio::task::spawn_blocking(move || {
-        let opts = MetricsOptions {
-            service_level_ms: SERVICE_LEVEL_MS,
-            from,
-            until,
-            calendar: None,
-        };
         // Channel of each conversation (from its arrival), and volume by hour.
         let mut channel_of: HashMap<crossline_core::ConversationId, Channel> = HashMap::new();
         let mut hours = [0u64; 24];
@@ -502,7 +503,7 @@ pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, W
             }
         }
         let all = metrics::compute(&records, &opts);
-        let mut rows = vec![row("total", String::new(), "", &all.plain.total)];
+        let mut rows = vec![row("total", String::new(), &all.plain.total)];
         let mut by_channel: BTreeMap<&'static str, Vec<Record>> = BTreeMap::new();
         for r in &records {
             let ch = r
@@ -524,15 +525,10 @@ pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, W
         }
         for (ch, recs) in &by_channel {
             let m = metrics::compute(recs, &opts);
-            rows.push(row(
-                "channel",
-                ch.to_string(),
-                channel_icon(ch),
-                &m.plain.total,
-            ));
+            rows.push(row("channel", ch.to_string(), &m.plain.total));
         }
         for (q, f) in &all.plain.by_queue {
-            rows.push(row("queue", q.to_string(), "", f));
+            rows.push(row("queue", q.to_string(), f));
         }
         (rows, hours)
     })

@@ -219,7 +219,6 @@ pub struct Row {
     pub channel: String,
     /// Catalog key of the channel's name.
     pub channel_key: String,
-    pub icon: &'static str,
     pub preview: String,
     pub last: String,
     pub unread: i64,
@@ -235,16 +234,6 @@ pub struct Row {
     pub selected: bool,
 }
 
-pub fn channel_icon(channel: &str) -> &'static str {
-    match channel {
-        "sms" => "✉",
-        "voice" => "☎",
-        "email" => "@",
-        "chat" => "💬",
-        _ => "◆",
-    }
-}
-
 /// What the inbox shows for `user` with `q`.
 pub struct InboxData {
     pub rows: Vec<Row>,
@@ -256,6 +245,8 @@ pub struct InboxData {
     /// The first-run hint of an empty inbox: the user is a routing agent
     /// who is not available, so nothing comes to her.
     pub not_available: bool,
+    /// The channels to filter by (those mgmt carries).
+    pub channels: Vec<&'static str>,
 }
 
 /// Routing facts of the conversations one tab shows (not `All`): waiting
@@ -555,7 +546,6 @@ pub async fn inbox_data(
             Row {
                 mentioned: mentioned.contains(&s.id),
                 selected: selected == Some(s.id.as_str()),
-                icon: channel_icon(&s.channel),
                 channel_key: format!("channel.{}", s.channel),
                 contact: s.contact.address.clone(),
                 last: tr.datetime(s.last_activity_ms),
@@ -596,6 +586,10 @@ pub async fn inbox_data(
         tags,
         tabs,
         not_available,
+        channels: crate::routing::LIVE_CHANNELS
+            .iter()
+            .map(|c| crate::routing::channel_name(*c))
+            .collect(),
     })
 }
 
@@ -646,17 +640,13 @@ pub async fn presence_box(st: &WebState, user: &CurrentUser) -> PresenceBox {
             let load = crossline_core::routing::ALL_CHANNELS
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| a.capacity.get(*i).is_some_and(|c| *c > 0))
+                .filter(|(i, c)| {
+                    crate::routing::LIVE_CHANNELS.contains(c)
+                        && a.capacity.get(*i).is_some_and(|c| *c > 0)
+                })
                 .map(|(i, c)| {
-                    let key = match crate::routing::channel_name(*c) {
-                        "voice" => "channel.voice",
-                        "chat" => "channel.chat",
-                        "email" => "channel.email",
-                        "messenger" => "channel.messenger",
-                        _ => "channel.sms",
-                    };
                     (
-                        key,
+                        super::board::channel_key(*c),
                         a.load.get(i).copied().unwrap_or(0),
                         a.capacity.get(i).copied().unwrap_or(0),
                     )
@@ -684,6 +674,19 @@ struct DeskPage {
     qs: String,
     conv: Option<ConvView>,
     err: String,
+}
+
+impl DeskPage {
+    /// The catalog key naming an identity's kind (`phone`, `short`, ...).
+    fn kind_key(&self, kind: &str) -> &'static str {
+        use crate::address::AddressKind;
+        match AddressKind::parse(kind) {
+            Some(AddressKind::Phone) => "addr.phone",
+            Some(AddressKind::Short) => "addr.short",
+            Some(AddressKind::Alphanumeric) => "addr.alphanumeric",
+            None => "addr.other",
+        }
+    }
 }
 
 #[derive(Template)]
@@ -769,6 +772,8 @@ pub struct ConvView {
     pub contact: ContactPanel,
     pub snoozed_until: String,
     pub mine: bool,
+    /// The actions this user may take on it now.
+    pub can: Controls,
     /// The inbox view's query string (kept by the action forms).
     pub qs: String,
 }
@@ -777,8 +782,56 @@ impl ConvView {
     pub fn held(&self) -> bool {
         matches!(self.state, "state.held" | "state.snoozed")
     }
-    pub fn resolved(&self) -> bool {
-        self.summary.status == Status::Resolved
+}
+
+/// The actions a user may take on a conversation, from its state and who
+/// handles it: the desk shows these buttons, and [`action`] and
+/// [`transfer`] refuse the others. A resolved conversation can only be
+/// reopened; hold, resume and snooze belong to the agent handling it;
+/// another agent's conversation is theirs (a supervisor reassigns it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Controls {
+    pub take: bool,
+    /// Hold, resume, snooze.
+    pub hold: bool,
+    pub resolve: bool,
+    pub reopen: bool,
+    pub transfer: bool,
+}
+
+impl Controls {
+    pub fn of(user: &CurrentUser, status: Status, route: Option<&RouteInfo>) -> Self {
+        if status == Status::Resolved {
+            return Controls {
+                reopen: true,
+                ..Controls::default()
+            };
+        }
+        let supervisor = user.role >= Role::Supervisor;
+        // Routing holds it open (not resolved or abandoned there).
+        let routed = route.filter(|r| !matches!(r.state, "state.resolved" | "state.abandoned"));
+        let agent = route.and_then(|r| r.agent.as_deref());
+        let mine = agent.is_some_and(|a| a == user.agent_id);
+        let free = agent.is_none();
+        Controls {
+            take: routed.is_some() && !mine && (free || supervisor),
+            hold: routed.is_some() && mine,
+            resolve: mine || free || supervisor,
+            reopen: false,
+            transfer: routed.is_some() && (mine || supervisor),
+        }
+    }
+
+    /// Whether form action `what` (hold, take, ...) is one of these.
+    fn allows(&self, what: &str) -> bool {
+        match what {
+            "hold" | "resume" | "snooze_1h" | "snooze_4h" | "snooze_tomorrow" => self.hold,
+            "take" => self.take,
+            "resolve" => self.resolve,
+            "reopen" => self.reopen,
+            "transfer" => self.transfer,
+            _ => true,
+        }
     }
 }
 
@@ -912,7 +965,7 @@ async fn conv_view(
         .read(move |conn| load_conversation(conn, &id2, &cid))
         .await?
         .ok_or(WebError::NotFound)?;
-    let (agents, queues) = st
+    let (agents, queues): (Vec<String>, Vec<String>) = st
         .routing
         .query(|r| {
             r.map(|(r, _)| {
@@ -924,6 +977,11 @@ async fn conv_view(
             .unwrap_or_default()
         })
         .await?;
+    // Transfer targets: not the agent who has it.
+    let agents: Vec<String> = agents
+        .into_iter()
+        .filter(|a| route.as_ref().and_then(|r| r.agent.as_ref()) != Some(a))
+        .collect();
     let tr = &l.tr;
     let mut items: Vec<Item> = Vec::new();
     let blank = |at_ms: i64, kind: &'static str, text: String, author: String| Item {
@@ -1045,6 +1103,7 @@ async fn conv_view(
             .as_ref()
             .and_then(|r| r.agent.as_deref())
             .is_some_and(|a| a == user.agent_id),
+        can: Controls::of(user, s.status, route.as_ref()),
         replyable: s.contact.kind.replyable() && s.device.is_some(),
         summary: loaded.detail.summary.clone(),
         route,
@@ -1263,7 +1322,10 @@ pub async fn action(
     Path(id): Path<String>,
     Form(f): Form<ActionForm>,
 ) -> Result<Response, WebError> {
-    let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
+    let (cid, route, _) = authorize_conversation(&st, &user, &id).await?;
+    if let Some(refused) = refused_action(&st, &user, &id, route.as_ref(), &f.r#do).await? {
+        return Ok(back(&id, f.qs.as_deref(), Some(refused)));
+    }
     let by = Some(user.login.clone());
     let routed = |cmd: Command| {
         let routing = st.routing.clone();
@@ -1326,6 +1388,37 @@ pub async fn action(
     Ok(back(&id, f.qs.as_deref(), err))
 }
 
+/// Why `user` may not take action `what` on conversation `id` now (a
+/// message in their language), or None when they may.
+async fn refused_action(
+    st: &WebState,
+    user: &CurrentUser,
+    id: &str,
+    route: Option<&RouteInfo>,
+    what: &str,
+) -> Result<Option<String>, WebError> {
+    let id2 = id.to_string();
+    let Some(summary) = st
+        .store
+        .read(move |conn| conversations::get(conn, &id2))
+        .await?
+    else {
+        return Err(WebError::NotFound);
+    };
+    if Controls::of(user, summary.status, route).allows(what) {
+        return Ok(None);
+    }
+    let tr = super::i18n::Tr::new(user.locale, &user.time_zone);
+    let agent = route
+        .and_then(|r| r.agent.as_deref())
+        .filter(|a| *a != user.agent_id);
+    Ok(Some(match (summary.status, agent) {
+        (Status::Resolved, _) => tr.t("conv.err_resolved").to_string(),
+        (_, Some(a)) => tr.f("conv.err_not_yours", &[("agent", a)]),
+        _ => tr.t("conv.err_not_now").to_string(),
+    }))
+}
+
 #[derive(Deserialize)]
 pub struct TransferForm {
     /// `agent:<id>` or `queue:<id>`.
@@ -1349,6 +1442,9 @@ pub async fn transfer(
         .is_some_and(|a| a == user.agent_id);
     if !own {
         user.require(Role::Supervisor)?;
+    }
+    if let Some(refused) = refused_action(&st, &user, &id, route.as_ref(), "transfer").await? {
+        return Ok(back(&id, f.qs.as_deref(), Some(refused)));
     }
     let target = match f.to.split_once(':') {
         Some(("agent", a)) => TransferTarget::Agent {
@@ -1488,8 +1584,10 @@ pub struct MergeForm {
 }
 
 /// Merges the contact named in the form into `contact` (the survivor). The
-/// user must be allowed to see both; anything else answers 403 alike, so the
-/// form does not tell which numbers are customers.
+/// user must be allowed to see both: a survivor they may not see answers
+/// 403; another contact that does not exist or that they may not see comes
+/// back as one and the same message on the page, so the form does not tell
+/// which numbers are customers. Every refusal is a message the user reads.
 pub async fn merge_contact(
     State(st): State<Arc<WebState>>,
     user: CurrentUser,
@@ -1514,17 +1612,23 @@ pub async fn merge_contact(
             }
         })
         .await?;
+    let tr = super::i18n::Tr::new(user.locale, &user.time_zone);
     let refused = || {
-        WebError::Forbidden(format!(
-            "{} may not merge {with:?} into contact {contact}: no contact they may see has it",
-            user.login
-        ))
+        tracing::info!(
+            user = %user.login, %contact, with = %with,
+            "merge refused: no contact the user may see has that number or id"
+        );
+        back(
+            &f.conv,
+            f.qs.as_deref(),
+            Some(tr.t("cust.merge_unknown").to_string()),
+        )
     };
     let Some(other) = other else {
-        return Err(refused());
+        return Ok(refused());
     };
     if authorize_contact(&st, &user, &other).await.is_err() {
-        return Err(refused());
+        return Ok(refused());
     }
     let (a, b, by) = (contact.clone(), other.clone(), user.login.clone());
     let outcome = st
@@ -1548,13 +1652,11 @@ pub async fn merge_contact(
             .await;
             None
         }
-        conversations::MergeOutcome::BothOpen { survivor, merged } => Some(format!(
-            "both contacts have an open conversation ({survivor} and {merged}): resolve one of them, then merge"
-        )),
-        conversations::MergeOutcome::Same => Some("that is this contact already".to_string()),
-        conversations::MergeOutcome::Unknown(c) => Some(format!(
-            "contact {c} no longer exists (merged already?): reload the page"
-        )),
+        conversations::MergeOutcome::BothOpen { .. } => {
+            Some(tr.t("cust.merge_both_open").to_string())
+        }
+        conversations::MergeOutcome::Same => Some(tr.t("cust.merge_same").to_string()),
+        conversations::MergeOutcome::Unknown(_) => Some(tr.t("cust.merge_gone").to_string()),
     };
     Ok(back(&f.conv, f.qs.as_deref(), err))
 }

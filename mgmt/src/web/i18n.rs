@@ -249,6 +249,92 @@ mod tests {
         }
     }
 
+    /// Where askama's block, expression or comment at the start of `s`
+    /// ends (its length), if one starts there.
+    fn askama_len(s: &str) -> Option<usize> {
+        let end = ["{{", "{%", "{#"]
+            .iter()
+            .zip(["}}", "%}", "#}"])
+            .find(|(open, _)| s.starts_with(**open))?
+            .1;
+        Some(s.find(end).expect("closed") + end.len())
+    }
+
+    /// The text a template shows by itself: what is left once askama's
+    /// blocks and expressions, tags (with their attributes), `<code>`
+    /// (commands and paths) and entities are taken out.
+    fn template_text(src: &str) -> String {
+        let mut out = String::new();
+        let mut rest = src;
+        while let Some(c) = rest.chars().next() {
+            let skip = if let Some(n) = askama_len(rest) {
+                n
+            } else if rest.starts_with("<code>") {
+                rest.find("</code>").expect("closed") + "</code>".len()
+            } else if c == '<' {
+                // A tag, whose attributes may hold askama (`{% if a > 0 %}`).
+                let mut i = 1;
+                while let Some(ch) = rest[i..].chars().next() {
+                    match askama_len(&rest[i..]) {
+                        Some(n) => i += n,
+                        None if ch == '>' => break,
+                        None => i += ch.len_utf8(),
+                    }
+                }
+                i + 1
+            } else if c == '&' && rest.find(';').is_some_and(|i| i < 10) {
+                rest.find(';').expect("found") + 1
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                continue;
+            };
+            rest = rest.get(skip..).unwrap_or("");
+            out.push(' ');
+        }
+        out
+    }
+
+    #[test]
+    fn templates_show_no_words_of_their_own() {
+        // Names that read the same in every language.
+        const SAME_EVERYWHERE: &[&str] = &[
+            "SIM",
+            "ICCID",
+            "IMEI",
+            "MAC",
+            "dBm",
+            "USSD",
+            "OK",
+            "Crossline",
+            "v",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("templates") {
+            let path = entry.expect("entry").path();
+            let src = std::fs::read_to_string(&path).expect("template");
+            for w in template_text(&src).split(|c: char| !c.is_alphanumeric()) {
+                if w.chars().any(char::is_alphabetic) && !SAME_EVERYWHERE.contains(&w) {
+                    found.push(format!("{}: {w}", path.display()));
+                }
+            }
+        }
+        assert!(found.is_empty(), "words outside the catalogs: {found:?}");
+    }
+
+    #[test]
+    fn russian_and_ukrainian_any_agrees_with_its_noun() {
+        let ru = Tr::new(Locale::Ru, "UTC");
+        let uk = Tr::new(Locale::Uk, "UTC");
+        assert_eq!(ru.t("filter.any_queue"), "Любая очередь");
+        assert_eq!(ru.t("filter.any_tag"), "Любая метка");
+        assert_eq!(ru.t("filter.any_channel"), "Любой канал");
+        assert_eq!(uk.t("filter.any_queue"), "Будь-яка черга");
+        assert_eq!(uk.t("filter.any_tag"), "Будь-яка мітка");
+        assert_eq!(uk.t("filter.any_status"), "Будь-який статус");
+    }
+
     #[test]
     fn accept_language_picks_the_best_supported() {
         assert_eq!(

@@ -3,18 +3,44 @@
 // Users (created by the test): ivan (agent, team south: line gsm1), ana
 // (agent, team north: line gsm0), sofia (supervisor). Both agents start
 // available.
-import { scenario, check, customerSms, login, row } from "./lib.mjs";
+import { scenario, check, customerSms, login, row, inside } from "./lib.mjs";
 
 const SOUTH_CUSTOMER = "+380501112233";
 const WAITING_CUSTOMER = "+380507778899";
 const XSS_CUSTOMER = "+380931234567";
+const TRANSFER_CUSTOMER = "+380661234567";
+const LONG_CUSTOMER = "+380671234567";
+const UNKNOWN_NUMBER = "+380971112233";
 const XSS = "<img src=x onerror=alert(1)>";
+// The desk's languages and what each calls a wrong password.
+const LANGUAGES = {
+  "en-US": "Wrong login or password.",
+  "ru-RU": "Неверный логин или пароль.",
+  "uk-UA": "Неправильний логін або пароль.",
+  "ro-RO": "Utilizator sau parolă greșită.",
+};
 
 await scenario("desk", async ({ newPage, shot, step }) => {
   const ivan = await newPage({ name: "ivan" });
   const ana = await newPage({ name: "ana" });
   const sofia = await newPage({ name: "sofia" });
   let conversation;
+
+  await step("a wrong password says so, in the user's language", async () => {
+    for (const [locale, message] of Object.entries(LANGUAGES)) {
+      const p = await newPage({ name: `wrong-password-${locale}`, locale });
+      await p.goto("/login");
+      await p.fill("[data-testid=login-name]", "ana");
+      await p.fill("[data-testid=login-password]", "not-her-password");
+      await p.click("[data-testid=login-submit]");
+      const err = p.locator("[data-testid=login-error]");
+      await err.waitFor();
+      check((await err.textContent())?.trim() === message, `${locale}: the login page says ${await err.textContent()}`);
+      check(await p.locator("[data-testid=login-password]").isVisible(), `${locale}: the form is still there`);
+      await shot(p, `00-wrong-password-${locale}`);
+      await p.context().close();
+    }
+  });
 
   await step("agents and the supervisor log in", async () => {
     await login(ivan, "ivan");
@@ -34,6 +60,15 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     console.log(`  live: the SMS appeared in the inbox ${ms} ms after the modem got it`);
     check(await ivan.evaluate(() => window.__noReload === true), "the page was reloaded");
     check((await r.textContent())?.includes("parcel 4711"), "the row shows the message");
+    // SMS is drawn as a phone with a message, not an envelope (email).
+    check((await r.locator("[data-testid=row-channel] svg[data-icon=sms]").count()) === 1, "the SMS icon");
+    check(!(await r.textContent())?.includes("✉"), "an envelope on an SMS row");
+    // Capacity only for channels that exist (SMS).
+    const cap = (await ivan.textContent("[data-testid=capacity]")) ?? "";
+    check(cap.includes("SMS"), `capacity shows SMS: ${cap}`);
+    for (const absent of ["Call", "Chat", "Email", "Messenger"]) {
+      check(!cap.includes(absent), `capacity shows ${absent}, a channel that does not exist: ${cap}`);
+    }
     conversation = await r.getAttribute("data-id");
     await shot(ivan, "02-live-sms");
   });
@@ -79,6 +114,18 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await shot(tablet, "04b-tablet");
   });
 
+  await step("on the board, Reassign on ivan's conversation picks nobody by itself", async () => {
+    await sofia.goto("/supervisor");
+    const item = sofia.locator(`[data-testid=agent-item][data-id="${conversation}"]`);
+    await item.waitFor();
+    const select = item.locator("[data-testid=reassign-to]");
+    check((await select.inputValue()) === "", `Reassign preselects ${await select.inputValue()}`);
+    check((await select.locator("option[value='agent:ivan']").count()) === 0, "ivan's conversation offers ivan");
+    check((await select.locator("option[value='agent:ana']").count()) === 1, "ana is offered");
+    check(await select.evaluate((s) => !s.form.checkValidity()), "one click on Reassign would submit");
+    await shot(sofia, "04c-board-reassign");
+  });
+
   await step("another team's agent cannot see it", async () => {
     await ana.goto("/desk?tab=teams");
     await ana.waitForSelector("[data-testid=inbox-list]");
@@ -93,7 +140,28 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await ivan.click("[data-testid=act-resolve]");
     await ivan.waitForSelector("[data-testid=conv-state][data-state='state.resolved']");
     await ivan.waitForSelector("[data-testid=act-reopen]");
+    for (const gone of ["take", "hold", "snooze", "resume", "resolve", "transfer"]) {
+      check((await ivan.locator(`[data-testid=act-${gone}]`).count()) === 0, `a resolved conversation offers ${gone}`);
+    }
     await shot(ivan, "06-resolved");
+  });
+
+  await step("after a transfer the previous agent has no controls left", async () => {
+    await ivan.goto("/desk");
+    await customerSms(1, TRANSFER_CUSTOMER, "Can someone from north help?");
+    const r = row(ivan, TRANSFER_CUSTOMER);
+    await r.waitFor();
+    await r.locator("a").click();
+    await ivan.waitForSelector("[data-testid=act-hold]");
+    const sel = ivan.locator("[data-testid=transfer-select]");
+    check((await sel.inputValue()) === "", "transfer preselects someone");
+    await sel.selectOption("agent:ana");
+    await ivan.click("[data-testid=act-transfer]");
+    await ivan.waitForSelector("[data-testid=conv-agent]:has-text('ana')");
+    for (const gone of ["take", "hold", "snooze", "resume", "resolve", "transfer"]) {
+      check((await ivan.locator(`[data-testid=act-${gone}]`).count()) === 0, `after the transfer ivan is offered ${gone}`);
+    }
+    await shot(ivan, "06b-transferred");
   });
 
   await step("the supervisor board updates when a conversation waits", async () => {
@@ -123,6 +191,22 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await shot(ru, "08-russian");
   });
 
+  await step("a long conversation opens at its newest message", async () => {
+    const short = await newPage({ name: "ana-short", viewport: { width: 1280, height: 600 } });
+    await login(short, "ana");
+    for (let i = 1; i <= 12; i++) await customerSms(0, LONG_CUSTOMER, `message ${i} of 12`);
+    const r = row(short, LONG_CUSTOMER);
+    await r.locator("[data-testid=row-preview]:text-is('message 12 of 12')").waitFor();
+    await r.locator("a").click();
+    await short.waitForSelector("[data-testid=tl-inbound]:has-text('message 12 of 12')");
+    const list = short.locator("#timeline .timeline");
+    const items = short.locator("[data-testid=tl-inbound]");
+    check(await inside(items.last(), list), "the newest message is not in view");
+    check(!(await inside(items.first(), list)), "the conversation is too short to scroll (the check proves nothing)");
+    await shot(short, "08b-long-conversation");
+    await short.context().close();
+  });
+
   await step("an SMS with HTML renders as text", async () => {
     await ana.goto("/desk?tab=mine");
     await ana.waitForSelector("[data-testid=inbox-list]");
@@ -144,11 +228,48 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await sofia.waitForSelector("[data-testid=inbox-list]");
     await row(sofia, WAITING_CUSTOMER).locator("a").click();
     await sofia.waitForSelector("[data-testid=merge-with]");
+    // A number that is nobody's: the page says so.
+    await sofia.fill("[data-testid=merge-with]", UNKNOWN_NUMBER);
+    await sofia.click("[data-testid=merge-send]");
+    const err = sofia.locator("[data-testid=action-error]");
+    await err.waitFor();
+    check((await err.textContent())?.trim() === "No customer you may see has this number or id.", `merge error: ${await err.textContent()}`);
+    await shot(sofia, "09b-merge-refused");
     await sofia.fill("[data-testid=merge-with]", SOUTH_CUSTOMER);
     await sofia.click("[data-testid=merge-send]");
     await sofia.waitForSelector(`[data-testid=identity]:has-text("${SOUTH_CUSTOMER}")`);
     check((await sofia.locator(`[data-testid=identity]:has-text("${WAITING_CUSTOMER}")`).count()) === 1, "both numbers in the panel");
     check((await sofia.locator(`[data-testid=previous] a[href^="/desk/c/${conversation}"]`).count()) === 1, "the merged contact's conversation is a previous conversation");
     await shot(sofia, "10-merged");
+  });
+
+  await step("every language: nothing cut off, every page shot", async () => {
+    for (const locale of Object.keys(LANGUAGES)) {
+      const lang = locale.slice(0, 2);
+      for (const width of [1280, 1440, 1024]) {
+        const p = await newPage({ name: `sofia-${lang}-${width}`, locale, viewport: { width, height: 800 } });
+        await login(p, "sofia");
+        await p.goto(`/desk/c/${conversation}?tab=all`);
+        await p.waitForSelector("[data-testid=merge-send]");
+        const panel = p.locator("[data-testid=customer-panel]");
+        for (const sel of ["merge-send", "merge-with", "tag-add", "tag-input"]) {
+          // The panel scrolls (below the conversation at tablet width).
+          await p.locator(`[data-testid=${sel}]`).scrollIntoViewIfNeeded();
+          check(await inside(p.locator(`[data-testid=${sel}]`), panel, { fully: true, horizontally: true }), `${lang} at ${width}px: ${sel} sticks out of the customer panel`);
+        }
+        const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        check(overflow <= 0, `${lang} at ${width}px: the page scrolls sideways by ${overflow}px`);
+        if (width === 1280) {
+          await shot(p, `11-conversation-${lang}`);
+          await p.goto("/supervisor");
+          await p.waitForSelector("[data-testid=board]");
+          await shot(p, `12-board-${lang}`);
+          await p.goto("/supervisor/reports");
+          await p.waitForSelector("[data-testid=report-table]");
+          await shot(p, `13-reports-${lang}`);
+        }
+        await p.context().close();
+      }
+    }
   });
 });

@@ -154,3 +154,20 @@ export async function login(page, login) {
 export function row(page, address) {
   return page.locator("[data-testid=conv-row]", { has: page.locator("[data-testid=row-contact]", { hasText: address }) });
 }
+
+/**
+ * Whether `locator`'s element lies within `container`'s box (1 px of
+ * slack). Default: vertically visible in it (some part, e.g. a message in a
+ * scrolled list); `{ fully: true, horizontally: true }`: entirely inside
+ * left to right too (nothing cut off at a panel's edge).
+ */
+export async function inside(locator, container, { fully = true, horizontally = false } = {}) {
+  const a = await locator.boundingBox();
+  const b = await container.boundingBox();
+  if (!a || !b) return false;
+  const v = fully
+    ? a.y >= b.y - 1 && a.y + a.height <= b.y + b.height + 1
+    : a.y + a.height > b.y && a.y < b.y + b.height;
+  const h = !horizontally || (a.x >= b.x - 1 && a.x + a.width <= b.x + b.width + 1);
+  return v && h;
+}

@@ -32,12 +32,18 @@ fn harness_smoke() {
     );
 }
 
-/// The agent desk and supervisor board (tests/browser/desk.mjs): log in; a
-/// simulated customer's SMS appears live; reply and see it delivered; hold
-/// and resume; another team's agent cannot see it; resolve; the board
-/// updates when a conversation waits; the UI in Russian; an SMS with HTML
-/// renders as text. The scenario asks for customer SMS through files in a
-/// control folder; this test injects them into the simulated modems.
+/// The agent desk and supervisor board (tests/browser/desk.mjs): a wrong
+/// password says so in each language; log in; a simulated customer's SMS
+/// appears live (SMS icon, capacity only for SMS); reply and see it
+/// delivered; hold and resume; the board's Reassign preselects nobody;
+/// another team's agent cannot see it; resolve (only Reopen left); after a
+/// transfer the previous agent has no controls; the board updates when a
+/// conversation waits; the UI in Russian; a long conversation opens at its
+/// newest message; an SMS with HTML renders as text; a refused merge says
+/// why; the customer panel fits in every language and width, with
+/// screenshots of the conversation, board and reports in each. The
+/// scenario asks for customer SMS through files in a control folder; this
+/// test injects them into the simulated modems.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_scenarios() {
     use crossline_tests::branch::Branch;
@@ -108,7 +114,7 @@ async fn desk_scenarios() {
                 ("CROSSLINE_USERS", &users_json),
                 ("CROSSLINE_CHROMIUM_ARGS", &pin),
             ],
-            Duration::from_secs(240),
+            Duration::from_secs(480),
         )
     });
     // Serve the scenario's SMS requests until it ends.
@@ -129,11 +135,22 @@ async fn desk_scenarios() {
     }
     let artifacts = scenario.await.unwrap();
     for shot in [
+        "00-wrong-password-ru-RU",
         "02-live-sms",
         "03-delivered",
+        "04c-board-reassign",
+        "06b-transferred",
         "07-board-waiting",
         "08-russian",
+        "08b-long-conversation",
         "09-html-as-text",
+        "09b-merge-refused",
+        "11-conversation-en",
+        "11-conversation-ru",
+        "11-conversation-uk",
+        "11-conversation-ro",
+        "12-board-uk",
+        "13-reports-ro",
     ] {
         assert!(artifacts.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

@@ -36,6 +36,12 @@ pub struct BrokerConfig {
     /// Most retained messages kept (presence and desired config, a few per
     /// device); a retained publish to a new topic beyond this is not retained.
     pub max_retained: usize,
+    /// Largest retained message a device may leave, in bytes (its presence
+    /// is about 30). A device's retained message is kept only on its
+    /// `presence` topic and only up to this size, so one device holds at
+    /// most one small retained message; anything else is delivered but not
+    /// retained, and logged.
+    pub max_device_retained_bytes: usize,
     /// Most messages queued for one slow or offline (persistent-session) client.
     pub max_queued_per_client: usize,
     /// Most subscriptions one client may hold; beyond it a SUBSCRIBE fails.
@@ -63,6 +69,7 @@ impl Default for BrokerConfig {
             max_packet_size: 1024 * 1024,
             max_connections: 10_000,
             max_retained: 100_000,
+            max_device_retained_bytes: 1024,
             max_queued_per_client: 1_000,
             max_subscriptions_per_client: 100,
             handshake_timeout: Duration::from_secs(10),
@@ -115,6 +122,8 @@ impl Broker {
         *scx.extends.retain_mut().await = Box::new(BoundedRetain {
             inner: DefaultRetainStorage::new(),
             max: cfg.max_retained,
+            max_device_bytes: cfg.max_device_retained_bytes,
+            access: access.clone(),
         });
 
         let bind_err = |e: rmqtt::Error| BrokerError::Bind {
@@ -280,6 +289,11 @@ impl BrokerHandle {
             .await
             .entry(client_key(&self.scx, client_id));
         entry.is_connected().await
+    }
+
+    /// How many retained messages the broker keeps right now.
+    pub async fn retained_count(&self) -> usize {
+        usize::try_from(self.scx.extends.retain().await.count().await).unwrap_or(0)
     }
 
     /// Client ids of the sessions the broker holds (connected or kept for a
@@ -581,10 +595,44 @@ fn enroll_key(client_id: &str) -> String {
     format!("\0enroll:{client_id}")
 }
 
-/// Retained messages in memory, at most `max` topics.
+/// Retained messages in memory, at most `max` topics; from a device only
+/// its presence, at most `max_device_bytes` long.
 struct BoundedRetain {
     inner: DefaultRetainStorage,
     max: usize,
+    max_device_bytes: usize,
+    /// Who published: a device's retained message is held to its rules.
+    access: AccessControl,
+}
+
+impl BoundedRetain {
+    /// Why a retained message from this publisher is not kept, if it is not:
+    /// a device retains only its presence, small (see
+    /// [`BrokerConfig::max_device_retained_bytes`]). An enrolling client
+    /// retains nothing; mgmt (a service user) is bounded by `max` alone.
+    fn refusal(&self, retain: &Retain, topic: &TopicName) -> Option<String> {
+        let id = &retain.from.id;
+        let username = id.username.as_deref();
+        match self.access.role_of(username, id.client_id.as_ref()) {
+            Some(Role::Service) => None,
+            None => Some("the publisher is not an authenticated client".into()),
+            Some(Role::Enrollment) => Some("an enrolling client retains nothing".into()),
+            Some(Role::Device) => {
+                let device = username.unwrap_or_default();
+                if !topic::device_may_retain(device, topic) {
+                    Some("a device retains only its presence".into())
+                } else if retain.publish.payload.len() > self.max_device_bytes {
+                    Some(format!(
+                        "{} bytes, more than the {} a device may retain",
+                        retain.publish.payload.len(),
+                        self.max_device_bytes
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -603,6 +651,15 @@ impl RetainStorage for BoundedRetain {
         retain: Retain,
         expiry_interval: Option<Duration>,
     ) -> rmqtt::Result<()> {
+        if let Some(why) = self.refusal(&retain, topic) {
+            tracing::warn!(
+                client_id = %retain.from.id.client_id,
+                %topic,
+                reason = %why,
+                "retained message not kept (delivered as a plain message)"
+            );
+            return Ok(());
+        }
         let storing = !retain.publish.payload.is_empty();
         if storing && usize::try_from(self.inner.count().await).unwrap_or(0) >= self.max {
             let exists = !self

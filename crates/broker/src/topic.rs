@@ -58,6 +58,16 @@ pub fn device_may_use(device_id: &str, topic_or_filter: &str) -> bool {
     }
 }
 
+/// May device `device_id` have a retained message kept on `topic`? Only on
+/// its own topics of a kind the protocol retains for devices (presence, see
+/// [`crossline_proto::Kind::retained_by_device`]); never on `config`, which
+/// mgmt retains for it.
+pub fn device_may_retain(device_id: &str, topic: &str) -> bool {
+    device_may_use(device_id, topic)
+        && crossline_proto::DeviceTopic::parse(topic)
+            .is_ok_and(|t| t.device.as_str() == device_id && t.kind.retained_by_device())
+}
+
 /// May a service user (mgmt) publish to `topic` or subscribe to `filter`?
 ///
 /// Anything under `crossline/v1/` (including `crossline/v1/#`); nothing else
@@ -112,6 +122,20 @@ mod tests {
         }
         assert!(!device_may_use("+", "crossline/v1/d/+/events"));
         assert!(!device_may_use("#", "crossline/v1/d/#/x"));
+    }
+
+    #[test]
+    fn devices_retain_only_their_presence() {
+        assert!(device_may_retain("a", "crossline/v1/d/a/presence"));
+        for bad in [
+            "crossline/v1/d/a/config",
+            "crossline/v1/d/a/events",
+            "crossline/v1/d/a/junk-1",
+            "crossline/v1/d/a/presence/x",
+            "crossline/v1/d/b/presence",
+        ] {
+            assert!(!device_may_retain("a", bad), "{bad}");
+        }
     }
 
     #[test]

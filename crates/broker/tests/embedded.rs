@@ -355,3 +355,44 @@ async fn a_busy_port_is_a_clear_error() {
     );
     assert!(msg.contains("already using this port"), "{msg}");
 }
+
+/// A rogue device once filled mgmt's memory with 150 retained 1 MB messages
+/// on its own topics. A device's retained message is kept only on its
+/// presence topic and only when small: the rest is delivered, not retained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_retains_only_its_small_presence() {
+    let broker = start(Arc::new(credentials())).await;
+    let port = broker.local_addr().port();
+    let mut mgmt = connect(port, "mgmt", "mgmt", "secret-mgmt").await;
+    mgmt.subscribe("crossline/v1/d/a/events").await;
+    mgmt.publish("crossline/v1/d/a/config", "config-v7", true)
+        .await;
+    let a = connect(port, "a", "a", "secret-a").await;
+    a.publish("crossline/v1/d/a/presence", "online", true).await;
+    let junk = "x".repeat(8 * 1024);
+    for i in 0..151 {
+        a.publish(&format!("crossline/v1/d/a/junk-{i}"), &junk, true)
+            .await;
+    }
+    // Neither mgmt's desired configuration nor its presence can be
+    // replaced by a retained message it may not leave.
+    a.publish("crossline/v1/d/a/config", "forged", true).await;
+    a.publish("crossline/v1/d/a/presence", &"y".repeat(2000), true)
+        .await;
+    // The broker handles one client's publishes in order: once this one
+    // arrived, every retained publish before it was decided.
+    a.publish("crossline/v1/d/a/events", "done", false).await;
+    mgmt.expect("crossline/v1/d/a/events", "done").await;
+    assert_eq!(
+        broker.retained_count().await,
+        2,
+        "mgmt's config and a's presence only"
+    );
+
+    let mut later = connect(port, "mgmt-2", "mgmt", "secret-mgmt").await;
+    later.subscribe("crossline/v1/d/a/#").await;
+    assert!(later.expect("crossline/v1/d/a/config", "config-v7").await);
+    assert!(later.expect("crossline/v1/d/a/presence", "online").await);
+    assert!(!later.saw_payload("forged"));
+    broker.shutdown().await;
+}

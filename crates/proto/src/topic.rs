@@ -73,6 +73,12 @@ impl Kind {
         }
     }
 
+    /// Whether a device publishes this kind retained. Only presence (and its
+    /// last will): the broker keeps no other retained message from a device.
+    pub fn retained_by_device(self) -> bool {
+        self == Kind::Presence
+    }
+
     fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
     }

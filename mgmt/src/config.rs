@@ -107,6 +107,18 @@ pub struct FleetConfig {
     /// Alert thresholds and webhook (`[fleet.alerts]`).
     #[serde(default)]
     pub alerts: crate::fleet::alerts::AlertConfig,
+    /// Telemetry messages kept per device and minute (on average); faster
+    /// ones are dropped, counted and logged. The appliance sends one a
+    /// minute by default (`[telemetry] interval_s`).
+    #[serde(default = "d_telemetry_per_min")]
+    pub telemetry_per_min: u32,
+    /// Telemetry messages a device may send in a burst above that rate.
+    #[serde(default = "d_telemetry_burst")]
+    pub telemetry_burst: u32,
+    /// Enrollment requests waiting for an admin, at most: a request with a
+    /// new enrollment id beyond this is refused (not recorded) and logged.
+    #[serde(default = "d_max_pending")]
+    pub max_pending_enrollments: u32,
 }
 
 fn d_true() -> bool {
@@ -115,6 +127,15 @@ fn d_true() -> bool {
 fn d_tick() -> u64 {
     1000
 }
+fn d_telemetry_per_min() -> u32 {
+    60
+}
+fn d_telemetry_burst() -> u32 {
+    10
+}
+fn d_max_pending() -> u32 {
+    100
+}
 
 impl Default for FleetConfig {
     fn default() -> Self {
@@ -122,6 +143,9 @@ impl Default for FleetConfig {
             enrollment: true,
             tick_ms: d_tick(),
             alerts: Default::default(),
+            telemetry_per_min: d_telemetry_per_min(),
+            telemetry_burst: d_telemetry_burst(),
+            max_pending_enrollments: d_max_pending(),
         }
     }
 }

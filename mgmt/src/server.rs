@@ -195,6 +195,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
             service_user: cfg.mqtt.username.clone(),
             tick: std::time::Duration::from_millis(cfg.fleet.tick_ms.max(50)),
             alerts: cfg.fleet.alerts.clone(),
+            telemetry_rate: crate::fleet::telemetry::Rate {
+                per_min: cfg.fleet.telemetry_per_min,
+                burst: cfg.fleet.telemetry_burst,
+            },
+            max_pending_enrollments: cfg.fleet.max_pending_enrollments,
         },
         updates.subscribe(),
         (pending_keys, keys_used),

@@ -76,6 +76,10 @@ pub struct ModemHealth {
     /// the appliance started.
     #[serde(default)]
     pub restarts: u32,
+    /// Why the line's modem cannot be reached right now (port missing,
+    /// unplugged, not answering); absent while it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disconnected: Option<String>,
 }
 
 /// Health of the appliance itself.

@@ -16,6 +16,7 @@ pub use msg::{
     EnrollResponse, EnrollState, EventBatch, Hello, LineSettings, OfflineSettings, Presence,
     PresenceState, Rekey, Rekeyed, ReportedConfig, Telemetry,
 };
+pub use msg::{MAX_CONFIG_VERSION, MAX_TELEMETRY_FIELD, MAX_TELEMETRY_MODEMS};
 pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
 
 use serde::{Serialize, de::DeserializeOwned};

@@ -154,8 +154,59 @@ pub struct Telemetry {
     pub modems: Vec<crossline_core::ModemHealth>,
 }
 
+/// Most modems one [`Telemetry`] message may describe (an appliance drives a
+/// handful of lines; more is refused, not stored).
+pub const MAX_TELEMETRY_MODEMS: usize = 32;
+/// Longest text field of a [`Telemetry`] message (line label, operator,
+/// IMEI, model, version...), in bytes.
+pub const MAX_TELEMETRY_FIELD: usize = 128;
+
 impl Wire for Telemetry {
     const NAME: &'static str = "telemetry";
+    fn validate(&self) -> Result<(), ProtoError> {
+        let invalid = |detail: String| ProtoError::Invalid {
+            what: "telemetry",
+            detail,
+        };
+        if self.modems.len() > MAX_TELEMETRY_MODEMS {
+            return Err(invalid(format!(
+                "{} modems, more than {MAX_TELEMETRY_MODEMS}",
+                self.modems.len()
+            )));
+        }
+        let mut texts = vec![("system.version", self.system.version.as_str())];
+        let mut lines = std::collections::HashSet::new();
+        for m in &self.modems {
+            if m.line.is_empty() {
+                return Err(invalid("a modem without a line label".into()));
+            }
+            if !lines.insert(m.line.as_str()) {
+                return Err(invalid(format!("line {:?} listed twice", m.line)));
+            }
+            texts.push(("line", m.line.as_str()));
+            for (what, v) in [
+                ("operator", &m.operator),
+                ("iccid", &m.iccid),
+                ("model", &m.model),
+                ("firmware", &m.firmware),
+                ("imei", &m.imei),
+                ("sim", &m.sim),
+                ("disconnected", &m.disconnected),
+            ] {
+                if let Some(v) = v {
+                    texts.push((what, v.as_str()));
+                }
+            }
+        }
+        for (what, v) in texts {
+            if v.len() > MAX_TELEMETRY_FIELD || v.chars().any(char::is_control) {
+                return Err(invalid(format!(
+                    "{what} is longer than {MAX_TELEMETRY_FIELD} bytes or holds control characters"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What mgmt asks an appliance to do.
@@ -373,8 +424,28 @@ pub struct ReportedConfig {
     pub error: Option<String>,
 }
 
+/// Largest configuration version: mgmt numbers configurations from 1 and
+/// stores them as signed 64-bit integers, so a version above this was never
+/// issued and is refused, not wrapped.
+pub const MAX_CONFIG_VERSION: u64 = i64::MAX as u64;
+
 impl Wire for ReportedConfig {
     const NAME: &'static str = "reported config";
+    fn validate(&self) -> Result<(), ProtoError> {
+        for (what, v) in [("applied", Some(self.applied)), ("rejected", self.rejected)] {
+            if let Some(v) = v
+                && v > MAX_CONFIG_VERSION
+            {
+                return Err(ProtoError::Invalid {
+                    what: "reported config",
+                    detail: format!(
+                        "{what} version {v} is out of range (mgmt issues versions 1 to {MAX_CONFIG_VERSION})"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// mgmt → appliance. `id` is the idempotency key: the same id twice acts once.
@@ -659,6 +730,43 @@ mod tests {
             error: Some("no line gsm9".into()),
         };
         assert_eq!(decode::<ReportedConfig>(&encode(&rep)).unwrap(), rep);
+        // 2^64-1 is no version mgmt ever issued: refused, not wrapped to -1.
+        let err = decode::<ReportedConfig>(br#"{"v":1,"applied":18446744073709551615}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(
+            decode::<ReportedConfig>(br#"{"v":1,"applied":1,"rejected":9223372036854775808}"#)
+                .is_err()
+        );
+        assert!(decode::<ReportedConfig>(br#"{"v":1,"applied":9223372036854775807}"#).is_ok());
+    }
+
+    #[test]
+    fn telemetry_limits() {
+        let modem = |i: usize| crossline_core::ModemHealth {
+            line: format!("gsm{i}"),
+            signal_dbm: Some(-120),
+            sim: Some("ready".into()),
+            ..Default::default()
+        };
+        let mut t = Telemetry {
+            v: VERSION,
+            system: crossline_core::SystemHealth::default(),
+            modems: (0..MAX_TELEMETRY_MODEMS).map(modem).collect(),
+        };
+        assert_eq!(decode::<Telemetry>(&encode(&t)).unwrap(), t);
+        // A rogue device's 2,000 modems: refused with the reason.
+        t.modems = (0..2000).map(modem).collect();
+        let err = decode::<Telemetry>(&encode(&t)).unwrap_err().to_string();
+        assert!(err.contains("2000 modems, more than 32"), "{err}");
+        t.modems = vec![modem(1), modem(1)];
+        assert!(decode::<Telemetry>(&encode(&t)).is_err(), "one line twice");
+        t.modems = vec![crossline_core::ModemHealth {
+            operator: Some("x".repeat(MAX_TELEMETRY_FIELD + 1)),
+            ..modem(0)
+        }];
+        assert!(decode::<Telemetry>(&encode(&t)).is_err(), "long operator");
     }
 
     #[test]

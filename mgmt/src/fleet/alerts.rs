@@ -148,6 +148,28 @@ pub fn evaluate(
                 subject: m.line.clone(),
                 detail,
             };
+            let n = restarts.observe(
+                &d.id,
+                &m.line,
+                m.restarts,
+                now_ms,
+                ms(cfg.modem_restarts_window_s),
+            );
+            if cfg.modem_restarts > 0 && n >= cfg.modem_restarts {
+                out.push(c(
+                    "modem_restarts",
+                    format!("modem went away {n} times recently"),
+                ));
+            }
+            // Unplugged or its port missing: that is the alert, not what the
+            // modem last said about its SIM, network or signal.
+            if let Some(why) = &m.disconnected {
+                out.push(c(
+                    "modem_disconnected",
+                    format!("modem disconnected: {why}"),
+                ));
+                continue;
+            }
             match m.sim.as_deref() {
                 Some("not_inserted") => out.push(c("sim_missing", "no SIM in the slot".into())),
                 Some(s @ ("pin_required" | "pin_rejected" | "puk_required" | "error")) => {
@@ -162,19 +184,6 @@ pub fn evaluate(
                 && dbm <= cfg.signal_low_dbm
             {
                 out.push(c("signal_low", format!("signal {dbm} dBm")));
-            }
-            let n = restarts.observe(
-                &d.id,
-                &m.line,
-                m.restarts,
-                now_ms,
-                ms(cfg.modem_restarts_window_s),
-            );
-            if cfg.modem_restarts > 0 && n >= cfg.modem_restarts {
-                out.push(c(
-                    "modem_restarts",
-                    format!("modem went away {n} times recently"),
-                ));
             }
         }
     }
@@ -381,7 +390,9 @@ mod tests {
         let now = 1_000_000;
         let tel = serde_json::json!({"v":1,"system":{"uptime_s":1,"version":"x","disk_used_pct":95.0},
             "modems":[{"line":"gsm0","signal_dbm":-111,"registered":false,"sim":"ready","restarts":0},
-                      {"line":"gsm1","registered":false,"sim":"not_inserted","restarts":0}]});
+                      {"line":"gsm1","registered":false,"sim":"not_inserted","restarts":0},
+                      {"line":"gsm2","registered":false,"sim":"ready","restarts":1,
+                       "disconnected":"port /dev/ttyUSB7 does not exist"}]});
         let mut h = RestartHistory::default();
         let c = evaluate(
             &cfg,
@@ -408,7 +419,14 @@ mod tests {
                 ("sick".into(), "not_registered", "gsm0".into()),
                 ("sick".into(), "signal_low", "gsm0".into()),
                 ("sick".into(), "sim_missing", "gsm1".into()),
+                // Unplugged: said so, not "not registered".
+                ("sick".into(), "modem_disconnected", "gsm2".into()),
             ]
+        );
+        let unplugged = c.iter().find(|c| c.subject == "gsm2").unwrap();
+        assert_eq!(
+            unplugged.detail,
+            "modem disconnected: port /dev/ttyUSB7 does not exist"
         );
     }
 

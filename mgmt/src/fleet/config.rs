@@ -178,7 +178,10 @@ pub fn record_reported(
     r: &ReportedConfig,
     now_ms: i64,
 ) -> rusqlite::Result<()> {
-    let applied = (r.applied > 0).then_some(r.applied as i64);
+    // The decoder refuses versions above MAX_CONFIG_VERSION; a number that
+    // still does not fit is not recorded, never wrapped to a negative one.
+    let applied = i64::try_from(r.applied).ok().filter(|v| *v > 0);
+    let rejected = r.rejected.and_then(|v| i64::try_from(v).ok());
     tx.execute(
         "INSERT INTO fleet_device_config (device, applied_version, rejected_version, error, reported_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)
@@ -188,7 +191,7 @@ pub fn record_reported(
         params![
             device,
             applied,
-            r.rejected.map(|v| v as i64),
+            rejected,
             r.error.as_deref().map(|e| e.chars().take(2000).collect::<String>()),
             now_ms
         ],

@@ -44,18 +44,24 @@ fn parse_list(s: &str) -> Vec<String> {
 
 /// Records (or refreshes) a request; returns what to answer and whether the
 /// request is new.
+/// `None` (nothing recorded) for a new enrollment id while `max_pending`
+/// enrollments are pending already.
 pub fn record_request(
     tx: &Transaction<'_>,
     id: &str,
     req: &EnrollRequest,
     now_ms: i64,
-) -> rusqlite::Result<(Answer, bool)> {
+    max_pending: u32,
+) -> rusqlite::Result<Option<(Answer, bool)>> {
     let new = tx
         .query_row("SELECT 1 FROM fleet_enrollment WHERE id = ?1", [id], |_| {
             Ok(())
         })
         .optional()?
         .is_none();
+    if new && pending_count(tx)? >= max_pending as usize {
+        return Ok(None);
+    }
     tx.execute(
         "INSERT INTO fleet_enrollment
              (id, serial, macs, imeis, hostname, software, state, first_seen_ms, last_seen_ms)
@@ -74,7 +80,7 @@ pub fn record_request(
             now_ms
         ],
     )?;
-    answer(tx, id).map(|a| (a.unwrap_or(Answer::Pending), new))
+    answer(tx, id).map(|a| Some((a.unwrap_or(Answer::Pending), new)))
 }
 
 /// The current answer for an enrollment id, `None` if unknown.
@@ -593,6 +599,21 @@ pub fn pending_count(conn: &Connection) -> rusqlite::Result<usize> {
     .map(|n| n as usize)
 }
 
+/// Marks offline every device shown online whose last sign of life is
+/// older than `silent_since_ms`; returns their ids. A later presence or
+/// telemetry message shows it online again.
+pub fn mark_silent_offline(
+    tx: &Transaction<'_>,
+    silent_since_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut st = tx.prepare_cached(
+        "UPDATE device SET online = 0
+         WHERE online = 1 AND revoked = 0 AND coalesce(last_seen_ms, 0) < ?1
+         RETURNING id",
+    )?;
+    st.query_map([silent_since_ms], |r| r.get(0))?.collect()
+}
+
 /// Ids of revoked devices (to disconnect any live session they still hold).
 pub fn revoked(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare("SELECT id FROM device WHERE revoked = 1")?;
@@ -656,6 +677,59 @@ mod tests {
         )
         .unwrap();
         c
+    }
+
+    #[test]
+    fn pending_enrollments_are_capped() {
+        let mut c = test_db();
+        let req = EnrollRequest {
+            v: 1,
+            serial: None,
+            macs: vec![],
+            imeis: vec![],
+            hostname: None,
+            software: "t".into(),
+        };
+        let tx = c.transaction().unwrap();
+        for i in 0..3 {
+            let r = record_request(&tx, &format!("e{i}"), &req, 1, 3).unwrap();
+            assert_eq!(r, Some((Answer::Pending, true)));
+        }
+        assert_eq!(record_request(&tx, "e3", &req, 2, 3).unwrap(), None);
+        // A known one is still answered; once one is decided, room again.
+        assert_eq!(
+            record_request(&tx, "e1", &req, 2, 3).unwrap(),
+            Some((Answer::Pending, false))
+        );
+        reject(&tx, "e0", 3).unwrap();
+        assert!(record_request(&tx, "e3", &req, 4, 3).unwrap().is_some());
+        tx.commit().unwrap();
+        assert_eq!(pending_count(&c).unwrap(), 3);
+        assert_eq!(enrollments(&c, None).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn silent_online_devices_are_marked_offline() {
+        let mut c = test_db();
+        for (id, online, last) in [("fresh", 1, 100_000), ("silent", 1, 1000), ("off", 0, 1000)] {
+            c.execute(
+                "INSERT INTO device (id, secret_hash, online, last_seen_ms, created_ms)
+                 VALUES (?1, 'h', ?2, ?3, 0)",
+                params![id, online, last],
+            )
+            .unwrap();
+        }
+        let tx = c.transaction().unwrap();
+        assert_eq!(mark_silent_offline(&tx, 50_000).unwrap(), vec!["silent"]);
+        assert!(mark_silent_offline(&tx, 50_000).unwrap().is_empty());
+        tx.commit().unwrap();
+        let online: Vec<String> = devices(&c)
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.online)
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(online, vec!["fresh"]);
     }
 
     fn ids(p: &ListPage) -> Vec<&str> {

@@ -61,6 +61,10 @@ pub struct FleetOptions {
     pub tick: Duration,
     /// Alert thresholds and the webhook.
     pub alerts: alerts::AlertConfig,
+    /// Telemetry kept per device (faster messages are dropped and logged).
+    pub telemetry_rate: telemetry::Rate,
+    /// Pending enrollments at most (one bootstrap token admits them all).
+    pub max_pending_enrollments: u32,
 }
 
 /// Handle for the CLI-free paths (HTTP API): approve, reject, revoke, list.
@@ -397,6 +401,8 @@ async fn run(
     let mut prune_tick = tokio::time::interval(Duration::from_secs(3600));
     prune_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut restarts = alerts::RestartHistory::default();
+    let mut telemetry_rate = telemetry::RateLimit::new(opts.telemetry_rate);
+    let mut enroll_refusals = RefusalLog::default();
     let webhook = opts.alerts.webhook_url.clone().map(|url| {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(webhook_sender(url, rx, shutdown.clone()));
@@ -421,7 +427,8 @@ async fn run(
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     if p.topic.starts_with(crossline_proto::topic::ENROLL_PREFIX) {
-                        if on_request(&store, &client, &p.topic, &p.payload, &mut published).await {
+                        let limit = (opts.max_pending_enrollments, &mut enroll_refusals);
+                        if on_request(&store, &client, &p.topic, &p.payload, &mut published, limit).await {
                             changes.enrollments();
                         }
                     } else if let Some(device) = on_device_message(&store, &p.topic, &p.payload).await {
@@ -503,10 +510,20 @@ async fn run(
                     }
                 }
                 Ok(Update::Telemetry { device, telemetry: t }) => {
-                    // Bounded: flushed every tick; a store that cannot keep
-                    // up loses samples, not memory.
-                    if samples.len() < 100_000 {
-                        samples.push(telemetry::sample(device.as_str(), &t, now_ms() as i64));
+                    let now = now_ms() as i64;
+                    match telemetry_rate.check(device.as_str(), now) {
+                        // Bounded: flushed every tick; a store that cannot
+                        // keep up loses samples, not memory.
+                        telemetry::Verdict::Keep if samples.len() < 100_000 => {
+                            samples.push(telemetry::sample(device.as_str(), &t, now));
+                        }
+                        telemetry::Verdict::Keep | telemetry::Verdict::Drop { report: None } => {}
+                        telemetry::Verdict::Drop { report: Some(n) } => warn!(
+                            device = %device,
+                            dropped = n,
+                            per_min = opts.telemetry_rate.per_min,
+                            "telemetry sent faster than [fleet] telemetry_per_min allows: samples dropped (check the appliance's [telemetry] interval_s)"
+                        ),
                     }
                 }
                 Ok(_) => {}
@@ -694,13 +711,39 @@ async fn publish_due(
     }
 }
 
-/// An enrollment request: recorded and answered; true if it is new.
+/// Refused enrollment requests, logged once a minute with their number
+/// (a flood of them must not flood the log).
+#[derive(Default)]
+struct RefusalLog {
+    refused: u64,
+    logged: Option<Instant>,
+}
+
+impl RefusalLog {
+    /// Counts a refusal; the number to log now, if a minute has passed.
+    fn count(&mut self) -> Option<u64> {
+        self.refused += 1;
+        if self
+            .logged
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+        {
+            return None;
+        }
+        self.logged = Some(Instant::now());
+        Some(std::mem::take(&mut self.refused))
+    }
+}
+
+/// An enrollment request: recorded and answered; true if it is new. A new
+/// enrollment id is refused (not recorded, not answered) while
+/// `max_pending` enrollments wait for an admin.
 async fn on_request(
     store: &SqliteStore,
     client: &AsyncClient,
     topic: &str,
     payload: &[u8],
     published: &mut HashMap<String, Instant>,
+    (max_pending, refusals): (u32, &mut RefusalLog),
 ) -> bool {
     let t = match EnrollTopic::parse(topic) {
         Ok(t) if t.kind == EnrollKind::Request => t,
@@ -718,10 +761,21 @@ async fn on_request(
     };
     let id = t.enrollment.clone();
     let answer = store
-        .write(move |tx| db::record_request(tx, &id, &req, now_ms() as i64))
+        .write(move |tx| db::record_request(tx, &id, &req, now_ms() as i64, max_pending))
         .await;
     match answer {
-        Ok((a, new)) => {
+        Ok(None) => {
+            if let Some(n) = refusals.count() {
+                warn!(
+                    enrollment = %t.enrollment,
+                    refused = n,
+                    max_pending,
+                    "enrollment requests refused: {max_pending} enrollments already wait for an admin (the most one bootstrap token may have, [fleet] max_pending_enrollments); approve or reject them (`crossline-mgmt enroll list`), or replace the bootstrap token if they are not yours"
+                );
+            }
+            false
+        }
+        Ok(Some((a, new))) => {
             debug!(enrollment = %t.enrollment, answer = ?a_state(&a), "enrollment request");
             if matches!(
                 a,
@@ -841,6 +895,22 @@ async fn evaluate_alerts(
     webhook: Option<&mpsc::UnboundedSender<alerts::Alert>>,
     changes: &Changed,
 ) {
+    // A device "online" but silent past the heartbeat timeout lost its
+    // session without a last will (mgmt restarted meanwhile, a half-open
+    // connection): shown offline, like its alert says, until it speaks again.
+    let silent_since = now_ms() as i64 - (cfg.heartbeat_timeout_s * 1000.0) as i64;
+    match store
+        .write(move |tx| db::mark_silent_offline(tx, silent_since))
+        .await
+    {
+        Ok(ids) => {
+            for id in ids {
+                info!(device = %id, heartbeat_timeout_s = cfg.heartbeat_timeout_s, "device silent past the heartbeat timeout: shown offline until it is heard from again");
+                changes.device(&id);
+            }
+        }
+        Err(e) => warn!(error = %e, "could not mark silent devices offline"),
+    }
     let devices = match store.read(db::devices).await {
         Ok(d) => d,
         Err(e) => {

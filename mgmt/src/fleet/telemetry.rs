@@ -14,6 +14,83 @@ pub const AGG_KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
 /// Aggregate bucket width.
 pub const BUCKET_MS: i64 = 5 * 60 * 1000;
 
+/// How much telemetry one device may send (`[fleet] telemetry_per_min`,
+/// `telemetry_burst`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Messages kept per minute, on average (0: only the burst, ever).
+    pub per_min: u32,
+    /// Messages a device may send at once above that rate.
+    pub burst: u32,
+}
+
+/// What [`RateLimit::check`] decided about one telemetry message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the device's budget: store it.
+    Keep,
+    /// Over budget: drop it. `report` carries how many were dropped since
+    /// the last report, once a minute per device (log that, not each drop).
+    Drop { report: Option<u64> },
+}
+
+/// Per-device token buckets: each device may send `burst` messages at once
+/// and `per_min` a minute on average. Bounded by the number of devices
+/// (only authenticated devices publish telemetry).
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: Rate,
+    devices: std::collections::HashMap<String, Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at_ms: i64,
+    dropped: u64,
+    reported_ms: Option<i64>,
+}
+
+impl RateLimit {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            devices: Default::default(),
+        }
+    }
+
+    /// Decides about a message from `device` arriving at `now_ms`.
+    pub fn check(&mut self, device: &str, now_ms: i64) -> Verdict {
+        let burst = f64::from(self.rate.burst.max(1));
+        let per_ms = f64::from(self.rate.per_min) / 60_000.0;
+        let b = self
+            .devices
+            .entry(device.to_string())
+            .or_insert_with(|| Bucket {
+                tokens: burst,
+                at_ms: now_ms,
+                dropped: 0,
+                reported_ms: None,
+            });
+        let elapsed = (now_ms - b.at_ms).max(0) as f64;
+        b.tokens = (b.tokens + elapsed * per_ms).min(burst);
+        b.at_ms = now_ms;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            return Verdict::Keep;
+        }
+        b.dropped += 1;
+        let due = b.reported_ms.is_none_or(|t| now_ms - t >= 60_000);
+        if due {
+            b.reported_ms = Some(now_ms);
+            let n = std::mem::take(&mut b.dropped);
+            Verdict::Drop { report: Some(n) }
+        } else {
+            Verdict::Drop { report: None }
+        }
+    }
+}
+
 /// One telemetry message, ready to store.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -198,6 +275,27 @@ mod tests {
                 ..ModemHealth::default()
             }],
         }
+    }
+
+    #[test]
+    fn telemetry_rate_per_device() {
+        let mut r = RateLimit::new(Rate {
+            per_min: 60,
+            burst: 3,
+        });
+        // A burst of 3, then one a second; other devices are not affected.
+        let kept = |r: &mut RateLimit, dev: &str, at: i64| r.check(dev, at) == Verdict::Keep;
+        assert!((0..3).all(|_| kept(&mut r, "a", 0)));
+        assert_eq!(r.check("a", 0), Verdict::Drop { report: Some(1) });
+        assert!(kept(&mut r, "b", 0));
+        for _ in 0..500 {
+            assert_eq!(r.check("a", 10), Verdict::Drop { report: None });
+        }
+        assert!(kept(&mut r, "a", 1010));
+        assert!(!kept(&mut r, "a", 1020));
+        // The drops are reported once a minute, with their number.
+        assert!((0..3).all(|_| kept(&mut r, "a", 60_000)));
+        assert_eq!(r.check("a", 60_000), Verdict::Drop { report: Some(502) });
     }
 
     #[test]

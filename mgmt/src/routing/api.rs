@@ -536,6 +536,13 @@ pub async fn get_decisions(
         })?),
         None => None,
     };
+    let after = q.after.unwrap_or(0);
+    if i64::try_from(after).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "`after` {after} is out of range: pass `next_after` of the previous page (a log seq, at most {})",
+            i64::MAX
+        )));
+    }
     let limit = q.limit.unwrap_or(200);
     if !(1..=MAX_DECISIONS).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -546,7 +553,7 @@ pub async fn get_decisions(
         &st.store,
         DecisionFilter {
             conversation,
-            after: q.after.unwrap_or(0),
+            after,
             limit,
         },
     )

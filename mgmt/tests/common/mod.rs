@@ -63,6 +63,11 @@ impl Mgmt {
         self.running.as_ref().unwrap()
     }
 
+    /// mgmt's data directory (its secrets, the bootstrap token, the database).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Registers `id` and connects a device client as it.
     pub async fn device(&self, id: &str) -> Device {
         let node = NodeId::new(id).unwrap();

@@ -39,6 +39,9 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub commands: CommandsConfig,
+    /// The file this configuration was read from (set by [`Config::load`]).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Remote fleet commands (`[commands]`, see docs/FLEET.md).
@@ -538,16 +541,44 @@ impl Config {
             enroll: None,
             telemetry: TelemetryConfig::default(),
             commands: CommandsConfig::default(),
+            source: None,
         }
     }
 
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let cfg: Config =
+        let mut cfg: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         cfg.validate()?;
+        cfg.source = Some(path.to_path_buf());
         Ok(cfg)
+    }
+
+    /// What to check when mgmt's broker refuses this appliance's
+    /// credential: where the device id and secret come from, and how to
+    /// get a valid one.
+    pub fn credential_hint(&self) -> String {
+        let file = self
+            .source
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the appliance's configuration".into());
+        let identity = crate::enroll::identity_path(&self.data_dir);
+        if identity.exists() {
+            format!(
+                "this appliance uses the credential it got at enrollment ({}); if mgmt no longer knows it (device removed, revoked or re-keyed), delete that file and restart to enroll again with [enroll] in {file}",
+                identity.display()
+            )
+        } else {
+            let secret = match &self.mqtt.secret_file {
+                Some(p) => format!("[mqtt] secret_file ({})", p.display()),
+                None => "[mqtt] secret".into(),
+            };
+            format!(
+                "check node_id and {secret} in {file} against what `crossline-mgmt device add` issued (`crossline-mgmt device list` shows the known devices), or re-enroll: remove node_id and the secret and set [enroll]"
+            )
+        }
     }
 
     /// The device id (present once enrolled or configured).
@@ -576,6 +607,13 @@ impl Config {
         }
         if self.sync.window < self.sync.batch as u64 {
             anyhow::bail!("sync.window must be at least sync.batch");
+        }
+        if self.modems.len() > crossline_proto::MAX_TELEMETRY_MODEMS {
+            anyhow::bail!(
+                "modems: {} lines configured, at most {} (mgmt refuses telemetry describing more)",
+                self.modems.len(),
+                crossline_proto::MAX_TELEMETRY_MODEMS
+            );
         }
         let mut labels = std::collections::BTreeSet::new();
         for m in &self.modems {

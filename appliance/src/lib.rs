@@ -98,6 +98,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             config: Some(config_tx),
             outbound: Some(out_rx),
             credential: crate::enroll::CredentialFile::of(&cfg),
+            refusal_hint: Some(cfg.credential_hint()),
         },
         shutdown.clone(),
     );

@@ -124,17 +124,23 @@ impl Lines {
                     imei: info.imei.clone(),
                     sim: Some(sim_state(&info.sim).to_string()),
                     restarts: slot.health.restarts,
+                    disconnected: None,
                 };
             }
         });
     }
 
-    fn set_down(&self, line: &str) {
+    /// The line's modem went away (or never came): `why` goes into
+    /// telemetry until it answers again. Counts a restart when it was up.
+    fn set_down(&self, line: &str, why: &str) {
         self.with(|s| {
             if let Some(slot) = s.get_mut(line) {
+                if slot.health.disconnected.is_none() {
+                    slot.health.restarts = slot.health.restarts.saturating_add(1);
+                }
                 slot.health.registered = false;
                 slot.health.signal_dbm = None;
-                slot.health.restarts = slot.health.restarts.saturating_add(1);
+                slot.health.disconnected = Some(telemetry_text(why));
             }
         });
     }
@@ -154,6 +160,19 @@ impl Lines {
             modems: self.health(),
         }
     }
+}
+
+/// `text` as a telemetry field: one line, at most
+/// [`crossline_proto::MAX_TELEMETRY_FIELD`] bytes.
+fn telemetry_text(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().map(|c| if c.is_control() { ' ' } else { c }) {
+        if out.len() + c.len_utf8() > crossline_proto::MAX_TELEMETRY_FIELD {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Starts a supervised driver for every line of `lines` in `tasks`. Driver
@@ -217,6 +236,9 @@ async fn supervise(
 ) -> anyhow::Result<()> {
     let line = cfg.line.clone();
     let mut backoff = Duration::from_secs(1);
+    // Until the modem first answers, a failure is a configuration or
+    // hardware problem to fix, said once and clearly.
+    let mut ever_up = false;
     loop {
         info!(line = %line, port = %cfg.port, "starting modem driver");
         let (handle, mut rx) = Modem::start(cfg.clone(), serial_opener(cfg.port.clone(), baud));
@@ -235,12 +257,18 @@ async fn supervise(
             let Some(event) = ev else { break };
             match event {
                 ModemEvent::Health(info) => {
+                    ever_up = true;
                     lines.set_health(&info);
+                    let _ = telemetry.try_send(lines.telemetry());
+                }
+                ModemEvent::Disconnected { reason } if !ever_up => {
+                    tracing::error!(line = %line, port = %cfg.port, %reason, "modem not reachable: line {line} stays down until it answers (check [[modems]] port, the cable or USB); retrying with backoff");
+                    lines.set_down(&line, &reason);
                     let _ = telemetry.try_send(lines.telemetry());
                 }
                 ModemEvent::Disconnected { reason } => {
                     warn!(line = %line, %reason, "modem disconnected; the driver reopens it");
-                    lines.set_down(&line);
+                    lines.set_down(&line, &reason);
                     let _ = telemetry.try_send(lines.telemetry());
                 }
                 ModemEvent::Reconnected => info!(line = %line, "modem back"),
@@ -267,7 +295,7 @@ async fn supervise(
             }
         }
         lines.set_handle(&line, None);
-        lines.set_down(&line);
+        lines.set_down(&line, "the modem driver stopped");
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }

@@ -110,6 +110,9 @@ pub struct UplinkIo {
     /// Where a new secret from mgmt is stored (the `rekey` topic is
     /// subscribed only when this is set).
     pub credential: Option<crate::enroll::CredentialFile>,
+    /// What to tell the operator when the broker refuses the credential
+    /// ([`crate::Config::credential_hint`]).
+    pub refusal_hint: Option<String>,
 }
 
 /// Runs the uplink until `shutdown`; returns the last ack seen.
@@ -131,6 +134,7 @@ where
         config: None,
         outbound: None,
         credential: None,
+        refusal_hint: None,
     };
     run_with(log, mqtt, sync, io, shutdown).await
 }
@@ -154,6 +158,7 @@ where
         config: config_tx,
         mut outbound,
         credential,
+        refusal_hint,
     } = io;
     let want_config = config_tx.is_some();
     let want_rekey = credential.is_some();
@@ -186,6 +191,9 @@ where
         link_tx,
         want_config,
         credential.map(|c| (client.clone(), c)),
+        refusal_hint.unwrap_or_else(|| {
+            "check the device id and its secret against what mgmt issued, or re-enroll".into()
+        }),
         shutdown.clone(),
     ));
     info!(device = %me, broker = %broker, "uplink starting");
@@ -542,6 +550,24 @@ async fn rekey(
     false
 }
 
+/// How often a lasting refusal of the credential is logged again.
+const REFUSAL_REMINDER: Duration = Duration::from_secs(600);
+
+/// What a CONNACK refusal means for an appliance.
+fn refusal_reason(code: rumqttc::ConnectReturnCode) -> &'static str {
+    use rumqttc::ConnectReturnCode as C;
+    match code {
+        C::BadUserNamePassword => {
+            "wrong secret, or a device id mgmt does not know (or has revoked)"
+        }
+        C::NotAuthorized => "this device id is not allowed to connect as configured",
+        C::BadClientId => "the broker refused the client id (the device id)",
+        C::RefusedProtocolVersion => "the broker does not speak MQTT 3.1.1",
+        C::ServiceUnavailable => "the broker is unavailable (overloaded or starting)",
+        C::Success => "no refusal",
+    }
+}
+
 async fn poll_loop(
     mut eventloop: EventLoop,
     me: NodeId,
@@ -549,9 +575,13 @@ async fn poll_loop(
     tx: mpsc::Sender<Link>,
     want_config: bool,
     rekeying: Option<(AsyncClient, crate::enroll::CredentialFile)>,
+    refusal_hint: String,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
+    // The broker's refusal is logged at once, then again only when it
+    // changes or every REFUSAL_REMINDER while it lasts.
+    let mut last_refusal: Option<(rumqttc::ConnectReturnCode, Instant)> = None;
     // A clean disconnect was asked for after a re-key.
     let mut reconnect = false;
     // A TLS refusal is logged when it first happens (and when it changes),
@@ -571,6 +601,9 @@ async fn poll_loop(
         match ev {
             Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(200);
+                if last_refusal.take().is_some() {
+                    info!(device = %me, "mgmt's broker accepts this appliance's credential again");
+                }
                 debug!(device = %me, session_present = ack.session_present, "connack");
                 if tx.send(Link::Up).await.is_err() {
                     return;
@@ -629,6 +662,20 @@ async fn poll_loop(
             }
             Ok(_) => {}
             Err(e) => {
+                if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                    let repeat = last_refusal
+                        .is_some_and(|(c, at)| c == *code && at.elapsed() < REFUSAL_REMINDER);
+                    if !repeat {
+                        tracing::error!(
+                            device = %me,
+                            broker = %mqtt.url,
+                            code = ?code,
+                            "mgmt's broker refused this appliance: {}; {refusal_hint}",
+                            refusal_reason(*code)
+                        );
+                        last_refusal = Some((*code, Instant::now()));
+                    }
+                }
                 match mqtt.tls_problem(&e) {
                     Some(p) if last_tls_problem.as_ref() != Some(&p) => {
                         tracing::error!(device = %me, "{p}");

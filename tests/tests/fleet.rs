@@ -622,3 +622,127 @@ fn telemetry_history_and_offline_alert() {
     assert!(app.sigterm());
     assert!(mgmt.sigterm());
 }
+
+/// An appliance with a wrong secret, or a device id mgmt does not know,
+/// logged nothing for 25 s. The broker's refusal is logged at once, with
+/// what to check, and not again on every retry.
+#[test]
+fn a_refused_appliance_says_why_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    mgmt.add_device("branch-w");
+    mgmt.start();
+    let port = mgmt.mqtt_port;
+    let mut wrong = Appliance::with_config(tmp.path(), "branch-w", "not-the-secret", port, "");
+    let mut unknown = Appliance::with_config(tmp.path(), "branch-u", "any-secret", port, "");
+    wrong.start();
+    unknown.start();
+    for app in [&wrong, &unknown] {
+        let line = wait_for(
+            "the broker's refusal in the appliance's log",
+            Duration::from_secs(10),
+            || {
+                std::fs::read_to_string(&app.log).ok().and_then(|l| {
+                    l.lines()
+                        .find(|l| l.contains("refused this appliance"))
+                        .map(str::to_string)
+                })
+            },
+        );
+        assert!(line.contains("ERROR"), "{line}");
+        assert!(line.contains("wrong secret"), "{line}");
+        assert!(
+            line.contains("node_id") && line.contains(&app.config.display().to_string()),
+            "{line}"
+        );
+    }
+    // It keeps retrying (the credential may be fixed at mgmt) without
+    // repeating itself: wait for a few more refusals at the broker.
+    wait_for("more refused attempts", LONG, || {
+        let log = std::fs::read_to_string(&mgmt.log).ok()?;
+        (log.matches("MQTT CONNECT refused").count() >= 8).then_some(())
+    });
+    let log = std::fs::read_to_string(&wrong.log).unwrap();
+    assert_eq!(log.matches("refused this appliance").count(), 1, "{log}");
+    assert!(wrong.sigterm() && unknown.sigterm());
+    assert!(mgmt.sigterm());
+}
+
+/// A modem port that does not exist: one clear error at start (not a
+/// warning on every retry), the reason in telemetry, and an alert that says
+/// "modem disconnected" (not "not registered").
+#[test]
+fn a_missing_modem_port_is_one_clear_error_and_a_modem_disconnected_alert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    mgmt.set_config("[fleet]\ntick_ms = 200\n[fleet.alerts]\neval_s = 0.2\n");
+    let secret = mgmt.add_device("branch-m");
+    mgmt.start();
+    let api = mgmt.api_token();
+    let port = "/dev/crossline-no-such-modem";
+    let mut app = Appliance::with_config(
+        tmp.path(),
+        "branch-m",
+        &secret,
+        mgmt.mqtt_port,
+        &format!(
+            "[telemetry]\ninterval_s = 0.3\n\
+             [[modems]]\nlabel = \"gsm0\"\nport = \"{port}\"\nreopen_backoff_max = \"200ms\"\n"
+        ),
+    );
+    app.start();
+    let alert = wait_for("the modem_disconnected alert", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-m")?;
+        d["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["kind"] == "modem_disconnected" && a["cleared_ms"].is_null())
+            .cloned()
+    });
+    assert_eq!(alert["subject"], "gsm0");
+    let detail = alert["detail"].as_str().unwrap();
+    assert!(detail.starts_with("modem disconnected: "), "{detail}");
+    assert!(
+        detail.contains(&format!("{port} does not exist")),
+        "{detail}"
+    );
+    let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-m").unwrap();
+    let reason = d["device"]["telemetry"]["modems"][0]["disconnected"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason in telemetry: {d}"));
+    assert!(reason.contains("does not exist"), "{reason}");
+    assert!(
+        !d["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "not_registered"),
+        "{d}"
+    );
+
+    // Seconds pass (many retries at 200 ms): still one error, no warning per retry.
+    wait_for("a dozen telemetry samples", LONG, || {
+        let p = get_json(
+            &mgmt,
+            &api,
+            "/api/v1/fleet/devices/branch-m/telemetry?series=load1&since_s=600",
+        )?;
+        (p.as_array()?.len() >= 12).then_some(())
+    });
+    let log = std::fs::read_to_string(&app.log).unwrap();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("modem not reachable"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("ERROR") && errors[0].contains(port),
+        "{log}"
+    );
+    assert!(
+        log.matches("cannot open the port").count() <= 1,
+        "a warning per retry: {log}"
+    );
+    assert!(app.sigterm());
+    assert!(mgmt.sigterm());
+}

@@ -482,10 +482,14 @@ impl Driver {
         }
         let mut delay = Duration::from_millis(200);
         let mut was_down = false;
+        // A port that cannot be opened is logged when the reason changes, not
+        // on every retry (a missing port would warn for ever).
+        let mut open_error: Option<String> = None;
         loop {
             match opener().await {
                 Ok(io) => {
                     info!("port opened");
+                    open_error = None;
                     self.engine = Some(AtEngine::new(io, self.label.clone()));
                     self.dead = None;
                     self.init().await;
@@ -511,14 +515,27 @@ impl Driver {
                     was_down = true;
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot open the port");
-                    if !was_down {
+                    let reason = if e.kind() == std::io::ErrorKind::NotFound {
+                        format!(
+                            "port {} does not exist (is the modem plugged in? is the configured port right?)",
+                            self.cfg.port
+                        )
+                    } else {
+                        format!("cannot open port {}: {e}", self.cfg.port)
+                    };
+                    if open_error.as_deref() != Some(reason.as_str()) {
+                        warn!(%reason, "cannot open the port; retrying with backoff (logged again when the reason changes)");
+                    } else {
+                        debug!(%reason, "cannot open the port");
+                    }
+                    if !was_down || open_error.as_deref() != Some(reason.as_str()) {
                         self.emit(ModemEvent::Disconnected {
-                            reason: format!("{}: cannot open the port: {e}", self.label),
+                            reason: reason.clone(),
                         })
                         .await;
                         was_down = true;
                     }
+                    open_error = Some(reason);
                 }
             }
             if let Stop::Stop = self.wait_offline(delay).await {

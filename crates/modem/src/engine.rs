@@ -28,6 +28,13 @@ pub type OpenFuture = Pin<Box<dyn Future<Output = std::io::Result<Transport>> + 
 /// Opens a serial device with tokio-serial (8N1, no flow control).
 pub fn open_serial(path: &str, baud: u32) -> std::io::Result<Transport> {
     use tokio_serial::SerialPortBuilderExt;
+    // Said plainly: serialport's own error for a missing node is vaguer.
+    if !std::path::Path::new(path).exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{path} does not exist"),
+        ));
+    }
     let port = tokio_serial::new(path, baud)
         .flow_control(tokio_serial::FlowControl::None)
         .timeout(Duration::from_secs(1))

@@ -287,6 +287,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             enroll: None,
             telemetry: Default::default(),
             commands: Default::default(),
+            source: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,

@@ -126,6 +126,7 @@ fn telemetry(i: usize, uptime: u64) -> Vec<u8> {
         imei: Some(format!("86123405{i:07}")),
         sim: Some("ready".into()),
         restarts: 0,
+        disconnected: None,
     };
     encode(&Telemetry {
         v: crossline_proto::VERSION,

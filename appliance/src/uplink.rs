@@ -187,13 +187,15 @@ where
     let poller = tokio::spawn(poll_loop(
         eventloop,
         me.clone(),
-        mqtt.clone(),
+        (
+            mqtt.clone(),
+            refusal_hint.unwrap_or_else(|| {
+                "check the device id and its secret against what mgmt issued, or re-enroll".into()
+            }),
+        ),
         link_tx,
         want_config,
         credential.map(|c| (client.clone(), c)),
-        refusal_hint.unwrap_or_else(|| {
-            "check the device id and its secret against what mgmt issued, or re-enroll".into()
-        }),
         shutdown.clone(),
     ));
     info!(device = %me, broker = %broker, "uplink starting");
@@ -571,11 +573,11 @@ fn refusal_reason(code: rumqttc::ConnectReturnCode) -> &'static str {
 async fn poll_loop(
     mut eventloop: EventLoop,
     me: NodeId,
-    mqtt: MqttConfig,
+    // The broker's settings, and what to say when it refuses the credential.
+    (mqtt, refusal_hint): (MqttConfig, String),
     tx: mpsc::Sender<Link>,
     want_config: bool,
     rekeying: Option<(AsyncClient, crate::enroll::CredentialFile)>,
-    refusal_hint: String,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);

@@ -246,7 +246,7 @@ async fn count(mgmt: &Mgmt, sql: &'static str, device: &str) -> i64 {
     let d = device.to_string();
     mgmt.running()
         .store
-        .read(move |c| Ok(c.query_row(sql, [d], |r| r.get::<_, i64>(0))?))
+        .read(move |c| c.query_row(sql, [d], |r| r.get::<_, i64>(0)))
         .await
         .unwrap()
 }

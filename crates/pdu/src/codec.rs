@@ -534,20 +534,20 @@ fn read_user_data(
     Ok(UserData { concat, text, data })
 }
 
-/// Octets after the user data are an error, except `FF` filler: a SIM
-/// record (EF_SMS, TS 31.102 §4.2.25) pads the TPDU with `FF` up to 175
-/// octets, and some modems hand the whole record out.
-fn check_end(r: &mut Reader<'_>) -> Result<(), PduError> {
-    let offset = r.offset();
-    let extra = r.remaining();
-    if extra == 0 {
-        return Ok(());
-    }
-    let rest = r.take(extra, "trailing octets")?;
+/// The octets after the user data TP-UDL declares. Real networks and modems
+/// deliver PDUs that run past TP-UDL (the modem's declared length is longer
+/// than the user data); like Gammu and ModemManager the message is decoded
+/// by TP-UDL and the extra octets are handed back to be reported, never a
+/// reason to drop it. `FF` filler alone is no extra: a SIM record (EF_SMS,
+/// TS 31.102 §4.2.25) pads the TPDU with `FF` up to 175 octets, and some
+/// modems hand the whole record out.
+fn rest_after_user_data(r: &mut Reader<'_>) -> Vec<u8> {
+    let rest = r.take(r.remaining(), "trailing octets").unwrap_or(&[]);
     if rest.iter().all(|&b| b == 0xFF) {
-        return Ok(());
+        Vec::new()
+    } else {
+        rest.to_vec()
     }
-    Err(PduError::TrailingData { offset, extra })
 }
 
 // ------------------------------------------------------------ validity period
@@ -592,7 +592,7 @@ pub(crate) fn decode(bytes: &[u8], direction: Direction, with_smsc: bool) -> Res
         (Direction::MobileTerminated, 0b10) => {
             decode_status_report(&mut r, smsc).map(Pdu::StatusReport)
         }
-        (Direction::MobileOriginated, 0b01) => decode_submit(&mut r, fo).map(Pdu::Submit),
+        (Direction::MobileOriginated, 0b01) => decode_submit(&mut r, smsc, fo).map(Pdu::Submit),
         (dir, mti) => Err(PduError::Invalid {
             field: "TP-MTI",
             offset: fo_offset,
@@ -623,7 +623,7 @@ fn decode_deliver(r: &mut Reader<'_>, smsc: Option<Address>, fo: u8) -> Result<D
         info.alphabet
     };
     let ud = read_user_data(r, fo & 0x40 != 0, alphabet)?;
-    check_end(r)?;
+    let extra_octets = rest_after_user_data(r);
     Ok(Deliver {
         smsc,
         sender,
@@ -636,10 +636,11 @@ fn decode_deliver(r: &mut Reader<'_>, smsc: Option<Address>, fo: u8) -> Result<D
         text: ud.text,
         data: ud.data,
         status_report_indication: fo & 0x20 != 0,
+        extra_octets,
     })
 }
 
-fn decode_submit(r: &mut Reader<'_>, fo: u8) -> Result<Submit, PduError> {
+fn decode_submit(r: &mut Reader<'_>, smsc: Option<Address>, fo: u8) -> Result<Submit, PduError> {
     let reference = r.u8("TP-MR")?;
     let destination = read_address(r, "TP-DA")?;
     let _pid = r.u8("TP-PID")?;
@@ -660,8 +661,9 @@ fn decode_submit(r: &mut Reader<'_>, fo: u8) -> Result<Submit, PduError> {
         info.alphabet
     };
     let ud = read_user_data(r, fo & 0x40 != 0, alphabet)?;
-    check_end(r)?;
+    let extra_octets = rest_after_user_data(r);
     Ok(Submit {
+        smsc,
         reference,
         destination,
         status_report_request: fo & 0x20 != 0,
@@ -671,6 +673,7 @@ fn decode_submit(r: &mut Reader<'_>, fo: u8) -> Result<Submit, PduError> {
         text: ud.text,
         data: ud.data,
         validity_minutes,
+        extra_octets,
     })
 }
 
@@ -820,11 +823,36 @@ fn concat_for(reference: u16, total: usize, index: usize) -> Option<Concat> {
 }
 
 fn with_empty_smsc(tpdu: Vec<u8>) -> EncodedPart {
+    with_smsc_block(&[0x00], tpdu)
+}
+
+fn with_smsc_block(block: &[u8], tpdu: Vec<u8>) -> EncodedPart {
     let tpdu_len = tpdu.len();
-    let mut bytes = Vec::with_capacity(1 + tpdu_len);
-    bytes.push(0x00);
+    let mut bytes = Vec::with_capacity(block.len() + tpdu_len);
+    bytes.extend_from_slice(block);
     bytes.extend_from_slice(&tpdu);
     EncodedPart { bytes, tpdu_len }
+}
+
+/// The SMSC information block: length in octets (type + digits), type, digits.
+fn smsc_block(smsc: Option<&Address>) -> Result<Vec<u8>, PduError> {
+    let Some(addr) = smsc else {
+        return Ok(vec![0x00]);
+    };
+    if matches!(addr.kind, AddressKind::Alphanumeric) {
+        return Err(address_error(
+            &addr.value,
+            "an SMSC address must be a number",
+        ));
+    }
+    let field = encode_address(addr)?;
+    // encode_address gives [semi-octets, type, digits...]; the SMSC block
+    // counts octets instead (type + digits).
+    let rest = field.get(1..).unwrap_or(&[]);
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(u8::try_from(rest.len()).unwrap_or(0));
+    out.extend_from_slice(rest);
+    Ok(out)
 }
 
 pub(crate) fn encode_submit(
@@ -833,13 +861,17 @@ pub(crate) fn encode_submit(
     opts: &SubmitOptions,
 ) -> Result<Vec<EncodedPart>, PduError> {
     let da = encode_address(to)?;
+    let smsc = smsc_block(opts.smsc.as_ref())?;
+    let vp = opts
+        .validity_octet
+        .or(opts.validity_minutes.map(minutes_to_vp));
     let bodies = split(text, opts.force_ucs2, opts.concat_reference)?;
     let total = bodies.len();
     let mut out = Vec::with_capacity(total);
     for (i, body) in bodies.iter().enumerate() {
         let (udhi, dcs, ud) = user_data(body, concat_for(opts.concat_reference, total, i));
         let mut fo = 0x01;
-        if opts.validity_minutes.is_some() {
+        if vp.is_some() {
             fo |= 0x10;
         }
         if opts.status_report {
@@ -857,11 +889,11 @@ pub(crate) fn encode_submit(
         tpdu.extend_from_slice(&da);
         tpdu.push(0x00); // TP-PID: plain short message
         tpdu.push(dcs);
-        if let Some(minutes) = opts.validity_minutes {
-            tpdu.push(minutes_to_vp(minutes));
+        if let Some(vp) = vp {
+            tpdu.push(vp);
         }
         tpdu.extend_from_slice(&ud);
-        out.push(with_empty_smsc(tpdu));
+        out.push(with_smsc_block(&smsc, tpdu));
     }
     Ok(out)
 }

@@ -151,11 +151,21 @@ pub struct Deliver {
     pub data: Vec<u8>,
     /// TP-SRI: the sender asked for a status report.
     pub status_report_indication: bool,
+    /// Octets after the user data that TP-UDL does not cover (some networks
+    /// deliver them): the message is decoded by TP-UDL and these are kept
+    /// here to be reported (see [`Pdu::warnings`]). Empty for a well-formed
+    /// PDU; `FF` filler of a SIM record does not count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_octets: Vec<u8>,
 }
 
 /// A decoded or to-be-encoded SMS-SUBMIT (outgoing message).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submit {
+    /// SMSC address from the information block, if present and non-empty
+    /// (`00` means "use the SIM's SMSC" and gives `None`).
+    #[serde(default)]
+    pub smsc: Option<Address>,
     /// TP-MR message reference.
     pub reference: u8,
     /// TP-DA: where the message goes.
@@ -178,6 +188,10 @@ pub struct Submit {
     /// Validity period in minutes, for the relative TP-VP format (decoded back
     /// to the period the octet really encodes).
     pub validity_minutes: Option<u32>,
+    /// Octets after the user data that TP-UDL does not cover, as for
+    /// [`Deliver::extra_octets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_octets: Vec<u8>,
 }
 
 /// A decoded SMS-STATUS-REPORT.
@@ -232,6 +246,14 @@ pub struct SubmitOptions {
     pub force_ucs2: bool,
     /// Relative validity period in minutes (rounded up to what TP-VP can express).
     pub validity_minutes: Option<u32>,
+    /// The relative TP-VP octet itself (TS 23.040 §9.2.3.12.1), written as
+    /// given; takes precedence over `validity_minutes`.
+    #[serde(default)]
+    pub validity_octet: Option<u8>,
+    /// SMSC address to write in the information block; `None` writes `00`
+    /// (use the SIM's SMSC). [`EncodedPart::tpdu_len`] never counts it.
+    #[serde(default)]
+    pub smsc: Option<Address>,
 }
 
 /// One encoded PDU, ready for `AT+CMGS`.
@@ -265,14 +287,6 @@ pub enum PduError {
         offset: usize,
         /// What is wrong with it.
         reason: String,
-    },
-    /// The PDU has more octets than its length fields account for.
-    #[error("{extra} unexpected trailing octet(s) after the user data, starting at octet {offset}")]
-    TrailingData {
-        /// Offset of the first extra octet.
-        offset: usize,
-        /// How many extra octets.
-        extra: usize,
     },
     /// The hex text is not valid hex.
     #[error("invalid hex at character {position}: {reason}")]
@@ -424,6 +438,39 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+impl Pdu {
+    /// Octets after the user data that TP-UDL does not cover (empty for a
+    /// well-formed PDU and for status reports, whose optional tail is not
+    /// interpreted).
+    pub fn extra_octets(&self) -> &[u8] {
+        match self {
+            Pdu::Deliver(d) => &d.extra_octets,
+            Pdu::Submit(s) => &s.extra_octets,
+            Pdu::StatusReport(_) => &[],
+        }
+    }
+
+    /// What a field engineer should know about a PDU that decoded anyway:
+    /// octets past TP-UDL. Empty for a well-formed PDU.
+    pub fn warnings(&self) -> Vec<String> {
+        extra_octets_warning(self.extra_octets())
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The warning for octets found after the user data, `None` when there are none.
+pub fn extra_octets_warning(extra: &[u8]) -> Option<String> {
+    (!extra.is_empty()).then(|| {
+        format!(
+            "{} octet(s) after the user data that TP-UDL does not cover ({}); \
+             decoded by TP-UDL, the extra octets are ignored",
+            extra.len(),
+            to_hex(extra)
+        )
+    })
+}
+
 impl StatusReport {
     /// Classifies TP-ST: 0x00-0x1F delivered, 0x20-0x3F pending, else failed.
     pub fn outcome(&self) -> DeliveryOutcome {
@@ -484,7 +531,8 @@ pub fn decode_hex(hex: &str, direction: Direction, with_smsc: bool) -> Result<Pd
 /// 66 when `opts.concat_reference` is above 255 and needs the 16-bit
 /// reference element), never inside an extension character or a surrogate
 /// pair. Part `i` gets TP-MR `opts.first_reference + i` (wrapping). Each part
-/// starts with the `00` SMSC block; send it with `AT+CMGS=<tpdu_len>`.
+/// starts with the SMSC block (`00`, use the SIM's SMSC, unless `opts.smsc`
+/// names one); send it with `AT+CMGS=<tpdu_len>`.
 /// Errors: an address that cannot be encoded, or more than 255 parts.
 pub fn encode_submit(
     to: &Address,
@@ -525,6 +573,12 @@ pub fn encode_status_report(
 
 mod reassembly;
 pub use reassembly::{DEFAULT_MAX_PENDING, Message, PendingInfo, Reassembler};
+
+/// The validity period in minutes a relative TP-VP octet encodes
+/// (TS 23.040 §9.2.3.12.1: 5-minute, 30-minute, day and week steps).
+pub fn validity_octet_minutes(vp: u8) -> u32 {
+    codec::vp_to_minutes(vp)
+}
 
 /// Parses hex text (whitespace around it ignored, either case) into octets.
 pub fn from_hex(hex: &str) -> Result<Vec<u8>, PduError> {

@@ -84,6 +84,11 @@ pub fn decode_as(dcs: u8, payload: &str, format: PayloadFormat) -> Result<String
     }
 }
 
+/// The form [`decode`] takes a payload to be in: what `Auto` resolves to.
+pub fn detect(dcs: u8, payload: &str) -> PayloadFormat {
+    guess(dcs, payload.trim())
+}
+
 fn guess(dcs: u8, p: &str) -> PayloadFormat {
     if !hex_digits_only(p) {
         return PayloadFormat::Text;

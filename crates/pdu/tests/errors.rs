@@ -43,16 +43,32 @@ fn truncated_user_data_names_the_field_and_offset() {
 }
 
 #[test]
-fn trailing_octets_are_reported() {
-    let e = err(&format!("{GOOD}0000"));
+fn octets_past_tp_udl_are_decoded_by_tp_udl_and_reported() {
+    // A network that delivers more octets than TP-UDL declares: gammu and
+    // ModemManager read the message by TP-UDL; so does the codec, and it
+    // says what was left over instead of refusing the message.
+    let Pdu::Deliver(d) =
+        decode_hex(&format!("{GOOD}0000"), Direction::MobileTerminated, true).unwrap()
+    else {
+        panic!("not a DELIVER")
+    };
+    assert_eq!(d.text, "hellohello");
+    assert_eq!(d.extra_octets, vec![0, 0]);
+    let pdu = Pdu::Deliver(d);
     assert_eq!(
-        e,
-        PduError::TrailingData {
-            offset: 36,
-            extra: 2
-        }
+        pdu.warnings(),
+        vec![
+            "2 octet(s) after the user data that TP-UDL does not cover (0000); \
+             decoded by TP-UDL, the extra octets are ignored"
+                .to_string()
+        ]
     );
-    assert!(e.to_string().contains("starting at octet 36"));
+    let json = serde_json::to_value(&pdu).unwrap();
+    assert_eq!(json["Deliver"]["extra_octets"], serde_json::json!([0, 0]));
+    // a well-formed PDU has none, and says nothing
+    let clean = decode_hex(GOOD, Direction::MobileTerminated, true).unwrap();
+    assert!(clean.extra_octets().is_empty());
+    assert!(clean.warnings().is_empty());
 }
 
 #[test]
@@ -63,14 +79,15 @@ fn sim_record_ff_filler_after_the_user_data_is_accepted() {
         panic!("not a DELIVER")
     };
     assert_eq!(d.text, "hellohello");
-    // but not filler mixed with anything else
-    assert!(matches!(
-        err(&format!("{GOOD}FF00FF")),
-        PduError::TrailingData {
-            offset: 36,
-            extra: 3
-        }
-    ));
+    assert!(d.extra_octets.is_empty(), "filler is no extra");
+    // filler mixed with anything else is reported, the message still decodes
+    let Pdu::Deliver(d) =
+        decode_hex(&format!("{GOOD}FF00FF"), Direction::MobileTerminated, true).unwrap()
+    else {
+        panic!("not a DELIVER")
+    };
+    assert_eq!(d.text, "hellohello");
+    assert_eq!(d.extra_octets, vec![0xFF, 0x00, 0xFF]);
 }
 
 #[test]

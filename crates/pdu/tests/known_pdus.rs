@@ -298,6 +298,7 @@ fn three_part_cyrillic_submit_with_16_bit_reference() {
         concat_reference: 0x1234,
         force_ucs2: false,
         validity_minutes: Some(1440),
+        ..SubmitOptions::default()
     };
     let parts = encode_submit(&intl("+380501234567"), &text, &opts).unwrap();
     assert_eq!(parts.len(), 3);

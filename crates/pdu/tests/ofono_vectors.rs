@@ -190,6 +190,42 @@ fn our_submit_matches_ofonos_byte_for_byte() {
     assert_eq!(theirs.text, "This is testing !");
     assert_eq!(parts[0].tpdu_len, expected_tpdu.len() / 2);
     assert_eq!(theirs.validity_minutes, Some(24 * 60));
+    // the SUBMIT's SMSC block is decoded too
+    assert_eq!(theirs.smsc, Some(Address::parse("+358405202090").unwrap()));
+
+    // ... and written when asked, byte for byte as oFono has it, with the
+    // raw TP-VP octet given instead of minutes
+    let with_smsc = encode_submit(
+        &Address::parse("+358478400241").unwrap(),
+        "This is testing !",
+        &SubmitOptions {
+            validity_octet: Some(0xA7),
+            smsc: Some(Address::parse("+358405202090").unwrap()),
+            ..SubmitOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        with_smsc[0].hex(),
+        format!("0791534850020209{expected_tpdu}")
+    );
+    assert_eq!(with_smsc[0].tpdu_len, expected_tpdu.len() / 2);
+    // no validity at all: TP-VPF 00 and no TP-VP octet
+    let none = encode_submit(
+        &Address::parse("+358478400241").unwrap(),
+        "This is testing !",
+        &SubmitOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        none[0].hex(),
+        "0001000C9153488704201400001154747A0E4ACF41F4F29C9E769F4121"
+    );
+    assert_eq!(
+        submit(&none[0].hex(), true).smsc,
+        None,
+        "00 means the SIM's SMSC"
+    );
 }
 
 #[test]

@@ -128,6 +128,7 @@ proptest! {
             concat_reference,
             force_ucs2,
             validity_minutes: validity,
+            ..SubmitOptions::default()
         };
         let parts = encode_submit(&to, &text, &opts).unwrap();
         prop_assert!(!parts.is_empty());
@@ -223,6 +224,41 @@ proptest! {
             done = done.or(r.push(d, 1));
         }
         prop_assert_eq!(done.unwrap().text, text);
+    }
+
+    #[test]
+    fn octets_past_tp_udl_decode_by_tp_udl_and_are_reported(
+        text in text(),
+        extra in prop::collection::vec(any::<u8>(), 1..40),
+    ) {
+        // What real networks deliver: the PDU runs past what TP-UDL says.
+        let from = Address::parse("+380501234567").unwrap();
+        let ts = Timestamp { year: 2026, month: 11, day: 23, hour: 13, minute: 15, second: 32, tz_quarter_hours: 8 };
+        let only_filler = extra.iter().all(|&b| b == 0xFF);
+        for part in encode_deliver(&from, &text, &ts, 300, false).unwrap() {
+            let clean = deliver_of(&part);
+            let mut bytes = part.bytes.clone();
+            bytes.extend_from_slice(&extra);
+            let Pdu::Deliver(d) = decode(&bytes, Direction::MobileTerminated, true).unwrap() else {
+                panic!("not a DELIVER")
+            };
+            prop_assert_eq!(&d.text, &clean.text);
+            prop_assert_eq!(d.concat, clean.concat);
+            let want: &[u8] = if only_filler { &[] } else { &extra };
+            prop_assert_eq!(d.extra_octets.as_slice(), want);
+            prop_assert_eq!(Pdu::Deliver(d).warnings().len(), usize::from(!only_filler));
+        }
+        for part in encode_submit(&from, &text, &SubmitOptions::default()).unwrap() {
+            let clean = submit_of(&part);
+            let mut bytes = part.bytes.clone();
+            bytes.extend_from_slice(&extra);
+            let Pdu::Submit(s) = decode(&bytes, Direction::MobileOriginated, true).unwrap() else {
+                panic!("not a SUBMIT")
+            };
+            prop_assert_eq!(&s.text, &clean.text);
+            let want: &[u8] = if only_filler { &[] } else { &extra };
+            prop_assert_eq!(s.extra_octets.as_slice(), want);
+        }
     }
 
     #[test]

@@ -180,6 +180,8 @@ pub(crate) struct Core {
     next_mr: u8,
     next_concat: u16,
     sent: Vec<SentPart>,
+    /// Submits whose status report the network never sends.
+    withhold_reports: u32,
     // calls
     calls: Vec<Call>,
     dial_outcome: DialOutcome,
@@ -258,6 +260,7 @@ impl Core {
             next_mr: 0,
             next_concat: 1,
             sent: Vec::new(),
+            withhold_reports: 0,
             calls: Vec::new(),
             dial_outcome: DialOutcome::Answer,
             dtmf: String::new(),
@@ -313,6 +316,9 @@ impl Core {
         };
         self.calls.clear();
         self.cmt_outstanding = None;
+        if self.cfg.mr_restarts_at_boot {
+            self.next_mr = 0;
+        }
         // Messages in flight to a dead modem stay with the network.
         let queued: Vec<MtPdu> = self.cmt_queue.drain(..).collect();
         self.held_by_network.extend(queued);
@@ -1623,7 +1629,9 @@ impl Core {
                 pdu: crossline_pdu::to_hex(&bytes),
             });
         }
-        if submit.status_report_request {
+        if submit.status_report_request && self.withhold_reports > 0 {
+            self.withhold_reports -= 1;
+        } else if submit.status_report_request {
             self.timers.push((
                 now + self.cfg.status_report_delay,
                 Timer::StatusReport { mr, to },
@@ -1714,6 +1722,14 @@ impl Core {
             }
         }
         out
+    }
+
+    pub(crate) fn set_next_mr(&mut self, mr: u8) {
+        self.next_mr = mr;
+    }
+
+    pub(crate) fn withhold_reports(&mut self, submits: u32) {
+        self.withhold_reports = self.withhold_reports.saturating_add(submits);
     }
 
     pub(crate) fn die_after_next_submit(&mut self) {

@@ -244,6 +244,18 @@ impl SimModem {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// The TP-MR the next `AT+CMGS` gets (`+CMGS: <mr>`); later ones count
+    /// up from it, wrapping after 255 as on a real modem.
+    pub fn set_next_mr(&self, mr: u8) {
+        self.with_core(|c, _| c.set_next_mr(mr));
+    }
+
+    /// The network sends no status report for the next `submits` parts
+    /// that ask for one (a report lost in the network).
+    pub fn withhold_reports(&self, submits: u32) {
+        self.with_core(|c, _| c.withhold_reports(submits));
+    }
+
     /// The modem dies right after it has received the next `AT+CMGS` PDU and
     /// passed it to the network, before answering `+CMGS` (the "ambiguous
     /// submit"): the message does appear in [`SimModem::sent`].

@@ -58,6 +58,9 @@ pub struct SimConfig {
     pub urc_port_needs_setup: bool,
     /// Qualcomm quirk: `AT+CNMI=?` advertises ds=1 but `AT+CNMI=...,1,...` fails.
     pub cnmi_rejects_ds1: bool,
+    /// The TP-MR counter starts again at 0 at every power-on (many modems
+    /// do after a reset); otherwise it keeps counting across a replug.
+    pub mr_restarts_at_boot: bool,
 }
 
 impl Default for SimConfig {
@@ -86,6 +89,7 @@ impl Default for SimConfig {
             noise_interval: Some(Duration::from_secs(30)),
             urc_port_needs_setup: false,
             cnmi_rejects_ds1: false,
+            mr_restarts_at_boot: false,
         }
     }
 }

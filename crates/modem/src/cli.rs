@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use crossline_pdu::{Address, Direction, SubmitOptions};
+
+mod pdu;
+pub use pdu::{ConcatJson, PduCmd, PduJson};
 
 use crate::{
     DeliveryReport, Modem, ModemConfig, ModemEvent, ModemHandle, ModemInfo, Profile, SendError,
@@ -72,22 +74,6 @@ pub enum Cmd {
     Pdu {
         #[command(subcommand)]
         command: PduCmd,
-    },
-}
-
-/// PDU codec commands.
-#[derive(Subcommand)]
-pub enum PduCmd {
-    /// Decode a PDU (hex, with or without the SMSC block) to JSON.
-    Decode { hex: String },
-    /// Encode an SMS-SUBMIT to JSON: one entry per part with hex and AT+CMGS length.
-    Encode {
-        #[arg(long)]
-        to: String,
-        /// Request a status report.
-        #[arg(long)]
-        status_report: bool,
-        text: String,
     },
 }
 
@@ -245,57 +231,44 @@ pub async fn run(cmd: Cmd) -> anyhow::Result<i32> {
             h.shutdown().await;
         }
         Cmd::Pdu {
-            command: PduCmd::Decode { hex },
+            command:
+                PduCmd::Decode {
+                    direction,
+                    smsc_block,
+                    hex,
+                },
         } => {
-            let hex = hex.trim();
-            let attempts = [
-                (Direction::MobileTerminated, true),
-                (Direction::MobileOriginated, true),
-                (Direction::MobileTerminated, false),
-                (Direction::MobileOriginated, false),
-            ];
-            let mut first_err = None;
-            for (dir, smsc) in attempts {
-                match crossline_pdu::decode_hex(hex, dir, smsc) {
-                    Ok(p) => {
-                        println!("{}", serde_json::to_string_pretty(&p)?);
-                        return Ok(0);
-                    }
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
-                }
+            let decoded = pdu::decode(hex.trim(), direction, smsc_block)?;
+            for w in &decoded.warnings {
+                eprintln!("warning: {w}");
             }
-            match first_err {
-                Some(e) => bail!("cannot decode the PDU: {e}"),
-                None => bail!("cannot decode the PDU"),
-            }
+            println!("{}", serde_json::to_string_pretty(&decoded)?);
         }
         Cmd::Pdu {
             command:
                 PduCmd::Encode {
                     to,
                     status_report,
+                    coding,
+                    validity,
+                    smsc,
                     text,
                 },
         } => {
-            let addr = Address::parse(&to).with_context(|| format!("bad recipient {to:?}"))?;
-            let opts = SubmitOptions {
+            let out = pdu::encode(
+                &to,
+                &text,
                 status_report,
-                concat_reference: 1,
-                ..SubmitOptions::default()
-            };
-            let parts = crossline_pdu::encode_submit(&addr, &text, &opts)?;
-            let out: Vec<_> = parts
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "hex": p.hex(),
-                        "tpdu_len": p.tpdu_len,
-                        "at": format!("AT+CMGS={}", p.tpdu_len),
-                    })
-                })
-                .collect();
+                coding,
+                &validity,
+                smsc.as_deref(),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Cmd::Pdu {
+            command: PduCmd::UssdDecode { dcs, format, data },
+        } => {
+            let out = pdu::ussd_decode(&dcs, format, &data)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
     }

@@ -239,9 +239,20 @@ struct Job {
     recipient_digits: String,
     parts: Vec<crossline_pdu::EncodedPart>,
     refs: Vec<u8>,
+    tag: Option<String>,
     attempts: u32,
     not_before: Instant,
     reply: oneshot::Sender<Result<SentSms, SendError>>,
+}
+
+/// A submitted part waiting for its status report.
+#[derive(Clone)]
+struct SentRef {
+    mr: u8,
+    to: String,
+    id: u64,
+    part: usize,
+    tag: Option<String>,
 }
 
 struct Group {
@@ -293,7 +304,10 @@ struct Driver {
     next_id: u64,
     next_concat: u16,
     last_submit: Option<Instant>,
-    reports: VecDeque<(u8, String, u64, usize)>,
+    /// Submitted parts waiting for a report, oldest first. TP-MR is one
+    /// octet: it wraps after 256 parts and restarts when the modem resets,
+    /// so a report goes to the newest part with its (MR, recipient).
+    reports: VecDeque<SentRef>,
     // calls
     phase: Phase,
     clip: Option<String>,
@@ -323,7 +337,9 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn same_number(a: &str, b: &str) -> bool {
+/// Whether two renderings of a phone number are the same number: the last
+/// digits (up to nine) agree, so `+380501234567` and `0501234567` match.
+pub fn same_number(a: &str, b: &str) -> bool {
     let (a, b) = (digits(a), digits(b));
     if a.is_empty() || b.is_empty() {
         return a == b;
@@ -1648,6 +1664,15 @@ impl Driver {
     }
 
     async fn on_deliver(&mut self, d: Deliver, loc: Option<Location>, direct: Option<u64>) {
+        if let Some(w) = crossline_pdu::extra_octets_warning(&d.extra_octets) {
+            // Decoded by TP-UDL anyway: the message is handed over as usual.
+            warn!(sender = %d.sender, ?loc, "{w}");
+            self.emit(ModemEvent::Warning(format!(
+                "{}: SMS from {}: {w}",
+                self.label, d.sender
+            )))
+            .await;
+        }
         let concat = d
             .concat
             .filter(|c| c.total > 1 && c.seq >= 1 && c.seq <= c.total);
@@ -1801,24 +1826,25 @@ impl Driver {
 
     async fn on_status_report(&mut self, sr: StatusReport) {
         let outcome = sr.outcome();
-        let pos = self.reports.iter().rposition(|(mr, to, _, _)| {
-            *mr == sr.reference && same_number(to, &sr.recipient.value)
-        });
-        let (id, part) = match pos {
-            Some(i) => {
-                let (_, _, id, part) = self.reports.get(i).cloned().unwrap_or_default();
-                if outcome != DeliveryOutcome::Pending {
-                    self.reports.remove(i);
-                }
-                (Some(id), Some(part))
-            }
-            None => (None, None),
+        let pos = self
+            .reports
+            .iter()
+            .rposition(|r| r.mr == sr.reference && same_number(&r.to, &sr.recipient.value));
+        let sent = match pos {
+            Some(i) if outcome != DeliveryOutcome::Pending => self.reports.remove(i),
+            Some(i) => self.reports.get(i).cloned(),
+            None => None,
+        };
+        let (id, part, tag) = match sent {
+            Some(r) => (Some(r.id), Some(r.part), r.tag),
+            None => (None, None, None),
         };
         info!(reference = sr.reference, ?outcome, ?id, "delivery report");
         self.emit(ModemEvent::DeliveryReport(DeliveryReport {
             line: self.cfg.line.clone(),
             id,
             part,
+            tag,
             reference: sr.reference,
             recipient: sr.recipient.value.clone(),
             outcome,
@@ -1840,6 +1866,7 @@ impl Driver {
         let fail = |reason: String| SendError::Failed {
             line: self.cfg.line.clone(),
             to: to.clone(),
+            cause: reason.clone(),
             reason,
             code: None,
             sent_refs: vec![],
@@ -1868,6 +1895,7 @@ impl Driver {
             concat_reference: self.next_concat,
             force_ucs2: opts.force_ucs2,
             validity_minutes: opts.validity_minutes,
+            ..SubmitOptions::default()
         };
         let parts = match crossline_pdu::encode_submit(&addr, &text, &so) {
             Ok(p) if !p.is_empty() => p,
@@ -1889,6 +1917,7 @@ impl Driver {
             to,
             parts,
             refs: Vec::new(),
+            tag: opts.tag,
             attempts: 0,
             not_before: Instant::now(),
             reply,
@@ -1945,11 +1974,20 @@ impl Driver {
                 );
                 job.refs.push(mr);
                 job.attempts = 0;
+                // An older part with this MR to this number can no longer
+                // be told apart from this one: reports go to the newest.
+                self.reports
+                    .retain(|r| !(r.mr == mr && same_number(&r.to, &job.recipient_digits)));
                 if self.reports.len() >= MAX_REPORTS {
                     self.reports.pop_front();
                 }
-                self.reports
-                    .push_back((mr, job.recipient_digits.clone(), job.id, part_no));
+                self.reports.push_back(SentRef {
+                    mr,
+                    to: job.recipient_digits.clone(),
+                    id: job.id,
+                    part: part_no,
+                    tag: job.tag.clone(),
+                });
                 if job.refs.len() == job.parts.len() {
                     let _ = job.reply.send(Ok(SentSms {
                         id: job.id,
@@ -1991,6 +2029,7 @@ impl Driver {
                         line,
                         to: job.to,
                         reason,
+                        cause: e.cause(),
                         code,
                         sent_refs: job.refs,
                     }));

@@ -80,73 +80,278 @@ const CME: &[(u16, &str, ErrorClass)] = {
     ]
 };
 
-const CMS: &[(u16, &str, ErrorClass)] = {
+/// `+CMS ERROR` codes: the standard meaning, the class, and a readable
+/// cause for people who are not modem engineers (an agent reading why a
+/// reply failed, a field engineer in the logs). One table: a code's three
+/// columns are kept together.
+const CMS_CAUSES: &[(u16, &str, ErrorClass, &str)] = {
     use ErrorClass::*;
     &[
-        (1, "unassigned (unallocated) number", Permanent),
-        (8, "operator determined barring", Permanent),
-        (10, "call barred", Permanent),
-        (21, "short message transfer rejected", Permanent),
-        (22, "memory capacity exceeded", Temporary),
-        (27, "destination out of service", Temporary),
-        (28, "unidentified subscriber", Permanent),
-        (29, "facility rejected", Permanent),
-        (30, "unknown subscriber", Permanent),
-        (38, "network out of order", Temporary),
-        (41, "temporary failure", Temporary),
-        (42, "congestion", Temporary),
-        (47, "resources unavailable, unspecified", Temporary),
-        (50, "requested facility not subscribed", Permanent),
-        (69, "requested facility not implemented", Permanent),
+        (
+            1,
+            "unassigned (unallocated) number",
+            Permanent,
+            "the number does not exist",
+        ),
+        (
+            8,
+            "operator determined barring",
+            Permanent,
+            "the operator has barred this SIM from sending",
+        ),
+        (
+            10,
+            "call barred",
+            Permanent,
+            "sending is barred on this SIM",
+        ),
+        (
+            21,
+            "short message transfer rejected",
+            Permanent,
+            "the network refused the message",
+        ),
+        (
+            22,
+            "memory capacity exceeded",
+            Temporary,
+            "the recipient's phone memory is full",
+        ),
+        (
+            27,
+            "destination out of service",
+            Temporary,
+            "the recipient's phone is out of service",
+        ),
+        (
+            28,
+            "unidentified subscriber",
+            Permanent,
+            "the network does not know the recipient",
+        ),
+        (
+            29,
+            "facility rejected",
+            Permanent,
+            "the network rejected the request",
+        ),
+        (
+            30,
+            "unknown subscriber",
+            Permanent,
+            "the recipient is not a known subscriber",
+        ),
+        (
+            38,
+            "network out of order",
+            Temporary,
+            "the operator's network is out of order",
+        ),
+        (
+            41,
+            "temporary failure",
+            Temporary,
+            "a temporary network failure",
+        ),
+        (42, "congestion", Temporary, "the network is congested"),
+        (
+            47,
+            "resources unavailable, unspecified",
+            Temporary,
+            "the network has no resources for it right now",
+        ),
+        (
+            50,
+            "requested facility not subscribed",
+            Permanent,
+            "the SIM's plan does not include sending SMS",
+        ),
+        (
+            69,
+            "requested facility not implemented",
+            Permanent,
+            "the network does not offer this service",
+        ),
         (
             81,
             "invalid short message transfer reference value",
             Permanent,
+            "the network refused the message reference",
         ),
-        (95, "invalid message, unspecified", Permanent),
-        (96, "invalid mandatory information", Permanent),
+        (
+            95,
+            "invalid message, unspecified",
+            Permanent,
+            "the network found the message invalid",
+        ),
+        (
+            96,
+            "invalid mandatory information",
+            Permanent,
+            "the network found the message invalid",
+        ),
         (
             97,
             "message type non-existent or not implemented",
             Permanent,
+            "the network found the message invalid",
         ),
         (
             98,
             "message not compatible with short message protocol state",
             Permanent,
+            "the network found the message invalid",
         ),
         (
             99,
             "information element non-existent or not implemented",
             Permanent,
+            "the network found the message invalid",
         ),
-        (111, "protocol error, unspecified", Permanent),
-        (127, "interworking, unspecified", Permanent),
-        (300, "ME failure", Temporary),
-        (301, "SMS service of ME reserved", NotReady),
-        (302, "operation not allowed", NotReady),
-        (303, "operation not supported", Permanent),
-        (304, "invalid PDU mode parameter", Permanent),
-        (305, "invalid text mode parameter", Permanent),
-        (310, "SIM not inserted", NotReady),
-        (311, "SIM PIN required", NotReady),
-        (312, "PH-SIM PIN required", NotReady),
-        (313, "SIM failure", NotReady),
-        (314, "SIM busy", NotReady),
-        (315, "SIM wrong", NotReady),
-        (316, "SIM PUK required", NotReady),
-        (317, "SIM PIN2 required", Permanent),
-        (318, "SIM PUK2 required", Permanent),
-        (320, "memory failure", Temporary),
-        (321, "invalid memory index", Permanent),
-        (322, "memory full", Temporary),
-        (330, "SMSC address unknown", NotReady),
-        (331, "no network service", NotReady),
-        (332, "network timeout", NotReady),
-        (340, "no +CNMA acknowledgement expected", Permanent),
-        (500, "unknown error", Temporary),
-        (512, "user abort", Temporary),
+        (
+            111,
+            "protocol error, unspecified",
+            Permanent,
+            "a network protocol error",
+        ),
+        (
+            127,
+            "interworking, unspecified",
+            Permanent,
+            "a failure between two operators' networks",
+        ),
+        (300, "ME failure", Temporary, "the modem failed"),
+        (
+            301,
+            "SMS service of ME reserved",
+            NotReady,
+            "the modem's SMS service is busy",
+        ),
+        (
+            302,
+            "operation not allowed",
+            NotReady,
+            "the modem does not allow this now (still starting?)",
+        ),
+        (
+            303,
+            "operation not supported",
+            Permanent,
+            "the modem does not support this",
+        ),
+        (
+            304,
+            "invalid PDU mode parameter",
+            Permanent,
+            "the modem refused the message as malformed",
+        ),
+        (
+            305,
+            "invalid text mode parameter",
+            Permanent,
+            "the modem refused a text-mode parameter",
+        ),
+        (
+            310,
+            "SIM not inserted",
+            NotReady,
+            "there is no SIM card in the modem",
+        ),
+        (
+            311,
+            "SIM PIN required",
+            NotReady,
+            "the SIM card is locked with a PIN",
+        ),
+        (
+            312,
+            "PH-SIM PIN required",
+            NotReady,
+            "the modem is locked to another SIM",
+        ),
+        (313, "SIM failure", NotReady, "the SIM card failed"),
+        (314, "SIM busy", NotReady, "the SIM card is busy"),
+        (315, "SIM wrong", NotReady, "the SIM card is not accepted"),
+        (
+            316,
+            "SIM PUK required",
+            NotReady,
+            "the SIM card is locked (PUK needed)",
+        ),
+        (
+            317,
+            "SIM PIN2 required",
+            Permanent,
+            "the SIM card wants its PIN2",
+        ),
+        (
+            318,
+            "SIM PUK2 required",
+            Permanent,
+            "the SIM card wants its PUK2",
+        ),
+        (
+            320,
+            "memory failure",
+            Temporary,
+            "the modem's message memory failed",
+        ),
+        (
+            321,
+            "invalid memory index",
+            Permanent,
+            "no message in that memory slot",
+        ),
+        (
+            322,
+            "memory full",
+            Temporary,
+            "the modem's message memory is full",
+        ),
+        (
+            330,
+            "SMSC address unknown",
+            NotReady,
+            "the SIM has no SMS centre number (set it with AT+CSCA)",
+        ),
+        (
+            331,
+            "no network service",
+            NotReady,
+            "no network: no coverage or not registered",
+        ),
+        (
+            332,
+            "network timeout",
+            NotReady,
+            "the network did not answer in time",
+        ),
+        (
+            340,
+            "no +CNMA acknowledgement expected",
+            Permanent,
+            "an unexpected acknowledgement",
+        ),
+        (
+            500,
+            "unknown error",
+            Temporary,
+            "the modem or network failed without giving a reason",
+        ),
+        (512, "user abort", Temporary, "the send was aborted"),
     ]
+};
+
+/// The (code, meaning, class) view of [`CMS_CAUSES`] the lookups share with [`CME`].
+const CMS: &[(u16, &str, ErrorClass)] = &{
+    let mut out = [(0u16, "", ErrorClass::Permanent); CMS_CAUSES.len()];
+    let mut i = 0;
+    while i < CMS_CAUSES.len() {
+        let (code, text, class, _) = CMS_CAUSES[i];
+        out[i] = (code, text, class);
+        i += 1;
+    }
+    out
 };
 
 fn parse_code(table: &[(u16, &str, ErrorClass)], s: &str) -> (Option<u16>, String) {
@@ -194,6 +399,21 @@ impl CmsError {
     /// the table are permanent too (a retry cannot fix a PDU the SMSC refused).
     pub fn class(&self) -> ErrorClass {
         class_of(CMS, self.code, ErrorClass::Permanent)
+    }
+
+    /// A readable cause with the code, for people: `+CMS ERROR: 42` →
+    /// "the network is congested (+CMS ERROR 42: congestion)". Codes not in
+    /// the table keep the modem's own words.
+    pub fn cause(&self) -> String {
+        let readable = self
+            .code
+            .and_then(|n| CMS_CAUSES.iter().find(|(c, ..)| *c == n))
+            .map(|(_, _, _, cause)| *cause);
+        match (readable, self.code) {
+            (Some(cause), Some(n)) => format!("{cause} (+CMS ERROR {n}: {})", self.text),
+            (_, Some(n)) => format!("the modem refused it (+CMS ERROR {n}: {})", self.text),
+            (_, None) => format!("the modem refused it (+CMS ERROR: {})", self.text),
+        }
     }
 }
 
@@ -325,6 +545,28 @@ impl AtError {
         }
     }
 
+    /// A readable cause for people (an agent reading why a reply failed):
+    /// the [`CmsError::cause`] of a `+CMS ERROR`, else a short sentence.
+    pub fn cause(&self) -> String {
+        match self {
+            AtError::Cms { error, .. } => error.cause(),
+            AtError::Cme { error, .. } => match error.code {
+                Some(n) => format!("the modem refused it (+CME ERROR {n}: {})", error.text),
+                None => format!("the modem refused it (+CME ERROR: {})", error.text),
+            },
+            AtError::Error { .. } => "the modem refused it (ERROR)".to_string(),
+            AtError::CallResult { result, .. } => format!("the modem answered {result}"),
+            AtError::Timeout { after, .. } => {
+                format!("the modem did not answer within {after:?}")
+            }
+            AtError::Io { .. } | AtError::Closed { .. } => "the modem was disconnected".to_string(),
+            AtError::Ambiguous { .. } => {
+                "the modem stopped answering after taking the message".to_string()
+            }
+            AtError::NoPrompt { .. } => "the modem did not ask for the message".to_string(),
+        }
+    }
+
     /// The +CMS ERROR code, if this is one.
     pub fn cms_code(&self) -> Option<u16> {
         match self {
@@ -373,6 +615,34 @@ mod tests {
         assert_eq!(
             CmsError::parse("42").to_string(),
             "+CMS ERROR 42 (congestion)"
+        );
+    }
+
+    #[test]
+    fn every_cms_code_has_a_readable_cause() {
+        for (code, text, _, cause) in CMS_CAUSES {
+            let e = CmsError::parse(&code.to_string());
+            assert_eq!(e.text, *text);
+            // a sentence of its own, not the 3GPP name again
+            assert!(!cause.is_empty() && cause != text, "{code}: {cause}");
+            assert_eq!(e.cause(), format!("{cause} (+CMS ERROR {code}: {text})"));
+        }
+        assert_eq!(
+            CmsError::parse("500").cause(),
+            "the modem or network failed without giving a reason (+CMS ERROR 500: unknown error)"
+        );
+        assert_eq!(
+            CmsError::parse("330").cause(),
+            "the SIM has no SMS centre number (set it with AT+CSCA) (+CMS ERROR 330: SMSC address unknown)"
+        );
+        // a code or text outside the table keeps the modem's words
+        assert_eq!(
+            CmsError::parse("777").cause(),
+            "the modem refused it (+CMS ERROR 777: error 777)"
+        );
+        assert_eq!(
+            CmsError::parse("weird vendor text").cause(),
+            "the modem refused it (+CMS ERROR: weird vendor text)"
         );
     }
 }

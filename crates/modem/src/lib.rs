@@ -82,7 +82,7 @@ pub mod store;
 pub mod types;
 
 pub use config::{Delivery, ModemConfig, Profile};
-pub use driver::{Modem, ModemError, ModemHandle};
+pub use driver::{Modem, ModemError, ModemHandle, same_number};
 pub use engine::{AtEngine, Command, OpenFuture, Response, Transport, open_serial, serial_opener};
 pub use error::{AtError, CmeError, CmsError, ErrorClass};
 pub use types::*;

@@ -163,6 +163,8 @@ pub struct DeliveryReport {
     pub id: Option<u64>,
     /// Part number (0-based) within that send.
     pub part: Option<usize>,
+    /// [`SendOptions::tag`] of that send, if it was sent by this driver.
+    pub tag: Option<String>,
     /// TP-MR.
     pub reference: u8,
     pub recipient: String,
@@ -181,6 +183,12 @@ pub struct SendOptions {
     pub validity_minutes: Option<u32>,
     /// Always UCS2.
     pub force_ucs2: bool,
+    /// The caller's name for this send (the appliance gives its command
+    /// id), repeated in every [`DeliveryReport::tag`] of its parts: a
+    /// report is tied to its send at the moment the modem takes each part,
+    /// before the caller has even heard back from `send_sms`.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 /// A message accepted by the network.
@@ -203,6 +211,9 @@ pub enum SendError {
         line: String,
         to: String,
         reason: String,
+        /// The same, readable by people who are not modem engineers, e.g.
+        /// "the network is congested (+CMS ERROR 42: congestion)".
+        cause: String,
         code: Option<u16>,
         sent_refs: Vec<u8>,
     },

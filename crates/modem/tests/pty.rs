@@ -540,6 +540,37 @@ async fn undecodable_stored_pdu_is_offered_raw_and_can_be_confirmed() {
 }
 
 #[tokio::test]
+async fn octets_past_tp_udl_are_decoded_by_tp_udl_and_reported() {
+    // What real networks deliver: the PDU runs three octets past TP-UDL.
+    // gammu and ModemManager read such a message; so does the driver, and
+    // it warns about the extra octets instead of dropping the message.
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    rig.sim
+        .inject_pdu(
+            "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC370A0B0C",
+        )
+        .unwrap();
+    let w = rig
+        .wait_for(
+            "the extra-octets warning",
+            |e| matches!(e, ModemEvent::Warning(w) if w.contains("TP-UDL")),
+        )
+        .await;
+    let ModemEvent::Warning(w) = w else {
+        unreachable!()
+    };
+    assert!(w.contains("3 octet(s)") && w.contains("0A0B0C"), "{w}");
+    let m = wait_sms(&mut rig).await;
+    assert_eq!(m.text, "hellohello");
+    assert!(m.sender.ends_with("27838890001"), "{}", m.sender);
+    rig.modem.confirm(m.receipt).await.unwrap();
+    rig.sim
+        .wait_until("the message deleted", WAIT, |s| s.stored().is_empty())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn every_vendor_profile_detected_receives_and_sends() {
     for profile in crossline_sim::Profile::ALL {
         let mut rig = Rig::new(

@@ -6,7 +6,8 @@
 //! crossline-modem ussd  --port /dev/ttyUSB2 '*111#'
 //! crossline-modem at    --port /dev/ttyUSB2 'AT+COPS=?'
 //! crossline-modem pdu decode 0791...
-//! crossline-modem pdu encode --to +380501234567 "Привіт"
+//! crossline-modem pdu encode --to +380501234567 [--coding auto] [--validity none] [--smsc +...] "Привіт"
+//! crossline-modem pdu ussd-decode --dcs 15 AA180C3602
 //! ```
 
 use clap::Parser;

@@ -412,6 +412,11 @@ pub struct ModemEntry {
     /// Ask the network for delivery reports.
     #[serde(default = "d_true")]
     pub status_reports: bool,
+    /// How long a sent part waits for its delivery report before it is
+    /// logged `no_report`: the SMSC's validity period (the appliance sends
+    /// none, so the operator's default applies; 3 days when not set).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub report_window: Option<Duration>,
     /// Driver tuning; the defaults suit real modems. Durations as `"10s"`,
     /// `"500ms"`, `"5m"` or seconds.
     #[serde(default, deserialize_with = "opt_duration")]
@@ -434,6 +439,9 @@ pub struct ModemEntry {
     #[serde(default)]
     pub state_file: Option<PathBuf>,
 }
+
+/// The report window of a line that sets none: a common SMSC validity period.
+pub const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(3 * 24 * 3600);
 
 fn d_baud() -> u32 {
     115_200
@@ -458,6 +466,7 @@ impl ModemEntry {
             baud: d_baud(),
             language: None,
             status_reports: true,
+            report_window: None,
             command_timeout: None,
             send_timeout: None,
             health_interval: None,
@@ -466,6 +475,11 @@ impl ModemEntry {
             rate_limit: None,
             state_file: None,
         }
+    }
+
+    /// How long a sent part waits for its delivery report (see `report_window`).
+    pub fn report_window(&self) -> Duration {
+        self.report_window.unwrap_or(DEFAULT_REPORT_WINDOW)
     }
 
     /// The driver's configuration for this line.

@@ -653,3 +653,246 @@ async fn a_command_waiting_for_the_modem_at_shutdown_is_sent_after_the_restart()
     );
     app.stop().await;
 }
+
+// ------------------------------------------------ delivery reports and TP-MR
+
+/// A modem whose status reports come 20 ms after each submit, and whose
+/// TP-MR counter restarts at 0 at every power-on.
+async fn sim_fast_reports(own: &str) -> SimModem {
+    init_tracing();
+    SimModem::spawn(SimConfig {
+        own_number: own.into(),
+        noise_interval: None,
+        status_report_delay: Duration::from_millis(20),
+        mr_restarts_at_boot: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn part_status(e: &Event, cmd: EventId, part: u16, want: DeliveryState) -> bool {
+    matches!(&e.body, EventBody::DeliveryStatus { command, part: Some(p), state, .. }
+        if *command == cmd && *p == part && *state == want)
+}
+
+fn delivered_ever(evs: &[Event], cmd: EventId) -> bool {
+    evs.iter().any(|e| {
+        matches!(&e.body, EventBody::DeliveryStatus { command, state: DeliveryState::Delivered, .. } if *command == cmd)
+    })
+}
+
+fn refs_of(e: &Event) -> Vec<u8> {
+    match &e.body {
+        EventBody::MessageSent { refs, .. } => refs.clone(),
+        other => panic!("not a MessageSent: {other:?}"),
+    }
+}
+
+/// Sends `text` to `to` slowly (300 ms per modem answer), so that the report
+/// of an early part arrives while later parts are still being submitted:
+/// before the message's MessageSent can be logged.
+async fn send_slowly(app: &App, sim: &SimModem, id: EventId, to: &str, text: &str) -> Event {
+    sim.set_delay(Duration::from_millis(300));
+    app.send(id, "gsm0", to, text).await;
+    let sent = app
+        .wait_event("MessageSent of the slow send", |e| sent_for(e, id))
+        .await;
+    sim.set_delay(Duration::ZERO);
+    sent
+}
+
+/// Sends a message whose report the network never sends; returns its refs.
+async fn send_unreported(app: &App, sim: &SimModem, id: EventId, to: &str) -> Vec<u8> {
+    sim.withhold_reports(1);
+    app.send(id, "gsm0", to, "Ваше замовлення готове").await;
+    refs_of(&app.wait_event("MessageSent", |e| sent_for(e, id)).await)
+}
+
+/// One appliance driving `sim` as line gsm0.
+async fn app_on_gsm0(dir: &tempfile::TempDir, sim: &SimModem) -> App {
+    App::start(
+        &db_path(dir),
+        vec![entry("gsm0", sim, "+380670000001")],
+        Opts::default(),
+    )
+    .await
+}
+
+/// Every part of `newer` is reported delivered; `older`, whose TP-MR it
+/// reused, is `no_report` and never delivered. Returns the `no_report` detail.
+async fn reports_went_to_the_newest(
+    app: &App,
+    newer: EventId,
+    parts: u16,
+    older: EventId,
+) -> String {
+    for part in 1..=parts {
+        app.wait_event(&format!("delivery of part {part} of the newer send"), |e| {
+            part_status(e, newer, part, DeliveryState::Delivered)
+        })
+        .await;
+    }
+    let ev = app
+        .wait_event("no_report for the older send", |e| {
+            part_status(e, older, 1, DeliveryState::NoReport)
+        })
+        .await;
+    let evs = app.events().await;
+    assert!(
+        !delivered_ever(&evs, older),
+        "the newer send's report went to the older one: {evs:#?}"
+    );
+    assert_eq!(
+        db::command_state(&app.log, newer).await.unwrap().as_deref(),
+        Some("sent")
+    );
+    match ev.body {
+        EventBody::DeliveryStatus { detail, .. } => detail.unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_report_goes_to_the_newest_send_across_a_reference_wrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_fast_reports("+380670000001").await;
+    let app = app_on_gsm0(&dir, &sim).await;
+    let to = "+380501234567";
+
+    // Send #1 takes TP-MR 0 and never gets a report.
+    let first = EventId::new();
+    assert_eq!(send_unreported(&app, &sim, first, to).await, vec![0]);
+
+    // 254 sends later the counter wraps: the three parts of the next
+    // message take 255, 0 and 1. The report of its part 2 (TP-MR 0) comes
+    // while part 3 is still being submitted.
+    sim.set_next_mr(255);
+    let wrapped = EventId::new();
+    let sent = send_slowly(&app, &sim, wrapped, to, LONG_UK).await;
+    assert_eq!(refs_of(&sent), vec![255, 0, 1]);
+    let detail = reports_went_to_the_newest(&app, wrapped, 3, first).await;
+    assert!(
+        detail.contains("message reference 0 on gsm0 was reused"),
+        "{detail}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_report_goes_to_the_newest_send_across_a_modem_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim_fast_reports("+380670000001").await;
+    let app = app_on_gsm0(&dir, &sim).await;
+    let to = "+380501234567";
+    let before = EventId::new();
+    assert_eq!(send_unreported(&app, &sim, before, to).await, vec![0]);
+    let other = EventId::new();
+    app.send(other, "gsm0", to, "Дякуємо!").await;
+    let refs = refs_of(&app.wait_event("MessageSent", |e| sent_for(e, other)).await);
+    assert_eq!(refs, vec![1]);
+    app.wait_event("delivery of the second send", |e| {
+        part_status(e, other, 1, DeliveryState::Delivered)
+    })
+    .await;
+
+    // The modem restarts: its TP-MR counter starts again at 0.
+    let inits = |m: &SimModem| {
+        m.commands()
+            .iter()
+            .filter(|c| c.starts_with("AT+CNMI="))
+            .count()
+    };
+    let inits_before = inits(&sim);
+    sim.unplug().await.unwrap();
+    sim.replug().await.unwrap();
+    sim.wait_until("the driver's init after the restart", WAIT, |m| {
+        inits(m) > inits_before
+    })
+    .await
+    .unwrap();
+    let after = EventId::new();
+    let sent = send_slowly(&app, &sim, after, to, LONG_UK).await;
+    assert_eq!(refs_of(&sent), vec![0, 1, 2]);
+    reports_went_to_the_newest(&app, after, 3, before).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_without_a_report_expires_to_no_report_and_reports_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimModem::spawn(SimConfig {
+        own_number: "+380670000001".into(),
+        noise_interval: None,
+        status_report_delay: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let modems = || {
+        let mut e = entry("gsm0", &sim, "+380670000001");
+        e.report_window = Some(Duration::from_secs(6));
+        vec![e]
+    };
+    let app = App::start(&db_path(&dir), modems(), Opts::default()).await;
+
+    // No report within the line's report window: `no_report`.
+    let lost = EventId::new();
+    send_unreported(&app, &sim, lost, "+380501234567").await;
+    // A report that comes after the appliance restarted: the new driver
+    // does not know the send, the log does.
+    let late = EventId::new();
+    app.send(late, "gsm0", "+380631112233", "Дякуємо!").await;
+    app.wait_event("MessageSent", |e| sent_for(e, late)).await;
+    app.stop().await;
+
+    let app = App::start(&db_path(&dir), modems(), Opts::default()).await;
+    app.wait_event("the late report after the restart", |e| {
+        part_status(e, late, 1, DeliveryState::Delivered)
+    })
+    .await;
+    let ev = app
+        .wait_event("no_report past the window", |e| {
+            part_status(e, lost, 1, DeliveryState::NoReport)
+        })
+        .await;
+    let EventBody::DeliveryStatus { detail, .. } = &ev.body else {
+        panic!()
+    };
+    let detail = detail.clone().unwrap();
+    assert_eq!(detail, "no delivery report within 6s on gsm0");
+    assert_eq!(
+        db::command_state(&app.log, lost).await.unwrap().as_deref(),
+        Some("sent")
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_part_is_failed_with_the_modems_reason_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim("+380670000001").await;
+    let app = app_on_gsm0(&dir, &sim).await;
+    // +CMS ERROR: 500 is temporary: retried until the 4 attempts run out.
+    for _ in 0..4 {
+        sim.fail_next("AT+CMGS", "+CMS ERROR: 500");
+    }
+    let id = EventId::new();
+    app.send(id, "gsm0", "+380501234567", "Ваше замовлення готове")
+        .await;
+    let ev = app
+        .wait_event("the failed part", |e| {
+            part_status(e, id, 1, DeliveryState::Failed)
+        })
+        .await;
+    let EventBody::DeliveryStatus { detail, .. } = &ev.body else {
+        panic!()
+    };
+    assert_eq!(
+        detail.as_deref(),
+        Some("the modem or network failed without giving a reason (+CMS ERROR 500: unknown error)")
+    );
+    wait_state(&app.log, id, "failed").await;
+    assert!(sim.sent().is_empty());
+    app.stop().await;
+}

@@ -7,8 +7,13 @@
 //! * `appl_command`: persisted by [`claim_command`] / [`claim_auto_reply`]
 //!   before acting; its `state` moves to `sent` / `failed` / `unknown` by the
 //!   projector when the outcome event is appended (atomic with it).
-//! * `appl_sms_part (line, TP-MR) → (command, part)`: written by the projector
-//!   from `MessageSent.refs`, removed when the part's final report is logged.
+//! * `appl_sms_sent_part (command, part) → (line, TP-MR, recipient, seq,
+//!   sent_ms)`: written by the projector from `MessageSent.refs`, removed
+//!   when the part's final report (or its `no_report`) is logged. TP-MR is
+//!   one octet and is reused (a wrap after 256 parts, a modem reset), so a
+//!   report goes to the newest part with its line, TP-MR and recipient
+//!   ([`part_for_report`]); the parts such a newer one supersedes, and parts
+//!   past the report window, are found by [`expired_parts`].
 //! * `appl_auto_reply (customer) → at_ms`: claimed in the same transaction as
 //!   the auto-reply's command row.
 
@@ -48,17 +53,28 @@ fn project(tx: &Transaction<'_>, ev: &Event) -> rusqlite::Result<()> {
         }
         EventBody::MessageSent {
             line,
+            to,
             command,
             refs,
             ..
         } => {
             set_state(tx, command, "sent")?;
             let mut st = tx.prepare_cached(
-                "INSERT INTO appl_sms_part (line, mr, command, part) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (line, mr) DO UPDATE SET command = excluded.command, part = excluded.part",
+                "INSERT INTO appl_sms_sent_part (command, part, line, mr, recipient, seq, sent_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (command, part) DO NOTHING",
             )?;
+            let sent_ms = i64::try_from(ev.at.ms).unwrap_or(i64::MAX);
             for (i, mr) in refs.iter().enumerate() {
-                st.execute(params![line, mr, command.to_string(), i as i64 + 1])?;
+                st.execute(params![
+                    command.to_string(),
+                    i as i64 + 1,
+                    line,
+                    mr,
+                    to,
+                    seq_i64(ev.seq),
+                    sent_ms
+                ])?;
             }
         }
         EventBody::DeliveryStatus {
@@ -69,16 +85,38 @@ fn project(tx: &Transaction<'_>, ev: &Event) -> rusqlite::Result<()> {
         } => match state {
             DeliveryState::Failed => set_state(tx, command, "failed")?,
             DeliveryState::Unknown => set_state(tx, command, "unknown")?,
-            DeliveryState::Sent | DeliveryState::Delivered => set_state(tx, command, "sent")?,
+            DeliveryState::Sent | DeliveryState::Delivered | DeliveryState::NoReport => {
+                set_state(tx, command, "sent")?
+            }
         },
         EventBody::DeliveryStatus {
             command,
             part: Some(part),
-            state: DeliveryState::Delivered | DeliveryState::Failed,
+            state,
             ..
         } => {
-            tx.prepare_cached("DELETE FROM appl_sms_part WHERE command = ?1 AND part = ?2")?
+            if *state != DeliveryState::Sent {
+                tx.prepare_cached(
+                    "DELETE FROM appl_sms_sent_part WHERE command = ?1 AND part = ?2",
+                )?
                 .execute(params![command.to_string(), part])?;
+            }
+            if matches!(state, DeliveryState::Failed | DeliveryState::Unknown) {
+                // A part that failed before the message was sent (the modem
+                // refused it): the command's outcome. After MessageSent
+                // (state 'sent') it is a delivery report and changes nothing.
+                tx.prepare_cached(
+                    "UPDATE appl_command SET state = ?2 WHERE id = ?1 AND state = 'sending'",
+                )?
+                .execute(params![
+                    command.to_string(),
+                    if *state == DeliveryState::Failed {
+                        "failed"
+                    } else {
+                        "unknown"
+                    }
+                ])?;
+            }
         }
         _ => {}
     }
@@ -241,18 +279,155 @@ pub async fn command_state(
         .await
 }
 
-/// The command and 1-based part a delivery report on `(line, mr)` is about.
+/// A sent part waiting for its delivery report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingPart {
+    pub command: String,
+    /// 1-based.
+    pub part: u16,
+    pub line: String,
+    pub mr: u8,
+    pub recipient: String,
+    pub seq: i64,
+    pub sent_ms: i64,
+}
+
+fn waiting_part(r: &rusqlite::Row<'_>) -> rusqlite::Result<WaitingPart> {
+    Ok(WaitingPart {
+        command: r.get(0)?,
+        part: r.get(1)?,
+        line: r.get(2)?,
+        mr: r.get(3)?,
+        recipient: r.get(4)?,
+        seq: r.get(5)?,
+        sent_ms: r.get(6)?,
+    })
+}
+
+const WAITING_COLUMNS: &str = "command, part, line, mr, recipient, seq, sent_ms";
+
+/// Whether `to` (a report's recipient) is the number a part was sent to; an
+/// unknown recipient (a part waiting since before version 13) matches any.
+fn same_recipient(part: &WaitingPart, to: &str) -> bool {
+    part.recipient.is_empty() || crossline_modem::same_number(&part.recipient, to)
+}
+
+/// The part a delivery report on `(line, mr)` for `recipient` is about: the
+/// newest part still waiting with that line, TP-MR and recipient, sent
+/// after `since_ms` (the start of the line's report window).
 pub async fn part_for_report(
     log: &LocalLog<SqliteStore>,
     line: &str,
     mr: u8,
-) -> crossline_store::Result<Option<(String, u16)>> {
-    let line = line.to_string();
+    recipient: &str,
+    since_ms: i64,
+) -> crossline_store::Result<Option<WaitingPart>> {
+    let (line, recipient) = (line.to_string(), recipient.to_string());
     log.store()
         .read(move |c| {
-            c.prepare_cached("SELECT command, part FROM appl_sms_part WHERE line = ?1 AND mr = ?2")?
-                .query_row(params![line, mr], |r| Ok((r.get(0)?, r.get(1)?)))
+            let sql = format!(
+                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part
+                 WHERE line = ?1 AND mr = ?2 AND sent_ms >= ?3 ORDER BY seq DESC, part DESC"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![line, mr, since_ms], waiting_part)?;
+            for row in rows {
+                let p = row?;
+                if same_recipient(&p, &recipient) {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
+        })
+        .await
+}
+
+/// Whether part `part` of `command` is waiting for its report.
+pub async fn is_waiting(
+    log: &LocalLog<SqliteStore>,
+    command: &str,
+    part: u16,
+) -> crossline_store::Result<bool> {
+    let command = command.to_string();
+    log.store()
+        .read(move |c| {
+            c.prepare_cached("SELECT 1 FROM appl_sms_sent_part WHERE command = ?1 AND part = ?2")?
+                .query_row(params![command, part], |_| Ok(()))
                 .optional()
+                .map(|r| r.is_some())
+        })
+        .await
+}
+
+/// Why a waiting part will never get its report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expiry {
+    /// A newer part on the same line took the same TP-MR to the same
+    /// number: a report can no longer be told apart (it goes to the newer).
+    Superseded { by_command: String },
+    /// Sent before the start of the line's report window.
+    TooOld,
+}
+
+/// Waiting parts that will never get their report: superseded by a newer
+/// part with the same line, TP-MR and recipient, or sent before
+/// `window_start(line)` (milliseconds).
+pub async fn expired_parts(
+    log: &LocalLog<SqliteStore>,
+    window_start: impl Fn(&str) -> i64 + Send + 'static,
+) -> crossline_store::Result<Vec<(WaitingPart, Expiry)>> {
+    log.store()
+        .read(move |c| {
+            let mut out = Vec::new();
+            // Parts with a newer part on the same (line, mr): the index
+            // makes this a walk over reused references only.
+            let sql = format!(
+                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a
+                 WHERE EXISTS (SELECT 1 FROM appl_sms_sent_part b
+                               WHERE b.line = a.line AND b.mr = a.mr AND b.seq > a.seq)
+                 ORDER BY line, mr, seq"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let reused = st
+                .query_map([], waiting_part)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let newer_sql = format!(
+                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part
+                 WHERE line = ?1 AND mr = ?2 AND seq > ?3 ORDER BY seq DESC"
+            );
+            let mut newer = c.prepare_cached(&newer_sql)?;
+            for p in reused {
+                let by = newer
+                    .query_map(params![p.line, p.mr, p.seq], waiting_part)?
+                    .filter_map(Result::ok)
+                    .find(|n| same_recipient(n, &p.recipient) || same_recipient(&p, &n.recipient));
+                if let Some(n) = by {
+                    out.push((
+                        p,
+                        Expiry::Superseded {
+                            by_command: n.command,
+                        },
+                    ));
+                }
+            }
+            let sql = format!(
+                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part ORDER BY sent_ms LIMIT 1000"
+            );
+            let mut st = c.prepare_cached(&sql)?;
+            let oldest = st.query_map([], waiting_part)?;
+            for p in oldest {
+                let p = p?;
+                if p.sent_ms >= window_start(&p.line) {
+                    continue;
+                }
+                if !out
+                    .iter()
+                    .any(|(o, _)| o.command == p.command && o.part == p.part)
+                {
+                    out.push((p, Expiry::TooOld));
+                }
+            }
+            Ok(out)
         })
         .await
 }

@@ -13,7 +13,7 @@
 pub mod db;
 pub mod lang;
 
-use crate::config::{ModemEntry, OfflineConfig};
+use crate::config::{DEFAULT_REPORT_WINDOW, ModemEntry, OfflineConfig};
 use crate::log::LocalLog;
 use crate::modems::{self, LineEvent, Lines};
 use crate::uplink::LinkState;
@@ -69,6 +69,9 @@ struct Shared {
     device: String,
     /// Rung after a `MessageSent` is logged (its parts can now be matched).
     refs_logged: Arc<Notify>,
+    /// Held while parts that will get no report are logged `no_report`
+    /// (the receive loop and the send tasks both do it).
+    expiring: Arc<tokio::sync::Mutex<()>>,
     shutdown: CancellationToken,
     /// Held by every task using this; closed when the last one ends.
     _alive: mpsc::Sender<()>,
@@ -106,6 +109,7 @@ pub async fn run(
         offline: offline.map(Arc::new),
         link,
         refs_logged: Arc::new(Notify::new()),
+        expiring: Arc::new(tokio::sync::Mutex::new(())),
         shutdown: shutdown.clone(),
     };
     let resume = recover_unfinished(&shared).await?;
@@ -232,9 +236,12 @@ async fn receive_loop(
     // Receipts of logged messages waiting for mgmt's ack, by seq.
     let mut pending: BTreeMap<u64, Vec<(ModemHandle, HandoverReceipt)>> = BTreeMap::new();
     let mut unmatched: VecDeque<Unmatched> = VecDeque::new();
+    let mut expiry = tokio::time::interval(expiry_period(&s));
+    expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = s.shutdown.cancelled() => return Ok(()),
+            _ = expiry.tick() => expire_reports(&s).await,
             changed = acked.changed() => {
                 if changed.is_err() {
                     // The uplink is gone (shutting down): nothing more gets acked.
@@ -401,6 +408,12 @@ async fn log_sms(s: &Shared, line: &str, sms: &IncomingSms) -> Result<(u64, bool
 
 /// Logs a delivery report for its part; gives it back if the part is not
 /// known yet (its `MessageSent` may still be on its way to the log).
+///
+/// A report the driver tied to its send (the tag is the command id, the
+/// part its index) goes to that part. Otherwise (the send is older than
+/// this driver) it goes to the newest part still waiting with the report's
+/// line, TP-MR and recipient within the line's report window: TP-MR is one
+/// octet, reused after 256 parts or a modem reset.
 async fn on_report(s: &Shared, r: DeliveryReport) -> Option<DeliveryReport> {
     let state = match r.outcome {
         DeliveryOutcome::Pending => {
@@ -410,11 +423,43 @@ async fn on_report(s: &Shared, r: DeliveryReport) -> Option<DeliveryReport> {
         DeliveryOutcome::Delivered => DeliveryState::Delivered,
         DeliveryOutcome::Failed => DeliveryState::Failed,
     };
-    let found = match db::part_for_report(&s.log, &r.line, r.reference).await {
-        Ok(f) => f,
-        Err(e) => {
-            error!(line = %r.line, mr = r.reference, error = %e, "cannot look up a delivery report's message; report dropped");
-            return None;
+    let found = match (r.tag.clone(), r.part) {
+        (Some(tag), Some(index)) => {
+            let part = u16::try_from(index.saturating_add(1)).unwrap_or(u16::MAX);
+            match db::is_waiting(&s.log, &tag, part).await {
+                Ok(true) => Some((tag, part)),
+                Ok(false) => {
+                    let sending = match tag.parse::<EventId>() {
+                        Ok(id) => db::command_state(&s.log, id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some_and(|st| st == "sending"),
+                        Err(_) => false,
+                    };
+                    if sending {
+                        // Its MessageSent is not logged yet: held until it is.
+                        return Some(r);
+                    }
+                    debug!(line = %r.line, mr = r.reference, command = %tag, part, "delivery report for a part no longer waiting; ignored");
+                    return None;
+                }
+                Err(e) => {
+                    error!(line = %r.line, mr = r.reference, error = %e, "cannot look up a delivery report's message; report dropped");
+                    return None;
+                }
+            }
+        }
+        _ => {
+            let since = window_start(s, &r.line);
+            match db::part_for_report(&s.log, &r.line, r.reference, &r.recipient, since).await {
+                Ok(Some(p)) => Some((p.command, p.part)),
+                Ok(None) => None,
+                Err(e) => {
+                    error!(line = %r.line, mr = r.reference, error = %e, "cannot look up a delivery report's message; report dropped");
+                    return None;
+                }
+            }
         }
     };
     let Some((command, part)) = found else {
@@ -446,6 +491,118 @@ async fn on_report(s: &Shared, r: DeliveryReport) -> Option<DeliveryReport> {
         }
     }
     None
+}
+
+/// Start of `line`'s report window, in milliseconds since the epoch.
+fn window_start(s: &Shared, line: &str) -> i64 {
+    let window = s
+        .lines
+        .entry(line)
+        .map_or(DEFAULT_REPORT_WINDOW, |e| e.report_window());
+    now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How often waiting parts are checked against their report window: a
+/// quarter of the shortest window, between 100 ms and a minute.
+fn expiry_period(s: &Shared) -> Duration {
+    s.lines
+        .labels()
+        .iter()
+        .filter_map(|l| s.lines.entry(l))
+        .map(|e| e.report_window() / 4)
+        .min()
+        .unwrap_or(Duration::from_secs(60))
+        .clamp(Duration::from_millis(100), Duration::from_secs(60))
+}
+
+/// Logs `no_report` for every waiting part that can no longer get its
+/// delivery report: superseded by a newer part with the same line, TP-MR
+/// and recipient, or past its line's report window.
+async fn expire_reports(s: &Shared) {
+    let _one_at_a_time = s.expiring.lock().await;
+    let starts: BTreeMap<String, i64> = s
+        .lines
+        .labels()
+        .into_iter()
+        .map(|l| {
+            let start = window_start(s, &l);
+            (l, start)
+        })
+        .collect();
+    let default_start = now_ms()
+        .saturating_sub(i64::try_from(DEFAULT_REPORT_WINDOW.as_millis()).unwrap_or(i64::MAX));
+    let expired = match db::expired_parts(&s.log, move |line| {
+        starts.get(line).copied().unwrap_or(default_start)
+    })
+    .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            error!(error = %e, "cannot look for sent parts past their report window; retried later");
+            return;
+        }
+    };
+    for (p, why) in expired {
+        let Ok(command) = p.command.parse::<EventId>() else {
+            continue;
+        };
+        let detail = match &why {
+            db::Expiry::Superseded { by_command } => format!(
+                "no delivery report: message reference {} on {} was reused by a later message \
+                 ({by_command}) to the same number before a report came",
+                p.mr, p.line
+            ),
+            db::Expiry::TooOld => {
+                let window = s
+                    .lines
+                    .entry(&p.line)
+                    .map_or(DEFAULT_REPORT_WINDOW, |e| e.report_window());
+                format!(
+                    "no delivery report within {} on {}",
+                    humantime_short(window),
+                    p.line
+                )
+            }
+        };
+        match append(
+            s,
+            EventBody::DeliveryStatus {
+                command,
+                part: Some(p.part),
+                state: DeliveryState::NoReport,
+                detail: Some(detail),
+            },
+        )
+        .await
+        {
+            Ok(seq) => {
+                info!(line = %p.line, command = %command, part = p.part, mr = p.mr, ?why, seq, "no delivery report")
+            }
+            Err(e) => {
+                error!(line = %p.line, command = %command, part = p.part, error = %e, "cannot log a missing delivery report; retried later")
+            }
+        }
+    }
+}
+
+/// "3 days", "2 h", "90 s": a window as people say it.
+fn humantime_short(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        format!("{} day(s)", secs / 86_400)
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{:?}", d)
+    }
 }
 
 // ------------------------------------------------------------------ send
@@ -576,7 +733,11 @@ async fn send(
         let Some(modem) = modem else {
             break Err(SendError::Stopped { line: line.clone() });
         };
-        match modem.send_sms(&to, &text, SendOptions::default()).await {
+        let opts = SendOptions {
+            tag: Some(command.to_string()),
+            ..SendOptions::default()
+        };
+        match modem.send_sms(&to, &text, opts).await {
             // Nothing was sent; a restarted driver can take it.
             Err(SendError::Stopped { .. }) if !s.shutdown.is_cancelled() => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -603,15 +764,26 @@ async fn send(
             .await?;
             s.refs_logged.notify_one();
             info!(command = %command, line = %line, seq, to = %to, ?refs, auto_reply, "SMS sent");
+            // Older parts whose message reference these took can no longer
+            // get their report: say so now.
+            expire_reports(s).await;
             return Ok(());
         }
-        Err(e @ SendError::Failed { .. }) => {
+        Err(
+            ref e @ SendError::Failed {
+                ref cause,
+                ref sent_refs,
+                ..
+            },
+        ) => {
             warn!(command = %command, line = %line, error = %e, "SMS not sent");
+            // The part the modem refused, with the reason in words people
+            // read; the parts before it went out but the message is failed.
             EventBody::DeliveryStatus {
                 command,
-                part: None,
+                part: Some(u16::try_from(sent_refs.len() + 1).unwrap_or(u16::MAX)),
                 state: DeliveryState::Failed,
-                detail: Some(e.to_string()),
+                detail: Some(cause.clone()),
             }
         }
         Err(e @ SendError::Unknown { .. }) => {

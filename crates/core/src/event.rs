@@ -48,6 +48,11 @@ pub enum DeliveryState {
     /// Outcome cannot be known (the modem died mid-submit). Never retried
     /// silently: an agent decides.
     Unknown,
+    /// Sent, but no delivery report came within the line's report window
+    /// (the validity period), or the part's TP-MR was reused by a later
+    /// message to the same number on that line before one came (a report
+    /// could no longer be told apart). Final: delivered or not is unknown.
+    NoReport,
 }
 
 /// Health of one modem line, as the appliance last saw it.

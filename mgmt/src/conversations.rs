@@ -431,6 +431,13 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
                         "UPDATE reply_part SET state = ?2, detail = ?3 WHERE command = ?1",
                         params![cmd, st, detail],
                     )?;
+                    // The reason of the message as a whole (an unknown line,
+                    // a restart mid-send), shown when no part says more.
+                    exec(
+                        tx,
+                        "UPDATE timeline_entry SET reason = ?2 WHERE command = ?1",
+                        params![cmd, detail],
+                    )?;
                     recompute(tx, &cmd, Some(st))?;
                 }
             }
@@ -508,6 +515,7 @@ fn state_str(s: DeliveryState) -> &'static str {
         DeliveryState::Delivered => "delivered",
         DeliveryState::Failed => "failed",
         DeliveryState::Unknown => "unknown",
+        DeliveryState::NoReport => "no_report",
     }
 }
 
@@ -680,6 +688,9 @@ fn recompute(tx: &Transaction<'_>, cmd: &str, whole: Option<&str>) -> rusqlite::
         "unknown"
     } else if states.iter().all(|s| s == "delivered") {
         "delivered"
+    } else if states.iter().all(|s| s == "delivered" || s == "no_report") {
+        // every part final, some without a report: sent, fate unknown
+        "no_report"
     } else {
         "sent"
     };
@@ -773,13 +784,56 @@ pub enum EntryKind {
 pub struct PartView {
     /// 1-based.
     pub part: i64,
-    /// `sent`, `delivered`, `failed` or `unknown`.
+    /// `sent`, `delivered`, `failed`, `unknown` or `no_report` (sent, but no
+    /// delivery report came within the line's report window, or its message
+    /// reference was reused first).
     pub state: String,
     /// Network message reference (TP-MR).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<i64>,
+    /// Why, in words people read: the modem's or the network's reason for
+    /// `failed` (e.g. "the network is congested (+CMS ERROR 42: congestion)"),
+    /// what is known for `unknown` and `no_report`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// States of a reply that need a reason.
+fn needs_reason(state: &str) -> bool {
+    matches!(state, "failed" | "unknown" | "no_report")
+}
+
+/// Loads a reply entry's parts and its reason: the first failed, unknown or
+/// no-report part's detail, else the whole message's.
+fn fill_parts(conn: &Connection, e: &mut TimelineEntry) -> rusqlite::Result<()> {
+    let Some(cmd) = &e.command else {
+        return Ok(());
+    };
+    let mut parts = conn.prepare_cached(
+        "SELECT part, state, ref, detail FROM reply_part WHERE command = ?1 ORDER BY part",
+    )?;
+    e.part_states = parts
+        .query_map(params![cmd], |r| {
+            Ok(PartView {
+                part: r.get(0)?,
+                state: r.get(1)?,
+                reference: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let part_reason = e
+        .part_states
+        .iter()
+        .find(|p| needs_reason(&p.state) && p.detail.is_some())
+        .and_then(|p| p.detail.clone());
+    let whole = e.reason.take();
+    e.reason = if e.state.as_deref().is_some_and(needs_reason) {
+        part_reason.or(whole)
+    } else {
+        None
+    };
+    Ok(())
 }
 
 /// One entry of a conversation's timeline.
@@ -812,9 +866,14 @@ pub struct TimelineEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// Reply: `pending` (not yet confirmed by the appliance), `sent`,
-    /// `delivered` (every part), `failed` (some part) or `unknown`.
+    /// `delivered` (every part), `failed` (some part), `unknown`, or
+    /// `no_report` (every part final, some without a delivery report).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Reply: why it is `failed`, `unknown` or `no_report`, in words people
+    /// read (the first such part's detail, or the whole message's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Reply: state per part.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub part_states: Vec<PartView>,
@@ -964,28 +1023,14 @@ pub fn detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<Conversati
     };
     let mut st = conn.prepare_cached(
         "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete, sent_at,
-             author, command, state
+             author, command, state, reason
          FROM timeline_entry WHERE conversation_id = ?1 ORDER BY at_ms, at_c, event_id",
     )?;
     let mut timeline = st
         .query_map(params![id], entry_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut parts = conn.prepare_cached(
-        "SELECT part, state, ref, detail FROM reply_part WHERE command = ?1 ORDER BY part",
-    )?;
     for e in &mut timeline {
-        if let Some(cmd) = &e.command {
-            e.part_states = parts
-                .query_map(params![cmd], |r| {
-                    Ok(PartView {
-                        part: r.get(0)?,
-                        state: r.get(1)?,
-                        reference: r.get(2)?,
-                        detail: r.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-        }
+        fill_parts(conn, e)?;
     }
     Ok(Some(ConversationDetail { summary, timeline }))
 }
@@ -1011,6 +1056,7 @@ fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {
         author: r.get(10)?,
         command: r.get(11)?,
         state: r.get(12)?,
+        reason: r.get(13)?,
         part_states: Vec::new(),
     })
 }
@@ -1040,31 +1086,17 @@ fn entry_where(
     let e = conn
         .prepare_cached(&format!(
             "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete,
-                 sent_at, author, command, state, conversation_id
+                 sent_at, author, command, state, reason, conversation_id
              FROM timeline_entry WHERE {cond}"
         ))?
         .query_row(params![arg], |r| {
-            Ok((r.get::<_, String>(13)?, entry_row(r)?))
+            Ok((r.get::<_, String>(14)?, entry_row(r)?))
         })
         .optional()?;
     let Some((conv, mut e)) = e else {
         return Ok(None);
     };
-    if let Some(cmd) = &e.command {
-        let mut parts = conn.prepare_cached(
-            "SELECT part, state, ref, detail FROM reply_part WHERE command = ?1 ORDER BY part",
-        )?;
-        e.part_states = parts
-            .query_map(params![cmd], |r| {
-                Ok(PartView {
-                    part: r.get(0)?,
-                    state: r.get(1)?,
-                    reference: r.get(2)?,
-                    detail: r.get(3)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-    }
+    fill_parts(conn, &mut e)?;
     Ok(Some((conv, e)))
 }
 

@@ -249,10 +249,106 @@ async fn unknown_outcome_and_failure_are_shown() {
         .await;
     assert_eq!(s, 202);
     let c1 = dev.next_command().await;
-    let e = dev.event(status(&c1, None, DeliveryState::Unknown));
+    let e = dev.event(EventBody::DeliveryStatus {
+        command: c1.id,
+        part: None,
+        state: DeliveryState::Unknown,
+        detail: Some("the appliance restarted while sending on gsm0".into()),
+    });
     dev.publish(vec![e]).await;
-    m.wait_conversation(&cid, |v| v["timeline"][1]["state"] == "unknown")
+    let conv = m
+        .wait_conversation(&cid, |v| v["timeline"][1]["state"] == "unknown")
         .await;
+    // no part is named: the whole message's reason is the reply's reason
+    assert_eq!(
+        conv["timeline"][1]["reason"],
+        "the appliance restarted while sending on gsm0"
+    );
+    m.stop().await;
+}
+
+/// The readable cause the appliance logs for `+CMS ERROR: 500` (crossline-modem's table).
+const CMS_500: &str =
+    "the modem or network failed without giving a reason (+CMS ERROR 500: unknown error)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_reply_says_why_per_part() {
+    let m = Mgmt::start().await;
+    let mut dev = m.device("branch-x").await;
+    dev.sms("gsm0", "+380501234567", "?").await;
+    let cid = id_of(&m.wait_list("", |l| l.len() == 1).await[0]);
+    let reply = |text: &str| {
+        let (m, cid) = (&m, &cid);
+        let body = json!({ "text": text }).to_string();
+        async move {
+            let (s, r) = m
+                .post(&format!("/api/v1/conversations/{cid}/replies"), &body)
+                .await;
+            assert_eq!(s, 202, "{r}");
+        }
+    };
+
+    // The modem refused the only part: failed, with the modem's reason.
+    reply("a").await;
+    let c1 = dev.next_command().await;
+    let e = dev.event(EventBody::DeliveryStatus {
+        command: c1.id,
+        part: Some(1),
+        state: DeliveryState::Failed,
+        detail: Some(CMS_500.into()),
+    });
+    dev.publish(vec![e]).await;
+    let conv = m
+        .wait_conversation(&cid, |v| v["timeline"][1]["state"] == "failed")
+        .await;
+    let r = &conv["timeline"][1];
+    assert_eq!(r["reason"], CMS_500);
+    assert_eq!(
+        r["part_states"],
+        json!([{ "part": 1, "state": "failed", "detail": CMS_500 }])
+    );
+
+    // Two parts went out; the network delivered one, the other never got a
+    // report: each part says so, the reply is `no_report` with the reason.
+    reply("b").await;
+    let c2 = dev.next_command().await;
+    let no_report = "no delivery report: message reference 8 on gsm0 was reused by a later \
+                     message to the same number before a report came";
+    let evs = vec![
+        dev.event(sent(&c2, vec![7, 8])),
+        dev.event(status(&c2, Some(1), DeliveryState::Delivered)),
+        dev.event(EventBody::DeliveryStatus {
+            command: c2.id,
+            part: Some(2),
+            state: DeliveryState::NoReport,
+            detail: Some(no_report.into()),
+        }),
+    ];
+    dev.publish(evs).await;
+    let conv = m
+        .wait_conversation(&cid, |v| v["timeline"][2]["state"] == "no_report")
+        .await;
+    let r = &conv["timeline"][2];
+    assert_eq!(r["reason"], no_report);
+    assert_eq!(
+        r["part_states"],
+        json!([
+            { "part": 1, "state": "delivered", "reference": 7 },
+            { "part": 2, "state": "no_report", "reference": 8, "detail": no_report }
+        ])
+    );
+    // a delivered reply has no reason
+    reply("c").await;
+    let c3 = dev.next_command().await;
+    let evs = vec![
+        dev.event(sent(&c3, vec![9])),
+        dev.event(status(&c3, Some(1), DeliveryState::Delivered)),
+    ];
+    dev.publish(evs).await;
+    let conv = m
+        .wait_conversation(&cid, |v| v["timeline"][3]["state"] == "delivered")
+        .await;
+    assert!(conv["timeline"][3].get("reason").is_none(), "{conv}");
     m.stop().await;
 }
 

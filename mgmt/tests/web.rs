@@ -1001,6 +1001,92 @@ async fn the_live_stream_tells_each_agent_only_about_their_conversations() {
 }
 
 #[tokio::test]
+async fn a_failed_reply_shows_its_state_and_reason_per_part_in_the_desk() {
+    use crossline_core::{DeliveryState, EventBody};
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112233", "where is my parcel?")
+        .await;
+    let id = routed(&m, "+380501112233").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    let cms_500 =
+        "the modem or network failed without giving a reason (+CMS ERROR 500: unknown error)";
+
+    // One part, refused by the modem.
+    let r = ivan
+        .post(&format!("/desk/c/{id}/reply"), "text=On+its+way&line=gsm1")
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let c1 = dev.next_command().await;
+    let e = dev.event(EventBody::DeliveryStatus {
+        command: c1.id,
+        part: Some(1),
+        state: DeliveryState::Failed,
+        detail: Some(cms_500.into()),
+    });
+    dev.publish(vec![e]).await;
+    m.wait_conversation(&id, |v| v["timeline"][1]["state"] == "failed")
+        .await;
+    let page = ivan.get(&format!("/desk/c/{id}/timeline")).await.body;
+    assert!(
+        page.contains(r#"data-delivery="delivery.failed""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"<span class="reason" data-testid="delivery-reason">{cms_500}</span>"#
+        )),
+        "{page}"
+    );
+
+    // Two parts: one delivered, one the network gave up on: each part shows
+    // its state and reason, in the agent's language.
+    let r = ivan
+        .post(
+            &format!("/desk/c/{id}/reply"),
+            "text=Second+reply&line=gsm1",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let c2 = dev.next_command().await;
+    let gave_up = "the network gave up delivering part 2 to +380501112233 (TP-ST 70)";
+    let evs = vec![
+        dev.event(common::sent(&c2, vec![3, 4])),
+        dev.event(common::status(&c2, Some(1), DeliveryState::Delivered)),
+        dev.event(EventBody::DeliveryStatus {
+            command: c2.id,
+            part: Some(2),
+            state: DeliveryState::Failed,
+            detail: Some(gave_up.into()),
+        }),
+    ];
+    dev.publish(evs).await;
+    m.wait_conversation(&id, |v| v["timeline"][2]["state"] == "failed")
+        .await;
+    assert_eq!(
+        ivan.post("/settings/language", "locale=uk&next=%2Fdesk")
+            .await
+            .status,
+        303
+    );
+    let page = ivan.get(&format!("/desk/c/{id}/timeline")).await.body;
+    assert!(page.contains(r#"data-testid="delivery-parts""#), "{page}");
+    assert!(
+        page.contains(
+            r#"<li data-testid="delivery-part" data-delivery="delivery.delivered">Частина 1: "#
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"<li data-testid="delivery-part" data-delivery="delivery.failed">Частина 2: <span class="ticks">✗</span> Помилка: <span class="reason">{gave_up}</span>"#
+        )),
+        "{page}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
 async fn pages_render_in_the_users_language() {
     let m = setup().await;
     let sofia = login(&m, "sofia", "sofia-password").await;

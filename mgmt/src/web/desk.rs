@@ -751,10 +751,22 @@ pub struct Item {
     /// Reply: catalog key of the delivery state, and its ticks.
     pub delivery: &'static str,
     pub ticks: &'static str,
+    /// Reply: why it failed (or has no report), in the modem's words made readable.
+    pub reason: String,
+    /// Reply of several parts: each part's state (catalog key, ticks) and reason.
+    pub parts: Vec<PartItem>,
     pub line: String,
     pub incomplete: bool,
     /// Note: logins mentioned.
     pub mentions: Vec<String>,
+}
+
+/// One part of a reply of several parts.
+pub struct PartItem {
+    pub part: i64,
+    pub delivery: &'static str,
+    pub ticks: &'static str,
+    pub detail: String,
 }
 
 /// What the conversation view shows.
@@ -850,6 +862,7 @@ fn delivery(state: Option<&str>) -> (&'static str, &'static str) {
         Some("delivered") => ("delivery.delivered", "✓✓"),
         Some("failed") => ("delivery.failed", "✗"),
         Some("unknown") => ("delivery.unknown", "?"),
+        Some("no_report") => ("delivery.no_report", "✓?"),
         _ => ("delivery.pending", "…"),
     }
 }
@@ -992,6 +1005,8 @@ async fn conv_view(
         author,
         delivery: "",
         ticks: "",
+        reason: String::new(),
+        parts: Vec::new(),
         line: String::new(),
         incomplete: false,
         mentions: Vec::new(),
@@ -1014,6 +1029,22 @@ async fn conv_view(
                 let (d, t) = delivery(e.state.as_deref());
                 it.delivery = d;
                 it.ticks = t;
+                it.reason = e.reason.clone().unwrap_or_default();
+                if e.part_states.len() > 1 {
+                    it.parts = e
+                        .part_states
+                        .iter()
+                        .map(|p| {
+                            let (d, t) = delivery(Some(&p.state));
+                            PartItem {
+                                part: p.part,
+                                delivery: d,
+                                ticks: t,
+                                detail: p.detail.clone().unwrap_or_default(),
+                            }
+                        })
+                        .collect();
+                }
                 it
             }
             EntryKind::Resolved => blank(

@@ -746,3 +746,68 @@ fn a_missing_modem_port_is_one_clear_error_and_a_modem_disconnected_alert() {
     assert!(app.sigterm());
     assert!(mgmt.sigterm());
 }
+
+/// An unplugged modem's alert said "not registered" (its SIM was last seen
+/// ready): it says "modem disconnected", and clears when it is back.
+#[test]
+fn an_unplugged_modem_raises_modem_disconnected_until_it_is_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut mgmt = Mgmt::new(tmp.path().join("mgmt"), None);
+    mgmt.set_config("[fleet]\ntick_ms = 200\n[fleet.alerts]\neval_s = 0.2\n");
+    let secret = mgmt.add_device("branch-p");
+    mgmt.start();
+    let api = mgmt.api_token();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let link = tmp.path().join("tty-branch-p");
+    let sim = rt
+        .block_on(SimModem::spawn(SimConfig {
+            link: Some(link.clone()),
+            ..SimConfig::default()
+        }))
+        .unwrap();
+    let mut app = Appliance::with_config(
+        tmp.path(),
+        "branch-p",
+        &secret,
+        mgmt.mqtt_port,
+        &format!(
+            "[telemetry]\ninterval_s = 0.3\n\
+             [[modems]]\nlabel = \"gsm0\"\nport = \"{}\"\nreopen_backoff_max = \"200ms\"\n\
+             health_interval = \"1s\"\ncommand_timeout = \"1s\"\n",
+            link.display()
+        ),
+    );
+    app.start();
+    let modem = |d: &Value| d["device"]["telemetry"]["modems"][0].clone();
+    wait_for("the modem registered, in telemetry", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-p")?;
+        (modem(&d)["registered"] == true).then_some(())
+    });
+
+    rt.block_on(sim.unplug()).unwrap();
+    let open = |d: &Value, kind: &str| {
+        d["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["kind"] == kind && a["cleared_ms"].is_null())
+            .cloned()
+    };
+    let (alert, d) = wait_for("the modem_disconnected alert", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-p")?;
+        open(&d, "modem_disconnected").map(|a| (a, d))
+    });
+    let detail = alert["detail"].as_str().unwrap();
+    assert!(detail.starts_with("modem disconnected: "), "{detail}");
+    assert!(modem(&d)["disconnected"].is_string(), "{d}");
+    assert!(open(&d, "not_registered").is_none(), "{d}");
+
+    rt.block_on(sim.replug()).unwrap();
+    wait_for("the alert cleared once the modem answers", LONG, || {
+        let d = get_json(&mgmt, &api, "/api/v1/fleet/devices/branch-p")?;
+        (open(&d, "modem_disconnected").is_none() && modem(&d)["disconnected"].is_null())
+            .then_some(())
+    });
+    assert!(app.sigterm());
+    assert!(mgmt.sigterm());
+}

@@ -727,6 +727,67 @@ async fn modem_reboot_is_detected_and_initialised_again() {
 }
 
 #[tokio::test]
+async fn a_report_after_a_tp_mr_reuse_goes_to_the_newest_send_with_its_tag() {
+    let mut rig = Rig::new(
+        SimConfig {
+            status_report_delay: Duration::from_millis(50),
+            ..SimConfig::default()
+        },
+        |_| {},
+    )
+    .await;
+    let tagged = |tag: &str| SendOptions {
+        tag: Some(tag.into()),
+        ..SendOptions::default()
+    };
+    // The first send's report is lost in the network.
+    rig.sim.withhold_reports(1);
+    let old = rig
+        .modem
+        .send_sms("+380509876543", "first", tagged("old"))
+        .await
+        .unwrap();
+    // The counter comes round to the same TP-MR (a wrap, a modem reset).
+    rig.sim.set_next_mr(old.refs[0]);
+    let new = rig
+        .modem
+        .send_sms("0509876543", "second", tagged("new"))
+        .await
+        .unwrap();
+    assert_eq!(new.refs, old.refs);
+    let e = rig
+        .wait_for("the report", |e| matches!(e, ModemEvent::DeliveryReport(_)))
+        .await;
+    let ModemEvent::DeliveryReport(r) = e else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.id, r.part, r.tag.as_deref()),
+        (Some(new.id), Some(0), Some("new"))
+    );
+    // The older send can no longer be told apart: a second report with that
+    // TP-MR is not pinned on it.
+    let again = crossline_pdu::encode_status_report(
+        old.refs[0],
+        &crossline_pdu::Address::parse("+380509876543").unwrap(),
+        &crossline_pdu::Timestamp::from_unix(1_795_432_532, 8).unwrap(),
+        &crossline_pdu::Timestamp::from_unix(1_795_432_540, 8).unwrap(),
+        0,
+    )
+    .unwrap();
+    rig.sim.inject_pdu(&again.hex()).unwrap();
+    let e = rig
+        .wait_for("the second report", |e| {
+            matches!(e, ModemEvent::DeliveryReport(_))
+        })
+        .await;
+    let ModemEvent::DeliveryReport(r) = e else {
+        unreachable!()
+    };
+    assert_eq!((r.id, r.tag), (None, None));
+}
+
+#[tokio::test]
 async fn direct_status_reports_via_cds_are_matched() {
     let mut rig = Rig::new(SimConfig::default(), |c| {
         c.delivery = Some(crossline_modem::Delivery::Direct)

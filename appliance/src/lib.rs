@@ -67,7 +67,7 @@ async fn retention(
 /// Runs the appliance until `shutdown` is cancelled or a task fails.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     cfg.validate()?;
-    std::fs::create_dir_all(&cfg.data_dir)
+    crossline_store::files::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     // Without a credential of its own, enroll first (waits for approval).
     let Some(cfg) = enroll::resolve(cfg, &shutdown).await? else {

@@ -12,6 +12,7 @@ use crate::conversations::{
 };
 use crate::error::ApiError;
 use crate::live::{Key, Live, LiveEvent, MessageEvent};
+use crate::web::auth::Actor;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -304,22 +305,25 @@ pub fn sms_parts(text: &str) -> Option<usize> {
 )]
 pub async fn post_reply(
     State(st): State<Arc<ApiState>>,
+    by: Actor,
     Path(id): Path<String>,
     body: Result<Json<ReplyRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(json_error)?;
-    let accepted = send_reply(&st, &id, req, None).await?;
+    let accepted = send_reply(&st, &id, req, &by).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// Stores an SMS reply to conversation `id` (by `author`, a web user's
-/// login, or None for the API token) and hands it to the appliance.
+/// Stores an SMS reply to conversation `id` by `by` (a web user is named
+/// as its author) and hands it to the appliance; audited as
+/// `conversation.reply` under `by` (the desk and the API alike).
 pub async fn send_reply(
     st: &ApiState,
     id: &str,
     req: ReplyRequest,
-    author: Option<String>,
+    by: &Actor,
 ) -> Result<ReplyAccepted, ApiError> {
+    let author = by.login();
     let conv = load(st, id).await?;
     if req.text.trim().is_empty() {
         return Err(unprocessable("empty_text", "`text` is empty"));
@@ -394,7 +398,15 @@ pub async fn send_reply(
     st.live
         .announce(&st.store, vec![Key::Command(command.to_string())])
         .await;
-    tracing::info!(conversation = %conv.id, device = %device, line = %line, command = %command, parts, "reply accepted");
+    tracing::info!(conversation = %conv.id, device = %device, line = %line, command = %command, parts, by = by.name(), "reply accepted");
+    crate::web::audit::record(
+        &st.store,
+        by.name(),
+        "conversation.reply",
+        &conv.id,
+        &format!("reply {command} on {line}"),
+    )
+    .await;
     Ok(ReplyAccepted {
         id: command.to_string(),
         conversation_id: conv.id,
@@ -420,9 +432,10 @@ pub async fn send_reply(
 )]
 pub async fn resolve(
     State(st): State<Arc<ApiState>>,
+    by: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    set_status(&st, &id, Status::Resolved, None).await.map(Json)
+    set_status(&st, &id, Status::Resolved, &by).await.map(Json)
 }
 
 /// Open a resolved conversation again (no-op if it is open).
@@ -440,21 +453,25 @@ pub async fn resolve(
 )]
 pub async fn reopen(
     State(st): State<Arc<ApiState>>,
+    by: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationSummary>, ApiError> {
-    let s = set_status(&st, &id, Status::Open, None).await?;
+    let s = set_status(&st, &id, Status::Open, &by).await?;
     st.routing.reopened(&s).await?;
     Ok(Json(s))
 }
 
-/// Resolves or reopens conversation `id` (by `by`, a web user's login, or
-/// None for the API token); a no-op when it already has that status.
+/// Resolves or reopens conversation `id` by `by` (a web user is named in
+/// the event); a no-op when it already has that status. A change is audited
+/// as `conversation.resolve` / `conversation.reopen` under `by`.
 pub async fn set_status(
     st: &ApiState,
     id: &str,
     to: Status,
-    by: Option<String>,
+    by: &Actor,
 ) -> Result<ConversationSummary, ApiError> {
+    let actor = by;
+    let by = actor.login();
     let conv = load(st, id).await?;
     if conv.status == to {
         return Ok(conv);
@@ -475,9 +492,15 @@ pub async fn set_status(
             ));
         }
     }
-    let body = match to {
-        Status::Resolved => EventBody::ConversationResolved { by },
-        Status::Open => EventBody::ConversationReopened { by },
+    let (body, action) = match to {
+        Status::Resolved => (
+            EventBody::ConversationResolved { by },
+            "conversation.resolve",
+        ),
+        Status::Open => (
+            EventBody::ConversationReopened { by },
+            "conversation.reopen",
+        ),
     };
     let stored = st
         .store
@@ -486,6 +509,7 @@ pub async fn set_status(
             body,
         }])
         .await?;
+    crate::web::audit::record(&st.store, actor.name(), action, &conv.id, "").await;
     st.live
         .announce(
             &st.store,

@@ -335,21 +335,89 @@ impl Config {
 
     /// The bootstrap token file appliances enroll with.
     pub fn bootstrap_token_path(&self) -> PathBuf {
-        self.data_dir.join("bootstrap.token")
+        self.data_dir.join(Secret::Bootstrap.file_name())
     }
 }
 
-/// Reads a secret file, or creates it with a fresh random secret.
-pub fn secret_file(path: &Path) -> Result<String> {
-    if let Ok(s) = std::fs::read_to_string(path) {
-        let s = s.trim().to_string();
-        if !s.is_empty() {
-            return Ok(s);
+/// One of mgmt's secret files in its data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret {
+    /// `mgmt.secret`: mgmt's own MQTT connections log in with it.
+    Mgmt,
+    /// `api.token`: the JSON API's bearer token.
+    ApiToken,
+    /// `bootstrap.token`: appliances enroll with it.
+    Bootstrap,
+}
+
+impl Secret {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Secret::Mgmt => "mgmt.secret",
+            Secret::ApiToken => "api.token",
+            Secret::Bootstrap => "bootstrap.token",
         }
     }
-    let s = crate::credentials::new_secret();
-    write_private(path, &s)?;
-    Ok(s)
+
+    /// What a new secret in its place would mean, for the error message.
+    fn replacing_it(self) -> &'static str {
+        match self {
+            Secret::Mgmt => {
+                "an external Mosquitto then needs `crossline-mgmt broker mosquitto-config` again"
+            }
+            Secret::ApiToken => "every API client then needs the new token",
+            Secret::Bootstrap => {
+                "appliances not enrolled yet then need the new token (`crossline-mgmt enroll token`)"
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The secret in its file in the data dir, created (random, mode 0600)
+    /// only when the file does not exist; see [`secret_file`].
+    pub fn secret(&self, which: Secret) -> Result<String> {
+        secret_file(&self.data_dir.join(which.file_name()), which)
+    }
+}
+
+/// Shortest secret accepted from a file.
+const MIN_SECRET_LEN: usize = 16;
+
+/// Reads a secret file, or creates it with a fresh random secret when it
+/// does not exist. A file that exists but cannot be read, is empty, or is
+/// not one line of at least 16 printable characters is an error naming the
+/// file and what to do: it is never replaced, since everything holding the
+/// old secret would silently stop working.
+pub fn secret_file(path: &Path, which: Secret) -> Result<String> {
+    let problem = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => {
+                let s = text.trim();
+                if s.is_empty() {
+                    "is empty".to_string()
+                } else if s.len() < MIN_SECRET_LEN || !s.chars().all(|c| c.is_ascii_graphic()) {
+                    format!(
+                        "is corrupted (a secret is one line of at least {MIN_SECRET_LEN} printable characters)"
+                    )
+                } else {
+                    return Ok(s.to_string());
+                }
+            }
+            Err(_) => "is corrupted (not text)".to_string(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let s = crate::credentials::new_secret();
+            write_private(path, &s)?;
+            return Ok(s);
+        }
+        Err(e) => format!("cannot be read ({e})"),
+    };
+    anyhow::bail!(
+        "{} {problem}; mgmt does not replace it. Restore it from a backup, or delete it to have mgmt create a new one at its next start ({})",
+        path.display(),
+        which.replacing_it()
+    )
 }
 
 /// Writes a file readable only by its owner.
@@ -371,6 +439,54 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_files_are_created_once_and_refused_when_corrupt() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = Config::load(None).unwrap();
+        cfg.data_dir = d.path().to_path_buf();
+        for which in [Secret::Mgmt, Secret::ApiToken, Secret::Bootstrap] {
+            let path = d.path().join(which.file_name());
+            let first = cfg.secret(which).unwrap();
+            assert_eq!(first.len(), 64);
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{path:?}");
+            assert_eq!(cfg.secret(which).unwrap(), first, "read back, not replaced");
+            for bad in [
+                &b""[..],
+                b"\n  \n",
+                b"short",
+                b"\xff\xfe\x00garbage-garbage-garbage",
+                b"two words here and there",
+            ] {
+                std::fs::write(&path, bad).unwrap();
+                let e = cfg.secret(which).unwrap_err().to_string();
+                assert!(
+                    e.contains(which.file_name())
+                        && (e.contains("empty") || e.contains("corrupted"))
+                        && e.contains("Restore it from a backup")
+                        && e.contains("delete it"),
+                    "{bad:?}: {e}"
+                );
+                assert_eq!(std::fs::read(&path).unwrap(), bad, "left as it was");
+            }
+            std::fs::remove_file(&path).unwrap();
+            assert_ne!(
+                cfg.secret(which).unwrap(),
+                first,
+                "created anew when absent"
+            );
+        }
+        // An unreadable one (a directory in its place) is refused too.
+        std::fs::remove_file(d.path().join("api.token")).unwrap();
+        std::fs::create_dir(d.path().join("api.token")).unwrap();
+        let e = cfg.secret(Secret::ApiToken).unwrap_err().to_string();
+        assert!(
+            e.contains("api.token") && e.contains("cannot be read"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn example_parses() {

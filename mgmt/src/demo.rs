@@ -61,7 +61,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         .put_device(&id, &hash_secret(&secret)?)
         .await?;
     let branch_dir = opts.data_dir.join(id.as_str());
-    std::fs::create_dir_all(&branch_dir)
+    crossline_store::files::create_private_dir(&branch_dir)
         .with_context(|| format!("creating {}", branch_dir.display()))?;
 
     // Two simulated modems, reachable through symlinks like /dev/ttyUSB2.

@@ -33,6 +33,11 @@ impl ApiError {
         &self.message
     }
 
+    /// The machine-readable code (`not_found`, `empty_text`, ...).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

@@ -3,9 +3,10 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use crossline_core::NodeId;
-use crossline_mgmt::config::{Config, secret_file};
+use crossline_mgmt::config::{Config, Secret};
 use crossline_mgmt::credentials::{hash_secret, new_secret};
-use crossline_mgmt::web::auth::{self, NewUser, Role};
+use crossline_mgmt::web::audit;
+use crossline_mgmt::web::auth::{self, Actor, NewUser, Role};
 use crossline_mgmt::{demo, server};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
@@ -297,6 +298,14 @@ async fn main() -> Result<()> {
                     crossline_mgmt::fleet::check_device_id(id.as_str(), &cfg.mqtt.username)?;
                     let secret = new_secret();
                     store.put_device(&id, &hash_secret(&secret)?).await?;
+                    audit::record(
+                        &store,
+                        Actor::Cli.name(),
+                        "fleet.device.add",
+                        id.as_str(),
+                        "",
+                    )
+                    .await;
                     println!("{secret}");
                     eprintln!(
                         "device {id} registered; put the secret above in its mqtt.secret_file (shown only once)"
@@ -304,6 +313,14 @@ async fn main() -> Result<()> {
                 }
                 DeviceCmd::Revoke { id } => {
                     if store.revoke_device(&id).await? {
+                        audit::record(
+                            &store,
+                            Actor::Cli.name(),
+                            "fleet.device.revoke",
+                            id.as_str(),
+                            "",
+                        )
+                        .await;
                         eprintln!("device {id} revoked");
                     } else {
                         anyhow::bail!("no device {id}");
@@ -327,7 +344,7 @@ async fn main() -> Result<()> {
         }
         Cmd::Enroll(e) => {
             if let EnrollCmd::Token = e {
-                println!("{}", secret_file(&cfg.bootstrap_token_path())?);
+                println!("{}", cfg.secret(Secret::Bootstrap)?);
                 return Ok(());
             }
             let store = server::open_store(&cfg)?;
@@ -360,6 +377,7 @@ async fn main() -> Result<()> {
                 } => {
                     crossline_mgmt::fleet::approve_in(
                         &store,
+                        &Actor::Cli,
                         &id,
                         crossline_mgmt::fleet::db::Approval {
                             device: device.clone(),
@@ -376,7 +394,7 @@ async fn main() -> Result<()> {
                     );
                 }
                 EnrollCmd::Reject { id } => {
-                    crossline_mgmt::fleet::reject_in(&store, &id).await?;
+                    crossline_mgmt::fleet::reject_in(&store, &Actor::Cli, &id).await?;
                     eprintln!("enrollment {id} rejected");
                 }
             }
@@ -384,7 +402,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Tls(TlsCmd::Ca { fingerprint }) => {
-            std::fs::create_dir_all(&cfg.data_dir)
+            crossline_store::files::create_private_dir(&cfg.data_dir)
                 .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
             let id = cfg.tls.identity(&cfg.data_dir)?;
             let fp = crossline_tls::fingerprint_sha256(id.ca());
@@ -414,7 +432,7 @@ async fn main() -> Result<()> {
             tls_port,
         }) => {
             let store = server::open_store(&cfg)?;
-            let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
+            let mgmt_secret = cfg.secret(Secret::Mgmt)?;
             let devices: Vec<(String, String)> = store
                 .devices()
                 .await?
@@ -525,6 +543,7 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
             time_zone,
             password_stdin,
         } => {
+            let login = auth::normalize_login(&login);
             if !auth::valid_login(&login) {
                 anyhow::bail!(
                     "login {login:?} must be 1 to 64 letters, digits, '.', '_', '-' or '@'"
@@ -560,14 +579,14 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
                         "adding user {login} (is the login taken? see `crossline-mgmt user list`)"
                     )
                 })?;
-            crossline_mgmt::web::audit::record(store, "cli", "user.add", &login, role.as_str())
-                .await;
+            audit::record(store, Actor::Cli.name(), "user.add", &login, role.as_str()).await;
             eprintln!("user {login} added as {}", role.as_str());
         }
         UserCmd::Passwd {
             login,
             password_stdin,
         } => {
+            let login = auth::normalize_login(&login);
             let password = read_or_generate_password(password_stdin)?;
             let hash = auth::hash_password(&password)?;
             let l = login.clone();
@@ -577,7 +596,7 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
             {
                 anyhow::bail!("no user {login}; see `crossline-mgmt user list`");
             }
-            crossline_mgmt::web::audit::record(store, "cli", "user.passwd", &login, "").await;
+            audit::record(store, Actor::Cli.name(), "user.passwd", &login, "").await;
             eprintln!("password of {login} changed; their sessions ended");
         }
         UserCmd::List => {

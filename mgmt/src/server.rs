@@ -1,6 +1,6 @@
 //! Starting and stopping a whole mgmt instance.
 
-use crate::config::{Config, secret_file};
+use crate::config::{Config, Secret};
 use crate::credentials::RegistryAuthenticator;
 use crate::http::{AppState, router};
 use crate::ingest::{self, BrokerLink, Update};
@@ -47,7 +47,7 @@ pub fn mgmt_node() -> NodeId {
 /// Opens mgmt's database (creating the data dir), with the conversation
 /// projector installed (see [`crate::conversations`]).
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    crossline_store::files::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let region = cfg.site.region()?;
     SqliteStore::open_with(
@@ -66,8 +66,8 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
 
 pub async fn start(cfg: Config) -> Result<Running> {
     let store = open_store(&cfg)?;
-    let mgmt_secret = secret_file(&cfg.data_dir.join("mgmt.secret"))?;
-    let api_token = secret_file(&cfg.data_dir.join("api.token"))?;
+    let mgmt_secret = cfg.secret(Secret::Mgmt)?;
+    let api_token = cfg.secret(Secret::ApiToken)?;
     let metrics = Arc::new(Metrics::default());
     let shutdown = CancellationToken::new();
     let (updates, _) = broadcast::channel(4096);
@@ -120,7 +120,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
                 RegistryAuthenticator::new(store.clone(), cfg.mqtt.service_users(), &mgmt_secret)?
                     .with_pending_keys(pending_keys.clone());
             if cfg.fleet.enrollment {
-                auth = auth.with_bootstrap_token(&secret_file(&cfg.bootstrap_token_path())?)?;
+                auth = auth.with_bootstrap_token(&cfg.secret(Secret::Bootstrap)?)?;
             }
             let auth = Arc::new(auth);
             let tls = match &identity {
@@ -275,6 +275,10 @@ pub async fn start(cfg: Config) -> Result<Running> {
             api_token: api_token.clone(),
         }),
         crate::web::auth::layer,
+    ))
+    // CSP, framing, referrer: on every answer, refusals included.
+    .layer(axum::middleware::map_response(
+        crate::http::security_headers,
     ));
     let https = match &identity {
         Some(id) => {
@@ -312,7 +316,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     if let Some(incoming) = https {
         use axum::serve::ListenerExt;
         let sd = shutdown.clone();
-        let app = app.layer(axum::middleware::map_response(crate::http::secure_cookies));
+        let app = app
+            .layer(axum::middleware::map_response(crate::http::secure_cookies))
+            .layer(axum::middleware::map_response(
+                crate::http::strict_transport_security,
+            ));
         tasks.spawn(async move {
             axum::serve(
                 crate::http::TlsListener(incoming).tap_io(|_| {}),

@@ -39,6 +39,24 @@ async fn req(
     headers: &[(&str, &str)],
     form: Option<&str>,
 ) -> Resp {
+    req_typed(
+        m,
+        method,
+        path,
+        headers,
+        form.map(|f| ("application/x-www-form-urlencoded", f)),
+    )
+    .await
+}
+
+/// One request with a body of the given content type.
+async fn req_typed(
+    m: &Mgmt,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &str)>,
+) -> Resp {
     let mut s = TcpStream::connect(&m.http).await.unwrap();
     let mut r = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
@@ -47,14 +65,11 @@ async fn req(
     for (k, v) in headers {
         r += &format!("{k}: {v}\r\n");
     }
-    if let Some(b) = form {
-        r += &format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            b.len()
-        );
+    if let Some((t, b)) = body {
+        r += &format!("Content-Type: {t}\r\nContent-Length: {}\r\n", b.len());
     }
     r += "\r\n";
-    if let Some(b) = form {
+    if let Some((_, b)) = body {
         r += b;
     }
     s.write_all(r.as_bytes()).await.unwrap();
@@ -1628,5 +1643,628 @@ async fn numbers_channels_and_capacity_read_right() {
         assert!(page.contains(want), "{want} missing: {page}");
     }
     assert!(!page.contains("Утримати"), "{page}");
+    m.stop().await;
+}
+
+/// Logs in with the form as a browser would; the raw answer.
+async fn login_form(m: &Mgmt, form: &str) -> Resp {
+    let o = origin(m);
+    req(m, "POST", "/login", &[("Origin", &o)], Some(form)).await
+}
+
+#[tokio::test]
+async fn a_login_written_differently_shares_the_lockout() {
+    let m = setup().await;
+    // Five failures spread over spellings of the same login...
+    for l in ["ivan", "ivan+", "IVAN", "+Ivan", "ivan%09"] {
+        let r = login_form(&m, &format!("login={l}&password=guess")).await;
+        assert_eq!(r.status, 401, "{l}");
+    }
+    // ...lock every spelling of it, the right password included.
+    for l in ["ivan", "ivan+", "IVAN", "%20ivan%20"] {
+        let r = login_form(&m, &format!("login={l}&password=ivan-password")).await;
+        assert_eq!(r.status, 429, "{l}: {}", r.body);
+        assert!(r.header("set-cookie").is_none(), "{l}");
+    }
+    // A spelling of another login is not locked, and signs in as that login.
+    let r = login_form(&m, "login=Ana+&password=ana-password&next=%2Fdesk").await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap();
+    let page = req(
+        &m,
+        "GET",
+        "/desk",
+        &[("Cookie", cookie.split(';').next().unwrap())],
+        None,
+    )
+    .await;
+    assert!(
+        page.body.contains("data-testid=\"me\">ana name<"),
+        "{}",
+        page.body
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn after_login_only_paths_on_this_site() {
+    let m = setup().await;
+    for (next, to) in [
+        ("%2Fdesk%3Ftab%3Dall", "/desk?tab=all"),
+        ("%2F%09%2Fevil.example", "/"),
+        ("%2F%0A%2Fevil.example", "/"),
+        ("%2F%0D%0ASet-Cookie%3A+x%3D1", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%5C%5Cevil.example", "/"),
+        ("https%3A%2F%2Fevil.example%2F", "/"),
+        ("%2F%20%2Fevil.example", "/"),
+        ("%2F%E2%80%8B%2Fevil.example", "/"),
+    ] {
+        let r = login_form(&m, &format!("login=ana&password=ana-password&next={next}")).await;
+        assert_eq!(r.status, 303, "{next}: {}", r.head);
+        assert_eq!(
+            r.header("location").as_deref(),
+            Some(to),
+            "{next}: {}",
+            r.head
+        );
+        assert!(r.header("set-cookie").is_some(), "{next}");
+        // The login page's form carries the same, cleaned value.
+        let page = req(&m, "GET", &format!("/login?next={next}"), &[], None).await;
+        assert_eq!(page.status, 200, "{next}");
+        assert!(
+            page.body.contains(&format!(
+                "name=\"next\" value=\"{}\"",
+                to.replace('&', "&#38;")
+            )),
+            "{next}: {}",
+            page.body
+        );
+    }
+    // The language and presence forms take the same rule.
+    let ana = login(&m, "ana", "ana-password").await;
+    let r = ana
+        .post("/settings/language", "locale=en&next=%2F%09%2Fevil.example")
+        .await;
+    assert_eq!(r.header("location").as_deref(), Some("/"));
+    let r = ana
+        .post("/desk/presence", "state=away&next=%2F%5Cevil.example")
+        .await;
+    assert_eq!(r.header("location").as_deref(), Some("/desk"));
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn the_desk_shows_only_its_own_messages_in_the_users_language() {
+    let m = setup().await;
+    let ana = login(&m, "ana", "ana-password").await;
+    // Text of a link's choosing is not shown...
+    let page = ana
+        .get("/desk?err=Your+account+is+locked.+Call+%2B44+20+7946+0000")
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("account is locked"), "{}", page.body);
+    assert!(!page.body.contains("action-error"), "{}", page.body);
+    // ...a known code is, from the catalog, in the user's language.
+    let page = ana.get("/desk?err=not_possible").await;
+    assert!(
+        page.body.contains(
+            "data-testid=\"action-error\">Not possible in the conversation&#39;s current state.<"
+        ) || page.body.contains(
+            "data-testid=\"action-error\">Not possible in the conversation&#x27;s current state.<"
+        ) || page.body.contains(
+            "data-testid=\"action-error\">Not possible in the conversation's current state.<"
+        ),
+        "{}",
+        page.body
+    );
+    ana.post("/settings/language", "locale=uk&next=%2Fdesk")
+        .await;
+    let page = ana.get("/desk?err=merge_same").await;
+    assert!(page.body.contains("Це той самий клієнт."), "{}", page.body);
+
+    // A refused action sends a code back, not a sentence.
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm0", "+380501112233", "hello").await;
+    let id = routed(&m, "+380501112233").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let r = sofia
+        .post(&format!("/desk/c/{id}/reply"), "text=%20%20&qs=tab%3Dall")
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some(format!("/desk/c/{id}?tab=all&err=empty_text").as_str())
+    );
+    // A query string with a line break is not carried into the redirect.
+    let r = sofia
+        .post(&format!("/desk/c/{id}/reply"), "text=%20&qs=a%0D%0Ab")
+        .await;
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some(format!("/desk/c/{id}?tab=mine&err=empty_text").as_str())
+    );
+    m.stop().await;
+}
+
+/// The head of a GET over HTTPS to 127.0.0.1:`port`, pinning `ca` (blocking).
+fn https_head(port: u16, ca: &std::path::Path, path: &str) -> String {
+    use std::io::{Read, Write};
+    let cfg = crossline_tls::pinned_client_config(ca).unwrap();
+    let name = crossline_tls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = crossline_tls::rustls::ClientConnection::new(cfg, name.to_owned()).unwrap();
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut tls = crossline_tls::rustls::StreamOwned::new(conn, s);
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    text[..text.find("\r\n\r\n").unwrap()].to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let m = setup().await;
+    let ana = login(&m, "ana", "ana-password").await;
+    let pages = [
+        req(&m, "GET", "/login", &[], None).await,
+        ana.get("/desk").await,
+        ana.get("/supervisor").await, // a 403 page
+        req(&m, "GET", "/api/v1/conversations", &[], None).await, // a 401
+        req(&m, "GET", "/healthz", &[], None).await,
+    ];
+    for r in &pages {
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        for part in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(part), "{part} missing: {}", r.head);
+        }
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{csp}"
+        );
+        assert_eq!(
+            r.header("x-frame-options").as_deref(),
+            Some("DENY"),
+            "{}",
+            r.head
+        );
+        assert_eq!(
+            r.header("referrer-policy").as_deref(),
+            Some("same-origin"),
+            "{}",
+            r.head
+        );
+        assert_eq!(
+            r.header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{}",
+            r.head
+        );
+        // HSTS only over HTTPS (browsers ignore it over plain HTTP).
+        assert!(
+            r.header("strict-transport-security").is_none(),
+            "{}",
+            r.head
+        );
+    }
+    // The pages CSP guards have no inline script or style to break.
+    let page = ana.get("/desk").await.body;
+    for inline in [
+        "<script>",
+        " style=\"",
+        " onclick=",
+        " onchange=",
+        " onsubmit=",
+        "<style",
+    ] {
+        assert!(!page.contains(inline), "{inline} in {page}");
+    }
+    assert!(page.contains("name=\"htmx-config\""), "{page}");
+    m.stop().await;
+
+    // Over HTTPS: Strict-Transport-Security too.
+    let m = Mgmt::start_with("[tls]\nenabled = true\n").await;
+    let port = m.running().https_addr.unwrap().port();
+    let ca = m.running().ca_file.clone().unwrap();
+    let head = tokio::task::spawn_blocking(move || https_head(port, &ca, "/login"))
+        .await
+        .unwrap();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'self'"),
+        "{head}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_supervisor_sees_only_her_teams_figures() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm0", "+380501110001", "north one").await;
+    dev.sms("gsm0", "+380501110002", "north two").await;
+    dev.sms("gsm1", "+380501110003", "south one").await;
+    for n in ["+380501110001", "+380501110002", "+380501110003"] {
+        routed(&m, n).await;
+    }
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let sam = login(&m, "sam", "sam-password").await;
+    // Everything for the supervisor of every team.
+    let csv = sofia.get("/supervisor/reports.csv").await.body;
+    assert!(csv.contains("total,\"\",3,"), "{csv}");
+    assert!(csv.contains("queue,\"north\",2,"), "{csv}");
+    assert!(csv.contains("queue,\"south\",1,"), "{csv}");
+    // Only south for sam: no north row, totals and channels of south alone.
+    let csv = sam.get("/supervisor/reports.csv").await.body;
+    assert!(csv.contains("total,\"\",1,"), "{csv}");
+    assert!(csv.contains("channel,\"sms\",1,"), "{csv}");
+    assert!(csv.contains("queue,\"south\",1,"), "{csv}");
+    assert!(!csv.contains("north"), "{csv}");
+    let hours: u64 = csv
+        .split("hour,conversations\r\n")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(',').nth(1)?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(hours, 1, "{csv}");
+    let page = sam.get("/supervisor/reports").await.body;
+    assert!(!page.contains("data-name=\"north\""), "{page}");
+    assert!(page.contains("data-name=\"south\""), "{page}");
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn data_files_are_private_and_corrupt_secrets_stop_the_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = setup().await;
+    let dir = m.data_dir().to_path_buf();
+    let mut seen = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.file_type().unwrap().is_dir() {
+                assert_eq!(mode, 0o700, "{name}");
+                stack.push(e.path());
+            } else if name != "ca.pem" && name != "server.pem" {
+                assert_eq!(mode, 0o600, "{name}");
+            }
+            seen.push(name);
+        }
+    }
+    for f in [
+        "mgmt.db",
+        "mgmt.db-wal",
+        "mgmt.db-shm",
+        "mgmt.secret",
+        "api.token",
+    ] {
+        assert!(seen.iter().any(|s| s == f), "{f} not in {seen:?}");
+    }
+    m.stop().await;
+    // An empty API token: mgmt refuses to start, naming the file; the file
+    // is left for the admin to restore.
+    for (file, content) in [("api.token", ""), ("mgmt.secret", "garbled\u{0}")] {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(file), content).unwrap();
+        let mut cfg: crossline_mgmt::config::Config = toml::from_str("").unwrap();
+        cfg.data_dir = d.path().to_path_buf();
+        cfg.listen_on_free_loopback_ports();
+        let e = match crossline_mgmt::server::start(cfg).await {
+            Ok(_) => panic!("mgmt started with a corrupt {file}"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            e.contains(file) && e.contains("Restore it from a backup"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join(file)).unwrap(),
+            content
+        );
+    }
+}
+
+/// Who makes a request in the fleet matrix.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who<'a> {
+    Nobody,
+    Session(&'a str, &'a str),
+    Token,
+}
+
+/// A same-origin request as `who` (JSON body under /api, a form elsewhere).
+async fn as_who(m: &Mgmt, who: Who<'_>, method: &str, path: &str, body: Option<&str>) -> Resp {
+    let o = origin(m);
+    let bearer = format!("Bearer {}", m.token);
+    let mut h: Vec<(&str, &str)> = vec![("Origin", &o), ("Sec-Fetch-Site", "same-origin")];
+    if let Who::Session(_, cookie) = who {
+        h.push(("Cookie", cookie));
+    }
+    if who == Who::Token {
+        h.push(("Authorization", &bearer));
+    }
+    let kind = if path.starts_with("/api/") {
+        "application/json"
+    } else {
+        "application/x-www-form-urlencoded"
+    };
+    req_typed(m, method, path, &h, body.map(|b| (kind, b))).await
+}
+
+#[tokio::test]
+async fn the_fleet_is_for_admins_on_every_surface_and_audited_with_the_real_actor() {
+    let m = setup().await;
+    let dev = crossline_core::NodeId::new("shop-1").unwrap();
+    {
+        use crossline_store::DeviceRegistry;
+        m.running().store.put_device(&dev, "$7$x").await.unwrap();
+    }
+    let ana = login(&m, "ana", "ana-password").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let sam = login(&m, "sam", "sam-password").await;
+    let root = login(&m, "root", "root-password").await;
+    let settings = r#"{"offline":{"texts":{"en":"closed"}}}"#;
+    let config_form = format!(
+        "target=device&settings={}",
+        settings
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22")
+            .replace(':', "%3A")
+    );
+    // Every fleet route of the JSON API and of the console.
+    let api: Vec<(&str, String, Option<String>)> = vec![
+        ("GET", "/api/v1/fleet/enrollments".into(), None),
+        (
+            "POST",
+            "/api/v1/fleet/enrollments/e1/approve".into(),
+            Some(r#"{"device":"shop-9"}"#.into()),
+        ),
+        ("POST", "/api/v1/fleet/enrollments/e1/reject".into(), None),
+        ("GET", "/api/v1/fleet/devices".into(), None),
+        ("GET", "/api/v1/fleet/devices/shop-1".into(), None),
+        (
+            "GET",
+            "/api/v1/fleet/devices/shop-1/telemetry?series=signal".into(),
+            None,
+        ),
+        ("GET", "/api/v1/fleet/alerts".into(), None),
+        ("GET", "/api/v1/fleet/devices/shop-1/config".into(), None),
+        ("GET", "/api/v1/fleet/devices/shop-1/commands".into(), None),
+        ("GET", "/api/v1/fleet/commands/c1".into(), None),
+        ("GET", "/api/v1/fleet/commands/c1/output".into(), None),
+        (
+            "POST",
+            "/api/v1/fleet/devices/shop-1/meta".into(),
+            Some(r#"{"name":"Renamed"}"#.into()),
+        ),
+        ("POST", "/api/v1/fleet/devices/shop-1/rekey".into(), None),
+        (
+            "POST",
+            "/api/v1/fleet/devices/shop-1/commands".into(),
+            Some(r#"{"type":"reboot"}"#.into()),
+        ),
+        (
+            "POST",
+            "/api/v1/fleet/config".into(),
+            Some(format!(r#"{{"device":"shop-1","settings":{settings}}}"#)),
+        ),
+        ("POST", "/api/v1/fleet/devices/shop-1/revoke".into(), None),
+    ];
+    let console: Vec<(&str, String, Option<String>)> = vec![
+        ("GET", "/admin/fleet".into(), None),
+        ("GET", "/admin/fleet/list".into(), None),
+        ("GET", "/admin/fleet/enrollments".into(), None),
+        ("GET", "/admin/fleet/d/shop-1".into(), None),
+        (
+            "POST",
+            "/admin/fleet/enrollments/e1/approve".into(),
+            Some("device=shop-9".into()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/enrollments/e1/reject".into(),
+            Some(String::new()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/d/shop-1/meta".into(),
+            Some("name=Renamed".into()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/d/shop-1/rekey".into(),
+            Some(String::new()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/d/shop-1/command".into(),
+            Some("kind=reboot".into()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/d/shop-1/config".into(),
+            Some(config_form.clone()),
+        ),
+        (
+            "POST",
+            "/admin/fleet/d/shop-1/revoke".into(),
+            Some(String::new()),
+        ),
+    ];
+    let refused = [
+        Who::Session("ana", &ana.cookie),
+        Who::Session("sofia", &sofia.cookie),
+        Who::Session("sam", &sam.cookie),
+    ];
+    for (method, path, body) in api.iter().chain(&console) {
+        let r = as_who(&m, Who::Nobody, method, path, body.as_deref()).await;
+        let want = if path.starts_with("/api/") { 401 } else { 303 };
+        assert_eq!(r.status, want, "nobody {method} {path}: {}", r.body);
+        for who in refused {
+            let r = as_who(&m, who, method, path, body.as_deref()).await;
+            assert_eq!(r.status, 403, "{who:?} {method} {path}: {}", r.body);
+        }
+    }
+    // Nothing was changed by the refused requests.
+    let (_, d) = m.get("/api/v1/fleet/devices/shop-1").await;
+    assert_eq!(d["device"]["revoked"], false, "{d}");
+    assert!(d["device"]["name"].is_null(), "{d}");
+    assert!(d["rekey"].is_null(), "{d}");
+    let audit = root.get("/admin/audit").await.body;
+    assert!(!audit.contains("fleet."), "{audit}");
+
+    // The admin's session and the API token may: each change is audited
+    // under who made it (console and JSON API alike).
+    let root_who = Who::Session("root", &root.cookie);
+    for (who, actor, routes) in [
+        (root_who, "root", &api),
+        (Who::Token, "api-token", &api),
+        (root_who, "root", &console),
+    ] {
+        {
+            use crossline_store::DeviceRegistry;
+            m.running().store.put_device(&dev, "$7$x").await.unwrap();
+        }
+        for (method, path, body) in routes.iter() {
+            let r = as_who(&m, who, method, path, body.as_deref()).await;
+            assert!(
+                ![401, 403].contains(&r.status) && r.status < 500,
+                "{who:?} {method} {path}: {} {}",
+                r.status,
+                r.body
+            );
+        }
+        let entries = root.get(&format!("/admin/audit?actor={actor}")).await.body;
+        for action in [
+            "fleet.device.meta",
+            "fleet.device.rekey",
+            "fleet.command.reboot",
+            "fleet.config.push",
+            "fleet.device.revoke",
+        ] {
+            assert!(
+                entries.contains(action),
+                "{action} by {actor} missing: {entries}"
+            );
+        }
+        // Cleared for the next round.
+        m.running()
+            .store
+            .write(|tx| tx.execute("DELETE FROM audit_log WHERE action LIKE 'fleet.%'", []))
+            .await
+            .unwrap();
+    }
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn api_changes_are_audited_with_the_real_actor() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112233", "hello").await;
+    let id = routed(&m, "+380501112233").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let root = login(&m, "root", "root-password").await;
+    let sofia_who = Who::Session("sofia", &sofia.cookie);
+    // A reply with the API token: sent, and in the audit log as api-token.
+    let r = as_who(
+        &m,
+        Who::Token,
+        "POST",
+        &format!("/api/v1/conversations/{id}/replies"),
+        Some(r#"{"text":"by token"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    dev.next_command().await;
+    // The same with sofia's session: audited as sofia, authored by her.
+    let r = as_who(
+        &m,
+        sofia_who,
+        "POST",
+        &format!("/api/v1/conversations/{id}/replies"),
+        Some(r#"{"text":"by sofia"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let (_, v) = m.get(&format!("/api/v1/conversations/{id}")).await;
+    let authors: Vec<&Value> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["author"])
+        .collect();
+    assert!(authors.contains(&&json!("sofia")), "{v}");
+    for (who, method, path, body) in [
+        (
+            sofia_who,
+            "POST",
+            format!("/api/v1/conversations/{id}/resolve"),
+            None,
+        ),
+        (
+            Who::Token,
+            "POST",
+            format!("/api/v1/conversations/{id}/reopen"),
+            None,
+        ),
+        (
+            sofia_who,
+            "PUT",
+            "/api/v1/agents/ana/presence".to_string(),
+            Some(r#"{"state":"away"}"#),
+        ),
+        (
+            Who::Token,
+            "POST",
+            format!("/api/v1/conversations/{id}/assign"),
+            Some(r#"{"queue":"north"}"#),
+        ),
+    ] {
+        let r = as_who(&m, who, method, &path, body).await;
+        assert_eq!(r.status, 200, "{who:?} {method} {path}: {}", r.body);
+    }
+    let token_log = root.get("/admin/audit?actor=api-token").await.body;
+    for a in [
+        "conversation.reply",
+        "conversation.reopen",
+        "routing.transfer",
+    ] {
+        assert!(
+            token_log.contains(a),
+            "{a} by api-token missing: {token_log}"
+        );
+    }
+    let sofia_log = root.get("/admin/audit?actor=sofia").await.body;
+    for a in [
+        "conversation.reply",
+        "conversation.resolve",
+        "routing.set_presence",
+    ] {
+        assert!(sofia_log.contains(a), "{a} by sofia missing: {sofia_log}");
+    }
+    assert!(!token_log.contains("conversation.resolve"), "{token_log}");
     m.stop().await;
 }

@@ -53,15 +53,30 @@ export async function scenario(name, body) {
   log(`scenario ${name}: ${URL_BASE}`);
   const browser = await chromium.launch({ executablePath: EXECUTABLE, args: ARGS, timeout: 60000 });
   const pages = [];
+  const cspViolations = [];
   let n = 0;
   const newPage = async ({ locale = "en-US", viewport = { width: 1280, height: 720 }, name } = {}) => {
     const context = await browser.newContext({ locale, viewport, baseURL: URL_BASE });
     context.setDefaultTimeout(TIMEOUT);
+    // Every Content-Security-Policy violation is reported to the console,
+    // where the handler below collects it: a scenario fails if any page
+    // broke the policy (an inline script or style, an eval, a foreign URL).
+    await context.addInitScript(() => {
+      document.addEventListener("securitypolicyviolation", (e) => {
+        console.error(
+          `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"} (${e.sourceFile}:${e.lineNumber})`,
+        );
+      });
+    });
     const page = await context.newPage();
     page.crosslineName = name ?? `page${++n}`;
     page.on("pageerror", (e) => log(`${page.crosslineName}: page error: ${e.message}`));
     page.on("console", (m) => {
-      if (m.type() === "error") log(`${page.crosslineName}: console error: ${m.text()}`);
+      if (m.type() !== "error") return;
+      log(`${page.crosslineName}: console error: ${m.text()}`);
+      if (/CSP violation|Content Security Policy/i.test(m.text())) {
+        cspViolations.push(`${page.crosslineName}: ${m.text()}`);
+      }
     });
     page.on("dialog", async (d) => {
       log(`${page.crosslineName}: unexpected dialog "${d.message()}"`);
@@ -87,6 +102,10 @@ export async function scenario(name, body) {
   const url = (path) => new URL(path, URL_BASE).toString();
   try {
     await body({ browser, newPage, shot, step, url });
+    check(
+      cspViolations.length === 0,
+      `Content-Security-Policy violations:\n${cspViolations.join("\n")}`,
+    );
     log(`scenario ${name}: passed`);
   } catch (e) {
     log(`scenario ${name}: FAILED: ${e?.stack ?? e}`);

@@ -16,4 +16,16 @@ await scenario("smoke", async ({ newPage, shot, step, url }) => {
     }
   });
   await shot(page, "healthz");
+  await step("the login page runs under a strict Content-Security-Policy", async () => {
+    const resp = await page.goto(url("/login"));
+    const csp = resp.headers()["content-security-policy"] ?? "";
+    check(/script-src 'self'/.test(csp) && !/unsafe-inline/.test(csp), `CSP of /login: ${JSON.stringify(csp)}`);
+    check(resp.headers()["x-frame-options"] === "DENY", `X-Frame-Options: ${resp.headers()["x-frame-options"]}`);
+    // htmx and app.js loaded from mgmt itself, and nothing they did was blocked.
+    await page.waitForFunction(() => typeof window.htmx === "object");
+    check(
+      (await page.evaluate(() => document.querySelectorAll("head style").length)) === 0,
+      "a <style> element was injected into the page",
+    );
+  });
 });

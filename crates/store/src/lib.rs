@@ -9,6 +9,7 @@
 //! one writer thread that commits them in groups (one fsync per group, not per
 //! event). Reads go through a small pool of read-only connections.
 
+pub mod files;
 pub mod sqlite;
 
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};

@@ -240,7 +240,8 @@ fn configure_writer(conn: &Connection, busy: Duration) -> rusqlite::Result<Strin
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` for node
     /// `local_node`, migrates it to the latest schema and starts the writer.
-    /// The parent directory must exist.
+    /// The parent directory must exist. The database and its `-wal`/`-shm`
+    /// are readable by their owner only ([`crate::files`]).
     pub fn open(path: &Path, local_node: NodeId) -> Result<SqliteStore> {
         Self::open_with(path, local_node, StoreOptions::default())
     }
@@ -269,6 +270,11 @@ impl SqliteStore {
             path: path_str.clone(),
             source,
         };
+        crate::files::private_database(path).map_err(|e| {
+            StoreError::Invalid(format!(
+                "database {path_str}: cannot create it or make it private (mode 0600): {e}"
+            ))
+        })?;
         let mut conn = Connection::open(path).map_err(sql)?;
         let mode = configure_writer(&conn, opts.busy_timeout).map_err(sql)?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -24,8 +24,11 @@ const SERVER_DAYS: i64 = 825;
 /// Re-issue a server certificate this close to its end.
 const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 
-const HINT: &str =
-    "delete the files in mgmt's <data_dir>/tls to generate new development certificates";
+const HINT: &str = "restore it from a backup; only if that is impossible, delete ca.pem, ca.key, server.pem and server.key in mgmt's <data_dir>/tls to generate a new development CA, and install the new ca.pem on every appliance";
+
+/// What to do about an unusable server key (the CA stays: appliances keep
+/// their pin).
+const SERVER_KEY_HINT: &str = "restore it from a backup, or delete server.key and server.pem in mgmt's <data_dir>/tls to have a new key and certificate issued by the same development CA (appliances keep their pin)";
 
 /// What [`ensure`] found or did.
 #[derive(Debug)]
@@ -87,12 +90,7 @@ fn ensure_at(dir: &Path, names: &[String], now: UnixTime) -> Result<DevTls, TlsE
     // The CA: reuse, or generate both files.
     let (ca_key, ca_pem, new_ca) = match (ca_file.exists(), ca_key_file.exists()) {
         (true, true) => {
-            let key_der = crate::read_key(&ca_key_file, HINT)?;
-            let key = KeyPair::try_from(&key_der).map_err(|e| TlsError::BadPem {
-                path: ca_key_file.clone(),
-                why: format!("not a usable key: {e}"),
-                hint: HINT,
-            })?;
+            let key = read_key_pair(&ca_key_file, HINT)?;
             let ca = crate::read_certs(&ca_file, HINT)?;
             let ca_cert = ca
                 .into_iter()
@@ -154,10 +152,18 @@ fn ensure_at(dir: &Path, names: &[String], now: UnixTime) -> Result<DevTls, TlsE
     };
     let ca_der = CertificateDer::from_pem_slice_owned(ca_pem.as_bytes(), &ca_file)?;
 
-    // The server certificate: reuse when it still fits, else issue anew.
+    // The server key: never replaced once it exists (a corrupt or empty one
+    // is an error naming the file); generated only when absent.
+    let server_key = if key_file.exists() {
+        Some(read_key_pair(&key_file, SERVER_KEY_HINT)?)
+    } else {
+        None
+    };
+    // The server certificate: reuse when it still fits, else issue anew
+    // (for the existing key, if there is one).
     let reuse = !new_ca
+        && server_key.is_some()
         && cert_file.exists()
-        && key_file.exists()
         && ServerIdentity::load_at(&cert_file, &key_file, &ca_file, HINT, now)
             .ok()
             .is_some_and(|id| {
@@ -167,7 +173,11 @@ fn ensure_at(dir: &Path, names: &[String], now: UnixTime) -> Result<DevTls, TlsE
                     && verify_issued(id.chain(), &ca_der, &cert_file, &ca_file, None, later).is_ok()
             });
     if !reuse {
-        let key = KeyPair::generate().map_err(|e| gen_err(e.to_string()))?;
+        let new_key = server_key.is_none();
+        let key = match server_key {
+            Some(k) => k,
+            None => KeyPair::generate().map_err(|e| gen_err(e.to_string()))?,
+        };
         let mut params =
             CertificateParams::new(Vec::<String>::new()).map_err(|e| gen_err(e.to_string()))?;
         for n in names {
@@ -201,7 +211,9 @@ fn ensure_at(dir: &Path, names: &[String], now: UnixTime) -> Result<DevTls, TlsE
         let cert = params
             .signed_by(&key, &issuer)
             .map_err(|e| gen_err(e.to_string()))?;
-        write_file(&key_file, &pem("PRIVATE KEY", &key.serialize_der()), true)?;
+        if new_key {
+            write_file(&key_file, &pem("PRIVATE KEY", &key.serialize_der()), true)?;
+        }
         write_file(
             &cert_file,
             &format!("{}{ca_pem}", pem("CERTIFICATE", cert.der())),
@@ -214,6 +226,24 @@ fn ensure_at(dir: &Path, names: &[String], now: UnixTime) -> Result<DevTls, TlsE
         ca_key_file,
         new_ca,
         new_server_cert: !reuse,
+    })
+}
+
+/// A key file of ours: an error naming it (and saying what to do) when it
+/// is empty, unreadable or not a usable key; never replaced here.
+fn read_key_pair(path: &Path, hint: &'static str) -> Result<KeyPair, TlsError> {
+    let der = crate::read_key(path, hint).map_err(|e| match e {
+        TlsError::NoKey { path } => TlsError::BadPem {
+            path,
+            why: "it is empty, or holds no private key".into(),
+            hint,
+        },
+        e => e,
+    })?;
+    KeyPair::try_from(&der).map_err(|e| TlsError::BadPem {
+        path: path.to_path_buf(),
+        why: format!("not a usable key: {e}"),
+        hint,
     })
 }
 
@@ -411,6 +441,43 @@ mod tests {
         // ensure() at that time issues a new one from the same CA.
         let re = ensure_at(&dir, &n, later).unwrap();
         assert!(!re.new_ca && re.new_server_cert);
+    }
+
+    #[test]
+    fn a_corrupt_or_empty_key_is_refused_never_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("tls");
+        ensure(&dir, &[]).unwrap();
+        for (file, bad) in [
+            ("server.key", &b""[..]),
+            (
+                "server.key",
+                &b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n"[..],
+            ),
+            ("ca.key", &b"\n"[..]),
+            ("ca.key", &b"not a key at all"[..]),
+        ] {
+            let good = std::fs::read(dir.join(file)).unwrap();
+            std::fs::write(dir.join(file), bad).unwrap();
+            let e = ensure(&dir, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains(file) && e.contains("restore it from a backup"),
+                "{file} {bad:?}: {e}"
+            );
+            assert_eq!(
+                std::fs::read(dir.join(file)).unwrap(),
+                bad,
+                "{file} left as it was"
+            );
+            std::fs::write(dir.join(file), good).unwrap();
+        }
+        // A missing server certificate is issued again for the same key.
+        let key = std::fs::read(dir.join("server.key")).unwrap();
+        std::fs::remove_file(dir.join("server.pem")).unwrap();
+        let again = ensure(&dir, &[]).unwrap();
+        assert!(again.new_server_cert && !again.new_ca);
+        assert_eq!(std::fs::read(dir.join("server.key")).unwrap(), key);
+        again.identity.server_config(&[b"http/1.1"]).unwrap();
     }
 
     #[test]

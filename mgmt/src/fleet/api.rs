@@ -1,12 +1,15 @@
 //! The fleet REST API under `/api/v1/fleet`. Like the rest of `/api/v1` it
-//! is guarded by [`crate::web::auth::layer`] (the bearer token, or the
-//! session of an unrestricted supervisor or admin). Documented in
+//! sits behind [`crate::web::auth::layer`] (the bearer token or a session);
+//! every route also passes [`super::authorize`], the check the console and
+//! the CLI use: the API token, or an admin's session. What it changes is
+//! audited by the fleet service under the real actor. Documented in
 //! docs/FLEET.md.
 
 use super::db::{self, Approval, FleetError};
 use super::{Fleet, OpError};
 use super::{alerts, commands, config, telemetry};
 use crate::error::ApiError;
+use crate::web::auth::Actor;
 
 use crate::ingest::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -50,13 +53,27 @@ pub fn router(state: Arc<FleetApiState>) -> Router {
         )
         .route("/api/v1/fleet/commands/{id}", get(get_command))
         .route("/api/v1/fleet/commands/{id}/output", get(command_output))
+        .route_layer(axum::middleware::from_fn(only_authorized))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses (403) every fleet route to an actor [`super::authorize`] refuses.
+async fn only_authorized(
+    actor: Actor,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match super::authorize(&actor) {
+        Ok(()) => next.run(req).await,
+        Err(d) => ApiError::from(d).into_response(),
+    }
 }
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         match e {
+            OpError::Denied(d) => d.into(),
             OpError::Fleet(FleetError::NoEnrollment(_) | FleetError::NoDevice(_)) => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
@@ -122,19 +139,21 @@ struct Done {
 
 async fn approve(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
     body: Result<Json<Approval>, JsonRejection>,
 ) -> Result<Json<Done>, ApiError> {
     let Json(a) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
-    st.fleet.approve(&id, a).await?;
+    st.fleet.approve(&actor, &id, a).await?;
     Ok(Json(Done { ok: true }))
 }
 
 async fn reject(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<Done>, ApiError> {
-    st.fleet.reject(&id).await?;
+    st.fleet.reject(&actor, &id).await?;
     Ok(Json(Done { ok: true }))
 }
 
@@ -166,10 +185,11 @@ async fn devices(
 
 async fn revoke(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<Done>, ApiError> {
     let id = device_id(&id)?;
-    if st.fleet.revoke(&id).await? {
+    if st.fleet.revoke(&actor, &id).await? {
         Ok(Json(Done { ok: true }))
     } else {
         Err(OpError::Fleet(FleetError::NoDevice(id.to_string())).into())
@@ -187,18 +207,11 @@ struct Rekeyed {
 /// the device reconnects with it; see `GET .../devices/{id}`).
 async fn rekey(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<Rekeyed>), ApiError> {
     let id = device_id(&id)?;
-    let rekey = st.fleet.rekey(&id).await?;
-    crate::web::audit::record(
-        st.fleet.store(),
-        "api-token",
-        "fleet.device.rekey",
-        id.as_str(),
-        &rekey.id,
-    )
-    .await;
+    let rekey = st.fleet.rekey(&actor, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Rekeyed {
@@ -219,13 +232,14 @@ struct Meta {
 
 async fn set_meta(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
     body: Result<Json<Meta>, JsonRejection>,
 ) -> Result<Json<Done>, ApiError> {
     let id = device_id(&id)?;
     let Json(m) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
     st.fleet
-        .set_meta(id.as_str(), m.name, m.site, m.group, m.tags)
+        .set_meta(&actor, id.as_str(), m.name, m.site, m.group, m.tags)
         .await?;
     Ok(Json(Done { ok: true }))
 }
@@ -339,6 +353,7 @@ struct Pushed {
 
 async fn push_config(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     body: Result<Json<PushConfig>, JsonRejection>,
 ) -> Result<Json<Pushed>, ApiError> {
     let Json(p) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
@@ -352,7 +367,7 @@ async fn push_config(
             ));
         }
     };
-    let (version, devices) = st.fleet.push_config(target, p.settings).await?;
+    let (version, devices) = st.fleet.push_config(&actor, target, p.settings).await?;
     Ok(Json(Pushed { version, devices }))
 }
 
@@ -388,12 +403,13 @@ struct Queued {
 
 async fn post_command(
     State(st): State<Arc<FleetApiState>>,
+    actor: Actor,
     Path(id): Path<String>,
     body: Result<Json<CommandKind>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let id = device_id(&id)?;
     let Json(kind) = body.map_err(|e| ApiError::from_json_rejection(e, MAX_BODY))?;
-    let cmd = st.fleet.command(&id, kind).await?;
+    let cmd = st.fleet.command(&actor, &id, kind).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Queued {

@@ -26,6 +26,7 @@ pub mod web;
 
 use crate::credentials::{hash_secret, new_secret};
 use crate::ingest::{BrokerLink, Update, now_ms};
+use crate::web::auth::{Actor, Denied, Role};
 use crossline_broker::ClientKicker;
 use crossline_core::NodeId;
 use crossline_proto::{
@@ -107,6 +108,9 @@ impl Changed {
 /// Outcome of a fleet operation for the API and CLI.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
+    /// The actor may not use the fleet ([`authorize`]).
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Fleet(#[from] FleetError),
     #[error(transparent)]
@@ -115,7 +119,22 @@ pub enum OpError {
     Other(String),
 }
 
-/// Checks that `id` may be given to a device.
+/// Who may see and change the fleet, on every surface: admins (console or
+/// JSON API with their session), the API token and the command line. The
+/// one check: in front of every route of the console ([`web::router`]) and
+/// of the JSON API ([`api::router`]), and in every operation of [`Fleet`]
+/// that changes something (which also writes the audit log, naming the
+/// actor).
+pub fn authorize(by: &Actor) -> Result<(), Denied> {
+    by.require(Role::Admin)
+        .map_err(|d| Denied(format!("the fleet is for admins: {d}")))
+}
+
+/// Appends what `by` did to the audit log.
+async fn audited(store: &SqliteStore, by: &Actor, action: &str, target: &str, detail: &str) {
+    crate::web::audit::record(store, by.name(), action, target, detail).await;
+}
+
 /// A device's status as the console's filter, the API and the CLI name it.
 pub fn status_code(revoked: bool, online: bool) -> &'static str {
     if revoked {
@@ -127,6 +146,7 @@ pub fn status_code(revoked: bool, online: bool) -> &'static str {
     }
 }
 
+/// Checks that `id` may be given to a device.
 pub fn check_device_id(id: &str, service_user: &str) -> Result<NodeId, FleetError> {
     let node = NodeId::new(id).map_err(|e| {
         FleetError::Invalid(format!(
@@ -145,10 +165,12 @@ pub fn check_device_id(id: &str, service_user: &str) -> Result<NodeId, FleetErro
 /// running server delivers the credential on its next sweep).
 pub async fn approve_in(
     store: &SqliteStore,
+    by: &Actor,
     enrollment: &str,
     a: Approval,
     service_user: &str,
 ) -> Result<(), OpError> {
+    authorize(by)?;
     check_device_id(&a.device, service_user)?;
     for (what, v) in [("name", &a.name), ("site", &a.site), ("group", &a.group)] {
         if let Some(v) = v {
@@ -164,17 +186,27 @@ pub async fn approve_in(
         })
         .await?;
     let device = r?;
-    info!(enrollment, device = %device, "enrollment approved");
+    info!(enrollment, device = %device, by = by.name(), "enrollment approved");
+    audited(
+        store,
+        by,
+        "fleet.enrollment.approve",
+        enrollment,
+        &format!("device {device}"),
+    )
+    .await;
     Ok(())
 }
 
 /// Rejects an enrollment directly in the database.
-pub async fn reject_in(store: &SqliteStore, enrollment: &str) -> Result<(), OpError> {
+pub async fn reject_in(store: &SqliteStore, by: &Actor, enrollment: &str) -> Result<(), OpError> {
+    authorize(by)?;
     let id = enrollment.to_string();
     store
         .write(move |tx| Ok(db::reject(tx, &id, now_ms() as i64)))
         .await??;
-    info!(enrollment, "enrollment rejected");
+    info!(enrollment, by = by.name(), "enrollment rejected");
+    audited(store, by, "fleet.enrollment.reject", enrollment, "").await;
     Ok(())
 }
 
@@ -191,17 +223,25 @@ impl Fleet {
     /// Changes name, site, group and tags of a device (`None` keeps a field).
     pub async fn set_meta(
         &self,
+        by: &Actor,
         device: &str,
         name: Option<String>,
         site: Option<String>,
         group: Option<String>,
         tags: Option<Vec<String>>,
     ) -> Result<(), OpError> {
+        authorize(by)?;
         for (what, v) in [("name", &name), ("site", &site), ("group", &group)] {
             if let Some(v) = v {
                 db::check_label(what, v)?;
             }
         }
+        let detail = [("name", &name), ("site", &site), ("group", &group)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .chain(tags.as_ref().map(|t| format!("tags={}", t.join(","))))
+            .collect::<Vec<_>>()
+            .join(" ");
         let d = device.to_string();
         self.inner
             .store
@@ -216,29 +256,38 @@ impl Fleet {
                 ))
             })
             .await??;
+        audited(&self.inner.store, by, "fleet.device.meta", device, &detail).await;
         self.inner.changes.device(device);
         Ok(())
     }
 
     /// Approves an enrollment and sends the credential at once.
-    pub async fn approve(&self, enrollment: &str, a: Approval) -> Result<(), OpError> {
+    pub async fn approve(&self, by: &Actor, enrollment: &str, a: Approval) -> Result<(), OpError> {
         let device = a.device.clone();
-        approve_in(&self.inner.store, enrollment, a, &self.inner.service_user).await?;
+        approve_in(
+            &self.inner.store,
+            by,
+            enrollment,
+            a,
+            &self.inner.service_user,
+        )
+        .await?;
         let _ = self.inner.wake.send(());
         self.inner.changes.enrollments();
         self.inner.changes.device(&device);
         Ok(())
     }
 
-    pub async fn reject(&self, enrollment: &str) -> Result<(), OpError> {
-        reject_in(&self.inner.store, enrollment).await?;
+    pub async fn reject(&self, by: &Actor, enrollment: &str) -> Result<(), OpError> {
+        reject_in(&self.inner.store, by, enrollment).await?;
         let _ = self.inner.wake.send(());
         self.inner.changes.enrollments();
         Ok(())
     }
 
     /// Revokes a device: refused from now on, its live session ended now.
-    pub async fn revoke(&self, device: &NodeId) -> Result<bool, OpError> {
+    pub async fn revoke(&self, by: &Actor, device: &NodeId) -> Result<bool, OpError> {
+        authorize(by)?;
         if !self.inner.store.revoke_device(device).await? {
             return Ok(false);
         }
@@ -251,7 +300,15 @@ impl Fleet {
         if let Some(k) = &self.inner.kicker {
             k.disconnect_client(device.as_str()).await;
         }
-        info!(device = %device, "device revoked");
+        info!(device = %device, by = by.name(), "device revoked");
+        audited(
+            &self.inner.store,
+            by,
+            "fleet.device.revoke",
+            device.as_str(),
+            "",
+        )
+        .await;
         self.inner.changes.device(device.as_str());
         Ok(true)
     }
@@ -260,15 +317,31 @@ impl Fleet {
     /// version and the devices it goes to (published at once).
     pub async fn push_config(
         &self,
+        by: &Actor,
         target: config::Target,
         settings: ApplianceSettings,
     ) -> Result<(u64, Vec<String>), OpError> {
+        authorize(by)?;
+        let what = format!("{target:?}");
         let r = self
             .inner
             .store
             .write(move |tx| Ok(config::push(tx, &target, &settings, now_ms() as i64)))
             .await??;
-        info!(version = r.0, devices = r.1.len(), "configuration pushed");
+        info!(
+            version = r.0,
+            devices = r.1.len(),
+            by = by.name(),
+            "configuration pushed"
+        );
+        audited(
+            &self.inner.store,
+            by,
+            "fleet.config.push",
+            &what,
+            &format!("version {} to {}", r.0, r.1.join(", ")),
+        )
+        .await;
         let _ = self.inner.wake.send(());
         for d in &r.1 {
             self.inner.changes.device(d);
@@ -278,7 +351,13 @@ impl Fleet {
 
     /// Queues a fleet command for `device` (published at once if it is
     /// connected, else when it comes back).
-    pub async fn command(&self, device: &NodeId, kind: CommandKind) -> Result<Command, OpError> {
+    pub async fn command(
+        &self,
+        by: &Actor,
+        device: &NodeId,
+        kind: CommandKind,
+    ) -> Result<Command, OpError> {
+        authorize(by)?;
         if !kind.is_fleet() {
             return Err(FleetError::Invalid(
                 "send_sms is a conversation command; reply through the conversations API".into(),
@@ -298,7 +377,15 @@ impl Fleet {
             .store
             .write(move |tx| commands::create(tx, &d, kind, now_ms() as i64))
             .await?;
-        info!(device = %device, command = %cmd.id, kind = cmd.kind.name(), "fleet command queued");
+        info!(device = %device, command = %cmd.id, kind = cmd.kind.name(), by = by.name(), "fleet command queued");
+        audited(
+            &self.inner.store,
+            by,
+            &format!("fleet.command.{}", cmd.kind.name()),
+            device.as_str(),
+            &cmd.id.to_string(),
+        )
+        .await;
         let _ = self.inner.wake.send(());
         self.inner.changes.device(device.as_str());
         Ok(cmd)
@@ -307,7 +394,8 @@ impl Fleet {
     /// Re-key: a new secret for `device`, sent to the appliance over its
     /// session (now if it is connected, else when it comes back). The old
     /// secret keeps working until the device has connected with the new one.
-    pub async fn rekey(&self, device: &NodeId) -> Result<rekey::RekeyView, OpError> {
+    pub async fn rekey(&self, by: &Actor, device: &NodeId) -> Result<rekey::RekeyView, OpError> {
+        authorize(by)?;
         match self.inner.store.device(device)? {
             None => return Err(FleetError::NoDevice(device.to_string()).into()),
             Some(d) if d.revoked => {
@@ -327,7 +415,15 @@ impl Fleet {
             .write(move |tx| rekey::create(tx, &d, &secret, &h, now_ms() as i64))
             .await?;
         self.inner.keys.insert(device.as_str(), &hash);
-        info!(device = %device, rekey = %view.id, "device re-key requested");
+        info!(device = %device, rekey = %view.id, by = by.name(), "device re-key requested");
+        audited(
+            &self.inner.store,
+            by,
+            "fleet.device.rekey",
+            device.as_str(),
+            &view.id,
+        )
+        .await;
         let _ = self.inner.wake.send(());
         self.inner.changes.device(device.as_str());
         Ok(view)

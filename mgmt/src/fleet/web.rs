@@ -1,14 +1,16 @@
 //! The admin fleet console (server-rendered; docs/FLEET.md, "Console"):
 //! fleet list with health, filters and search; enrollment queue with
 //! approve; device page with telemetry charts (SVG drawn here), lines,
-//! configuration and drift, commands and their results, alerts. Admins
-//! only; every change is written to the audit log.
+//! configuration and drift, commands and their results, alerts. Every
+//! route passes [`super::authorize`] (admins only, the check the JSON API
+//! and the CLI use); every change is written to the audit log by the fleet
+//! service.
 
 use super::db::{self, Approval, FleetDevice};
 use super::{Fleet, OpError, alerts, commands, config, telemetry};
 use crate::ingest::now_ms;
-use crate::web::auth::{CurrentUser, Role};
-use crate::web::{Layout, WebError, audit, render};
+use crate::web::auth::CurrentUser;
+use crate::web::{Layout, WebError, render};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -38,13 +40,26 @@ pub fn router(st: Arc<FleetWebState>) -> Router {
         .route("/admin/fleet/d/{id}/revoke", post(revoke))
         .route("/admin/fleet/d/{id}/rekey", post(rekey))
         .route("/admin/fleet/d/{id}/meta", post(set_meta))
+        .route_layer(axum::middleware::from_fn(only_authorized))
         .with_state(st)
+}
+
+/// Refuses (403 page; the login page when nobody is logged in) every console
+/// route to a user [`super::authorize`] refuses.
+async fn only_authorized(
+    user: CurrentUser,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<Response, WebError> {
+    super::authorize(&user.actor())?;
+    Ok(next.run(req).await)
 }
 
 impl From<OpError> for WebError {
     fn from(e: OpError) -> Self {
         use super::db::FleetError as F;
         match e {
+            OpError::Denied(d) => d.into(),
             OpError::Fleet(F::NoEnrollment(_) | F::NoDevice(_)) => WebError::NotFound,
             OpError::Fleet(F::AlreadyDecided { .. } | F::Taken(_)) => {
                 WebError::Conflict(e.to_string())
@@ -442,7 +457,6 @@ async fn list_page(
     user: CurrentUser,
     Query(f): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let list = list_fragment(&st, &user, &f).await?.render().map_err(|e| {
         tracing::error!(error = %e, "rendering the fleet list");
         WebError::Internal
@@ -471,7 +485,6 @@ async fn list_part(
     user: CurrentUser,
     Query(f): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     Ok(render(&list_fragment(&st, &user, &f).await?))
 }
 
@@ -487,7 +500,6 @@ async fn enrollments_page(
     State(st): State<Arc<FleetWebState>>,
     user: CurrentUser,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let list = st.fleet.store().read(|c| db::enrollments(c, None)).await?;
     let l = Layout::new(&user, "fleet", "fleet.enrollments");
     let rows = list
@@ -540,10 +552,10 @@ async fn approve(
     Path(id): Path<String>,
     Form(f): Form<ApproveForm>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let device = f.device.trim().to_string();
     st.fleet
         .approve(
+            &user.actor(),
             &id,
             Approval {
                 device: device.clone(),
@@ -554,14 +566,6 @@ async fn approve(
             },
         )
         .await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.enrollment.approve",
-        &id,
-        &format!("device {device}"),
-    )
-    .await;
     Ok(see_other(&format!("/admin/fleet/d/{device}")))
 }
 
@@ -570,16 +574,7 @@ async fn reject(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
-    st.fleet.reject(&id).await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.enrollment.reject",
-        &id,
-        "",
-    )
-    .await;
+    st.fleet.reject(&user.actor(), &id).await?;
     Ok(see_other("/admin/fleet/enrollments"))
 }
 
@@ -676,7 +671,6 @@ async fn device_page(
     Path(id): Path<String>,
     Query(rq): Query<RangeQuery>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
     let hours = rq.hours.unwrap_or(24).clamp(1, 24 * 30);
     let since = hours as i64 * 3_600_000;
@@ -792,7 +786,6 @@ async fn push_config(
     Path(id): Path<String>,
     Form(f): Form<ConfigForm>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let settings: ApplianceSettings = serde_json::from_str(&f.settings)
         .map_err(|e| WebError::BadRequest(format!("settings are not valid JSON settings: {e}")))?;
     let target = match f.target.as_str() {
@@ -805,16 +798,9 @@ async fn push_config(
             ));
         }
     };
-    let what = format!("{target:?}");
-    let (version, devices) = st.fleet.push_config(target, settings).await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.config.push",
-        &what,
-        &format!("version {version} to {}", devices.join(", ")),
-    )
-    .await;
+    st.fleet
+        .push_config(&user.actor(), target, settings)
+        .await?;
     Ok(see_other(&format!("/admin/fleet/d/{id}")))
 }
 
@@ -837,7 +823,6 @@ async fn run_command(
     Path(id): Path<String>,
     Form(f): Form<CommandForm>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
     let kind = match f.kind.as_str() {
         "reboot" => CommandKind::Reboot,
@@ -855,15 +840,7 @@ async fn run_command(
         "rescan_modems" => CommandKind::RescanModems,
         _ => return Err(WebError::BadRequest("unknown command".into())),
     };
-    let cmd = st.fleet.command(&node, kind).await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        &format!("fleet.command.{}", cmd.kind.name()),
-        &id,
-        &cmd.id.to_string(),
-    )
-    .await;
+    st.fleet.command(&user.actor(), &node, kind).await?;
     Ok(see_other(&format!("/admin/fleet/d/{id}#commands")))
 }
 
@@ -872,19 +849,10 @@ async fn revoke(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
-    if !st.fleet.revoke(&node).await? {
+    if !st.fleet.revoke(&user.actor(), &node).await? {
         return Err(WebError::NotFound);
     }
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.device.revoke",
-        &id,
-        "",
-    )
-    .await;
     Ok(see_other(&format!("/admin/fleet/d/{id}")))
 }
 
@@ -893,17 +861,8 @@ async fn rekey(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let node = NodeId::new(id.as_str()).map_err(|_| WebError::NotFound)?;
-    let r = st.fleet.rekey(&node).await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.device.rekey",
-        &id,
-        &r.id,
-    )
-    .await;
+    st.fleet.rekey(&user.actor(), &node).await?;
     Ok(see_other(&format!("/admin/fleet/d/{id}")))
 }
 
@@ -925,25 +884,16 @@ async fn set_meta(
     Path(id): Path<String>,
     Form(f): Form<MetaForm>,
 ) -> Result<Response, WebError> {
-    user.require(Role::Admin)?;
     let tags = tag_list(&f.tags);
-    let detail = format!(
-        "name={} site={} group={} tags={}",
-        f.name,
-        f.site,
-        f.group,
-        tags.join(",")
-    );
     st.fleet
-        .set_meta(&id, opt(f.name), opt(f.site), opt(f.group), Some(tags))
+        .set_meta(
+            &user.actor(),
+            &id,
+            opt(f.name),
+            opt(f.site),
+            opt(f.group),
+            Some(tags),
+        )
         .await?;
-    audit::record(
-        st.fleet.store(),
-        &user.login,
-        "fleet.device.meta",
-        &id,
-        &detail,
-    )
-    .await;
     Ok(see_other(&format!("/admin/fleet/d/{id}")))
 }

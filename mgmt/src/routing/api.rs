@@ -5,6 +5,7 @@
 use super::{ConfigInfo, DecisionFilter, Routing, RoutingServiceError};
 use crate::error::ApiError;
 use crate::ingest::now_ms;
+use crate::web::auth::Actor;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -407,6 +408,7 @@ pub struct PutConfigQuery {
 )]
 pub async fn put_config(
     State(st): State<Arc<RoutingApiState>>,
+    by: Actor,
     headers: HeaderMap,
     q: Result<Query<PutConfigQuery>, QueryRejection>,
     body: String,
@@ -421,10 +423,16 @@ pub async fn put_config(
     } else {
         serde_json::from_str(&body).map_err(|e| RoutingServiceError::Parse(e.to_string()))?
     };
-    let info = st
-        .routing
-        .set_config(config, q.reset.unwrap_or(false))
-        .await?;
+    let reset = q.reset.unwrap_or(false);
+    let info = st.routing.set_config(config, reset).await?;
+    crate::web::audit::record(
+        &st.store,
+        by.name(),
+        "routing.config",
+        &format!("version {}", info.version),
+        if reset { "reset" } else { "" },
+    )
+    .await;
     Ok(Json(ConfigOut::from(&info)))
 }
 
@@ -446,6 +454,7 @@ pub async fn put_config(
 )]
 pub async fn post_command(
     State(st): State<Arc<RoutingApiState>>,
+    by: Actor,
     body: Result<Json<Command>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
     let Json(cmd) = body.map_err(json_error)?;
@@ -462,23 +471,39 @@ pub async fn post_command(
             "wrap-up is set by routing after a call; set available, busy, away or offline",
         ));
     }
-    run(&st, cmd).await.map(Json)
+    run(&st, &by, cmd).await.map(Json)
 }
 
-async fn run(st: &RoutingApiState, cmd: Command) -> Result<CommandOut, ApiError> {
+/// Runs a routing command for `by`; audited as `routing.<cmd>` (target:
+/// the conversation or agent, detail: the command as JSON).
+async fn run(st: &RoutingApiState, by: &Actor, cmd: Command) -> Result<CommandOut, ApiError> {
     let conv = command_conversation(&cmd);
     let agent = match &cmd {
         Command::SetPresence { agent, .. } => Some(agent.clone()),
         _ => None,
     };
-    Ok(st
+    let detail = serde_json::to_value(&cmd).unwrap_or_default();
+    let action = format!(
+        "routing.{}",
+        detail
+            .get("cmd")
+            .and_then(|c| c.as_str())
+            .unwrap_or("command")
+    );
+    let target = conv
+        .map(|c| c.to_string())
+        .or_else(|| agent.as_ref().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let out = st
         .routing
         .command_then(cmd, move |r, decisions| CommandOut {
             conversation: conv.and_then(|c| r.conversation(&c)).map(conversation_out),
             agent: agent.and_then(|a| r.agent(&a)).map(|v| agent_out(r, v)),
             decisions,
         })
-        .await?)
+        .await?;
+    crate::web::audit::record(&st.store, by.name(), &action, &target, &detail.to_string()).await;
+    Ok(out)
 }
 
 fn command_conversation(cmd: &Command) -> Option<ConversationId> {
@@ -682,6 +707,7 @@ pub async fn get_agent(
 )]
 pub async fn put_presence(
     State(st): State<Arc<RoutingApiState>>,
+    by: Actor,
     Path(id): Path<String>,
     body: Result<Json<PresenceRequest>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
@@ -703,6 +729,7 @@ pub async fn put_presence(
     };
     run(
         &st,
+        &by,
         Command::SetPresence {
             agent: AgentId::new(id),
             presence,
@@ -786,6 +813,7 @@ pub async fn list_queues(
 )]
 pub async fn assign(
     State(st): State<Arc<RoutingApiState>>,
+    by: Actor,
     Path(id): Path<String>,
     body: Result<Json<AssignRequest>, JsonRejection>,
 ) -> Result<Json<CommandOut>, ApiError> {
@@ -808,6 +836,7 @@ pub async fn assign(
     };
     run(
         &st,
+        &by,
         Command::Transfer {
             conversation,
             target,

@@ -127,19 +127,105 @@ impl std::ops::Deref for CurrentUser {
     }
 }
 
+/// Who does something: a signed-in user (a session cookie), a client with
+/// the API token, or the local command line (whoever may open mgmt's data
+/// directory). Every surface decides what it may do with the same
+/// [`Actor::require`], and the audit log names it by [`Actor::name`].
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(User),
+    /// `Authorization: Bearer <api.token>`: acts as an admin.
+    ApiToken,
+    /// `crossline-mgmt <command>` on the server: acts as an admin.
+    Cli,
+}
+
+/// A refused action: what it needs, and who asked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+impl From<Denied> for WebError {
+    fn from(d: Denied) -> Self {
+        WebError::Forbidden(d.0)
+    }
+}
+
+impl From<Denied> for crate::error::ApiError {
+    fn from(d: Denied) -> Self {
+        crate::error::ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0)
+    }
+}
+
+fn require_role(have: Role, who: &str, need: Role) -> Result<(), Denied> {
+    if have >= need {
+        Ok(())
+    } else {
+        Err(Denied(format!(
+            "this needs the {} role; {who} is {}",
+            need.as_str(),
+            have.as_str()
+        )))
+    }
+}
+
+impl Actor {
+    /// The role it acts with (the API token and the command line: admin).
+    pub fn role(&self) -> Role {
+        match self {
+            Actor::User(u) => u.role,
+            Actor::ApiToken | Actor::Cli => Role::Admin,
+        }
+    }
+
+    /// Its name in the audit log: the login, `api-token` or `cli`.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::User(u) => &u.login,
+            Actor::ApiToken => "api-token",
+            Actor::Cli => "cli",
+        }
+    }
+
+    /// The login of a user (None for the API token and the command line).
+    pub fn login(&self) -> Option<String> {
+        match self {
+            Actor::User(u) => Some(u.login.clone()),
+            Actor::ApiToken | Actor::Cli => None,
+        }
+    }
+
+    /// Refuses an actor whose role is below `role`.
+    pub fn require(&self, role: Role) -> Result<(), Denied> {
+        require_role(self.role(), self.name(), role)
+    }
+}
+
+/// The actor of an authenticated request, put there by [`layer`] (the API
+/// token, else the session's user). Without one: 401.
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Actor>().cloned().ok_or_else(|| {
+            crate::error::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the API token as `Authorization: Bearer <token>`, or log in",
+            )
+        })
+    }
+}
+
 impl CurrentUser {
     /// Refuses (403) a user whose role is below `role`.
     pub fn require(&self, role: Role) -> Result<(), WebError> {
-        if self.user.role >= role {
-            Ok(())
-        } else {
-            Err(WebError::Forbidden(format!(
-                "this needs the {} role; {} is {}",
-                role.as_str(),
-                self.user.login,
-                self.user.role.as_str()
-            )))
-        }
+        Ok(require_role(self.user.role, &self.user.login, role)?)
+    }
+
+    /// This user as the [`Actor`] of what they do.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
     }
 
     /// Whether the user may see things of `site` (None: belongs to no site,
@@ -276,6 +362,14 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// The one form of a login name used everywhere a login is read (sign-in,
+/// the sign-in rate limit, `user add`, `user passwd`): surrounding
+/// whitespace removed, lower case. `Ana ` and `ana` are the same account and
+/// share one failed-login counter.
+pub fn normalize_login(login: &str) -> String {
+    login.trim().to_lowercase()
+}
+
 /// Checks a login name: 1 to 64 of letters, digits, `.`, `_`, `-`, `@`.
 pub fn valid_login(login: &str) -> bool {
     (1..=64).contains(&login.len())
@@ -284,22 +378,24 @@ pub fn valid_login(login: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
 }
 
-/// Adds a user with an already hashed password; Err(..) if the login is taken.
+/// Adds a user with an already hashed password (the login stored in its
+/// [`normalize_login`] form); Err(..) if the login is taken.
 pub fn insert_user(
     tx: &rusqlite::Transaction<'_>,
     u: &NewUser,
     password_hash: &str,
 ) -> rusqlite::Result<i64> {
+    let login = normalize_login(&u.login);
     tx.execute(
         "INSERT INTO web_user (login, name, role, password_hash, agent_id, sites, teams, locale,
              time_zone, created_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
-            u.login,
+            login,
             u.name,
             u.role.as_str(),
             password_hash,
-            u.agent_id.clone().unwrap_or_else(|| u.login.clone()),
+            u.agent_id.clone().unwrap_or_else(|| login.clone()),
             u.sites.join(","),
             u.teams.join(","),
             u.locale,
@@ -316,11 +412,12 @@ pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
     st.query_map([], user_row)?.collect()
 }
 
-/// A user and their password hash, by login (case-insensitive).
+/// A user and their password hash, by login (in any case, with stray
+/// whitespace: see [`normalize_login`]).
 pub fn user_by_login(conn: &Connection, login: &str) -> rusqlite::Result<Option<(User, String)>> {
     conn.query_row(
         &format!("SELECT {USER_COLS}, password_hash FROM web_user WHERE login = ?1"),
-        params![login],
+        params![normalize_login(login)],
         |r| Ok((user_row(r)?, r.get(10)?)),
     )
     .optional()
@@ -332,6 +429,7 @@ pub fn set_password(
     login: &str,
     password_hash: &str,
 ) -> rusqlite::Result<bool> {
+    let login = normalize_login(login);
     let n = tx.execute(
         "UPDATE web_user SET password_hash = ?2 WHERE login = ?1",
         params![login, password_hash],
@@ -474,7 +572,7 @@ impl LoginLimiter {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = None;
         for (key, limit) in [
-            (format!("l:{}", login.to_lowercase()), LIMIT_PER_LOGIN),
+            (format!("l:{}", normalize_login(login)), LIMIT_PER_LOGIN),
             (format!("a:{addr}"), LIMIT_PER_ADDR),
         ] {
             if let Some(v) = f.get_mut(&key) {
@@ -496,14 +594,14 @@ impl LoginLimiter {
         if f.len() > 100_000 {
             f.retain(|_, v| v.last().is_some_and(|&t| t + LIMIT_WINDOW_MS > now));
         }
-        for key in [format!("l:{}", login.to_lowercase()), format!("a:{addr}")] {
+        for key in [format!("l:{}", normalize_login(login)), format!("a:{addr}")] {
             f.entry(key).or_default().push(now);
         }
     }
 
     pub fn succeeded(&self, login: &str) {
         let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        f.remove(&format!("l:{}", login.to_lowercase()));
+        f.remove(&format!("l:{}", normalize_login(login)));
     }
 }
 
@@ -516,10 +614,12 @@ pub async fn check_login(
     password: &str,
     addr: &str,
 ) -> Result<User, Option<u64>> {
+    let login = normalize_login(login);
+    let login = login.as_str();
     if let Some(wait) = limiter.blocked(login, addr) {
         return Err(Some(wait));
     }
-    let l = login.trim().to_string();
+    let l = login.to_string();
     let found = store
         .read(move |conn| user_by_login(conn, &l))
         .await
@@ -662,6 +762,14 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
         }
     } else if changing && !bearer_ok && !same_origin(headers) {
         return super::localize_error(WebError::Csrf.into_response(), locale);
+    }
+    let actor = if bearer_ok {
+        Some(Actor::ApiToken)
+    } else {
+        user.as_ref().map(|u| Actor::User(u.user.clone()))
+    };
+    if let Some(a) = actor {
+        req.extensions_mut().insert(a);
     }
     if let Some(u) = user {
         req.extensions_mut().insert(u);

@@ -7,6 +7,7 @@
 
 use super::auth::{CurrentUser, Role};
 use super::i18n::Tr;
+use super::scope::{FigureScope, Viewer};
 use super::{Layout, WebError, WebState, audit, render};
 use crate::ingest::now_ms;
 use askama::Template;
@@ -452,7 +453,26 @@ fn parse_day(s: Option<&str>, tr: &Tr, default: jiff::civil::Date) -> jiff::civi
         )
 }
 
-pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, WebError> {
+/// The [`FigureScope`] of `user` (None: sees every figure).
+async fn figure_scope(st: &WebState, user: &CurrentUser) -> Result<Option<FigureScope>, WebError> {
+    let u = user.user.clone();
+    Ok(st
+        .routing
+        .query(move |r| {
+            let r = r.map(|(r, _)| r);
+            FigureScope::of(&Viewer::new(&u, r), r)
+        })
+        .await?)
+}
+
+/// The report of a period: every figure for an unrestricted user, else only
+/// those of `scope` (the queues and agents of the user's teams and sites).
+pub async fn report(
+    st: &WebState,
+    tr: &Tr,
+    q: &ReportQuery,
+    scope: Option<&FigureScope>,
+) -> Result<Report, WebError> {
     let today = jiff::Timestamp::now().to_zoned(tr.tz.clone()).date();
     let to_day = parse_day(q.to.as_deref(), tr, today);
     let from_day = parse_day(
@@ -479,6 +499,12 @@ pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, W
     )
     .await?;
     let from = opts.from;
+    // A restricted supervisor's figures: her teams' and sites' only.
+    let records = match scope {
+        Some(s) => s.filter(records),
+        None => records,
+    };
+    let queue_scope = scope.cloned();
     let tz = tr.tz.clone();
     let (rows, hours) = tokio::task::spawn_blocking(move || {
         // Channel of each conversation (from its arrival), and volume by hour.
@@ -528,7 +554,12 @@ pub async fn report(st: &WebState, tr: &Tr, q: &ReportQuery) -> Result<Report, W
             rows.push(row("channel", ch.to_string(), &m.plain.total));
         }
         for (q, f) in &all.plain.by_queue {
-            rows.push(row("queue", q.to_string(), f));
+            if queue_scope
+                .as_ref()
+                .is_none_or(|s| s.sees_queue(q.as_str()))
+            {
+                rows.push(row("queue", q.to_string(), f));
+            }
         }
         (rows, hours)
     })
@@ -602,7 +633,8 @@ pub async fn reports_page(
 ) -> Result<Response, WebError> {
     user.require(Role::Supervisor)?;
     let l = Layout::new(&user, "reports", "reports.title");
-    let r = report(&st, &l.tr, &q).await?;
+    let scope = figure_scope(&st, &user).await?;
+    let r = report(&st, &l.tr, &q, scope.as_ref()).await?;
     Ok(render(&ReportsPage { l, r }))
 }
 
@@ -623,7 +655,8 @@ pub async fn reports_csv(
 ) -> Result<Response, WebError> {
     user.require(Role::Supervisor)?;
     let tr = Tr::new(user.locale, &user.time_zone);
-    let r = report(&st, &tr, &q).await?;
+    let scope = figure_scope(&st, &user).await?;
+    let r = report(&st, &tr, &q, scope.as_ref()).await?;
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_default();
     let mut out = String::from(
         "scope,name,offered,answered,abandoned,service_level,asa_ms,first_response_ms,handle_time_ms\r\n",

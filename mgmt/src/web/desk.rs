@@ -184,7 +184,8 @@ pub struct InboxQuery {
     pub status: Option<String>,
     pub queue: Option<String>,
     pub tag: Option<String>,
-    /// Error message to show (after a refused action).
+    /// Why the last action failed: an [`ActionError`] code (anything else
+    /// is not shown).
     pub err: Option<String>,
 }
 
@@ -707,7 +708,7 @@ pub async fn inbox_page(
     let presence = presence_box(&st, &user).await;
     Ok(render(&DeskPage {
         qs: q.qs(),
-        err: q.err.clone().unwrap_or_default(),
+        err: ActionError::shown(q.err.as_deref(), &l, None),
         l,
         presence,
         inbox,
@@ -1165,9 +1166,10 @@ pub async fn conversation_page(
     audit::record(&st.store, &user.login, "conversation.open", &id, "").await;
     let inbox = inbox_data(&st, &user, &cq.q, Some(&id), &l).await?;
     let presence = presence_box(&st, &user).await;
+    let agent = conv.route.as_ref().and_then(|r| r.agent.as_deref());
     Ok(render(&DeskPage {
         qs: cq.q.qs(),
-        err: cq.q.err.clone().unwrap_or_default(),
+        err: ActionError::shown(cq.q.err.as_deref(), &l, agent),
         l,
         presence,
         inbox,
@@ -1197,21 +1199,137 @@ pub async fn timeline(
 
 // ----- actions ---------------------------------------------------------------------------
 
-/// Back to the conversation (303), with `err` shown if the action failed.
-fn back(id: &str, qs: Option<&str>, err: Option<String>) -> Response {
-    let mut target = format!("/desk/c/{id}?{}", qs.unwrap_or("tab=mine"));
-    if let Some(e) = err {
-        target += &format!("&err={}", super::pages::encode_component(&e));
+/// Why a desk action failed, as the page says it. It travels in the
+/// redirect back as `?err=<code>`; the page shows its catalog text in the
+/// user's language, and nothing for a code not in this list, so a link
+/// cannot put words of its own on the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionError {
+    EmptyText,
+    TextTooLong,
+    UnknownLine,
+    NotReplyable,
+    NoDevice,
+    NotFound,
+    /// The contact has another open conversation (reopen).
+    OtherOpen,
+    /// Routing refused it in the conversation's state (or for lack of capacity).
+    NotPossible,
+    /// The conversation is resolved: reopen it first.
+    Resolved,
+    /// Another agent handles it (named from the conversation on the page).
+    NotYours,
+    /// Not in the conversation's current state.
+    NotNow,
+    MergeUnknown,
+    MergeBothOpen,
+    MergeSame,
+    MergeGone,
+    /// Anything else (the server log has the detail).
+    Failed,
+}
+
+impl ActionError {
+    const ALL: [ActionError; 16] = [
+        ActionError::EmptyText,
+        ActionError::TextTooLong,
+        ActionError::UnknownLine,
+        ActionError::NotReplyable,
+        ActionError::NoDevice,
+        ActionError::NotFound,
+        ActionError::OtherOpen,
+        ActionError::NotPossible,
+        ActionError::Resolved,
+        ActionError::NotYours,
+        ActionError::NotNow,
+        ActionError::MergeUnknown,
+        ActionError::MergeBothOpen,
+        ActionError::MergeSame,
+        ActionError::MergeGone,
+        ActionError::Failed,
+    ];
+
+    /// The code in `?err=` and its catalog key.
+    fn code_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            ActionError::EmptyText => ("empty_text", "desk.err.empty_text"),
+            ActionError::TextTooLong => ("text_too_long", "desk.err.text_too_long"),
+            ActionError::UnknownLine => ("unknown_line", "desk.err.unknown_line"),
+            ActionError::NotReplyable => ("not_replyable", "desk.err.not_replyable"),
+            ActionError::NoDevice => ("no_device", "desk.err.no_device"),
+            ActionError::NotFound => ("not_found", "desk.err.not_found"),
+            ActionError::OtherOpen => ("other_open", "desk.err.other_open"),
+            ActionError::NotPossible => ("not_possible", "desk.err.not_possible"),
+            ActionError::Resolved => ("resolved", "conv.err_resolved"),
+            ActionError::NotYours => ("not_yours", "conv.err_not_yours"),
+            ActionError::NotNow => ("not_now", "conv.err_not_now"),
+            ActionError::MergeUnknown => ("merge_unknown", "cust.merge_unknown"),
+            ActionError::MergeBothOpen => ("merge_both_open", "cust.merge_both_open"),
+            ActionError::MergeSame => ("merge_same", "cust.merge_same"),
+            ActionError::MergeGone => ("merge_gone", "cust.merge_gone"),
+            ActionError::Failed => ("failed", "desk.err.failed"),
+        }
     }
-    let mut r = Redirect::to(&target).into_response();
+
+    pub fn code(self) -> &'static str {
+        self.code_and_key().0
+    }
+
+    /// The catalog key of the message.
+    pub fn key(self) -> &'static str {
+        self.code_and_key().1
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.code() == code)
+    }
+
+    /// A refused reply or status change of the conversations API.
+    fn of_api(e: &crate::error::ApiError) -> Self {
+        match e.code() {
+            "conflict" => ActionError::OtherOpen,
+            "empty_text" => ActionError::EmptyText,
+            "text_too_long" => ActionError::TextTooLong,
+            "unknown_line" => ActionError::UnknownLine,
+            "not_replyable" => ActionError::NotReplyable,
+            "no_device" => ActionError::NoDevice,
+            "not_found" => ActionError::NotFound,
+            _ => ActionError::Failed,
+        }
+    }
+
+    /// The message for the page in `l`'s language, from `?err=`; `agent`
+    /// handles the open conversation (for [`ActionError::NotYours`]).
+    fn shown(code: Option<&str>, l: &Layout, agent: Option<&str>) -> String {
+        match (code.and_then(Self::parse), agent) {
+            (None, _) => String::new(),
+            (Some(ActionError::NotYours), Some(a)) => {
+                l.tr.f(ActionError::NotYours.key(), &[("agent", a)])
+            }
+            (Some(ActionError::NotYours), None) => l.t(ActionError::NotNow.key()).to_string(),
+            (Some(e), _) => l.t(e.key()).to_string(),
+        }
+    }
+}
+
+/// Back to the conversation (303), with `err` shown if the action failed.
+fn back(id: &str, qs: Option<&str>, err: Option<ActionError>) -> Response {
+    let qs = qs
+        .filter(|q| q.bytes().all(|b| b.is_ascii_graphic() && b != b'#'))
+        .unwrap_or("tab=mine");
+    let mut target = format!("/desk/c/{id}?{qs}");
+    if let Some(e) = err {
+        target += &format!("&err={}", e.code());
+    }
+    let mut r = Redirect::to(&super::pages::safe_next(Some(&target), "/desk")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r
 }
 
-/// A routing or API failure as text for the page; internal errors stay errors.
-fn shown(e: WebError) -> Result<String, WebError> {
+/// A routing failure for the page; internal errors stay errors.
+fn shown(e: WebError) -> Result<ActionError, WebError> {
     match e {
-        WebError::Conflict(m) | WebError::BadRequest(m) => Ok(m),
+        WebError::Conflict(_) | WebError::BadRequest(_) => Ok(ActionError::NotPossible),
         other => Err(other),
     }
 }
@@ -1234,20 +1352,14 @@ pub async fn reply(
         text: f.text,
         line: f.line.filter(|l| !l.is_empty()),
     };
-    let r = crate::api::send_reply(&st.api, &id, req, Some(user.login.clone())).await;
+    // Audited by send_reply, as from the API.
+    let r = crate::api::send_reply(&st.api, &id, req, &user.actor()).await;
     let err = match r {
-        Ok(a) => {
-            audit::record(
-                &st.store,
-                &user.login,
-                "conversation.reply",
-                &id,
-                &format!("reply {} on {}", a.id, a.line),
-            )
-            .await;
-            None
+        Ok(_) => None,
+        Err(e) => {
+            tracing::info!(conversation = %id, user = %user.login, error = %e.message(), "desk reply refused");
+            Some(ActionError::of_api(&e))
         }
-        Err(e) => Some(e.message().to_string()),
     };
     Ok(back(&id, f.qs.as_deref(), err))
 }
@@ -1357,20 +1469,20 @@ pub async fn action(
     if let Some(refused) = refused_action(&st, &user, &id, route.as_ref(), &f.r#do).await? {
         return Ok(back(&id, f.qs.as_deref(), Some(refused)));
     }
-    let by = Some(user.login.clone());
+    let by = user.actor();
+    // Ok(Err(..)): refused, said on the page; Err(..): an internal error.
     let routed = |cmd: Command| {
         let routing = st.routing.clone();
         async move {
-            routing
-                .command(cmd)
-                .await
-                .map(|_| ())
-                .map_err(WebError::from)
+            match routing.command(cmd).await {
+                Ok(_) => Ok(Ok(())),
+                Err(e) => shown(e.into()).map(Err),
+            }
         }
     };
-    let r: Result<(), WebError> = match f.r#do.as_str() {
-        "hold" => routed(Command::Hold { conversation: cid }).await,
-        "resume" => routed(Command::Resume { conversation: cid }).await,
+    let r: Result<(), ActionError> = match f.r#do.as_str() {
+        "hold" => routed(Command::Hold { conversation: cid }).await?,
+        "resume" => routed(Command::Resume { conversation: cid }).await?,
         "snooze_1h" | "snooze_4h" | "snooze_tomorrow" => {
             let until = match f.r#do.as_str() {
                 "snooze_1h" => now_ms() + 3600 * 1000,
@@ -1381,7 +1493,7 @@ pub async fn action(
                 conversation: cid,
                 until,
             })
-            .await
+            .await?
         }
         "take" => {
             routed(Command::Transfer {
@@ -1390,19 +1502,24 @@ pub async fn action(
                     agent: AgentId::new(user.agent_id.clone()),
                 },
             })
-            .await
+            .await?
         }
-        "resolve" => crate::api::set_status(&st.api, &id, Status::Resolved, by)
+        "resolve" => crate::api::set_status(&st.api, &id, Status::Resolved, &by)
             .await
             .map(|_| ())
-            .map_err(|e| WebError::Conflict(e.message().to_string())),
-        "reopen" => match crate::api::set_status(&st.api, &id, Status::Open, by).await {
-            Ok(s) => st.routing.reopened(&s).await.map_err(WebError::from),
-            Err(e) => Err(WebError::Conflict(e.message().to_string())),
+            .map_err(|e| ActionError::of_api(&e)),
+        "reopen" => match crate::api::set_status(&st.api, &id, Status::Open, &by).await {
+            Ok(s) => match st.routing.reopened(&s).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(shown(e.into())?),
+            },
+            Err(e) => Err(ActionError::of_api(&e)),
         },
-        other => Err(WebError::BadRequest(format!("unknown action {other:?}"))),
+        other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
     };
     let err = match r {
+        // set_status audits resolve and reopen itself (for the API too).
+        Ok(()) if matches!(f.r#do.as_str(), "resolve" | "reopen") => None,
         Ok(()) => {
             audit::record(
                 &st.store,
@@ -1414,20 +1531,20 @@ pub async fn action(
             .await;
             None
         }
-        Err(e) => Some(shown(e)?),
+        Err(e) => Some(e),
     };
     Ok(back(&id, f.qs.as_deref(), err))
 }
 
-/// Why `user` may not take action `what` on conversation `id` now (a
-/// message in their language), or None when they may.
+/// Why `user` may not take action `what` on conversation `id` now, or None
+/// when they may.
 async fn refused_action(
     st: &WebState,
     user: &CurrentUser,
     id: &str,
     route: Option<&RouteInfo>,
     what: &str,
-) -> Result<Option<String>, WebError> {
+) -> Result<Option<ActionError>, WebError> {
     let id2 = id.to_string();
     let Some(summary) = st
         .store
@@ -1439,14 +1556,13 @@ async fn refused_action(
     if Controls::of(user, summary.status, route).allows(what) {
         return Ok(None);
     }
-    let tr = super::i18n::Tr::new(user.locale, &user.time_zone);
-    let agent = route
+    let other_agent = route
         .and_then(|r| r.agent.as_deref())
-        .filter(|a| *a != user.agent_id);
-    Ok(Some(match (summary.status, agent) {
-        (Status::Resolved, _) => tr.t("conv.err_resolved").to_string(),
-        (_, Some(a)) => tr.f("conv.err_not_yours", &[("agent", a)]),
-        _ => tr.t("conv.err_not_now").to_string(),
+        .is_some_and(|a| a != user.agent_id);
+    Ok(Some(match (summary.status, other_agent) {
+        (Status::Resolved, _) => ActionError::Resolved,
+        (_, true) => ActionError::NotYours,
+        _ => ActionError::NotNow,
     }))
 }
 
@@ -1643,17 +1759,12 @@ pub async fn merge_contact(
             }
         })
         .await?;
-    let tr = super::i18n::Tr::new(user.locale, &user.time_zone);
     let refused = || {
         tracing::info!(
             user = %user.login, %contact, with = %with,
             "merge refused: no contact the user may see has that number or id"
         );
-        back(
-            &f.conv,
-            f.qs.as_deref(),
-            Some(tr.t("cust.merge_unknown").to_string()),
-        )
+        back(&f.conv, f.qs.as_deref(), Some(ActionError::MergeUnknown))
     };
     let Some(other) = other else {
         return Ok(refused());
@@ -1683,11 +1794,15 @@ pub async fn merge_contact(
             .await;
             None
         }
-        conversations::MergeOutcome::BothOpen { .. } => {
-            Some(tr.t("cust.merge_both_open").to_string())
+        conversations::MergeOutcome::BothOpen { survivor, merged } => {
+            tracing::info!(contact = %contact, %survivor, %merged, "merge refused: both contacts have an open conversation");
+            Some(ActionError::MergeBothOpen)
         }
-        conversations::MergeOutcome::Same => Some(tr.t("cust.merge_same").to_string()),
-        conversations::MergeOutcome::Unknown(_) => Some(tr.t("cust.merge_gone").to_string()),
+        conversations::MergeOutcome::Same => Some(ActionError::MergeSame),
+        conversations::MergeOutcome::Unknown(c) => {
+            tracing::info!(contact = %c, "merge refused: the contact no longer exists");
+            Some(ActionError::MergeGone)
+        }
     };
     Ok(back(&f.conv, f.qs.as_deref(), err))
 }
@@ -1719,11 +1834,26 @@ pub async fn set_presence(
         })
         .await?;
     audit::record(&st.store, &user.login, "presence", &user.agent_id, &f.state).await;
-    let next = f
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/desk".into());
+    let next = super::pages::safe_next(f.next.as_deref(), "/desk");
     let mut r = Redirect::to(&next).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::i18n::{ALL, Tr};
+
+    #[test]
+    fn every_action_error_has_a_message_in_every_language() {
+        for e in ActionError::ALL {
+            assert_eq!(ActionError::parse(e.code()), Some(e));
+            for locale in ALL {
+                let text = Tr::new(locale, "UTC").t(e.key()).to_string();
+                assert_ne!(text, e.key(), "{} lacks {}", locale.code(), e.key());
+            }
+        }
+        assert_eq!(ActionError::parse("<b>pay here</b>"), None);
+    }
 }

@@ -25,11 +25,22 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
-/// A local path to go to after login (never another site).
-fn safe_next(next: Option<&str>) -> String {
+/// Whether `next` is a path on this site to send the browser to (after
+/// login, a language change, a presence change): it starts with one `/`,
+/// and is printable ASCII without `\`. Browsers drop tabs and newlines
+/// from URLs and read `\` as `/`, so `/<TAB>/evil.example` or `/\evil.example`
+/// would lead to another site; a CR or LF would break the `Location` header.
+pub fn is_local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
+/// `next` if it is a path on this site ([`is_local_path`]), else `fallback`.
+pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
+        Some(n) if is_local_path(n) => n.to_string(),
+        _ => fallback.to_string(),
     }
 }
 
@@ -64,7 +75,7 @@ pub async fn login_page(Lang(locale): Lang, Query(q): Query<LoginQuery>) -> Resp
     };
     render(&LoginPage {
         l,
-        next: safe_next(q.next.as_deref()),
+        next: safe_next(q.next.as_deref(), "/"),
         login: String::new(),
         error: String::new(),
         notice,
@@ -97,7 +108,7 @@ pub async fn login(
                 Err(e) => return WebError::from(e).into_response(),
             };
             audit::record(&st.store, &user.login, "login", &user.login, &addr).await;
-            let mut r = Redirect::to(&safe_next(f.next.as_deref())).into_response();
+            let mut r = Redirect::to(&safe_next(f.next.as_deref(), "/")).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
             if let Ok(v) = HeaderValue::from_str(&auth::session_cookie(&token, st.secure_cookies)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
@@ -108,7 +119,8 @@ pub async fn login(
             let l = Layout::anonymous(locale, "login.title");
             let (status, error) = match wait {
                 Some(ms) => {
-                    audit::record(&st.store, &f.login, "login.rate_limited", &f.login, &addr).await;
+                    let login = auth::normalize_login(&f.login);
+                    audit::record(&st.store, &login, "login.rate_limited", &login, &addr).await;
                     (
                         StatusCode::TOO_MANY_REQUESTS,
                         l.tr.f(
@@ -121,7 +133,7 @@ pub async fn login(
             };
             let mut r = render(&LoginPage {
                 l,
-                next: safe_next(f.next.as_deref()),
+                next: safe_next(f.next.as_deref(), "/"),
                 login: f.login.chars().take(64).collect(),
                 error,
                 notice: String::new(),
@@ -188,7 +200,7 @@ pub async fn set_language(
     st.store
         .write(move |tx| auth::set_locale(tx, id, locale))
         .await?;
-    let mut r = Redirect::to(&safe_next(f.next.as_deref())).into_response();
+    let mut r = Redirect::to(&safe_next(f.next.as_deref(), "/")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     Ok(r)
 }

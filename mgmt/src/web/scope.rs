@@ -14,7 +14,8 @@
 
 use super::auth::{Role, User};
 use crossline_core::ConversationId;
-use crossline_core::routing::{AgentId, QueueId, Router};
+use crossline_core::routing::{AgentId, Fact, QueueId, Record, Router};
+use std::collections::HashSet;
 
 /// What decides who may see one conversation (computed from routing).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,5 +148,87 @@ pub fn of_view(r: &Router, agent: Option<&AgentId>, queue: &QueueId) -> Visibili
         queue_site: q.and_then(|q| q.site.as_ref().map(|s| s.to_string())),
         queue_teams,
         queue_agents,
+    }
+}
+
+/// Whose figures a restricted user may see in reports (and their CSV): the
+/// queues and agents [`Viewer::sees_queue`] and [`Viewer::sees_agent`]
+/// allow. A conversation counts when one of the queues it entered is one of
+/// them; an agent's own facts (presence) when the agent is. None from
+/// [`FigureScope::of`] means everything (an unrestricted supervisor or admin).
+#[derive(Debug, Clone, Default)]
+pub struct FigureScope {
+    queues: HashSet<String>,
+    agents: HashSet<String>,
+}
+
+impl FigureScope {
+    /// The scope of `viewer` under routing `r` (None: routing not configured,
+    /// so nothing is visible to a restricted viewer).
+    pub fn of(viewer: &Viewer, r: Option<&Router>) -> Option<Self> {
+        if viewer.sees_all() {
+            return None;
+        }
+        let Some(r) = r else {
+            return Some(Self::default());
+        };
+        let cfg = r.config();
+        Some(Self {
+            queues: cfg
+                .queues
+                .iter()
+                .filter(|q| viewer.sees_queue(r, &q.id))
+                .map(|q| q.id.to_string())
+                .collect(),
+            agents: cfg
+                .agents
+                .iter()
+                .filter(|a| viewer.sees_agent(r, &a.id))
+                .map(|a| a.id.to_string())
+                .collect(),
+        })
+    }
+
+    pub fn sees_queue(&self, queue: &str) -> bool {
+        self.queues.contains(queue)
+    }
+
+    /// The records of conversations and agents in this scope.
+    pub fn filter(&self, records: Vec<Record>) -> Vec<Record> {
+        let mut visible: HashSet<ConversationId> = HashSet::new();
+        for r in &records {
+            if let Fact::Arrived {
+                conversation,
+                queue,
+                ..
+            }
+            | Fact::Queued {
+                conversation,
+                queue,
+                ..
+            }
+            | Fact::OutsideHours {
+                conversation,
+                queue,
+                ..
+            } = &r.fact
+                && self.queues.contains(queue.as_str())
+            {
+                visible.insert(*conversation);
+            }
+        }
+        records
+            .into_iter()
+            .filter(|r| match (&r.fact, r.fact.conversation()) {
+                (_, Some(c)) => visible.contains(&c),
+                (
+                    Fact::PresenceChanged { agent, .. }
+                    | Fact::Preempted { agent, .. }
+                    | Fact::PreemptionEnded { agent, .. },
+                    None,
+                ) => self.agents.contains(agent.as_str()),
+                _ => false,
+            })
+            .collect()
     }
 }

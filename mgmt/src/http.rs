@@ -126,7 +126,7 @@ impl axum::serve::Listener for TlsListener {
 /// script or style, no plugins, forms only to mgmt, and no framing by any
 /// site (clickjacking). The pages keep to it: no inline `<script>`,
 /// `style=` or `on…=` handlers; htmx is told not to inject its indicator
-/// style (`htmx-config` in templates/base.html).
+/// style nor settle `style` attributes (`htmx-config` in templates/base.html).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `Strict-Transport-Security` over HTTPS: one year, for this host only.

@@ -431,9 +431,36 @@ pub struct ModemEntry {
     pub retry_backoff: Option<Duration>,
     #[serde(default, deserialize_with = "opt_duration")]
     pub reopen_backoff_max: Option<Duration>,
-    /// Most SMS parts submitted per minute (0 = no limit).
+    /// Deadline of AT+CMGL=4 (the sweep of stored messages).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub list_timeout: Option<Duration>,
+    /// How long to wait for the network's USSD answer.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub ussd_timeout: Option<Duration>,
+    /// Periodic AT+CMGL=4 for messages whose +CMTI was missed.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub sweep_interval: Option<Duration>,
+    /// An incomplete multipart message is delivered (with a marker) this
+    /// long after its first part.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub reassembly_timeout: Option<Duration>,
+    /// Most SMS parts submitted per minute (default 30; 0 = no limit).
+    /// Operators block SIMs that send faster (docs/MODEMS.md).
     #[serde(default)]
     pub rate_limit: Option<u32>,
+    /// Attempts per part on temporary errors before the message fails
+    /// (default 4).
+    #[serde(default)]
+    pub send_attempts: Option<u32>,
+    /// Override the profile's delivery mode: `stored` (+CMTI) or `direct` (+CMT).
+    #[serde(default)]
+    pub delivery: Option<crossline_modem::config::Delivery>,
+    /// Override the profile's AT+CPMS memories, e.g. `["SM", "SM", "SM"]`.
+    #[serde(default)]
+    pub storage: Option<[String; 3]>,
+    /// Quectel: where URCs go (`AT+QURCCFG="urcport"`: `usbat`, `usbmodem`, `uart1`).
+    #[serde(default)]
+    pub urc_port: Option<String>,
     /// Keeps directly delivered (+CMT) parts across restarts; defaults to
     /// `<data_dir>/<label>.parts.json` when run by the appliance.
     #[serde(default)]
@@ -472,7 +499,15 @@ impl ModemEntry {
             health_interval: None,
             retry_backoff: None,
             reopen_backoff_max: None,
+            list_timeout: None,
+            ussd_timeout: None,
+            sweep_interval: None,
+            reassembly_timeout: None,
             rate_limit: None,
+            send_attempts: None,
+            delivery: None,
+            storage: None,
+            urc_port: None,
             state_file: None,
         }
     }
@@ -504,8 +539,30 @@ impl ModemEntry {
         if let Some(v) = self.reopen_backoff_max {
             c.reopen_backoff_max = v;
         }
+        if let Some(v) = self.list_timeout {
+            c.list_timeout = v;
+        }
+        if let Some(v) = self.ussd_timeout {
+            c.ussd_timeout = v;
+        }
+        if let Some(v) = self.sweep_interval {
+            c.sweep_interval = v;
+        }
+        if let Some(v) = self.reassembly_timeout {
+            c.reassembly_timeout = v;
+        }
         if let Some(v) = self.rate_limit {
             c.rate_limit = v;
+        }
+        if let Some(v) = self.send_attempts {
+            c.send_attempts = v;
+        }
+        c.delivery = self.delivery.or(c.delivery);
+        if self.storage.is_some() {
+            c.storage = self.storage.clone();
+        }
+        if self.urc_port.is_some() {
+            c.urc_port = self.urc_port.clone();
         }
         c
     }
@@ -709,6 +766,52 @@ mod tests {
         assert_eq!(cfg.modems[0].driver_config().profile, Profile::QuectelEc25);
         let off = cfg.offline.unwrap();
         assert!(off.texts.contains_key("uk"));
+    }
+
+    /// docs/MODEMS.md's configuration block is what the appliance accepts,
+    /// and each tuning key it names reaches the driver.
+    #[test]
+    fn the_modem_configuration_in_the_docs_is_accepted() {
+        let doc = include_str!("../../docs/MODEMS.md");
+        let section = doc.split("## Configuration").nth(1).unwrap();
+        let block = section
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let text =
+            format!("node_id = \"b\"\n[mqtt]\nurl = \"mqtt://h:1\"\nsecret = \"s\"\n{block}");
+        let cfg: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        cfg.validate().unwrap();
+        let c = cfg.modems[0].driver_config();
+        assert_eq!(c.line, "gsm0");
+        assert_eq!(c.own_number.as_deref(), Some("+380670000001"));
+        assert_eq!(c.list_timeout, Duration::from_secs(30));
+        assert_eq!(c.ussd_timeout, Duration::from_secs(30));
+        assert_eq!(c.sweep_interval, Duration::from_secs(300));
+        assert_eq!(c.reassembly_timeout, Duration::from_secs(1800));
+        assert_eq!((c.rate_limit, c.send_attempts), (30, 4));
+        // The keys commented out are settable too.
+        let more = text
+            .replace("# delivery", "delivery")
+            .replace("# storage", "storage")
+            .replace("# urc_port", "urc_port")
+            .replace("send_attempts = 4", "send_attempts = 7");
+        let cfg: Config = toml::from_str(&more).unwrap();
+        let c = cfg.modems[0].driver_config();
+        assert_eq!(c.delivery, Some(crossline_modem::Delivery::Stored));
+        assert_eq!(
+            c.storage,
+            Some(["SM".to_string(), "SM".into(), "SM".into()])
+        );
+        assert_eq!(c.urc_port.as_deref(), Some("usbat"));
+        assert_eq!(c.send_attempts, 7);
+        // The defaults are the ones the block states.
+        let d = ModemEntry::new("gsm0", "/dev/x").driver_config();
+        assert_eq!((d.rate_limit, d.send_attempts), (30, 4));
+        assert_eq!(d.sweep_interval, Duration::from_secs(300));
     }
 
     #[test]

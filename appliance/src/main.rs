@@ -3,6 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use crossline_appliance::Config;
+use crossline_appliance::cli::{init_tracing, wait_for_signal};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -39,19 +40,6 @@ struct RunArgs {
     log_json: bool,
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     match Cli::parse().cmd {
@@ -71,20 +59,6 @@ async fn main() -> Result<()> {
                 sd.cancel();
             });
             crossline_appliance::run(cfg, shutdown).await
-        }
-    }
-}
-
-async fn wait_for_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use crossline_appliance::cli::{init_tracing, wait_for_signal};
 use crossline_core::NodeId;
 use crossline_mgmt::config::{Config, Secret};
 use crossline_mgmt::credentials::{hash_secret, new_secret};
@@ -198,19 +199,6 @@ enum BrokerCmd {
     },
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -327,14 +315,22 @@ async fn main() -> Result<()> {
                     }
                 }
                 DeviceCmd::List => {
-                    for d in store.devices().await? {
+                    let devices = store.devices().await?;
+                    if devices.is_empty() {
+                        eprintln!(
+                            "no devices yet; register one with `crossline-mgmt device add ID`"
+                        );
+                    } else {
+                        println!("DEVICE\tSTATUS\tLAST SEEN (UTC)");
+                    }
+                    for d in devices {
                         println!(
                             "{}\t{}\t{}",
                             d.id,
                             crossline_mgmt::fleet::status_code(d.revoked, d.online),
                             d.last_seen_ms
-                                .map(|m| m.to_string())
-                                .unwrap_or_else(|| "-".into())
+                                .map(utc_time)
+                                .unwrap_or_else(|| "never".into())
                         );
                     }
                 }
@@ -351,9 +347,21 @@ async fn main() -> Result<()> {
             match e {
                 EnrollCmd::Token => {}
                 EnrollCmd::List { state } => {
+                    let state_filter = state.clone();
                     let list = store
                         .read(move |c| crossline_mgmt::fleet::db::enrollments(c, state.as_deref()))
                         .await?;
+                    if list.is_empty() {
+                        eprintln!(
+                            "no enrollments{}; an appliance enrolls with the bootstrap token (`crossline-mgmt enroll token`) in its [enroll] section (docs/FLEET.md)",
+                            state_filter
+                                .as_deref()
+                                .map(|s| format!(" in state {s}"))
+                                .unwrap_or_default()
+                        );
+                    } else {
+                        println!("ID\tSTATE\tDEVICE\tIDENTITY");
+                    }
                     for en in list {
                         println!(
                             "{}\t{}\t{}\tserial={}\tmacs={}\timeis={}\thost={}",
@@ -415,7 +423,8 @@ async fn main() -> Result<()> {
                 eprintln!("CA file: {}", id.ca_file.display());
                 eprintln!("SHA-256 fingerprint: {fp}");
                 eprintln!(
-                    "install it on appliances as [mqtt] ca_file with url = \"mqtts://<this host>:8883\" (docs/FLEET.md, \"TLS\")"
+                    "install it on appliances as [mqtt] ca_file with url = \"{}\" (docs/FLEET.md, \"TLS\")",
+                    appliance_mqtt_url(&cfg)
                 );
             }
             Ok(())
@@ -484,6 +493,22 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Where appliances connect, as this configuration says: the external
+/// broker's URL, or the embedded broker's TLS listener on this host.
+fn appliance_mqtt_url(cfg: &Config) -> String {
+    match &cfg.mqtt.url {
+        Some(url) => url.clone(),
+        None => format!("mqtts://<this host>:{}", cfg.mqtt.tls_listen.port()),
+    }
+}
+
+/// Milliseconds since the epoch as an RFC 3339 UTC time (to the second).
+fn utc_time(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// Started as root, Debian's mosquitto drops to the `mosquitto` user before it
@@ -623,18 +648,4 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
         }
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -1,7 +1,9 @@
 //! `crossline-sim`: run simulated hardware by hand.
 //!
 //! `crossline-sim modem --link ./ttyMODEM` serves a simulated modem on a PTY
-//! and reads simple commands from stdin (`help` lists them).
+//! and reads simple commands from stdin (`help` lists them). It runs until
+//! `quit`, SIGINT or SIGTERM: a closed stdin (a script, a service) only
+//! stops the commands, not the modem.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,6 +68,7 @@ commands:
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -122,12 +125,20 @@ async fn run_modem(
         });
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut stdin_open = true;
     loop {
         let line = tokio::select! {
-            l = lines.next_line() => l.context("reading stdin")?,
-            _ = tokio::signal::ctrl_c() => None,
+            l = lines.next_line(), if stdin_open => l.context("reading stdin")?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
         };
-        let Some(line) = line else { break };
+        let Some(line) = line else {
+            // No more commands; the modem keeps serving until a signal.
+            stdin_open = false;
+            continue;
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;

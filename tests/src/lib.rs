@@ -99,6 +99,33 @@ pub fn https(
     body: Option<&str>,
     ca_file: &std::path::Path,
 ) -> std::io::Result<(u16, String)> {
+    request(tls_to(port, ca_file)?, method, path, token, body)
+}
+
+/// Like [`https`] with any request headers (a `Cookie`, an `Origin`, a form's
+/// `Content-Type`; JSON by default): (status, head, body). What a browser's
+/// form post is, for tests that use the web UI without a browser.
+pub fn https_with(
+    method: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+    ca_file: &std::path::Path,
+) -> std::io::Result<(u16, String, String)> {
+    request_with(tls_to(port, ca_file)?, method, path, headers, body)
+}
+
+/// A TLS connection to 127.0.0.1:`port` trusting only the CA in `ca_file`.
+fn tls_to(
+    port: u16,
+    ca_file: &std::path::Path,
+) -> std::io::Result<
+    crossline_tls::rustls::StreamOwned<
+        crossline_tls::rustls::ClientConnection,
+        std::net::TcpStream,
+    >,
+> {
     let cfg = crossline_tls::pinned_client_config(ca_file).map_err(std::io::Error::other)?;
     let name = crossline_tls::pki_types::ServerName::try_from("127.0.0.1")
         .map_err(std::io::Error::other)?;
@@ -106,29 +133,46 @@ pub fn https(
         .map_err(std::io::Error::other)?;
     let s = std::net::TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    request(
-        crossline_tls::rustls::StreamOwned::new(conn, s),
-        method,
-        path,
-        token,
-        body,
-    )
+    Ok(crossline_tls::rustls::StreamOwned::new(conn, s))
 }
 
 fn request<S: std::io::Read + std::io::Write>(
-    mut s: S,
+    s: S,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    request_with(s, method, path, &headers, body).map(|(s, _, b)| (s, b))
+}
+
+fn request_with<S: std::io::Read + std::io::Write>(
+    mut s: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String, String)> {
+    let mut extra = String::new();
+    for (k, v) in headers {
+        extra += &format!("{k}: {v}\r\n");
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        extra += "Content-Type: application/json\r\n";
+    }
     let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     s.flush()?;
@@ -145,9 +189,9 @@ fn request<S: std::io::Read + std::io::Write>(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
+    let (head, body) = text
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
+        .map(|(h, b)| (h.to_string(), b.to_string()))
         .unwrap_or_default();
     // Undo chunked encoding if present (axum uses it for streamed bodies).
     let body = if text
@@ -158,7 +202,7 @@ fn request<S: std::io::Read + std::io::Write>(
     } else {
         body
     };
-    Ok((status, body))
+    Ok((status, head, body))
 }
 
 fn dechunk(s: &str) -> String {

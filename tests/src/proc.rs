@@ -14,6 +14,8 @@ pub struct Proc {
     pub name: String,
     child: Child,
     ready: Option<mpsc::Receiver<String>>,
+    /// The child's standard input, for [`Proc::spawn_with_stdin`].
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Proc {
@@ -29,6 +31,31 @@ impl Proc {
         Self::spawn_path(name, &bin(binary), args, log, env)
     }
 
+    /// Like [`Proc::spawn`] with standard input kept open: type lines into
+    /// it with [`Proc::send_line`], close it with [`Proc::close_stdin`].
+    pub fn spawn_with_stdin(
+        name: &str,
+        binary: &str,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        Self::spawn_inner(name, &bin(binary), args, log, env, true)
+    }
+
+    /// Writes `line` and a newline to the child's standard input.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("spawned with stdin");
+        writeln!(stdin, "{line}").expect("write to the child's stdin");
+        stdin.flush().expect("flush the child's stdin");
+    }
+
+    /// Closes the child's standard input (it reads end of file).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
     /// Like [`Proc::spawn`] for a program outside the workspace.
     pub fn spawn_path(
         name: &str,
@@ -37,6 +64,17 @@ impl Proc {
         log: &Path,
         env: &[(&str, &str)],
     ) -> Proc {
+        Self::spawn_inner(name, program, args, log, env, false)
+    }
+
+    fn spawn_inner(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+        with_stdin: bool,
+    ) -> Proc {
         let logf = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -44,7 +82,11 @@ impl Proc {
             .expect("open log");
         let mut cmd = Command::new(program);
         cmd.args(args)
-            .stdin(Stdio::null())
+            .stdin(if with_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(logf);
         if std::env::var_os("RUST_LOG").is_none() {
@@ -54,6 +96,7 @@ impl Proc {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn");
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -68,6 +111,22 @@ impl Proc {
             name: name.to_string(),
             child,
             ready: Some(rx),
+            stdin,
+        }
+    }
+
+    /// A stdout line containing `needle` within `deadline`, if one comes
+    /// (other lines are consumed).
+    pub fn try_line(&mut self, needle: &str, deadline: Duration) -> Option<String> {
+        let rx = self.ready.as_ref().expect("stdout reader");
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Some(l),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
         }
     }
 

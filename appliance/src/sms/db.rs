@@ -369,28 +369,55 @@ pub enum Expiry {
     TooOld,
 }
 
+/// Which waiting parts [`expired_parts`] looks at.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// Every part: superseded ones, and those past their window.
+    All,
+    /// Only parts superseded on these message references of one line (what a
+    /// send that just took them can have superseded).
+    Refs { line: String, mrs: Vec<u8> },
+}
+
 /// Waiting parts that will never get their report: superseded by a newer
-/// part with the same line, TP-MR and recipient, or sent before
-/// `window_start(line)` (milliseconds).
+/// part with the same line, TP-MR and recipient, or (scope `All`) sent
+/// before `window_start(line)` (milliseconds).
 pub async fn expired_parts(
     log: &LocalLog<SqliteStore>,
+    scope: Scope,
     window_start: impl Fn(&str) -> i64 + Send + 'static,
 ) -> crossline_store::Result<Vec<(WaitingPart, Expiry)>> {
     log.store()
         .read(move |c| {
             let mut out = Vec::new();
-            // Parts with a newer part on the same (line, mr): the index
-            // makes this a walk over reused references only.
-            let sql = format!(
-                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a
-                 WHERE EXISTS (SELECT 1 FROM appl_sms_sent_part b
-                               WHERE b.line = a.line AND b.mr = a.mr AND b.seq > a.seq)
-                 ORDER BY line, mr, seq"
-            );
-            let mut st = c.prepare_cached(&sql)?;
-            let reused = st
-                .query_map([], waiting_part)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // Parts with a newer part on the same (line, mr).
+            let exists = "EXISTS (SELECT 1 FROM appl_sms_sent_part b
+                          WHERE b.line = a.line AND b.mr = a.mr AND b.seq > a.seq)";
+            let mut reused = Vec::new();
+            match &scope {
+                Scope::All => {
+                    let sql = format!(
+                        "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a WHERE {exists}
+                         ORDER BY line, mr, seq"
+                    );
+                    let mut st = c.prepare_cached(&sql)?;
+                    for p in st.query_map([], waiting_part)? {
+                        reused.push(p?);
+                    }
+                }
+                Scope::Refs { line, mrs } => {
+                    let sql = format!(
+                        "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a
+                         WHERE a.line = ?1 AND a.mr = ?2 AND {exists} ORDER BY seq"
+                    );
+                    let mut st = c.prepare_cached(&sql)?;
+                    for mr in mrs {
+                        for p in st.query_map(params![line, mr], waiting_part)? {
+                            reused.push(p?);
+                        }
+                    }
+                }
+            }
             let newer_sql = format!(
                 "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part
                  WHERE line = ?1 AND mr = ?2 AND seq > ?3 ORDER BY seq DESC"
@@ -409,6 +436,9 @@ pub async fn expired_parts(
                         },
                     ));
                 }
+            }
+            if matches!(scope, Scope::Refs { .. }) {
+                return Ok(out);
             }
             let sql = format!(
                 "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part ORDER BY sent_ms LIMIT 1000"

@@ -241,7 +241,7 @@ async fn receive_loop(
     loop {
         tokio::select! {
             _ = s.shutdown.cancelled() => return Ok(()),
-            _ = expiry.tick() => expire_reports(&s).await,
+            _ = expiry.tick() => expire_reports(&s, db::Scope::All).await,
             changed = acked.changed() => {
                 if changed.is_err() {
                     // The uplink is gone (shutting down): nothing more gets acked.
@@ -521,10 +521,10 @@ fn expiry_period(s: &Shared) -> Duration {
         .clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
-/// Logs `no_report` for every waiting part that can no longer get its
-/// delivery report: superseded by a newer part with the same line, TP-MR
-/// and recipient, or past its line's report window.
-async fn expire_reports(s: &Shared) {
+/// Logs `no_report` for every waiting part in `scope` that can no longer
+/// get its delivery report: superseded by a newer part with the same line,
+/// TP-MR and recipient, or past its line's report window.
+async fn expire_reports(s: &Shared, scope: db::Scope) {
     let _one_at_a_time = s.expiring.lock().await;
     let starts: BTreeMap<String, i64> = s
         .lines
@@ -537,7 +537,7 @@ async fn expire_reports(s: &Shared) {
         .collect();
     let default_start = now_ms()
         .saturating_sub(i64::try_from(DEFAULT_REPORT_WINDOW.as_millis()).unwrap_or(i64::MAX));
-    let expired = match db::expired_parts(&s.log, move |line| {
+    let expired = match db::expired_parts(&s.log, scope, move |line| {
         starts.get(line).copied().unwrap_or(default_start)
     })
     .await
@@ -766,7 +766,14 @@ async fn send(
             info!(command = %command, line = %line, seq, to = %to, ?refs, auto_reply, "SMS sent");
             // Older parts whose message reference these took can no longer
             // get their report: say so now.
-            expire_reports(s).await;
+            expire_reports(
+                s,
+                db::Scope::Refs {
+                    line: line.clone(),
+                    mrs: refs,
+                },
+            )
+            .await;
             return Ok(());
         }
         Err(

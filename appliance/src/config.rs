@@ -788,6 +788,11 @@ mod tests {
         let c = cfg.modems[0].driver_config();
         assert_eq!(c.line, "gsm0");
         assert_eq!(c.own_number.as_deref(), Some("+380670000001"));
+        assert_eq!(cfg.modems[0].report_window(), DEFAULT_REPORT_WINDOW);
+        assert_eq!(
+            cfg.modems[0].report_window,
+            Some(Duration::from_secs(72 * 3600))
+        );
         assert_eq!(c.list_timeout, Duration::from_secs(30));
         assert_eq!(c.ussd_timeout, Duration::from_secs(30));
         assert_eq!(c.sweep_interval, Duration::from_secs(300));

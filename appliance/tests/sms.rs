@@ -831,7 +831,7 @@ async fn a_part_without_a_report_expires_to_no_report_and_reports_survive_a_rest
     .unwrap();
     let modems = || {
         let mut e = entry("gsm0", &sim, "+380670000001");
-        e.report_window = Some(Duration::from_secs(6));
+        e.report_window = Some(Duration::from_secs(10));
         vec![e]
     };
     let app = App::start(&db_path(&dir), modems(), Opts::default()).await;
@@ -860,7 +860,7 @@ async fn a_part_without_a_report_expires_to_no_report_and_reports_survive_a_rest
         panic!()
     };
     let detail = detail.clone().unwrap();
-    assert_eq!(detail, "no delivery report within 6s on gsm0");
+    assert_eq!(detail, "no delivery report within 10s on gsm0");
     assert_eq!(
         db::command_state(&app.log, lost).await.unwrap().as_deref(),
         Some("sent")

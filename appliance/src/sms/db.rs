@@ -133,7 +133,8 @@ fn set_state(tx: &Transaction<'_>, command: &EventId, state: &str) -> rusqlite::
     Ok(())
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -499,13 +499,12 @@ fn window_start(s: &Shared, line: &str) -> i64 {
         .lines
         .entry(line)
         .map_or(DEFAULT_REPORT_WINDOW, |e| e.report_window());
-    now_ms().saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX))
+    ms_ago(window)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// Milliseconds since the epoch, `d` ago.
+fn ms_ago(d: Duration) -> i64 {
+    db::now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// How often waiting parts are checked against their report window: a
@@ -535,8 +534,7 @@ async fn expire_reports(s: &Shared, scope: db::Scope) {
             (l, start)
         })
         .collect();
-    let default_start = now_ms()
-        .saturating_sub(i64::try_from(DEFAULT_REPORT_WINDOW.as_millis()).unwrap_or(i64::MAX));
+    let default_start = ms_ago(DEFAULT_REPORT_WINDOW);
     let expired = match db::expired_parts(&s.log, scope, move |line| {
         starts.get(line).copied().unwrap_or(default_start)
     })

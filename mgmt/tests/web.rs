@@ -2268,3 +2268,38 @@ async fn api_changes_are_audited_with_the_real_actor() {
     assert!(!token_log.contains("conversation.resolve"), "{token_log}");
     m.stop().await;
 }
+
+#[tokio::test]
+async fn console_redirects_never_carry_a_line_break() {
+    let m = setup().await;
+    {
+        use crossline_store::DeviceRegistry;
+        let dev = crossline_core::NodeId::new("shop-1").unwrap();
+        m.running().store.put_device(&dev, "$7$x").await.unwrap();
+    }
+    let (s, v) = m
+        .post("/api/v1/fleet/devices/shop-1/meta", r#"{"group":"g"}"#)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let root = login(&m, "root", "root-password").await;
+    // The device id comes from the path: %0D%0A decodes to CR LF.
+    let r = root
+        .post(
+            "/admin/fleet/d/x%0D%0ASet-Cookie:%20a=b/config",
+            "target=group&value=g&settings=%7B%22offline%22%3A%7B%22texts%22%3A%7B%22en%22%3A%22x%22%7D%7D%7D",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}{}", r.head, r.body);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/admin/fleet"),
+        "{}",
+        r.head
+    );
+    assert!(
+        !r.head.to_ascii_lowercase().contains("set-cookie: a=b"),
+        "{}",
+        r.head
+    );
+    m.stop().await;
+}

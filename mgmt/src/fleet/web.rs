@@ -74,8 +74,11 @@ impl From<OpError> for WebError {
     }
 }
 
+/// 303 to a console page; a target built from a path segment that is not a
+/// plain local path (a decoded CR/LF, say) goes to the fleet list instead.
 fn see_other(to: &str) -> Response {
-    let mut r = Redirect::to(to).into_response();
+    let mut r =
+        Redirect::to(&crate::web::pages::safe_next(Some(to), "/admin/fleet")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r
 }

@@ -390,8 +390,9 @@ async fn a_silent_device_is_shown_offline_with_its_alert() {
 }
 
 /// Numbers that do not fit are refused with a 4xx or a logged reason, never
-/// wrapped: an applied configuration version of 2^64−1 was shown as −1, and
-/// `after=2^64−1` wrapped to −1 (every decision from the start).
+/// wrapped: an applied configuration version of 2^64−1 was shown as −1,
+/// `after=2^64−1` wrapped to −1 (every decision from the start), and so did
+/// a fleet list `offset` (the first page again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_numbers_are_refused_not_wrapped() {
     let mgmt = Mgmt::start().await;
@@ -438,6 +439,16 @@ async fn out_of_range_numbers_are_refused_not_wrapped() {
         .get("/api/v1/routing/decisions?after=9223372036854775807")
         .await;
     assert_eq!(s, 200, "{v}");
+    // An offset past what SQLite counts wrapped to the first page.
+    let (s, v) = mgmt
+        .get("/api/v1/fleet/devices?offset=18446744073709551615")
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("out of range"), "{v}");
+    let (s, v) = mgmt
+        .get("/api/v1/fleet/devices?offset=9223372036854775807")
+        .await;
+    assert_eq!((s, v), (200, serde_json::json!([])));
     mgmt.stop().await;
 }
 

@@ -169,8 +169,16 @@ async fn devices(
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = q.api_filter();
     let offset = filter.offset;
+    // SQLite counts in i64: a bigger offset would wrap to a negative one
+    // (which SQLite reads as 0, the first page).
+    if i64::try_from(offset).is_err() {
+        return Err(ApiError::bad_request(format!(
+            "`offset` {offset} is out of range (at most {}); follow the `Link` header's next page",
+            i64::MAX
+        )));
+    }
     let page = st.fleet.store().read(move |c| db::list(c, &filter)).await?;
-    let next = offset + page.rows.len();
+    let next = offset.saturating_add(page.rows.len());
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("x-total-count", page.total.into());
     if next < page.total

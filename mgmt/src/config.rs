@@ -21,6 +21,37 @@ pub struct Config {
     pub fleet: FleetConfig,
     #[serde(default)]
     pub tls: TlsConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+/// What mgmt accepts from devices (`[ingest]`, see docs/PROTOCOL.md "Trust").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// How many seconds ahead of mgmt's clock a device's event may be
+    /// stamped. A later stamp is replaced by mgmt's time when the event is
+    /// stored (the event is flagged and counted) and never moves mgmt's clock.
+    #[serde(default = "default_max_clock_skew")]
+    pub max_clock_skew_s: u64,
+}
+
+fn default_max_clock_skew() -> u64 {
+    crossline_store::sqlite::DEFAULT_MAX_CLOCK_SKEW.as_secs()
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_clock_skew_s: default_max_clock_skew(),
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn max_clock_skew(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.max_clock_skew_s)
+    }
 }
 
 /// TLS for MQTT and HTTPS (`[tls]`, see docs/FLEET.md "TLS").
@@ -495,6 +526,8 @@ mod tests {
         let d = Config::load(None).unwrap();
         assert!(d.mqtt.url.is_none());
         assert_eq!(c.site.default_region, "UA");
+        assert_eq!(c.ingest.max_clock_skew_s, 300);
+        assert_eq!(d.ingest.max_clock_skew_s, 300);
         c.site.region().unwrap();
         let bad: Config = toml::from_str("[site]\ndefault_region = \"XX1\"").unwrap();
         assert!(bad.site.region().is_err());

@@ -283,6 +283,7 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
                 },
             };
             let payload = String::from_utf8_lossy(&crossline_proto::encode(&payload)).into_owned();
+            crate::trust::record_command(tx, &command.to_string(), device.as_str())?;
             exec(
                 tx,
                 "INSERT INTO pending_command (id, device, payload, created_ms)
@@ -331,6 +332,9 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
             ..
         } => {
             let cmd = command.to_string();
+            // Accepted by the gate ([`crate::trust`]): the command is this
+            // device's (an auto-reply's is recorded as its own here).
+            crate::trust::record_command(tx, &cmd, ev.origin.as_str())?;
             exec(
                 tx,
                 "DELETE FROM pending_command WHERE id = ?1",
@@ -409,6 +413,7 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
             detail,
         } => {
             let cmd = command.to_string();
+            crate::trust::record_command(tx, &cmd, ev.origin.as_str())?;
             exec(
                 tx,
                 "DELETE FROM pending_command WHERE id = ?1",
@@ -475,7 +480,9 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
         }
         EventBody::DeviceHeartbeat { .. }
         | EventBody::RoutingDecision { .. }
-        | EventBody::ContactChanged { .. } => {}
+        | EventBody::ContactChanged { .. }
+        // What mgmt kept of a device's refused event changes nothing.
+        | EventBody::Refused { .. } => {}
     }
     Ok(())
 }

@@ -6,14 +6,17 @@
 //! ahead (a hole: the broker lost something) is refused and the origin is
 //! asked to resend from the first missing seq. Malformed, oversized,
 //! wrong-version or spoofed payloads are logged with their reason and counted;
-//! they never stop ingestion of anything else.
+//! they never stop ingestion of anything else. A well-formed event its device
+//! may not send (see [`crate::trust`]) is stored as a refusal in its slot, and
+//! one stamped beyond the allowed clock skew with mgmt's time; both are
+//! logged with the device and counted here.
 
 use crate::metrics::Metrics;
 use crossline_core::{Event, NodeId};
 use crossline_proto::{
     Ack, DeviceTopic, EventBatch, Hello, Kind, Presence, PresenceState, Telemetry, decode, encode,
 };
-use crossline_store::{DeviceRegistry, EventLog};
+use crossline_store::{Amendment, DeviceRegistry, EventLog};
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -425,13 +428,18 @@ async fn answer(
                 debug!(device = %origin, contiguous = o.contiguous, missing_from = m, "hole in stream");
             }
             debug!(device = %origin, n, stored = o.stored, dup = o.duplicates, contiguous = o.contiguous, "ingested");
+            report_amended(metrics, &origin, &o.amended);
             send_ack(client, &origin, Ack::new(o.contiguous, resend)).await;
             if o.stored > 0 && !events.is_empty() {
                 let first_new = o.contiguous + 1 - o.stored as u64;
-                let fresh: Vec<Event> = events
+                let mut fresh: Vec<Event> = events
                     .into_iter()
                     .filter(|e| e.seq >= first_new && e.seq <= o.contiguous)
                     .collect();
+                // Listeners see what was stored, never a refused event as sent.
+                for a in &o.amended {
+                    fresh.iter_mut().for_each(|e| a.apply(e));
+                }
                 let _ = updates.send(Update::Stored {
                     origin,
                     contiguous: o.contiguous,
@@ -442,6 +450,27 @@ async fn answer(
         Err(e) => {
             // Not acknowledged: the appliance keeps the events and resends.
             warn!(device = %origin, error = %e, "could not store events; the appliance will resend");
+        }
+    }
+}
+
+/// Logs and counts the events of `origin` stored otherwise than sent: a
+/// refusal names the device, seq, kind and reason (docs/PROTOCOL.md, "Trust").
+fn report_amended(metrics: &Metrics, origin: &NodeId, amended: &[Amendment]) {
+    for a in amended {
+        match a {
+            Amendment::Refused { seq, kind, reason } => {
+                metrics.refused.inc();
+                warn!(device = %origin, seq, kind, reason = %reason, "refused event: a device may only speak for itself; stored as a refusal");
+            }
+            Amendment::Restamped {
+                seq,
+                claimed,
+                stored,
+            } => {
+                metrics.restamped.inc();
+                warn!(device = %origin, seq, claimed_ms = claimed.ms, stored_ms = stored.ms, "event stamped beyond the allowed clock skew; stored with mgmt's time (check the device's clock)");
+            }
         }
     }
 }

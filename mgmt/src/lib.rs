@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod openapi;
 pub mod routing;
 pub mod server;
+pub mod trust;
 pub mod web;

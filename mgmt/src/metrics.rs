@@ -53,6 +53,11 @@ pub struct Metrics {
     pub events_stored: Counter,
     pub duplicates: Counter,
     pub rejected: Counter,
+    /// Device events refused by the trust gate (stored as refusals).
+    pub refused: Counter,
+    /// Device events stamped beyond the allowed clock skew (stored with
+    /// mgmt's time).
+    pub restamped: Counter,
     pub holes: Counter,
     pub commit_seconds: Histogram,
 }
@@ -64,6 +69,8 @@ impl Default for Metrics {
             events_stored: Counter::default(),
             duplicates: Counter::default(),
             rejected: Counter::default(),
+            refused: Counter::default(),
+            restamped: Counter::default(),
             holes: Counter::default(),
             commit_seconds: Histogram::new(&[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
         }
@@ -96,6 +103,16 @@ impl Metrics {
             "crossline_payloads_rejected_total",
             "Device payloads refused (malformed, oversized, wrong version, spoofed).",
             self.rejected.get(),
+        );
+        counter(
+            "crossline_events_refused_total",
+            "Device events refused because the device may not say them (another device's command, mgmt's kind, a conversation named); stored as refusals.",
+            self.refused.get(),
+        );
+        counter(
+            "crossline_events_restamped_total",
+            "Device events stamped beyond the allowed clock skew; stored with mgmt's time.",
+            self.restamped.get(),
         );
         counter(
             "crossline_stream_holes_total",

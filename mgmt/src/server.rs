@@ -45,7 +45,8 @@ pub fn mgmt_node() -> NodeId {
 }
 
 /// Opens mgmt's database (creating the data dir), with the conversation
-/// projector installed (see [`crate::conversations`]).
+/// projector (see [`crate::conversations`]) and the trust gate for device
+/// events (see [`crate::trust`]) installed.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     crossline_store::files::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -55,6 +56,9 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
         mgmt_node(),
         StoreOptions {
             projector: Some(crate::conversations::projector(region)),
+            // What a device may say (docs/PROTOCOL.md, "Trust").
+            gate: Some(crate::trust::gate()),
+            max_clock_skew: cfg.ingest.max_clock_skew(),
             // mgmt ingests from many appliances at once; see docs/ARCHITECTURE.md.
             max_group_events: crate::ingest::MAX_GROUP_EVENTS,
             checkpoint_pages: crate::ingest::CHECKPOINT_PAGES,

@@ -26,6 +26,7 @@ const TABLES: &[&str] = &[
     "reply_part",
     "device_line",
     "pending_command",
+    "command_device",
     "contact_merge",
 ];
 

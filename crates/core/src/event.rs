@@ -193,6 +193,66 @@ pub enum EventBody {
         #[serde(default)]
         modems: Vec<ModemHealth>,
     },
+    /// mgmt: what mgmt stored in place of a device's event it refused (see
+    /// [`Refusal`]), in that event's own `(origin, seq)` slot so the
+    /// device's sequence stays whole and its uplink goes on. Only mgmt's
+    /// ingestion creates one; a device publishing it is refused like any
+    /// other kind that is mgmt's.
+    Refused {
+        /// [`EventBody::kind`] of the refused event.
+        kind: String,
+        /// Why it was refused (a [`Refusal`], as text).
+        reason: String,
+    },
+}
+
+/// Who may originate (publish) an event of a kind: every kind answers in
+/// [`EventBody::originator`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Originator {
+    /// A device (appliance), speaking of its own lines and of the commands
+    /// addressed to it.
+    Device,
+    /// mgmt itself; mgmt refuses such an event from a device.
+    Mgmt,
+}
+
+/// Why mgmt refuses an event a device published on its own topic. The text
+/// is what mgmt logs and stores in [`EventBody::Refused`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The kind is mgmt's to originate ([`Originator::Mgmt`]).
+    #[error("a {kind} event is mgmt's to originate, never a device's")]
+    NotADeviceKind { kind: &'static str },
+    /// A device's event named a conversation: mgmt threads a device's
+    /// messages itself.
+    #[error(
+        "the event names conversation {conversation}; a device never names a conversation (mgmt threads its messages)"
+    )]
+    NamesConversation { conversation: ConversationId },
+    /// An outcome (`message_sent`, `delivery_status`) of a command mgmt
+    /// addressed to another device.
+    #[error("command {command} was addressed to device {device}, not to this one")]
+    ForeignCommand { command: EventId, device: String },
+}
+
+impl Event {
+    /// What mgmt checks of a device's event without looking at its own
+    /// state: the kind is one a device may originate, and no conversation is
+    /// named. Whether a command the event reports on
+    /// ([`EventBody::outcome_of`]) was addressed to this device needs mgmt's
+    /// commands and is checked where they live.
+    pub fn check_from_device(&self) -> Result<(), Refusal> {
+        if self.body.originator() != Originator::Device {
+            return Err(Refusal::NotADeviceKind {
+                kind: self.body.kind(),
+            });
+        }
+        match self.conversation {
+            Some(conversation) => Err(Refusal::NamesConversation { conversation }),
+            None => Ok(()),
+        }
+    }
 }
 
 impl EventBody {
@@ -209,6 +269,45 @@ impl EventBody {
             EventBody::ContactChanged { .. } => "contact_changed",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
+            EventBody::Refused { .. } => "refused",
+        }
+    }
+
+    /// Who may originate this kind. Exhaustive on purpose: a new kind does
+    /// not compile until it says who may send it.
+    pub fn originator(&self) -> Originator {
+        match self {
+            EventBody::MessageReceived { .. }
+            | EventBody::MessageSent { .. }
+            | EventBody::DeliveryStatus { .. }
+            | EventBody::DeviceHeartbeat { .. }
+            | EventBody::DeviceTelemetry { .. } => Originator::Device,
+            EventBody::ReplyRequested { .. }
+            | EventBody::ConversationResolved { .. }
+            | EventBody::ConversationReopened { .. }
+            | EventBody::RoutingDecision { .. }
+            | EventBody::ContactChanged { .. }
+            | EventBody::Refused { .. } => Originator::Mgmt,
+        }
+    }
+
+    /// The command whose outcome this event reports, if it is an outcome:
+    /// a device may report only on commands addressed to it (or on its own,
+    /// such as an offline auto-reply). Exhaustive like [`Self::originator`].
+    pub fn outcome_of(&self) -> Option<EventId> {
+        match self {
+            EventBody::MessageSent { command, .. } | EventBody::DeliveryStatus { command, .. } => {
+                Some(*command)
+            }
+            EventBody::MessageReceived { .. }
+            | EventBody::ReplyRequested { .. }
+            | EventBody::ConversationResolved { .. }
+            | EventBody::ConversationReopened { .. }
+            | EventBody::RoutingDecision { .. }
+            | EventBody::ContactChanged { .. }
+            | EventBody::DeviceHeartbeat { .. }
+            | EventBody::DeviceTelemetry { .. }
+            | EventBody::Refused { .. } => None,
         }
     }
 }
@@ -253,6 +352,35 @@ mod tests {
         v["body"]["type"] = "teleport".into();
         let err = serde_json::from_value::<Event>(v).unwrap_err();
         assert!(err.to_string().contains("teleport"), "{err}");
+    }
+
+    #[test]
+    fn device_may_not_originate_mgmt_kinds_nor_name_a_conversation() {
+        let mut e = sample();
+        assert_eq!(e.check_from_device(), Ok(()));
+        e.body = EventBody::ConversationResolved {
+            by: Some("ana".into()),
+        };
+        assert_eq!(
+            e.check_from_device(),
+            Err(Refusal::NotADeviceKind {
+                kind: "conversation_resolved"
+            })
+        );
+        e.body = EventBody::Refused {
+            kind: "message_received".into(),
+            reason: "forged".into(),
+        };
+        assert!(
+            e.check_from_device().is_err(),
+            "a device cannot forge a refusal"
+        );
+        let mut named = sample();
+        let conv = ConversationId::new();
+        named.conversation = Some(conv);
+        let why = named.check_from_device().unwrap_err();
+        assert_eq!(why, Refusal::NamesConversation { conversation: conv });
+        assert!(why.to_string().contains(&conv.to_string()), "{why}");
     }
 
     #[test]

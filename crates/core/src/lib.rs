@@ -13,6 +13,8 @@ pub mod lang;
 pub mod metrics;
 pub mod routing;
 
-pub use event::{Channel, DeliveryState, Event, EventBody, ModemHealth, SystemHealth};
+pub use event::{
+    Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,
+};
 pub use hlc::{Hlc, HlcClock, WallClock};
 pub use id::{ConversationId, EventId, IdError, NodeId};

@@ -15,7 +15,7 @@ pub mod sqlite;
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
 use std::future::Future;
 
-pub use sqlite::{Projector, SqliteStore, StoreOptions, StoreStats, per_event};
+pub use sqlite::{Gate, Projector, SqliteStore, StoreOptions, StoreStats, per_event};
 
 /// What went wrong in the store. Messages name the database file.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +56,7 @@ pub struct NewEvent {
 }
 
 /// Result of ingesting a batch replicated from another node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IngestOutcome {
     /// Events newly stored by this call.
     pub stored: usize,
@@ -68,6 +68,57 @@ pub struct IngestOutcome {
     /// Set when the batch skipped ahead: the first seq that is missing. The
     /// events after the hole were not stored; ask the origin to resend from here.
     pub missing_from: Option<u64>,
+    /// Events stored otherwise than the origin sent them (refused by the
+    /// [`Gate`], or re-stamped for clock skew), in seq order. Empty for an
+    /// honest origin with a sane clock.
+    pub amended: Vec<Amendment>,
+}
+
+/// How an ingested event was stored otherwise than its origin sent it.
+/// Both can happen to one event (one entry each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amendment {
+    /// The [`Gate`] refused it: stored as [`EventBody::Refused`] (same id,
+    /// origin and seq; no conversation), so the origin's sequence stays
+    /// whole and its events after it are stored as usual.
+    Refused {
+        seq: u64,
+        kind: &'static str,
+        reason: String,
+    },
+    /// Stamped further ahead of the receiver's wall clock than
+    /// [`StoreOptions::max_clock_skew`] allows: stored with the receiver's
+    /// time `stored`, the origin's stamp kept as `claimed` (the event's
+    /// flag, column `event.claimed_ms`/`claimed_c`). It did not move the
+    /// receiver's clock.
+    Restamped { seq: u64, claimed: Hlc, stored: Hlc },
+}
+
+impl Amendment {
+    /// The seq of the event it concerns.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Amendment::Refused { seq, .. } | Amendment::Restamped { seq, .. } => *seq,
+        }
+    }
+
+    /// Turns `ev` as its origin sent it into what was stored (no-op for
+    /// another event).
+    pub fn apply(&self, ev: &mut Event) {
+        if ev.seq != self.seq() {
+            return;
+        }
+        match self {
+            Amendment::Refused { kind, reason, .. } => {
+                ev.conversation = None;
+                ev.body = EventBody::Refused {
+                    kind: (*kind).to_string(),
+                    reason: reason.clone(),
+                };
+            }
+            Amendment::Restamped { stored, .. } => ev.at = *stored,
+        }
+    }
 }
 
 /// The append-only event log of one node, with the replication state it needs.
@@ -87,7 +138,11 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Stores events replicated from `origin` (all must have that origin):
     /// duplicates are ignored, the contiguous prefix is extended, anything
-    /// after a hole is refused (see [`IngestOutcome::missing_from`]).
+    /// after a hole is refused (see [`IngestOutcome::missing_from`]). A new
+    /// event stamped beyond the allowed clock skew is stored with the
+    /// receiver's time, and one the [`Gate`] refuses is stored as a
+    /// refusal in its slot (see [`IngestOutcome::amended`]); neither stops
+    /// the events after it.
     ///
     /// The request is ordered when this method is called, not when the
     /// future is first polled: a caller may make several requests (for the

@@ -33,7 +33,16 @@
 //! * The clock resumes at open from the highest stamp in the log (every
 //!   origin), and observes the stamps of ingested events, so what this node
 //!   stamps next comes after everything it stored, even if the wall clock
-//!   stepped back (NTP, a board without RTC booting in 1970).
+//!   stepped back (NTP, a board without RTC booting in 1970). An ingested
+//!   stamp further ahead of the wall clock than
+//!   [`StoreOptions::max_clock_skew`] is not observed: the event is stored
+//!   with this node's time instead and flagged (`event.claimed_ms` and
+//!   `claimed_c` keep the origin's stamp), so one device with a clock in
+//!   2100 cannot drag this node's clock (and every later stamp) there.
+//! * [`StoreOptions::gate`] decides, in the ingest's transaction, whether
+//!   each new replicated event may be stored as sent; a refused one is
+//!   stored as [`EventBody::Refused`](crossline_core::EventBody::Refused) in
+//!   its `(origin, seq)` slot, so the origin's sequence has no hole.
 //! * The `event` table is append-only: triggers refuse UPDATE and DELETE,
 //!   except [`SqliteStore::prune_acked`] deleting acknowledged local events
 //!   (the appliance's retention; it marks what it may delete in
@@ -101,7 +110,7 @@ mod writer;
 mod tests;
 
 pub use migrations::MIGRATIONS;
-pub use writer::{Projector, per_event};
+pub use writer::{Gate, Projector, per_event};
 
 use crate::{
     DeviceRecord, DeviceRegistry, EventLog, IngestOutcome, NewEvent, Outbox, Result, StoreError,
@@ -122,12 +131,24 @@ use writer::{Ctx, Msg, Task};
 /// Default number of pooled read-only connections.
 pub const DEFAULT_READERS: usize = 4;
 
+/// Default [`StoreOptions::max_clock_skew`].
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
 /// How to open a [`SqliteStore`]; [`Default`] is what production uses.
 pub struct StoreOptions {
     /// Wall clock behind the HLC (the system clock by default; tests inject one).
     pub wall: Arc<dyn WallClock>,
     /// Run on every newly stored event inside its transaction.
     pub projector: Option<Projector>,
+    /// Run on every new event replicated from another node, before it is
+    /// stored: may refuse it (see [`Gate`]). None: every event is stored as sent.
+    pub gate: Option<Gate>,
+    /// How far ahead of this node's wall clock a replicated event's stamp
+    /// may be (default [`DEFAULT_MAX_CLOCK_SKEW`], 5 min). Beyond it the
+    /// event is stored with this node's time, flagged, and does not move the
+    /// clock. Stamps in the past are kept: an event may arrive late (an
+    /// appliance that was offline), and an old stamp cannot move the clock.
+    pub max_clock_skew: Duration,
     /// Pooled read-only connections (at least 1).
     pub readers: usize,
     /// How long a statement waits for a lock held by another connection or
@@ -151,6 +172,8 @@ impl Default for StoreOptions {
         Self {
             wall: Arc::new(SystemClock),
             projector: None,
+            gate: None,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             readers: DEFAULT_READERS,
             busy_timeout: BUSY_TIMEOUT,
             checkpoint_pages: checkpoint::CHECKPOINT_PAGES,
@@ -312,7 +335,8 @@ impl SqliteStore {
             last,
             opts.projector,
             opts.max_group_events,
-        );
+        )
+        .with_ingest_checks(opts.gate, opts.max_clock_skew);
         let checkpointer =
             checkpoint::Checkpointer::start(path, path_str.clone(), opts.checkpoint_pages)
                 .map_err(sql)?;
@@ -528,11 +552,13 @@ fn check_ingest(local: &NodeId, origin: &NodeId, events: &[Event]) -> Result<()>
                 ev.id, ev.seq, ev.origin
             )));
         }
-        if ev.seq == 0 || ev.seq > i64::MAX as u64 || ev.at.ms > i64::MAX as u64 {
+        // A stamp beyond 63 bits is not refused here: it is far beyond the
+        // clock skew allowed, so the event is stored with this node's time.
+        if ev.seq == 0 || ev.seq > i64::MAX as u64 {
             return Err(StoreError::Invalid(format!(
-                "ingest from {origin}: event {} has seq {} and stamp {}; seqs start at 1 and both \
-                 must fit in 63 bits. Nothing of the batch was stored",
-                ev.id, ev.seq, ev.at
+                "ingest from {origin}: event {} has seq {}; seqs start at 1 and must fit in \
+                 63 bits. Nothing of the batch was stored",
+                ev.id, ev.seq
             )));
         }
     }

@@ -1,7 +1,7 @@
 //! What the writer does inside its transaction for each kind of request.
 
 use super::writer::Ctx;
-use crate::{IngestOutcome, NewEvent, Result, StoreError};
+use crate::{Amendment, IngestOutcome, NewEvent, Result, StoreError};
 use crossline_core::{Event, EventId, Hlc, NodeId};
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -34,12 +34,18 @@ fn set_contiguous(tx: &Transaction<'_>, origin: &NodeId, seq: i64) -> rusqlite::
 }
 
 const INSERT_EVENT: &str =
-    "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body, claimed_ms, claimed_c)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// Inserts one event with `st` (a prepared [`INSERT_EVENT`], kept across a
-/// batch so it is looked up once, not once per event).
-fn insert_event(ctx: &Ctx, st: &mut rusqlite::Statement<'_>, ev: &Event) -> Result<()> {
+/// batch so it is looked up once, not once per event). `claimed`: the
+/// origin's own stamp when `ev.at` replaced it (clock skew).
+fn insert_event(
+    ctx: &Ctx,
+    st: &mut rusqlite::Statement<'_>,
+    ev: &Event,
+    claimed: Option<Hlc>,
+) -> Result<()> {
     let seq = to_i64(ev.seq, "seq")?;
     let at_ms = to_i64(ev.at.ms, "HLC milliseconds")?;
     let body = serde_json::to_string(&ev.body).map_err(|e| {
@@ -58,6 +64,9 @@ fn insert_event(ctx: &Ctx, st: &mut rusqlite::Statement<'_>, ev: &Event) -> Resu
         conversation.as_ref().map(|b| &b[..]),
         ev.body.kind(),
         body,
+        // A claimed stamp beyond 63 bits is kept as the largest that fits.
+        claimed.map(|h| i64::try_from(h.ms).unwrap_or(i64::MAX)),
+        claimed.map(|h| h.c),
     ])
     .map_err(|e| ctx.sql(e))?;
     Ok(())
@@ -91,7 +100,7 @@ pub(crate) fn append(
             conversation: ne.conversation,
             body: ne.body,
         };
-        insert_event(ctx, &mut st, &ev)?;
+        insert_event(ctx, &mut st, &ev, None)?;
         out.push(ev);
     }
     drop(st);
@@ -117,6 +126,12 @@ pub(crate) fn ingest(
     let mut newest: Option<Hlc> = None;
     let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
     let mut stored = Vec::with_capacity(events.len());
+    // Stamps up to here are believable; beyond, the origin's clock is wrong.
+    let bound = ctx
+        .wall
+        .now_ms()
+        .saturating_add(ctx.max_skew_ms)
+        .min(i64::MAX as u64);
     for ev in events {
         if ev.seq <= c {
             check_same_event(ctx, tx, &ev)?;
@@ -127,9 +142,12 @@ pub(crate) fn ingest(
             out.missing_from = Some(c + 1);
             break;
         }
-        insert_event(ctx, &mut st, &ev)?;
+        let (ev, claimed) = admit(ctx, tx, ev, bound, &mut out.amended)?;
+        insert_event(ctx, &mut st, &ev, claimed)?;
         c = ev.seq;
-        newest = newest.max(Some(ev.at));
+        if claimed.is_none() {
+            newest = newest.max(Some(ev.at));
+        }
         stored.push(ev);
     }
     drop(st);
@@ -145,6 +163,42 @@ pub(crate) fn ingest(
     }
     out.contiguous = c;
     Ok(out)
+}
+
+/// What a new replicated event is stored as: restamped with this node's
+/// time when its stamp is beyond `bound` (returning the origin's stamp),
+/// and turned into a refusal when the gate refuses it. Each change is
+/// recorded in `amended`.
+fn admit(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    mut ev: Event,
+    bound: u64,
+    amended: &mut Vec<Amendment>,
+) -> Result<(Event, Option<Hlc>)> {
+    let mut claimed = None;
+    if ev.at.ms > bound {
+        claimed = Some(ev.at);
+        let stored = ctx.clock.now();
+        amended.push(Amendment::Restamped {
+            seq: ev.seq,
+            claimed: ev.at,
+            stored,
+        });
+        ev.at = stored;
+    }
+    if let Some(gate) = &ctx.gate
+        && let Err(reason) = gate(tx, &ev).map_err(|e| ctx.sql(e))?
+    {
+        let refused = Amendment::Refused {
+            seq: ev.seq,
+            kind: ev.body.kind(),
+            reason,
+        };
+        refused.apply(&mut ev);
+        amended.push(refused);
+    }
+    Ok((ev, claimed))
 }
 
 /// A resent event must be the one already stored under its (origin, seq);

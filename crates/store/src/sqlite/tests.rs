@@ -1,5 +1,5 @@
 use super::*;
-use crate::{DeviceRegistry, EventLog, Outbox};
+use crate::{Amendment, DeviceRegistry, EventLog, Outbox};
 use crossline_core::{EventBody, EventId};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -300,7 +300,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 3,
             duplicates: 0,
             contiguous: 3,
-            missing_from: None
+            missing_from: None,
+            amended: Vec::new(),
         }
     );
     // The same batch again: all duplicates.
@@ -311,7 +312,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 0,
             duplicates: 3,
             contiguous: 3,
-            missing_from: None
+            missing_from: None,
+            amended: Vec::new(),
         }
     );
     // Overlapping, and out of order inside the batch.
@@ -324,7 +326,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 2,
             duplicates: 2,
             contiguous: 5,
-            missing_from: None
+            missing_from: None,
+            amended: Vec::new(),
         }
     );
     // A hole: 6 is missing; 7 and 8 must not be stored.
@@ -335,7 +338,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 0,
             duplicates: 0,
             contiguous: 5,
-            missing_from: Some(6)
+            missing_from: Some(6),
+            amended: Vec::new(),
         }
     );
     // Prefix before the hole is stored, the rest is not.
@@ -349,7 +353,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 1,
             duplicates: 0,
             contiguous: 6,
-            missing_from: Some(7)
+            missing_from: Some(7),
+            amended: Vec::new(),
         }
     );
     let stored = store.read_from(&b, 1, 100).await.unwrap();
@@ -363,7 +368,8 @@ async fn ingest_extends_the_contiguous_prefix_and_stops_at_a_hole() {
             stored: 4,
             duplicates: 0,
             contiguous: 10,
-            missing_from: None
+            missing_from: None,
+            amended: Vec::new(),
         }
     );
     assert_eq!(store.read_from(&b, 1, 100).await.unwrap(), log);
@@ -422,21 +428,16 @@ async fn local_stamps_come_after_ingested_ones() {
     let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
     let b = node("branch-1");
     let mut ev = remote(&b, [1]);
-    ev[0].at = Hlc {
-        ms: 9_000_000,
+    // A branch whose clock is ahead, within the allowed skew.
+    let ahead = Hlc {
+        ms: 1_000 + DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64,
         c: 4,
-    }; // a branch whose clock is ahead
-    store.ingest(&b, ev).await.unwrap();
+    };
+    ev[0].at = ahead;
+    let o = store.ingest(&b, ev).await.unwrap();
+    assert!(o.amended.is_empty(), "{o:?}");
     let mine = store.append(vec![hb(1)]).await.unwrap();
-    assert!(
-        mine[0].at
-            > Hlc {
-                ms: 9_000_000,
-                c: 4
-            },
-        "{}",
-        mine[0].at
-    );
+    assert!(mine[0].at > ahead, "{}", mine[0].at);
     let recent = store.recent(None, 10).await.unwrap();
     assert_eq!(
         recent.iter().map(|e| e.origin.as_str()).collect::<Vec<_>>(),
@@ -942,4 +943,192 @@ async fn the_wal_is_checkpointed_and_stays_bounded_under_sustained_writes() {
             .len() as u64,
         rounds * per
     );
+}
+
+/// Year 2100 in milliseconds since the epoch.
+const Y2100_MS: u64 = 4_102_444_800_000;
+
+#[tokio::test]
+async fn a_stamp_beyond_the_skew_is_stored_with_local_time_and_never_moves_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let now = 1_800_000_000_000;
+    let (_t, wall) = manual(now);
+    let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
+    let b = node("branch-1");
+    let mut evs = remote(&b, 1..=3);
+    evs[0].at = Hlc { ms: Y2100_MS, c: 0 };
+    // Beyond what the database's integers hold: once a whole-batch refusal.
+    evs[1].at = Hlc {
+        ms: u64::MAX,
+        c: u32::MAX,
+    };
+    evs[2].at = Hlc { ms: now - 5, c: 0 };
+    let o = store.ingest(&b, evs.clone()).await.unwrap();
+    assert_eq!((o.stored, o.contiguous), (3, 3), "{o:?}");
+    let restamped: Vec<(u64, Hlc, Hlc)> = o
+        .amended
+        .iter()
+        .filter_map(|a| match a {
+            Amendment::Restamped {
+                seq,
+                claimed,
+                stored,
+            } => Some((*seq, *claimed, *stored)),
+            Amendment::Refused { .. } => None,
+        })
+        .collect();
+    assert_eq!(restamped.len(), 2, "{o:?}");
+    assert_eq!((restamped[0].0, restamped[0].1), (1, evs[0].at));
+    assert_eq!((restamped[1].0, restamped[1].1), (2, evs[1].at));
+    // Stored with this node's time, the origin's stamp kept as the flag.
+    let stored = store.read_from(&b, 1, 10).await.unwrap();
+    assert_eq!(stored[0].at, restamped[0].2);
+    assert_eq!(stored[0].at.ms, now);
+    assert_eq!(stored[2].at, evs[2].at, "a sane stamp is kept");
+    let flags: Vec<(Option<i64>, Option<u32>)> = store
+        .read(|c| {
+            c.prepare(
+                "SELECT claimed_ms, claimed_c FROM event WHERE origin = 'branch-1' ORDER BY seq",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        flags,
+        [
+            (Some(Y2100_MS as i64), Some(0)),
+            (Some(i64::MAX), Some(u32::MAX)),
+            (None, None)
+        ]
+    );
+    // The clock stayed in the present, now and after a restart.
+    let mine = store.append(vec![hb(1)]).await.unwrap();
+    assert_eq!(mine[0].at.ms, now, "{}", mine[0].at);
+    assert!(store.last_hlc().ms < now + 1_000);
+    store.close().unwrap();
+    let (_t, wall) = manual(now);
+    let store = SqliteStore::open_with_clock(&path, node("local"), wall).unwrap();
+    assert!(store.last_hlc().ms < now + 1_000, "{}", store.last_hlc());
+}
+
+#[tokio::test]
+async fn the_clock_skew_bound_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, wall) = manual(1_000_000);
+    let store = SqliteStore::open_with(
+        &dir.path().join("log.db"),
+        node("local"),
+        StoreOptions {
+            wall: Arc::new(wall),
+            max_clock_skew: Duration::from_secs(10),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let b = node("branch-1");
+    let mut evs = remote(&b, 1..=2);
+    evs[0].at = Hlc {
+        ms: 1_000_000 + 9_000,
+        c: 0,
+    };
+    evs[1].at = Hlc {
+        ms: 1_000_000 + 11_000,
+        c: 0,
+    };
+    let o = store.ingest(&b, evs).await.unwrap();
+    assert_eq!(
+        o.amended.iter().map(Amendment::seq).collect::<Vec<_>>(),
+        [2]
+    );
+}
+
+/// A store whose gate refuses heartbeats with uptime 13 and whose projector
+/// records what it was given.
+fn gated(dir: &std::path::Path) -> SqliteStore {
+    let gate: Gate = Box::new(|_tx, ev| {
+        Ok(match ev.body {
+            EventBody::DeviceHeartbeat { uptime_s: 13 } => Err("unlucky".into()),
+            _ => Ok(()),
+        })
+    });
+    let projector: Projector = per_event(|tx, ev| {
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS seen_kind (seq INTEGER, kind TEXT)",
+            [],
+        )?;
+        tx.execute(
+            "INSERT INTO seen_kind VALUES (?1, ?2)",
+            rusqlite::params![ev.seq as i64, ev.body.kind()],
+        )
+        .map(|_| ())
+    });
+    SqliteStore::open_with(
+        &dir.join("log.db"),
+        node("local"),
+        StoreOptions {
+            gate: Some(gate),
+            projector: Some(projector),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_event_keeps_its_slot_and_the_stream_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = gated(dir.path());
+    let b = node("branch-1");
+    let mut evs = remote(&b, 1..=3);
+    evs[1].body = EventBody::DeviceHeartbeat { uptime_s: 13 };
+    evs[1].conversation = Some(crossline_core::ConversationId::new());
+    let o = store.ingest(&b, evs.clone()).await.unwrap();
+    assert_eq!((o.stored, o.contiguous, o.missing_from), (3, 3, None));
+    assert_eq!(
+        o.amended,
+        [Amendment::Refused {
+            seq: 2,
+            kind: "device_heartbeat",
+            reason: "unlucky".into()
+        }]
+    );
+    let stored = store.read_from(&b, 1, 10).await.unwrap();
+    assert_eq!(stored[0], evs[0]);
+    assert_eq!(stored[2], evs[2]);
+    // Same id, origin, seq and stamp; the body is the refusal.
+    let mut expect = evs[1].clone();
+    o.amended[0].apply(&mut expect);
+    assert_eq!(stored[1], expect);
+    assert_eq!(
+        stored[1].body,
+        EventBody::Refused {
+            kind: "device_heartbeat".into(),
+            reason: "unlucky".into()
+        }
+    );
+    assert_eq!(stored[1].conversation, None);
+    // The projector saw the refusal, never the refused event.
+    let seen: Vec<(i64, String)> = store
+        .read(|c| {
+            c.prepare("SELECT seq, kind FROM seen_kind ORDER BY seq")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        [
+            (1, "device_heartbeat".to_string()),
+            (2, "refused".to_string()),
+            (3, "device_heartbeat".to_string())
+        ]
+    );
+    // The refused event sent again is a duplicate of its slot, not a divergence.
+    let o = store.ingest(&b, evs[1..].to_vec()).await.unwrap();
+    assert_eq!((o.stored, o.duplicates), (0, 2));
+    assert!(o.amended.is_empty());
 }

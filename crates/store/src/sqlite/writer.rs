@@ -52,6 +52,19 @@ where
     Box::new(move |tx, events| events.iter().try_for_each(|ev| f(tx, ev)))
 }
 
+/// Decides whether an event replicated from another node may be stored as
+/// its origin sent it. Runs on the writer thread, inside the ingest's
+/// transaction (so it sees everything committed or stored before it, the
+/// projections of earlier events included), once per new event (never for
+/// a duplicate), before the event is stored and projected. `Ok(Err(reason))`
+/// refuses it: the store keeps the event's slot as
+/// [`EventBody::Refused`](crossline_core::EventBody::Refused) and goes on
+/// with the next. An `Err` fails the whole request like a projector error.
+/// Runs on the ingest path for every event: keep it to indexed lookups.
+pub type Gate = Box<
+    dyn Fn(&Transaction<'_>, &Event) -> rusqlite::Result<std::result::Result<(), String>> + Send,
+>;
+
 /// Adapts a shared wall clock to the [`WallClock`] the HLC wants by value.
 pub(crate) struct SharedWall(pub Arc<dyn WallClock>);
 
@@ -70,6 +83,10 @@ pub(crate) struct Ctx {
     pub projector: Option<Projector>,
     /// A group stops taking requests once it holds this many events.
     pub max_group_events: usize,
+    /// See [`StoreOptions::gate`](super::StoreOptions::gate).
+    pub gate: Option<Gate>,
+    /// See [`StoreOptions::max_clock_skew`](super::StoreOptions::max_clock_skew), in ms.
+    pub max_skew_ms: u64,
 }
 
 impl Ctx {
@@ -89,7 +106,17 @@ impl Ctx {
             clock,
             projector,
             max_group_events: max_group_events.max(1),
+            gate: None,
+            max_skew_ms: u64::try_from(super::DEFAULT_MAX_CLOCK_SKEW.as_millis())
+                .unwrap_or(u64::MAX),
         }
+    }
+
+    /// Installs the checks every ingested event passes.
+    pub fn with_ingest_checks(mut self, gate: Option<Gate>, max_skew: std::time::Duration) -> Self {
+        self.gate = gate;
+        self.max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
+        self
     }
 
     /// Puts the clock back to `last` (after a rollback nothing was handed out).

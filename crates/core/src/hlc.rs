@@ -5,7 +5,10 @@
 //! Raspberry Pi without RTC booting in 1970) and not across restarts, because
 //! the node resumes from the highest timestamp it persisted
 //! ([`HlcClock::resume`]). Receiving a remote timestamp moves the clock past
-//! it, so causality survives skewed clocks.
+//! it, so causality survives skewed clocks. [`HlcClock::observe`] trusts
+//! what it is given: a receiver decides which remote stamps are believable
+//! (the store observes only stamps within its `max_clock_skew` of the wall
+//! clock, so one node whose clock says 2100 cannot drag the others there).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

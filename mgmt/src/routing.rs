@@ -47,8 +47,11 @@ pub const REQUEST_QUEUE: usize = 256;
 /// Why a routing request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RoutingServiceError {
-    #[error("routing is not configured yet; PUT /api/v1/routing/config first")]
-    NotConfigured,
+    /// The engine could not be rebuilt from the log after a failed write.
+    #[error(
+        "routing is off: its decisions could not be written or replayed (see mgmt's log); restart mgmt"
+    )]
+    Off,
     #[error("invalid routing config: {0}")]
     Config(#[from] ConfigError),
     #[error("invalid routing config: {0}")]
@@ -376,7 +379,7 @@ impl Service {
             Request::Command { cmd, then } => match self.handle(cmd).await {
                 Ok(records) => match &self.router {
                     Some(r) => then(Ok((r, records))),
-                    None => then(Err(RoutingServiceError::NotConfigured)),
+                    None => then(Err(RoutingServiceError::Off)),
                 },
                 Err(e) => then(Err(e)),
             },
@@ -461,10 +464,7 @@ impl Service {
         if let Some(agent) = named_agent(&cmd) {
             self.ensure_agent(agent).await?;
         }
-        let router = self
-            .router
-            .as_mut()
-            .ok_or(RoutingServiceError::NotConfigured)?;
+        let router = self.router.as_mut().ok_or(RoutingServiceError::Off)?;
         let (records, refused) = match router.handle(now_ms(), cmd) {
             Ok(records) => (records, None),
             Err(Rejected { error, records }) => (records, Some(error)),

@@ -93,7 +93,7 @@ impl From<RoutingServiceError> for ApiError {
         use RoutingServiceError as E;
         let msg = e.to_string();
         match e {
-            E::NotConfigured => err(StatusCode::CONFLICT, "not_configured", msg),
+            E::Off => err(StatusCode::SERVICE_UNAVAILABLE, "routing_off", msg),
             E::Config(_) | E::Parse(_) => {
                 err(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", msg)
             }
@@ -154,8 +154,8 @@ fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
     })
 }
 
-fn not_configured() -> ApiError {
-    RoutingServiceError::NotConfigured.into()
+fn routing_off() -> ApiError {
+    RoutingServiceError::Off.into()
 }
 
 // ----- shapes --------------------------------------------------------------
@@ -376,7 +376,7 @@ pub async fn get_config(
         .query(|r| r.map(|(_, i)| ConfigOut::from(i)))
         .await?
         .map(Json)
-        .ok_or_else(not_configured)
+        .ok_or_else(routing_off)
 }
 
 /// Query of `PUT /api/v1/routing/config`.
@@ -447,7 +447,7 @@ pub async fn put_config(
         (status = 200, description = "Handled", body = CommandOut),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
         (status = 404, description = "Unknown agent, queue or conversation", body = crate::api::ErrorBody),
-        (status = 409, description = "Not possible in the conversation's state, or routing not configured", body = crate::api::ErrorBody),
+        (status = 409, description = "Not possible in the conversation's state", body = crate::api::ErrorBody),
         (status = 422, description = "Malformed command", body = crate::api::ErrorBody)
     ),
     tag = "routing"
@@ -610,7 +610,7 @@ pub async fn get_decisions(
         (status = 200, description = "Routing state", body = RoutingConversationOut),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
         (status = 404, description = "Routing does not know this conversation", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet", body = crate::api::ErrorBody)
+        (status = 503, description = "Routing is off (`routing_off`: its log could not be written; restart mgmt)", body = crate::api::ErrorBody)
     ),
     tag = "routing"
 )]
@@ -623,7 +623,7 @@ pub async fn get_routing_conversation(
         .routing
         .query(move |r| r.map(|(r, _)| r.conversation(&cid)))
         .await?
-        .ok_or_else(not_configured)?;
+        .ok_or_else(routing_off)?;
     v.map(conversation_out)
         .map(Json)
         .ok_or_else(|| RoutingServiceError::Routing(RoutingError::UnknownConversation(cid)).into())
@@ -636,7 +636,7 @@ pub async fn get_routing_conversation(
     responses(
         (status = 200, description = "Agents in configuration order", body = Vec<AgentOut>),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet", body = crate::api::ErrorBody)
+        (status = 503, description = "Routing is off (`routing_off`: its log could not be written; restart mgmt)", body = crate::api::ErrorBody)
     ),
     tag = "routing"
 )]
@@ -656,7 +656,7 @@ pub async fn list_agents(
         })
         .await?
         .map(Json)
-        .ok_or_else(not_configured)
+        .ok_or_else(routing_off)
 }
 
 fn unknown_agent(id: &str) -> ApiError {
@@ -672,7 +672,7 @@ fn unknown_agent(id: &str) -> ApiError {
         (status = 200, description = "The agent", body = AgentOut),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
         (status = 404, description = "No such agent (`unknown_agent`)", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet", body = crate::api::ErrorBody)
+        (status = 503, description = "Routing is off (`routing_off`: its log could not be written; restart mgmt)", body = crate::api::ErrorBody)
     ),
     tag = "routing"
 )]
@@ -684,7 +684,7 @@ pub async fn get_agent(
     st.routing
         .query(move |r| r.map(|(r, _)| r.agent(&aid).map(|v| agent_out(r, v))))
         .await?
-        .ok_or_else(not_configured)?
+        .ok_or_else(routing_off)?
         .map(Json)
         .ok_or_else(|| unknown_agent(&id))
 }
@@ -700,7 +700,7 @@ pub async fn get_agent(
         (status = 200, description = "The agent after the change and the decisions it caused", body = CommandOut),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
         (status = 404, description = "No such agent (`unknown_agent`)", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet", body = crate::api::ErrorBody),
+        (status = 503, description = "Routing is off (`routing_off`: its log could not be written; restart mgmt)", body = crate::api::ErrorBody),
         (status = 422, description = "Unknown state", body = crate::api::ErrorBody)
     ),
     tag = "routing"
@@ -746,7 +746,7 @@ pub async fn put_presence(
     responses(
         (status = 200, description = "Queues in configuration order", body = Vec<QueueOut>),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
-        (status = 409, description = "Routing is not configured yet", body = crate::api::ErrorBody)
+        (status = 503, description = "Routing is off (`routing_off`: its log could not be written; restart mgmt)", body = crate::api::ErrorBody)
     ),
     tag = "routing"
 )]
@@ -791,7 +791,7 @@ pub async fn list_queues(
         })
         .await?
         .map(Json)
-        .ok_or_else(not_configured)
+        .ok_or_else(routing_off)
 }
 
 /// Assign a conversation to an agent (`{"agent": "ana"}`: at once if they
@@ -806,7 +806,7 @@ pub async fn list_queues(
         (status = 200, description = "The conversation's routing state and the decisions", body = CommandOut),
         (status = 401, description = "Missing or wrong token", body = crate::api::ErrorBody),
         (status = 404, description = "Unknown conversation, agent (`unknown_agent`) or queue (`unknown_queue`)", body = crate::api::ErrorBody),
-        (status = 409, description = "Not possible in the conversation's state, or routing not configured", body = crate::api::ErrorBody),
+        (status = 409, description = "Not possible in the conversation's state", body = crate::api::ErrorBody),
         (status = 422, description = "Neither or both of `agent` and `queue`", body = crate::api::ErrorBody)
     ),
     tag = "routing"

@@ -191,7 +191,7 @@ impl From<crate::routing::RoutingServiceError> for WebError {
         use crate::routing::RoutingServiceError as E;
         match e {
             E::Routing(r) => WebError::Conflict(r.to_string()),
-            E::NotConfigured => WebError::Conflict(e.to_string()),
+            E::Off => WebError::Conflict(e.to_string()),
             other => {
                 tracing::error!(error = %other, "routing error in a web handler");
                 WebError::Internal

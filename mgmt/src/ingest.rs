@@ -120,6 +120,8 @@ where
         signals.clone(),
     ));
     let mut backoff = Duration::from_millis(100);
+    // When each device's last seen was last written from its telemetry.
+    let mut seen_written: HashMap<NodeId, Instant> = HashMap::new();
     info!(broker = %format!("{}:{}", link.host, link.port), user = %link.username, "ingestion connecting");
     loop {
         let ev = tokio::select! {
@@ -182,7 +184,17 @@ where
                     },
                     Kind::Telemetry => match decode::<Telemetry>(&p.payload) {
                         Ok(t) => {
-                            let _ = store.set_presence(&dev, true, now_ms()).await;
+                            // A flood of telemetry is not a flood of writes
+                            // (the fleet service drops what is over the
+                            // device's rate): last seen at most once a
+                            // PRESENCE_REFRESH per device.
+                            let due = seen_written
+                                .get(&dev)
+                                .is_none_or(|at| at.elapsed() >= PRESENCE_REFRESH);
+                            if due {
+                                seen_written.insert(dev.clone(), Instant::now());
+                                let _ = store.set_presence(&dev, true, now_ms()).await;
+                            }
                             let _ = updates.send(Update::Telemetry {
                                 device: dev,
                                 telemetry: Box::new(t),
@@ -240,6 +252,10 @@ pub fn now_ms() -> u64 {
 /// row, its place in the activity index): bigger groups write each such
 /// page once for more events. A lone request still commits alone.
 pub const MAX_GROUP_EVENTS: usize = 16_384;
+
+/// A device's last seen is written from its telemetry at most this often
+/// (its presence messages are always written).
+const PRESENCE_REFRESH: Duration = Duration::from_secs(1);
 
 /// WAL pages (4 KiB) after which mgmt's store copies the WAL back into the
 /// database file (the store's default is 4096, 16 MiB): a page rewritten by

@@ -20,17 +20,24 @@ pub fn init_tracing(json: bool) {
     }
 }
 
-/// Returns on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn wait_for_signal() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM. SIGTERM is
+/// caught from this call on, not from the future's first poll: call it
+/// before saying the process is ready (a SIGTERM right after "ready", from a
+/// test or a service manager, then shuts down gracefully instead of killing
+/// the process). Must be called inside the tokio runtime.
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        match term {
+            Some(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

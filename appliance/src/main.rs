@@ -54,8 +54,9 @@ async fn main() -> Result<()> {
             }
             let shutdown = CancellationToken::new();
             let sd = shutdown.clone();
+            let signal = wait_for_signal();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signal.await;
                 sd.cancel();
             });
             crossline_appliance::run(cfg, shutdown).await

@@ -232,6 +232,8 @@ async fn main() -> Result<()> {
                 cfg.mqtt.url = mqtt_url;
             }
             let running = server::start(cfg).await?;
+            // Caught from here on: a SIGTERM right after "ready" is a graceful stop.
+            let signal = wait_for_signal();
             // One line on stdout that scripts and tests can wait for.
             let opt =
                 |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
@@ -245,7 +247,7 @@ async fn main() -> Result<()> {
             let stop = CancellationToken::new();
             let s = stop.clone();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signal.await;
                 s.cancel();
             });
             running.serve_until(stop).await
@@ -261,8 +263,9 @@ async fn main() -> Result<()> {
             let data_dir = explicit_data_dir.unwrap_or_else(|| PathBuf::from("./crossline-demo"));
             let stop = CancellationToken::new();
             let s = stop.clone();
+            let signal = wait_for_signal();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signal.await;
                 s.cancel();
             });
             demo::run(

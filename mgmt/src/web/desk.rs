@@ -378,9 +378,11 @@ pub async fn inbox_data(
         user.require(Role::Supervisor)?;
     }
     // An agent added while mgmt runs joins the default routing now.
-    st.routing
-        .ensure_agent(AgentId::new(user.agent_id.clone()))
-        .await?;
+    if user.role == Role::Agent {
+        st.routing
+            .ensure_agent(AgentId::new(user.agent_id.clone()))
+            .await?;
+    }
     let channel = InboxQuery::nonempty(&q.channel);
     let status = InboxQuery::nonempty(&q.status);
     let queue = InboxQuery::nonempty(&q.queue);

@@ -47,6 +47,18 @@ await scenario("fleet", async ({ newPage, shot, step }) => {
     await shot(page, "02-approved-device");
   });
 
+  await step("the device page in Russian: SIM state and telemetry ranges translated", async () => {
+    const ru = await newPage({ name: "admin-ru", locale: "ru-RU" });
+    await login(ru, "root");
+    await ru.goto(`/admin/fleet/d/${device}`);
+    const sim = (await ru.textContent("[data-testid=lines-table] [data-testid=line-sim]"))?.trim();
+    check(sim === "готова", `the SIM state in Russian: ${sim}`);
+    const ranges = (await ru.textContent("[data-testid=telemetry-range]")) ?? "";
+    check(ranges.includes("1 ч") && ranges.includes("7 дн.") && !/\b[hd]\b/.test(ranges), `telemetry ranges in Russian: ${ranges}`);
+    await shot(ru, "02b-device-ru");
+    await ru.context().close();
+  });
+
   await step("change its configuration", async () => {
     await page.fill("[data-testid=config-settings]", JSON.stringify({ offline: { after_s: 60, texts: { en: "Closed for today" } } }));
     await page.click("[data-testid=config-push]");

@@ -1,7 +1,11 @@
 //! `crossline-bench sync`: durable replication throughput and latency from N
 //! appliances to mgmt through the embedded broker, against the raw broker
-//! throughput for the same message size in the same run. Writes the figures
-//! into docs/BENCHMARKS.md (section "sync").
+//! throughput for the same message size in the same run, `--runs N` times
+//! (default 5) in one invocation; every figure and ratio is written as
+//! min / median / max into docs/BENCHMARKS.md (section "sync").
+//!
+//! Every benchmark rewrites only the part of its section between the
+//! section's `generated` markers, so notes written around them stay.
 //!
 //! `crossline-bench sms`: an incoming SMS from the simulated modem's +CMTI
 //! to mgmt's API and SSE stream, against Debian's gammu-smsd storing it in
@@ -33,15 +37,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 struct Figures {
-    appliances: usize,
-    per: u64,
     durable_eps: f64,
     p50_ms: u64,
     p99_ms: u64,
     batch_bytes: usize,
     batch: u64,
     raw_eps: f64,
-    raw_msgs: f64,
     /// One event per MQTT message: its size and messages (= events) per second.
     single_bytes: usize,
     single_eps: f64,
@@ -117,26 +118,67 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Runs the sync benchmark `--runs` times (default 5) in this one
+/// invocation and writes every figure, and every ratio (computed within
+/// each run), as min / median / max over the runs.
 async fn run_sync(args: &[String], out: &std::path::Path) -> Result<()> {
     let appliances: usize = arg(args, "--appliances").unwrap_or(5);
     let per: u64 = arg(args, "--events").unwrap_or(20_000);
-    let f = sync(appliances, per).await?;
-    let pct = |x: f64| x * 100.0;
-    let section = format!(
-        "## sync\n\n`scripts/bench sync` ({} appliances × {} events, every figure from this one run, {} cores, {}):\n\n\
-         | figure | value |\n|---|---|\n\
-         | durable events/s ingested by mgmt (appended, published, stored, acked) | {:.0} |\n\
-         | latency append → mgmt commit, p50 | {} ms |\n\
-         | latency append → mgmt commit, p99 | {} ms |\n\
-         | raw broker, the same {}-byte batches of {} events, QoS 1, no persistence | {:.0} msg/s = {:.0} events/s |\n\
-         | raw broker, one event per message ({} bytes), QoS 1, no persistence | {:.0} events/s |\n\
-         | mgmt's store alone: the same events ingested directly, with the conversation projection | {:.0} events/s |\n\
-         | mgmt's store alone, event log only (no projection) | {:.0} events/s |\n\
-         | **durable / raw broker with the same batches** (the issue's goal: ≥ 50%) | **{:.1}%** |\n\
-         | **durable / raw broker with one event per message** | **{:.0}%** |\n\
-         | durable / mgmt's store alone (with projection) | {:.0}% |\n\n",
-        f.appliances,
-        f.per,
+    let runs: usize = arg(args, "--runs").unwrap_or(5).max(1);
+    let mut all = Vec::with_capacity(runs);
+    for i in 0..runs {
+        eprintln!("sync run {}/{runs}", i + 1);
+        all.push(sync(appliances, per).await?);
+    }
+    let section = sync_section(&all, appliances, per);
+    println!("{section}");
+    write_section(out, "sync", &section)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Smallest, median (the mean of the middle two for an even count) and
+/// largest of `v`; zeros for none.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let (Some(&min), Some(&max)) = (v.first(), v.last()) else {
+        return (0.0, 0.0, 0.0);
+    };
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (min, median, max)
+}
+
+/// The sync section: each figure and ratio as min / median / max over the runs.
+fn sync_section(all: &[Figures], appliances: usize, per: u64) -> String {
+    let Some(first) = all.first() else {
+        return String::new();
+    };
+    let of = |f: &dyn Fn(&Figures) -> f64| spread(&all.iter().map(f).collect::<Vec<_>>());
+    let row = |what: &str, f: &dyn Fn(&Figures) -> f64, unit: &str, decimals: usize| {
+        let (lo, mid, hi) = of(f);
+        format!(
+            "| {what} | {lo:.decimals$}{unit} | {mid:.decimals$}{unit} | {hi:.decimals$}{unit} |\n"
+        )
+    };
+    let bold = |what: &str, f: &dyn Fn(&Figures) -> f64, decimals: usize| {
+        let (lo, mid, hi) = of(f);
+        format!("| **{what}** | {lo:.decimals$}% | **{mid:.decimals$}%** | {hi:.decimals$}% |\n")
+    };
+    let mut s = format!(
+        "## sync\n\n`scripts/bench sync` ({} appliances × {} events; {} runs in one invocation, each \
+         a fresh mgmt; {} cores, {}). Every figure and every ratio is given as min / median / max \
+         over the runs; a ratio is computed within each run (both of its sides measured in that \
+         run, on the same machine), then summarised.\n\n\
+         | figure | min | median | max |\n|---|---|---|---|\n",
+        appliances,
+        per,
+        all.len(),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
@@ -145,31 +187,80 @@ async fn run_sync(args: &[String], out: &std::path::Path) -> Result<()> {
         } else {
             "release build"
         },
-        f.durable_eps,
-        f.p50_ms,
-        f.p99_ms,
-        f.batch_bytes,
-        f.batch,
-        f.raw_msgs,
-        f.raw_eps,
-        f.single_bytes,
-        f.single_eps,
-        f.store_eps,
-        f.bare_eps,
-        pct(f.durable_eps / f.raw_eps),
-        pct(f.durable_eps / f.single_eps),
-        pct(f.durable_eps / f.store_eps),
     );
-    let section = format!("{section}{SYNC_NOTES}{}", sync_targets(&f));
-    println!("{section}");
-    write_section(out, "sync", &section)?;
-    eprintln!("wrote {}", out.display());
-    Ok(())
+    s += &row(
+        "durable events/s ingested by mgmt (appended, published, stored, acked)",
+        &|f| f.durable_eps,
+        "",
+        0,
+    );
+    s += &row(
+        "latency append → mgmt commit, p50",
+        &|f| f.p50_ms as f64,
+        " ms",
+        0,
+    );
+    s += &row(
+        "latency append → mgmt commit, p99",
+        &|f| f.p99_ms as f64,
+        " ms",
+        0,
+    );
+    s += &row(
+        &format!(
+            "raw broker, the same {}-byte batches of {} events, QoS 1, no persistence (events/s)",
+            first.batch_bytes, first.batch
+        ),
+        &|f| f.raw_eps,
+        "",
+        0,
+    );
+    s += &row(
+        &format!(
+            "raw broker, one event per message ({} bytes), QoS 1, no persistence (events/s)",
+            first.single_bytes
+        ),
+        &|f| f.single_eps,
+        "",
+        0,
+    );
+    s += &row(
+        "mgmt's store alone: the same events ingested directly, with the conversation projection (events/s)",
+        &|f| f.store_eps,
+        "",
+        0,
+    );
+    s += &row(
+        "mgmt's store alone, event log only, no projection (events/s)",
+        &|f| f.bare_eps,
+        "",
+        0,
+    );
+    s += &bold(
+        "durable / raw broker with the same batches",
+        &|f| 100.0 * f.durable_eps / f.raw_eps,
+        1,
+    );
+    s += &bold(
+        "durable / raw broker with one event per message",
+        &|f| 100.0 * f.durable_eps / f.single_eps,
+        0,
+    );
+    s += &row(
+        "durable / mgmt's store alone (with projection)",
+        &|f| 100.0 * f.durable_eps / f.store_eps,
+        "%",
+        0,
+    );
+    s += "\n";
+    s += SYNC_NOTES;
+    s += &sync_targets(all);
+    s
 }
 
 /// What the sync figures mean (written under the table).
 const SYNC_NOTES: &str = "\
-The durable figure is end to end: five appliances (in this process) append to their own SQLite logs \
+The durable figure is end to end: the appliances (in this process) append to their own SQLite logs \
 (fsync), publish batches QoS 1 through mgmt's embedded broker, mgmt stores them with the conversation \
 projection in one group-committed transaction (`synchronous=FULL`, the WAL fsynced) and only then acks; \
 the run ends when every event is stored. The raw broker figures publish the same payloads from as many \
@@ -201,22 +292,29 @@ figures move with whatever else runs; compare ratios within one run.\n\n";
 const BEFORE_STORE_EPS: f64 = 29_713.0;
 const BEFORE_DURABLE_SHARE: f64 = 0.43;
 
-/// Whether this run met the ingest targets, in words.
-fn sync_targets(f: &Figures) -> String {
-    let share = f.durable_eps / f.single_eps;
-    let store = f.store_eps / BEFORE_STORE_EPS;
-    let met = |ok: bool| if ok { "met" } else { "not met" };
+/// Whether the runs met the ingest targets, in words.
+fn sync_targets(all: &[Figures]) -> String {
+    let shares: Vec<f64> = all.iter().map(|f| f.durable_eps / f.single_eps).collect();
+    let stores: Vec<f64> = all.iter().map(|f| f.store_eps / BEFORE_STORE_EPS).collect();
+    let (share_lo, share, share_hi) = spread(&shares);
+    let (store_lo, store, store_hi) = spread(&stores);
+    let met = |v: &[f64], goal: f64| v.iter().filter(|x| **x >= goal).count();
     format!(
-        "Targets of the ingest work, judged on this run: durable ≥ 50% of the raw broker with one \
-         event per message (was {:.0}%): {:.0}%, {}; mgmt's store alone with the projection several \
-         times the {:.0} events/s measured before: {:.0} events/s = {:.1}×, {}.\n\n",
+        "Targets of the ingest work, judged on these {n} runs: durable ≥ 50% of the raw broker \
+         with one event per message (was {:.0}%): {:.0}% / {:.0}% / {:.0}% (min / median / max), \
+         met in {} of {n} runs; mgmt's store alone with the projection several times the {:.0} \
+         events/s measured before: {:.1}× / {:.1}× / {:.1}×, at least 3× in {} of {n} runs.\n\n",
         BEFORE_DURABLE_SHARE * 100.0,
+        share_lo * 100.0,
         share * 100.0,
-        met(share >= 0.5),
+        share_hi * 100.0,
+        met(&shares, 0.5),
         BEFORE_STORE_EPS,
-        f.store_eps,
+        store_lo,
         store,
-        met(store >= 3.0),
+        store_hi,
+        met(&stores, 3.0),
+        n = all.len(),
     )
 }
 
@@ -227,22 +325,53 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Replaces (or appends) the `## name` section of a markdown file.
+/// The markers around the generated part of section `name`.
+fn markers(name: &str) -> (String, String) {
+    (
+        format!("<!-- scripts/bench {name}: generated from here -->\n"),
+        format!("<!-- scripts/bench {name}: generated up to here -->\n"),
+    )
+}
+
+/// Writes `section` (generated, starting with its `## name` heading) into
+/// the markdown file. Only the part between the section's markers is
+/// replaced: what people wrote around it (before or after the markers,
+/// under the same heading) stays. A section without markers is replaced
+/// whole, and gets them; a missing one is appended.
 fn write_section(path: &std::path::Path, name: &str, section: &str) -> Result<()> {
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n\nFigures measured on this project's 2-core machine; ratios are from one run.\n\n".into());
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nFigures measured on this project's 2-core machine.\n\n".into()
+    });
+    std::fs::write(path, with_section(&old, name, section))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn with_section(old: &str, name: &str, section: &str) -> String {
     let head = format!("## {name}\n");
-    let new = match old.find(&head) {
-        Some(start) => {
-            let rest = &old[start + head.len()..];
-            let end = rest
-                .find("\n## ")
-                .map(|i| start + head.len() + i + 1)
-                .unwrap_or(old.len());
-            format!("{}{}{}", &old[..start], section, &old[end..])
-        }
-        None => format!("{}\n\n{section}", old.trim_end()),
+    let (begin, end) = markers(name);
+    let body = section
+        .strip_prefix(&head)
+        .unwrap_or(section)
+        .trim_start_matches('\n')
+        .trim_end();
+    let generated = format!("{begin}{body}\n{end}");
+    let Some(start) = old.find(&head) else {
+        return format!("{}\n\n{head}\n{generated}", old.trim_end());
     };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))
+    let from = start + head.len();
+    let stop = old[from..]
+        .find("\n## ")
+        .map(|i| from + i + 1)
+        .unwrap_or(old.len());
+    let current = &old[from..stop];
+    match (current.find(&begin), current.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!(
+            "{}{generated}{}",
+            &old[..from + b],
+            &old[from + e + end.len()..]
+        ),
+        _ => format!("{}{head}\n{generated}\n{}", &old[..start], &old[stop..]),
+    }
 }
 
 async fn sync(appliances: usize, per: u64) -> Result<Figures> {
@@ -365,15 +494,12 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
         store_alone(&tmp.path().join("store"), true, appliances, per, &sync_cfg).await?;
     let bare_eps = store_alone(&tmp.path().join("bare"), false, appliances, per, &sync_cfg).await?;
     Ok(Figures {
-        appliances,
-        per,
         durable_eps,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         batch_bytes: sample.len(),
         batch,
         raw_eps: raw_msgs * batch as f64,
-        raw_msgs,
         single_bytes: single.len(),
         single_eps,
         store_eps,
@@ -568,4 +694,45 @@ async fn raw_broker(
         let _ = h.await;
     }
     Ok(got as f64 / secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewriting_a_section_keeps_what_people_wrote_around_its_figures() {
+        let (begin, end) = markers("web");
+        let doc = format!(
+            "# Benchmarks\n\n## web\n\n{begin}old figures\n{end}\nA paragraph written by hand.\n\n## fleet\n\nfleet figures\n"
+        );
+        let once = with_section(&doc, "web", "## web\n\nnew figures\n");
+        let twice = with_section(&once, "web", "## web\n\nnewer figures\n");
+        for d in [&once, &twice] {
+            assert!(d.contains("A paragraph written by hand."), "{d}");
+            assert!(d.contains("## fleet\n\nfleet figures\n"), "{d}");
+            assert!(!d.contains("old figures"), "{d}");
+        }
+        assert!(
+            twice.contains(&format!("{begin}newer figures\n{end}")),
+            "{twice}"
+        );
+        assert!(!twice.contains("new figures"), "{twice}");
+        // A section without markers yet gets them; a missing one is appended.
+        let bare = with_section("# B\n\n## sms\n\nold\n", "sms", "## sms\n\nfresh\n");
+        let (b, e) = markers("sms");
+        assert_eq!(bare, format!("# B\n\n## sms\n\n{b}fresh\n{e}\n"));
+        let added = with_section("# B\n", "web", "## web\n\nx\n");
+        assert!(
+            added.ends_with(&format!("## web\n\n{begin}x\n{end}")),
+            "{added}"
+        );
+    }
+
+    #[test]
+    fn spread_is_min_median_max() {
+        assert_eq!(spread(&[4.0, 1.0, 8.0, 2.0]), (1.0, 3.0, 8.0));
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), (1.0, 2.0, 3.0));
+        assert_eq!(spread(&[]), (0.0, 0.0, 0.0));
+    }
 }

@@ -125,16 +125,30 @@ async fn run_sync(args: &[String], out: &std::path::Path) -> Result<()> {
     let appliances: usize = arg(args, "--appliances").unwrap_or(5);
     let per: u64 = arg(args, "--events").unwrap_or(20_000);
     let runs: usize = arg(args, "--runs").unwrap_or(5).max(1);
+    let load_before = load_average();
     let mut all = Vec::with_capacity(runs);
     for i in 0..runs {
         eprintln!("sync run {}/{runs}", i + 1);
         all.push(sync(appliances, per).await?);
     }
-    let section = sync_section(&all, appliances, per);
+    let mut section = sync_section(&all, appliances, per);
+    section += &format!(
+        "The machine's 1-minute load average was {load_before} before the runs and {} after \
+         (other work on it shares the 2 cores).\n",
+        load_average()
+    );
     println!("{section}");
     write_section(out, "sync", &section)?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The 1-minute load average (`/proc/loadavg`), or "unknown".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Smallest, median (the mean of the middle two for an even count) and

@@ -12,8 +12,9 @@
 //!   when the part's final report (or its `no_report`) is logged. TP-MR is
 //!   one octet and is reused (a wrap after 256 parts, a modem reset), so a
 //!   report goes to the newest part with its line, TP-MR and recipient
-//!   ([`part_for_report`]); the parts such a newer one supersedes, and parts
-//!   past the report window, are found by [`expired_parts`].
+//!   ([`part_for_report`]). The parts such a newer one supersedes are marked
+//!   (`superseded_by`) in the newer MessageSent's transaction; they and parts
+//!   past the report window are found by [`expired_parts`].
 //! * `appl_auto_reply (customer) → at_ms`: claimed in the same transaction as
 //!   the auto-reply's command row.
 
@@ -66,6 +67,7 @@ fn project(tx: &Transaction<'_>, ev: &Event) -> rusqlite::Result<()> {
             )?;
             let sent_ms = i64::try_from(ev.at.ms).unwrap_or(i64::MAX);
             for (i, mr) in refs.iter().enumerate() {
+                supersede(tx, line, *mr, to, command, seq_i64(ev.seq))?;
                 st.execute(params![
                     command.to_string(),
                     i as i64 + 1,
@@ -293,6 +295,39 @@ pub struct WaitingPart {
     pub sent_ms: i64,
 }
 
+/// Marks every older part still waiting on `(line, mr)` for `to` as
+/// superseded by `command`: its report can no longer be told apart from the
+/// newer one's, so it goes to the newer ([`part_for_report`]) and the older
+/// is logged `no_report` ([`expired_parts`]). Done in the MessageSent's own
+/// transaction, so it cannot miss a newer part whose report already came.
+fn supersede(
+    tx: &Transaction<'_>,
+    line: &str,
+    mr: u8,
+    to: &str,
+    command: &EventId,
+    seq: i64,
+) -> rusqlite::Result<()> {
+    let older: Vec<(String, u16, String)> = tx
+        .prepare_cached(
+            "SELECT command, part, recipient FROM appl_sms_sent_part
+             WHERE line = ?1 AND mr = ?2 AND seq < ?3 AND superseded_by IS NULL",
+        )?
+        .query_map(params![line, mr, seq], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut mark = tx.prepare_cached(
+        "UPDATE appl_sms_sent_part SET superseded_by = ?3 WHERE command = ?1 AND part = ?2",
+    )?;
+    for (c, part, recipient) in older {
+        if recipient.is_empty() || to.is_empty() || crossline_modem::same_number(&recipient, to) {
+            mark.execute(params![c, part, command.to_string()])?;
+        }
+    }
+    Ok(())
+}
+
 fn waiting_part(r: &rusqlite::Row<'_>) -> rusqlite::Result<WaitingPart> {
     Ok(WaitingPart {
         command: r.get(0)?,
@@ -328,7 +363,8 @@ pub async fn part_for_report(
         .read(move |c| {
             let sql = format!(
                 "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part
-                 WHERE line = ?1 AND mr = ?2 AND sent_ms >= ?3 ORDER BY seq DESC, part DESC"
+                 WHERE line = ?1 AND mr = ?2 AND sent_ms >= ?3 AND superseded_by IS NULL
+                 ORDER BY seq DESC, part DESC"
             );
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map(params![line, mr, since_ms], waiting_part)?;
@@ -391,52 +427,35 @@ pub async fn expired_parts(
     log.store()
         .read(move |c| {
             let mut out = Vec::new();
-            // Parts with a newer part on the same (line, mr).
-            let exists = "EXISTS (SELECT 1 FROM appl_sms_sent_part b
-                          WHERE b.line = a.line AND b.mr = a.mr AND b.seq > a.seq)";
-            let mut reused = Vec::new();
+            // Parts a newer send took the TP-MR of (marked by the projector).
+            let by_row = |r: &rusqlite::Row<'_>| Ok((waiting_part(r)?, r.get::<_, String>(7)?));
+            let mut superseded = Vec::new();
             match &scope {
                 Scope::All => {
                     let sql = format!(
-                        "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a WHERE {exists}
-                         ORDER BY line, mr, seq"
+                        "SELECT {WAITING_COLUMNS}, superseded_by FROM appl_sms_sent_part
+                         WHERE superseded_by IS NOT NULL ORDER BY line, mr, seq"
                     );
                     let mut st = c.prepare_cached(&sql)?;
-                    for p in st.query_map([], waiting_part)? {
-                        reused.push(p?);
+                    for p in st.query_map([], by_row)? {
+                        superseded.push(p?);
                     }
                 }
                 Scope::Refs { line, mrs } => {
                     let sql = format!(
-                        "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part a
-                         WHERE a.line = ?1 AND a.mr = ?2 AND {exists} ORDER BY seq"
+                        "SELECT {WAITING_COLUMNS}, superseded_by FROM appl_sms_sent_part
+                         WHERE line = ?1 AND mr = ?2 AND superseded_by IS NOT NULL ORDER BY seq"
                     );
                     let mut st = c.prepare_cached(&sql)?;
                     for mr in mrs {
-                        for p in st.query_map(params![line, mr], waiting_part)? {
-                            reused.push(p?);
+                        for p in st.query_map(params![line, mr], by_row)? {
+                            superseded.push(p?);
                         }
                     }
                 }
             }
-            let newer_sql = format!(
-                "SELECT {WAITING_COLUMNS} FROM appl_sms_sent_part
-                 WHERE line = ?1 AND mr = ?2 AND seq > ?3 ORDER BY seq DESC"
-            );
-            let mut newer = c.prepare_cached(&newer_sql)?;
-            for p in reused {
-                let by = newer
-                    .query_map(params![p.line, p.mr, p.seq], waiting_part)?
-                    .filter_map(Result::ok)
-                    .find(|n| same_recipient(n, &p.recipient) || same_recipient(&p, &n.recipient));
-                if let Some(n) = by {
-                    out.push((
-                        p,
-                        Expiry::Superseded {
-                            by_command: n.command,
-                        },
-                    ));
-                }
+            for (p, by_command) in superseded {
+                out.push((p, Expiry::Superseded { by_command }));
             }
             if matches!(scope, Scope::Refs { .. }) {
                 return Ok(out);
@@ -461,4 +480,91 @@ pub async fn expired_parts(
             Ok(out)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossline_core::Channel;
+    use crossline_store::NewEvent;
+
+    fn sent(command: EventId, to: &str, refs: Vec<u8>) -> NewEvent {
+        NewEvent {
+            conversation: None,
+            body: EventBody::MessageSent {
+                channel: Channel::Sms,
+                line: "gsm0".into(),
+                to: to.into(),
+                text: "x".into(),
+                command,
+                refs,
+                auto_reply: false,
+            },
+        }
+    }
+
+    fn delivered(command: EventId, part: u16) -> NewEvent {
+        NewEvent {
+            conversation: None,
+            body: EventBody::DeliveryStatus {
+                command,
+                part: Some(part),
+                state: DeliveryState::Delivered,
+                detail: None,
+            },
+        }
+    }
+
+    /// The newer send's report can come (and remove its waiting row) before
+    /// the SMS loop looks for the parts it superseded: the older part must
+    /// still be found superseded, and no later report may go to it.
+    #[tokio::test]
+    async fn a_superseded_part_stays_superseded_after_the_newer_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir.path().join("a.db"), NodeId::new("gw-test").unwrap()).unwrap();
+        let log = LocalLog::new(store).await.unwrap();
+        let (older, newer, elsewhere) = (EventId::new(), EventId::new(), EventId::new());
+        log.append(vec![
+            sent(older, "+380501234567", vec![0]),
+            sent(elsewhere, "+380631112233", vec![5]),
+        ])
+        .await
+        .unwrap();
+        log.append(vec![sent(newer, "0501234567", vec![0])])
+            .await
+            .unwrap();
+        log.append(vec![delivered(newer, 1)]).await.unwrap();
+
+        let expired = expired_parts(&log, Scope::All, |_| 0).await.unwrap();
+        assert_eq!(expired.len(), 1, "{expired:?}");
+        let (p, why) = &expired[0];
+        assert_eq!(
+            (p.command.as_str(), p.part),
+            (older.to_string().as_str(), 1)
+        );
+        assert_eq!(
+            why,
+            &Expiry::Superseded {
+                by_command: newer.to_string()
+            }
+        );
+        let only_refs = expired_parts(
+            &log,
+            Scope::Refs {
+                line: "gsm0".into(),
+                mrs: vec![0],
+            },
+            |_| 0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(only_refs, expired);
+        // A duplicate report on TP-MR 0 does not fall back to the older part.
+        let to = part_for_report(&log, "gsm0", 0, "+380501234567", 0)
+            .await
+            .unwrap();
+        assert_eq!(to, None);
+        // A different number on another reference is untouched.
+        assert!(is_waiting(&log, &elsewhere.to_string(), 1).await.unwrap());
+    }
 }

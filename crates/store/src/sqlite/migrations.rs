@@ -29,6 +29,7 @@ pub const MIGRATION_ARRAY: &[M<'static>] = &[
     M::up(include_str!("migrations/0012_event_retention.sql")),
     M::up(include_str!("migrations/0013_sms_reference_reuse.sql")),
     M::up(include_str!("migrations/0014_ingest_trust.sql")),
+    M::up(include_str!("migrations/0015_sms_superseded.sql")),
 ];
 
 /// The migration set [`SqliteStore::open`](super::SqliteStore::open) applies.

@@ -25,7 +25,13 @@ pub struct Event {
 }
 
 /// Communication channel of a message or call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// The one mapping between a channel and its name: [`Channel::as_str`],
+/// [`Display`](std::fmt::Display), [`FromStr`](std::str::FromStr) and serde
+/// all use the same lowercase names (`sms`, `voice`, `email`, `chat`,
+/// `messenger`), in events, SQL columns, JSON, configuration and templates.
+/// An unknown name is refused ([`UnknownChannel`]), never read as SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Sms,
@@ -34,6 +40,54 @@ pub enum Channel {
     Chat,
     Messenger,
 }
+
+impl Channel {
+    /// Every channel, in declaration order.
+    pub const ALL: [Channel; 5] = [
+        Channel::Sms,
+        Channel::Voice,
+        Channel::Email,
+        Channel::Chat,
+        Channel::Messenger,
+    ];
+
+    /// The channel's name: the same string serde writes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Voice => "voice",
+            Channel::Email => "email",
+            Channel::Chat => "chat",
+            Channel::Messenger => "messenger",
+        }
+    }
+
+    /// The channel named `s` (exactly as [`Channel::as_str`] writes it).
+    pub fn parse(s: &str) -> Result<Channel, UnknownChannel> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownChannel(s.chars().take(64).collect()))
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = UnknownChannel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Channel::parse(s)
+    }
+}
+
+/// A channel name that is not one of [`Channel::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel {0:?}; the channels are sms, voice, email, chat and messenger")]
+pub struct UnknownChannel(pub String);
 
 /// Delivery state of one outgoing message (or one of its parts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -315,6 +369,28 @@ impl EventBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_name_is_the_same_in_serde_display_and_parse() {
+        for c in Channel::ALL {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(c.to_string(), c.as_str());
+            assert_eq!(Channel::parse(c.as_str()), Ok(c));
+            assert_eq!(c.as_str().parse::<Channel>(), Ok(c));
+            assert_eq!(serde_json::from_str::<Channel>(&json).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn an_unknown_channel_name_is_refused_not_read_as_sms() {
+        let e = Channel::parse("fax").unwrap_err();
+        assert_eq!(e, UnknownChannel("fax".into()));
+        assert!(e.to_string().contains("\"fax\""), "{e}");
+        assert!(e.to_string().contains("sms, voice"), "{e}");
+        assert!(Channel::parse("SMS").is_err());
+        assert!(serde_json::from_str::<Channel>("\"fax\"").is_err());
+    }
 
     fn sample() -> Event {
         Event {

@@ -15,6 +15,7 @@ pub mod routing;
 
 pub use event::{
     Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,
+    UnknownChannel,
 };
 pub use hlc::{Hlc, HlcClock, WallClock};
 pub use id::{ConversationId, EventId, IdError, NodeId};

@@ -118,6 +118,34 @@ impl Capacity {
         }
     }
 
+    /// Sets the capacity of channel `c` to `v`.
+    pub fn set(&mut self, c: Channel, v: u8) {
+        let slot = match c {
+            Channel::Voice => &mut self.voice,
+            Channel::Chat => &mut self.chat,
+            Channel::Messenger => &mut self.messenger,
+            Channel::Email => &mut self.email,
+            Channel::Sms => &mut self.sms,
+        };
+        *slot = v;
+    }
+
+    /// The capacities in [`ALL_CHANNELS`] order (what the engine's load
+    /// arrays hold), back into a [`Capacity`].
+    pub fn from_array(a: &[u8; CHANNELS]) -> Capacity {
+        let mut c = Capacity {
+            voice: 0,
+            chat: 0,
+            messenger: 0,
+            email: 0,
+            sms: 0,
+        };
+        for (ch, v) in ALL_CHANNELS.into_iter().zip(a) {
+            c.set(ch, *v);
+        }
+        c
+    }
+
     pub(crate) fn as_array(&self) -> [u8; CHANNELS] {
         let mut a = [0u8; CHANNELS];
         for c in ALL_CHANNELS {
@@ -431,4 +459,21 @@ pub struct Attributes {
 pub enum TransferTarget {
     Agent { agent: AgentId },
     Queue { queue: QueueId },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_set_and_from_array_agree_with_get_for_every_channel() {
+        let mut c = Capacity::default();
+        for (i, ch) in ALL_CHANNELS.into_iter().enumerate() {
+            c.set(ch, 10 + i as u8);
+        }
+        for (i, ch) in ALL_CHANNELS.into_iter().enumerate() {
+            assert_eq!(c.get(ch), 10 + i as u8, "{ch}");
+        }
+        assert_eq!(Capacity::from_array(&c.as_array()), c);
+    }
 }

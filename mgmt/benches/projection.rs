@@ -10,8 +10,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossline_core::NodeId;
-use crossline_mgmt::address::{Region, normalise};
-use crossline_mgmt::conversations;
+use crossline_mgmt::services::contacts::address::{Region, normalise};
+use crossline_mgmt::services::conversations;
 use crossline_store::{EventLog, SqliteStore, StoreOptions};
 use std::time::{Duration, Instant};
 

@@ -137,7 +137,7 @@ pub struct FleetConfig {
     pub tick_ms: u64,
     /// Alert thresholds and webhook (`[fleet.alerts]`).
     #[serde(default)]
-    pub alerts: crate::fleet::alerts::AlertConfig,
+    pub alerts: crate::services::fleet::alerts::AlertConfig,
     /// Telemetry messages kept per device and minute (on average); faster
     /// ones are dropped, counted and logged. The appliance sends one a
     /// minute by default (`[telemetry] interval_s`).
@@ -205,7 +205,7 @@ impl Default for SiteConfig {
 
 impl SiteConfig {
     /// The parsed region (an unknown code is a clear error).
-    pub fn region(&self) -> Result<crate::address::Region> {
+    pub fn region(&self) -> Result<crate::services::contacts::address::Region> {
         Ok(self.default_region.parse()?)
     }
 }
@@ -438,7 +438,7 @@ pub fn secret_file(path: &Path, which: Secret) -> Result<String> {
             Err(_) => "is corrupted (not text)".to_string(),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let s = crate::credentials::new_secret();
+            let s = crate::services::fleet::credentials::new_secret();
             write_private(path, &s)?;
             return Ok(s);
         }

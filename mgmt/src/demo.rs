@@ -4,8 +4,8 @@
 //! process, so one command shows the whole SMS loop.
 
 use crate::config::Config;
-use crate::credentials::{hash_secret, new_secret};
 use crate::server;
+use crate::services::fleet::credentials::{hash_secret, new_secret};
 use anyhow::{Context, Result};
 use crossline_appliance::config::{ModemEntry, MqttConfig, OfflineConfig, SyntheticConfig};
 use crossline_core::NodeId;
@@ -201,33 +201,33 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
 }
 
 /// Demo users: (login, password, what they do).
-const DEMO_USERS: [(&str, &str, &str, crate::web::auth::Role, &str); 4] = [
+const DEMO_USERS: [(&str, &str, &str, crate::services::users::auth::Role, &str); 4] = [
     (
         "ana",
         "ana-demo-1",
         "Ana Kovalenko",
-        crate::web::auth::Role::Agent,
+        crate::services::users::auth::Role::Agent,
         "north",
     ),
     (
         "ivan",
         "ivan-demo-1",
         "Ivan Rusu",
-        crate::web::auth::Role::Agent,
+        crate::services::users::auth::Role::Agent,
         "south",
     ),
     (
         "sofia",
         "sofia-demo-1",
         "Sofia Petrenko",
-        crate::web::auth::Role::Supervisor,
+        crate::services::users::auth::Role::Supervisor,
         "",
     ),
     (
         "admin",
         "admin-demo-1",
         "Admin",
-        crate::web::auth::Role::Admin,
+        crate::services::users::auth::Role::Admin,
         "",
     ),
 ];
@@ -237,7 +237,7 @@ const DEMO_USERS: [(&str, &str, &str, crate::web::auth::Role, &str); 4] = [
 /// north, ivan south), both agents available, canned responses. Returns
 /// the logins to print.
 async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, String)>> {
-    use crate::web::auth::{self, NewUser, Role};
+    use crate::services::users::auth::{self, NewUser, Role};
     use crossline_core::routing::{
         AgentConfig, Command, EntryRule, Members, Presence, QueueConfig, RoutingConfig, RuleMatch,
         SlaConfig,

@@ -7,8 +7,8 @@
 //! conversations up; for mgmt's own events (replies, resolve, reopen) the
 //! HTTP handler announces after `append` returned.
 
-use crate::conversations::{self, ConversationSummary, TimelineEntry};
 use crate::ingest::Update;
+use crate::services::conversations::{self, ConversationSummary, TimelineEntry};
 use crossline_core::EventBody;
 use crossline_store::SqliteStore;
 use serde::Serialize;

@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 use crossline_appliance::cli::{init_tracing, wait_for_signal};
 use crossline_core::NodeId;
 use crossline_mgmt::config::{Config, Secret};
-use crossline_mgmt::credentials::{hash_secret, new_secret};
-use crossline_mgmt::web::audit;
-use crossline_mgmt::web::auth::{self, Actor, NewUser, Role};
+use crossline_mgmt::services::fleet::credentials::{hash_secret, new_secret};
+use crossline_mgmt::services::users::audit;
+use crossline_mgmt::services::users::auth::{self, Actor, NewUser, Role};
 use crossline_mgmt::{demo, server};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
@@ -286,7 +286,10 @@ async fn main() -> Result<()> {
             let store = server::open_store(&cfg)?;
             match d {
                 DeviceCmd::Add { id } => {
-                    crossline_mgmt::fleet::check_device_id(id.as_str(), &cfg.mqtt.username)?;
+                    crossline_mgmt::services::fleet::check_device_id(
+                        id.as_str(),
+                        &cfg.mqtt.username,
+                    )?;
                     let secret = new_secret();
                     store.put_device(&id, &hash_secret(&secret)?).await?;
                     audit::record(
@@ -330,7 +333,7 @@ async fn main() -> Result<()> {
                         println!(
                             "{}\t{}\t{}",
                             d.id,
-                            crossline_mgmt::fleet::status_code(d.revoked, d.online),
+                            crossline_mgmt::services::fleet::status_code(d.revoked, d.online),
                             d.last_seen_ms
                                 .map(utc_time)
                                 .unwrap_or_else(|| "never".into())
@@ -352,7 +355,9 @@ async fn main() -> Result<()> {
                 EnrollCmd::List { state } => {
                     let state_filter = state.clone();
                     let list = store
-                        .read(move |c| crossline_mgmt::fleet::db::enrollments(c, state.as_deref()))
+                        .read(move |c| {
+                            crossline_mgmt::services::fleet::db::enrollments(c, state.as_deref())
+                        })
                         .await?;
                     if list.is_empty() {
                         eprintln!(
@@ -386,11 +391,11 @@ async fn main() -> Result<()> {
                     group,
                     tags,
                 } => {
-                    crossline_mgmt::fleet::approve_in(
+                    crossline_mgmt::services::fleet::approve_in(
                         &store,
                         &Actor::Cli,
                         &id,
-                        crossline_mgmt::fleet::db::Approval {
+                        crossline_mgmt::services::fleet::db::Approval {
                             device: device.clone(),
                             name,
                             site,
@@ -405,7 +410,7 @@ async fn main() -> Result<()> {
                     );
                 }
                 EnrollCmd::Reject { id } => {
-                    crossline_mgmt::fleet::reject_in(&store, &Actor::Cli, &id).await?;
+                    crossline_mgmt::services::fleet::reject_in(&store, &Actor::Cli, &id).await?;
                     eprintln!("enrollment {id} rejected");
                 }
             }
@@ -583,7 +588,7 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
                 })?;
             }
             if let Some(l) = &locale
-                && crossline_mgmt::web::i18n::Locale::parse(l).is_none()
+                && crossline_mgmt::http::i18n::Locale::parse(l).is_none()
             {
                 anyhow::bail!("locale {l:?} is not one of en, ru, uk, ro");
             }

@@ -1,10 +1,10 @@
 //! Starting and stopping a whole mgmt instance.
 
 use crate::config::{Config, Secret};
-use crate::credentials::RegistryAuthenticator;
 use crate::http::{AppState, router};
 use crate::ingest::{self, BrokerLink, Update};
 use crate::metrics::Metrics;
+use crate::services::fleet::credentials::RegistryAuthenticator;
 use anyhow::{Context, Result};
 use crossline_core::NodeId;
 use crossline_store::{SqliteStore, StoreOptions};
@@ -32,7 +32,7 @@ pub struct Running {
     /// Live conversation changes (what `/api/v1/stream` sends).
     pub live: crate::live::Live,
     /// The routing service (configure it, send it commands).
-    pub routing: crate::routing::Routing,
+    pub routing: crate::services::routing::Routing,
     shutdown: CancellationToken,
     tasks: JoinSet<Result<()>>,
     broker: Option<crossline_broker::BrokerHandle>,
@@ -45,8 +45,8 @@ pub fn mgmt_node() -> NodeId {
 }
 
 /// Opens mgmt's database (creating the data dir), with the conversation
-/// projector (see [`crate::conversations`]) and the trust gate for device
-/// events (see [`crate::trust`]) installed.
+/// projector (see [`crate::services::conversations`]) and the trust gate for device
+/// events (see [`crate::ingest::trust`]) installed.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     crossline_store::files::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -55,9 +55,9 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
         &cfg.db_path(),
         mgmt_node(),
         StoreOptions {
-            projector: Some(crate::conversations::projector(region)),
+            projector: Some(crate::services::conversations::projector(region)),
             // What a device may say (docs/PROTOCOL.md, "Trust").
-            gate: Some(crate::trust::gate()),
+            gate: Some(crate::ingest::trust::gate()),
             max_clock_skew: cfg.ingest.max_clock_skew(),
             // mgmt ingests from many appliances at once; see docs/ARCHITECTURE.md.
             max_group_events: crate::ingest::MAX_GROUP_EVENTS,
@@ -77,7 +77,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let (updates, _) = broadcast::channel(4096);
     let mut tasks = JoinSet::new();
 
-    let (pending_keys, keys_used) = crate::fleet::rekey::PendingKeys::new();
+    let (pending_keys, keys_used) = crate::services::fleet::rekey::PendingKeys::new();
     {
         let k = pending_keys.clone();
         store
@@ -173,8 +173,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown.clone(),
     ));
     let (signals_tx, signals_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (dispatcher, created_rx) = crate::commands::channel();
-    tasks.spawn(crate::commands::run(
+    let (dispatcher, created_rx) = crate::services::channels::commands::channel();
+    tasks.spawn(crate::services::channels::commands::run(
         store.clone(),
         created_rx,
         signals_rx,
@@ -182,7 +182,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown.clone(),
     ));
     // Subscribed before ingestion starts: every inbound message is routed.
-    let (routing, routing_task) = crate::routing::start(
+    let (routing, routing_task) = crate::services::routing::start(
         store.clone(),
         dispatcher.clone(),
         updates.subscribe(),
@@ -191,15 +191,15 @@ pub async fn start(cfg: Config) -> Result<Running> {
     )
     .await?;
     tasks.spawn(routing_task);
-    let (fleet, fleet_task) = crate::fleet::start(
+    let (fleet, fleet_task) = crate::services::fleet::start(
         store.clone(),
         link.clone(),
         broker.as_ref().map(|b| b.kicker()),
-        crate::fleet::FleetOptions {
+        crate::services::fleet::FleetOptions {
             service_user: cfg.mqtt.username.clone(),
             tick: std::time::Duration::from_millis(cfg.fleet.tick_ms.max(50)),
             alerts: cfg.fleet.alerts.clone(),
-            telemetry_rate: crate::fleet::telemetry::Rate {
+            telemetry_rate: crate::services::fleet::telemetry::Rate {
                 per_min: cfg.fleet.telemetry_per_min,
                 burst: cfg.fleet.telemetry_burst,
             },
@@ -223,7 +223,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         .await
         .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
     let http_addr = listener.local_addr()?;
-    let api_state = Arc::new(crate::api::ApiState {
+    let api_state = Arc::new(crate::http::api::ApiState {
         store: store.clone(),
         api_token: api_token.clone(),
         region: cfg.site.region()?,
@@ -232,8 +232,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
         routing: routing.clone(),
         shutdown: shutdown.clone(),
     });
-    let changes = crate::web::stream::Changes::new();
-    tasks.spawn(crate::web::stream::run(
+    let changes = crate::http::web::stream::Changes::new();
+    tasks.spawn(crate::http::web::stream::run(
         routing.clone(),
         changes.clone(),
         live.subscribe(),
@@ -241,7 +241,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         fleet.subscribe_changes(),
         shutdown.clone(),
     ));
-    let web_state = Arc::new(crate::web::WebState {
+    let web_state = Arc::new(crate::http::web::WebState {
         store: store.clone(),
         api: api_state.clone(),
         routing: routing.clone(),
@@ -255,30 +255,30 @@ pub async fn start(cfg: Config) -> Result<Running> {
         metrics,
         api_token: api_token.clone(),
     }))
-    .merge(crate::api::router(api_state))
-    .merge(crate::fleet::api::router(Arc::new(
-        crate::fleet::api::FleetApiState {
+    .merge(crate::http::api::router(api_state))
+    .merge(crate::http::api::fleet::router(Arc::new(
+        crate::http::api::fleet::FleetApiState {
             fleet: fleet.clone(),
         },
     )))
-    .merge(crate::fleet::web::router(Arc::new(
-        crate::fleet::web::FleetWebState { fleet },
+    .merge(crate::http::console::router(Arc::new(
+        crate::http::console::FleetWebState { fleet },
     )))
-    .merge(crate::routing::api::router(Arc::new(
-        crate::routing::api::RoutingApiState {
+    .merge(crate::http::api::routing::router(Arc::new(
+        crate::http::api::routing::RoutingApiState {
             store: store.clone(),
             api_token: api_token.clone(),
             routing: routing.clone(),
         },
     )))
-    .merge(crate::web::router(web_state))
+    .merge(crate::http::web::router(web_state))
     // Sessions, CSRF and the /api guard, in front of everything.
     .layer(axum::middleware::from_fn_with_state(
-        Arc::new(crate::web::auth::AuthState {
+        Arc::new(crate::services::users::auth::AuthState {
             store: store.clone(),
             api_token: api_token.clone(),
         }),
-        crate::web::auth::layer,
+        crate::services::users::auth::layer,
     ))
     // CSP, framing, referrer: on every answer, refusals included.
     .layer(axum::middleware::map_response(

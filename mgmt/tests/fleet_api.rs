@@ -149,8 +149,8 @@ impl Raw {
     /// A device client of a device registered in mgmt's store.
     async fn device(mgmt: &Mgmt, id: &str) -> Raw {
         let node = NodeId::new(id).unwrap();
-        let secret = crossline_mgmt::credentials::new_secret();
-        let hash = crossline_mgmt::credentials::hash_secret(&secret).unwrap();
+        let secret = crossline_mgmt::services::fleet::credentials::new_secret();
+        let hash = crossline_mgmt::services::fleet::credentials::hash_secret(&secret).unwrap();
         mgmt.running().store.put_device(&node, &hash).await.unwrap();
         let ack = DeviceTopic::new(&node, Kind::Ack).to_string();
         Raw::connect(mgmt.mqtt_port, id, id, &secret, vec![ack]).await

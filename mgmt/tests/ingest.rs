@@ -9,7 +9,7 @@ mod common;
 
 use common::{DEADLINE, Mgmt};
 use crossline_core::{Event, EventId, Hlc, NodeId};
-use crossline_mgmt::credentials::{hash_secret, new_secret};
+use crossline_mgmt::services::fleet::credentials::{hash_secret, new_secret};
 use crossline_proto::{Ack, DeviceTopic, EventBatch, Hello, Kind, decode, encode};
 use crossline_store::{DeviceRegistry, EventLog};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};

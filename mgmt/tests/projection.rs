@@ -11,8 +11,8 @@ mod common;
 use crossline_core::{
     Channel, ConversationId, DeliveryState, Event, EventBody, EventId, Hlc, NodeId,
 };
-use crossline_mgmt::address::Region;
-use crossline_mgmt::conversations::{self, MergeOutcome};
+use crossline_mgmt::services::contacts::address::Region;
+use crossline_mgmt::services::conversations::{self, MergeOutcome};
 use crossline_store::{EventLog, SqliteStore, StoreOptions};
 use rusqlite::types::Value;
 

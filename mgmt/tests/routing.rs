@@ -515,7 +515,7 @@ async fn replies_and_resolves_through_the_conversations_api_reach_routing() {
 /// open conversations again by its own rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_install_routes_by_the_default_until_a_config_is_installed() {
-    use crossline_mgmt::web::auth::{self, NewUser, Role};
+    use crossline_mgmt::services::users::auth::{self, NewUser, Role};
     let m = Mgmt::start().await;
     let add_agent = |login: &'static str| {
         let store = m.running().store.clone();

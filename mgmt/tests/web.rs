@@ -8,7 +8,7 @@
 mod common;
 
 use common::{DEADLINE, Mgmt, wait_for};
-use crossline_mgmt::web::auth::{self, NewUser, Role};
+use crossline_mgmt::services::users::auth::{self, NewUser, Role};
 use serde_json::{Value, json};
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

@@ -11,8 +11,8 @@ pub async fn seed_devices(
     n: usize,
     site: Option<&str>,
 ) -> anyhow::Result<String> {
-    let secret = crossline_mgmt::credentials::new_secret();
-    let hash = crossline_mgmt::credentials::hash_secret(&secret)?;
+    let secret = crossline_mgmt::services::fleet::credentials::new_secret();
+    let hash = crossline_mgmt::services::fleet::credentials::hash_secret(&secret)?;
     let mut cfg: crossline_mgmt::config::Config = toml::from_str("")?;
     cfg.data_dir = data_dir.to_path_buf();
     let store = crossline_mgmt::server::open_store(&cfg)?;

@@ -5,8 +5,8 @@
 
 use crossline_core::{Channel, DeliveryState, Event, EventBody, EventId, Hlc, NodeId};
 use crossline_mgmt::config::Config;
-use crossline_mgmt::credentials::hash_secret;
 use crossline_mgmt::server::{self, Running};
+use crossline_mgmt::services::fleet::credentials::hash_secret;
 use crossline_proto::{Command, DeviceTopic, EventBatch, Hello, Kind, decode, encode};
 use crossline_store::DeviceRegistry;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
@@ -71,7 +71,7 @@ impl Mgmt {
     /// Registers `id` and connects a device client as it.
     pub async fn device(&self, id: &str) -> Device {
         let node = NodeId::new(id).unwrap();
-        let secret = crossline_mgmt::credentials::new_secret();
+        let secret = crossline_mgmt::services::fleet::credentials::new_secret();
         self.running()
             .store
             .put_device(&node, &hash_secret(&secret).unwrap())

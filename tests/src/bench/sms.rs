@@ -159,10 +159,13 @@ async fn crossline(n: usize) -> Result<(Stats, Stats)> {
     let token = running.api_token.clone();
 
     let id = NodeId::new("bench-branch")?;
-    let secret = crossline_mgmt::credentials::new_secret();
+    let secret = crossline_mgmt::services::fleet::credentials::new_secret();
     running
         .store
-        .put_device(&id, &crossline_mgmt::credentials::hash_secret(&secret)?)
+        .put_device(
+            &id,
+            &crossline_mgmt::services::fleet::credentials::hash_secret(&secret)?,
+        )
         .await?;
     let branch = tmp.path().join(id.as_str());
     std::fs::create_dir_all(&branch).with_context(|| format!("creating {}", branch.display()))?;

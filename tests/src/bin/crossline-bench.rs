@@ -409,10 +409,13 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
     let started = Instant::now();
     for i in 0..appliances {
         let id = crossline_core::NodeId::new(format!("bench-{i}"))?;
-        let secret = crossline_mgmt::credentials::new_secret();
+        let secret = crossline_mgmt::services::fleet::credentials::new_secret();
         running
             .store
-            .put_device(&id, &crossline_mgmt::credentials::hash_secret(&secret)?)
+            .put_device(
+                &id,
+                &crossline_mgmt::services::fleet::credentials::hash_secret(&secret)?,
+            )
             .await?;
         let app = crossline_appliance::Config {
             node_id: Some(id.clone()),

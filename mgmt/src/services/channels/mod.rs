@@ -1,0 +1,3 @@
+//! Channels: how mgmt's outbound messages reach the customer.
+
+pub mod commands;

@@ -1,0 +1,3 @@
+//! Contacts: who the customer is, across channels.
+
+pub mod address;

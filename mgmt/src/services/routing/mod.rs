@@ -1,0 +1,1066 @@
+//! The routing service: one task owns the routing engine
+//! ([`crossline_core::routing::Router`]) and feeds it, one input at a time,
+//! the API's commands ([`Routing`]), every newly ingested inbound SMS
+//! (`Command::Inbound` for its conversation) and its own timers
+//! (`next_deadline` → `tick`).
+//!
+//! Every record the engine returns is appended to the event log as
+//! `EventBody::RoutingDecision { record }` (origin mgmt, with the record's
+//! conversation) *before* the caller gets its answer, so what the API shows
+//! has been audited and survives a restart: at start the service rebuilds
+//! the engine with `Router::replay(config, records)`.
+//!
+//! The configuration lives in the `routing_config` table (one row per PUT;
+//! the newest is in force). Until an admin installs one, the default routing
+//! ([`default_config`]) is in force: one queue `default` for every line with
+//! every agent (user with role agent) a member; it grows when an agent is
+//! added, and the first installed configuration replaces it (starting
+//! afresh when the decisions logged under the default do not fit it). A new configuration must replay the log since
+//! the current epoch (`replay_from_seq`); if it cannot (the log names an
+//! agent or queue it removes), it is refused unless installed with `reset`,
+//! which starts a new epoch: routing state starts empty, the older decisions
+//! stay in the log for audit and metrics. See docs/API.md, "Routing".
+
+use crate::ingest::{Update, now_ms};
+use crate::live::LiveEvent;
+use crate::server::mgmt_node;
+use crate::services::conversations::{ConversationSummary, EntryKind, Status, contact_tags};
+use crossline_core::contact::ContactId;
+use crossline_core::routing::{
+    AgentConfig, AgentId, Attributes, Command, ConfigError, Fact, OutsideHoursAction, QueueConfig,
+    QueueId, Record, Rejected, RouteState, Router, RoutingConfig, RoutingError, TransferTarget,
+};
+use crossline_core::{Channel, ConversationId, EventBody};
+use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
+use rusqlite::OptionalExtension;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// Requests waiting for the routing task; more make callers wait.
+pub const REQUEST_QUEUE: usize = 256;
+
+/// Why a routing request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingServiceError {
+    /// The engine could not be rebuilt from the log after a failed write.
+    #[error(
+        "routing is off: its decisions could not be written or replayed (see mgmt's log); restart mgmt"
+    )]
+    Off,
+    #[error("invalid routing config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("invalid routing config: {0}")]
+    Parse(String),
+    #[error(
+        "the routing decisions logged so far do not fit this config ({0}); keep the agents and queues they name, or PUT the config with ?reset=true to start routing afresh (current assignments and waiting conversations are dropped; the log is kept)"
+    )]
+    Incompatible(String),
+    #[error("{0}")]
+    Routing(RoutingError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored routing decision (mgmt seq {seq}) is unreadable: {detail}")]
+    Corrupt { seq: u64, detail: String },
+    #[error("the routing service has stopped (mgmt is shutting down)")]
+    Stopped,
+}
+
+/// The configuration in force.
+#[derive(Debug, Clone)]
+pub struct ConfigInfo {
+    /// Row of `routing_config`: 1 for the first PUT, then 2, ...; 0 for the
+    /// default routing.
+    pub version: u64,
+    /// The default routing ([`default_config`]): no configuration installed.
+    pub default: bool,
+    /// Decisions with mgmt seq below this are not replayed (earlier epochs).
+    pub replay_from_seq: u64,
+    pub created_ms: u64,
+    pub config: RoutingConfig,
+}
+
+type Query = Box<dyn FnOnce(Option<(&Router, &ConfigInfo)>) + Send>;
+type AfterCommand = Box<dyn FnOnce(Result<(&Router, Vec<Record>), RoutingServiceError>) + Send>;
+
+enum Request {
+    Query(Query),
+    Command {
+        cmd: Command,
+        then: AfterCommand,
+    },
+    SetConfig {
+        config: Box<RoutingConfig>,
+        reset: bool,
+        reply: oneshot::Sender<Result<ConfigInfo, RoutingServiceError>>,
+    },
+    EnsureAgent {
+        agent: AgentId,
+        reply: oneshot::Sender<Result<(), RoutingServiceError>>,
+    },
+}
+
+/// Handle to the routing task (cheap to clone).
+#[derive(Clone)]
+pub struct Routing {
+    tx: mpsc::Sender<Request>,
+    store: SqliteStore,
+    changes: broadcast::Sender<Vec<ConversationId>>,
+}
+
+impl Routing {
+    /// Conversations whose routing state changed, after the decisions are
+    /// logged (an empty list: only agents changed, e.g. presence).
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<Vec<ConversationId>> {
+        self.changes.subscribe()
+    }
+
+    /// Runs `f` on the engine (None until configured) and returns its result.
+    pub async fn query<T, F>(&self, f: F) -> Result<T, RoutingServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Option<(&Router, &ConfigInfo)>) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let q: Query = Box::new(move |r| {
+            let _ = tx.send(f(r));
+        });
+        self.tx
+            .send(Request::Query(q))
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)
+    }
+
+    /// Handles `cmd` now; the records are in the log when this returns.
+    pub async fn command(&self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        self.command_then(cmd, |_, records| records).await
+    }
+
+    /// Handles `cmd`, then runs `f` on the engine right after (before any
+    /// other input), with the records it decided.
+    pub async fn command_then<T, F>(&self, cmd: Command, f: F) -> Result<T, RoutingServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Router, Vec<Record>) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let then: AfterCommand = Box::new(move |r| {
+            let _ = tx.send(r.map(|(router, records)| f(router, records)));
+        });
+        self.tx
+            .send(Request::Command { cmd, then })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+
+    /// A conversation reopened by an agent (desk or API) re-enters routing
+    /// as if the customer had written (`Command::Inbound` reopens a resolved
+    /// conversation and queues it by the routing rules), unless routing has
+    /// it open already or does not run.
+    pub async fn reopened(&self, s: &ConversationSummary) -> Result<(), RoutingServiceError> {
+        let Ok(cid) = s.id.parse::<ConversationId>() else {
+            return Ok(());
+        };
+        let open = self
+            .query(move |r| {
+                r.map(|(r, _)| {
+                    r.conversation(&cid).is_some_and(|v| {
+                        !matches!(v.state, RouteState::Resolved | RouteState::Abandoned)
+                    })
+                })
+            })
+            .await?;
+        if open != Some(false) {
+            return Ok(());
+        }
+        let channel = match s.channel.as_str() {
+            "voice" => Channel::Voice,
+            "email" => Channel::Email,
+            "chat" => Channel::Chat,
+            "messenger" => Channel::Messenger,
+            _ => Channel::Sms,
+        };
+        let (contact, conversation) = (s.contact.id.clone(), s.id.clone());
+        let (text, customer_tags) = self
+            .store
+            .read(move |conn| {
+                Ok((
+                    first_inbound_text(conn, &conversation)?,
+                    contact_tags(conn, &contact)?,
+                ))
+            })
+            .await?;
+        self.command(Command::Inbound {
+            conversation: cid,
+            contact: s.contact.id.parse().ok().map(ContactId),
+            channel,
+            attributes: attributes(s.line.clone(), text, customer_tags),
+            priority: None,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Under the default routing, makes sure `agent` (a user who may have
+    /// been added with `crossline-mgmt user add` while mgmt runs) is one of
+    /// its agents; a no-op otherwise.
+    pub async fn ensure_agent(&self, agent: AgentId) -> Result<(), RoutingServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::EnsureAgent { agent, reply })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+
+    /// Validates, persists and installs a configuration.
+    pub async fn set_config(
+        &self,
+        config: RoutingConfig,
+        reset: bool,
+    ) -> Result<ConfigInfo, RoutingServiceError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::SetConfig {
+                config: Box::new(config),
+                reset,
+                reply,
+            })
+            .await
+            .map_err(|_| RoutingServiceError::Stopped)?;
+        rx.await.map_err(|_| RoutingServiceError::Stopped)?
+    }
+}
+
+/// Loads the configuration and rebuilds the engine from the log; returns the
+/// handle and the task to spawn. `updates` must be subscribed before
+/// ingestion starts so no inbound message is missed.
+pub async fn start(
+    store: SqliteStore,
+    dispatcher: crate::services::channels::commands::Dispatcher,
+    updates: broadcast::Receiver<Update>,
+    live: broadcast::Receiver<LiveEvent>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    Routing,
+    impl Future<Output = anyhow::Result<()>> + Send + 'static,
+)> {
+    let changes = broadcast::channel(1024).0;
+    let mut service = Service {
+        store,
+        changes: changes.clone(),
+        dispatcher,
+        router: None,
+        info: None,
+        replies_seen: VecDeque::new(),
+    };
+    service.rebuild().await?;
+    service.catch_up().await;
+    let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+    Ok((
+        Routing {
+            tx,
+            store: service.store.clone(),
+            changes,
+        },
+        service.run(rx, updates, live, shutdown),
+    ))
+}
+
+struct Service {
+    store: SqliteStore,
+    /// Announces logged decisions (see [`Routing::subscribe_changes`]).
+    changes: broadcast::Sender<Vec<ConversationId>>,
+    /// Publishes commands mgmt creates (outside-hours auto-replies).
+    dispatcher: crate::services::channels::commands::Dispatcher,
+    router: Option<Router>,
+    info: Option<ConfigInfo>,
+    /// Reply command ids already counted as agent replies (bounded).
+    replies_seen: VecDeque<String>,
+}
+
+/// How many reply ids [`Service::replies_seen`] keeps.
+const REPLIES_SEEN: usize = 4096;
+
+impl Service {
+    /// (Re)builds the engine from the stored config and decisions.
+    async fn rebuild(&mut self) -> Result<(), RoutingServiceError> {
+        self.router = None;
+        self.info = match load_config(&self.store).await? {
+            Some(info) => Some(info),
+            None => Some(default_info(&self.store).await?),
+        };
+        if let Some(info) = &self.info {
+            let records = load_records(&self.store, info.replay_from_seq, None).await?;
+            let n = records.len();
+            let router = Router::replay(info.config.clone(), records.iter().map(|(_, r)| r))
+                .map_err(|e| {
+                    RoutingServiceError::Incompatible(format!(
+                        "config version {}: {e}",
+                        info.version
+                    ))
+                })?;
+            info!(
+                version = info.version,
+                decisions = n,
+                "routing engine rebuilt from the log"
+            );
+            if info.default {
+                announce_default(&info.config);
+            }
+            self.router = Some(router);
+        }
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Request>,
+        mut updates: broadcast::Receiver<Update>,
+        mut live: broadcast::Receiver<LiveEvent>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let deadline = self.router.as_mut().and_then(Router::next_deadline);
+            let timer = async move {
+                match deadline {
+                    Some(t) => {
+                        tokio::time::sleep(Duration::from_millis(t.saturating_sub(now_ms()))).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                req = rx.recv() => match req {
+                    Some(req) => self.request(req).await,
+                    None => break,
+                },
+                u = updates.recv() => match u {
+                    Ok(Update::Stored { events, .. }) => self.ingested(events).await,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
+                        missed = n,
+                        "routing fell behind ingestion; some inbound messages were not routed"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                l = live.recv() => match l {
+                    Ok(ev) => self.conversation_changed(ev).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
+                        missed = n,
+                        "routing fell behind conversation changes; some resolves or replies were not passed to routing"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                () = timer => {
+                    if let Err(e) = self.handle(Command::Tick).await {
+                        warn!(error = %e, "routing timers failed; retrying in 1 s");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn request(&mut self, req: Request) {
+        match req {
+            Request::Query(q) => q(self.router.as_ref().zip(self.info.as_ref())),
+            Request::Command { cmd, then } => match self.handle(cmd).await {
+                Ok(records) => match &self.router {
+                    Some(r) => then(Ok((r, records))),
+                    None => then(Err(RoutingServiceError::Off)),
+                },
+                Err(e) => then(Err(e)),
+            },
+            Request::SetConfig {
+                config,
+                reset,
+                reply,
+            } => {
+                let _ = reply.send(self.set_config(*config, reset).await);
+            }
+            Request::EnsureAgent { agent, reply } => {
+                let _ = reply.send(self.ensure_agent(&agent).await);
+            }
+        }
+    }
+
+    async fn set_config(
+        &mut self,
+        config: RoutingConfig,
+        reset: bool,
+    ) -> Result<ConfigInfo, RoutingServiceError> {
+        Router::new(config.clone())?;
+        let current_from = self.info.as_ref().map_or(1, |i| i.replay_from_seq);
+        let replacing_default = self.info.as_ref().is_some_and(|i| i.default);
+        let replayed = if reset {
+            None
+        } else {
+            let records = load_records(&self.store, current_from, None).await?;
+            match Router::replay(config.clone(), records.iter().map(|(_, r)| r)) {
+                Ok(router) => Some(router),
+                // What the default routing decided (its queue `default`)
+                // need not fit the first real configuration: start afresh;
+                // open conversations are routed again below (catch_up).
+                Err(e) if replacing_default => {
+                    info!(reason = %e, "the first routing config replaces the default routing; routing starts afresh");
+                    None
+                }
+                Err(e) => return Err(RoutingServiceError::Incompatible(e.to_string())),
+            }
+        };
+        let (router, from) = match replayed {
+            Some(router) => (router, current_from),
+            None => (
+                Router::new(config.clone())?,
+                next_mgmt_seq(&self.store).await?,
+            ),
+        };
+        let json = serde_json::to_string(&config)
+            .map_err(|e| RoutingServiceError::Parse(e.to_string()))?;
+        let created_ms = now_ms();
+        let version = self
+            .store
+            .write(move |tx| {
+                tx.execute(
+                    "INSERT INTO routing_config (config, replay_from_seq, created_ms) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![json, from as i64, created_ms as i64],
+                )?;
+                Ok(tx.last_insert_rowid() as u64)
+            })
+            .await?;
+        let info = ConfigInfo {
+            version,
+            default: false,
+            replay_from_seq: from,
+            created_ms,
+            config,
+        };
+        info!(
+            version,
+            reset,
+            replay_from_seq = from,
+            "routing config installed"
+        );
+        self.router = Some(router);
+        self.info = Some(info.clone());
+        self.catch_up().await;
+        Ok(info)
+    }
+
+    /// Runs one command and appends what it decided before answering.
+    async fn handle(&mut self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        if let Some(agent) = named_agent(&cmd) {
+            self.ensure_agent(agent).await?;
+        }
+        let router = self.router.as_mut().ok_or(RoutingServiceError::Off)?;
+        let (records, refused) = match router.handle(now_ms(), cmd) {
+            Ok(records) => (records, None),
+            Err(Rejected { error, records }) => (records, Some(error)),
+        };
+        if !records.is_empty() {
+            let events = records
+                .iter()
+                .map(|r| NewEvent {
+                    conversation: r.fact.conversation(),
+                    body: EventBody::RoutingDecision { record: r.clone() },
+                })
+                .collect();
+            if let Err(e) = self.store.append(events).await {
+                // The engine moved on but the log did not: go back to what
+                // the log says, so the API never shows an unlogged decision.
+                error!(error = %e, "could not log routing decisions; rebuilding the engine from the log");
+                if let Err(e2) = self.rebuild().await {
+                    error!(error = %e2, "could not rebuild routing from the log; routing is off until mgmt restarts");
+                }
+                return Err(e.into());
+            }
+            let mut ids: Vec<ConversationId> = Vec::new();
+            for r in &records {
+                if let Some(c) = r.fact.conversation()
+                    && !ids.contains(&c)
+                {
+                    ids.push(c);
+                }
+            }
+            let _ = self.changes.send(ids);
+        }
+        self.carry_out(&records).await;
+        match refused {
+            Some(e) => Err(RoutingServiceError::Routing(e)),
+            None => Ok(records),
+        }
+    }
+
+    /// Under the default routing, an agent it does not know yet makes it
+    /// look at the users again ([`Routing::ensure_agent`]).
+    async fn ensure_agent(&mut self, agent: &AgentId) -> Result<(), RoutingServiceError> {
+        let unknown = self.info.as_ref().is_some_and(|i| i.default)
+            && self
+                .router
+                .as_ref()
+                .is_some_and(|r| r.agent(agent).is_none());
+        if unknown {
+            self.refresh_default().await?;
+        }
+        Ok(())
+    }
+
+    /// The default routing again, with the agents added since (a user added
+    /// with `crossline-mgmt user add` while mgmt runs).
+    async fn refresh_default(&mut self) -> Result<(), RoutingServiceError> {
+        let info = default_info(&self.store).await?;
+        let same = self
+            .info
+            .as_ref()
+            .is_some_and(|i| i.config.agents == info.config.agents);
+        if same {
+            return Ok(());
+        }
+        let records = load_records(&self.store, info.replay_from_seq, None).await?;
+        let router = Router::replay(info.config.clone(), records.iter().map(|(_, r)| r))
+            .map_err(|e| RoutingServiceError::Incompatible(format!("default routing: {e}")))?;
+        announce_default(&info.config);
+        self.router = Some(router);
+        self.info = Some(info);
+        Ok(())
+    }
+
+    /// Carries out what routing decided mgmt itself must do: outside business
+    /// hours with an auto-reply, the customer gets that text by SMS on the
+    /// line they wrote to (a reply like an agent's, authored "outside-hours",
+    /// with its delivery state in the timeline). Voicemail and callback
+    /// offers need voice and are only logged.
+    async fn carry_out(&self, records: &[Record]) {
+        for r in records {
+            let Fact::OutsideHours {
+                conversation,
+                action,
+                ..
+            } = &r.fact
+            else {
+                continue;
+            };
+            let OutsideHoursAction::AutoReply { text } = action else {
+                info!(conversation = %conversation, action = ?action, "outside business hours; the action needs voice and is only logged");
+                continue;
+            };
+            if let Err(e) = self.auto_reply(*conversation, text).await {
+                warn!(conversation = %conversation, error = %e, "could not send the outside-hours auto-reply");
+            }
+        }
+    }
+
+    async fn auto_reply(&self, conversation: ConversationId, text: &str) -> anyhow::Result<()> {
+        let id = conversation.to_string();
+        let conv = self
+            .store
+            .read(move |conn| crate::services::conversations::get(conn, &id))
+            .await?;
+        let Some(conv) = conv else {
+            // Not an SMS conversation (other channels reply differently).
+            return Ok(());
+        };
+        if !conv.contact.kind.replyable() {
+            return Ok(());
+        }
+        let (Some(device), Some(line)) = (conv.device.as_deref(), conv.line.clone()) else {
+            return Ok(());
+        };
+        let device = crossline_core::NodeId::new(device)?;
+        let command = crossline_core::EventId::new();
+        self.store
+            .append(vec![NewEvent {
+                conversation: Some(conversation),
+                body: EventBody::ReplyRequested {
+                    command,
+                    channel: Channel::Sms,
+                    device: device.clone(),
+                    line,
+                    to: conv.contact.address.clone(),
+                    text: text.to_string(),
+                    author: Some("outside-hours".into()),
+                },
+            }])
+            .await?;
+        self.dispatcher.created(&device);
+        info!(conversation = %conversation, device = %device, command = %command, "outside business hours: auto-reply sent");
+        Ok(())
+    }
+
+    /// Passes what agents did through the conversations API (resolve,
+    /// reply) on to routing, so capacity is freed and responses count.
+    async fn conversation_changed(&mut self, ev: LiveEvent) {
+        let Some(router) = &self.router else { return };
+        let cmd = match ev {
+            LiveEvent::Conversation(s) if s.status == Status::Resolved => {
+                let Ok(id) = s.id.parse::<ConversationId>() else {
+                    return;
+                };
+                match router.conversation(&id).map(|v| v.state) {
+                    None | Some(RouteState::Resolved | RouteState::Abandoned) => return,
+                    Some(_) => Command::Resolve { conversation: id },
+                }
+            }
+            LiveEvent::Message(m) => {
+                let e = &m.entry;
+                let (EntryKind::Reply, Some(command)) = (&e.kind, &e.command) else {
+                    return;
+                };
+                if self.replies_seen.contains(command) {
+                    return;
+                }
+                let Ok(id) = m.conversation_id.parse::<ConversationId>() else {
+                    return;
+                };
+                if !matches!(
+                    router.conversation(&id).map(|v| v.state),
+                    Some(RouteState::Active | RouteState::Held | RouteState::Snoozed { .. })
+                ) {
+                    return;
+                }
+                if self.replies_seen.len() >= REPLIES_SEEN {
+                    self.replies_seen.pop_front();
+                }
+                self.replies_seen.push_back(command.clone());
+                Command::AgentReply { conversation: id }
+            }
+            LiveEvent::Conversation(_) => return,
+        };
+        if let Err(e) = self.handle(cmd).await {
+            debug!(error = %e, "conversation change not applied to routing");
+        }
+    }
+
+    /// Routes open SMS conversations routing has never seen: those that
+    /// arrived before routing was configured, or whose message was stored
+    /// while routing was not running (a crash between the two commits).
+    /// Oldest first, with their first message's text and last line.
+    async fn catch_up(&mut self) {
+        let Some(router) = &self.router else { return };
+        let open = self
+            .store
+            .read(|conn| {
+                let mut st = conn.prepare(
+                    "SELECT c.id, c.contact_id, c.line,
+                            (SELECT t.text FROM timeline_entry t
+                              WHERE t.conversation_id = c.id AND t.kind = 'inbound'
+                              ORDER BY t.at_ms, t.at_c LIMIT 1)
+                     FROM conversation c WHERE c.status = 'open' AND c.channel = 'sms'
+                     ORDER BY c.created_ms, c.id",
+                )?;
+                let rows = st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await;
+        let open = match open {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(error = %e, "could not list open conversations to route");
+                return;
+            }
+        };
+        let unseen: Vec<_> = open
+            .into_iter()
+            .filter_map(|(c, k, line, text)| {
+                let c = c.parse::<ConversationId>().ok()?;
+                router
+                    .conversation(&c)
+                    .is_none()
+                    .then_some((c, k, line, text))
+            })
+            .collect();
+        if unseen.is_empty() {
+            return;
+        }
+        info!(
+            conversations = unseen.len(),
+            "routing open conversations it has not seen"
+        );
+        for (conversation, contact, line, text) in unseen {
+            let k = contact.clone();
+            let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!(%conversation, error = %e, "could not read the contact's tags; routing without them");
+                    Vec::new()
+                }
+            };
+            let cmd = Command::Inbound {
+                conversation,
+                contact: contact.parse().ok().map(ContactId),
+                channel: Channel::Sms,
+                attributes: attributes(line, text, tags),
+                priority: None,
+            };
+            if let Err(e) = self.handle(cmd).await {
+                warn!(%conversation, error = %e, "open conversation not routed");
+            }
+        }
+    }
+
+    /// Routes the inbound messages of a stored batch.
+    async fn ingested(&mut self, events: Vec<crossline_core::Event>) {
+        if self.router.is_none() {
+            return;
+        }
+        for e in events {
+            let EventBody::MessageReceived {
+                channel,
+                line,
+                text,
+                ..
+            } = &e.body
+            else {
+                continue;
+            };
+            let id = e.id.to_string();
+            let found = self
+                .store
+                .read(move |conn| {
+                    let found = conn
+                        .prepare_cached(
+                            "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
+                             JOIN conversation c ON c.id = t.conversation_id
+                             WHERE t.event_id = ?1",
+                        )?
+                        .query_row([&id], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?;
+                    match found {
+                        Some((c, k)) => {
+                            let tags = contact_tags(conn, &k)?;
+                            Ok(Some((c, k, tags)))
+                        }
+                        None => Ok(None),
+                    }
+                })
+                .await;
+            let (conversation, contact, tags) = match found {
+                Ok(Some((c, k, tags))) => match c.parse::<ConversationId>() {
+                    Ok(c) => (c, k.parse().ok().map(ContactId), tags),
+                    Err(_) => {
+                        warn!(event = %e.id, conversation = %c, "conversation id is not a UUID; not routed");
+                        continue;
+                    }
+                },
+                Ok(None) => {
+                    debug!(event = %e.id, "inbound message in no conversation; not routed");
+                    continue;
+                }
+                Err(err) => {
+                    warn!(event = %e.id, error = %err, "could not look the message's conversation up; not routed");
+                    continue;
+                }
+            };
+            let cmd = Command::Inbound {
+                conversation,
+                contact,
+                channel: *channel,
+                attributes: attributes(Some(line.clone()), Some(text.clone()), tags),
+                priority: None,
+            };
+            match self.handle(cmd).await {
+                Ok(records) => {
+                    debug!(%conversation, device = %e.origin, decisions = records.len(), "inbound routed")
+                }
+                Err(err) => {
+                    warn!(%conversation, device = %e.origin, error = %err, "inbound message not routed")
+                }
+            }
+        }
+    }
+}
+
+async fn load_config(store: &SqliteStore) -> Result<Option<ConfigInfo>, RoutingServiceError> {
+    let row = store
+        .read(|conn| {
+            conn.query_row(
+                "SELECT version, config, replay_from_seq, created_ms FROM routing_config
+                 ORDER BY version DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .await?;
+    let Some((version, json, from, created)) = row else {
+        return Ok(None);
+    };
+    let config: RoutingConfig = serde_json::from_str(&json).map_err(|e| {
+        RoutingServiceError::Parse(format!("stored routing config version {version}: {e}"))
+    })?;
+    Ok(Some(ConfigInfo {
+        version: version as u64,
+        default: false,
+        replay_from_seq: from as u64,
+        created_ms: created as u64,
+        config,
+    }))
+}
+
+/// The id of the default routing's one queue.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// The routing in force until an admin installs a configuration: one queue
+/// [`DEFAULT_QUEUE`] that takes every conversation (every line, every
+/// channel), with every agent in `agents` a member.
+pub fn default_config(agents: Vec<String>) -> RoutingConfig {
+    let mut queue = QueueConfig::new(DEFAULT_QUEUE);
+    queue.members.agents = agents.iter().map(|a| AgentId::new(a.as_str())).collect();
+    let mut cfg = RoutingConfig::new(
+        agents.into_iter().map(AgentConfig::new).collect(),
+        vec![queue],
+    );
+    cfg.default_queue = Some(QueueId::new(DEFAULT_QUEUE));
+    cfg
+}
+
+/// The default routing with every agent user of the database (disabled ones
+/// too, so decisions naming them still replay).
+async fn default_info(store: &SqliteStore) -> Result<ConfigInfo, RoutingServiceError> {
+    let mut agents: Vec<String> = store
+        .read(crate::services::users::auth::list_users)
+        .await?
+        .into_iter()
+        .filter(|u| u.role == crate::services::users::auth::Role::Agent)
+        .map(|u| u.agent_id)
+        .collect();
+    agents.sort();
+    agents.dedup();
+    Ok(ConfigInfo {
+        version: 0,
+        default: true,
+        replay_from_seq: 1,
+        created_ms: 0,
+        config: default_config(agents),
+    })
+}
+
+/// The first-run hint in the log: what the default routing does and how to
+/// replace it.
+fn announce_default(cfg: &RoutingConfig) {
+    let agents: Vec<&str> = cfg.agents.iter().map(|a| a.id.as_str()).collect();
+    if agents.is_empty() {
+        warn!(
+            "no routing configuration installed and no agents yet: customer messages wait in queue \"default\" until an agent exists and is available. Add one with `crossline-mgmt user add LOGIN --role agent`; she signs in at /desk and sets herself Available"
+        );
+    } else {
+        info!(
+            agents = %agents.join(","),
+            "no routing configuration installed: using the default routing (one queue \"default\" for every line, every agent a member). Agents start offline: each gets conversations once she sets herself Available in the desk. Install your own routing with PUT /api/v1/routing/config (docs/ROUTING.md)"
+        );
+    }
+}
+
+/// The agent a command names (presence, transfer to an agent).
+fn named_agent(cmd: &Command) -> Option<&AgentId> {
+    match cmd {
+        Command::SetPresence { agent, .. } => Some(agent),
+        Command::Transfer {
+            target: TransferTarget::Agent { agent },
+            ..
+        } => Some(agent),
+        _ => None,
+    }
+}
+
+/// What routing knows of an inbound conversation: the line, the customer's
+/// text and the language its letters suggest ([`crossline_core::lang`]),
+/// the contact's tags.
+fn attributes(
+    line: Option<String>,
+    text: Option<String>,
+    customer_tags: Vec<String>,
+) -> Attributes {
+    Attributes {
+        line,
+        language: text
+            .as_deref()
+            .and_then(crossline_core::lang::detect)
+            .map(str::to_string),
+        text,
+        customer_tags,
+    }
+}
+
+/// The first message the customer wrote in a conversation.
+fn first_inbound_text(
+    conn: &rusqlite::Connection,
+    conversation: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT text FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'
+         ORDER BY at_ms, at_c LIMIT 1",
+    )?
+    .query_row([conversation], |r| r.get(0))
+    .optional()
+}
+
+/// The next seq mgmt's log will use.
+async fn next_mgmt_seq(store: &SqliteStore) -> Result<u64, RoutingServiceError> {
+    let origin = mgmt_node().to_string();
+    let max: i64 = store
+        .read(move |conn| {
+            conn.query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM event WHERE origin = ?1",
+                [&origin],
+                |r| r.get(0),
+            )
+        })
+        .await?;
+    Ok(max as u64 + 1)
+}
+
+/// One logged routing decision.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// mgmt's seq of the event (the audit trail's order and cursor).
+    pub seq: u64,
+    pub event_id: String,
+    pub record: Record,
+}
+
+/// Filter of [`decisions`].
+#[derive(Debug, Clone, Default)]
+pub struct DecisionFilter {
+    pub conversation: Option<ConversationId>,
+    /// Only seq > after.
+    pub after: u64,
+    pub limit: usize,
+}
+
+/// Routing decisions in log order.
+pub async fn decisions(
+    store: &SqliteStore,
+    f: DecisionFilter,
+) -> Result<Vec<Logged>, RoutingServiceError> {
+    let origin = mgmt_node().to_string();
+    let rows = store
+        .read(move |conn| {
+            let conv = f.conversation.map(|c| c.0.as_bytes().to_vec());
+            let mut st = conn.prepare_cached(
+                "SELECT seq, id, body FROM event
+                 WHERE origin = ?1 AND kind = 'routing_decision' AND seq > ?2
+                   AND (?3 IS NULL OR conversation = ?3)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let rows = st.query_map(
+                rusqlite::params![origin, f.after as i64, conv, f.limit as i64],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    rows.into_iter()
+        .map(|(seq, id, body)| {
+            let seq = seq as u64;
+            let event_id = uuid::Uuid::from_slice(&id)
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            match serde_json::from_str::<EventBody>(&body) {
+                Ok(EventBody::RoutingDecision { record }) => Ok(Logged {
+                    seq,
+                    event_id,
+                    record,
+                }),
+                Ok(other) => Err(RoutingServiceError::Corrupt {
+                    seq,
+                    detail: format!("kind routing_decision holds a {}", other.kind()),
+                }),
+                Err(e) => Err(RoutingServiceError::Corrupt {
+                    seq,
+                    detail: e.to_string(),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Every routing decision with mgmt seq >= `from`, in log order.
+pub async fn load_records(
+    store: &SqliteStore,
+    from: u64,
+    conversation: Option<ConversationId>,
+) -> Result<Vec<(u64, Record)>, RoutingServiceError> {
+    let all = decisions(
+        store,
+        DecisionFilter {
+            conversation,
+            after: from.saturating_sub(1),
+            limit: i64::MAX as usize,
+        },
+    )
+    .await?;
+    Ok(all.into_iter().map(|l| (l.seq, l.record)).collect())
+}
+
+/// The input of contact-center figures over a period (docs/METRICS.md), one
+/// definition for the metrics API and the supervisor's reports: every
+/// logged routing record before the period's end (a contact answered before
+/// the period and still open counts its time within it), and the options
+/// with the end never after now: an interval still running, such as a
+/// conversation an agent has open, counts up to now, not up to the end of
+/// the day the report shows.
+pub async fn metrics_input(
+    store: &SqliteStore,
+    opts: crossline_core::metrics::MetricsOptions,
+) -> Result<(Vec<Record>, crossline_core::metrics::MetricsOptions), RoutingServiceError> {
+    let until = opts.until.min(now_ms());
+    let records = load_records(store, 1, None)
+        .await?
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.at < until)
+        .collect();
+    Ok((
+        records,
+        crossline_core::metrics::MetricsOptions { until, ..opts },
+    ))
+}
+
+/// The channels' names, in the engine's load/capacity index order.
+pub fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Sms => "sms",
+        Channel::Voice => "voice",
+        Channel::Email => "email",
+        Channel::Chat => "chat",
+        Channel::Messenger => "messenger",
+    }
+}
+
+/// The channels mgmt carries today: SMS, through the appliances' modems.
+/// Calls, email, web chat and messengers have no adapter yet, so the desk
+/// and the board show neither a capacity counter nor a filter for them.
+pub const LIVE_CHANNELS: [Channel; 1] = [Channel::Sms];

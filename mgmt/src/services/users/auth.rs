@@ -1,0 +1,784 @@
+//! Accounts, sessions, CSRF and the [`CurrentUser`] extractor.
+//!
+//! * Users (`web_user`) have one [`Role`] and the sites and teams they may
+//!   see (both empty: everything). Passwords are argon2id PHC strings.
+//! * A session is a random 256-bit token in the `crossline_session` cookie
+//!   (HttpOnly, SameSite=Lax, Secure when served over TLS); the server keeps
+//!   only its SHA-256 in `web_session`, so "log out everywhere" deletes the
+//!   user's rows and every browser is logged out at its next request.
+//! * [`layer`] runs in front of every route: it resolves the session into a
+//!   [`CurrentUser`] request extension, refuses cross-site state-changing
+//!   requests (Origin / Sec-Fetch-Site), and guards `/api/`: a valid bearer
+//!   token or the session of a user allowed to use the JSON API.
+//! * Handlers take `user: CurrentUser` (401/redirect to the login page when
+//!   nobody is logged in) and call [`CurrentUser::require`].
+
+use crate::http::i18n::Locale;
+use crate::http::web::WebError;
+use crate::ingest::now_ms;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use crossline_store::SqliteStore;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "crossline_session";
+/// A session lasts this long after login (then log in again).
+pub const SESSION_MS: u64 = 12 * 3600 * 1000;
+
+/// What a user may do. Ordered: an admin may do everything a supervisor
+/// may, a supervisor everything an agent may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Works conversations in the desk.
+    Agent,
+    /// Also the queue board, reports and reassigning.
+    Supervisor,
+    /// Also users, the audit log and the fleet.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Catalog key of the role's name.
+    pub fn label_key(self) -> &'static str {
+        match self {
+            Role::Agent => "role.agent",
+            Role::Supervisor => "role.supervisor",
+            Role::Admin => "role.admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agent" => Some(Role::Agent),
+            "supervisor" => Some(Role::Supervisor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Role::parse(s).ok_or_else(|| format!("role {s:?} is not one of agent, supervisor, admin"))
+    }
+}
+
+/// A user account (without its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    /// The routing agent this user works as.
+    pub agent_id: String,
+    /// Sites the user may see; with `teams`, both empty means every site and team.
+    pub sites: Vec<String>,
+    pub teams: Vec<String>,
+    /// Chosen UI language, or None for the browser's.
+    pub locale: Option<String>,
+    /// IANA time zone for dates in the UI.
+    pub time_zone: String,
+    pub disabled: bool,
+}
+
+impl User {
+    /// Sees every site and team.
+    pub fn unrestricted(&self) -> bool {
+        self.sites.is_empty() && self.teams.is_empty()
+    }
+}
+
+/// The logged-in user of a request. Extract it in a handler (any router
+/// state); without a session the request is answered 401 (JSON under
+/// `/api/`, htmx: `HX-Redirect`, else a redirect to `/login`).
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    /// SHA-256 of this session's token (to log out this session).
+    pub session: String,
+    /// The UI language of this request.
+    pub locale: Locale,
+}
+
+impl std::ops::Deref for CurrentUser {
+    type Target = User;
+    fn deref(&self) -> &User {
+        &self.user
+    }
+}
+
+/// Who does something: a signed-in user (a session cookie), a client with
+/// the API token, or the local command line (whoever may open mgmt's data
+/// directory). Every surface decides what it may do with the same
+/// [`Actor::require`], and the audit log names it by [`Actor::name`].
+#[derive(Debug, Clone)]
+pub enum Actor {
+    User(User),
+    /// `Authorization: Bearer <api.token>`: acts as an admin.
+    ApiToken,
+    /// `crossline-mgmt <command>` on the server: acts as an admin.
+    Cli,
+}
+
+/// A refused action: what it needs, and who asked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+impl From<Denied> for WebError {
+    fn from(d: Denied) -> Self {
+        WebError::Forbidden(d.0)
+    }
+}
+
+impl From<Denied> for crate::http::error::ApiError {
+    fn from(d: Denied) -> Self {
+        crate::http::error::ApiError::new(StatusCode::FORBIDDEN, "forbidden", d.0)
+    }
+}
+
+fn require_role(have: Role, who: &str, need: Role) -> Result<(), Denied> {
+    if have >= need {
+        Ok(())
+    } else {
+        Err(Denied(format!(
+            "this needs the {} role; {who} is {}",
+            need.as_str(),
+            have.as_str()
+        )))
+    }
+}
+
+impl Actor {
+    /// The role it acts with (the API token and the command line: admin).
+    pub fn role(&self) -> Role {
+        match self {
+            Actor::User(u) => u.role,
+            Actor::ApiToken | Actor::Cli => Role::Admin,
+        }
+    }
+
+    /// Its name in the audit log: the login, `api-token` or `cli`.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::User(u) => &u.login,
+            Actor::ApiToken => "api-token",
+            Actor::Cli => "cli",
+        }
+    }
+
+    /// The login of a user (None for the API token and the command line).
+    pub fn login(&self) -> Option<String> {
+        match self {
+            Actor::User(u) => Some(u.login.clone()),
+            Actor::ApiToken | Actor::Cli => None,
+        }
+    }
+
+    /// Refuses an actor whose role is below `role`.
+    pub fn require(&self, role: Role) -> Result<(), Denied> {
+        require_role(self.role(), self.name(), role)
+    }
+}
+
+/// The actor of an authenticated request, put there by [`layer`] (the API
+/// token, else the session's user). Without one: 401.
+impl<S: Send + Sync> FromRequestParts<S> for Actor {
+    type Rejection = crate::http::error::ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Actor>().cloned().ok_or_else(|| {
+            crate::http::error::ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the API token as `Authorization: Bearer <token>`, or log in",
+            )
+        })
+    }
+}
+
+impl CurrentUser {
+    /// Refuses (403) a user whose role is below `role`.
+    pub fn require(&self, role: Role) -> Result<(), WebError> {
+        Ok(require_role(self.user.role, &self.user.login, role)?)
+    }
+
+    /// This user as the [`Actor`] of what they do.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
+    }
+
+    /// Whether the user may see things of `site` (None: belongs to no site,
+    /// visible only to unrestricted users).
+    pub fn may_see_site(&self, site: Option<&str>) -> bool {
+        self.user.unrestricted() || site.is_some_and(|s| self.user.sites.iter().any(|x| x == s))
+    }
+
+    /// Whether the user may see things of `team`.
+    pub fn may_see_team(&self, team: Option<&str>) -> bool {
+        self.user.unrestricted() || team.is_some_and(|t| self.user.teams.iter().any(|x| x == t))
+    }
+
+    /// Refuses (403) unless the user may see `site`.
+    pub fn require_site(&self, site: Option<&str>) -> Result<(), WebError> {
+        if self.may_see_site(site) {
+            Ok(())
+        } else {
+            Err(WebError::Forbidden(format!(
+                "{} may not see site {}",
+                self.user.login,
+                site.unwrap_or("(none)")
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, WebError> {
+        parts
+            .extensions
+            .get::<CurrentUser>()
+            .cloned()
+            .ok_or_else(|| WebError::Unauthenticated {
+                htmx: parts.headers.contains_key("hx-request"),
+                next: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into()),
+            })
+    }
+}
+
+/// The UI language of a request, for pages anyone may see (login).
+#[derive(Debug, Clone, Copy)]
+pub struct Lang(pub Locale);
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Lang(
+            parts
+                .extensions
+                .get::<CurrentUser>()
+                .map(|u| u.locale)
+                .unwrap_or_else(|| Locale::from_headers(&parts.headers)),
+        ))
+    }
+}
+
+// ----- passwords -------------------------------------------------------------
+
+/// An argon2id PHC string of `password` with a fresh random salt.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| anyhow::anyhow!("encoding a password salt: {e}"))?;
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing a password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A hash verified when the login is unknown, so that answers take the same
+/// time whether or not the login exists.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password("not a password").unwrap_or_default())
+}
+
+// ----- users in the database ---------------------------------------------------
+
+/// A new account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    /// Defaults to the login.
+    pub agent_id: Option<String>,
+    pub sites: Vec<String>,
+    pub teams: Vec<String>,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+const USER_COLS: &str =
+    "id, login, name, role, agent_id, sites, teams, locale, time_zone, disabled";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    Ok(User {
+        id: r.get(0)?,
+        login: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Agent),
+        agent_id: r.get(4)?,
+        sites: split_list(&r.get::<_, String>(5)?),
+        teams: split_list(&r.get::<_, String>(6)?),
+        locale: r.get(7)?,
+        time_zone: r.get(8)?,
+        disabled: r.get(9)?,
+    })
+}
+
+/// The one form of a login name used everywhere a login is read (sign-in,
+/// the sign-in rate limit, `user add`, `user passwd`): surrounding
+/// whitespace removed, lower case. `Ana ` and `ana` are the same account and
+/// share one failed-login counter.
+pub fn normalize_login(login: &str) -> String {
+    login.trim().to_lowercase()
+}
+
+/// Checks a login name: 1 to 64 of letters, digits, `.`, `_`, `-`, `@`.
+pub fn valid_login(login: &str) -> bool {
+    (1..=64).contains(&login.len())
+        && login
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+}
+
+/// Adds a user with an already hashed password (the login stored in its
+/// [`normalize_login`] form); Err(..) if the login is taken.
+pub fn insert_user(
+    tx: &rusqlite::Transaction<'_>,
+    u: &NewUser,
+    password_hash: &str,
+) -> rusqlite::Result<i64> {
+    let login = normalize_login(&u.login);
+    tx.execute(
+        "INSERT INTO web_user (login, name, role, password_hash, agent_id, sites, teams, locale,
+             time_zone, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            login,
+            u.name,
+            u.role.as_str(),
+            password_hash,
+            u.agent_id.clone().unwrap_or_else(|| login.clone()),
+            u.sites.join(","),
+            u.teams.join(","),
+            u.locale,
+            u.time_zone.clone().unwrap_or_else(|| "UTC".into()),
+            now_ms() as i64
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Every user, by login.
+pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+    let mut st = conn.prepare(&format!("SELECT {USER_COLS} FROM web_user ORDER BY login"))?;
+    st.query_map([], user_row)?.collect()
+}
+
+/// A user and their password hash, by login (in any case, with stray
+/// whitespace: see [`normalize_login`]).
+pub fn user_by_login(conn: &Connection, login: &str) -> rusqlite::Result<Option<(User, String)>> {
+    conn.query_row(
+        &format!("SELECT {USER_COLS}, password_hash FROM web_user WHERE login = ?1"),
+        params![normalize_login(login)],
+        |r| Ok((user_row(r)?, r.get(10)?)),
+    )
+    .optional()
+}
+
+/// Sets a password and ends the user's sessions; false if no such login.
+pub fn set_password(
+    tx: &rusqlite::Transaction<'_>,
+    login: &str,
+    password_hash: &str,
+) -> rusqlite::Result<bool> {
+    let login = normalize_login(login);
+    let n = tx.execute(
+        "UPDATE web_user SET password_hash = ?2 WHERE login = ?1",
+        params![login, password_hash],
+    )?;
+    tx.execute(
+        "DELETE FROM web_session WHERE user_id IN (SELECT id FROM web_user WHERE login = ?1)",
+        params![login],
+    )?;
+    Ok(n > 0)
+}
+
+/// Sets (or clears) the user's UI language.
+pub fn set_locale(
+    tx: &rusqlite::Transaction<'_>,
+    user: i64,
+    locale: Option<&str>,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE web_user SET locale = ?2 WHERE id = ?1",
+        params![user, locale],
+    )?;
+    Ok(())
+}
+
+// ----- sessions --------------------------------------------------------------------
+
+fn token_hash(token: &str) -> String {
+    let d = sha2::Sha256::digest(token.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates a session for `user`; returns the cookie token (shown once).
+pub async fn create_session(
+    store: &SqliteStore,
+    user: i64,
+    user_agent: Option<String>,
+) -> crossline_store::Result<String> {
+    let raw: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+    let h = token_hash(&token);
+    let now = now_ms() as i64;
+    store
+        .write(move |tx| {
+            tx.execute(
+                "DELETE FROM web_session WHERE expires_ms < ?1",
+                params![now],
+            )?;
+            tx.execute(
+                "INSERT INTO web_session (token_hash, user_id, created_ms, expires_ms, user_agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![h, user, now, now + SESSION_MS as i64, user_agent],
+            )
+        })
+        .await?;
+    Ok(token)
+}
+
+/// The user of a live session (not expired, user not disabled).
+pub fn session_user(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<User>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM web_session s JOIN web_user u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.expires_ms > ?2 AND u.disabled = 0",
+        USER_COLS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?
+    .query_row(params![token_hash, now_ms() as i64], user_row)
+    .optional()
+}
+
+/// Ends one session.
+pub async fn end_session(store: &SqliteStore, token_hash: String) -> crossline_store::Result<()> {
+    store
+        .write(move |tx| {
+            tx.execute(
+                "DELETE FROM web_session WHERE token_hash = ?1",
+                params![token_hash],
+            )
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Ends every session of a user ("log out everywhere"); returns how many.
+pub async fn end_all_sessions(store: &SqliteStore, user: i64) -> crossline_store::Result<usize> {
+    store
+        .write(move |tx| tx.execute("DELETE FROM web_session WHERE user_id = ?1", params![user]))
+        .await
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn session_cookie(token: &str, secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        SESSION_MS / 1000,
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that deletes the session cookie.
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+// ----- login rate limit --------------------------------------------------------
+
+/// Failed logins allowed per login name in [`LIMIT_WINDOW_MS`].
+pub const LIMIT_PER_LOGIN: usize = 5;
+/// Failed logins allowed per client address in [`LIMIT_WINDOW_MS`].
+pub const LIMIT_PER_ADDR: usize = 20;
+pub const LIMIT_WINDOW_MS: u64 = 15 * 60 * 1000;
+
+/// Counts failed logins per login name and per client address.
+#[derive(Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, Vec<u64>>>,
+}
+
+impl LoginLimiter {
+    /// None if a login attempt may go ahead, else how long to wait (ms).
+    pub fn blocked(&self, login: &str, addr: &str) -> Option<u64> {
+        let now = now_ms();
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wait = None;
+        for (key, limit) in [
+            (format!("l:{}", normalize_login(login)), LIMIT_PER_LOGIN),
+            (format!("a:{addr}"), LIMIT_PER_ADDR),
+        ] {
+            if let Some(v) = f.get_mut(&key) {
+                v.retain(|&t| t + LIMIT_WINDOW_MS > now);
+                if v.len() >= limit
+                    && let Some(&oldest) = v.first()
+                {
+                    let w = (oldest + LIMIT_WINDOW_MS).saturating_sub(now);
+                    wait = Some(wait.map_or(w, |x: u64| x.max(w)));
+                }
+            }
+        }
+        wait
+    }
+
+    pub fn failed(&self, login: &str, addr: &str) {
+        let now = now_ms();
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() > 100_000 {
+            f.retain(|_, v| v.last().is_some_and(|&t| t + LIMIT_WINDOW_MS > now));
+        }
+        for key in [format!("l:{}", normalize_login(login)), format!("a:{addr}")] {
+            f.entry(key).or_default().push(now);
+        }
+    }
+
+    pub fn succeeded(&self, login: &str) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.remove(&format!("l:{}", normalize_login(login)));
+    }
+}
+
+/// Checks a login; Ok(user) or Err(None) for wrong credentials, Err(Some(ms))
+/// when rate limited.
+pub async fn check_login(
+    store: &SqliteStore,
+    limiter: &LoginLimiter,
+    login: &str,
+    password: &str,
+    addr: &str,
+) -> Result<User, Option<u64>> {
+    let login = normalize_login(login);
+    let login = login.as_str();
+    if let Some(wait) = limiter.blocked(login, addr) {
+        return Err(Some(wait));
+    }
+    let l = login.to_string();
+    let found = store
+        .read(move |conn| user_by_login(conn, &l))
+        .await
+        .ok()
+        .flatten();
+    let pw = password.to_string();
+    let (user, hash) = match found {
+        Some((u, h)) => (Some(u), h),
+        None => (None, dummy_hash().to_string()),
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(u) if ok && !u.disabled => {
+            limiter.succeeded(login);
+            Ok(u)
+        }
+        _ => {
+            limiter.failed(login, addr);
+            Err(None)
+        }
+    }
+}
+
+// ----- the middleware ------------------------------------------------------------
+
+/// What [`layer`] needs.
+pub struct AuthState {
+    pub store: SqliteStore,
+    pub api_token: String,
+}
+
+/// Whether a state-changing request comes from our own pages: the browser's
+/// `Sec-Fetch-Site` is `same-origin` (or `none`: typed by the user), or,
+/// from a browser that does not send it, `Origin` names this host. A
+/// request with neither header is refused.
+pub fn same_origin(h: &HeaderMap) -> bool {
+    if let Some(s) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return s == "same-origin" || s == "none";
+    }
+    let (Some(origin), Some(host)) = (
+        h.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        h.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    h.get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": code, "message": message})),
+    )
+        .into_response()
+}
+
+/// Who may use the JSON API with a session cookie: supervisors and admins
+/// who see every site and team (the API is not scoped; agents use the desk).
+pub fn api_allowed(u: &User) -> bool {
+    u.role >= Role::Supervisor && u.unrestricted()
+}
+
+/// Resolves the session, checks CSRF and guards `/api/` (see the module doc).
+pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let mut user = None;
+    if let Some(token) = cookie(headers, SESSION_COOKIE) {
+        let h = token_hash(token);
+        let h2 = h.clone();
+        match st.store.read(move |conn| session_user(conn, &h2)).await {
+            Ok(Some(u)) => {
+                let locale = u
+                    .locale
+                    .as_deref()
+                    .and_then(Locale::parse)
+                    .unwrap_or_else(|| Locale::from_headers(headers));
+                user = Some(CurrentUser {
+                    user: u,
+                    session: h,
+                    locale,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look up a web session"),
+        }
+    }
+    let changing = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = req.uri().path().to_string();
+    // Error pages in the user's language (or the browser's, before login).
+    let locale = user
+        .as_ref()
+        .map(|u| u.locale)
+        .unwrap_or_else(|| Locale::from_headers(headers));
+    let token = bearer(headers);
+    let bearer_ok = token
+        .is_some_and(|t| crossline_broker::constant_time_eq(t.as_bytes(), st.api_token.as_bytes()));
+    // The OpenAPI document is public: it describes, it grants nothing.
+    let public = path == crate::http::api::openapi::PATH && !changing;
+    if path.starts_with("/api/") && !bearer_ok && !public {
+        match &user {
+            _ if token.is_some() => {
+                return api_error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "wrong API token: send `Authorization: Bearer <token>` (stored in <data_dir>/api.token)",
+                );
+            }
+            None => {
+                return api_error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "send the API token as `Authorization: Bearer <token>` (stored in <data_dir>/api.token on the mgmt server), or log in to the web UI as a supervisor or admin",
+                );
+            }
+            Some(u) if !api_allowed(&u.user) => {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the JSON API with a login is for supervisors and admins who see every site and team; agents work in the desk",
+                );
+            }
+            Some(_) if changing && !same_origin(headers) => {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "csrf",
+                    "cross-site request refused (Origin / Sec-Fetch-Site is not this server)",
+                );
+            }
+            Some(_) => {}
+        }
+    } else if changing && !bearer_ok && !same_origin(headers) {
+        return crate::http::web::localize_error(WebError::Csrf.into_response(), locale);
+    }
+    let actor = if bearer_ok {
+        Some(Actor::ApiToken)
+    } else {
+        user.as_ref().map(|u| Actor::User(u.user.clone()))
+    };
+    if let Some(a) = actor {
+        req.extensions_mut().insert(a);
+    }
+    if let Some(u) = user {
+        req.extensions_mut().insert(u);
+    }
+    let mut resp = crate::http::web::localize_error(next.run(req).await, locale);
+    // Pages are per user: never cached by shared caches.
+    if !path.starts_with("/assets/") && !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}

@@ -1,0 +1,4 @@
+//! Users: accounts, roles, sessions and the audit log.
+
+pub mod audit;
+pub mod auth;

@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossline_core::NodeId;
 use crossline_mgmt::services::contacts::address::{Region, normalise};
 use crossline_mgmt::services::conversations;
-use crossline_store::{EventLog, SqliteStore, StoreOptions};
+use crossline_store::{EventLog, Schema, SqliteStore, StoreOptions};
 use std::time::{Duration, Instant};
 
 fn bench_normalise(c: &mut Criterion) {
@@ -64,6 +64,7 @@ fn bench_projector(c: &mut Criterion) {
                         &dir.path().join(format!("{name}-{round}.db")),
                         NodeId::new("mgmt").expect("node id"),
                         StoreOptions {
+                            schema: Schema::Mgmt,
                             projector: with.then(|| conversations::projector(Region::default())),
                             ..Default::default()
                         },

@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::services::fleet::credentials::RegistryAuthenticator;
 use anyhow::{Context, Result};
 use crossline_core::NodeId;
-use crossline_store::{SqliteStore, StoreOptions};
+use crossline_store::{Schema, SqliteStore, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -55,6 +55,7 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
         &cfg.db_path(),
         mgmt_node(),
         StoreOptions {
+            schema: Schema::Mgmt,
             projector: Some(crate::services::conversations::projector(region)),
             // What a device may say (docs/PROTOCOL.md, "Trust").
             gate: Some(crate::ingest::trust::gate()),

@@ -13,7 +13,7 @@ use crossline_core::{
 };
 use crossline_mgmt::services::contacts::address::Region;
 use crossline_mgmt::services::conversations::{self, MergeOutcome};
-use crossline_store::{EventLog, SqliteStore, StoreOptions};
+use crossline_store::{EventLog, Schema, SqliteStore, StoreOptions};
 use rusqlite::types::Value;
 
 /// Every projection table, each row as text, sorted.
@@ -35,6 +35,7 @@ fn open(path: &std::path::Path) -> SqliteStore {
         path,
         NodeId::new("mgmt").unwrap(),
         StoreOptions {
+            schema: Schema::Mgmt,
             projector: Some(conversations::projector(Region::default())),
             ..Default::default()
         },

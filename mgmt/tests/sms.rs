@@ -10,7 +10,7 @@ use crossline_core::{ConversationId, DeliveryState, EventBody, NodeId};
 use crossline_mgmt::services::contacts::address::Region;
 use crossline_mgmt::services::conversations;
 use crossline_proto::CommandKind;
-use crossline_store::{EventLog, NewEvent, SqliteStore, StoreOptions};
+use crossline_store::{EventLog, NewEvent, Schema, SqliteStore, StoreOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -117,6 +117,7 @@ async fn concurrent_ingests_never_open_two_conversations() {
         &dir.path().join("m.db"),
         NodeId::new("mgmt").unwrap(),
         StoreOptions {
+            schema: Schema::Mgmt,
             projector: Some(conversations::projector(Region::default())),
             ..Default::default()
         },
@@ -560,6 +561,7 @@ async fn projections_are_rebuilt_identically_from_the_log() {
             p,
             NodeId::new("mgmt").unwrap(),
             StoreOptions {
+                schema: Schema::Mgmt,
                 projector: Some(conversations::projector(Region::default())),
                 ..Default::default()
             },

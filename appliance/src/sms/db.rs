@@ -1,4 +1,4 @@
-//! The appliance's own SMS tables (migration 0003) and the projector that
+//! The appliance's own SMS tables (the store's appliance migrations, `crates/store/src/sqlite/migrations/appliance/`) and the projector that
 //! keeps them in step with the log, in the same transaction as each event.
 //!
 //! * `appl_sms_in (line, key) → seq`: written by the projector when a
@@ -21,7 +21,7 @@
 use crate::log::LocalLog;
 use crossline_core::{DeliveryState, Event, EventBody, EventId, NodeId};
 use crossline_proto::CommandKind;
-use crossline_store::{Projector, SqliteStore, StoreOptions};
+use crossline_store::{Projector, Schema, SqliteStore, StoreOptions};
 use rusqlite::{OptionalExtension, Transaction, params};
 use std::path::Path;
 
@@ -31,6 +31,7 @@ pub fn open_store(path: &Path, node: NodeId) -> crossline_store::Result<SqliteSt
         path,
         node,
         StoreOptions {
+            schema: Schema::Appliance,
             projector: Some(projector()),
             ..StoreOptions::default()
         },

@@ -8,6 +8,10 @@
 //! committed (WAL, `synchronous=FULL`). Writes from many tasks are funnelled to
 //! one writer thread that commits them in groups (one fsync per group, not per
 //! event). Reads go through a small pool of read-only connections.
+//!
+//! Each database applies the base migrations and its own program's
+//! ([`Schema`]); an older build opens a newer database it can read, or
+//! refuses it saying what to do ([`sqlite::migrations`] has the rule).
 
 pub mod files;
 pub mod sqlite;
@@ -15,7 +19,7 @@ pub mod sqlite;
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
 use std::future::Future;
 
-pub use sqlite::{Gate, Projector, SqliteStore, StoreOptions, StoreStats, per_event};
+pub use sqlite::{Gate, Projector, Schema, SqliteStore, StoreOptions, StoreStats, per_event};
 
 /// What went wrong in the store. Messages name the database file.
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +30,11 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("database {path}: migration failed: {source}")]
-    Migration {
-        path: String,
-        #[source]
-        source: rusqlite_migration::Error,
-    },
+    /// The schema cannot be brought to what this build uses: a newer
+    /// release's database it cannot read, the other program's database, or a
+    /// failed migration (see [`sqlite::migrations`]).
+    #[error("database {path}: {detail}")]
+    Schema { path: String, detail: String },
     #[error("database {path}: stored event {origin}/{seq} is unreadable: {detail}")]
     Corrupt {
         path: String,

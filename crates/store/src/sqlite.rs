@@ -87,7 +87,8 @@
 //! * [`SqliteStore::write`] runs any closure in the writer's transaction (and
 //!   group commit) for tables that are not projections of events;
 //!   [`SqliteStore::read`] runs a closure on a pooled read connection.
-//! * [`migrations`]: the one list of schema migrations; append to it.
+//! * [`migrations`]: the schema migrations per database (a base list, the
+//!   appliance's and mgmt's), and the rule for opening a newer database.
 //!
 //! # PostgreSQL
 //!
@@ -98,7 +99,8 @@
 //! globally), group commit is left to PostgreSQL (`commit_delay`), the HLC is
 //! resumed from `max(at)` in the same way and must be shared by every mgmt
 //! instance appending as the same node (or each instance gets its own node
-//! id), and the devices table moves as is. The migrations stay SQL files.
+//! id), and the devices table moves as is. The migrations stay SQL files,
+//! per list, with the same `schema_version` rule.
 
 mod checkpoint;
 pub mod migrations;
@@ -107,9 +109,11 @@ mod read;
 mod writer;
 
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;
 
-pub use migrations::MIGRATIONS;
+pub use migrations::Schema;
 pub use writer::{Gate, Projector, per_event};
 
 use crate::{
@@ -134,8 +138,12 @@ pub const DEFAULT_READERS: usize = 4;
 /// Default [`StoreOptions::max_clock_skew`].
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
-/// How to open a [`SqliteStore`]; [`Default`] is what production uses.
+/// How to open a [`SqliteStore`]; [`Default`] is what production uses, but
+/// for [`schema`](Self::schema) (the appliance and mgmt name theirs).
 pub struct StoreOptions {
+    /// Which database this is: the migration lists applied at open
+    /// ([`Schema::Base`] by default: the event log alone).
+    pub schema: Schema,
     /// Wall clock behind the HLC (the system clock by default; tests inject one).
     pub wall: Arc<dyn WallClock>,
     /// Run on every newly stored event inside its transaction.
@@ -170,6 +178,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
+            schema: Schema::Base,
             wall: Arc::new(SystemClock),
             projector: None,
             gate: None,
@@ -262,7 +271,9 @@ fn configure_writer(conn: &Connection, busy: Duration) -> rusqlite::Result<Strin
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` for node
-    /// `local_node`, migrates it to the latest schema and starts the writer.
+    /// `local_node`, migrates it to the latest base schema (the event log
+    /// alone: [`Schema::Base`]; see [`open_with`](Self::open_with) for the
+    /// appliance's and mgmt's) and starts the writer.
     /// The parent directory must exist. The database and its `-wal`/`-shm`
     /// are readable by their owner only ([`crate::files`]).
     pub fn open(path: &Path, local_node: NodeId) -> Result<SqliteStore> {
@@ -306,12 +317,7 @@ impl SqliteStore {
                  put the database on a local filesystem that supports shared memory"
             )));
         }
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|source| StoreError::Migration {
-                path: path_str.clone(),
-                source,
-            })?;
+        migrations::migrate(&mut conn, opts.schema, &path_str)?;
         let last = read::max_hlc(&conn, &path_str)?;
 
         let readers = (0..opts.readers.max(1))
@@ -653,6 +659,7 @@ impl Outbox for SqliteStore {
     }
 }
 
+/// The `device` table is mgmt's: open with [`Schema::Mgmt`].
 impl DeviceRegistry for SqliteStore {
     fn put_device(
         &self,

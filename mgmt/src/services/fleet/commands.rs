@@ -1,4 +1,4 @@
-//! Remote fleet commands at mgmt (migration 0008): stored when asked,
+//! Remote fleet commands at mgmt (mgmt migration 6): stored when asked,
 //! published to the device (again on reconnect and periodically until a
 //! result comes), results kept with the command.
 

@@ -1,4 +1,4 @@
-//! Desired vs reported configuration (migration 0008): every push gets a
+//! Desired vs reported configuration (mgmt migration 6): every push gets a
 //! fleet-wide version; each targeted device's desired version moves to it;
 //! the appliance reports the version it applied, or the one it refused and
 //! why. Drift: desired ≠ applied.

@@ -1,4 +1,4 @@
-//! Fleet tables (migration 0006): enrollment queue, device metadata, tags.
+//! Fleet tables (mgmt migration 4): enrollment queue, device metadata, tags.
 //! Plain functions over a connection or the writer's transaction, called
 //! through [`crossline_store::SqliteStore::read`] / `write`.
 
@@ -626,8 +626,7 @@ pub fn revoked(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 #[allow(clippy::unwrap_used)]
 pub(crate) fn test_db() -> Connection {
     let mut c = Connection::open_in_memory().unwrap();
-    crossline_store::sqlite::migrations::MIGRATIONS
-        .to_latest(&mut c)
+    crossline_store::sqlite::migrations::migrate(&mut c, crossline_store::Schema::Mgmt, ":memory:")
         .unwrap();
     c
 }

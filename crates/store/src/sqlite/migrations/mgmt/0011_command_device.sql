@@ -1,11 +1,6 @@
--- Version 14: what mgmt checks of a device's events (docs/PROTOCOL.md, "Trust").
-
--- The stamp an origin gave an event when it was further ahead of this node's
--- clock than the allowed skew, so the event was stored with this node's time
--- (at_ms, at_c) instead. NULL: stored with the origin's own stamp.
-ALTER TABLE event ADD COLUMN claimed_ms INTEGER;
-ALTER TABLE event ADD COLUMN claimed_c INTEGER;
-
+-- mgmt 11 (combined 14, its mgmt half): what mgmt checks of a device's
+-- events (docs/PROTOCOL.md, "Trust").
+--
 -- mgmt: the device each conversation command (an SMS reply) is addressed to,
 -- projected from `reply_requested` (mgmt's commands) and from a device's first
 -- outcome of a command mgmt never issued (its offline auto-reply). A device's

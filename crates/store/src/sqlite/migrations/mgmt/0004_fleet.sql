@@ -1,4 +1,4 @@
--- Version 6: fleet management at mgmt (see docs/FLEET.md): enrollment
+-- mgmt 4 (combined 6): fleet management at mgmt (see docs/FLEET.md): enrollment
 -- queue, device metadata (name, site, group, tags), latest telemetry,
 -- telemetry history (raw and 5-minute averages) and alerts.
 

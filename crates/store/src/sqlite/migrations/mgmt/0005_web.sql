@@ -1,4 +1,4 @@
--- mgmt's web UI: user accounts, server-side sessions, the audit log, and
+-- mgmt 5 (combined 7): mgmt's web UI: user accounts, server-side sessions, the audit log, and
 -- the desk's own records (private notes, contact tags and notes, canned
 -- responses). None of these are projections of events.
 

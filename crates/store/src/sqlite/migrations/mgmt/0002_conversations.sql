@@ -1,4 +1,4 @@
--- Version 4: mgmt-side projections for the SMS loop (issue 4): contacts and
+-- mgmt 2 (combined 4): mgmt-side projections for the SMS loop (issue 4): contacts and
 -- their identities, conversations, the timeline, reply parts, lines seen per
 -- device, and the commands still to be confirmed by an appliance.
 --

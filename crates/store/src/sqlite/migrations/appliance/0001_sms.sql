@@ -1,4 +1,4 @@
--- Appliance-side tables for the SMS loop (issue 4). Written by
+-- Appliance 1 (combined 3): appliance-side tables for the SMS loop (issue 4). Written by
 -- crossline-appliance (appliance/src/sms/db.rs), partly by its projector in the
 -- same transaction as the events they describe. See docs/APPLIANCE.md.
 

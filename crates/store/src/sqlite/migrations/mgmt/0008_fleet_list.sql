@@ -1,4 +1,4 @@
--- Version 10: the fleet console's list is paged, filtered and sorted in SQL
+-- mgmt 8 (combined 10): the fleet console's list is paged, filtered and sorted in SQL
 -- (docs/FLEET.md, "Console"): the lines of each device (operator, IMEI) as
 -- rows, and indexes for the filters and sort orders.
 

@@ -1,4 +1,4 @@
--- Version 2: mgmt's registry of devices and their credentials.
+-- mgmt 1 (combined 2): mgmt's registry of devices and their credentials.
 CREATE TABLE device (
     id           TEXT    PRIMARY KEY,
     secret_hash  TEXT    NOT NULL,

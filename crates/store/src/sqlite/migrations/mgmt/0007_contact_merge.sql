@@ -1,4 +1,4 @@
--- Contact merges done from the desk (mgmt's web UI): contact `merged` was
+-- mgmt 7 (combined 9): contact merges done from the desk (mgmt's web UI): contact `merged` was
 -- folded into `survivor` by `by`. The merge itself moves the merged
 -- contact's identities, conversations, tags and notes to the survivor in
 -- the same transaction (crossline_mgmt::conversations::merge_contacts);

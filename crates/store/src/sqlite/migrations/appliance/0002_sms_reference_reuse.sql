@@ -1,5 +1,4 @@
--- Version 13: delivery reports when TP-MR is reused (issue 12), and why a
--- reply failed.
+-- Appliance 2 (combined 13): delivery reports when TP-MR is reused (issue 12).
 --
 -- TP-MR is one octet: it wraps after 256 submits and many modems restart it
 -- at 0 after a reset, so (line, mr) names several sent parts over time. Each
@@ -28,8 +27,3 @@ INSERT INTO appl_sms_sent_part (command, part, line, mr, recipient, seq, sent_ms
     SELECT command, part, line, mr, '', 0, CAST(strftime('%s', 'now') AS INTEGER) * 1000
     FROM appl_sms_part;
 DROP TABLE appl_sms_part;
-
--- mgmt: the reason a reply as a whole failed or is unknown, when no part
--- is named (an unknown line, a restart mid-send); per-part reasons are in
--- reply_part.detail.
-ALTER TABLE timeline_entry ADD COLUMN reason TEXT;

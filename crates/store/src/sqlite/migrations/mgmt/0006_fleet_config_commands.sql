@@ -1,4 +1,4 @@
--- Version 8: fleet configuration (desired vs reported, versioned) and
+-- mgmt 6 (combined 8): fleet configuration (desired vs reported, versioned) and
 -- remote fleet commands with their results (docs/FLEET.md).
 
 -- Every configuration pushed; the version is fleet-wide and only grows.

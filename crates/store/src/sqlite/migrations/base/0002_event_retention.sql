@@ -1,4 +1,4 @@
--- Version 12: retention of acknowledged local events (the appliance's log,
+-- Base 2 (combined 12): retention of acknowledged local events (the appliance's log,
 -- docs/APPLIANCE.md "Retention"). Events stay immutable; the only DELETE the
 -- trigger lets through is of a local event at or below the mark the store's
 -- prune operation sets in the same transaction (never above what every peer

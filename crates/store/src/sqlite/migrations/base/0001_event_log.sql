@@ -1,4 +1,4 @@
--- Version 1: the append-only event log, per-origin replication state and the
+-- Base 1 (combined 1): the append-only event log, per-origin replication state and the
 -- appliance outbox cursor.
 
 -- One immutable fact per row. (origin, seq) is gapless per origin: the writer

@@ -1,4 +1,4 @@
--- Version 5: mgmt's routing configuration (issue 5). Not a projection: each
+-- mgmt 3 (combined 5): mgmt's routing configuration (issue 5). Not a projection: each
 -- PUT /api/v1/routing/config adds a row; the newest row is in force.
 -- Routing decisions themselves are events (kind 'routing_decision', origin
 -- mgmt); at start mgmt replays those with seq >= replay_from_seq under the

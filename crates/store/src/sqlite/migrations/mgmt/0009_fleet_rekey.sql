@@ -1,4 +1,4 @@
--- Version 11: re-key pushed to the appliance (docs/FLEET.md, "Re-key"): the
+-- mgmt 9 (combined 11): re-key pushed to the appliance (docs/FLEET.md, "Re-key"): the
 -- new secret waits here until the device has connected with it; until then
 -- both the old secret (table device) and the new one are accepted.
 CREATE TABLE fleet_rekey (

@@ -245,11 +245,7 @@ async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, Str
     let store = &running.store;
     let mut out = Vec::new();
     for (login, password, name, role, team) in DEMO_USERS {
-        let l = login.to_string();
-        let exists = store
-            .read(move |conn| auth::user_by_login(conn, &l))
-            .await?
-            .is_some();
+        let exists = auth::user_by_login(store, login).await?.is_some();
         if !exists {
             let hash = auth::hash_password(password)?;
             let u = NewUser {
@@ -266,9 +262,7 @@ async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, Str
                 locale: None,
                 time_zone: Some("Europe/Kyiv".into()),
             };
-            store
-                .write(move |tx| auth::insert_user(tx, &u, &hash))
-                .await?;
+            auth::insert_user(store, &u, &hash).await?;
         }
         let what = match role {
             Role::Agent => format!("agent, team {team}"),

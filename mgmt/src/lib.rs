@@ -12,3 +12,4 @@ pub mod live;
 pub mod metrics;
 pub mod server;
 pub mod services;
+pub mod storage;

@@ -604,14 +604,9 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
                 locale,
                 time_zone,
             };
-            store
-                .write(move |tx| auth::insert_user(tx, &u, &hash))
-                .await
-                .with_context(|| {
-                    format!(
-                        "adding user {login} (is the login taken? see `crossline-mgmt user list`)"
-                    )
-                })?;
+            auth::insert_user(store, &u, &hash).await.with_context(|| {
+                format!("adding user {login} (is the login taken? see `crossline-mgmt user list`)")
+            })?;
             audit::record(store, Actor::Cli.name(), "user.add", &login, role.as_str()).await;
             eprintln!("user {login} added as {}", role.as_str());
         }
@@ -622,18 +617,14 @@ async fn user_cmd(store: &crossline_store::SqliteStore, cmd: UserCmd) -> Result<
             let login = auth::normalize_login(&login);
             let password = read_or_generate_password(password_stdin)?;
             let hash = auth::hash_password(&password)?;
-            let l = login.clone();
-            if !store
-                .write(move |tx| auth::set_password(tx, &l, &hash))
-                .await?
-            {
+            if !auth::set_password(store, &login, &hash).await? {
                 anyhow::bail!("no user {login}; see `crossline-mgmt user list`");
             }
             audit::record(store, Actor::Cli.name(), "user.passwd", &login, "").await;
             eprintln!("password of {login} changed; their sessions ended");
         }
         UserCmd::List => {
-            for u in store.read(auth::list_users).await? {
+            for u in auth::list_users(store).await? {
                 println!(
                     "{}\t{}\t{}\tagent={}\tsites={}\tteams={}{}",
                     u.login,

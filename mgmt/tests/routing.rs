@@ -531,10 +531,7 @@ async fn a_fresh_install_routes_by_the_default_until_a_config_is_installed() {
                 time_zone: None,
             };
             let hash = auth::hash_password("password-1").unwrap();
-            store
-                .write(move |tx| auth::insert_user(tx, &u, &hash))
-                .await
-                .unwrap();
+            auth::insert_user(&store, &u, &hash).await.unwrap();
         }
     };
     let mut dev = m.device("branch-odesa").await;

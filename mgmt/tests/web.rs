@@ -171,9 +171,7 @@ async fn add_user(m: &Mgmt, login: &str, role: Role, teams: &[&str]) {
         time_zone: Some("Europe/Kyiv".into()),
     };
     let hash = auth::hash_password(&format!("{login}-password")).unwrap();
-    m.running()
-        .store
-        .write(move |tx| auth::insert_user(tx, &u, &hash))
+    auth::insert_user(&m.running().store, &u, &hash)
         .await
         .unwrap();
 }

@@ -264,24 +264,21 @@ pub async fn run(o: &Options) -> Result<Figures> {
     cfg.data_dir = mgmt.data.clone();
     let store = crossline_mgmt::server::open_store(&cfg)?;
     let pw = auth::hash_password("bench-password-1")?;
-    let admin = store
-        .write(move |tx| {
-            auth::insert_user(
-                tx,
-                &NewUser {
-                    login: "bench".into(),
-                    name: "bench".into(),
-                    role: Role::Admin,
-                    agent_id: None,
-                    sites: vec![],
-                    teams: vec![],
-                    locale: None,
-                    time_zone: None,
-                },
-                &pw,
-            )
-        })
-        .await?;
+    let admin = auth::insert_user(
+        &store,
+        &NewUser {
+            login: "bench".into(),
+            name: "bench".into(),
+            role: Role::Admin,
+            agent_id: None,
+            sites: vec![],
+            teams: vec![],
+            locale: None,
+            time_zone: None,
+        },
+        &pw,
+    )
+    .await?;
     let cookie = format!(
         "Cookie: {}={}",
         auth::SESSION_COOKIE,

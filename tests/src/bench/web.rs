@@ -166,46 +166,26 @@ pub async fn run(o: &Options) -> Result<Figures> {
     //    `agents` desk users of team north for the live streams.
     let hash = auth::hash_password("bench-password-1")?;
     let n_agents = o.agents;
-    let h2 = hash.clone();
-    let ids: Vec<i64> = store
-        .write(move |tx| {
-            let mut ids = Vec::new();
-            let mk =
-                |login: String, role: Role, agent: Option<String>, teams: Vec<String>| NewUser {
-                    login,
-                    name: "bench".into(),
-                    role,
-                    agent_id: agent,
-                    sites: Vec::new(),
-                    teams,
-                    locale: None,
-                    time_zone: Some("Europe/Kyiv".into()),
-                };
-            ids.push(auth::insert_user(
-                tx,
-                &mk("a0".into(), Role::Agent, None, vec![]),
-                &h2,
-            )?);
-            ids.push(auth::insert_user(
-                tx,
-                &mk("sup".into(), Role::Supervisor, None, vec![]),
-                &h2,
-            )?);
-            for i in 0..n_agents {
-                ids.push(auth::insert_user(
-                    tx,
-                    &mk(
-                        format!("viewer{i}"),
-                        Role::Agent,
-                        None,
-                        vec!["north".into()],
-                    ),
-                    &h2,
-                )?);
-            }
-            Ok(ids)
-        })
-        .await?;
+    let mk = |login: String, role: Role, teams: Vec<String>| NewUser {
+        login,
+        name: "bench".into(),
+        role,
+        agent_id: None,
+        sites: Vec::new(),
+        teams,
+        locale: None,
+        time_zone: Some("Europe/Kyiv".into()),
+    };
+    let mut users = vec![
+        mk("a0".into(), Role::Agent, vec![]),
+        mk("sup".into(), Role::Supervisor, vec![]),
+    ];
+    users
+        .extend((0..n_agents).map(|i| mk(format!("viewer{i}"), Role::Agent, vec!["north".into()])));
+    let mut ids = Vec::new();
+    for u in &users {
+        ids.push(auth::insert_user(&store, u, &hash).await?);
+    }
     let mut cookies = Vec::new();
     for id in &ids {
         let token = auth::create_session(&store, *id, None).await?;

@@ -198,9 +198,7 @@ pub async fn set_language(
 ) -> Result<Response, WebError> {
     let locale = crate::http::i18n::Locale::parse(&f.locale).map(|l| l.code());
     let id = user.id;
-    st.store
-        .write(move |tx| auth::set_locale(tx, id, locale))
-        .await?;
+    auth::set_locale(&st.store, id, locale).await?;
     let mut r = Redirect::to(&safe_next(f.next.as_deref(), "/")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     Ok(r)
@@ -235,11 +233,7 @@ pub async fn audit_page(
 ) -> Result<Response, WebError> {
     user.require(Role::Admin)?;
     let actor = q.actor.filter(|a| !a.is_empty());
-    let a2 = actor.clone();
-    let entries = st
-        .store
-        .read(move |conn| audit::recent(conn, q.before, a2.as_deref(), 200))
-        .await?;
+    let entries = audit::recent(&st.store, q.before, actor.as_deref(), 200).await?;
     let l = Layout::new(&user, "audit", "audit.title");
     let older = (entries.len() == 200)
         .then(|| entries.last().map(|e| e.id))
@@ -271,7 +265,7 @@ pub async fn users_page(
     user: CurrentUser,
 ) -> Result<Response, WebError> {
     user.require(Role::Admin)?;
-    let users = st.store.read(auth::list_users).await?;
+    let users = auth::list_users(&st.store).await?;
     Ok(render(&UsersPage {
         l: Layout::new(&user, "users", "users.title"),
         users,

@@ -843,8 +843,7 @@ pub fn default_config(agents: Vec<String>) -> RoutingConfig {
 /// The default routing with every agent user of the database (disabled ones
 /// too, so decisions naming them still replay).
 async fn default_info(store: &SqliteStore) -> Result<ConfigInfo, RoutingServiceError> {
-    let mut agents: Vec<String> = store
-        .read(crate::services::users::auth::list_users)
+    let mut agents: Vec<String> = crate::services::users::auth::list_users(store)
         .await?
         .into_iter()
         .filter(|u| u.role == crate::services::users::auth::Role::Agent)

@@ -13,6 +13,7 @@
 //! * Handlers take `user: CurrentUser` (401/redirect to the login page when
 //!   nobody is logged in) and call [`CurrentUser::require`].
 
+use super::repo::{NewSession, UserRepo, UserRow};
 use crate::http::i18n::Locale;
 use crate::http::web::WebError;
 use crate::ingest::now_ms;
@@ -24,7 +25,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use crossline_store::SqliteStore;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -335,33 +335,6 @@ pub struct NewUser {
     pub time_zone: Option<String>,
 }
 
-fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-const USER_COLS: &str =
-    "id, login, name, role, agent_id, sites, teams, locale, time_zone, disabled";
-
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    let role: String = r.get(3)?;
-    Ok(User {
-        id: r.get(0)?,
-        login: r.get(1)?,
-        name: r.get(2)?,
-        role: Role::parse(&role).unwrap_or(Role::Agent),
-        agent_id: r.get(4)?,
-        sites: split_list(&r.get::<_, String>(5)?),
-        teams: split_list(&r.get::<_, String>(6)?),
-        locale: r.get(7)?,
-        time_zone: r.get(8)?,
-        disabled: r.get(9)?,
-    })
-}
-
 /// The one form of a login name used everywhere a login is read (sign-in,
 /// the sign-in rate limit, `user add`, `user passwd`): surrounding
 /// whitespace removed, lower case. `Ana ` and `ana` are the same account and
@@ -379,147 +352,107 @@ pub fn valid_login(login: &str) -> bool {
 }
 
 /// Adds a user with an already hashed password (the login stored in its
-/// [`normalize_login`] form); Err(..) if the login is taken.
-pub fn insert_user(
-    tx: &rusqlite::Transaction<'_>,
+/// [`normalize_login`] form; agent id defaults to the login, time zone to
+/// UTC); Err(..) if the login is taken.
+pub async fn insert_user(
+    repo: &dyn UserRepo,
     u: &NewUser,
     password_hash: &str,
-) -> rusqlite::Result<i64> {
+) -> crossline_store::Result<i64> {
     let login = normalize_login(&u.login);
-    tx.execute(
-        "INSERT INTO web_user (login, name, role, password_hash, agent_id, sites, teams, locale,
-             time_zone, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            login,
-            u.name,
-            u.role.as_str(),
-            password_hash,
-            u.agent_id.clone().unwrap_or_else(|| login.clone()),
-            u.sites.join(","),
-            u.teams.join(","),
-            u.locale,
-            u.time_zone.clone().unwrap_or_else(|| "UTC".into()),
-            now_ms() as i64
-        ],
-    )?;
-    Ok(tx.last_insert_rowid())
+    repo.insert_user(UserRow {
+        agent_id: u.agent_id.clone().unwrap_or_else(|| login.clone()),
+        login,
+        name: u.name.clone(),
+        role: u.role,
+        password_hash: password_hash.to_string(),
+        sites: u.sites.clone(),
+        teams: u.teams.clone(),
+        locale: u.locale.clone(),
+        time_zone: u.time_zone.clone().unwrap_or_else(|| "UTC".into()),
+        created_ms: now_ms() as i64,
+    })
+    .await
 }
 
 /// Every user, by login.
-pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
-    let mut st = conn.prepare(&format!("SELECT {USER_COLS} FROM web_user ORDER BY login"))?;
-    st.query_map([], user_row)?.collect()
+pub async fn list_users(repo: &dyn UserRepo) -> crossline_store::Result<Vec<User>> {
+    repo.users().await
 }
 
 /// A user and their password hash, by login (in any case, with stray
 /// whitespace: see [`normalize_login`]).
-pub fn user_by_login(conn: &Connection, login: &str) -> rusqlite::Result<Option<(User, String)>> {
-    conn.query_row(
-        &format!("SELECT {USER_COLS}, password_hash FROM web_user WHERE login = ?1"),
-        params![normalize_login(login)],
-        |r| Ok((user_row(r)?, r.get(10)?)),
-    )
-    .optional()
+pub async fn user_by_login(
+    repo: &dyn UserRepo,
+    login: &str,
+) -> crossline_store::Result<Option<(User, String)>> {
+    repo.user_by_login(normalize_login(login)).await
 }
 
 /// Sets a password and ends the user's sessions; false if no such login.
-pub fn set_password(
-    tx: &rusqlite::Transaction<'_>,
+pub async fn set_password(
+    repo: &dyn UserRepo,
     login: &str,
     password_hash: &str,
-) -> rusqlite::Result<bool> {
-    let login = normalize_login(login);
-    let n = tx.execute(
-        "UPDATE web_user SET password_hash = ?2 WHERE login = ?1",
-        params![login, password_hash],
-    )?;
-    tx.execute(
-        "DELETE FROM web_session WHERE user_id IN (SELECT id FROM web_user WHERE login = ?1)",
-        params![login],
-    )?;
-    Ok(n > 0)
+) -> crossline_store::Result<bool> {
+    repo.set_password(normalize_login(login), password_hash.to_string())
+        .await
 }
 
 /// Sets (or clears) the user's UI language.
-pub fn set_locale(
-    tx: &rusqlite::Transaction<'_>,
+pub async fn set_locale(
+    repo: &dyn UserRepo,
     user: i64,
     locale: Option<&str>,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "UPDATE web_user SET locale = ?2 WHERE id = ?1",
-        params![user, locale],
-    )?;
-    Ok(())
+) -> crossline_store::Result<()> {
+    repo.set_locale(user, locale.map(str::to_string)).await
 }
 
 // ----- sessions --------------------------------------------------------------------
 
-fn token_hash(token: &str) -> String {
+/// SHA-256 (hex) of a session token: all the store keeps of it.
+pub(crate) fn token_hash(token: &str) -> String {
     let d = sha2::Sha256::digest(token.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates a session for `user`; returns the cookie token (shown once).
 pub async fn create_session(
-    store: &SqliteStore,
+    repo: &dyn UserRepo,
     user: i64,
     user_agent: Option<String>,
 ) -> crossline_store::Result<String> {
     let raw: [u8; 32] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-    let h = token_hash(&token);
     let now = now_ms() as i64;
-    store
-        .write(move |tx| {
-            tx.execute(
-                "DELETE FROM web_session WHERE expires_ms < ?1",
-                params![now],
-            )?;
-            tx.execute(
-                "INSERT INTO web_session (token_hash, user_id, created_ms, expires_ms, user_agent)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![h, user, now, now + SESSION_MS as i64, user_agent],
-            )
-        })
-        .await?;
+    repo.create_session(NewSession {
+        token_hash: token_hash(&token),
+        user,
+        created_ms: now,
+        expires_ms: now + SESSION_MS as i64,
+        user_agent,
+    })
+    .await?;
     Ok(token)
 }
 
 /// The user of a live session (not expired, user not disabled).
-pub fn session_user(conn: &Connection, token_hash: &str) -> rusqlite::Result<Option<User>> {
-    conn.prepare_cached(&format!(
-        "SELECT {} FROM web_session s JOIN web_user u ON u.id = s.user_id
-         WHERE s.token_hash = ?1 AND s.expires_ms > ?2 AND u.disabled = 0",
-        USER_COLS
-            .split(", ")
-            .map(|c| format!("u.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))?
-    .query_row(params![token_hash, now_ms() as i64], user_row)
-    .optional()
+pub async fn session_user(
+    repo: &dyn UserRepo,
+    token_hash: &str,
+) -> crossline_store::Result<Option<User>> {
+    repo.session_user(token_hash.to_string(), now_ms() as i64)
+        .await
 }
 
 /// Ends one session.
-pub async fn end_session(store: &SqliteStore, token_hash: String) -> crossline_store::Result<()> {
-    store
-        .write(move |tx| {
-            tx.execute(
-                "DELETE FROM web_session WHERE token_hash = ?1",
-                params![token_hash],
-            )
-        })
-        .await
-        .map(|_| ())
+pub async fn end_session(repo: &dyn UserRepo, token_hash: String) -> crossline_store::Result<()> {
+    repo.end_session(token_hash).await
 }
 
 /// Ends every session of a user ("log out everywhere"); returns how many.
-pub async fn end_all_sessions(store: &SqliteStore, user: i64) -> crossline_store::Result<usize> {
-    store
-        .write(move |tx| tx.execute("DELETE FROM web_session WHERE user_id = ?1", params![user]))
-        .await
+pub async fn end_all_sessions(repo: &dyn UserRepo, user: i64) -> crossline_store::Result<usize> {
+    repo.end_all_sessions(user).await
 }
 
 /// The `Set-Cookie` value for a new session.
@@ -608,7 +541,7 @@ impl LoginLimiter {
 /// Checks a login; Ok(user) or Err(None) for wrong credentials, Err(Some(ms))
 /// when rate limited.
 pub async fn check_login(
-    store: &SqliteStore,
+    repo: &dyn UserRepo,
     limiter: &LoginLimiter,
     login: &str,
     password: &str,
@@ -619,12 +552,7 @@ pub async fn check_login(
     if let Some(wait) = limiter.blocked(login, addr) {
         return Err(Some(wait));
     }
-    let l = login.to_string();
-    let found = store
-        .read(move |conn| user_by_login(conn, &l))
-        .await
-        .ok()
-        .flatten();
+    let found = user_by_login(repo, login).await.ok().flatten();
     let pw = password.to_string();
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), h),
@@ -698,8 +626,7 @@ pub async fn layer(State(st): State<Arc<AuthState>>, mut req: Request, next: Nex
     let mut user = None;
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
         let h = token_hash(token);
-        let h2 = h.clone();
-        match st.store.read(move |conn| session_user(conn, &h2)).await {
+        match session_user(&st.store, &h).await {
             Ok(Some(u)) => {
                 let locale = u
                     .locale

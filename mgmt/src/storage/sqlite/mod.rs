@@ -1,0 +1,28 @@
+//! The SQLite implementation of the services' repository traits, on
+//! [`SqliteStore`](crossline_store::SqliteStore): writes go through its one
+//! writer (group commit), reads through its read pool. The tables are
+//! mgmt's migrations in `crates/store/src/sqlite/migrations/mgmt/`.
+
+pub mod users;
+
+use crate::services::RepoFuture;
+use crossline_store::SqliteStore;
+use rusqlite::{Connection, Transaction};
+
+/// Runs `f` in the writer's transaction, as a [`RepoFuture`].
+pub(crate) fn write<T, F>(store: &SqliteStore, f: F) -> RepoFuture<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+{
+    Box::pin(store.write(f))
+}
+
+/// Runs `f` on a pooled read connection, as a [`RepoFuture`].
+pub(crate) fn read<T, F>(store: &SqliteStore, f: F) -> RepoFuture<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    Box::pin(store.read(f))
+}

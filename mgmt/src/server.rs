@@ -1,12 +1,12 @@
 //! Starting and stopping a whole mgmt instance.
 
+use crate::clock::mgmt_node;
 use crate::config::{Config, Secret};
 use crate::http::{AppState, router};
 use crate::ingest::{self, BrokerLink, Update};
 use crate::metrics::Metrics;
 use crate::services::fleet::credentials::RegistryAuthenticator;
 use anyhow::{Context, Result};
-use crossline_core::NodeId;
 use crossline_store::{Schema, SqliteStore, StoreOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,12 +36,6 @@ pub struct Running {
     shutdown: CancellationToken,
     tasks: JoinSet<Result<()>>,
     broker: Option<crossline_broker::BrokerHandle>,
-}
-
-/// mgmt's own node id (origin of events mgmt creates).
-#[allow(clippy::expect_used)]
-pub fn mgmt_node() -> NodeId {
-    NodeId::new("mgmt").expect("\"mgmt\" satisfies the node id rules")
 }
 
 /// Opens mgmt's database (creating the data dir), with the conversation

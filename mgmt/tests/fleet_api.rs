@@ -341,7 +341,7 @@ async fn a_silent_device_is_shown_offline_with_its_alert() {
     let mut d = Raw::device(&mgmt, "quiet").await;
     let store = &mgmt.running().store;
     let node = NodeId::new("quiet").unwrap();
-    let now = crossline_mgmt::ingest::now_ms();
+    let now = crossline_mgmt::clock::now_ms();
     store
         .set_presence(&node, true, now - 22 * 60 * 1000)
         .await

@@ -264,7 +264,7 @@ async fn api_refuses_without_token_and_bad_query() {
 }
 
 fn now_ms() -> u64 {
-    crossline_mgmt::ingest::now_ms()
+    crossline_mgmt::clock::now_ms()
 }
 
 /// GET `path` with the API token, as JSON.

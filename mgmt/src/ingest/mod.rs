@@ -13,6 +13,7 @@
 
 pub mod trust;
 
+use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crossline_core::{Event, NodeId};
 use crossline_proto::{
@@ -238,13 +239,6 @@ fn reject(metrics: &Metrics, dev: Option<&NodeId>, topic: &str, why: &str) {
         Some(d) => warn!(device = %d, topic = %topic, reason = %why, "rejected payload"),
         None => warn!(topic = %topic, reason = %why, "rejected payload"),
     }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Events one group commit of mgmt's store may hold (the store's default

@@ -291,7 +291,7 @@ impl Device {
             origin: self.id.clone(),
             seq: self.seq,
             at: Hlc {
-                ms: crossline_mgmt::ingest::now_ms(),
+                ms: crossline_mgmt::clock::now_ms(),
                 c: 0,
             },
             conversation: None,

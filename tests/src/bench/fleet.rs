@@ -10,7 +10,7 @@
 use crate::http::{pct, time_get};
 use anyhow::{Context, Result, bail};
 use crossline_core::{ModemHealth, NodeId, SystemHealth};
-use crossline_mgmt::ingest::now_ms;
+use crossline_mgmt::clock::now_ms;
 use crossline_mgmt::services::users::auth::{self, NewUser, Role};
 use crossline_proto::{DeviceTopic, Kind, Presence, PresenceState, Telemetry, encode};
 use crossline_tests::proc::Mgmt;

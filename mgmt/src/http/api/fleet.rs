@@ -11,7 +11,7 @@ use crate::services::fleet::{Fleet, OpError};
 use crate::services::fleet::{alerts, commands, config, telemetry};
 use crate::services::users::auth::Actor;
 
-use crate::ingest::now_ms;
+use crate::clock::now_ms;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;

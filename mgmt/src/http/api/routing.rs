@@ -2,8 +2,8 @@
 //! assignment and transfer, the decision audit trail and routing metrics.
 //! Every route needs the bearer token. Documented in docs/API.md, "Routing".
 
+use crate::clock::now_ms;
 use crate::http::error::ApiError;
-use crate::ingest::now_ms;
 use crate::services::routing::{ConfigInfo, DecisionFilter, Routing, RoutingServiceError};
 use crate::services::users::auth::Actor;
 use axum::extract::rejection::{JsonRejection, QueryRejection};

@@ -6,8 +6,8 @@
 //! and the CLI use); every change is written to the audit log by the fleet
 //! service.
 
+use crate::clock::now_ms;
 use crate::http::web::{Layout, WebError, render};
-use crate::ingest::now_ms;
 use crate::services::fleet::db::{self, Approval, FleetDevice};
 use crate::services::fleet::{Fleet, OpError, alerts, commands, config, telemetry};
 use crate::services::users::auth::CurrentUser;

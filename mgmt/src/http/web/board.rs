@@ -7,8 +7,8 @@
 
 use super::scope::{FigureScope, Viewer};
 use super::{Layout, WebError, WebState, render};
+use crate::clock::now_ms;
 use crate::http::i18n::Tr;
-use crate::ingest::now_ms;
 use crate::services::users::audit;
 use crate::services::users::auth::{CurrentUser, Role};
 use askama::Template;

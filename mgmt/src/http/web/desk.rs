@@ -10,8 +10,8 @@
 
 use super::scope::{self, Viewer, Visibility};
 use super::{Layout, WebError, WebState, render};
+use crate::clock::now_ms;
 use crate::http::api::ReplyRequest;
-use crate::ingest::now_ms;
 use crate::services::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
 use crate::services::users::audit;
 use crate::services::users::auth::{CurrentUser, Role};

@@ -23,7 +23,8 @@ pub mod db;
 pub mod rekey;
 pub mod telemetry;
 
-use crate::ingest::{BrokerLink, Update, now_ms};
+use crate::clock::now_ms;
+use crate::ingest::{BrokerLink, Update};
 use crate::services::fleet::credentials::{hash_secret, new_secret};
 use crate::services::users::auth::{Actor, Denied, Role};
 use crossline_broker::ClientKicker;

@@ -21,9 +21,9 @@
 //! which starts a new epoch: routing state starts empty, the older decisions
 //! stay in the log for audit and metrics. See docs/API.md, "Routing".
 
-use crate::ingest::{Update, now_ms};
+use crate::clock::{mgmt_node, now_ms};
+use crate::ingest::Update;
 use crate::live::LiveEvent;
-use crate::server::mgmt_node;
 use crate::services::conversations::{ConversationSummary, EntryKind, Status, contact_tags};
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{

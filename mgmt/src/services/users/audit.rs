@@ -3,7 +3,7 @@
 //! Stored through [`AuditRepo`].
 
 use super::repo::AuditRepo;
-use crate::ingest::now_ms;
+use crate::clock::now_ms;
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

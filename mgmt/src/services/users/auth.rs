@@ -14,9 +14,9 @@
 //!   nobody is logged in) and call [`CurrentUser::require`].
 
 use super::repo::{NewSession, UserRepo, UserRow};
+use crate::clock::now_ms;
 use crate::http::i18n::Locale;
 use crate::http::web::WebError;
-use crate::ingest::now_ms;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;

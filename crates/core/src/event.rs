@@ -159,10 +159,19 @@ pub struct SystemHealth {
     pub host_uptime_s: Option<u64>,
 }
 
-/// What happened. Externally tagged by `type` so the JSON is readable in
-/// `mosquitto_sub` and unknown kinds are refused, not silently dropped.
+/// What happened. Tagged by `type` so the JSON is readable in
+/// `mosquitto_sub`.
+///
+/// Forward compatibility (docs/PROTOCOL.md, "Version rule"): a `type` this
+/// build does not know at all becomes [`EventBody::Unknown`], kept raw, so a
+/// newer appliance's new kind is stored and acknowledged instead of stalling
+/// its uplink. A kind this build knows is decoded strictly as that kind: a
+/// malformed one is an error, never "unknown" (a device cannot disguise a
+/// mgmt kind as an unknown one). Fields a known kind does not have are
+/// ignored (a newer minor version may add optional fields); they are not
+/// kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", tag = "type", rename_all = "snake_case")]
 pub enum EventBody {
     /// A customer's message arrived on a branch line (reassembled if multipart).
     MessageReceived {
@@ -258,6 +267,75 @@ pub enum EventBody {
         /// Why it was refused (a [`Refusal`], as text).
         reason: String,
     },
+    /// A kind this build does not know (from a newer node), kept as it
+    /// came. Never projected; only decoding creates one, and never for a
+    /// known kind's name.
+    #[serde(skip)]
+    Unknown(UnknownBody),
+}
+
+/// The body of an event of a kind this build does not know: its JSON as
+/// received (`type` included). Built only by decoding, and only when the
+/// `type` names no kind this build knows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownBody {
+    raw: serde_json::Map<String, serde_json::Value>,
+}
+
+impl UnknownBody {
+    /// The `type` the originator gave the body.
+    pub fn kind(&self) -> &str {
+        self.raw
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The body as received.
+    pub fn raw(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.raw
+    }
+}
+
+/// Every kind name this build knows ([`EventBody::kind`] of every variant
+/// but [`EventBody::Unknown`]).
+pub const KNOWN_KINDS: &[&str] = &[
+    "message_received",
+    "message_sent",
+    "delivery_status",
+    "reply_requested",
+    "conversation_resolved",
+    "conversation_reopened",
+    "routing_decision",
+    "contact_changed",
+    "device_heartbeat",
+    "device_telemetry",
+    "refused",
+];
+
+impl Serialize for EventBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EventBody::Unknown(u) => u.raw.serialize(s),
+            known => EventBody::serialize(known, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EventBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let raw = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let kind = match raw.get("type") {
+            Some(serde_json::Value::String(k)) => k.as_str(),
+            Some(_) => return Err(D::Error::custom("event body \"type\" is not a string")),
+            None => return Err(D::Error::missing_field("type")),
+        };
+        if !KNOWN_KINDS.contains(&kind) {
+            return Ok(EventBody::Unknown(UnknownBody { raw }));
+        }
+        EventBody::deserialize(serde_json::Value::Object(raw)).map_err(D::Error::custom)
+    }
 }
 
 /// Who may originate (publish) an event of a kind: every kind answers in
@@ -324,6 +402,7 @@ impl EventBody {
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
             EventBody::Refused { .. } => "refused",
+            EventBody::Unknown(_) => "unknown",
         }
     }
 
@@ -335,7 +414,10 @@ impl EventBody {
             | EventBody::MessageSent { .. }
             | EventBody::DeliveryStatus { .. }
             | EventBody::DeviceHeartbeat { .. }
-            | EventBody::DeviceTelemetry { .. } => Originator::Device,
+            | EventBody::DeviceTelemetry { .. }
+            // Kept raw and never projected: a device's new kind is stored,
+            // and a name mgmt knows is never decoded as unknown.
+            | EventBody::Unknown(_) => Originator::Device,
             EventBody::ReplyRequested { .. }
             | EventBody::ConversationResolved { .. }
             | EventBody::ConversationReopened { .. }
@@ -361,7 +443,8 @@ impl EventBody {
             | EventBody::ContactChanged { .. }
             | EventBody::DeviceHeartbeat { .. }
             | EventBody::DeviceTelemetry { .. }
-            | EventBody::Refused { .. } => None,
+            | EventBody::Refused { .. }
+            | EventBody::Unknown(_) => None,
         }
     }
 }
@@ -423,11 +506,66 @@ mod tests {
     }
 
     #[test]
-    fn unknown_body_kind_is_refused() {
+    fn unknown_body_kind_is_kept_raw() {
         let mut v = serde_json::to_value(sample()).unwrap();
-        v["body"]["type"] = "teleport".into();
-        let err = serde_json::from_value::<Event>(v).unwrap_err();
-        assert!(err.to_string().contains("teleport"), "{err}");
+        v["body"] = serde_json::json!({"type": "teleport", "to": "mars", "n": [1, 2]});
+        let e = serde_json::from_value::<Event>(v.clone()).unwrap();
+        let EventBody::Unknown(u) = &e.body else {
+            panic!("not unknown: {:?}", e.body)
+        };
+        assert_eq!(u.kind(), "teleport");
+        assert_eq!(e.body.kind(), "unknown");
+        assert_eq!(e.body.originator(), Originator::Device);
+        assert_eq!(e.body.outcome_of(), None);
+        assert_eq!(serde_json::to_value(&e).unwrap(), v, "kept as it came");
+        let again: Event = serde_json::from_value(serde_json::to_value(&e).unwrap()).unwrap();
+        assert_eq!(again, e);
+    }
+
+    #[test]
+    fn malformed_known_kind_is_refused_not_unknown() {
+        // A device cannot pass off mgmt's kind as an unknown one.
+        for body in [
+            serde_json::json!({"type": "reply_requested", "text": 1}),
+            serde_json::json!({"type": "refused"}),
+            serde_json::json!({"type": "message_received", "from": "+1"}),
+            serde_json::json!({"to": "mars"}),
+            serde_json::json!({"type": 7}),
+        ] {
+            let mut v = serde_json::to_value(sample()).unwrap();
+            v["body"] = body.clone();
+            assert!(
+                serde_json::from_value::<Event>(v).is_err(),
+                "{body} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_listed_kind_never_decodes_as_unknown() {
+        for kind in KNOWN_KINDS {
+            let body = serde_json::json!({"type": kind});
+            match serde_json::from_value::<EventBody>(body) {
+                Ok(b) => assert_eq!(b.kind(), *kind),
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+        let hb: EventBody =
+            serde_json::from_value(serde_json::json!({"type": "device_heartbeat", "uptime_s": 3}))
+                .unwrap();
+        assert_eq!(hb, EventBody::DeviceHeartbeat { uptime_s: 3 });
+    }
+
+    #[test]
+    fn unknown_body_field_of_a_known_kind_is_tolerated() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["body"]["added_in_a_newer_minor"] = true.into();
+        let e: Event = serde_json::from_value(v).unwrap();
+        assert_eq!(e, sample_with_id(&e));
+    }
+
+    fn sample_with_id(e: &Event) -> Event {
+        Event { id: e.id, ..sample() }
     }
 
     #[test]

@@ -297,21 +297,42 @@ impl UnknownBody {
     }
 }
 
-/// Every kind name this build knows ([`EventBody::kind`] of every variant
-/// but [`EventBody::Unknown`]).
-pub const KNOWN_KINDS: &[&str] = &[
-    "message_received",
-    "message_sent",
-    "delivery_status",
-    "reply_requested",
-    "conversation_resolved",
-    "conversation_reopened",
-    "routing_decision",
-    "contact_changed",
-    "device_heartbeat",
-    "device_telemetry",
-    "refused",
-];
+/// Every kind name this build knows (the `type` of every variant but
+/// [`EventBody::Unknown`]), read from serde's own list of the enum's
+/// variants, so a kind added to [`EventBody`] is known without a second
+/// list to keep in step.
+pub fn known_kinds() -> &'static [&'static str] {
+    static KINDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KINDS.get_or_init(|| {
+        // Decoding a `type` no variant has makes the derived decoder name
+        // every variant it has (`Error::unknown_variant`); this error type
+        // keeps that list.
+        #[derive(Debug)]
+        struct Variants(&'static [&'static str]);
+        impl std::fmt::Display for Variants {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("event kind probe")
+            }
+        }
+        impl std::error::Error for Variants {}
+        impl serde::de::Error for Variants {
+            fn custom<T: std::fmt::Display>(_: T) -> Self {
+                Variants(&[])
+            }
+            fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+                Variants(expected)
+            }
+        }
+        let probe = serde::de::value::MapDeserializer::<_, Variants>::new(std::iter::once((
+            "type",
+            "\u{0}no such kind",
+        )));
+        match EventBody::deserialize(probe) {
+            Err(Variants(kinds)) => kinds,
+            Ok(_) => &[],
+        }
+    })
+}
 
 impl Serialize for EventBody {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -331,7 +352,7 @@ impl<'de> Deserialize<'de> for EventBody {
             Some(_) => return Err(D::Error::custom("event body \"type\" is not a string")),
             None => return Err(D::Error::missing_field("type")),
         };
-        if !KNOWN_KINDS.contains(&kind) {
+        if !known_kinds().contains(&kind) {
             return Ok(EventBody::Unknown(UnknownBody { raw }));
         }
         EventBody::deserialize(serde_json::Value::Object(raw)).map_err(D::Error::custom)
@@ -543,7 +564,14 @@ mod tests {
 
     #[test]
     fn a_listed_kind_never_decodes_as_unknown() {
-        for kind in KNOWN_KINDS {
+        assert!(
+            known_kinds().contains(&"message_received"),
+            "{:?}",
+            known_kinds()
+        );
+        assert!(known_kinds().contains(&"refused"), "{:?}", known_kinds());
+        assert!(!known_kinds().contains(&"unknown"), "{:?}", known_kinds());
+        for kind in known_kinds() {
             let body = serde_json::json!({"type": kind});
             match serde_json::from_value::<EventBody>(body) {
                 Ok(b) => assert_eq!(b.kind(), *kind),
@@ -565,7 +593,10 @@ mod tests {
     }
 
     fn sample_with_id(e: &Event) -> Event {
-        Event { id: e.id, ..sample() }
+        Event {
+            id: e.id,
+            ..sample()
+        }
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub mod metrics;
 pub mod routing;
 
 pub use event::{
-    Channel, DeliveryState, Event, EventBody, KNOWN_KINDS, ModemHealth, Originator, Refusal,
-    SystemHealth, UnknownBody, UnknownChannel,
+    Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,
+    UnknownBody, UnknownChannel, known_kinds,
 };
 pub use hlc::{Hlc, HlcClock, WallClock};
 pub use id::{ConversationId, EventId, IdError, NodeId};

@@ -160,6 +160,7 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
             generation.clone(),
         ));
         let exec = Exec {
+            device: crossline_store::EventLog::local_node(log.store()).to_string(),
             lines: lines.clone(),
             cfg: effective.clone(),
             outbound: outbound.clone(),
@@ -180,7 +181,18 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
                 }
                 c = commands.recv() => {
                     let Some(c) = c else { continue };
-                    if c.kind.is_fleet() {
+                    if matches!(c.kind, CommandKind::Unknown(_)) {
+                        // Neither side can tell a fleet command from a
+                        // conversation one it does not know: both refuse it
+                        // (a result for the fleet console, an outcome event
+                        // for the conversation's reply).
+                        let ex = exec.clone();
+                        let refused = c.clone();
+                        tokio::spawn(async move { ex.handle(refused).await });
+                        if sms_tx.send(c).await.is_err() {
+                            warn!("the SMS loop is gone; command dropped (mgmt repeats it)");
+                        }
+                    } else if c.kind.is_fleet() {
                         let ex = exec.clone();
                         tokio::spawn(async move { ex.handle(c).await });
                     } else if sms_tx.send(c).await.is_err() {
@@ -325,6 +337,8 @@ impl Records {
 
 #[derive(Clone)]
 struct Exec {
+    /// This appliance's device id.
+    device: String,
     lines: Lines,
     cfg: Config,
     outbound: mpsc::Sender<Outbound>,
@@ -436,6 +450,7 @@ impl Exec {
         }
         let r: Result<String, String> = match &c.kind {
             CommandKind::SendSms { .. } => Err("not a fleet command".into()),
+            CommandKind::Unknown(u) => Err(crate::unknown_command_reason(&self.device, u)),
             CommandKind::Reboot => Ok(match &self.cfg.commands.reboot_command {
                 Some(cmd) => format!("running {}", cmd.join(" ")),
                 None => "stopping for the supervisor to restart the daemon".into(),

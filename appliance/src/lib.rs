@@ -24,6 +24,28 @@ use crossline_store::Outbox;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+/// Why this appliance refuses a command of a kind it does not know (from a
+/// newer mgmt): what it was, that nothing was done, and what to do. The
+/// refusal goes back both as a failed outcome event and as a fleet command
+/// result (docs/PROTOCOL.md, "Commands").
+pub fn unknown_command_reason(device: &str, kind: &crossline_core::tagged::Unrecognized) -> String {
+    let mut name: String = kind
+        .kind()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        name = "?".into();
+    }
+    format!(
+        "refused: crossline-appliance {} on {device} does not know the command {name:?} \
+         (it knows {}); nothing was done: upgrade the appliance to use it",
+        env!("CARGO_PKG_VERSION"),
+        crossline_proto::CommandKind::known_kinds().join(", ")
+    )
+}
+
 /// How often acknowledged events are pruned from the local log.
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 

@@ -452,3 +452,86 @@ async fn the_first_event_after_a_quiet_link_is_sent_once() {
         .unwrap()
         .unwrap();
 }
+
+/// A newer mgmt's command of a kind this appliance does not know is refused
+/// by id with a reason, both ways an older mgmt could be waiting for it: an
+/// outcome event (`delivery_status` failed, in the conversation's reply) and
+/// a fleet command result. Nothing is done, and the appliance goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_a_kind_this_appliance_does_not_know_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(dir.path(), port);
+    let sim = SimModem::spawn(SimConfig {
+        noise_interval: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let cfg = config(dir.path(), port, &sim, None);
+    let device = cfg.node_id.clone().unwrap();
+    let stop = CancellationToken::new();
+    let mut mgmt = FakeMgmt::connect(port, &device).await;
+    let app = tokio::spawn(crossline_appliance::run(cfg, stop.clone()));
+    mgmt.wait("presence", Kind::Presence, |_| Some(())).await;
+
+    let id = EventId::new();
+    let newer = format!(
+        r#"{{"v":1,"id":"{id}","kind":{{"type":"dial","line":"gsm0","to":"+380501234567"}}}}"#
+    );
+    mgmt.publish(Kind::Cmd, newer.into_bytes()).await;
+    let detail = mgmt
+        .wait("the refusal as an outcome event", Kind::Events, |p| {
+            decode::<EventBatch>(p).ok().and_then(|b| {
+                b.events.into_iter().find_map(|e| match e.body {
+                    EventBody::DeliveryStatus {
+                        command,
+                        part: None,
+                        state: crossline_core::DeliveryState::Failed,
+                        detail,
+                    } if command == id => detail,
+                    _ => None,
+                })
+            })
+        })
+        .await;
+    assert!(
+        detail.contains("does not know the command \"dial\"") && detail.contains("upgrade"),
+        "{detail}"
+    );
+    let result = mgmt
+        .wait("the refusal as a command result", Kind::Result, |p| {
+            decode::<crossline_proto::CommandResult>(p)
+                .ok()
+                .filter(|r| r.id == id)
+        })
+        .await;
+    assert!(!result.ok);
+    assert_eq!(result.output, detail);
+    assert!(sim.sent().is_empty(), "nothing was dialled or sent");
+
+    // The appliance goes on: a known command after it is carried out.
+    let next = EventId::new();
+    mgmt.publish(
+        Kind::Cmd,
+        encode(&Command {
+            v: VERSION,
+            id: next,
+            kind: CommandKind::SendSms {
+                line: "gsm0".into(),
+                to: "+380501234567".into(),
+                text: "Ми передзвонимо.".into(),
+            },
+        }),
+    )
+    .await;
+    let sent = sim.wait_sent(1, WAIT).await.unwrap();
+    assert_eq!(sent[0].text, "Ми передзвонимо.");
+
+    stop.cancel();
+    tokio::time::timeout(WAIT, app)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

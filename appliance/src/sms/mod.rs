@@ -627,8 +627,24 @@ async fn command_loop(s: Shared, mut commands: mpsc::Receiver<Command>) -> anyho
             info!(command = %cmd.id, "duplicate command ignored (already received)");
             continue;
         }
-        let CommandKind::SendSms { line, to, text } = cmd.kind else {
-            continue;
+        let (line, to, text) = match cmd.kind {
+            CommandKind::SendSms { line, to, text } => (line, to, text),
+            CommandKind::Unknown(u) => {
+                let detail = crate::unknown_command_reason(&s.device, &u);
+                warn!(command = %cmd.id, kind = u.kind(), "{detail}");
+                append(
+                    &s,
+                    EventBody::DeliveryStatus {
+                        command: cmd.id,
+                        part: None,
+                        state: DeliveryState::Failed,
+                        detail: Some(detail),
+                    },
+                )
+                .await?;
+                continue;
+            }
+            _ => continue,
         };
         info!(command = %cmd.id, line = %line, to = %to, "send command received");
         spawn_send(&s, cmd.id, line, to, text, false);

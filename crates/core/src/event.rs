@@ -274,70 +274,21 @@ pub enum EventBody {
     Unknown(UnknownBody),
 }
 
-/// The body of an event of a kind this build does not know: its JSON as
-/// received (`type` included). Built only by decoding, and only when the
-/// `type` names no kind this build knows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UnknownBody {
-    raw: serde_json::Map<String, serde_json::Value>,
-}
-
-impl UnknownBody {
-    /// The `type` the originator gave the body.
-    pub fn kind(&self) -> &str {
-        self.raw
-            .get("type")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-    }
-
-    /// The body as received.
-    pub fn raw(&self) -> &serde_json::Map<String, serde_json::Value> {
-        &self.raw
-    }
-}
+/// The body of an event of a kind this build does not know (see
+/// [`crate::tagged`]).
+pub type UnknownBody = crate::tagged::Unrecognized;
 
 /// Every kind name this build knows (the `type` of every variant but
-/// [`EventBody::Unknown`]), read from serde's own list of the enum's
-/// variants, so a kind added to [`EventBody`] is known without a second
-/// list to keep in step.
+/// [`EventBody::Unknown`]), from serde's own list of the enum's variants.
 pub fn known_kinds() -> &'static [&'static str] {
     static KINDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
-    KINDS.get_or_init(|| {
-        // Decoding a `type` no variant has makes the derived decoder name
-        // every variant it has (`Error::unknown_variant`); this error type
-        // keeps that list.
-        #[derive(Debug)]
-        struct Variants(&'static [&'static str]);
-        impl std::fmt::Display for Variants {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("event kind probe")
-            }
-        }
-        impl std::error::Error for Variants {}
-        impl serde::de::Error for Variants {
-            fn custom<T: std::fmt::Display>(_: T) -> Self {
-                Variants(&[])
-            }
-            fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
-                Variants(expected)
-            }
-        }
-        let probe = serde::de::value::MapDeserializer::<_, Variants>::new(std::iter::once((
-            "type",
-            "\u{0}no such kind",
-        )));
-        match EventBody::deserialize(probe) {
-            Err(Variants(kinds)) => kinds,
-            Ok(_) => &[],
-        }
-    })
+    KINDS.get_or_init(|| crate::tagged::known_tags(EventBody::deserialize))
 }
 
 impl Serialize for EventBody {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            EventBody::Unknown(u) => u.raw.serialize(s),
+            EventBody::Unknown(u) => u.serialize(s),
             known => EventBody::serialize(known, s),
         }
     }
@@ -345,17 +296,7 @@ impl Serialize for EventBody {
 
 impl<'de> Deserialize<'de> for EventBody {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-        let kind = match raw.get("type") {
-            Some(serde_json::Value::String(k)) => k.as_str(),
-            Some(_) => return Err(D::Error::custom("event body \"type\" is not a string")),
-            None => return Err(D::Error::missing_field("type")),
-        };
-        if !known_kinds().contains(&kind) {
-            return Ok(EventBody::Unknown(UnknownBody { raw }));
-        }
-        EventBody::deserialize(serde_json::Value::Object(raw)).map_err(D::Error::custom)
+        crate::tagged::decode(d, known_kinds(), EventBody::deserialize, EventBody::Unknown)
     }
 }
 

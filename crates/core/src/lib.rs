@@ -12,6 +12,7 @@ pub mod id;
 pub mod lang;
 pub mod metrics;
 pub mod routing;
+pub mod tagged;
 
 pub use event::{
     Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,

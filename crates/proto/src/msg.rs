@@ -210,8 +210,18 @@ impl Wire for Telemetry {
 }
 
 /// What mgmt asks an appliance to do.
+///
+/// Forward compatibility (docs/PROTOCOL.md, "Versions and strictness"): a
+/// `type` this build does not know decodes as [`CommandKind::Unknown`], so
+/// the appliance can refuse it by id with a reason instead of dropping it
+/// (and mgmt repeating it for ever); a known kind is decoded strictly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum CommandKind {
     /// Send an SMS on a line (a conversation reply; outcome as events).
     SendSms {
@@ -239,13 +249,48 @@ pub enum CommandKind {
     },
     /// Fleet: re-read every modem's identity and sweep its SMS storage.
     RescanModems,
+    /// A kind this build does not know (from a newer mgmt), kept as it
+    /// came; the appliance refuses it with a reason. Only decoding creates
+    /// one, and never for a known kind's name.
+    #[serde(skip)]
+    Unknown(crossline_core::tagged::Unrecognized),
+}
+
+impl CommandKind {
+    /// Every command kind name this build knows.
+    pub fn known_kinds() -> &'static [&'static str] {
+        static KINDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+        KINDS.get_or_init(|| crossline_core::tagged::known_tags(CommandKind::deserialize))
+    }
+}
+
+impl Serialize for CommandKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            CommandKind::Unknown(u) => u.serialize(s),
+            known => CommandKind::serialize(known, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crossline_core::tagged::decode(
+            d,
+            CommandKind::known_kinds(),
+            CommandKind::deserialize,
+            CommandKind::Unknown,
+        )
+    }
 }
 
 impl CommandKind {
     /// Whether this is a fleet command (answered with a [`CommandResult`]),
-    /// not a conversation one (answered with events).
+    /// not a conversation one (answered with events). An unknown kind is
+    /// neither: the appliance answers it both ways (docs/PROTOCOL.md,
+    /// "Commands").
     pub fn is_fleet(&self) -> bool {
-        !matches!(self, CommandKind::SendSms { .. })
+        !matches!(self, CommandKind::SendSms { .. } | CommandKind::Unknown(_))
     }
 
     /// Short name for logs and the API.
@@ -258,6 +303,7 @@ impl CommandKind {
             CommandKind::Ussd { .. } => "ussd",
             CommandKind::CollectLogs { .. } => "collect_logs",
             CommandKind::RescanModems => "rescan_modems",
+            CommandKind::Unknown(_) => "unknown",
         }
     }
 }
@@ -781,6 +827,49 @@ mod tests {
             },
         };
         assert_eq!(decode::<Command>(&encode(&c)).unwrap(), c);
+    }
+
+    #[test]
+    fn an_unknown_event_kind_does_not_reject_its_batch() {
+        let mut v = serde_json::to_value(EventBatch::new(vec![ev("a", 1), ev("a", 2), ev("a", 3)]))
+            .unwrap();
+        v["events"][1]["body"] = serde_json::json!({"type": "call_ringing", "line": "gsm0"});
+        let b = decode::<EventBatch>(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert_eq!(b.events.len(), 3);
+        let EventBody::Unknown(u) = &b.events[1].body else {
+            panic!("{:?}", b.events[1].body)
+        };
+        assert_eq!(u.kind(), "call_ringing");
+        assert_eq!(serde_json::to_value(&b).unwrap(), v, "kept as it came");
+        // A known kind's malformed body still refuses the batch.
+        v["events"][1]["body"] = serde_json::json!({"type": "device_heartbeat"});
+        assert!(decode::<EventBatch>(&serde_json::to_vec(&v).unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_unknown_command_kind_decodes_so_it_can_be_refused_by_id() {
+        let id = EventId::new();
+        let json = format!(r#"{{"v":1,"id":"{id}","kind":{{"type":"dial","line":"gsm0"}}}}"#);
+        let c = decode::<Command>(json.as_bytes()).unwrap();
+        assert_eq!(c.id, id);
+        let CommandKind::Unknown(u) = &c.kind else {
+            panic!("{:?}", c.kind)
+        };
+        assert_eq!(u.kind(), "dial");
+        assert!(!c.kind.is_fleet());
+        assert_eq!(c.kind.name(), "unknown");
+        assert_eq!(
+            decode::<Command>(&encode(&c)).unwrap(),
+            c,
+            "kept as it came"
+        );
+        assert!(CommandKind::known_kinds().contains(&"send_sms"));
+        assert!(CommandKind::known_kinds().contains(&"rescan_modems"));
+        // A known kind stays strict: an extra field is refused.
+        let json = format!(
+            r#"{{"v":1,"id":"{id}","kind":{{"type":"restart_modem","line":"gsm0","now":true}}}}"#
+        );
+        assert!(decode::<Command>(json.as_bytes()).is_err());
     }
 }
 

@@ -482,7 +482,10 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
         | EventBody::RoutingDecision { .. }
         | EventBody::ContactChanged { .. }
         // What mgmt kept of a device's refused event changes nothing.
-        | EventBody::Refused { .. } => {}
+        | EventBody::Refused { .. }
+        // A kind this mgmt does not know (a newer appliance's) is kept
+        // raw in the log and acknowledged, but means nothing here.
+        | EventBody::Unknown(_) => {}
     }
     Ok(())
 }

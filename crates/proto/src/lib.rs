@@ -6,7 +6,9 @@
 //!
 //! Encoding is JSON (serde_json): payloads are small, readable with
 //! `mosquitto_sub`, and debuggable in the field; decoding is strict (unknown
-//! fields, unknown kinds and unknown versions are refused with a clear error).
+//! fields and unknown versions are refused with a clear error), except that
+//! an event or command kind a newer build added decodes as an unknown kind,
+//! kept raw (see docs/PROTOCOL.md, "Versions and strictness").
 
 pub mod msg;
 pub mod topic;

@@ -358,6 +358,21 @@ impl Fleet {
         kind: CommandKind,
     ) -> Result<Command, OpError> {
         authorize(by)?;
+        if let CommandKind::Unknown(u) = &kind {
+            // Decoding keeps a kind it does not know (an appliance refuses
+            // such a command by id); mgmt never sends one.
+            return Err(FleetError::Invalid(format!(
+                "no command kind {:?}; use one of {}",
+                u.kind(),
+                CommandKind::known_kinds()
+                    .iter()
+                    .filter(|k| **k != "send_sms")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .into());
+        }
         if !kind.is_fleet() {
             return Err(FleetError::Invalid(
                 "send_sms is a conversation command; reply through the conversations API".into(),

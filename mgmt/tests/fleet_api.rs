@@ -499,3 +499,27 @@ async fn pending_enrollments_per_bootstrap_token_are_capped() {
     assert!(list.iter().all(|e| e["state"] == "pending"));
     mgmt.stop().await;
 }
+
+/// The fleet API decodes a command kind it does not know (as an appliance
+/// must, to refuse a newer mgmt's command) but never queues one: 400 with
+/// the kinds it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_command_kind_is_refused_not_queued() {
+    let mgmt = Mgmt::start().await;
+    let _dev = mgmt.device("branch-a").await;
+    let (s, v) = mgmt
+        .post(
+            "/api/v1/fleet/devices/branch-a/commands",
+            r#"{"type":"teleport","to":"mars"}"#,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("no command kind \"teleport\"") && msg.contains("reboot, restart_modem"),
+        "{v}"
+    );
+    let (_, list) = mgmt.get("/api/v1/fleet/devices/branch-a/commands").await;
+    assert_eq!(list, serde_json::json!([]));
+    mgmt.stop().await;
+}

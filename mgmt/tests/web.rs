@@ -2301,3 +2301,56 @@ async fn console_redirects_never_carry_a_line_break() {
     );
     m.stop().await;
 }
+
+/// Version skew: a newer appliance's event of a kind this mgmt does not know
+/// is stored as sent and acknowledged, the messages around it in the same
+/// batch are threaded as usual, and the admin sees it raw in the API and on
+/// the device's page in the fleet console.
+#[tokio::test]
+async fn an_event_of_a_kind_mgmt_does_not_know_is_kept_and_shown_to_admins() {
+    let m = setup().await;
+    let root = login(&m, "root", "root-password").await;
+    let mut dev = m.device("branch-new").await;
+    let before = dev.event(common::sms("gsm0", "+380501110001", "Добрий день"));
+    let unknown = dev.event(
+        serde_json::from_value(json!({
+            "type": "call_ringing", "line": "gsm0", "from": "+380501110001",
+            "note": "<b>not markup</b>"
+        }))
+        .unwrap(),
+    );
+    let after = dev.event(common::sms("gsm0", "+380501110002", "Ще одне"));
+    dev.publish(vec![before, unknown, after]).await;
+    for number in ["+380501110001", "+380501110002"] {
+        m.wait_list(&format!("?number={}", number.replace('+', "%2B")), |l| {
+            l.len() == 1
+        })
+        .await;
+    }
+    let (s, events) = m.get("/api/v1/events?device=branch-new&limit=10").await;
+    assert_eq!(s, 200, "{events}");
+    let stored = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["seq"] == 2)
+        .unwrap_or_else(|| panic!("seq 2 not stored: {events}"));
+    assert_eq!(
+        stored["body"],
+        json!({"type": "call_ringing", "line": "gsm0", "from": "+380501110001",
+               "note": "<b>not markup</b>"})
+    );
+    let page = root.get("/admin/fleet/d/branch-new").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Events this mgmt does not understand")
+            && page.body.contains(r#"data-testid="unknown-event-2""#)
+            && page.body.contains("<code>call_ringing</code>")
+            && page.body.contains("not markup")
+            && !page.body.contains("<b>not markup"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("unknown-event-1"), "{}", page.body);
+    m.stop().await;
+}

@@ -658,6 +658,9 @@ struct DevicePage {
     desired_json: String,
     commands: Vec<CommandRow>,
     alerts: Vec<AlertView>,
+    /// Events of kinds this mgmt does not know (newest first): seq, time,
+    /// kind, body as sent.
+    unknown: Vec<(db::UnknownEvent, String)>,
     line_labels: Vec<String>,
     /// Chart range (kept by the live refresh).
     hours: u64,
@@ -701,11 +704,12 @@ async fn device_page(
                 config::desired(c, &dev)?,
                 commands::list(c, &dev, 50)?,
                 alerts::recent(c, Some(&dev), 50)?,
+                db::unknown_events(c, &dev, 20)?,
                 crate::services::fleet::rekey::state(c, &dev)?,
             )))
         })
         .await?;
-    let Some((d, series, cfg, desired, cmds, alert_list, rekey)) = data else {
+    let Some((d, series, cfg, desired, cmds, alert_list, unknown, rekey)) = data else {
         return Err(WebError::NotFound);
     };
     let l = Layout::new(&user, "fleet", "fleet.device");
@@ -761,6 +765,19 @@ async fn device_page(
                 raised: l.tr.datetime(a.raised_ms),
                 cleared: a.cleared_ms.map(|m| l.tr.datetime(m)).unwrap_or_default(),
                 a,
+            })
+            .collect(),
+        unknown: unknown
+            .into_iter()
+            .map(|mut u| {
+                let at = l.tr.datetime(u.at_ms);
+                // A body may be up to a payload's size: the page shows its
+                // start (the API has all of it).
+                if let Some((cut, _)) = u.body.char_indices().nth(2_000) {
+                    u.body.truncate(cut);
+                    u.body.push('…');
+                }
+                (u, at)
             })
             .collect(),
         line_labels,

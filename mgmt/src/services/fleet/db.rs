@@ -811,3 +811,49 @@ mod tests {
         assert!(!status.rows[0].0.online);
     }
 }
+
+/// An event of a kind this mgmt does not know (from a newer appliance),
+/// kept raw in the log (docs/PROTOCOL.md, "Versions and strictness").
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnknownEvent {
+    pub seq: i64,
+    pub at_ms: i64,
+    /// The `type` the device gave it.
+    pub kind: String,
+    /// The body as the device sent it (JSON).
+    pub body: String,
+}
+
+/// How far back (in the device's own events) the device page looks for
+/// events of kinds this mgmt does not know: the log has no index by kind,
+/// so the look is bounded; `GET /api/v1/events` shows every one.
+pub const UNKNOWN_EVENTS_WINDOW: i64 = 10_000;
+
+/// The newest `limit` events of kinds this mgmt does not know among
+/// `device`'s last [`UNKNOWN_EVENTS_WINDOW`] events, newest first.
+pub fn unknown_events(
+    conn: &Connection,
+    device: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<UnknownEvent>> {
+    let mut st = conn.prepare_cached(
+        "SELECT seq, at_ms, body FROM event
+         WHERE origin = ?1 AND kind = 'unknown'
+           AND seq > (SELECT COALESCE(MAX(seq), 0) FROM event WHERE origin = ?1) - ?2
+         ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![device, UNKNOWN_EVENTS_WINDOW, limit as i64], |r| {
+        let body: String = r.get(2)?;
+        let kind = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        Ok(UnknownEvent {
+            seq: r.get(0)?,
+            at_ms: r.get(1)?,
+            kind,
+            body,
+        })
+    })?;
+    rows.collect()
+}

@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// This mgmt instance's node id: the `origin` of every event it creates
+    /// (replies asked for, resolutions, routing decisions, ...). Each mgmt
+    /// instance sharing a database or a fleet needs its own; it must not be
+    /// a device's id (docs/API.md, "Configuration").
+    #[serde(default = "default_node_id")]
+    pub node_id: crossline_core::NodeId,
     /// Database, generated secrets and tokens live here.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -208,6 +214,15 @@ impl SiteConfig {
     pub fn region(&self) -> Result<crate::services::contacts::address::Region> {
         Ok(self.default_region.parse()?)
     }
+}
+
+/// The node id of a mgmt without `node_id` in its configuration (the one
+/// every mgmt had before it was configurable, so existing logs go on).
+pub const DEFAULT_NODE_ID: &str = "mgmt";
+
+#[allow(clippy::expect_used)]
+fn default_node_id() -> crossline_core::NodeId {
+    crossline_core::NodeId::new(DEFAULT_NODE_ID).expect("\"mgmt\" satisfies the node id rules")
 }
 
 fn default_data_dir() -> PathBuf {

@@ -27,6 +27,9 @@ struct Cli {
     /// Override data_dir.
     #[arg(long, global = true, env = "CROSSLINE_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Override node_id (this mgmt instance's node id).
+    #[arg(long, global = true, env = "CROSSLINE_NODE_ID")]
+    node_id: Option<NodeId>,
     /// Log as JSON lines.
     #[arg(long, global = true, env = "CROSSLINE_LOG_JSON")]
     log_json: bool,
@@ -208,6 +211,9 @@ async fn main() -> Result<()> {
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
     }
+    if let Some(n) = cli.node_id {
+        cfg.node_id = n;
+    }
     match cli.cmd {
         Cmd::Run {
             http,
@@ -289,6 +295,7 @@ async fn main() -> Result<()> {
                     crossline_mgmt::services::fleet::check_device_id(
                         id.as_str(),
                         &cfg.mqtt.username,
+                        &cfg.node_id,
                     )?;
                     let secret = new_secret();
                     store.put_device(&id, &hash_secret(&secret)?).await?;

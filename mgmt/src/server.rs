@@ -47,7 +47,7 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     let region = cfg.site.region()?;
     SqliteStore::open_with(
         &cfg.db_path(),
-        mgmt_node(),
+        cfg.node_id.clone(),
         StoreOptions {
             schema: Schema::Mgmt,
             projector: Some(crate::services::conversations::projector(region)),
@@ -65,6 +65,15 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
 
 pub async fn start(cfg: Config) -> Result<Running> {
     let store = open_store(&cfg)?;
+    // A device's events and mgmt's own share the log, keyed by origin: one
+    // id for both would mix two sequences.
+    if crossline_store::DeviceRegistry::device(&store, &cfg.node_id)?.is_some() {
+        anyhow::bail!(
+            "node_id {:?} is also the id of a registered device; give this mgmt another node_id \
+             in its configuration (docs/API.md, \"Configuration\")",
+            cfg.node_id.as_str()
+        );
+    }
     let mgmt_secret = cfg.secret(Secret::Mgmt)?;
     let api_token = cfg.secret(Secret::ApiToken)?;
     let metrics = Arc::new(Metrics::default());

@@ -191,3 +191,46 @@ async fn the_clock_skew_bound_comes_from_the_configuration() {
     assert_eq!(flagged, [(1, None), (2, Some(far.at.ms as i64))]);
     m.stop().await;
 }
+
+/// Each mgmt instance has its own node id, from its configuration: the
+/// origin of the events it creates. No device may take it, and mgmt refuses
+/// to start when a registered device already has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mgmt_s_own_events_carry_the_node_id_from_its_configuration() {
+    let mut m = Mgmt::start_with("node_id = \"mgmt-kyiv\"\n").await;
+    let mut dev = m.device("branch-a").await;
+    dev.sms("gsm0", "+380501234567", "hello?").await;
+    let cid = id_of(&m.wait_list("", |l| l.len() == 1).await[0]);
+    let (s, r) = m
+        .post(
+            &format!("/api/v1/conversations/{cid}/replies"),
+            r#"{"text":"Yes"}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let own = kinds(&m, "mgmt-kyiv").await;
+    assert!(own.iter().any(|k| k == "reply_requested"), "{own:?}");
+    assert!(kinds(&m, "mgmt").await.is_empty());
+
+    let node = crossline_core::NodeId::new("mgmt-kyiv").unwrap();
+    let err =
+        crossline_mgmt::services::fleet::check_device_id("mgmt-kyiv", "mgmt", &node).unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+
+    // A device registered under that id (by an older mgmt, say).
+    crossline_store::DeviceRegistry::put_device(&m.running().store, &node, "$7$x")
+        .await
+        .unwrap();
+    m.running.take().unwrap().stop().await;
+    let mut cfg: crossline_mgmt::config::Config =
+        toml::from_str("node_id = \"mgmt-kyiv\"").unwrap();
+    cfg.data_dir = m.data_dir().to_path_buf();
+    cfg.listen_on_free_loopback_ports();
+    let Err(err) = crossline_mgmt::server::start(cfg).await else {
+        panic!("mgmt started with a device's id as its node id");
+    };
+    assert!(
+        format!("{err:#}").contains("node_id \"mgmt-kyiv\" is also the id of a registered device"),
+        "{err:#}"
+    );
+}

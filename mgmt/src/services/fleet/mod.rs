@@ -146,14 +146,23 @@ pub fn status_code(revoked: bool, online: bool) -> &'static str {
     }
 }
 
-/// Checks that `id` may be given to a device.
-pub fn check_device_id(id: &str, service_user: &str) -> Result<NodeId, FleetError> {
+/// Checks that `id` may be given to a device: not a service user, not
+/// mgmt's node id `mgmt_node` (nor the default one).
+pub fn check_device_id(
+    id: &str,
+    service_user: &str,
+    mgmt_node: &NodeId,
+) -> Result<NodeId, FleetError> {
     let node = NodeId::new(id).map_err(|e| {
         FleetError::Invalid(format!(
             "device id {id:?}: {e} (use lowercase letters, digits, '-' and '_', at most 64)"
         ))
     })?;
-    if id == service_user || id == ENROLL_USER || id == "mgmt" {
+    if id == service_user
+        || id == ENROLL_USER
+        || id == crate::config::DEFAULT_NODE_ID
+        || id == mgmt_node.as_str()
+    {
         return Err(FleetError::Invalid(format!(
             "device id {id:?} is reserved; choose another"
         )));
@@ -171,7 +180,11 @@ pub async fn approve_in(
     service_user: &str,
 ) -> Result<(), OpError> {
     authorize(by)?;
-    check_device_id(&a.device, service_user)?;
+    check_device_id(
+        &a.device,
+        service_user,
+        crossline_store::EventLog::local_node(store),
+    )?;
     for (what, v) in [("name", &a.name), ("site", &a.site), ("group", &a.group)] {
         if let Some(v) = v {
             db::check_label(what, v)?;

@@ -922,7 +922,7 @@ fn first_inbound_text(
 
 /// The next seq mgmt's log will use.
 async fn next_mgmt_seq(store: &SqliteStore) -> Result<u64, RoutingServiceError> {
-    let origin = mgmt_node().to_string();
+    let origin = crossline_store::EventLog::local_node(store).to_string();
     let max: i64 = store
         .read(move |conn| {
             conn.query_row(
@@ -958,7 +958,7 @@ pub async fn decisions(
     store: &SqliteStore,
     f: DecisionFilter,
 ) -> Result<Vec<Logged>, RoutingServiceError> {
-    let origin = mgmt_node().to_string();
+    let origin = crossline_store::EventLog::local_node(store).to_string();
     let rows = store
         .read(move |conn| {
             let conv = f.conversation.map(|c| c.0.as_bytes().to_vec());

@@ -1,9 +1,10 @@
-//! mgmt's clock and identity: the wall-clock milliseconds every service
-//! and surface reads, and the node id mgmt stamps on the events it creates.
-//! The event log's hybrid logical clock (`at` of every event) is kept by
-//! the store ([`crossline_store::SqliteStore`]), seeded from this node id.
-
-use crossline_core::NodeId;
+//! mgmt's clock: the wall-clock milliseconds every service and surface
+//! reads. The event log's hybrid logical clock (`at` of every event) is kept
+//! by the store ([`crossline_store::SqliteStore`]), opened with this mgmt's
+//! node id, the configuration's `node_id` ([`crate::config::Config::node_id`]);
+//! code that needs the node id asks the store
+//! ([`crossline_store::EventLog::local_node`]), so two mgmt instances in one
+//! process (tests) each have their own.
 
 /// Milliseconds since the Unix epoch (0 if the system clock is before it).
 pub fn now_ms() -> u64 {
@@ -11,10 +12,4 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// mgmt's own node id (origin of events mgmt creates).
-#[allow(clippy::expect_used)]
-pub fn mgmt_node() -> NodeId {
-    NodeId::new("mgmt").expect("\"mgmt\" satisfies the node id rules")
 }

@@ -1,6 +1,5 @@
 //! Starting and stopping a whole mgmt instance.
 
-use crate::clock::mgmt_node;
 use crate::config::{Config, Secret};
 use crate::http::{AppState, router};
 use crate::ingest::{self, BrokerLink, Update};

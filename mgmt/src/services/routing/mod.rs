@@ -21,7 +21,7 @@
 //! which starts a new epoch: routing state starts empty, the older decisions
 //! stay in the log for audit and metrics. See docs/API.md, "Routing".
 
-use crate::clock::{mgmt_node, now_ms};
+use crate::clock::now_ms;
 use crate::ingest::Update;
 use crate::live::LiveEvent;
 use crate::services::conversations::{ConversationSummary, EntryKind, Status, contact_tags};

@@ -412,6 +412,52 @@ impl SqliteStore {
         })
     }
 
+    /// Decides and appends in one step: `decide` runs in the writer's
+    /// transaction (seeing every projection as it is at that moment) and
+    /// returns its answer with the local events to append; they are
+    /// appended and projected in the same transaction, so nothing can
+    /// change in between (a check of the projections, then the fact, with no
+    /// race). Returns the answer and the events as stored (none appended
+    /// when `decide` returns none). An error from `decide` appends nothing.
+    pub fn append_with<T, F>(
+        &self,
+        decide: F,
+    ) -> impl Future<Output = Result<(T, Vec<Event>)>> + Send + 'static + use<T, F>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<(T, Vec<NewEvent>)> + Send + 'static,
+    {
+        self.submit(1, move |ctx: &mut Ctx, tx| {
+            let (answer, events) = decide(tx).map_err(|e| ctx.sql(e))?;
+            let stored = if events.is_empty() {
+                Vec::new()
+            } else {
+                ops::append(ctx, tx, events)?
+            };
+            Ok((answer, stored))
+        })
+    }
+
+    /// Rebuilds the projections from the log alone. In one transaction,
+    /// `clear` empties them (the caller knows its tables), then the installed
+    /// projector ([`StoreOptions::projector`]) is run over every stored event
+    /// again, in the order this node stored them, in batches. Returns how
+    /// many events were projected. Nothing else should use the projections
+    /// meanwhile (mgmt: stop it and run `crossline-mgmt rebuild`); the rest
+    /// of the database (the log, tables that are not projections) is left
+    /// as it is. An error rolls everything back: the old projections stay.
+    pub fn rebuild_projections<F>(
+        &self,
+        clear: F,
+    ) -> impl Future<Output = Result<u64>> + Send + 'static + use<F>
+    where
+        F: FnOnce(&Transaction<'_>) -> rusqlite::Result<()> + Send + 'static,
+    {
+        self.submit(writer::MAX_GROUP_EVENTS, move |ctx: &mut Ctx, tx| {
+            ops::rebuild(ctx, tx, clear)
+        })
+    }
+
     /// Runs `f` on a pooled read-only connection (on tokio's blocking pool).
     pub fn read<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send + 'static + use<T, F>
     where

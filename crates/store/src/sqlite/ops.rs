@@ -80,6 +80,38 @@ fn project(ctx: &Ctx, tx: &Transaction<'_>, stored: &[Event]) -> Result<()> {
     }
 }
 
+/// Events projected per call of the projector during a rebuild.
+const REBUILD_BATCH: usize = 4096;
+
+/// Empties the projections (`clear`) and runs the projector over every
+/// stored event again, in the order this node stored them, in batches.
+/// Returns how many events were projected.
+pub(crate) fn rebuild(
+    ctx: &Ctx,
+    tx: &Transaction<'_>,
+    clear: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+) -> Result<u64> {
+    let Some(project) = &ctx.projector else {
+        return Err(StoreError::Invalid(format!(
+            "database {}: no projector is installed, so there is nothing to rebuild \
+             (open the store with StoreOptions::projector)",
+            ctx.path
+        )));
+    };
+    clear(tx).map_err(|e| ctx.sql(e))?;
+    let mut after = 0;
+    let mut n = 0u64;
+    loop {
+        let (events, last) = super::read::stored_after(tx, &ctx.path, after, REBUILD_BATCH)?;
+        if events.is_empty() {
+            return Ok(n);
+        }
+        project(tx, &events).map_err(|e| ctx.sql(e))?;
+        n += events.len() as u64;
+        after = last;
+    }
+}
+
 /// Sequences, stamps and stores local events.
 pub(crate) fn append(
     ctx: &mut Ctx,

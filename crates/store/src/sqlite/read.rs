@@ -166,6 +166,33 @@ fn query_events(
     Ok(out)
 }
 
+/// Up to `limit` events stored after local position `after` (SQLite's
+/// rowid: the order this node stored them in), with the position of the
+/// last one.
+pub(crate) fn stored_after(
+    conn: &Connection,
+    path: &str,
+    after: i64,
+    limit: usize,
+) -> Result<(Vec<Event>, i64)> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT origin, seq, id, at_ms, at_c, conversation, body, rowid FROM event
+             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+        )
+        .map_err(sql(path))?;
+    let mut rows = st
+        .query(params![after, limit_i64(limit)])
+        .map_err(sql(path))?;
+    let mut out = Vec::with_capacity(limit.min(4096));
+    let mut last = after;
+    while let Some(row) = rows.next().map_err(sql(path))? {
+        out.push(decode_event(row, path)?);
+        last = row.get(7).map_err(sql(path))?;
+    }
+    Ok((out, last))
+}
+
 fn limit_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

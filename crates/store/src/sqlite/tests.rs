@@ -709,6 +709,114 @@ async fn projector_and_write_share_the_event_transaction() {
     );
 }
 
+/// `append_with` decides on what the transaction sees and appends in the
+/// same step; a decision that fails appends nothing.
+#[tokio::test]
+async fn append_with_decides_and_appends_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("log.db"), node("local")).unwrap();
+    let (n, stored) = store
+        .append_with(|tx| {
+            let n: i64 = tx.query_row("SELECT count(*) FROM event", [], |r| r.get(0))?;
+            Ok((n, vec![hb(7), hb(8)]))
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    let ((), none) = store.append_with(|_| Ok(((), vec![]))).await.unwrap();
+    assert!(none.is_empty());
+    let failed = store
+        .append_with(|tx| {
+            tx.query_row("SELECT no_such_column FROM event", [], |r| r.get::<_, i64>(0))?;
+            Ok(((), vec![hb(9)]))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(store.contiguous(&node("local")).await.unwrap(), 2);
+    store.close().unwrap();
+}
+
+/// A rebuild clears the projection and replays the whole log through the
+/// projector in the order the events were stored (local appends and
+/// ingested events interleaved), in batches bigger than one.
+#[tokio::test]
+async fn rebuild_replays_the_log_in_stored_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    {
+        let store = SqliteStore::open(&path, node("local")).unwrap();
+        store
+            .write(|tx| {
+                tx.execute_batch("CREATE TABLE seen (n INTEGER PRIMARY KEY, origin TEXT, seq INTEGER)")
+            })
+            .await
+            .unwrap();
+        store.close().unwrap();
+    }
+    let projector: Projector = per_event(|tx, ev| {
+        tx.execute(
+            "INSERT INTO seen (origin, seq) VALUES (?1, ?2)",
+            rusqlite::params![ev.origin.as_str(), ev.seq as i64],
+        )?;
+        Ok(())
+    });
+    let store = SqliteStore::open_with(
+        &path,
+        node("local"),
+        StoreOptions {
+            projector: Some(projector),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let b = node("branch-1");
+    store.append(vec![hb(1)]).await.unwrap();
+    store.ingest(&b, remote(&b, 1..=3)).await.unwrap();
+    store.append((2..=5000).map(hb).collect()).await.unwrap();
+    store.ingest(&b, remote(&b, 4..=4)).await.unwrap();
+    let dump = |s: &SqliteStore| {
+        s.read(|c| {
+            let mut st = c.prepare("SELECT n, origin, seq FROM seen ORDER BY n")?;
+            st.query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+    };
+    let before = dump(&store).await.unwrap();
+    assert_eq!(before.len(), 5004);
+    // Scribbled over: the rebuild must not keep any of it.
+    store
+        .write(|tx| tx.execute("UPDATE seen SET seq = -1 WHERE n % 7 = 0", []))
+        .await
+        .unwrap();
+    // `n` is a plain rowid: numbering starts again at 1 in an empty table.
+    let n = store
+        .rebuild_projections(|tx| tx.execute_batch("DELETE FROM seen"))
+        .await
+        .unwrap();
+    assert_eq!(n, 5004);
+    assert_eq!(dump(&store).await.unwrap(), before);
+    store.close().unwrap();
+
+    // Without a projector there is nothing to rebuild: said, not done.
+    let plain = SqliteStore::open(&path, node("local")).unwrap();
+    let err = plain
+        .rebuild_projections(|tx| tx.execute_batch("DELETE FROM seen"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no projector"), "{err}");
+    assert_eq!(
+        plain
+            .read(|c| c.query_row("SELECT count(*) FROM seen", [], |r| r.get::<_, i64>(0)))
+            .await
+            .unwrap(),
+        5004,
+        "a refused rebuild leaves the projection as it was"
+    );
+}
+
 #[tokio::test]
 async fn close_commits_what_was_queued_then_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();

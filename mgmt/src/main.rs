@@ -91,6 +91,10 @@ enum Cmd {
     /// TLS: mgmt's CA (what appliances pin).
     #[command(subcommand)]
     Tls(TlsCmd),
+    /// Drop every projection (conversations, contacts, timelines, notes,
+    /// tags, merges, routing configs, ...) and build it again from the
+    /// event log alone. Stop mgmt first (see docs/OPERATIONS.md).
+    Rebuild,
 }
 
 #[derive(Subcommand)]
@@ -442,6 +446,24 @@ async fn main() -> Result<()> {
                     appliance_mqtt_url(&cfg)
                 );
             }
+            Ok(())
+        }
+        Cmd::Rebuild => {
+            let store = server::open_store(&cfg)?;
+            let started = std::time::Instant::now();
+            let r = crossline_mgmt::rebuild::rebuild(&store).await;
+            store.close()?;
+            let n = r.with_context(|| {
+                format!(
+                    "rebuilding the projections of {} from its log (nothing was changed)",
+                    cfg.db_path().display()
+                )
+            })?;
+            eprintln!(
+                "rebuilt every projection of {} from {n} events in {:.1} s",
+                cfg.db_path().display(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Cmd::User(u) => {

@@ -73,6 +73,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
             cfg.node_id.as_str()
         );
     }
+    // Before routing reads its configuration: rows from before facts were
+    // events enter the log once (docs/ARCHITECTURE.md, "Rebuilding the projections").
+    crate::rebuild::import_legacy(&store)
+        .await
+        .context("carrying notes, tags, merges and routing configs from before they were events into the log")?;
     let mgmt_secret = cfg.secret(Secret::Mgmt)?;
     let api_token = cfg.secret(Secret::ApiToken)?;
     let metrics = Arc::new(Metrics::default());

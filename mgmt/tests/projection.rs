@@ -12,7 +12,7 @@ use crossline_core::{
     Channel, ConversationId, DeliveryState, Event, EventBody, EventId, Hlc, NodeId,
 };
 use crossline_mgmt::services::contacts::address::Region;
-use crossline_mgmt::services::conversations::{self, MergeOutcome};
+use crossline_mgmt::services::conversations;
 use crossline_store::{EventLog, Schema, SqliteStore, StoreOptions};
 use rusqlite::types::Value;
 
@@ -28,6 +28,7 @@ const TABLES: &[&str] = &[
     "pending_command",
     "command_device",
     "contact_merge",
+    "contact_merge_moved",
 ];
 
 fn open(path: &std::path::Path) -> SqliteStore {
@@ -220,12 +221,27 @@ async fn batched_projection_equals_one_event_at_a_time() {
         for e in prelude_events {
             s.ingest(&dev, vec![e.clone()]).await.unwrap();
         }
-        let (a, b) = (contact_a.clone(), contact_b.clone());
-        let merged = s
-            .write(move |tx| conversations::merge_contacts(tx, &a, &b, "admin", 1))
+        // The merge as an event of another mgmt node, stamped alike in
+        // every database (the projector applies it like a local one).
+        let hq = NodeId::new("hq").unwrap();
+        let merge = Event {
+            id: EventId(uuid::Uuid::from_u128(1)),
+            origin: hq.clone(),
+            seq: 1,
+            at: Hlc { ms: T + 3, c: 0 },
+            conversation: None,
+            body: EventBody::ContactsMerged {
+                survivor: contact_a.parse().unwrap(),
+                merged: contact_b.parse().unwrap(),
+                by: "admin".into(),
+            },
+        };
+        assert_eq!(s.ingest(&hq, vec![merge]).await.unwrap().stored, 1);
+        let merged_into: String = s
+            .read(|c| c.query_row("SELECT survivor FROM contact_merge", [], |r| r.get(0)))
             .await
             .unwrap();
-        assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+        assert_eq!(merged_into, contact_a);
         for c in events.chunks(chunk) {
             let o = s.ingest(&dev, c.to_vec()).await.unwrap();
             assert_eq!(o.stored, c.len());

@@ -4,6 +4,7 @@
 //! `(origin, seq)` pair is gapless per origin: seq 1, 2, 3, ... That is what
 //! lets mgmt acknowledge "everything up to N" and detect holes.
 
+use crate::contact::ContactId;
 use crate::hlc::Hlc;
 use crate::id::{ConversationId, EventId, NodeId};
 use serde::{Deserialize, Serialize};
@@ -246,8 +247,61 @@ pub enum EventBody {
     /// mgmt: a routing decision (assignment, queueing, presence change, ...)
     /// with who and why, so routing can be audited and replayed.
     RoutingDecision { record: crate::routing::Record },
-    /// mgmt: a change to the contact book (identity added, merge, un-merge).
-    ContactChanged { fact: crate::contact::ContactFact },
+    /// mgmt: an agent wrote a private note in the event's conversation
+    /// (agents only, never sent to the customer).
+    NoteAdded {
+        author: String,
+        text: String,
+        /// Logins mentioned with `@login` (those that exist).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mentions: Vec<String>,
+    },
+    /// mgmt: an agent wrote a note on a contact (the customer panel).
+    ContactNoteAdded {
+        contact: ContactId,
+        author: String,
+        text: String,
+    },
+    /// mgmt: an agent put a tag on a contact (trimmed, lower case).
+    ContactTagged {
+        contact: ContactId,
+        tag: String,
+        by: String,
+    },
+    /// mgmt: an agent took a tag off a contact.
+    ContactUntagged {
+        contact: ContactId,
+        tag: String,
+        by: String,
+    },
+    /// mgmt: an agent merged contact `merged` into `survivor`: its
+    /// identities, conversations, tags and notes move to the survivor. mgmt's
+    /// projection decides what moves (and refuses the merge, changing
+    /// nothing, when either contact is gone or both have an open
+    /// conversation), so a rebuild decides the same.
+    ContactsMerged {
+        survivor: ContactId,
+        merged: ContactId,
+        by: String,
+    },
+    /// mgmt: an agent undid the merge of `merged`: what that merge moved goes
+    /// back (refused, changing nothing, while a later merge involving either
+    /// contact stands).
+    ContactUnmerged { merged: ContactId, by: String },
+    /// mgmt: an admin installed a routing configuration (queues, agents,
+    /// rules, sites and their business hours). `reset`: routing starts
+    /// afresh from this event (earlier decisions are not replayed).
+    RoutingConfigured {
+        config: Box<crate::routing::RoutingConfig>,
+        #[serde(default)]
+        reset: bool,
+        by: String,
+        /// Where routing's replay starts, when it is not decided by `reset`:
+        /// only for a configuration installed before configurations were
+        /// events, carried into the log once on upgrade.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay_from_seq: Option<u64>,
+    },
     /// Periodic liveness from a device.
     DeviceHeartbeat { uptime_s: u64 },
     /// Periodic health of a device and its lines.
@@ -360,7 +414,13 @@ impl EventBody {
             EventBody::ConversationResolved { .. } => "conversation_resolved",
             EventBody::ConversationReopened { .. } => "conversation_reopened",
             EventBody::RoutingDecision { .. } => "routing_decision",
-            EventBody::ContactChanged { .. } => "contact_changed",
+            EventBody::NoteAdded { .. } => "note_added",
+            EventBody::ContactNoteAdded { .. } => "contact_note_added",
+            EventBody::ContactTagged { .. } => "contact_tagged",
+            EventBody::ContactUntagged { .. } => "contact_untagged",
+            EventBody::ContactsMerged { .. } => "contacts_merged",
+            EventBody::ContactUnmerged { .. } => "contact_unmerged",
+            EventBody::RoutingConfigured { .. } => "routing_configured",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
             EventBody::Refused { .. } => "refused",
@@ -384,7 +444,13 @@ impl EventBody {
             | EventBody::ConversationResolved { .. }
             | EventBody::ConversationReopened { .. }
             | EventBody::RoutingDecision { .. }
-            | EventBody::ContactChanged { .. }
+            | EventBody::NoteAdded { .. }
+            | EventBody::ContactNoteAdded { .. }
+            | EventBody::ContactTagged { .. }
+            | EventBody::ContactUntagged { .. }
+            | EventBody::ContactsMerged { .. }
+            | EventBody::ContactUnmerged { .. }
+            | EventBody::RoutingConfigured { .. }
             | EventBody::Refused { .. } => Originator::Mgmt,
         }
     }
@@ -402,7 +468,13 @@ impl EventBody {
             | EventBody::ConversationResolved { .. }
             | EventBody::ConversationReopened { .. }
             | EventBody::RoutingDecision { .. }
-            | EventBody::ContactChanged { .. }
+            | EventBody::NoteAdded { .. }
+            | EventBody::ContactNoteAdded { .. }
+            | EventBody::ContactTagged { .. }
+            | EventBody::ContactUntagged { .. }
+            | EventBody::ContactsMerged { .. }
+            | EventBody::ContactUnmerged { .. }
+            | EventBody::RoutingConfigured { .. }
             | EventBody::DeviceHeartbeat { .. }
             | EventBody::DeviceTelemetry { .. }
             | EventBody::Refused { .. }

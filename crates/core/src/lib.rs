@@ -5,7 +5,6 @@
 //! * [`id`]: typed identifiers (nodes, events, conversations).
 
 pub mod contact;
-pub mod conversation;
 pub mod event;
 pub mod hlc;
 pub mod id;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod desk;
+
 use crossline_core::{Channel, DeliveryState, Event, EventBody, EventId, Hlc, NodeId};
 use crossline_mgmt::config::Config;
 use crossline_mgmt::server::{self, Running};
@@ -57,6 +59,19 @@ impl Mgmt {
             running: Some(running),
             _dir: dir,
         }
+    }
+
+    /// Stops mgmt and hands over its data directory, kept.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        self._dir
+    }
+
+    /// Starts mgmt on the data directory of an earlier one.
+    pub async fn start_on(dir: tempfile::TempDir) -> Self {
+        Self::start_in(dir, "").await
     }
 
     pub fn running(&self) -> &Running {

@@ -198,6 +198,9 @@ pub const MGMT: List = List {
         migration!("mgmt", "0009_fleet_rekey.sql", true),
         migration!("mgmt", "0010_reply_reason.sql", true),
         migration!("mgmt", "0011_command_device.sql", false),
+        // Notes, tags, merges and routing configs become projections of
+        // events; an older build would write them without events.
+        migration!("mgmt", "0012_agent_facts_in_the_log.sql", false),
     ],
 };
 

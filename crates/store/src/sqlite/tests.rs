@@ -728,7 +728,9 @@ async fn append_with_decides_and_appends_in_one_transaction() {
     assert!(none.is_empty());
     let failed = store
         .append_with(|tx| {
-            tx.query_row("SELECT no_such_column FROM event", [], |r| r.get::<_, i64>(0))?;
+            tx.query_row("SELECT no_such_column FROM event", [], |r| {
+                r.get::<_, i64>(0)
+            })?;
             Ok(((), vec![hb(9)]))
         })
         .await;
@@ -748,7 +750,9 @@ async fn rebuild_replays_the_log_in_stored_order() {
         let store = SqliteStore::open(&path, node("local")).unwrap();
         store
             .write(|tx| {
-                tx.execute_batch("CREATE TABLE seen (n INTEGER PRIMARY KEY, origin TEXT, seq INTEGER)")
+                tx.execute_batch(
+                    "CREATE TABLE seen (n INTEGER PRIMARY KEY, origin TEXT, seq INTEGER)",
+                )
             })
             .await
             .unwrap();
@@ -779,7 +783,11 @@ async fn rebuild_replays_the_log_in_stored_order() {
         s.read(|c| {
             let mut st = c.prepare("SELECT n, origin, seq FROM seen ORDER BY n")?;
             st.query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
         })

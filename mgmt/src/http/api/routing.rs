@@ -424,7 +424,7 @@ pub async fn put_config(
         serde_json::from_str(&body).map_err(|e| RoutingServiceError::Parse(e.to_string()))?
     };
     let reset = q.reset.unwrap_or(false);
-    let info = st.routing.set_config(config, reset).await?;
+    let info = st.routing.set_config_by(config, reset, by.name()).await?;
     crate::services::users::audit::record(
         &st.store,
         by.name(),

@@ -5,13 +5,17 @@
 //! One truth per fact: routing state (waiting, assigned, held, snoozed,
 //! agent, queue) comes from the routing engine; messages, delivery states
 //! and open/resolved from the conversation projection
-//! ([`crate::services::conversations`]); notes, tags and canned responses from the
-//! desk's own tables. Who may see a conversation: [`super::scope`].
+//! ([`crate::services::conversations`]); notes, tags and merges from their
+//! projections ([`crate::services::contacts::facts`],
+//! [`crate::services::conversations::notes`]: each is an event in the log);
+//! canned responses from their table. Who may see a conversation: [`super::scope`].
 
 use super::scope::{self, Viewer, Visibility};
 use super::{Layout, WebError, WebState, render};
 use crate::clock::now_ms;
 use crate::http::api::ReplyRequest;
+use crate::services::contacts::facts::{self as contact_facts, MergeOutcome, UnmergeOutcome};
+use crate::services::conversations::notes;
 use crate::services::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
 use crate::services::users::audit;
 use crate::services::users::auth::{CurrentUser, Role};
@@ -20,6 +24,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use crossline_core::contact::ContactId;
 use crossline_core::routing::{
     AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
 };
@@ -858,6 +863,8 @@ pub struct ContactPanel {
     pub previous: Vec<(String, String, String)>,
     pub tags: Vec<String>,
     pub notes: Vec<(String, String, String)>,
+    /// Contacts merged into this one: (contact id, their addresses, when, by whom).
+    pub merged: Vec<(String, String, String, String)>,
 }
 
 fn delivery(state: Option<&str>) -> (&'static str, &'static str) {
@@ -902,6 +909,7 @@ struct Loaded {
     previous: Vec<ConversationSummary>,
     tags: Vec<String>,
     contact_notes: Vec<(i64, String, String)>,
+    merged: Vec<contact_facts::MergeInto>,
 }
 
 fn load_conversation(
@@ -955,6 +963,7 @@ fn load_conversation(
         )?
         .query_map(params![contact], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let merged = contact_facts::merges_into(conn, &contact)?;
     Ok(Some(Loaded {
         detail,
         decisions,
@@ -965,6 +974,7 @@ fn load_conversation(
         previous,
         tags,
         contact_notes,
+        merged,
     }))
 }
 
@@ -1125,6 +1135,18 @@ async fn conv_view(
             .iter()
             .map(|(at, a, t)| (tr.datetime(*at), a.clone(), t.clone()))
             .collect(),
+        merged: loaded
+            .merged
+            .iter()
+            .map(|m| {
+                (
+                    m.merged.clone(),
+                    m.addresses.clone(),
+                    tr.datetime(m.at_ms),
+                    m.by.clone(),
+                )
+            })
+            .collect(),
     };
     Ok(ConvView {
         qs,
@@ -1228,12 +1250,16 @@ pub enum ActionError {
     MergeBothOpen,
     MergeSame,
     MergeGone,
+    /// The contact is not merged into another (undone already?).
+    UnmergeNone,
+    /// The contact it was merged into was merged into another since.
+    UnmergeLater,
     /// Anything else (the server log has the detail).
     Failed,
 }
 
 impl ActionError {
-    const ALL: [ActionError; 16] = [
+    const ALL: [ActionError; 18] = [
         ActionError::EmptyText,
         ActionError::TextTooLong,
         ActionError::UnknownLine,
@@ -1249,6 +1275,8 @@ impl ActionError {
         ActionError::MergeBothOpen,
         ActionError::MergeSame,
         ActionError::MergeGone,
+        ActionError::UnmergeNone,
+        ActionError::UnmergeLater,
         ActionError::Failed,
     ];
 
@@ -1270,6 +1298,8 @@ impl ActionError {
             ActionError::MergeBothOpen => ("merge_both_open", "cust.merge_both_open"),
             ActionError::MergeSame => ("merge_same", "cust.merge_same"),
             ActionError::MergeGone => ("merge_gone", "cust.merge_gone"),
+            ActionError::UnmergeNone => ("unmerge_none", "cust.unmerge_none"),
+            ActionError::UnmergeLater => ("unmerge_later", "cust.unmerge_later"),
             ActionError::Failed => ("failed", "desk.err.failed"),
         }
     }
@@ -1404,30 +1434,12 @@ pub async fn note(
     Path(id): Path<String>,
     Form(f): Form<NoteForm>,
 ) -> Result<Response, WebError> {
-    authorize_conversation(&st, &user, &id).await?;
-    let text: String = f.text.trim().chars().take(4000).collect();
-    if text.is_empty() {
+    let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
+    let text = f.text.clone();
+    let found = st.store.read(move |conn| mentions(conn, &text)).await?;
+    if !notes::note(&st.store, cid, &user.login, &f.text, found.clone()).await? {
         return Ok(back(&id, f.qs.as_deref(), None));
     }
-    let t2 = text.clone();
-    let found = st.store.read(move |conn| mentions(conn, &t2)).await?;
-    let (id2, author, m) = (id.clone(), user.login.clone(), found.join(","));
-    st.store
-        .write(move |tx| {
-            tx.execute(
-                "INSERT INTO conversation_note (id, conversation_id, at_ms, author, text, mentions)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    uuid::Uuid::now_v7().to_string(),
-                    id2,
-                    now_ms() as i64,
-                    author,
-                    text,
-                    m
-                ],
-            )
-        })
-        .await?;
     audit::record(
         &st.store,
         &user.login,
@@ -1679,20 +1691,32 @@ pub async fn add_tag(
     Form(f): Form<TagForm>,
 ) -> Result<Response, WebError> {
     authorize_contact(&st, &user, &contact).await?;
-    let tag: String = f.tag.trim().to_lowercase().chars().take(40).collect();
-    if !tag.is_empty() {
-        let (c, t) = (contact.clone(), tag.clone());
-        st.store
-            .write(move |tx| {
-                tx.execute(
-                    "INSERT INTO contact_tag (contact_id, tag) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    params![c, t],
-                )
-            })
-            .await?;
+    let id = contact_id(&contact)?;
+    if let Some(tag) = contact_facts::tag(&st.store, id, &f.tag, &user.login).await? {
         audit::record(&st.store, &user.login, "contact.tag", &contact, &tag).await;
     }
     Ok(back(&f.conv, f.qs.as_deref(), None))
+}
+
+/// Takes a tag off a contact.
+pub async fn remove_tag(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(contact): Path<String>,
+    Form(f): Form<TagForm>,
+) -> Result<Response, WebError> {
+    authorize_contact(&st, &user, &contact).await?;
+    let id = contact_id(&contact)?;
+    if let Some(tag) = contact_facts::untag(&st.store, id, &f.tag, &user.login).await? {
+        audit::record(&st.store, &user.login, "contact.untag", &contact, &tag).await;
+    }
+    Ok(back(&f.conv, f.qs.as_deref(), None))
+}
+
+/// A contact id from a path (a contact's id is a UUID); anything else is
+/// no contact.
+fn contact_id(s: &str) -> Result<ContactId, WebError> {
+    s.parse().map_err(|_| WebError::NotFound)
 }
 
 #[derive(Deserialize)]
@@ -1709,17 +1733,8 @@ pub async fn contact_note(
     Form(f): Form<ContactNoteForm>,
 ) -> Result<Response, WebError> {
     authorize_contact(&st, &user, &contact).await?;
-    let text: String = f.text.trim().chars().take(4000).collect();
-    if !text.is_empty() {
-        let (c, a) = (contact.clone(), user.login.clone());
-        st.store
-            .write(move |tx| {
-                tx.execute(
-                    "INSERT INTO contact_note (contact_id, at_ms, author, text) VALUES (?1, ?2, ?3, ?4)",
-                    params![c, now_ms() as i64, a, text],
-                )
-            })
-            .await?;
+    let id = contact_id(&contact)?;
+    if contact_facts::contact_note(&st.store, id, &user.login, &f.text).await? {
         audit::record(&st.store, &user.login, "contact.note", &contact, "").await;
     }
     Ok(back(&f.conv, f.qs.as_deref(), None))
@@ -1775,13 +1790,15 @@ pub async fn merge_contact(
     if authorize_contact(&st, &user, &other).await.is_err() {
         return Ok(refused());
     }
-    let (a, b, by) = (contact.clone(), other.clone(), user.login.clone());
-    let outcome = st
-        .store
-        .write(move |tx| conversations::merge_contacts(tx, &a, &b, &by, now_ms() as i64))
-        .await?;
+    let outcome = contact_facts::merge(
+        &st.store,
+        contact_id(&contact)?,
+        contact_id(&other)?,
+        &user.login,
+    )
+    .await?;
     let err = match outcome {
-        conversations::MergeOutcome::Merged {
+        MergeOutcome::Merged {
             identities,
             conversations,
         } => {
@@ -1797,14 +1814,68 @@ pub async fn merge_contact(
             .await;
             None
         }
-        conversations::MergeOutcome::BothOpen { survivor, merged } => {
+        MergeOutcome::BothOpen { survivor, merged } => {
             tracing::info!(contact = %contact, %survivor, %merged, "merge refused: both contacts have an open conversation");
             Some(ActionError::MergeBothOpen)
         }
-        conversations::MergeOutcome::Same => Some(ActionError::MergeSame),
-        conversations::MergeOutcome::Unknown(c) => {
+        MergeOutcome::Same => Some(ActionError::MergeSame),
+        MergeOutcome::Unknown(c) => {
             tracing::info!(contact = %c, "merge refused: the contact no longer exists");
             Some(ActionError::MergeGone)
+        }
+    };
+    Ok(back(&f.conv, f.qs.as_deref(), err))
+}
+
+#[derive(Deserialize)]
+pub struct UnmergeForm {
+    conv: String,
+    qs: Option<String>,
+}
+
+/// Undoes the merge of contact `merged` into another: what it moved goes
+/// back. The user must be allowed to see the contact it was merged into.
+pub async fn unmerge_contact(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(merged): Path<String>,
+    Form(f): Form<UnmergeForm>,
+) -> Result<Response, WebError> {
+    let id = contact_id(&merged)?;
+    let m = merged.clone();
+    let check = st
+        .store
+        .read(move |conn| contact_facts::unmerge_check(conn, &m))
+        .await?;
+    let survivor = match check {
+        UnmergeOutcome::Unmerged { survivor } | UnmergeOutcome::SurvivorMerged { survivor, .. } => {
+            survivor
+        }
+        UnmergeOutcome::NotMerged => {
+            return Ok(back(
+                &f.conv,
+                f.qs.as_deref(),
+                Some(ActionError::UnmergeNone),
+            ));
+        }
+    };
+    authorize_contact(&st, &user, &survivor).await?;
+    let err = match contact_facts::unmerge(&st.store, id, &user.login).await? {
+        UnmergeOutcome::Unmerged { survivor } => {
+            audit::record(
+                &st.store,
+                &user.login,
+                "contact.unmerged",
+                &survivor,
+                &format!("undid the merge of {merged} into it"),
+            )
+            .await;
+            None
+        }
+        UnmergeOutcome::NotMerged => Some(ActionError::UnmergeNone),
+        UnmergeOutcome::SurvivorMerged { survivor, into } => {
+            tracing::info!(%merged, %survivor, %into, "unmerge refused: the survivor was merged since");
+            Some(ActionError::UnmergeLater)
         }
     };
     Ok(back(&f.conv, f.qs.as_deref(), err))

@@ -72,6 +72,8 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/desk/contact/{id}/tag", post(desk::add_tag))
         .route("/desk/contact/{id}/note", post(desk::contact_note))
         .route("/desk/contact/{id}/merge", post(desk::merge_contact))
+        .route("/desk/contact/{id}/untag", post(desk::remove_tag))
+        .route("/desk/contact/{id}/unmerge", post(desk::unmerge_contact))
         .route("/supervisor", get(board::board_page))
         .route("/supervisor/board", get(board::board_fragment))
         .route("/supervisor/reports", get(board::reports_page))

@@ -1,3 +1,4 @@
 //! Contacts: who the customer is, across channels.
 
 pub mod address;
+pub mod facts;

@@ -20,6 +20,8 @@
 //! received, an unknown command is ignored): an error would make the whole
 //! batch fail and the appliance resend it for ever. Only SQL errors propagate.
 
+pub mod notes;
+
 use crate::services::contacts::address::{AddressKind, Region, normalise};
 use crossline_core::{DeliveryState, Event, EventBody, EventId, NodeId};
 use crossline_proto::{Command, CommandKind, VERSION};
@@ -478,9 +480,17 @@ fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::
                 seen_line(tx, ev.origin.as_str(), &m.line, ev)?;
             }
         }
+        EventBody::NoteAdded { .. } => notes::project(tx, ev)?,
+        EventBody::ContactNoteAdded { .. }
+        | EventBody::ContactTagged { .. }
+        | EventBody::ContactUntagged { .. }
+        | EventBody::ContactsMerged { .. }
+        | EventBody::ContactUnmerged { .. } => {
+            crate::services::contacts::facts::project(tx, ev)?;
+        }
+        EventBody::RoutingConfigured { .. } => crate::services::routing::configured::project(tx, ev)?,
         EventBody::DeviceHeartbeat { .. }
         | EventBody::RoutingDecision { .. }
-        | EventBody::ContactChanged { .. }
         // What mgmt kept of a device's refused event changes nothing.
         | EventBody::Refused { .. }
         // A kind this mgmt does not know (a newer appliance's) is kept
@@ -916,7 +926,7 @@ const SUMMARY_COLS: &str = "c.id, c.status, c.channel, c.contact_id, coalesce(ci
     c.line, c.created_ms, c.last_ms, c.last_preview, c.unread, c.messages, c.last_c";
 
 // One row per conversation: a contact has several identities after a merge
-// ([`merge_contacts`]); the conversation's own (`conversation_identity`, set
+// ([`crate::services::contacts::facts::merge`]); the conversation's own (`conversation_identity`, set
 // when its contact had several) wins, else the contact's first.
 const SUMMARY_FROM: &str = "FROM conversation c JOIN contact_identity i
     ON (i.kind, i.address) = (SELECT kind, address FROM contact_identity
@@ -1206,109 +1216,6 @@ pub fn mark_sent(tx: &Transaction<'_>, ids: &[EventId], at_ms: i64) -> rusqlite:
         st.execute(params![id.to_string(), at_ms])?;
     }
     Ok(())
-}
-
-/// What [`merge_contacts`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MergeOutcome {
-    /// Identities and conversations moved to the survivor.
-    Merged {
-        identities: usize,
-        conversations: usize,
-    },
-    /// Both contacts have an open conversation (a contact has at most one):
-    /// resolve one of them first.
-    BothOpen { survivor: String, merged: String },
-    /// Either contact does not exist (or was merged away already).
-    Unknown(String),
-    /// The two are the same contact.
-    Same,
-}
-
-/// Folds contact `merged` into `survivor`: its identities, conversations,
-/// tags and notes move to the survivor (so a later message from one of its
-/// identities lands on the survivor), and `contact_merge` records who did it.
-/// Conversations keep showing the identity they were with.
-pub fn merge_contacts(
-    tx: &Transaction<'_>,
-    survivor: &str,
-    merged: &str,
-    by: &str,
-    at_ms: i64,
-) -> rusqlite::Result<MergeOutcome> {
-    if survivor == merged {
-        return Ok(MergeOutcome::Same);
-    }
-    for c in [survivor, merged] {
-        let alive = tx
-            .query_row(
-                "SELECT 1 FROM contact k WHERE id = ?1
-                 AND NOT EXISTS (SELECT 1 FROM contact_merge m WHERE m.merged = k.id)",
-                params![c],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if alive.is_none() {
-            return Ok(MergeOutcome::Unknown(c.to_string()));
-        }
-    }
-    let open = |c: &str| -> rusqlite::Result<Option<String>> {
-        tx.query_row(
-            "SELECT id FROM conversation WHERE contact_id = ?1 AND status = 'open'",
-            params![c],
-            |r| r.get(0),
-        )
-        .optional()
-    };
-    if let (Some(a), Some(b)) = (open(survivor)?, open(merged)?) {
-        return Ok(MergeOutcome::BothOpen {
-            survivor: a,
-            merged: b,
-        });
-    }
-    // Pin every conversation of both to the identity it shows now.
-    tx.execute(
-        "INSERT INTO conversation_identity (conversation_id, kind, address)
-         SELECT c.id, i.kind, i.address FROM conversation c JOIN contact_identity i
-             ON (i.kind, i.address) = (SELECT kind, address FROM contact_identity
-                 WHERE contact_id = c.contact_id ORDER BY kind, address LIMIT 1)
-         WHERE c.contact_id IN (?1, ?2)
-         ON CONFLICT DO NOTHING",
-        params![survivor, merged],
-    )?;
-    let identities = tx.execute(
-        "UPDATE contact_identity SET contact_id = ?1 WHERE contact_id = ?2",
-        params![survivor, merged],
-    )?;
-    let conversations = tx.execute(
-        "UPDATE conversation SET contact_id = ?1 WHERE contact_id = ?2",
-        params![survivor, merged],
-    )?;
-    tx.execute(
-        "INSERT INTO contact_tag (contact_id, tag) SELECT ?1, tag FROM contact_tag
-         WHERE contact_id = ?2 ON CONFLICT DO NOTHING",
-        params![survivor, merged],
-    )?;
-    tx.execute(
-        "DELETE FROM contact_tag WHERE contact_id = ?1",
-        params![merged],
-    )?;
-    tx.execute(
-        "UPDATE contact_note SET contact_id = ?1 WHERE contact_id = ?2",
-        params![survivor, merged],
-    )?;
-    tx.execute(
-        "UPDATE contact_merge SET survivor = ?1 WHERE survivor = ?2",
-        params![survivor, merged],
-    )?;
-    tx.execute(
-        "INSERT INTO contact_merge (merged, survivor, at_ms, by) VALUES (?1, ?2, ?3, ?4)",
-        params![merged, survivor, at_ms, by],
-    )?;
-    Ok(MergeOutcome::Merged {
-        identities,
-        conversations,
-    })
 }
 
 /// The contact an identity belongs to.

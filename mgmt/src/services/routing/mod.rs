@@ -21,6 +21,8 @@
 //! which starts a new epoch: routing state starts empty, the older decisions
 //! stay in the log for audit and metrics. See docs/API.md, "Routing".
 
+pub mod configured;
+
 use crate::clock::now_ms;
 use crate::ingest::Update;
 use crate::live::LiveEvent;
@@ -94,6 +96,7 @@ enum Request {
     SetConfig {
         config: Box<RoutingConfig>,
         reset: bool,
+        by: String,
         reply: oneshot::Sender<Result<ConfigInfo, RoutingServiceError>>,
     },
     EnsureAgent {
@@ -223,11 +226,23 @@ impl Routing {
         config: RoutingConfig,
         reset: bool,
     ) -> Result<ConfigInfo, RoutingServiceError> {
+        self.set_config_by(config, reset, "system").await
+    }
+
+    /// [`Self::set_config`] by `by` (a user's login, `api-token`, `cli`),
+    /// who is named in the `routing_configured` event.
+    pub async fn set_config_by(
+        &self,
+        config: RoutingConfig,
+        reset: bool,
+        by: &str,
+    ) -> Result<ConfigInfo, RoutingServiceError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::SetConfig {
                 config: Box::new(config),
                 reset,
+                by: by.to_string(),
                 reply,
             })
             .await
@@ -384,9 +399,10 @@ impl Service {
             Request::SetConfig {
                 config,
                 reset,
+                by,
                 reply,
             } => {
-                let _ = reply.send(self.set_config(*config, reset).await);
+                let _ = reply.send(self.set_config(*config, reset, by).await);
             }
             Request::EnsureAgent { agent, reply } => {
                 let _ = reply.send(self.ensure_agent(&agent).await);
@@ -398,6 +414,7 @@ impl Service {
         &mut self,
         config: RoutingConfig,
         reset: bool,
+        by: String,
     ) -> Result<ConfigInfo, RoutingServiceError> {
         Router::new(config.clone())?;
         let current_from = self.info.as_ref().map_or(1, |i| i.replay_from_seq);
@@ -418,37 +435,33 @@ impl Service {
                 Err(e) => return Err(RoutingServiceError::Incompatible(e.to_string())),
             }
         };
-        let (router, from) = match replayed {
-            Some(router) => (router, current_from),
-            None => (
-                Router::new(config.clone())?,
-                next_mgmt_seq(&self.store).await?,
-            ),
+        // The configuration is an event: the projector writes its
+        // `routing_config` row (version, and replay from this event's own
+        // seq when routing starts afresh) in the event's transaction.
+        let (router, starts_afresh) = match replayed {
+            Some(router) => (router, false),
+            None => (Router::new(config.clone())?, true),
         };
-        let json = serde_json::to_string(&config)
-            .map_err(|e| RoutingServiceError::Parse(e.to_string()))?;
-        let created_ms = now_ms();
-        let version = self
-            .store
-            .write(move |tx| {
-                tx.execute(
-                    "INSERT INTO routing_config (config, replay_from_seq, created_ms) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![json, from as i64, created_ms as i64],
-                )?;
-                Ok(tx.last_insert_rowid() as u64)
-            })
+        self.store
+            .append(vec![NewEvent {
+                conversation: None,
+                body: EventBody::RoutingConfigured {
+                    config: Box::new(config),
+                    reset: starts_afresh,
+                    by,
+                    replay_from_seq: None,
+                },
+            }])
             .await?;
-        let info = ConfigInfo {
-            version,
-            default: false,
-            replay_from_seq: from,
-            created_ms,
-            config,
-        };
+        let info = load_config(&self.store).await?.ok_or_else(|| {
+            RoutingServiceError::Parse(
+                "the routing config just installed is not in routing_config".into(),
+            )
+        })?;
         info!(
-            version,
+            version = info.version,
             reset,
-            replay_from_seq = from,
+            replay_from_seq = info.replay_from_seq,
             "routing config installed"
         );
         self.router = Some(router);
@@ -918,21 +931,6 @@ fn first_inbound_text(
     )?
     .query_row([conversation], |r| r.get(0))
     .optional()
-}
-
-/// The next seq mgmt's log will use.
-async fn next_mgmt_seq(store: &SqliteStore) -> Result<u64, RoutingServiceError> {
-    let origin = crossline_store::EventLog::local_node(store).to_string();
-    let max: i64 = store
-        .read(move |conn| {
-            conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM event WHERE origin = ?1",
-                [&origin],
-                |r| r.get(0),
-            )
-        })
-        .await?;
-    Ok(max as u64 + 1)
 }
 
 /// One logged routing decision.

@@ -1,0 +1,309 @@
+//! The log is the truth: a scripted working day through the desk and the
+//! API (SMS in on two lines, replies with their delivery reports, hold,
+//! snooze, transfer, notes, tags, merge, unmerge, resolve, reopen, a new
+//! conversation after resolution, routing decisions), then every
+//! projection dropped and rebuilt from the log alone: the same rows, and
+//! the desk shows the same notes, tags and merges after a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::desk::{Browser, login, routed, routing_state, setup};
+use common::{Mgmt, wait_for};
+use crossline_core::DeliveryState;
+use crossline_mgmt::config::Config;
+use crossline_mgmt::rebuild::{self, PROJECTIONS};
+use crossline_mgmt::server;
+use crossline_store::SqliteStore;
+use rusqlite::types::Value;
+
+/// Every projection table, each row as text, sorted; `pending_command`
+/// without `last_sent_ms` (when mgmt last published it: not a fact of the
+/// log, see crossline_mgmt::rebuild).
+async fn dump(s: &SqliteStore) -> Vec<String> {
+    s.read(|c| {
+        let mut out = Vec::new();
+        for t in PROJECTIONS {
+            let mut st = c.prepare(&format!("SELECT * FROM {t}"))?;
+            let cols: Vec<String> = st.column_names().iter().map(|n| n.to_string()).collect();
+            let mut rows = st
+                .query_map([], |r| {
+                    let mut vals = Vec::new();
+                    for (i, name) in cols.iter().enumerate() {
+                        if *t == "pending_command" && name == "last_sent_ms" {
+                            continue;
+                        }
+                        vals.push(format!("{name}={:?}", r.get::<_, Value>(i)?));
+                    }
+                    Ok(format!("{t}: {}", vals.join(" | ")))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.sort();
+            out.extend(rows);
+        }
+        Ok(out)
+    })
+    .await
+    .unwrap()
+}
+
+fn count(rows: &[String], table: &str) -> usize {
+    rows.iter()
+        .filter(|r| r.starts_with(&format!("{table}: ")))
+        .count()
+}
+
+async fn post_ok(b: &Browser<'_>, path: &str, form: &str) {
+    let r = b.post(path, form).await;
+    assert_eq!(r.status, 303, "{path} {form}: {}", r.body);
+    let to = r.header("location").unwrap_or_default();
+    assert!(!to.contains("err="), "{path} {form} refused: {to}");
+}
+
+async fn contact_of(m: &Mgmt, conv: &str) -> String {
+    m.get(&format!("/api/v1/conversations/{conv}")).await.1["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn wait_agent(m: &Mgmt, conv: &str, agent: &str) {
+    wait_for(|| async {
+        let r = routing_state(m, conv).await;
+        (r["agent"] == agent && r["state"]["state"] == "active").then_some(())
+    })
+    .await;
+}
+
+/// Replies from the desk as `b`, and plays the appliance: sent, then
+/// delivered.
+async fn reply(m: &Mgmt, dev: &mut common::Device, b: &Browser<'_>, conv: &str, text: &str) {
+    post_ok(b, &format!("/desk/c/{conv}/reply"), &format!("text={text}")).await;
+    let cmd = dev.next_command().await;
+    let sent = dev.event(common::sent(&cmd, vec![7]));
+    let delivered = dev.event(common::status(&cmd, Some(1), DeliveryState::Delivered));
+    dev.publish(vec![sent, delivered]).await;
+    m.wait_conversation(conv, |v| {
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["command"] == cmd.id.to_string() && e["state"] == "delivered")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_day_rebuilt_from_the_log_gives_the_same_tables() {
+    // ana serves line gsm0 (queue north), ivan gsm1 (south); the routing
+    // configuration is installed through the API (an event too).
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let (ana, ivan, sofia) = (
+        login(&m, "ana", "ana-password").await,
+        login(&m, "ivan", "ivan-password").await,
+        login(&m, "sofia", "sofia-password").await,
+    );
+    for b in [&ana, &ivan] {
+        let r = b
+            .post("/desk/presence", "state=available&next=%2Fdesk")
+            .await;
+        assert_eq!(r.status, 303);
+    }
+    let (num_a, num_b) = ("+380501112233", "+380509998877");
+
+    // Morning: A texts line gsm0, B line gsm1; routing gives them out.
+    dev.sms("gsm0", num_a, "my order is late").await;
+    let a1 = routed(&m, num_a).await;
+    dev.sms("gsm1", num_b, "wrong invoice").await;
+    let b1 = routed(&m, num_b).await;
+    wait_agent(&m, &a1, "ana").await;
+    wait_agent(&m, &b1, "ivan").await;
+    let (ca, cb) = (contact_of(&m, &a1).await, contact_of(&m, &b1).await);
+
+    // ana answers A, puts the conversation on hold while she checks, notes
+    // what she found (mentioning ivan), resumes.
+    reply(&m, &mut dev, &ana, &a1, "checking+now").await;
+    post_ok(&ana, &format!("/desk/c/{a1}/action"), "do=hold").await;
+    post_ok(
+        &ana,
+        &format!("/desk/c/{a1}/note"),
+        "text=courier+lost+it%2C+%40ivan+knows",
+    )
+    .await;
+    post_ok(&ana, &format!("/desk/c/{a1}/action"), "do=resume").await;
+
+    // ivan snoozes B, takes it back, then hands it to ana.
+    post_ok(&ivan, &format!("/desk/c/{b1}/action"), "do=snooze_1h").await;
+    post_ok(&ivan, &format!("/desk/c/{b1}/action"), "do=resume").await;
+    reply(&m, &mut dev, &ivan, &b1, "looking+into+it").await;
+    post_ok(&ivan, &format!("/desk/c/{b1}/transfer"), "to=agent%3Aana").await;
+    wait_agent(&m, &b1, "ana").await;
+
+    // Tags and notes on both customers; one tag taken off again.
+    for (c, conv, tags, note) in [
+        (&ca, &a1, ["vip", "courier"], "prefers+sms"),
+        (&cb, &b1, ["late-payer", "invoice"], "call+after+five"),
+    ] {
+        for t in tags {
+            post_ok(
+                &ana,
+                &format!("/desk/contact/{c}/tag"),
+                &format!("tag={t}&conv={conv}"),
+            )
+            .await;
+        }
+        post_ok(
+            &ana,
+            &format!("/desk/contact/{c}/note"),
+            &format!("text={note}&conv={conv}"),
+        )
+        .await;
+    }
+    post_ok(
+        &ana,
+        &format!("/desk/contact/{ca}/untag"),
+        &format!("tag=courier&conv={a1}"),
+    )
+    .await;
+
+    // B's case is done; a supervisor finds B is A's other phone and merges,
+    // then undoes it (a different person after all), and B writes again.
+    reply(&m, &mut dev, &ana, &b1, "fixed").await;
+    post_ok(&ana, &format!("/desk/c/{b1}/action"), "do=resolve").await;
+    post_ok(
+        &sofia,
+        &format!("/desk/contact/{ca}/merge"),
+        &format!("with=%2B380509998877&conv={a1}"),
+    )
+    .await;
+    assert_eq!(contact_of(&m, &b1).await, ca, "B's conversation moved to A");
+    let page = sofia.get(&format!("/desk/c/{a1}")).await.body;
+    assert!(page.contains("data-testid=\"merged\""), "{page}");
+    post_ok(
+        &sofia,
+        &format!("/desk/contact/{cb}/unmerge"),
+        &format!("conv={a1}"),
+    )
+    .await;
+    assert_eq!(contact_of(&m, &b1).await, cb, "the unmerge moved it back");
+    let page = sofia.get(&format!("/desk/c/{b1}")).await.body;
+    assert!(
+        page.contains("data-testid=\"tag\">late-payer<") && page.contains("call after five"),
+        "B's tags and notes are B's again: {page}"
+    );
+    // ...and reopens B's conversation (nothing else of B is open): it goes
+    // back to B's queue, south.
+    post_ok(&sofia, &format!("/desk/c/{b1}/action"), "do=reopen").await;
+
+    // Evening: A's case is resolved; A's next message starts a new
+    // conversation (the rule after resolution), routed to ana again.
+    post_ok(&ana, &format!("/desk/c/{a1}/action"), "do=resolve").await;
+    dev.sms("gsm0", num_a, "one more thing").await;
+    let l = m
+        .wait_list(&format!("?number={}", num_a.replace('+', "%2B")), |l| {
+            l.len() == 2
+        })
+        .await;
+    let a2 = l
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .find(|id| *id != a1)
+        .unwrap();
+    wait_for(|| async {
+        let r = routing_state(&m, &a2).await;
+        (!r["state"].is_null()).then_some(())
+    })
+    .await;
+    // The last merge of the day stands: B into A again (B's conversation
+    // is open, A's new one too: refused; resolve B's first).
+    post_ok(&sofia, &format!("/desk/c/{b1}/action"), "do=resolve").await;
+    post_ok(
+        &sofia,
+        &format!("/desk/contact/{ca}/merge"),
+        &format!("with=%2B380509998877&conv={a2}"),
+    )
+    .await;
+
+    let dir = m.stop_keeping_data().await;
+    let mut cfg: Config = toml::from_str("").unwrap();
+    cfg.data_dir = dir.path().to_path_buf();
+    let store = server::open_store(&cfg).unwrap();
+    let before = dump(&store).await;
+    for (table, at_least) in [
+        ("conversation", 3),
+        ("timeline_entry", 10),
+        ("reply_part", 3),
+        ("conversation_note", 1),
+        ("contact_note", 2),
+        ("contact_tag", 3),
+        ("contact_merge", 1),
+        ("contact_merge_moved", 2),
+        ("routing_config", 1),
+        ("device_line", 2),
+    ] {
+        assert!(
+            count(&before, table) >= at_least,
+            "the day left fewer than {at_least} rows in {table}: {before:#?}"
+        );
+    }
+    assert_eq!(count(&before, "contact_tag"), 3, "courier was taken off");
+    // Every one of those facts is an event.
+    let kinds: Vec<String> = store
+        .read(|c| {
+            let mut st = c.prepare("SELECT DISTINCT kind FROM event ORDER BY kind")?;
+            st.query_map([], |r| r.get(0))?.collect()
+        })
+        .await
+        .unwrap();
+    for k in [
+        "note_added",
+        "contact_note_added",
+        "contact_tagged",
+        "contact_untagged",
+        "contacts_merged",
+        "contact_unmerged",
+        "routing_configured",
+        "routing_decision",
+        "conversation_resolved",
+        "conversation_reopened",
+        "reply_requested",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} event in {kinds:?}");
+    }
+
+    // Dropped: nothing left of any projection.
+    store.write(rebuild::clear).await.unwrap();
+    assert_eq!(dump(&store).await, Vec::<String>::new());
+    // Rebuilt from the log alone: the same rows.
+    let n = rebuild::rebuild(&store).await.unwrap();
+    assert!(n > 20, "{n} events");
+    let after = dump(&store).await;
+    if after != before {
+        let lost: Vec<_> = before.iter().filter(|r| !after.contains(r)).collect();
+        let new: Vec<_> = after.iter().filter(|r| !before.contains(r)).collect();
+        panic!("the rebuild differs\nonly before: {lost:#?}\nonly after: {new:#?}");
+    }
+    store.close().unwrap();
+
+    // And the desk says so after a restart: notes, tags, the merge.
+    let m = Mgmt::start_on(dir).await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let page = sofia.get(&format!("/desk/c/{a1}")).await.body;
+    for want in [
+        "courier lost it, @ivan knows",
+        "data-testid=\"tag\">vip<",
+        "data-testid=\"tag\">late-payer<",
+        "prefers sms",
+        "call after five",
+        "data-testid=\"merged\"",
+    ] {
+        assert!(
+            page.contains(want),
+            "{want} missing after the rebuild: {page}"
+        );
+    }
+    assert!(!page.contains("data-testid=\"tag\">courier<"), "{page}");
+    m.stop().await;
+}

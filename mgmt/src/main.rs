@@ -93,7 +93,7 @@ enum Cmd {
     Tls(TlsCmd),
     /// Drop every projection (conversations, contacts, timelines, notes,
     /// tags, merges, routing configs, ...) and build it again from the
-    /// event log alone. Stop mgmt first (see docs/OPERATIONS.md).
+    /// event log alone. Stop mgmt first (see docs/ARCHITECTURE.md, "Rebuilding the projections").
     Rebuild,
 }
 

@@ -1,5 +1,5 @@
 //! Dropping every projection and building it again from the log alone
-//! (`crossline-mgmt rebuild`, docs/OPERATIONS.md "Rebuilding the
+//! (`crossline-mgmt rebuild`, docs/ARCHITECTURE.md "Rebuilding the
 //! projections").
 //!
 //! The log is the truth: every table in [`PROJECTIONS`] is written only by

@@ -63,7 +63,7 @@ pub async fn rebuild(store: &SqliteStore) -> Result<u64, StoreError> {
 }
 
 /// Puts the rows written before these facts were events (kept in
-/// `legacy_fact` by migration 16) into the log, once: one event per row,
+/// `legacy_fact` by mgmt migration 12) into the log, once: one event per row,
 /// appended in the transaction that deletes the rows; the projector writes
 /// the desk tables again from them. Returns how many events were appended.
 /// Run at start, before routing reads its configuration.

@@ -244,73 +244,8 @@ pub fn tls_transport(ca_file: &Path) -> Result<rumqttc::Transport> {
     ))
 }
 
-/// A broker address: host, port, and whether it speaks TLS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-    /// `mqtts://` (or `ssl://`).
-    pub tls: bool,
-}
-
-impl std::fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
-
-/// Parses `mqtts://host:port` (TLS, port defaults to 8883), `mqtt://host:port`,
-/// `tcp://host:port` or `host:port` (plain, port defaults to 1883).
-pub fn parse_mqtt_url(url: &str) -> Result<BrokerUrl> {
-    let (tls, rest) = if let Some(r) = url
-        .strip_prefix("mqtts://")
-        .or_else(|| url.strip_prefix("ssl://"))
-    {
-        (true, r)
-    } else if let Some(r) = url
-        .strip_prefix("mqtt://")
-        .or_else(|| url.strip_prefix("tcp://"))
-    {
-        (false, r)
-    } else if url.contains("://") {
-        anyhow::bail!("MQTT url {url:?}: use mqtts://host:port (TLS) or mqtt://host:port");
-    } else {
-        (false, url)
-    };
-    let rest = rest.trim_end_matches('/');
-    let default_port = if tls { 8883 } else { 1883 };
-    // [::1]:8883 and bare IPv6 literals in brackets.
-    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-        let (h, after) = r
-            .split_once(']')
-            .with_context(|| format!("MQTT url {url:?}: unclosed [ in the host"))?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p
-                .parse::<u16>()
-                .with_context(|| format!("bad port in MQTT url {url:?}"))?,
-            None => default_port,
-        };
-        (h, port)
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .with_context(|| format!("bad port in MQTT url {url:?}"))?,
-            ),
-            None => (rest, default_port),
-        }
-    };
-    if host.is_empty() {
-        anyhow::bail!("no host in MQTT url {url:?} (expected mqtts://host:port)");
-    }
-    Ok(BrokerUrl {
-        host: host.to_string(),
-        port,
-        tls,
-    })
-}
+/// The broker URL syntax is the wire contract's (mgmt parses it too).
+pub use crossline_proto::url::{BrokerUrl, parse_mqtt_url};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -725,15 +660,6 @@ mod tests {
 
     #[test]
     fn urls() {
-        let hp = |u: &str| {
-            let b = parse_mqtt_url(u).unwrap();
-            (b.host, b.port, b.tls)
-        };
-        assert_eq!(hp("mqtt://h:1"), ("h".into(), 1, false));
-        assert_eq!(hp("h"), ("h".into(), 1883, false));
-        assert_eq!(hp("mqtts://h"), ("h".into(), 8883, true));
-        assert_eq!(hp("mqtts://[::1]:9"), ("::1".into(), 9, true));
-        assert!(parse_mqtt_url("https://h:1").is_err());
         let tls = |url: &str, ca: Option<&str>| MqttConfig {
             url: url.into(),
             ca_file: ca.map(PathBuf::from),
@@ -752,8 +678,9 @@ mod tests {
             "{e}"
         );
         assert!(tls("mqtts://h", Some("/ca.pem")).broker().unwrap().tls);
-        assert!(parse_mqtt_url("mqtt://h:x").is_err());
-        assert!(parse_mqtt_url("mqtt://:1").is_err());
+        // The URL's own errors come through (crossline_proto::url has the rest).
+        let e = tls("https://h", None).broker().unwrap_err().to_string();
+        assert!(e.contains("use mqtts://host:port"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! ([`sms`]): incoming SMS logged before they leave the SIM, mgmt's send
 //! commands executed once, offline auto-replies (see docs/APPLIANCE.md).
 
-pub mod cli;
 pub mod config;
 pub mod enroll;
 pub mod fleet;

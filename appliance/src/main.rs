@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use crossline_appliance::Config;
-use crossline_appliance::cli::{init_tracing, wait_for_signal};
+use crossline_daemon::{init_tracing, wait_for_signal};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 

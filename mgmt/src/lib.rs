@@ -6,7 +6,6 @@
 
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod live;

@@ -2,13 +2,13 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use crossline_appliance::cli::{init_tracing, wait_for_signal};
 use crossline_core::NodeId;
+use crossline_daemon::{init_tracing, wait_for_signal};
 use crossline_mgmt::config::{Config, Secret};
+use crossline_mgmt::server;
 use crossline_mgmt::services::fleet::credentials::{hash_secret, new_secret};
 use crossline_mgmt::services::users::audit;
 use crossline_mgmt::services::users::auth::{self, Actor, NewUser, Role};
-use crossline_mgmt::{demo, server};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,24 +56,6 @@ enum Cmd {
         /// Use this external broker instead of the embedded one.
         #[arg(long, env = "CROSSLINE_MQTT_URL")]
         mqtt_url: Option<String>,
-    },
-    /// mgmt, its broker and database, a simulated branch with two simulated
-    /// modems, and simulated customers texting it.
-    Demo {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        mqtt: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:8443")]
-        https: SocketAddr,
-        #[arg(long, default_value = "127.0.0.1:8883")]
-        mqtts: SocketAddr,
-        /// Seconds between simulated customer messages.
-        #[arg(long, default_value_t = 20.0)]
-        pace: f64,
-        /// Extra synthetic events per second (load), 0 for none.
-        #[arg(long, default_value_t = 0.0)]
-        synthetic_rate: f64,
     },
     /// Manage device credentials.
     #[command(subcommand)]
@@ -211,7 +193,6 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     let mut cfg = Config::load(cli.config.as_deref())?;
-    let explicit_data_dir = cli.data_dir.clone();
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
     }
@@ -261,36 +242,6 @@ async fn main() -> Result<()> {
                 s.cancel();
             });
             running.serve_until(stop).await
-        }
-        Cmd::Demo {
-            http,
-            mqtt,
-            https,
-            mqtts,
-            pace,
-            synthetic_rate,
-        } => {
-            let data_dir = explicit_data_dir.unwrap_or_else(|| PathBuf::from("./crossline-demo"));
-            let stop = CancellationToken::new();
-            let s = stop.clone();
-            let signal = wait_for_signal();
-            tokio::spawn(async move {
-                signal.await;
-                s.cancel();
-            });
-            demo::run(
-                demo::DemoOptions {
-                    data_dir,
-                    http,
-                    mqtt,
-                    https,
-                    mqtts,
-                    pace: std::time::Duration::from_secs_f64(pace.clamp(0.2, 3600.0)),
-                    synthetic_rate,
-                },
-                stop,
-            )
-            .await
         }
         Cmd::Device(d) => {
             let store = server::open_store(&cfg)?;

@@ -100,7 +100,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     };
     let (broker, mqtt_addr, host, tls) = match &cfg.mqtt.url {
         Some(url) => {
-            let u = crossline_appliance::config::parse_mqtt_url(url)?;
+            let u = crossline_proto::url::parse_mqtt_url(url)?;
             let addr = tokio::net::lookup_host((u.host.as_str(), u.port))
                 .await?
                 .next()

@@ -1,7 +1,8 @@
 //! The wire contract between Crossline appliances and mgmt.
 //!
 //! Everything that crosses MQTT is defined here and only here: topic names
-//! ([`topic`]), payload types ([`msg`]), the version rule and the size limits.
+//! ([`topic`]), payload types ([`msg`]), the version rule and the size limits,
+//! and the broker URL syntax both sides configure ([`url`]).
 //! See docs/PROTOCOL.md for the prose version.
 //!
 //! Encoding is JSON (serde_json): payloads are small, readable with
@@ -12,6 +13,7 @@
 
 pub mod msg;
 pub mod topic;
+pub mod url;
 
 pub use msg::{
     Ack, ApplianceSettings, Command, CommandKind, CommandResult, DesiredConfig, EnrollRequest,
@@ -20,6 +22,7 @@ pub use msg::{
 };
 pub use msg::{MAX_CONFIG_VERSION, MAX_TELEMETRY_FIELD, MAX_TELEMETRY_MODEMS};
 pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
+pub use url::{BrokerUrl, UrlError, parse_mqtt_url};
 
 use serde::{Serialize, de::DeserializeOwned};
 

@@ -1,14 +1,14 @@
-//! `crossline-mgmt demo`: mgmt with its embedded broker and database, a
+//! The demo: mgmt with its embedded broker and database, a
 //! simulated branch appliance with two simulated GSM modems on real PTYs,
 //! and simulated customers who text the branch and answer replies — in one
 //! process, so one command shows the whole SMS loop.
 
-use crate::config::Config;
-use crate::server;
-use crate::services::fleet::credentials::{hash_secret, new_secret};
 use anyhow::{Context, Result};
 use crossline_appliance::config::{ModemEntry, MqttConfig, OfflineConfig, SyntheticConfig};
 use crossline_core::NodeId;
+use crossline_mgmt::config::Config;
+use crossline_mgmt::server;
+use crossline_mgmt::services::fleet::credentials::{hash_secret, new_secret};
 use crossline_sim::{SimConfig, SimModem};
 use crossline_store::DeviceRegistry;
 use std::net::SocketAddr;
@@ -201,33 +201,39 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
 }
 
 /// Demo users: (login, password, what they do).
-const DEMO_USERS: [(&str, &str, &str, crate::services::users::auth::Role, &str); 4] = [
+const DEMO_USERS: [(
+    &str,
+    &str,
+    &str,
+    crossline_mgmt::services::users::auth::Role,
+    &str,
+); 4] = [
     (
         "ana",
         "ana-demo-1",
         "Ana Kovalenko",
-        crate::services::users::auth::Role::Agent,
+        crossline_mgmt::services::users::auth::Role::Agent,
         "north",
     ),
     (
         "ivan",
         "ivan-demo-1",
         "Ivan Rusu",
-        crate::services::users::auth::Role::Agent,
+        crossline_mgmt::services::users::auth::Role::Agent,
         "south",
     ),
     (
         "sofia",
         "sofia-demo-1",
         "Sofia Petrenko",
-        crate::services::users::auth::Role::Supervisor,
+        crossline_mgmt::services::users::auth::Role::Supervisor,
         "",
     ),
     (
         "admin",
         "admin-demo-1",
         "Admin",
-        crate::services::users::auth::Role::Admin,
+        crossline_mgmt::services::users::auth::Role::Admin,
         "",
     ),
 ];
@@ -237,11 +243,11 @@ const DEMO_USERS: [(&str, &str, &str, crate::services::users::auth::Role, &str);
 /// north, ivan south), both agents available, canned responses. Returns
 /// the logins to print.
 async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, String)>> {
-    use crate::services::users::auth::{self, NewUser, Role};
     use crossline_core::routing::{
         AgentConfig, Command, EntryRule, Members, Presence, QueueConfig, RoutingConfig, RuleMatch,
         SlaConfig,
     };
+    use crossline_mgmt::services::users::auth::{self, NewUser, Role};
     let store = &running.store;
     let mut out = Vec::new();
     for (login, password, name, role, team) in DEMO_USERS {

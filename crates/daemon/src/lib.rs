@@ -1,5 +1,7 @@
-//! What the two daemons' command lines share (`crossline-appliance` and
-//! `crossline-mgmt`): logging set-up and waiting for a stop signal.
+//! What Crossline's daemons' command lines share (`crossline-appliance`,
+//! `crossline-mgmt` and `crossline-demo`): logging set-up and waiting for a
+//! stop signal. Its own crate so that mgmt shares it without linking the
+//! appliance; two dependencies, both already in every daemon.
 
 use std::io::IsTerminal;
 

@@ -307,3 +307,105 @@ async fn a_working_day_rebuilt_from_the_log_gives_the_same_tables() {
     assert!(!page.contains("data-testid=\"tag\">courier<"), "{page}");
     m.stop().await;
 }
+
+/// A database the release before this one left (the combined schema, its
+/// notes, tags, contact notes, a merge and a routing configuration written
+/// straight into tables): after the upgrade every one of them is an event,
+/// the desk and the API show them as before, and a restart does not add
+/// them twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_from_before_facts_were_events_enter_the_log_once_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cb) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let (conv1, conv2) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("mgmt.db")).unwrap();
+        crossline_store::sqlite::migrations::build_combined(&conn, 15).unwrap();
+        let config =
+            serde_json::to_string(&crossline_mgmt::services::routing::default_config(vec![
+                "ana".into(),
+            ]))
+            .unwrap();
+        // B was merged into A by the old code: B's number and conversation
+        // are A's already.
+        conn.execute_batch(&format!(
+            "INSERT INTO contact (id, created_ms) VALUES ('{ca}', 1), ('{cb}', 2);
+             INSERT INTO contact_identity (kind, address, contact_id) VALUES
+                 ('phone', '+380501112233', '{ca}'), ('phone', '+380509998877', '{ca}');
+             INSERT INTO conversation (id, contact_id, status, channel, device, line,
+                 created_ms, last_ms, last_c, last_preview, unread, messages)
+                 VALUES ('{conv1}', '{ca}', 'open', 'sms', 'branch-1', 'gsm0', 10, 10, 0, 'hi', 1, 1),
+                        ('{conv2}', '{ca}', 'resolved', 'sms', 'branch-1', 'gsm0', 5, 5, 0, 'old', 0, 1);
+             INSERT INTO conversation_note (id, conversation_id, at_ms, author, text, mentions)
+                 VALUES ('{}', '{conv1}', 20, 'ana', 'called back, no answer', '');
+             INSERT INTO contact_tag (contact_id, tag) VALUES ('{ca}', 'vip');
+             INSERT INTO contact_note (contact_id, at_ms, author, text)
+                 VALUES ('{ca}', 30, 'ana', 'speaks Romanian');
+             INSERT INTO contact_merge (merged, survivor, at_ms, by) VALUES ('{cb}', '{ca}', 40, 'sofia');
+             INSERT INTO routing_config (config, replay_from_seq, created_ms)
+                 VALUES ('{config}', 1, 50);",
+            uuid::Uuid::now_v7()
+        ))
+        .unwrap();
+    }
+    let m = Mgmt::start_on(dir).await;
+    common::desk::add_user(
+        &m,
+        "sofia",
+        crossline_mgmt::services::users::auth::Role::Supervisor,
+        &[],
+    )
+    .await;
+    upgraded_facts_are_shown(&m, &conv1).await;
+    // Once: a restart finds nothing left to carry over.
+    let m = m.restart().await;
+    upgraded_facts_are_shown(&m, &conv1).await;
+    m.stop().await;
+}
+
+/// What the upgrade test expects to see after each start.
+async fn upgraded_facts_are_shown(m: &Mgmt, conv1: &str) {
+    let sofia = login(m, "sofia", "sofia-password").await;
+    let page = sofia.get(&format!("/desk/c/{conv1}")).await.body;
+    for want in [
+        "called back, no answer",
+        "data-testid=\"tag\">vip<",
+        "speaks Romanian",
+        "data-testid=\"merged\"",
+    ] {
+        assert!(page.contains(want), "{want} lost in the upgrade: {page}");
+    }
+    let (s, v) = m.get("/api/v1/routing/config").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["default"], false, "{v}");
+    assert_eq!(v["config"]["agents"][0]["id"], "ana", "{v}");
+    let kinds: Vec<(String, i64)> = m
+        .running()
+        .store
+        .read(|c| {
+            let mut st = c.prepare(
+                "SELECT kind, count(*) FROM event WHERE kind IN ('note_added',
+                 'contact_tagged', 'contact_note_added', 'contacts_merged',
+                 'routing_configured') GROUP BY kind ORDER BY kind",
+            )?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            ("contact_note_added".to_string(), 1),
+            ("contact_tagged".into(), 1),
+            ("contacts_merged".into(), 1),
+            ("note_added".into(), 1),
+            ("routing_configured".into(), 1),
+        ]
+    );
+}

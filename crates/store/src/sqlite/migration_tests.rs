@@ -2,8 +2,8 @@
 //! (releases before the split), and the rollback rule.
 
 use super::migrations::{
-    APPLIANCE, BASE, COMBINED, COMBINED_LATEST, List, ListVersion, MGMT, combined_version, migrate,
-    versions,
+    APPLIANCE, BASE, COMBINED_LATEST, List, ListVersion, MGMT, build_combined, combined_version,
+    migrate, versions,
 };
 use super::*;
 use crate::EventLog;
@@ -30,21 +30,7 @@ fn open(path: &Path, schema: Schema) -> Result<SqliteStore> {
 /// `COMBINED[N-1]` names, in that order (13 and 14 were one file each, the
 /// appliance's / base's half first).
 fn combined(conn: &Connection, upto: u32) {
-    let lists = [&BASE, &APPLIANCE, &MGMT];
-    let mut next = [0usize; 3];
-    for (v, parts) in (1..=upto).zip(COMBINED) {
-        let mut sql = String::new();
-        for part in parts {
-            let i = lists.iter().position(|l| l.name == part.name).unwrap();
-            sql.push_str(lists[i].migrations[next[i]].sql);
-            sql.push('\n');
-            next[i] += 1;
-        }
-        conn.execute_batch(&format!(
-            "BEGIN;\n{sql}\nPRAGMA user_version = {v};\nCOMMIT;"
-        ))
-        .unwrap();
-    }
+    build_combined(conn, upto).unwrap();
 }
 
 fn tables(conn: &Connection) -> Vec<String> {

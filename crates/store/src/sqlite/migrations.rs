@@ -234,6 +234,30 @@ pub const COMBINED_LATEST: u32 = 15;
 /// `user_version` of a database the combined list's releases must refuse.
 const COMBINED_REFUSES: u32 = COMBINED_LATEST + 1;
 
+/// Builds the schema a release before the split left: the combined list's
+/// migrations 1 to `upto` (at most [`COMBINED_LATEST`]), with `user_version`
+/// set as they set it. For upgrade tests (of the store and of each
+/// program's data); a running program never needs it.
+pub fn build_combined(conn: &Connection, upto: u32) -> rusqlite::Result<()> {
+    let mut next: [(&List, usize); 3] = [(&BASE, 0), (&APPLIANCE, 0), (&MGMT, 0)];
+    for (v, parts) in (1..=upto).zip(COMBINED) {
+        let mut sql = String::new();
+        for part in parts {
+            if let Some((list, n)) = next.iter_mut().find(|(l, _)| l.name == part.name) {
+                if let Some(m) = list.migrations.get(*n) {
+                    sql.push_str(m.sql);
+                    sql.push('\n');
+                }
+                *n += 1;
+            }
+        }
+        conn.execute_batch(&format!(
+            "BEGIN;\n{sql}\nPRAGMA user_version = {v};\nCOMMIT;"
+        ))?;
+    }
+    Ok(())
+}
+
 /// How many migrations of `list` combined version `version` stands for.
 pub fn combined_version(list: &List, version: u32) -> u32 {
     let n = usize::try_from(version).unwrap_or(usize::MAX);

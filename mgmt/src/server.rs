@@ -4,6 +4,7 @@ use crate::config::{Config, Secret};
 use crate::http::{AppState, router};
 use crate::ingest::{self, BrokerLink, Update};
 use crate::metrics::Metrics;
+use crate::services::channels::Channels;
 use crate::services::fleet::credentials::RegistryAuthenticator;
 use anyhow::{Context, Result};
 use crossline_store::{Schema, SqliteStore, StoreOptions};
@@ -41,6 +42,12 @@ pub struct Running {
 /// projector (see [`crate::services::conversations`]) and the trust gate for device
 /// events (see [`crate::ingest::trust`]) installed.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
+    open_store_with(cfg, Channels::standard())
+}
+
+/// [`open_store`] with the channel adapters `channels` (the projector asks
+/// them who wrote and how a reply leaves).
+pub fn open_store_with(cfg: &Config, channels: Channels) -> Result<SqliteStore> {
     crossline_store::files::create_private_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let region = cfg.site.region()?;
@@ -49,7 +56,9 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
         cfg.node_id.clone(),
         StoreOptions {
             schema: Schema::Mgmt,
-            projector: Some(crate::services::conversations::projector(region)),
+            projector: Some(crate::services::conversations::projector_with(
+                region, channels,
+            )),
             // What a device may say (docs/PROTOCOL.md, "Trust").
             gate: Some(crate::ingest::trust::gate()),
             max_clock_skew: cfg.ingest.max_clock_skew(),
@@ -63,7 +72,13 @@ pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
 }
 
 pub async fn start(cfg: Config) -> Result<Running> {
-    let store = open_store(&cfg)?;
+    start_with_channels(cfg, Channels::standard()).await
+}
+
+/// [`start`] with the channel adapters `channels` instead of this build's
+/// standard ones (tests add a channel of their own).
+pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Running> {
+    let store = open_store_with(&cfg, channels.clone())?;
     // A device's events and mgmt's own share the log, keyed by origin: one
     // id for both would mix two sequences.
     if crossline_store::DeviceRegistry::device(&store, &cfg.node_id)?.is_some() {
@@ -190,9 +205,15 @@ pub async fn start(cfg: Config) -> Result<Running> {
         shutdown.clone(),
     ));
     // Subscribed before ingestion starts: every inbound message is routed.
+    let outbound = crate::services::channels::Outbound {
+        channels,
+        store: store.clone(),
+        dispatcher,
+        live: live.clone(),
+    };
     let (routing, routing_task) = crate::services::routing::start(
         store.clone(),
-        dispatcher.clone(),
+        outbound.clone(),
         updates.subscribe(),
         live.subscribe(),
         shutdown.clone(),
@@ -235,7 +256,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         store: store.clone(),
         api_token: api_token.clone(),
         region: cfg.site.region()?,
-        dispatcher,
+        outbound,
         live: live.clone(),
         routing: routing.clone(),
         shutdown: shutdown.clone(),

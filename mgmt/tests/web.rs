@@ -2141,3 +2141,52 @@ async fn an_event_of_a_kind_mgmt_does_not_know_is_kept_and_shown_to_admins() {
     assert!(!page.body.contains("unknown-event-1"), "{}", page.body);
     m.stop().await;
 }
+
+#[tokio::test]
+async fn the_composer_counts_sms_segments_as_the_agent_types() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    dev.sms("gsm1", "+380501112244", "how much is the delivery?")
+        .await;
+    let id = routed(&m, "+380501112244").await;
+    let ivan = login(&m, "ivan", "ivan-password").await;
+    // The page: the counter for an empty text, the channel's limit on the
+    // box, the line named by the conversation's channel.
+    let page = ivan.get(&format!("/desk/c/{id}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("data-testid=\"reply-measure\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("0/1530 · parts: 1"), "{}", page.body);
+    assert!(page.body.contains("maxlength=\"1530\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("hx-get=\"/desk/c/{id}/measure\""))
+    );
+    assert!(page.body.contains("SMS · gsm1"), "{}", page.body);
+    // What htmx asks while the agent types: the SMS adapter counts.
+    let measure = |text: String| {
+        let path = format!("/desk/c/{id}/measure?text={text}");
+        let ivan = &ivan;
+        async move {
+            let r = ivan.get(&path).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    };
+    let one = measure("a".repeat(160)).await;
+    assert!(one.contains("data-segments=\"1\""), "{one}");
+    assert!(one.contains("160/1530 · parts: 1"), "{one}");
+    let two = measure("a".repeat(161)).await;
+    assert!(two.contains("data-segments=\"2\""), "{two}");
+    // Cyrillic needs UCS-2: 70 characters a part alone, 67 in a long one.
+    let zh = "%D0%96"; // Ж
+    let cyr = measure(zh.repeat(71)).await;
+    assert!(cyr.contains("71/670 · parts: 2"), "{cyr}");
+    let long = measure("a".repeat(1531)).await;
+    assert!(long.contains("data-fits=\"false\""), "{long}");
+    assert!(long.contains("Too long: 1531/1530 · parts: 11"), "{long}");
+    m.stop().await;
+}

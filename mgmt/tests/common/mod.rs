@@ -8,6 +8,7 @@ pub mod desk;
 use crossline_core::{Channel, DeliveryState, Event, EventBody, EventId, Hlc, NodeId};
 use crossline_mgmt::config::Config;
 use crossline_mgmt::server::{self, Running};
+use crossline_mgmt::services::channels::Channels;
 use crossline_mgmt::services::fleet::credentials::hash_secret;
 use crossline_proto::{Command, DeviceTopic, EventBatch, Hello, Kind, decode, encode};
 use crossline_store::DeviceRegistry;
@@ -39,6 +40,11 @@ impl Mgmt {
         Self::start_in(tempfile::tempdir().unwrap(), toml).await
     }
 
+    /// Starts mgmt with the channel adapters `channels`.
+    pub async fn start_with_channels(channels: Channels) -> Self {
+        Self::start_in_with(tempfile::tempdir().unwrap(), "", channels).await
+    }
+
     /// Stops mgmt and starts it again on the same data directory (new ports).
     pub async fn restart(mut self) -> Self {
         if let Some(r) = self.running.take() {
@@ -48,10 +54,14 @@ impl Mgmt {
     }
 
     async fn start_in(dir: tempfile::TempDir, toml: &str) -> Self {
+        Self::start_in_with(dir, toml, Channels::standard()).await
+    }
+
+    async fn start_in_with(dir: tempfile::TempDir, toml: &str, channels: Channels) -> Self {
         let mut cfg: Config = toml::from_str(toml).unwrap();
         cfg.data_dir = dir.path().to_path_buf();
         cfg.listen_on_free_loopback_ports();
-        let running = server::start(cfg).await.unwrap();
+        let running = server::start_with_channels(cfg, channels).await.unwrap();
         Self {
             http: running.http_addr.to_string(),
             token: running.api_token.clone(),

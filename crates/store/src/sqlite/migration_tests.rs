@@ -51,8 +51,9 @@ fn user_version(conn: &Connection) -> u32 {
 /// Migrations a list got after the split (none existed in the combined list).
 fn since_split(list: &List) -> u32 {
     match list.name {
-        // 12: notes, tags, merges and routing configs as events.
-        "mgmt" => 1,
+        // 12: notes, tags, merges and routing configs as events;
+        // 13: a contact identity may be a channel's handle.
+        "mgmt" => 2,
         _ => 0,
     }
 }
@@ -141,7 +142,7 @@ fn a_fresh_appliance_database_has_no_mgmt_table_and_the_reverse() {
     assert!(!t.iter().any(|n| n.starts_with("appl_")), "{t:?}");
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&BASE, 3, 1), row(&MGMT, 12, 12)]
+        [row(&BASE, 3, 1), row(&MGMT, 13, 12)]
     );
 }
 
@@ -412,4 +413,51 @@ fn an_unknown_user_version_without_versions_is_refused() {
     assert!(matches!(err, StoreError::Schema { .. }), "{err}");
     assert!(err.to_string().contains("new.db"), "{err}");
     assert!(err.to_string().contains("version is 99"), "{err}");
+}
+
+#[test]
+fn contact_identities_survive_the_handle_migration_and_a_handle_is_accepted() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    combined(&conn, COMBINED_LATEST);
+    conn.execute_batch(
+        "INSERT INTO contact (id, created_ms) VALUES ('k1', 1);
+         INSERT INTO contact_identity (kind, address, contact_id) VALUES ('phone', '+380501234567', 'k1');",
+    )
+    .unwrap();
+    // Before: a handle is refused by the CHECK.
+    assert!(
+        conn.execute(
+            "INSERT INTO contact_identity (kind, address, contact_id) VALUES ('handle', 'chat:v1', 'k1')",
+            [],
+        )
+        .is_err()
+    );
+    migrate(&mut conn, Schema::Mgmt, "old").unwrap();
+    conn.execute(
+        "INSERT INTO contact_identity (kind, address, contact_id) VALUES ('handle', 'chat:v1', 'k1')",
+        [],
+    )
+    .unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT kind, address FROM contact_identity WHERE contact_id = 'k1' ORDER BY kind")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("handle".to_string(), "chat:v1".to_string()),
+            ("phone".to_string(), "+380501234567".to_string())
+        ]
+    );
+    // Still refused: a kind no build knows.
+    assert!(
+        conn.execute(
+            "INSERT INTO contact_identity (kind, address, contact_id) VALUES ('fax', '1', 'k1')",
+            [],
+        )
+        .is_err()
+    );
 }

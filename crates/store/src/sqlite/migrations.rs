@@ -201,6 +201,7 @@ pub const MGMT: List = List {
         // Notes, tags, merges and routing configs become projections of
         // events; an older build would write them without events.
         migration!("mgmt", "0012_agent_facts_in_the_log.sql", false),
+        migration!("mgmt", "0013_identity_handle.sql", true),
     ],
 };
 

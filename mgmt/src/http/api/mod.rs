@@ -11,8 +11,8 @@ pub mod routing;
 
 use crate::http::error::ApiError;
 use crate::live::{Key, Live, LiveEvent, MessageEvent};
-use crate::services::channels::commands::Dispatcher;
-use crate::services::contacts::address::{self, AddressKind, Region};
+use crate::services::channels::{Capabilities, Measure, Outbound, Outgoing, SendError};
+use crate::services::contacts::address::{self, Address, AddressKind, Region};
 use crate::services::conversations::{
     self, ConversationDetail, ConversationSummary, ListFilter, Page, Status,
 };
@@ -24,7 +24,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crossline_core::{Channel, ConversationId, EventBody, EventId, NodeId};
+use crossline_core::{ConversationId, EventBody, NodeId};
 use crossline_store::{EventLog, NewEvent, SqliteStore};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
@@ -36,8 +36,6 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Largest accepted request body (JSON); larger ones get 413.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Most SMS parts a reply may take.
-pub const MAX_PARTS: usize = 10;
 /// Keep-alive comment interval on the stream.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -46,7 +44,8 @@ pub struct ApiState {
     pub store: SqliteStore,
     pub api_token: String,
     pub region: Region,
-    pub dispatcher: Dispatcher,
+    /// Sends replies through their channel's adapter.
+    pub outbound: Outbound,
     pub live: Live,
     /// A reopened conversation re-enters routing.
     pub routing: crate::services::routing::Routing,
@@ -62,6 +61,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/conversations/{id}/replies", post(post_reply))
         .route("/api/v1/conversations/{id}/resolve", post(resolve))
         .route("/api/v1/conversations/{id}/reopen", post(reopen))
+        .route("/api/v1/channels", get(list_channels))
         .route("/api/v1/stream", get(stream))
         .route("/api/v1/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -74,9 +74,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
     info(
         title = "Crossline mgmt API",
         version = "1",
-        description = "Conversations (SMS), replies and live updates, routing, the fleet. Every request but this document, /healthz and /metrics needs `Authorization: Bearer <token>` (the token is in <data_dir>/api.token) or the session cookie of a supervisor or admin who sees every site and team."
+        description = "Conversations on every channel mgmt carries (SMS today; GET /api/v1/channels lists them), replies and live updates, routing, the fleet. Every request but this document, /healthz and /metrics needs `Authorization: Bearer <token>` (the token is in <data_dir>/api.token) or the session cookie of a supervisor or admin who sees every site and team."
     ),
-    paths(list_conversations, get_conversation, post_reply, resolve, reopen, stream, openapi_json),
+    paths(list_conversations, get_conversation, post_reply, resolve, reopen, list_channels, stream, openapi_json),
     components(schemas(
         ErrorBody,
         Page,
@@ -84,7 +84,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ConversationDetail,
         ReplyRequest,
         ReplyAccepted,
-        MessageEvent
+        MessageEvent,
+        Capabilities,
+        Measure
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -110,7 +112,7 @@ impl utoipa::Modify for BearerAuth {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// e.g. `not_found`, `empty_text`, `text_too_long`, `unknown_line`,
-    /// `invalid_number`, `not_replyable`, `conflict`, `payload_too_large`,
+    /// `invalid_number`, `not_replyable`, `no_channel`, `conflict`, `payload_too_large`,
     /// `invalid_body`, `bad_request`, `unauthorized`.
     pub error: String,
     pub message: String,
@@ -256,7 +258,8 @@ pub async fn get_conversation(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyRequest {
-    /// The message; at most 10 SMS parts (1530 GSM 7-bit characters, 670 in UCS2).
+    /// The message. Its channel limits it (`GET /api/v1/channels`): on SMS
+    /// at most 10 parts (1530 GSM 7-bit characters, 670 in UCS-2).
     pub text: String,
     /// Line of the conversation's device to send on; by default the line the
     /// customer last wrote to.
@@ -270,28 +273,37 @@ pub struct ReplyAccepted {
     /// `command` of the reply's timeline entry.
     pub id: String,
     pub conversation_id: String,
+    /// The conversation's channel the reply goes out on (`sms`, ...).
+    pub channel: String,
     pub device: String,
     pub line: String,
+    /// The customer's endpoint on the channel (a phone number for SMS).
     pub to: String,
-    /// SMS parts the text takes.
+    /// Segments the text takes on the channel (SMS parts; 1 where the
+    /// channel does not split).
+    pub segments: usize,
+    /// The same as `segments` (the name of API version 1's first release).
     pub parts: usize,
-    /// Always `pending` here: the appliance has not confirmed it yet.
+    /// Always `pending` here: the channel has not confirmed it yet.
     pub state: String,
 }
 
-/// SMS parts `text` takes, or None beyond what the codec can split.
-pub fn sms_parts(text: &str) -> Option<usize> {
-    // 10 UCS2 parts hold 670 UTF-16 units; GSM 7-bit at most 1530 septets.
-    if text.chars().count() > 1600 {
-        return None;
-    }
-    let to = crossline_pdu::Address::parse("+10000000000").ok()?;
-    crossline_pdu::encode_submit(&to, text, &crossline_pdu::SubmitOptions::default())
-        .ok()
-        .map(|p| p.len())
+/// The channels mgmt carries, with what each can carry.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels",
+    responses(
+        (status = 200, description = "Every channel with an adapter and its capabilities", body = [Capabilities]),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody)
+    ),
+    tag = "conversations"
+)]
+pub async fn list_channels(State(st): State<Arc<ApiState>>) -> Json<Vec<Capabilities>> {
+    Json(st.outbound.channels.capabilities())
 }
 
-/// Send an SMS reply on the customer's line (or another line of the device).
+/// Reply on the conversation's channel, to the customer's endpoint, from
+/// the line the customer last wrote to (or another line of the device).
 #[utoipa::path(
     post,
     path = "/api/v1/conversations/{id}/replies",
@@ -303,7 +315,7 @@ pub fn sms_parts(text: &str) -> Option<usize> {
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such conversation", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "Empty or too long text, unknown line, or a contact SMS cannot reach", body = ErrorBody)
+        (status = 422, description = "Empty text, too long for the channel, unknown line, a contact the channel cannot reach, or a channel mgmt has no adapter for", body = ErrorBody)
     ),
     tag = "conversations"
 )]
@@ -318,7 +330,7 @@ pub async fn post_reply(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// Stores an SMS reply to conversation `id` by `by` (a web user is named
+/// Stores a reply to conversation `id` by `by` (a web user is named
 /// as its author) and hands it to the appliance; audited as
 /// `conversation.reply` under `by` (the desk and the API alike).
 pub async fn send_reply(
@@ -332,23 +344,38 @@ pub async fn send_reply(
     if req.text.trim().is_empty() {
         return Err(unprocessable("empty_text", "`text` is empty"));
     }
-    let parts = sms_parts(&req.text).filter(|&n| n <= MAX_PARTS).ok_or_else(|| {
+    let channel = crossline_core::Channel::parse(&conv.channel)
+        .map_err(|e| unprocessable("no_channel", e.to_string()))?;
+    let adapter = st.outbound.channels.get(channel).ok_or_else(|| {
         unprocessable(
-            "text_too_long",
+            "no_channel",
             format!(
-                "`text` needs more than {MAX_PARTS} SMS parts (at most 1530 GSM 7-bit characters, or 670 when it needs UCS2, e.g. Cyrillic)"
+                "mgmt has no adapter for the {channel} channel, so replies on it cannot be sent; answer the customer on a channel mgmt carries"
             ),
         )
     })?;
-    if !conv.contact.kind.replyable() {
+    let measure = adapter.measure(&req.text);
+    if !measure.fits {
+        let caps = adapter.capabilities();
+        let segments = caps
+            .max_segments
+            .map(|n| format!(" or {n} segments"))
+            .unwrap_or_default();
         return Err(unprocessable(
-            "not_replyable",
+            "text_too_long",
             format!(
-                "the contact is the alphanumeric sender {:?}; SMS cannot be sent to it",
-                conv.contact.address
+                "`text` is too long for {channel}: {} {} units in {} segments; at most {}{segments} (SMS: 1530 GSM 7-bit characters, or 670 when it needs UCS-2, e.g. Cyrillic)",
+                measure.units, measure.encoding, measure.segments, measure.max_units
             ),
         ));
     }
+    let to = Address {
+        kind: conv.contact.kind,
+        value: conv.contact.address.clone(),
+    };
+    adapter
+        .reachable(&to)
+        .map_err(|e| unprocessable("not_replyable", e.to_string()))?;
     let device = conv
         .device
         .as_deref()
@@ -382,26 +409,24 @@ pub async fn send_reply(
             unprocessable("unknown_line", "the conversation has no line; give `line`")
         })?,
     };
-    let command = EventId::new();
-    let to = conv.contact.address.clone();
-    st.store
-        .append(vec![NewEvent {
-            conversation: Some(conversation_id(id)?),
-            body: EventBody::ReplyRequested {
-                command,
-                channel: Channel::Sms,
-                device: device.clone(),
-                line: line.clone(),
-                to: to.clone(),
-                text: req.text,
-                author,
-            },
-        }])
-        .await?;
-    st.dispatcher.created(&device);
-    st.live
-        .announce(&st.store, vec![Key::Command(command.to_string())])
-        .await;
+    let to = to.value;
+    let command = st
+        .outbound
+        .send(Outgoing {
+            conversation: conversation_id(id)?,
+            channel,
+            device: device.clone(),
+            line: line.clone(),
+            to: to.clone(),
+            text: req.text,
+            author,
+        })
+        .await
+        .map_err(|e| match e {
+            SendError::NoAdapter(_) => unprocessable("no_channel", e.to_string()),
+            SendError::Store(e) => ApiError::from(e),
+        })?;
+    let parts = measure.segments;
     tracing::info!(conversation = %conv.id, device = %device, line = %line, command = %command, parts, by = by.name(), "reply accepted");
     crate::services::users::audit::record(
         &st.store,
@@ -414,9 +439,11 @@ pub async fn send_reply(
     Ok(ReplyAccepted {
         id: command.to_string(),
         conversation_id: conv.id,
+        channel: channel.to_string(),
         device: device.to_string(),
         line,
         to,
+        segments: parts,
         parts,
         state: "pending".into(),
     })

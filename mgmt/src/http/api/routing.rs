@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use crossline_core::ConversationId;
 use crossline_core::metrics::{self, Metrics, MetricsOptions};
 use crossline_core::routing::{
-    ALL_CHANNELS, AgentId, AgentView, Calendar, Capacity, Command, ConversationView, Presence,
-    QueueId, Record, RouteState, RoutingConfig, RoutingError, SiteId, TransferTarget,
+    AgentId, AgentView, Calendar, Capacity, Command, ConversationView, Presence, QueueId, Record,
+    RouteState, RoutingConfig, RoutingError, SiteId, TransferTarget,
 };
 use crossline_store::SqliteStore;
 use serde::{Deserialize, Serialize};
@@ -193,24 +193,7 @@ impl From<&ConfigInfo> for ConfigOut {
 }
 
 fn per_channel(a: &[u8; 5]) -> Capacity {
-    let mut c = Capacity {
-        voice: 0,
-        chat: 0,
-        messenger: 0,
-        email: 0,
-        sms: 0,
-    };
-    for (i, ch) in ALL_CHANNELS.iter().enumerate() {
-        let v = a[i];
-        match ch {
-            crossline_core::Channel::Voice => c.voice = v,
-            crossline_core::Channel::Chat => c.chat = v,
-            crossline_core::Channel::Messenger => c.messenger = v,
-            crossline_core::Channel::Email => c.email = v,
-            crossline_core::Channel::Sms => c.sms = v,
-        }
-    }
-    c
+    Capacity::from_array(a)
 }
 
 /// An agent as routing sees them.
@@ -286,7 +269,7 @@ pub struct RoutingConversationOut {
 }
 
 fn channel_str(c: crossline_core::Channel) -> String {
-    crate::services::routing::channel_name(c).to_string()
+    c.to_string()
 }
 
 fn conversation_out(v: ConversationView) -> RoutingConversationOut {

@@ -103,15 +103,9 @@ fn presence_key(p: &Presence) -> (&'static str, &'static str) {
     }
 }
 
-/// The catalog key of a channel's name.
-pub(super) fn channel_key(c: Channel) -> &'static str {
-    match c {
-        Channel::Sms => "channel.sms",
-        Channel::Voice => "channel.voice",
-        Channel::Email => "channel.email",
-        Channel::Chat => "channel.chat",
-        Channel::Messenger => "channel.messenger",
-    }
+/// The catalog key of a channel's name (`channel.sms`, ...).
+pub(super) fn channel_key(c: Channel) -> String {
+    format!("channel.{c}")
 }
 
 /// A queue as the engine sees it: id, site, member teams, waiting
@@ -140,9 +134,10 @@ struct RawBoard {
 }
 
 pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<BoardData, WebError> {
+    let live = st.routing.live_channels();
     let raw = st
         .routing
-        .query(|r| {
+        .query(move |r| {
             let (r, _) = r?;
             let now = now_ms().max(r.now());
             let available = |q: &crossline_core::routing::QueueId| {
@@ -184,8 +179,7 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
                         .iter()
                         .enumerate()
                         .filter(|(i, c)| {
-                            crate::services::routing::LIVE_CHANNELS.contains(c)
-                                && v.capacity.get(*i).is_some_and(|c| *c > 0)
+                            live.contains(c) && v.capacity.get(*i).is_some_and(|c| *c > 0)
                         })
                         .map(|(i, c)| {
                             format!(
@@ -538,10 +532,7 @@ pub async fn report(
                 .conversation()
                 .and_then(|c| channel_of.get(&c).copied());
             match ch {
-                Some(c) => by_channel
-                    .entry(crate::services::routing::channel_name(c))
-                    .or_default()
-                    .push(r.clone()),
+                Some(c) => by_channel.entry(c.as_str()).or_default().push(r.clone()),
                 // Agent facts (presence) belong to every channel's figures.
                 None => {
                     for v in by_channel.values_mut() {

@@ -282,7 +282,7 @@ fn routed_for_tab(
             continue;
         }
         if queue.is_some_and(|q| q != c.queue.as_str())
-            || channel.is_some_and(|ch| ch != crate::services::routing::channel_name(c.channel))
+            || channel.is_some_and(|ch| ch != c.channel.as_str())
         {
             continue;
         }
@@ -595,9 +595,11 @@ pub async fn inbox_data(
         tags,
         tabs,
         not_available,
-        channels: crate::services::routing::LIVE_CHANNELS
-            .iter()
-            .map(|c| crate::services::routing::channel_name(*c))
+        channels: st
+            .routing
+            .live_channels()
+            .into_iter()
+            .map(|c| c.as_str())
             .collect(),
     })
 }
@@ -607,7 +609,7 @@ pub struct PresenceBox {
     /// None: the user is no routing agent (or routing is not configured).
     pub state: Option<&'static str>,
     /// (channel catalog key, in use, capacity) for channels with capacity.
-    pub load: Vec<(&'static str, u8, u8)>,
+    pub load: Vec<(String, u8, u8)>,
 }
 
 impl PresenceBox {
@@ -638,6 +640,7 @@ fn presence_name(p: &Presence) -> &'static str {
 
 pub async fn presence_box(st: &WebState, user: &CurrentUser) -> PresenceBox {
     let aid = AgentId::new(user.agent_id.clone());
+    let live = st.routing.live_channels();
     st.routing
         .query(move |r| {
             let Some(a) = r.and_then(|(r, _)| r.agent(&aid)) else {
@@ -649,10 +652,7 @@ pub async fn presence_box(st: &WebState, user: &CurrentUser) -> PresenceBox {
             let load = crossline_core::routing::ALL_CHANNELS
                 .iter()
                 .enumerate()
-                .filter(|(i, c)| {
-                    crate::services::routing::LIVE_CHANNELS.contains(c)
-                        && a.capacity.get(*i).is_some_and(|c| *c > 0)
-                })
+                .filter(|(i, c)| live.contains(c) && a.capacity.get(*i).is_some_and(|c| *c > 0))
                 .map(|(i, c)| {
                     (
                         super::board::channel_key(*c),
@@ -693,6 +693,7 @@ impl DeskPage {
             Some(AddressKind::Phone) => "addr.phone",
             Some(AddressKind::Short) => "addr.short",
             Some(AddressKind::Alphanumeric) => "addr.alphanumeric",
+            Some(AddressKind::Handle) => "addr.handle",
             None => "addr.other",
         }
     }
@@ -789,7 +790,15 @@ pub struct ConvView {
     pub canned: Vec<(String, String)>,
     pub agents: Vec<String>,
     pub queues: Vec<String>,
+    /// The conversation's channel has an adapter that can reach the
+    /// contact, and a device to send from.
     pub replyable: bool,
+    /// Catalog key of the conversation's channel (`channel.sms`, ...).
+    pub channel_key: String,
+    /// The composer's counter (segments, length) for an empty text, and
+    /// the channel's longest text.
+    pub measure: Measured,
+    pub max_chars: usize,
     pub contact: ContactPanel,
     pub snoozed_until: String,
     pub mine: bool,
@@ -1148,6 +1157,11 @@ async fn conv_view(
             })
             .collect(),
     };
+    let adapter = st.api.outbound.channels.named(&s.channel);
+    let to = crate::services::contacts::address::Address {
+        kind: s.contact.kind,
+        value: s.contact.address.clone(),
+    };
     Ok(ConvView {
         qs,
         id: id.to_string(),
@@ -1161,7 +1175,12 @@ async fn conv_view(
             .and_then(|r| r.agent.as_deref())
             .is_some_and(|a| a == user.agent_id),
         can: Controls::of(user, s.status, route.as_ref()),
-        replyable: s.contact.kind.replyable() && s.device.is_some(),
+        replyable: adapter.is_some_and(|a| a.reachable(&to).is_ok()) && s.device.is_some(),
+        channel_key: format!("channel.{}", s.channel),
+        measure: adapter
+            .map(|a| Measured::of(&a.measure(""), l))
+            .unwrap_or_default(),
+        max_chars: adapter.map(|a| a.capabilities().max_chars).unwrap_or(0),
         summary: loaded.detail.summary.clone(),
         route,
         state,
@@ -1220,6 +1239,76 @@ pub async fn timeline(
     let l = Layout::new(&user, "inbox", "inbox.title");
     let c = conv_view(&st, &user, &id, &l, cq.q.qs()).await?;
     Ok(render(&TimelineFragment { l, c }))
+}
+
+/// The composer's counter: how the text fits the conversation's channel
+/// (its adapter counts; e.g. `140/1530 · parts: 1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Measured {
+    pub text: String,
+    pub segments: usize,
+    pub fits: bool,
+}
+
+impl Measured {
+    fn of(m: &crate::services::channels::Measure, l: &Layout) -> Self {
+        let key = if m.fits {
+            "conv.measure"
+        } else {
+            "conv.measure_too_long"
+        };
+        Self {
+            text: l.tr.f(
+                key,
+                &[
+                    ("units", &m.units.to_string()),
+                    ("max", &m.max_units.to_string()),
+                    ("segments", &m.segments.to_string()),
+                ],
+            ),
+            segments: m.segments,
+            fits: m.fits,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk_measure.html")]
+struct MeasureFragment {
+    m: Measured,
+}
+
+#[derive(Deserialize)]
+pub struct MeasureQuery {
+    #[serde(default)]
+    text: String,
+}
+
+/// `GET /desk/c/{id}/measure?text=`: the composer's counter for `text` on
+/// the conversation's channel (htmx asks as the agent types).
+pub async fn measure(
+    State(st): State<Arc<WebState>>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<MeasureQuery>,
+) -> Result<Response, WebError> {
+    authorize_conversation(&st, &user, &id).await?;
+    let l = Layout::new(&user, "inbox", "inbox.title");
+    let id2 = id.clone();
+    let channel = st
+        .store
+        .read(move |conn| crate::services::conversations::get(conn, &id2))
+        .await?
+        .ok_or(WebError::NotFound)?
+        .channel;
+    let m = st
+        .api
+        .outbound
+        .channels
+        .named(&channel)
+        .map(|a| Measured::of(&a.measure(&q.text), &l))
+        .unwrap_or_default();
+    Ok(render(&MeasureFragment { m }))
 }
 
 // ----- actions ---------------------------------------------------------------------------

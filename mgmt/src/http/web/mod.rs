@@ -66,6 +66,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/desk/c/{id}", get(desk::conversation_page))
         .route("/desk/c/{id}/timeline", get(desk::timeline))
         .route("/desk/c/{id}/reply", post(desk::reply))
+        .route("/desk/c/{id}/measure", get(desk::measure))
         .route("/desk/c/{id}/note", post(desk::note))
         .route("/desk/c/{id}/action", post(desk::action))
         .route("/desk/c/{id}/transfer", post(desk::transfer))

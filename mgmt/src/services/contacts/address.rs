@@ -46,6 +46,9 @@ pub enum AddressKind {
     Short,
     /// A sender name (letters), kept as received; SMS cannot be sent to it.
     Alphanumeric,
+    /// An account on a channel that is not the phone network (a web chat
+    /// visitor, a messenger user), kept as its channel's adapter gives it.
+    Handle,
 }
 
 impl AddressKind {
@@ -54,6 +57,7 @@ impl AddressKind {
             AddressKind::Phone => "phone",
             AddressKind::Short => "short",
             AddressKind::Alphanumeric => "alphanumeric",
+            AddressKind::Handle => "handle",
         }
     }
 
@@ -62,11 +66,13 @@ impl AddressKind {
             "phone" => Some(AddressKind::Phone),
             "short" => Some(AddressKind::Short),
             "alphanumeric" => Some(AddressKind::Alphanumeric),
+            "handle" => Some(AddressKind::Handle),
             _ => None,
         }
     }
 
-    /// Whether an SMS can be sent to such an address.
+    /// Whether a reply can be sent to such an address (not to a sender
+    /// name: it has no number).
     pub fn replyable(self) -> bool {
         !matches!(self, AddressKind::Alphanumeric)
     }

@@ -22,9 +22,10 @@
 
 pub mod notes;
 
-use crate::services::contacts::address::{AddressKind, Region, normalise};
-use crossline_core::{DeliveryState, Event, EventBody, EventId, NodeId};
-use crossline_proto::{Command, CommandKind, VERSION};
+use crate::services::channels::{Channels, Dispatch, Reply};
+use crate::services::contacts::address::{Address, AddressKind, Region, normalise};
+use crossline_core::{Channel, DeliveryState, Event, EventBody, EventId, NodeId};
+use crossline_proto::{Command, VERSION};
 use crossline_store::Projector;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -33,15 +34,22 @@ use utoipa::ToSchema;
 /// Longest `last_message_preview`, in characters.
 pub const PREVIEW_CHARS: usize = 120;
 
-/// The projector to install in [`crossline_store::StoreOptions::projector`].
+/// The projector to install in [`crossline_store::StoreOptions::projector`],
+/// with the channels of this build ([`Channels::standard`]).
 pub fn projector(region: Region) -> Projector {
-    Box::new(move |tx, events| project_all(tx, events, region))
+    projector_with(region, Channels::standard())
+}
+
+/// The projector, with the channel adapters `channels` (they say who wrote
+/// an inbound message and how a reply leaves).
+pub fn projector_with(region: Region, channels: Channels) -> Projector {
+    Box::new(move |tx, events| project_all(tx, events, region, &channels))
 }
 
 /// Applies one newly stored event to the projections ([`project_all`] with
-/// a batch of one).
+/// a batch of one, the standard channels).
 pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
-    project_all(tx, std::slice::from_ref(ev), region)
+    project_all(tx, std::slice::from_ref(ev), region, &Channels::standard())
 }
 
 /// Applies newly stored events, in order, to the projections.
@@ -51,7 +59,12 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
 /// updated once for the run and each line seen once, with the same result as
 /// one event at a time. Any other event ends the run (what the run owes is
 /// written first) and is applied on its own ([`project_other`]).
-pub fn project_all(tx: &Transaction<'_>, events: &[Event], region: Region) -> rusqlite::Result<()> {
+pub fn project_all(
+    tx: &Transaction<'_>,
+    events: &[Event],
+    region: Region,
+    channels: &Channels,
+) -> rusqlite::Result<()> {
     let mut run = Inbound::default();
     for ev in events {
         match &ev.body {
@@ -67,9 +80,9 @@ pub fn project_all(tx: &Transaction<'_>, events: &[Event], region: Region) -> ru
             } => run.add(
                 tx,
                 ev,
-                region,
+                (region, channels),
                 InboundMsg {
-                    channel: channel_str(*channel),
+                    channel: *channel,
                     line,
                     from,
                     text,
@@ -80,7 +93,7 @@ pub fn project_all(tx: &Transaction<'_>, events: &[Event], region: Region) -> ru
             )?,
             _ => {
                 run.flush(tx)?;
-                project_other(tx, ev, region)?;
+                project_other(tx, ev, region, channels)?;
             }
         }
     }
@@ -89,7 +102,7 @@ pub fn project_all(tx: &Transaction<'_>, events: &[Event], region: Region) -> ru
 
 /// The fields of a `MessageReceived` the projection uses.
 struct InboundMsg<'a> {
-    channel: &'static str,
+    channel: Channel,
     line: &'a str,
     from: &'a str,
     text: &'a str,
@@ -128,9 +141,9 @@ struct LineDue {
 /// ends, so the sender → conversation map needs no invalidation.
 #[derive(Default)]
 struct Inbound<'a> {
-    /// Raw sender → its open conversation (found or opened in this run),
-    /// as an index into `due`.
-    senders: std::collections::HashMap<&'a str, usize>,
+    /// (Channel, raw sender) → its open conversation (found or opened in
+    /// this run), as an index into `due`.
+    senders: std::collections::HashMap<(Channel, &'a str), usize>,
     /// Conversation id → its index in `due` (two senders may share one
     /// contact, after a merge).
     convs: std::collections::HashMap<String, usize>,
@@ -145,14 +158,15 @@ impl<'a> Inbound<'a> {
         &mut self,
         tx: &Transaction<'_>,
         ev: &'a Event,
-        region: Region,
+        (region, channels): (Region, &Channels),
         m: InboundMsg<'a>,
     ) -> rusqlite::Result<()> {
         let stamp = (ms(ev), ev.at.c);
-        let i = match self.senders.get(m.from) {
+        let i = match self.senders.get(&(m.channel, m.from)) {
             Some(&i) => i,
             None => {
-                let id = inbound_conversation(tx, ev, region, m.from, m.channel)?;
+                let from = identity_cached(channels, m.channel, m.from, region);
+                let id = inbound_conversation(tx, ev, &from, m.channel)?;
                 let i = match self.convs.get(&id) {
                     Some(&i) => i,
                     None => {
@@ -168,7 +182,7 @@ impl<'a> Inbound<'a> {
                         self.due.len() - 1
                     }
                 };
-                self.senders.insert(m.from, i);
+                self.senders.insert((m.channel, m.from), i);
                 i
             }
         };
@@ -262,36 +276,51 @@ impl<'a> Inbound<'a> {
 }
 
 /// Applies one event other than an inbound message to the projections.
-fn project_other(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
+fn project_other(
+    tx: &Transaction<'_>,
+    ev: &Event,
+    region: Region,
+    channels: &Channels,
+) -> rusqlite::Result<()> {
     match &ev.body {
         // Projected in runs by [`project_all`].
         EventBody::MessageReceived { .. } => {}
         EventBody::ReplyRequested {
             command,
-            channel: _,
+            channel,
             device,
             line,
             to,
             text,
             author,
         } => {
-            let payload = Command {
-                v: VERSION,
-                id: *command,
-                kind: CommandKind::SendSms {
-                    line: line.clone(),
-                    to: to.clone(),
-                    text: text.clone(),
-                },
-            };
-            let payload = String::from_utf8_lossy(&crossline_proto::encode(&payload)).into_owned();
             crate::ingest::trust::record_command(tx, &command.to_string(), device.as_str())?;
-            exec(
-                tx,
-                "INSERT INTO pending_command (id, device, payload, created_ms)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
-                params![command.to_string(), device.as_str(), payload, ms(ev)],
-            )?;
+            // The channel's adapter says how the reply leaves: a command
+            // for the device (SMS: `send_sms`), or sent by the adapter
+            // from mgmt. A channel this build has no adapter for sends
+            // nothing (the API refuses such a reply before it is stored).
+            let reply = Reply {
+                command: *command,
+                line: line.clone(),
+                to: to.clone(),
+                text: text.clone(),
+            };
+            if let Some(Dispatch::Device(kind)) = channels.get(*channel).map(|a| a.dispatch(&reply))
+            {
+                let payload = Command {
+                    v: VERSION,
+                    id: *command,
+                    kind,
+                };
+                let payload =
+                    String::from_utf8_lossy(&crossline_proto::encode(&payload)).into_owned();
+                exec(
+                    tx,
+                    "INSERT INTO pending_command (id, device, payload, created_ms)
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING",
+                    params![command.to_string(), device.as_str(), payload, ms(ev)],
+                )?;
+            }
             let Some(conv) = ev.conversation.map(|c| c.to_string()) else {
                 return Ok(());
             };
@@ -519,16 +548,6 @@ fn ms(ev: &Event) -> i64 {
     i64::try_from(ev.at.ms).unwrap_or(i64::MAX)
 }
 
-fn channel_str(c: crossline_core::Channel) -> &'static str {
-    match c {
-        crossline_core::Channel::Sms => "sms",
-        crossline_core::Channel::Voice => "voice",
-        crossline_core::Channel::Email => "email",
-        crossline_core::Channel::Chat => "chat",
-        crossline_core::Channel::Messenger => "messenger",
-    }
-}
-
 fn state_str(s: DeliveryState) -> &'static str {
     match s {
         DeliveryState::Sent => "sent",
@@ -555,11 +574,9 @@ fn exists(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<bool> {
 fn inbound_conversation(
     tx: &Transaction<'_>,
     ev: &Event,
-    region: Region,
-    from: &str,
-    channel: &str,
+    addr: &Address,
+    channel: Channel,
 ) -> rusqlite::Result<String> {
-    let addr = normalise_cached(from, region);
     let id = ev.id.to_string();
     // The contact and its open conversation, in one lookup.
     let found: Option<(String, Option<String>)> = tx
@@ -594,7 +611,7 @@ fn inbound_conversation(
         tx,
         "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
          VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5)",
-        params![id, contact, channel, ms(ev), ev.at.c],
+        params![id, contact, channel.as_str(), ms(ev), ev.at.c],
     )?;
     if contact != id {
         // A merged contact has several identities: this conversation is with
@@ -616,24 +633,31 @@ fn inbound_conversation(
 const ADDRESS_CACHE: usize = 65_536;
 
 thread_local! {
-    static ADDRESSES: std::cell::RefCell<std::collections::HashMap<String, (Region, crate::services::contacts::address::Address)>> =
+    static ADDRESSES: std::cell::RefCell<std::collections::HashMap<String, (Channel, Region, Address)>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
-/// [`normalise`], remembered per raw sender (at most [`ADDRESS_CACHE`] of them).
-fn normalise_cached(raw: &str, region: Region) -> crate::services::contacts::address::Address {
+/// Who wrote, as the channel's adapter normalises the raw sender
+/// ([`crate::services::channels::ChannelAdapter::identity`]; read as a phone
+/// number or sender name on a channel without an adapter), remembered per
+/// raw sender (at most [`ADDRESS_CACHE`] of them).
+fn identity_cached(channels: &Channels, channel: Channel, raw: &str, region: Region) -> Address {
     ADDRESSES.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((r, a)) = cache.get(raw)
+        if let Some((c, r, a)) = cache.get(raw)
+            && *c == channel
             && *r == region
         {
             return a.clone();
         }
-        let a = normalise(raw, region);
+        let a = match channels.get(channel) {
+            Some(adapter) => adapter.identity(raw, region),
+            None => normalise(raw, region),
+        };
         if cache.len() >= ADDRESS_CACHE {
             cache.clear();
         }
-        cache.insert(raw.to_string(), (region, a.clone()));
+        cache.insert(raw.to_string(), (channel, region, a.clone()));
         a
     })
 }

@@ -110,10 +110,17 @@ enum Request {
 pub struct Routing {
     tx: mpsc::Sender<Request>,
     store: SqliteStore,
+    channels: crate::services::channels::Channels,
     changes: broadcast::Sender<Vec<ConversationId>>,
 }
 
 impl Routing {
+    /// The channels mgmt carries (those with an adapter): the ones the
+    /// desk and the board show capacity counters and filters for.
+    pub fn live_channels(&self) -> Vec<Channel> {
+        self.channels.live()
+    }
+
     /// Conversations whose routing state changed, after the decisions are
     /// logged (an empty list: only agents changed, e.g. presence).
     pub fn subscribe_changes(&self) -> broadcast::Receiver<Vec<ConversationId>> {
@@ -180,12 +187,12 @@ impl Routing {
         if open != Some(false) {
             return Ok(());
         }
-        let channel = match s.channel.as_str() {
-            "voice" => Channel::Voice,
-            "email" => Channel::Email,
-            "chat" => Channel::Chat,
-            "messenger" => Channel::Messenger,
-            _ => Channel::Sms,
+        let channel = match Channel::parse(&s.channel) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(conversation = %s.id, error = %e, "reopened conversation not routed");
+                return Ok(());
+            }
         };
         let (contact, conversation) = (s.contact.id.clone(), s.id.clone());
         let (text, customer_tags) = self
@@ -256,7 +263,7 @@ impl Routing {
 /// ingestion starts so no inbound message is missed.
 pub async fn start(
     store: SqliteStore,
-    dispatcher: crate::services::channels::commands::Dispatcher,
+    outbound: crate::services::channels::Outbound,
     updates: broadcast::Receiver<Update>,
     live: broadcast::Receiver<LiveEvent>,
     shutdown: CancellationToken,
@@ -268,7 +275,7 @@ pub async fn start(
     let mut service = Service {
         store,
         changes: changes.clone(),
-        dispatcher,
+        outbound,
         router: None,
         info: None,
         replies_seen: VecDeque::new(),
@@ -280,6 +287,7 @@ pub async fn start(
         Routing {
             tx,
             store: service.store.clone(),
+            channels: service.outbound.channels.clone(),
             changes,
         },
         service.run(rx, updates, live, shutdown),
@@ -290,8 +298,8 @@ struct Service {
     store: SqliteStore,
     /// Announces logged decisions (see [`Routing::subscribe_changes`]).
     changes: broadcast::Sender<Vec<ConversationId>>,
-    /// Publishes commands mgmt creates (outside-hours auto-replies).
-    dispatcher: crate::services::channels::commands::Dispatcher,
+    /// Sends the replies routing makes (outside-hours auto-replies).
+    outbound: crate::services::channels::Outbound,
     router: Option<Router>,
     info: Option<ConfigInfo>,
     /// Reply command ids already counted as agent replies (bounded).
@@ -580,32 +588,40 @@ impl Service {
             .read(move |conn| crate::services::conversations::get(conn, &id))
             .await?;
         let Some(conv) = conv else {
-            // Not an SMS conversation (other channels reply differently).
             return Ok(());
         };
-        if !conv.contact.kind.replyable() {
+        // The conversation's channel decides whether the customer can be
+        // answered there (an SMS cannot reach a sender name).
+        let Ok(channel) = Channel::parse(&conv.channel) else {
             return Ok(());
-        }
-        let (Some(device), Some(line)) = (conv.device.as_deref(), conv.line.clone()) else {
+        };
+        let to = crate::services::contacts::address::Address {
+            kind: conv.contact.kind,
+            value: conv.contact.address.clone(),
+        };
+        let reachable = self
+            .outbound
+            .channels
+            .get(channel)
+            .is_some_and(|a| a.reachable(&to).is_ok());
+        let (Some(device), Some(line), true) =
+            (conv.device.as_deref(), conv.line.clone(), reachable)
+        else {
             return Ok(());
         };
         let device = crossline_core::NodeId::new(device)?;
-        let command = crossline_core::EventId::new();
-        self.store
-            .append(vec![NewEvent {
-                conversation: Some(conversation),
-                body: EventBody::ReplyRequested {
-                    command,
-                    channel: Channel::Sms,
-                    device: device.clone(),
-                    line,
-                    to: conv.contact.address.clone(),
-                    text: text.to_string(),
-                    author: Some("outside-hours".into()),
-                },
-            }])
+        let command = self
+            .outbound
+            .send(crate::services::channels::Outgoing {
+                conversation,
+                channel,
+                device: device.clone(),
+                line,
+                to: to.value,
+                text: text.to_string(),
+                author: Some("outside-hours".into()),
+            })
             .await?;
-        self.dispatcher.created(&device);
         info!(conversation = %conversation, device = %device, command = %command, "outside business hours: auto-reply sent");
         Ok(())
     }
@@ -654,7 +670,7 @@ impl Service {
         }
     }
 
-    /// Routes open SMS conversations routing has never seen: those that
+    /// Routes open conversations (on every channel) routing has never seen: those that
     /// arrived before routing was configured, or whose message was stored
     /// while routing was not running (a crash between the two commits).
     /// Oldest first, with their first message's text and last line.
@@ -667,14 +683,15 @@ impl Service {
                     "SELECT c.id, c.contact_id, c.line,
                             (SELECT t.text FROM timeline_entry t
                               WHERE t.conversation_id = c.id AND t.kind = 'inbound'
-                              ORDER BY t.at_ms, t.at_c LIMIT 1)
-                     FROM conversation c WHERE c.status = 'open' AND c.channel = 'sms'
+                              ORDER BY t.at_ms, t.at_c LIMIT 1),
+                            c.channel
+                     FROM conversation c WHERE c.status = 'open'
                      ORDER BY c.created_ms, c.id",
                 )?;
                 let rows = st.query_map([], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
+                        (r.get::<_, String>(1)?, r.get::<_, String>(4)?),
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, Option<String>>(3)?,
                     ))
@@ -706,7 +723,14 @@ impl Service {
             conversations = unseen.len(),
             "routing open conversations it has not seen"
         );
-        for (conversation, contact, line, text) in unseen {
+        for (conversation, (contact, channel), line, text) in unseen {
+            let channel = match Channel::parse(&channel) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(%conversation, error = %e, "open conversation not routed");
+                    continue;
+                }
+            };
             let k = contact.clone();
             let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
                 Ok(t) => t,
@@ -718,7 +742,7 @@ impl Service {
             let cmd = Command::Inbound {
                 conversation,
                 contact: contact.parse().ok().map(ContactId),
-                channel: Channel::Sms,
+                channel,
                 attributes: attributes(line, text, tags),
                 priority: None,
             };
@@ -1045,19 +1069,3 @@ pub async fn metrics_input(
         crossline_core::metrics::MetricsOptions { until, ..opts },
     ))
 }
-
-/// The channels' names, in the engine's load/capacity index order.
-pub fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Sms => "sms",
-        Channel::Voice => "voice",
-        Channel::Email => "email",
-        Channel::Chat => "chat",
-        Channel::Messenger => "messenger",
-    }
-}
-
-/// The channels mgmt carries today: SMS, through the appliances' modems.
-/// Calls, email, web chat and messengers have no adapter yet, so the desk
-/// and the board show neither a capacity counter nor a filter for them.
-pub const LIVE_CHANNELS: [Channel; 1] = [Channel::Sms];

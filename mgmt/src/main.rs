@@ -316,11 +316,10 @@ async fn main() -> Result<()> {
                 EnrollCmd::Token => {}
                 EnrollCmd::List { state } => {
                     let state_filter = state.clone();
-                    let list = store
-                        .read(move |c| {
-                            crossline_mgmt::services::fleet::db::enrollments(c, state.as_deref())
-                        })
-                        .await?;
+                    let list = crossline_mgmt::services::fleet::repo::FleetRepo::enrollments(
+                        &store, state,
+                    )
+                    .await?;
                     if list.is_empty() {
                         eprintln!(
                             "no enrollments{}; an appliance enrolls with the bootstrap token (`crossline-mgmt enroll token`) in its [enroll] section (docs/FLEET.md)",

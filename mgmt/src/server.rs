@@ -101,13 +101,11 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
     let mut tasks = JoinSet::new();
 
     let (pending_keys, keys_used) = crate::services::fleet::rekey::PendingKeys::new();
-    {
-        let k = pending_keys.clone();
-        store
-            .read(move |c| k.load(c))
+    pending_keys.load(
+        crate::services::fleet::repo::FleetRepo::pending_rekeys(&store)
             .await
-            .context("reading pending device re-keys")?;
-    }
+            .context("reading pending device re-keys")?,
+    );
     let identity = if cfg.tls.enabled {
         Some(cfg.tls.identity(&cfg.data_dir)?)
     } else {

@@ -81,7 +81,7 @@ impl From<OpError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             OpError::Fleet(FleetError::Invalid(m)) => ApiError::bad_request(m),
-            OpError::Fleet(FleetError::Sql(s)) => {
+            OpError::Fleet(FleetError::Storage(s)) => {
                 tracing::error!(error = %s, "fleet database error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,11 +124,7 @@ async fn enrollments(
             "state must be pending, approved or rejected",
         ));
     }
-    let list = st
-        .fleet
-        .store()
-        .read(move |c| db::enrollments(c, q.state.as_deref()))
-        .await?;
+    let list = st.fleet.repo().enrollments(q.state).await?;
     Ok(Json(list))
 }
 
@@ -177,7 +173,7 @@ async fn devices(
             i64::MAX
         )));
     }
-    let page = st.fleet.store().read(move |c| db::list(c, &filter)).await?;
+    let page = st.fleet.repo().device_page(filter).await?;
     let next = offset.saturating_add(page.rows.len());
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("x-total-count", page.total.into());
@@ -267,25 +263,20 @@ async fn device_detail(
     Path(id): Path<String>,
 ) -> Result<Json<DeviceDetail>, ApiError> {
     let id = device_id(&id)?.to_string();
-    let detail = st
-        .fleet
-        .store()
-        .read(move |c| {
-            let device = db::device(c, &id)?;
-            let series = telemetry::series_names(c, &id)?;
-            let alerts = alerts::recent(c, Some(&id), 50)?;
-            let rekey = crate::services::fleet::rekey::state(c, &id)?;
-            Ok(device.map(|device| DeviceDetail {
-                device,
-                series,
-                alerts,
-                rekey,
-            }))
-        })
-        .await?;
-    detail
-        .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such device"))
+    let repo = st.fleet.repo();
+    let Some(device) = repo.fleet_device(id.clone()).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such device",
+        ));
+    };
+    Ok(Json(DeviceDetail {
+        device,
+        series: repo.series_names(id.clone()).await?,
+        alerts: repo.recent_alerts(Some(id.clone()), 50).await?,
+        rekey: repo.rekey_state(id).await?,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -307,8 +298,8 @@ async fn telemetry_history(
     let now = now_ms() as i64;
     let points = st
         .fleet
-        .store()
-        .read(move |c| telemetry::history(c, &id, &q.series, now - since * 1000, now))
+        .repo()
+        .history(id, q.series, now - since * 1000, now)
         .await?;
     Ok(Json(points))
 }
@@ -326,21 +317,16 @@ async fn list_alerts(
     q: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<alerts::Alert>>, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let list = st
-        .fleet
-        .store()
-        .read(move |c| {
-            if q.open == Some(true) {
-                let mut v = alerts::open_alerts(c)?;
-                if let Some(d) = &q.device {
-                    v.retain(|a| &a.device == d);
-                }
-                Ok(v)
-            } else {
-                alerts::recent(c, q.device.as_deref(), 500)
-            }
-        })
-        .await?;
+    let repo = st.fleet.repo();
+    let list = if q.open == Some(true) {
+        let mut v = repo.open_alerts().await?;
+        if let Some(d) = &q.device {
+            v.retain(|a| &a.device == d);
+        }
+        v
+    } else {
+        repo.recent_alerts(q.device, 500).await?
+    };
     Ok(Json(list))
 }
 
@@ -391,17 +377,11 @@ async fn device_config(
     Path(id): Path<String>,
 ) -> Result<Json<DeviceConfig>, ApiError> {
     let id = device_id(&id)?.to_string();
-    let r = st
-        .fleet
-        .store()
-        .read(move |c| {
-            Ok(DeviceConfig {
-                state: config::state(c, &id)?,
-                desired: config::desired(c, &id)?,
-            })
-        })
-        .await?;
-    Ok(Json(r))
+    let repo = st.fleet.repo();
+    Ok(Json(DeviceConfig {
+        state: repo.config_state(id.clone()).await?,
+        desired: repo.desired_config(id).await?,
+    }))
 }
 
 #[derive(Serialize)]
@@ -431,12 +411,7 @@ async fn device_commands(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<commands::CommandView>>, ApiError> {
     let id = device_id(&id)?.to_string();
-    Ok(Json(
-        st.fleet
-            .store()
-            .read(move |c| commands::list(c, &id, 200))
-            .await?,
-    ))
+    Ok(Json(st.fleet.repo().commands(id, 200).await?))
 }
 
 async fn get_command(
@@ -444,8 +419,8 @@ async fn get_command(
     Path(id): Path<String>,
 ) -> Result<Json<commands::CommandView>, ApiError> {
     st.fleet
-        .store()
-        .read(move |c| commands::get(c, &id))
+        .repo()
+        .command(id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such command"))
@@ -456,11 +431,10 @@ async fn command_output(
     State(st): State<Arc<FleetApiState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let cid = id.clone();
     let c = st
         .fleet
-        .store()
-        .read(move |c| commands::get(c, &cid))
+        .repo()
+        .command(id.clone())
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such command"))?;
     let Some(output) = c.output else {

@@ -371,17 +371,10 @@ async fn list_fragment(
     f: &ListQuery,
 ) -> Result<ListFragment, WebError> {
     let filter = f.filter();
-    let (page, (open, open_alerts), pending) = st
-        .fleet
-        .store()
-        .read(move |c| {
-            Ok((
-                db::list(c, &filter)?,
-                alerts::open_latest(c, 100)?,
-                db::pending_count(c)?,
-            ))
-        })
-        .await?;
+    let repo = st.fleet.repo();
+    let page = repo.device_page(filter).await?;
+    let (open, open_alerts) = repo.latest_open_alerts(100).await?;
+    let pending = repo.pending_enrollments().await?;
     let l = Layout::new(user, "fleet", "fleet.title");
     let rows = page
         .rows
@@ -467,7 +460,7 @@ async fn list_page(
         tracing::error!(error = %e, "rendering the fleet list");
         WebError::Internal
     })?;
-    let (sites, tags, operators) = st.fleet.store().read(db::facets).await?;
+    let (sites, tags, operators) = st.fleet.repo().facets().await?;
     let l = Layout::new(&user, "fleet", "fleet.title");
     let statuses = ["online", "offline", "revoked"]
         .into_iter()
@@ -506,7 +499,7 @@ async fn enrollments_page(
     State(st): State<Arc<FleetWebState>>,
     user: CurrentUser,
 ) -> Result<Response, WebError> {
-    let list = st.fleet.store().read(|c| db::enrollments(c, None)).await?;
+    let list = st.fleet.repo().enrollments(None).await?;
     let l = Layout::new(&user, "fleet", "fleet.enrollments");
     let rows = list
         .into_iter()
@@ -685,33 +678,23 @@ async fn device_page(
     let since = hours as i64 * 3_600_000;
     let now = now_ms() as i64;
     let dev = node.to_string();
-    let data = st
-        .fleet
-        .store()
-        .read(move |c| {
-            let Some(d) = db::device(c, &dev)? else {
-                return Ok(None);
-            };
-            let mut charts = Vec::new();
-            for s in telemetry::series_names(c, &dev)? {
-                let pts = telemetry::history(c, &dev, &s, now - since, now)?;
-                charts.push((s, pts));
-            }
-            Ok(Some((
-                d,
-                charts,
-                config::state(c, &dev)?,
-                config::desired(c, &dev)?,
-                commands::list(c, &dev, 50)?,
-                alerts::recent(c, Some(&dev), 50)?,
-                db::unknown_events(c, &dev, 20)?,
-                crate::services::fleet::rekey::state(c, &dev)?,
-            )))
-        })
-        .await?;
-    let Some((d, series, cfg, desired, cmds, alert_list, unknown, rekey)) = data else {
+    let repo = st.fleet.repo();
+    let Some(d) = repo.fleet_device(dev.clone()).await? else {
         return Err(WebError::NotFound);
     };
+    let mut series = Vec::new();
+    for s in repo.series_names(dev.clone()).await? {
+        let pts = repo
+            .history(dev.clone(), s.clone(), now - since, now)
+            .await?;
+        series.push((s, pts));
+    }
+    let cfg = repo.config_state(dev.clone()).await?;
+    let desired = repo.desired_config(dev.clone()).await?;
+    let cmds = repo.commands(dev.clone(), 50).await?;
+    let alert_list = repo.recent_alerts(Some(dev.clone()), 50).await?;
+    let unknown = repo.unknown_events(dev.clone(), 20).await?;
+    let rekey = repo.rekey_state(dev).await?;
     let l = Layout::new(&user, "fleet", "fleet.device");
     let t = telemetry_of(&d);
     let lines = lines_of(t.as_ref());

@@ -21,12 +21,14 @@ pub mod config;
 pub mod credentials;
 pub mod db;
 pub mod rekey;
+pub mod repo;
 pub mod telemetry;
 
 use crate::clock::now_ms;
 use crate::ingest::{BrokerLink, Update};
 use crate::services::fleet::credentials::{hash_secret, new_secret};
 use crate::services::users::auth::{Actor, Denied, Role};
+use crate::services::users::repo::AuditRepo;
 use crossline_broker::ClientKicker;
 use crossline_core::NodeId;
 use crossline_proto::{
@@ -36,6 +38,7 @@ use crossline_proto::{
 };
 use crossline_store::{DeviceRegistry, SqliteStore, StoreError};
 use db::{Answer, Approval, FleetError};
+use repo::{FleetRepo, MetaChange, Published};
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +79,7 @@ pub struct Fleet {
 
 struct Inner {
     store: SqliteStore,
+    repo: Arc<dyn FleetRepo>,
     kicker: Option<ClientKicker>,
     wake: mpsc::UnboundedSender<()>,
     service_user: String,
@@ -131,7 +135,7 @@ pub fn authorize(by: &Actor) -> Result<(), Denied> {
 }
 
 /// Appends what `by` did to the audit log.
-async fn audited(store: &SqliteStore, by: &Actor, action: &str, target: &str, detail: &str) {
+async fn audited(store: &dyn AuditRepo, by: &Actor, action: &str, target: &str, detail: &str) {
     crate::services::users::audit::record(store, by.name(), action, target, detail).await;
 }
 
@@ -173,7 +177,7 @@ pub fn check_device_id(
 /// Approves an enrollment directly in the database (the CLI's path; the
 /// running server delivers the credential on its next sweep).
 pub async fn approve_in(
-    store: &SqliteStore,
+    store: &(impl FleetRepo + AuditRepo + crossline_store::EventLog),
     by: &Actor,
     enrollment: &str,
     a: Approval,
@@ -192,13 +196,10 @@ pub async fn approve_in(
     }
     let secret = new_secret();
     let hash = hash_secret(&secret).map_err(|e| OpError::Other(e.to_string()))?;
-    let id = enrollment.to_string();
-    let r = store
-        .write(move |tx| {
-            Ok(db::approve(tx, &id, &a, &secret, &hash, now_ms() as i64).map(|()| a.device))
-        })
-        .await?;
-    let device = r?;
+    let device = a.device.clone();
+    store
+        .approve(enrollment.to_string(), a, secret, hash, now_ms() as i64)
+        .await??;
     info!(enrollment, device = %device, by = by.name(), "enrollment approved");
     audited(
         store,
@@ -212,11 +213,14 @@ pub async fn approve_in(
 }
 
 /// Rejects an enrollment directly in the database.
-pub async fn reject_in(store: &SqliteStore, by: &Actor, enrollment: &str) -> Result<(), OpError> {
+pub async fn reject_in(
+    store: &(impl FleetRepo + AuditRepo),
+    by: &Actor,
+    enrollment: &str,
+) -> Result<(), OpError> {
     authorize(by)?;
-    let id = enrollment.to_string();
     store
-        .write(move |tx| Ok(db::reject(tx, &id, now_ms() as i64)))
+        .reject(enrollment.to_string(), now_ms() as i64)
         .await??;
     info!(enrollment, by = by.name(), "enrollment rejected");
     audited(store, by, "fleet.enrollment.reject", enrollment, "").await;
@@ -224,8 +228,10 @@ pub async fn reject_in(store: &SqliteStore, by: &Actor, enrollment: &str) -> Res
 }
 
 impl Fleet {
-    pub fn store(&self) -> &SqliteStore {
-        &self.inner.store
+    /// The fleet's storage (enrollments, devices, configuration, commands,
+    /// re-keys, telemetry, alerts).
+    pub fn repo(&self) -> &dyn FleetRepo {
+        self.inner.repo.as_ref()
     }
 
     /// Device ids whose console view changed (empty: the enrollment queue).
@@ -255,19 +261,17 @@ impl Fleet {
             .chain(tags.as_ref().map(|t| format!("tags={}", t.join(","))))
             .collect::<Vec<_>>()
             .join(" ");
-        let d = device.to_string();
         self.inner
-            .store
-            .write(move |tx| {
-                Ok(db::set_meta(
-                    tx,
-                    &d,
-                    name.as_deref(),
-                    site.as_deref(),
-                    group.as_deref(),
-                    tags.as_deref(),
-                ))
-            })
+            .repo
+            .set_meta(
+                device.to_string(),
+                MetaChange {
+                    name,
+                    site,
+                    group,
+                    tags,
+                },
+            )
             .await??;
         audited(&self.inner.store, by, "fleet.device.meta", device, &detail).await;
         self.inner.changes.device(device);
@@ -304,11 +308,7 @@ impl Fleet {
         if !self.inner.store.revoke_device(device).await? {
             return Ok(false);
         }
-        let d = device.to_string();
-        self.inner
-            .store
-            .write(move |tx| rekey::cancel(tx, &d))
-            .await?;
+        self.inner.repo.cancel_rekey(device.to_string()).await?;
         self.inner.keys.remove(device.as_str());
         if let Some(k) = &self.inner.kicker {
             k.disconnect_client(device.as_str()).await;
@@ -338,8 +338,8 @@ impl Fleet {
         let what = format!("{target:?}");
         let r = self
             .inner
-            .store
-            .write(move |tx| Ok(config::push(tx, &target, &settings, now_ms() as i64)))
+            .repo
+            .push_config(target, settings, now_ms() as i64)
             .await??;
         info!(
             version = r.0,
@@ -399,11 +399,10 @@ impl Fleet {
             }
             Some(_) => {}
         }
-        let d = device.to_string();
         let cmd = self
             .inner
-            .store
-            .write(move |tx| commands::create(tx, &d, kind, now_ms() as i64))
+            .repo
+            .create_command(device.to_string(), kind, now_ms() as i64)
             .await?;
         info!(device = %device, command = %cmd.id, kind = cmd.kind.name(), by = by.name(), "fleet command queued");
         audited(
@@ -436,11 +435,10 @@ impl Fleet {
         }
         let secret = new_secret();
         let hash = hash_secret(&secret).map_err(|e| OpError::Other(e.to_string()))?;
-        let (d, h) = (device.to_string(), hash.clone());
         let view = self
             .inner
-            .store
-            .write(move |tx| rekey::create(tx, &d, &secret, &h, now_ms() as i64))
+            .repo
+            .create_rekey(device.to_string(), secret, hash.clone(), now_ms() as i64)
             .await?;
         self.inner.keys.insert(device.as_str(), &hash);
         info!(device = %device, rekey = %view.id, by = by.name(), "device re-key requested");
@@ -474,6 +472,7 @@ pub fn start(
     let (wake_tx, wake_rx) = mpsc::unbounded_channel();
     let fleet = Fleet {
         inner: Arc::new(Inner {
+            repo: Arc::new(store.clone()),
             store,
             kicker,
             wake: wake_tx,
@@ -502,7 +501,7 @@ async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let (store, kicker, changes) = (
-        fleet.inner.store.clone(),
+        fleet.inner.repo.clone(),
         fleet.inner.kicker.clone(),
         fleet.inner.changes.clone(),
     );
@@ -547,15 +546,15 @@ async fn run(
                         client.subscribe(k.filter_all(), QoS::AtLeastOnce).await?;
                     }
                     info!("fleet service connected");
-                    publish_due(&store, &client, None, None).await;
+                    publish_due(store.as_ref(), &client, None, None).await;
                 }
                 Ok(MqttEvent::Incoming(Packet::Publish(p))) => {
                     if p.topic.starts_with(crossline_proto::topic::ENROLL_PREFIX) {
                         let limit = (opts.max_pending_enrollments, &mut enroll_refusals);
-                        if on_request(&store, &client, &p.topic, &p.payload, &mut published, limit).await {
+                        if on_request(store.as_ref(), &client, &p.topic, &p.payload, &mut published, limit).await {
                             changes.enrollments();
                         }
-                    } else if let Some(device) = on_device_message(&store, &p.topic, &p.payload).await {
+                    } else if let Some(device) = on_device_message(store.as_ref(), &p.topic, &p.payload).await {
                         changes.device(&device);
                     }
                 }
@@ -573,8 +572,7 @@ async fn run(
                 }
             },
             Some(device) = used.recv() => {
-                let d = device.clone();
-                match store.write(move |tx| rekey::complete(tx, &d, now_ms() as i64)).await {
+                match store.complete_rekey(device.clone(), now_ms() as i64).await {
                     Ok(true) => {
                         fleet.inner.keys.remove(&device);
                         info!(device = %device, "device connected with its new secret; the old one is refused from now on");
@@ -587,32 +585,32 @@ async fn run(
             Some(()) = wake.recv() => {
                 published.clear();
                 if connected {
-                    deliver(&store, &client, &mut published).await;
+                    deliver(store.as_ref(), &client, &mut published).await;
                     let before = now_ms() as i64 - RESEND_EVERY.as_millis() as i64;
-                    publish_due(&store, &client, None, Some(before)).await;
+                    publish_due(store.as_ref(), &client, None, Some(before)).await;
                 }
             }
             _ = tick.tick() => {
                 if !samples.is_empty() {
                     let batch = std::mem::take(&mut samples);
                     let n = batch.len();
-                    if let Err(e) = store.write(move |tx| telemetry::store(tx, &batch)).await {
+                    if let Err(e) = store.store_telemetry(batch).await {
                         warn!(samples = n, error = %e, "could not store telemetry");
                     }
                 }
                 if connected {
-                    deliver(&store, &client, &mut published).await;
+                    deliver(store.as_ref(), &client, &mut published).await;
                     let before = now_ms() as i64 - RESEND_EVERY.as_millis() as i64;
-                    publish_due(&store, &client, None, Some(before)).await;
+                    publish_due(store.as_ref(), &client, None, Some(before)).await;
                 }
-                sweep_revoked(&store, kicker.as_ref()).await;
+                sweep_revoked(store.as_ref(), kicker.as_ref()).await;
             }
             _ = alert_tick.tick() => {
-                evaluate_alerts(&store, &opts.alerts, &mut restarts, webhook.as_ref(), &changes).await;
+                evaluate_alerts(store.as_ref(), &opts.alerts, &mut restarts, webhook.as_ref(), &changes).await;
             }
             _ = prune_tick.tick() => {
                 let now = now_ms() as i64;
-                match store.write(move |tx| telemetry::prune(tx, now)).await {
+                match store.prune_telemetry(now).await {
                     Ok(n) if n > 0 => debug!(rows = n, "pruned telemetry history"),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "could not prune telemetry history"),
@@ -624,10 +622,9 @@ async fn run(
                     changes.device(device.as_str());
                     // It (re)connected: the broker may have lost what we sent.
                     if connected {
-                        publish_due(&store, &client, Some(device.to_string()), None).await;
+                        publish_due(store.as_ref(), &client, Some(device.to_string()), None).await;
                     }
-                    let d = device.to_string();
-                    match store.write(move |tx| db::delivered(tx, &d)).await {
+                    match store.credential_delivered(device.to_string()).await {
                         Ok(n) if n > 0 => info!(device = %device, "enrolled device connected with its own credential"),
                         Ok(_) => {}
                         Err(e) => warn!(device = %device, error = %e, "could not record credential pickup"),
@@ -664,7 +661,7 @@ async fn run(
 
 /// A `reported` or `result` message from a device; returns the device
 /// whose recorded state changed.
-async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> Option<String> {
+async fn on_device_message(store: &dyn FleetRepo, topic: &str, payload: &[u8]) -> Option<String> {
     let t = match DeviceTopic::parse(topic) {
         Ok(t) => t,
         Err(e) => {
@@ -678,11 +675,7 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> 
         Kind::Reported => match decode::<ReportedConfig>(payload) {
             Ok(r) => {
                 info!(device = %device, applied = r.applied, rejected = ?r.rejected, error = ?r.error, "configuration reported");
-                let d = device.clone();
-                match store
-                    .write(move |tx| config::record_reported(tx, &d, &r, now))
-                    .await
-                {
+                match store.record_reported_config(device.clone(), r, now).await {
                     Ok(_) => return Some(device),
                     Err(e) => {
                         warn!(device = %device, error = %e, "could not record reported configuration")
@@ -694,11 +687,7 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> 
         Kind::Result => match decode::<CommandResult>(payload) {
             Ok(r) => {
                 let (id, ok) = (r.id, r.ok);
-                let d = device.clone();
-                match store
-                    .write(move |tx| commands::record_result(tx, &d, &r, now))
-                    .await
-                {
+                match store.record_command_result(device.clone(), r, now).await {
                     Ok(true) => {
                         info!(device = %device, command = %id, ok, "fleet command result");
                         return Some(device);
@@ -719,11 +708,7 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> 
                 if let Some(e) = &r.error {
                     warn!(device = %device, rekey = %id, error = %e, "the appliance could not store its new secret");
                 }
-                let d = device.clone();
-                match store
-                    .write(move |tx| rekey::record_answer(tx, &d, &r, now))
-                    .await
-                {
+                match store.record_rekey_answer(device.clone(), r, now).await {
                     Ok(true) => {
                         info!(device = %device, rekey = %id, ok, "re-key answered");
                         return Some(device);
@@ -745,23 +730,14 @@ async fn on_device_message(store: &SqliteStore, topic: &str, payload: &[u8]) -> 
 /// without a result: of `device` only when given; those not published since
 /// `before_ms` (all with `None`).
 async fn publish_due(
-    store: &SqliteStore,
+    store: &dyn FleetRepo,
     client: &AsyncClient,
     device: Option<String>,
     before_ms: Option<i64>,
 ) {
-    let dev = device.clone();
-    let due = store
-        .read(move |c| {
-            Ok((
-                config::due(c, dev.as_deref(), before_ms)?,
-                commands::due(c, dev.as_deref(), before_ms)?,
-                rekey::due(c, dev.as_deref(), before_ms)?,
-            ))
-        })
-        .await;
+    let due = store.due(device.clone(), before_ms).await;
     let (configs, cmds, rekeys) = match due {
-        Ok(d) => d,
+        Ok(d) => (d.configs, d.commands, d.rekeys),
         Err(e) => {
             warn!(error = %e, "could not read configurations and commands to publish");
             return;
@@ -823,14 +799,12 @@ async fn publish_due(
         }
     }
     let now = now_ms() as i64;
-    if let Err(e) = store
-        .write(move |tx| {
-            config::mark_published(tx, &sent_cfg, now)?;
-            rekey::mark_sent(tx, &sent_rekey, now)?;
-            commands::mark_sent(tx, &sent_cmd, now)
-        })
-        .await
-    {
+    let published = Published {
+        configs: sent_cfg,
+        rekeys: sent_rekey,
+        commands: sent_cmd,
+    };
+    if let Err(e) = store.mark_published(published, now).await {
         warn!(error = %e, "could not record what was published");
     }
 }
@@ -862,7 +836,7 @@ impl RefusalLog {
 /// enrollment id is refused (not recorded, not answered) while
 /// `max_pending` enrollments wait for an admin.
 async fn on_request(
-    store: &SqliteStore,
+    store: &dyn FleetRepo,
     client: &AsyncClient,
     topic: &str,
     payload: &[u8],
@@ -883,9 +857,8 @@ async fn on_request(
             return false;
         }
     };
-    let id = t.enrollment.clone();
     let answer = store
-        .write(move |tx| db::record_request(tx, &id, &req, now_ms() as i64, max_pending))
+        .record_enrollment(t.enrollment.clone(), req, now_ms() as i64, max_pending)
         .await;
     match answer {
         Ok(None) => {
@@ -980,11 +953,11 @@ async fn respond(client: &AsyncClient, enrollment: &str, a: &Answer) {
 
 /// Publishes the credential of approved enrollments not yet picked up.
 async fn deliver(
-    store: &SqliteStore,
+    store: &dyn FleetRepo,
     client: &AsyncClient,
     published: &mut HashMap<String, Instant>,
 ) {
-    let due = match store.read(db::undelivered).await {
+    let due = match store.undelivered_credentials().await {
         Ok(d) => d,
         Err(e) => {
             warn!(error = %e, "could not read approved enrollments");
@@ -1013,7 +986,7 @@ async fn deliver(
 }
 
 async fn evaluate_alerts(
-    store: &SqliteStore,
+    store: &dyn FleetRepo,
     cfg: &alerts::AlertConfig,
     restarts: &mut alerts::RestartHistory,
     webhook: Option<&mpsc::UnboundedSender<alerts::Alert>>,
@@ -1023,10 +996,7 @@ async fn evaluate_alerts(
     // session without a last will (mgmt restarted meanwhile, a half-open
     // connection): shown offline, like its alert says, until it speaks again.
     let silent_since = now_ms() as i64 - (cfg.heartbeat_timeout_s * 1000.0) as i64;
-    match store
-        .write(move |tx| db::mark_silent_offline(tx, silent_since))
-        .await
-    {
+    match store.mark_silent_offline(silent_since).await {
         Ok(ids) => {
             for id in ids {
                 info!(device = %id, heartbeat_timeout_s = cfg.heartbeat_timeout_s, "device silent past the heartbeat timeout: shown offline until it is heard from again");
@@ -1035,7 +1005,7 @@ async fn evaluate_alerts(
         }
         Err(e) => warn!(error = %e, "could not mark silent devices offline"),
     }
-    let devices = match store.read(db::devices).await {
+    let devices = match store.fleet_devices().await {
         Ok(d) => d,
         Err(e) => {
             warn!(error = %e, "could not read devices for alerts");
@@ -1044,10 +1014,7 @@ async fn evaluate_alerts(
     };
     let now = now_ms() as i64;
     let conditions = alerts::evaluate(cfg, &devices, restarts, now);
-    let changed = match store
-        .write(move |tx| alerts::reconcile(tx, &conditions, now))
-        .await
-    {
+    let changed = match store.reconcile_alerts(conditions, now).await {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "could not store alerts");
@@ -1111,9 +1078,9 @@ async fn webhook_sender(
 
 /// Ends any live session of a revoked device (a revoke from the CLI, which
 /// cannot reach the broker; the API disconnects at once itself).
-async fn sweep_revoked(store: &SqliteStore, kicker: Option<&ClientKicker>) {
+async fn sweep_revoked(store: &dyn FleetRepo, kicker: Option<&ClientKicker>) {
     let Some(k) = kicker else { return };
-    let Ok(revoked) = store.read(db::revoked).await else {
+    let Ok(revoked) = store.revoked_devices().await else {
         return;
     };
     for id in revoked {

@@ -54,5 +54,6 @@ pub async fn recent(
     actor: Option<&str>,
     limit: usize,
 ) -> crossline_store::Result<Vec<Entry>> {
-    repo.recent(before, actor.map(str::to_string), limit).await
+    repo.recent_entries(before, actor.map(str::to_string), limit)
+        .await
 }

@@ -60,7 +60,7 @@ pub trait UserRepo: Send + Sync {
 pub trait AuditRepo: Send + Sync {
     fn append(&self, entry: NewEntry) -> RepoFuture<()>;
     /// Newest first, before id `before` (paging), of `actor` only if given.
-    fn recent(
+    fn recent_entries(
         &self,
         before: Option<i64>,
         actor: Option<String>,

@@ -3,6 +3,7 @@
 //! writer (group commit), reads through its read pool. The tables are
 //! mgmt's migrations in `crates/store/src/sqlite/migrations/mgmt/`.
 
+pub mod fleet;
 pub mod users;
 
 use crate::services::RepoFuture;
@@ -25,4 +26,19 @@ where
     F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
 {
     Box::pin(store.read(f))
+}
+
+/// A fresh mgmt database in `dir`, for the repositories' tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_store(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open_with(
+        &dir.path().join("mgmt.db"),
+        crossline_core::NodeId::new("mgmt").unwrap(),
+        crossline_store::StoreOptions {
+            schema: crossline_store::Schema::Mgmt,
+            ..crossline_store::StoreOptions::default()
+        },
+    )
+    .unwrap()
 }

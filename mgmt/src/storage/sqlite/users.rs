@@ -164,7 +164,7 @@ impl AuditRepo for SqliteStore {
         })
     }
 
-    fn recent(
+    fn recent_entries(
         &self,
         before: Option<i64>,
         actor: Option<String>,
@@ -197,19 +197,10 @@ impl AuditRepo for SqliteStore {
 mod tests {
     use crate::services::users::auth::{self, NewUser, Role};
     use crate::services::users::{audit, repo::UserRepo};
-    use crossline_core::NodeId;
-    use crossline_store::{Schema, SqliteStore, StoreOptions};
+    use crossline_store::SqliteStore;
 
     fn open(dir: &tempfile::TempDir) -> SqliteStore {
-        SqliteStore::open_with(
-            &dir.path().join("mgmt.db"),
-            NodeId::new("mgmt").unwrap(),
-            StoreOptions {
-                schema: Schema::Mgmt,
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap()
+        crate::storage::sqlite::test_store(dir)
     }
 
     fn ana() -> NewUser {

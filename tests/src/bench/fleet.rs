@@ -229,7 +229,7 @@ async fn client(
 }
 
 /// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = after.split_whitespace().collect();
@@ -238,7 +238,8 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(ut + st)
 }
 
-fn status_kb(pid: u32, field: &str) -> f64 {
+/// A `kB` field of /proc/`pid`/status (`VmRSS:`, `VmHWM:`); 0 if unreadable.
+pub fn status_kb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -15,6 +15,11 @@
 //! telemetry against one mgmt process: its CPU and RSS, heartbeat latency,
 //! fleet list render time (section "fleet"; see src/bench/fleet.rs).
 //!
+//! `crossline-bench soak`: the demo's setup (one mgmt, one appliance
+//! sending 300 synthetic SMS a second from 10,000 customers) for
+//! `--minutes` (default 3): mgmt's RSS and CPU per event over time after a
+//! warm-up (section "soak"; see src/bench/soak.rs).
+//!
 //! `crossline-bench web`: web UI render times with 100,000 conversations and
 //! 1,000,000 messages, and live-update latency to 1,000 desk streams
 //! (section "web"; see src/bench/web.rs).
@@ -25,6 +30,8 @@ mod fleet;
 mod http;
 #[path = "../bench/sms.rs"]
 mod sms;
+#[path = "../bench/soak.rs"]
+mod soak;
 #[path = "../bench/web.rs"]
 mod web;
 
@@ -114,7 +121,23 @@ async fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
-        _ => anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet)"),
+        "soak" => {
+            let opts = soak::Options {
+                minutes: arg(&args, "--minutes").unwrap_or(soak::DEFAULT_MINUTES),
+                rate: arg(&args, "--rate").unwrap_or(300.0),
+                sample: Duration::from_secs(arg(&args, "--sample-s").unwrap_or(10)),
+                warmup: Duration::from_secs(arg(&args, "--warmup-s").unwrap_or(60)),
+            };
+            let f = soak::run(&opts).await?;
+            let section = soak::section(&f);
+            println!("{section}");
+            write_section(&out, "soak", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        _ => {
+            anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak)")
+        }
     }
 }
 

@@ -229,7 +229,7 @@ pub fn section(f: &Figures) -> String {
     for s in f.samples.iter().step_by(step).chain(
         f.samples
             .last()
-            .filter(|_| (f.samples.len() - 1) % step != 0),
+            .filter(|_| !(f.samples.len() - 1).is_multiple_of(step)),
     ) {
         rows.push_str(&format!(
             "| {:.0} | {} | {:.0} | {:.1} | {:.1} | {:.1} |\n",

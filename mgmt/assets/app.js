@@ -6,7 +6,7 @@
 //   `conv-changed`, `board-changed`, `fleet-changed`, `device-changed` on
 //   <body>);
 // - selects marked data-autosubmit submit their form; canned responses fill
-//   the reply box; Ctrl+Enter sends;
+//   the reply box (and its hidden `canned` field names them); Ctrl+Enter sends;
 // - keyboard shortcuts (see docs/WEB.md).
 
 const body = document.body;
@@ -110,6 +110,10 @@ document.addEventListener('change', (e) => {
   if (t.matches && t.matches('select[data-canned]') && t.value) {
     const box = document.getElementById(t.getAttribute('data-target'));
     if (box) { box.value = box.value ? box.value + '\n' + t.value : t.value; box.focus(); }
+    // The reply says which canned responses it used (counted once sent).
+    const used = t.form && t.form.querySelector('[data-canned-used]');
+    const title = t.options[t.selectedIndex] ? t.options[t.selectedIndex].text : '';
+    if (used && title) used.value = used.value ? used.value + '\n' + title : title;
     t.value = '';
   }
 });

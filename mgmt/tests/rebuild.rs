@@ -122,9 +122,28 @@ async fn a_working_day_rebuilt_from_the_log_gives_the_same_tables() {
     wait_agent(&m, &b1, "ivan").await;
     let (ca, cb) = (contact_of(&m, &a1).await, contact_of(&m, &b1).await);
 
-    // ana answers A, puts the conversation on hold while she checks, notes
+    // ana answers A with a canned response (the page names it in the
+    // form's `canned` field), puts the conversation on hold while she
+    // checks, notes
     // what she found (mentioning ivan), resumes.
-    reply(&m, &mut dev, &ana, &a1, "checking+now").await;
+    m.running()
+        .store
+        .write(|tx| {
+            tx.execute(
+                "INSERT INTO canned_response (title, text) VALUES ('Checking', 'checking now')",
+                [],
+            )
+        })
+        .await
+        .unwrap();
+    reply(
+        &m,
+        &mut dev,
+        &ana,
+        &a1,
+        "checking+now&canned=Checking%0ANo+such+title",
+    )
+    .await;
     post_ok(&ana, &format!("/desk/c/{a1}/action"), "do=hold").await;
     post_ok(
         &ana,
@@ -269,9 +288,23 @@ async fn a_working_day_rebuilt_from_the_log_gives_the_same_tables() {
         "conversation_resolved",
         "conversation_reopened",
         "reply_requested",
+        "canned_response_used",
     ] {
         assert!(kinds.iter().any(|x| x == k), "no {k} event in {kinds:?}");
     }
+
+    let canned: Vec<String> = store
+        .read(|c| {
+            let mut st = c.prepare("SELECT body FROM event WHERE kind = 'canned_response_used'")?;
+            st.query_map([], |r| r.get(0))?.collect()
+        })
+        .await
+        .unwrap();
+    assert_eq!(canned.len(), 1, "only the title that exists: {canned:?}");
+    assert!(
+        canned[0].contains("\"title\":\"Checking\"") && canned[0].contains("\"by\":\"ana\""),
+        "{canned:?}"
+    );
 
     // Dropped: nothing left of any projection.
     store.write(rebuild::clear).await.unwrap();

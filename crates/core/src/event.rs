@@ -288,6 +288,9 @@ pub enum EventBody {
     /// back (refused, changing nothing, while a later merge involving either
     /// contact stands).
     ContactUnmerged { merged: ContactId, by: String },
+    /// mgmt: an agent's reply in the event's conversation used a canned
+    /// response (by its title).
+    CannedResponseUsed { title: String, by: String },
     /// mgmt: an admin installed a routing configuration (queues, agents,
     /// rules, sites and their business hours). `reset`: routing starts
     /// afresh from this event (earlier decisions are not replayed).
@@ -421,6 +424,7 @@ impl EventBody {
             EventBody::ContactsMerged { .. } => "contacts_merged",
             EventBody::ContactUnmerged { .. } => "contact_unmerged",
             EventBody::RoutingConfigured { .. } => "routing_configured",
+            EventBody::CannedResponseUsed { .. } => "canned_response_used",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
             EventBody::Refused { .. } => "refused",
@@ -451,6 +455,7 @@ impl EventBody {
             | EventBody::ContactsMerged { .. }
             | EventBody::ContactUnmerged { .. }
             | EventBody::RoutingConfigured { .. }
+            | EventBody::CannedResponseUsed { .. }
             | EventBody::Refused { .. } => Originator::Mgmt,
         }
     }
@@ -475,6 +480,7 @@ impl EventBody {
             | EventBody::ContactsMerged { .. }
             | EventBody::ContactUnmerged { .. }
             | EventBody::RoutingConfigured { .. }
+            | EventBody::CannedResponseUsed { .. }
             | EventBody::DeviceHeartbeat { .. }
             | EventBody::DeviceTelemetry { .. }
             | EventBody::Refused { .. }

@@ -943,10 +943,7 @@ fn load_conversation(
         Some(d) => conversations::lines(conn, d)?,
         None => Vec::new(),
     };
-    let canned = conn
-        .prepare_cached("SELECT title, text FROM canned_response ORDER BY title LIMIT 100")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let canned = conversations::canned::list(conn)?;
     let contact = detail.summary.contact.id.clone();
     let identities = conn
         .prepare_cached("SELECT kind, address FROM contact_identity WHERE contact_id = ?1")?
@@ -1460,6 +1457,9 @@ fn shown(e: WebError) -> Result<ActionError, WebError> {
 pub struct ReplyForm {
     text: String,
     line: Option<String>,
+    /// Titles of the canned responses put into the text, one per line
+    /// (filled in by the page's script).
+    canned: Option<String>,
     qs: Option<String>,
 }
 
@@ -1469,7 +1469,7 @@ pub async fn reply(
     Path(id): Path<String>,
     Form(f): Form<ReplyForm>,
 ) -> Result<Response, WebError> {
-    authorize_conversation(&st, &user, &id).await?;
+    let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
     let req = ReplyRequest {
         text: f.text,
         line: f.line.filter(|l| !l.is_empty()),
@@ -1477,7 +1477,12 @@ pub async fn reply(
     // Audited by send_reply, as from the API.
     let r = crate::http::api::send_reply(&st.api, &id, req, &user.actor()).await;
     let err = match r {
-        Ok(_) => None,
+        Ok(_) => {
+            if let Some(titles) = f.canned.as_deref() {
+                conversations::canned::used(&st.store, cid, titles, &user.login).await?;
+            }
+            None
+        }
         Err(e) => {
             tracing::info!(conversation = %id, user = %user.login, error = %e.message(), "desk reply refused");
             Some(ActionError::of_api(&e))

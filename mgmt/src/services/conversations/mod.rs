@@ -20,6 +20,7 @@
 //! received, an unknown command is ignored): an error would make the whole
 //! batch fail and the appliance resend it for ever. Only SQL errors propagate.
 
+pub mod canned;
 pub mod notes;
 
 use crate::services::channels::{Channels, Dispatch, Reply};
@@ -518,6 +519,8 @@ fn project_other(
             crate::services::contacts::facts::project(tx, ev)?;
         }
         EventBody::RoutingConfigured { .. } => crate::services::routing::configured::project(tx, ev)?,
+        // A fact for reports; no table shows it.
+        EventBody::CannedResponseUsed { .. } => {}
         EventBody::DeviceHeartbeat { .. }
         | EventBody::RoutingDecision { .. }
         // What mgmt kept of a device's refused event changes nothing.

@@ -21,10 +21,20 @@ use std::sync::{Arc, Mutex};
 /// A web chat, as a test double: visitors are handles, replies are
 /// "delivered" by the adapter itself from mgmt (no device), at most 40
 /// characters, one segment, attachments allowed, a 24-hour window.
-#[derive(Default)]
 struct WebChat {
     /// (to, text) of every reply the adapter sent.
     sent: Arc<Mutex<Vec<(String, String)>>>,
+    /// Reply window, in seconds.
+    window_s: u64,
+}
+
+impl Default for WebChat {
+    fn default() -> Self {
+        Self {
+            sent: Arc::default(),
+            window_s: 24 * 3600,
+        }
+    }
 }
 
 impl ChannelAdapter for WebChat {
@@ -38,7 +48,7 @@ impl ChannelAdapter for WebChat {
             max_chars: 40,
             max_segments: None,
             attachments: true,
-            reply_window_s: Some(24 * 3600),
+            reply_window_s: Some(self.window_s),
         }
     }
 
@@ -235,5 +245,30 @@ async fn a_conversation_on_a_channel_without_an_adapter_cannot_be_replied_to() {
             .contains("no adapter for the email channel"),
         "{v}"
     );
+    m.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_outside_the_channels_reply_window_is_refused() {
+    // A chat whose window is 0 s: closed as soon as the customer wrote.
+    let chat = WebChat {
+        window_s: 0,
+        ..WebChat::default()
+    };
+    let sent = chat.sent.clone();
+    let m = Mgmt::start_with_channels(Channels::standard().with(Arc::new(chat))).await;
+    inbound(&m, Channel::Chat, "widget", "visitor-7", "Hello?").await;
+    let list = m.wait_list("", |l| on(l, "chat").is_some()).await;
+    let id = list[0]["id"].as_str().unwrap();
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{id}/replies"),
+            &json!({"text": "Hi"}).to_string(),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"], "reply_window_closed");
+    assert!(v["message"].as_str().unwrap().contains("within 0 s"), "{v}");
+    assert!(sent.lock().unwrap().is_empty());
     m.stop().await;
 }

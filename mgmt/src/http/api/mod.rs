@@ -112,7 +112,8 @@ impl utoipa::Modify for BearerAuth {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// e.g. `not_found`, `empty_text`, `text_too_long`, `unknown_line`,
-    /// `invalid_number`, `not_replyable`, `no_channel`, `conflict`, `payload_too_large`,
+    /// `invalid_number`, `not_replyable`, `no_channel`, `reply_window_closed`,
+    /// `conflict`, `payload_too_large`,
     /// `invalid_body`, `bad_request`, `unauthorized`.
     pub error: String,
     pub message: String,
@@ -315,7 +316,7 @@ pub async fn list_channels(State(st): State<Arc<ApiState>>) -> Json<Vec<Capabili
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such conversation", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 422, description = "Empty text, too long for the channel, unknown line, a contact the channel cannot reach, or a channel mgmt has no adapter for", body = ErrorBody)
+        (status = 422, description = "Empty text, too long for the channel, unknown line, a contact the channel cannot reach, the channel's reply window closed, or a channel mgmt has no adapter for", body = ErrorBody)
     ),
     tag = "conversations"
 )]
@@ -354,18 +355,22 @@ pub async fn send_reply(
             ),
         )
     })?;
+    let caps = adapter.capabilities();
     let measure = adapter.measure(&req.text);
     if !measure.fits {
-        let caps = adapter.capabilities();
         let segments = caps
             .max_segments
-            .map(|n| format!(" or {n} segments"))
+            .map(|n| format!(" in at most {n} segments"))
             .unwrap_or_default();
         return Err(unprocessable(
             "text_too_long",
             format!(
-                "`text` is too long for {channel}: {} {} units in {} segments; at most {}{segments} (SMS: 1530 GSM 7-bit characters, or 670 when it needs UCS-2, e.g. Cyrillic)",
-                measure.units, measure.encoding, measure.segments, measure.max_units
+                "`text` is too long for {channel}: {} {} units in {} segments; at most {} {} units{segments} fit (on SMS: 1530 GSM 7-bit characters, or 670 when it needs UCS-2, e.g. Cyrillic)",
+                measure.units,
+                measure.encoding,
+                measure.segments,
+                measure.max_units,
+                measure.encoding
             ),
         ));
     }
@@ -376,6 +381,22 @@ pub async fn send_reply(
     adapter
         .reachable(&to)
         .map_err(|e| unprocessable("not_replyable", e.to_string()))?;
+    if let Some(window) = caps.reply_window_s {
+        let cid = conv.id.clone();
+        let last = st
+            .store
+            .read(move |conn| conversations::last_inbound_ms(conn, &cid))
+            .await?;
+        let now = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
+        if !caps.window_open(last, now) {
+            return Err(unprocessable(
+                "reply_window_closed",
+                format!(
+                    "the {channel} channel accepts a reply only within {window} s of the customer's last message; it can be answered again once the customer writes"
+                ),
+            ));
+        }
+    }
     let device = conv
         .device
         .as_deref()

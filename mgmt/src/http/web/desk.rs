@@ -1320,6 +1320,8 @@ pub enum ActionError {
     TextTooLong,
     UnknownLine,
     NotReplyable,
+    /// The channel's reply window closed (the customer must write first).
+    ReplyWindowClosed,
     NoDevice,
     NotFound,
     /// The contact has another open conversation (reopen).
@@ -1345,11 +1347,12 @@ pub enum ActionError {
 }
 
 impl ActionError {
-    const ALL: [ActionError; 18] = [
+    const ALL: [ActionError; 19] = [
         ActionError::EmptyText,
         ActionError::TextTooLong,
         ActionError::UnknownLine,
         ActionError::NotReplyable,
+        ActionError::ReplyWindowClosed,
         ActionError::NoDevice,
         ActionError::NotFound,
         ActionError::OtherOpen,
@@ -1373,6 +1376,9 @@ impl ActionError {
             ActionError::TextTooLong => ("text_too_long", "desk.err.text_too_long"),
             ActionError::UnknownLine => ("unknown_line", "desk.err.unknown_line"),
             ActionError::NotReplyable => ("not_replyable", "desk.err.not_replyable"),
+            ActionError::ReplyWindowClosed => {
+                ("reply_window_closed", "desk.err.reply_window_closed")
+            }
             ActionError::NoDevice => ("no_device", "desk.err.no_device"),
             ActionError::NotFound => ("not_found", "desk.err.not_found"),
             ActionError::OtherOpen => ("other_open", "desk.err.other_open"),
@@ -1411,6 +1417,7 @@ impl ActionError {
             "text_too_long" => ActionError::TextTooLong,
             "unknown_line" => ActionError::UnknownLine,
             "not_replyable" => ActionError::NotReplyable,
+            "reply_window_closed" => ActionError::ReplyWindowClosed,
             "no_device" => ActionError::NoDevice,
             "not_found" => ActionError::NotFound,
             _ => ActionError::Failed,

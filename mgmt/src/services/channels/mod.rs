@@ -66,6 +66,24 @@ pub struct Capabilities {
     pub reply_window_s: Option<u64>,
 }
 
+impl Capabilities {
+    /// Whether a reply may go out at `now_ms` (ms since the epoch) when the
+    /// customer last wrote at `last_inbound_ms`: always on a channel
+    /// without a reply window; on one with a window of W seconds, while
+    /// less than W seconds have passed since the customer's last message
+    /// (never when the customer has not written).
+    pub fn window_open(&self, last_inbound_ms: Option<i64>, now_ms: i64) -> bool {
+        match (self.reply_window_s, last_inbound_ms) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(w), Some(last)) => {
+                let w = i64::try_from(w.saturating_mul(1000)).unwrap_or(i64::MAX);
+                now_ms < last.saturating_add(w)
+            }
+        }
+    }
+}
+
 /// How an outgoing text fits its channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Measure {
@@ -343,5 +361,48 @@ impl Outbound {
                 tracing::warn!(%conversation, %command, error = %e, "the channel's outcome of a reply could not be stored; it stays pending")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(window: Option<u64>) -> Capabilities {
+        Capabilities {
+            channel: "chat",
+            max_chars: 10,
+            max_segments: None,
+            attachments: false,
+            reply_window_s: window,
+        }
+    }
+
+    #[test]
+    fn a_reply_window_runs_from_the_customers_last_message() {
+        let day = caps(Some(86_400));
+        let last = 1_000_000;
+        assert!(day.window_open(Some(last), last));
+        assert!(day.window_open(Some(last), last + 86_399_999));
+        assert!(!day.window_open(Some(last), last + 86_400_000));
+        // The customer never wrote: a windowed channel may not start.
+        assert!(!day.window_open(None, last));
+        // No window (SMS): any time.
+        assert!(caps(None).window_open(None, i64::MAX));
+        assert!(caps(None).window_open(Some(0), i64::MAX));
+        // A window of 0 is always closed.
+        assert!(!caps(Some(0)).window_open(Some(last), last));
+        // No overflow at the ends.
+        assert!(caps(Some(u64::MAX)).window_open(Some(i64::MAX), i64::MAX - 1));
+    }
+
+    #[test]
+    fn the_standard_channels_are_sms_only() {
+        let c = Channels::standard();
+        assert_eq!(c.live(), vec![Channel::Sms]);
+        assert!(c.named("sms").is_some());
+        assert!(c.named("chat").is_none());
+        assert!(c.named("fax").is_none());
+        assert_eq!(c.capabilities().len(), 1);
     }
 }

@@ -1054,6 +1054,15 @@ pub fn parse_cursor(s: &str) -> Option<(i64, i64, String)> {
 }
 
 /// One conversation's summary.
+/// HLC milliseconds of the customer's newest message in conversation `id`
+/// (a channel's reply window runs from it).
+pub fn last_inbound_ms(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT max(at_ms) FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'",
+    )?
+    .query_row(params![id], |r| r.get(0))
+}
+
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<ConversationSummary>> {
     conn.prepare_cached(&format!(
         "SELECT {SUMMARY_COLS} {SUMMARY_FROM} WHERE c.id = ?1"

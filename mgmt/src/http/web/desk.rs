@@ -1944,23 +1944,26 @@ pub async fn unmerge_contact(
 ) -> Result<Response, WebError> {
     let id = contact_id(&merged)?;
     let m = merged.clone();
-    let check = st
+    // The contact that holds the merged one's history now (the survivor, or
+    // whom the survivor was merged into since): the user must see it.
+    let holder = st
         .store
-        .read(move |conn| contact_facts::unmerge_check(conn, &m))
+        .read(move |conn| match contact_facts::unmerge_check(conn, &m)? {
+            UnmergeOutcome::NotMerged => Ok(None),
+            UnmergeOutcome::Unmerged { survivor }
+            | UnmergeOutcome::SurvivorMerged { survivor, .. } => {
+                contact_facts::current_contact(conn, &survivor).map(Some)
+            }
+        })
         .await?;
-    let survivor = match check {
-        UnmergeOutcome::Unmerged { survivor } | UnmergeOutcome::SurvivorMerged { survivor, .. } => {
-            survivor
-        }
-        UnmergeOutcome::NotMerged => {
-            return Ok(back(
-                &f.conv,
-                f.qs.as_deref(),
-                Some(ActionError::UnmergeNone),
-            ));
-        }
+    let Some(holder) = holder else {
+        return Ok(back(
+            &f.conv,
+            f.qs.as_deref(),
+            Some(ActionError::UnmergeNone),
+        ));
     };
-    authorize_contact(&st, &user, &survivor).await?;
+    authorize_contact(&st, &user, &holder).await?;
     let err = match contact_facts::unmerge(&st.store, id, &user.login).await? {
         UnmergeOutcome::Unmerged { survivor } => {
             audit::record(

@@ -272,3 +272,23 @@ async fn a_reply_outside_the_channels_reply_window_is_refused() {
     assert!(sent.lock().unwrap().is_empty());
     m.stop().await;
 }
+
+#[tokio::test]
+async fn routing_takes_a_conversation_on_its_own_channel() {
+    let m =
+        Mgmt::start_with_channels(Channels::standard().with(Arc::new(WebChat::default()))).await;
+    inbound(&m, Channel::Chat, "widget", "visitor-9", "Do you deliver?").await;
+    let list = m.wait_list("", |l| on(l, "chat").is_some()).await;
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    // Routing picks open conversations up (at the latest when it starts
+    // again) and queues each on its own channel: chat capacity, not SMS's.
+    let m = m.restart().await;
+    let path = format!("/api/v1/routing/conversations/{id}");
+    let v = wait_for(|| async {
+        let (s, v) = m.get(&path).await;
+        (s == 200).then_some(v)
+    })
+    .await;
+    assert_eq!(v["channel"], "chat", "{v}");
+    m.stop().await;
+}

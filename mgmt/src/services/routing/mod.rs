@@ -22,6 +22,7 @@
 //! stay in the log for audit and metrics. See docs/API.md, "Routing".
 
 pub mod configured;
+pub mod repo;
 
 use crate::clock::now_ms;
 use crate::ingest::Update;
@@ -34,6 +35,7 @@ use crossline_core::routing::{
 };
 use crossline_core::{Channel, ConversationId, EventBody};
 use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
+use repo::RoutingRepo;
 use rusqlite::OptionalExtension;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -826,26 +828,14 @@ impl Service {
     }
 }
 
-async fn load_config(store: &SqliteStore) -> Result<Option<ConfigInfo>, RoutingServiceError> {
-    let row = store
-        .read(|conn| {
-            conn.query_row(
-                "SELECT version, config, replay_from_seq, created_ms FROM routing_config
-                 ORDER BY version DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                    ))
-                },
-            )
-            .optional()
-        })
-        .await?;
-    let Some((version, json, from, created)) = row else {
+async fn load_config(store: &dyn RoutingRepo) -> Result<Option<ConfigInfo>, RoutingServiceError> {
+    let Some(repo::StoredConfig {
+        version,
+        config: json,
+        replay_from_seq: from,
+        created_ms: created,
+    }) = store.latest_config().await?
+    else {
         return Ok(None);
     };
     let config: RoutingConfig = serde_json::from_str(&json).map_err(|e| {
@@ -977,31 +967,12 @@ pub struct DecisionFilter {
 
 /// Routing decisions in log order.
 pub async fn decisions(
-    store: &SqliteStore,
+    store: &(impl RoutingRepo + EventLog),
     f: DecisionFilter,
 ) -> Result<Vec<Logged>, RoutingServiceError> {
     let origin = crossline_store::EventLog::local_node(store).to_string();
     let rows = store
-        .read(move |conn| {
-            let conv = f.conversation.map(|c| c.0.as_bytes().to_vec());
-            let mut st = conn.prepare_cached(
-                "SELECT seq, id, body FROM event
-                 WHERE origin = ?1 AND kind = 'routing_decision' AND seq > ?2
-                   AND (?3 IS NULL OR conversation = ?3)
-                 ORDER BY seq LIMIT ?4",
-            )?;
-            let rows = st.query_map(
-                rusqlite::params![origin, f.after as i64, conv, f.limit as i64],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                },
-            )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
+        .decision_rows(origin, f.after, f.conversation, f.limit)
         .await?;
     rows.into_iter()
         .map(|(seq, id, body)| {

@@ -304,20 +304,17 @@ pub struct MqttConfig {
 
 impl MqttConfig {
     /// mgmt's MQTT users, one per connection it keeps: ingestion logs in as
-    /// `username`, the fleet service as [`fleet_user`]. Each connection's
+    /// `username`, the fleet service as [`crate::bus::fleet_user`]. Each connection's
     /// client id is its user name, so a broker that ties client ids to user
     /// names (Mosquitto's `use_username_as_clientid`, in the configuration
     /// `broker mosquitto-config` writes) never has two of mgmt's connections
     /// take each other's session over.
     pub fn service_users(&self) -> Vec<String> {
-        vec![self.username.clone(), fleet_user(&self.username)]
+        vec![
+            self.username.clone(),
+            crate::bus::fleet_user(&self.username),
+        ]
     }
-}
-
-/// The user (and client id) of mgmt's fleet connection. The `.` keeps it
-/// out of the device id grammar, so no device can ever be given this name.
-pub fn fleet_user(service_user: &str) -> String {
-    format!("{service_user}.fleet")
 }
 
 fn default_max_connections() -> usize {

@@ -4,6 +4,7 @@
 //! broker (unless an external one is configured), the ingestion client and the
 //! HTTP API. `main.rs` is only the command line around it.
 
+pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod http;

@@ -7,7 +7,7 @@
 //! conversations up; for mgmt's own events (replies, resolve, reopen) the
 //! HTTP handler announces after `append` returned.
 
-use crate::ingest::Update;
+use crate::bus::Update;
 use crate::services::conversations::{self, ConversationSummary, TimelineEntry};
 use crossline_core::EventBody;
 use crossline_store::SqliteStore;

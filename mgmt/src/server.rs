@@ -1,8 +1,9 @@
 //! Starting and stopping a whole mgmt instance.
 
+use crate::bus::{BrokerLink, Update};
 use crate::config::{Config, Secret};
 use crate::http::{AppState, router};
-use crate::ingest::{self, BrokerLink, Update};
+use crate::ingest;
 use crate::metrics::Metrics;
 use crate::services::channels::Channels;
 use crate::services::fleet::credentials::RegistryAuthenticator;
@@ -40,7 +41,7 @@ pub struct Running {
 
 /// Opens mgmt's database (creating the data dir), with the conversation
 /// projector (see [`crate::services::conversations`]) and the trust gate for device
-/// events (see [`crate::ingest::trust`]) installed.
+/// events (see [`crate::services::trust`]) installed.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     open_store_with(cfg, Channels::standard())
 }
@@ -60,7 +61,7 @@ pub fn open_store_with(cfg: &Config, channels: Channels) -> Result<SqliteStore> 
                 region, channels,
             )),
             // What a device may say (docs/PROTOCOL.md, "Trust").
-            gate: Some(crate::ingest::trust::gate()),
+            gate: Some(crate::services::trust::gate()),
             max_clock_skew: cfg.ingest.max_clock_skew(),
             // mgmt ingests from many appliances at once; see docs/ARCHITECTURE.md.
             max_group_events: crate::ingest::MAX_GROUP_EVENTS,
@@ -378,23 +379,6 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         tasks,
         broker,
     })
-}
-
-impl BrokerLink {
-    /// rumqttc options for one of mgmt's own connections, logged in as
-    /// service user `user` (one of [`crate::config::MqttConfig::service_users`])
-    /// with client id `user`, over TLS when the broker is an external
-    /// `mqtts://` one.
-    pub fn options(&self, user: &str) -> rumqttc::MqttOptions {
-        let mut o = rumqttc::MqttOptions::new(user, self.host.clone(), self.port);
-        o.set_credentials(user, self.secret.clone());
-        if let Some(t) = &self.tls {
-            o.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(t.clone()),
-            ));
-        }
-        o
-    }
 }
 
 impl Running {

@@ -9,8 +9,8 @@ mod common;
 
 use common::{Mgmt, sent, status, wait_for};
 use crossline_core::{Channel, DeliveryState, EventBody, EventId, Hlc};
+use crossline_mgmt::bus::Update;
 use crossline_mgmt::clock::now_ms;
-use crossline_mgmt::ingest::Update;
 use serde_json::Value;
 
 fn id_of(v: &Value) -> String {

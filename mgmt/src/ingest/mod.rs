@@ -7,12 +7,11 @@
 //! asked to resend from the first missing seq. Malformed, oversized,
 //! wrong-version or spoofed payloads are logged with their reason and counted;
 //! they never stop ingestion of anything else. A well-formed event its device
-//! may not send (see [`crate::ingest::trust`]) is stored as a refusal in its slot, and
+//! may not send (see [`crate::services::trust`]) is stored as a refusal in its slot, and
 //! one stamped beyond the allowed clock skew with mgmt's time; both are
 //! logged with the device and counted here.
 
-pub mod trust;
-
+use crate::bus::{BrokerLink, IngestSignal, Update};
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crossline_core::{Event, NodeId};
@@ -27,44 +26,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-
-/// How mgmt reaches the broker.
-#[derive(Debug, Clone)]
-pub struct BrokerLink {
-    pub host: String,
-    pub port: u16,
-    pub username: String,
-    pub secret: String,
-    /// TLS pinned to a CA, for an external `mqtts://` broker.
-    pub tls: Option<Arc<crossline_tls::rustls::ClientConfig>>,
-}
-
-/// Something mgmt learned, for live subscribers (SSE, UI) and tests.
-#[derive(Debug, Clone)]
-pub enum Update {
-    Stored {
-        origin: NodeId,
-        contiguous: u64,
-        events: Vec<Event>,
-    },
-    Presence {
-        device: NodeId,
-        online: bool,
-    },
-    Telemetry {
-        device: NodeId,
-        telemetry: Box<Telemetry>,
-    },
-}
-
-/// What ingestion tells the command dispatcher ([`crate::services::channels::commands`]).
-#[derive(Debug, Clone)]
-pub enum IngestSignal {
-    /// mgmt's MQTT connection is (again) up and subscribed; publish with this client.
-    Connected(AsyncClient),
-    /// A device said Hello (it (re)connected) and was answered.
-    Hello(NodeId),
-}
 
 enum Work {
     Batch(NodeId, EventBatch),

@@ -15,4 +15,5 @@ pub mod contacts;
 pub mod conversations;
 pub mod fleet;
 pub mod routing;
+pub mod trust;
 pub mod users;

@@ -12,8 +12,8 @@
 use crate::http::{pct, time_get};
 use anyhow::{Context, Result, bail};
 use crossline_core::{Channel, Event, EventBody, EventId, Hlc, NodeId};
+use crossline_mgmt::bus::Update;
 use crossline_mgmt::clock::now_ms;
-use crossline_mgmt::ingest::Update;
 use crossline_mgmt::services::users::auth::{self, NewUser, Role};
 use crossline_store::EventLog;
 use std::collections::HashMap;

@@ -36,7 +36,7 @@ mod soak;
 mod web;
 
 use anyhow::{Context, Result};
-use crossline_mgmt::ingest::Update;
+use crossline_mgmt::bus::Update;
 use crossline_store::DeviceRegistry;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use std::path::PathBuf;

@@ -10,8 +10,8 @@
 //! being pending when a `MessageSent` or `DeliveryStatus` for its id is
 //! ingested. The appliance acts on a command id once, so repeats are harmless.
 
+use crate::bus::IngestSignal;
 use crate::clock::now_ms;
-use crate::ingest::IngestSignal;
 use crate::services::conversations::{self, PendingCommand};
 use crossline_core::{EventId, NodeId};
 use crossline_proto::{DeviceTopic, Kind};

@@ -295,7 +295,7 @@ fn project_other(
             text,
             author,
         } => {
-            crate::ingest::trust::record_command(tx, &command.to_string(), device.as_str())?;
+            crate::services::trust::record_command(tx, &command.to_string(), device.as_str())?;
             // The channel's adapter says how the reply leaves: a command
             // for the device (SMS: `send_sms`), or sent by the adapter
             // from mgmt. A channel this build has no adapter for sends
@@ -364,9 +364,9 @@ fn project_other(
             ..
         } => {
             let cmd = command.to_string();
-            // Accepted by the gate ([`crate::ingest::trust`]): the command is this
+            // Accepted by the gate ([`crate::services::trust`]): the command is this
             // device's (an auto-reply's is recorded as its own here).
-            crate::ingest::trust::record_command(tx, &cmd, ev.origin.as_str())?;
+            crate::services::trust::record_command(tx, &cmd, ev.origin.as_str())?;
             exec(
                 tx,
                 "DELETE FROM pending_command WHERE id = ?1",
@@ -445,7 +445,7 @@ fn project_other(
             detail,
         } => {
             let cmd = command.to_string();
-            crate::ingest::trust::record_command(tx, &cmd, ev.origin.as_str())?;
+            crate::services::trust::record_command(tx, &cmd, ev.origin.as_str())?;
             exec(
                 tx,
                 "DELETE FROM pending_command WHERE id = ?1",

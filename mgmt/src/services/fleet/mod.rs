@@ -24,8 +24,8 @@ pub mod rekey;
 pub mod repo;
 pub mod telemetry;
 
+use crate::bus::{BrokerLink, Update};
 use crate::clock::now_ms;
-use crate::ingest::{BrokerLink, Update};
 use crate::services::fleet::credentials::{hash_secret, new_secret};
 use crate::services::users::auth::{Actor, Denied, Role};
 use crate::services::users::repo::AuditRepo;
@@ -505,7 +505,7 @@ async fn run(
         fleet.inner.kicker.clone(),
         fleet.inner.changes.clone(),
     );
-    let mut mo = link.options(&crate::config::fleet_user(&link.username));
+    let mut mo = link.options(&crate::bus::fleet_user(&link.username));
     mo.set_keep_alive(Duration::from_secs(10));
     mo.set_clean_session(true);
     mo.set_max_packet_size(

@@ -24,8 +24,8 @@
 pub mod configured;
 pub mod repo;
 
+use crate::bus::Update;
 use crate::clock::now_ms;
-use crate::ingest::Update;
 use crate::live::LiveEvent;
 use crate::services::conversations::{ConversationSummary, EntryKind, Status, contact_tags};
 use crossline_core::contact::ContactId;

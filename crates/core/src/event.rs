@@ -639,6 +639,41 @@ mod tests {
             e.check_from_device().is_err(),
             "a device cannot forge a refusal"
         );
+        // What agents and admins say is mgmt's too: a device can neither
+        // merge contacts nor tag them, write notes or configure routing.
+        let c = ContactId::new();
+        for body in [
+            EventBody::ContactsMerged {
+                survivor: c,
+                merged: ContactId::new(),
+                by: "ana".into(),
+            },
+            EventBody::ContactUnmerged {
+                merged: c,
+                by: "ana".into(),
+            },
+            EventBody::ContactTagged {
+                contact: c,
+                tag: "vip".into(),
+                by: "ana".into(),
+            },
+            EventBody::NoteAdded {
+                author: "ana".into(),
+                text: "x".into(),
+                mentions: vec![],
+            },
+            EventBody::CannedResponseUsed {
+                title: "Hello".into(),
+                by: "ana".into(),
+            },
+        ] {
+            let kind = body.kind();
+            e.body = body;
+            assert_eq!(e.check_from_device(), Err(Refusal::NotADeviceKind { kind }));
+            let back: EventBody =
+                serde_json::from_str(&serde_json::to_string(&e.body).unwrap()).unwrap();
+            assert_eq!(back, e.body, "{kind} round-trips");
+        }
         let mut named = sample();
         let conv = ConversationId::new();
         named.conversation = Some(conv);

@@ -15,10 +15,9 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use crossline_core::Channel;
 use crossline_core::metrics::{self, Figures, MetricsOptions};
 use crossline_core::routing::{ALL_CHANNELS, Fact, Presence, Record};
-use crossline_core::{Channel, EventBody};
-use rusqlite::params;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -28,24 +27,7 @@ pub const SERVICE_LEVEL_MS: u64 = 20_000;
 
 /// Routing decisions logged at or after `from_ms` (by log time), in log order.
 pub async fn records_since(st: &WebState, from_ms: u64) -> Result<Vec<Record>, WebError> {
-    let rows = st
-        .store
-        .read(move |conn| {
-            let mut q = conn.prepare_cached(
-                "SELECT body FROM event WHERE at_ms >= ?1 AND kind = 'routing_decision'
-                 ORDER BY at_ms, at_c",
-            )?;
-            q.query_map(params![from_ms as i64], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|b| match serde_json::from_str::<EventBody>(&b) {
-            Ok(EventBody::RoutingDecision { record }) => Some(record),
-            _ => None,
-        })
-        .collect())
+    Ok(crate::services::routing::records_since(&st.store, from_ms).await?)
 }
 
 /// Midnight today in `tz`, as ms.

@@ -999,6 +999,23 @@ pub async fn decisions(
         .collect()
 }
 
+/// Routing decisions logged at or after `from_ms` (by log time), in log
+/// order (the supervisor's board and reports).
+pub async fn records_since(
+    store: &dyn RoutingRepo,
+    from_ms: u64,
+) -> Result<Vec<Record>, RoutingServiceError> {
+    Ok(store
+        .decision_bodies_since(from_ms)
+        .await?
+        .into_iter()
+        .filter_map(|b| match serde_json::from_str::<EventBody>(&b) {
+            Ok(EventBody::RoutingDecision { record }) => Some(record),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Every routing decision with mgmt seq >= `from`, in log order.
 pub async fn load_records(
     store: &SqliteStore,

@@ -32,4 +32,7 @@ pub trait RoutingRepo: Send + Sync {
         conversation: Option<ConversationId>,
         limit: usize,
     ) -> RepoFuture<Vec<DecisionRow>>;
+    /// The bodies of routing decisions (of every origin) logged at or after
+    /// `from_ms` (log time), in log-time order.
+    fn decision_bodies_since(&self, from_ms: u64) -> RepoFuture<Vec<String>>;
 }

@@ -52,6 +52,17 @@ impl RoutingRepo for SqliteStore {
             rows.collect()
         })
     }
+
+    fn decision_bodies_since(&self, from_ms: u64) -> RepoFuture<Vec<String>> {
+        let from_ms = i64::try_from(from_ms).unwrap_or(i64::MAX);
+        read(self, move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT body FROM event WHERE at_ms >= ?1 AND kind = 'routing_decision'
+                 ORDER BY at_ms, at_c",
+            )?;
+            q.query_map(params![from_ms], |r| r.get(0))?.collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +128,11 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+        // By log time, every origin, decisions only (seq 2 is a note).
+        assert_eq!(
+            repo.decision_bodies_since(2).await.unwrap(),
+            ["{\"seq\":3}", "{\"seq\":4}"]
         );
     }
 }

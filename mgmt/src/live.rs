@@ -1,21 +1,32 @@
-//! Live conversation changes for Server-Sent Events.
+//! Live changes for Server-Sent Events, from the log.
 //!
-//! The projector runs inside the store's transaction, so it cannot announce
-//! anything (the transaction may still roll back). Changes are announced
-//! after commit instead: for ingested events, [`run`] reads ingestion's
-//! `Update::Stored` (sent after the batch committed) and looks the affected
-//! conversations up; for mgmt's own events (replies, resolve, reopen) the
-//! HTTP handler announces after `append` returned.
+//! [`run`] follows the event log from its head ([`crossline_store::Follower`]:
+//! it is woken by the store's head position after each commit, and reads
+//! every event stored since it last read, however many; nothing is lost
+//! while it is busy). For each batch it takes what the projector decided
+//! (the change set kept with the events: messages added, reply states,
+//! resolves, reopens) and the routing decisions logged, reads the current
+//! view of each changed timeline entry and conversation once, and
+//! broadcasts them as [`LiveEvent`]s. Mgmt's own events (replies, resolve,
+//! reopen) and ingested ones take the same path: a handler only appends.
+//!
+//! The broadcast to the streams (`/api/v1/stream`, the desk's) is bounded:
+//! a browser that does not read for a while gets `event: lagged` and
+//! refetches. Consumers that must not miss anything (routing) follow the
+//! log themselves with a durable cursor.
 
-use crate::bus::Update;
 use crate::services::conversations::{self, ConversationSummary, TimelineEntry};
-use crossline_core::EventBody;
-use crossline_store::SqliteStore;
+use crossline_core::{Change, ConversationId, EventBody};
+use crossline_store::{FeedEntry, Follower, SqliteStore};
 use serde::Serialize;
+use std::collections::HashSet;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use utoipa::ToSchema;
+
+/// Events read from the log at a time.
+const BATCH: usize = 1024;
 
 /// One change, as sent on `GET /api/v1/stream`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +35,9 @@ pub enum LiveEvent {
     Conversation(ConversationSummary),
     /// `event: message`: a new or changed timeline entry.
     Message(MessageEvent),
+    /// Routing logged decisions about these conversations (empty: only
+    /// agents changed, e.g. presence). Not sent on `/api/v1/stream`.
+    Routed(Vec<ConversationId>),
 }
 
 /// Data of an `event: message`.
@@ -49,7 +63,7 @@ impl Default for Live {
 impl Live {
     pub fn new() -> Self {
         Self {
-            tx: broadcast::channel(1024).0,
+            tx: broadcast::channel(4096).0,
         }
     }
 
@@ -58,37 +72,34 @@ impl Live {
     }
 
     /// Announces timeline entries (by event id or command id) and then the
-    /// summaries of the conversations they belong to. Call after commit.
-    pub async fn announce(&self, store: &SqliteStore, keys: Vec<Key>) {
+    /// summaries of the conversations they belong to, each conversation
+    /// once.
+    async fn announce(&self, store: &SqliteStore, keys: Vec<Key>) {
         if keys.is_empty() || self.tx.receiver_count() == 0 {
             return;
         }
         let r = store
             .read(move |conn| {
                 let mut out = Vec::new();
-                let mut convs: Vec<String> = Vec::new();
+                let mut convs = Distinct::default();
                 for k in keys {
                     let found = match &k {
                         Key::Event(id) => conversations::entry_by_event(conn, id)?,
                         Key::Command(id) => conversations::entry_by_command(conn, id)?,
                         Key::Conversation(c) => {
-                            if !convs.contains(c) {
-                                convs.push(c.clone());
-                            }
+                            convs.add(c);
                             None
                         }
                     };
                     if let Some((conv, entry)) = found {
-                        if !convs.contains(&conv) {
-                            convs.push(conv.clone());
-                        }
+                        convs.add(&conv);
                         out.push(LiveEvent::Message(MessageEvent {
                             conversation_id: conv,
                             entry,
                         }));
                     }
                 }
-                for c in convs {
+                for c in convs.order {
                     if let Some(s) = conversations::get(conn, &c)? {
                         out.push(LiveEvent::Conversation(s));
                     }
@@ -105,6 +116,67 @@ impl Live {
             Err(e) => warn!(error = %e, "could not read conversation changes for live subscribers"),
         }
     }
+
+    /// Announces what a batch read from the log changed.
+    async fn publish(&self, store: &SqliteStore, entries: &[FeedEntry]) {
+        let (keys, routed) = keys_of(entries);
+        if let Some(ids) = routed
+            && self.tx.receiver_count() > 0
+        {
+            let _ = self.tx.send(LiveEvent::Routed(ids));
+        }
+        self.announce(store, keys).await;
+    }
+}
+
+/// Conversation ids in order of first mention, each once (a set beside the
+/// list: a commit group touches thousands of conversations under load).
+#[derive(Default)]
+struct Distinct {
+    seen: HashSet<String>,
+    order: Vec<String>,
+}
+
+impl Distinct {
+    fn add(&mut self, id: &str) {
+        if !self.seen.contains(id) {
+            self.seen.insert(id.to_string());
+            self.order.push(id.to_string());
+        }
+    }
+}
+
+/// What a batch from the log changed: timeline entries and conversations
+/// (from the change sets), and the conversations routing decided about
+/// (None: no decision; an empty list: decisions about agents only).
+fn keys_of(entries: &[FeedEntry]) -> (Vec<Key>, Option<Vec<ConversationId>>) {
+    let mut keys = Vec::new();
+    let mut routed: Option<Vec<ConversationId>> = None;
+    let mut routed_seen = HashSet::new();
+    for e in entries {
+        for c in &e.changes {
+            keys.push(match c {
+                Change::MessageAdded { event, .. } => Key::Event(event.to_string()),
+                Change::ReplyState { command, .. } => Key::Command(command.to_string()),
+                Change::ContactCreated { .. } | Change::ContactChanged { .. } => continue,
+                Change::ConversationOpened { conversation, .. }
+                | Change::ConversationResolved { conversation }
+                | Change::ConversationReopened { conversation }
+                | Change::ConversationChanged { conversation } => {
+                    Key::Conversation(conversation.to_string())
+                }
+            });
+        }
+        if let EventBody::RoutingDecision { record } = &e.event.body {
+            let ids = routed.get_or_insert_with(Vec::new);
+            if let Some(c) = record.fact.conversation()
+                && routed_seen.insert(c)
+            {
+                ids.push(c);
+            }
+        }
+    }
+    (keys, routed)
 }
 
 /// What changed: a timeline entry by its event id or its reply's command id,
@@ -116,42 +188,45 @@ pub enum Key {
     Conversation(String),
 }
 
-/// Turns ingested batches into live changes until `shutdown`.
+/// Follows the log from its head and announces what changed, until
+/// `shutdown`.
 pub async fn run(
     store: SqliteStore,
     live: Live,
-    mut updates: broadcast::Receiver<Update>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut follower = Follower::from_head(store.clone());
     loop {
-        let u = tokio::select! {
+        let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
-            u = updates.recv() => u,
+            b = follower.next(BATCH) => b,
         };
-        match u {
-            Ok(Update::Stored { events, .. }) => {
-                let keys = events
-                    .iter()
-                    .filter_map(|e| match &e.body {
-                        EventBody::MessageReceived { .. } => Some(Key::Event(e.id.to_string())),
-                        EventBody::MessageSent { command, .. }
-                        | EventBody::DeliveryStatus { command, .. } => {
-                            Some(Key::Command(command.to_string()))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                live.announce(&store, keys).await;
+        match batch {
+            Ok(entries) => live.publish(&store, &entries).await,
+            // The store is closed: mgmt is stopping.
+            Err(crossline_store::StoreError::WriterGone) => break,
+            Err(e) => {
+                warn!(error = %e, position = follower.pos(), "live updates could not read the log; retrying in 1 s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
             }
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!(
-                    missed = n,
-                    "live updates fell behind ingestion; some changes were not announced"
-                );
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_keeps_first_mention_order_once_each() {
+        let mut d = Distinct::default();
+        for id in ["b", "a", "b", "c", "a"] {
+            d.add(id);
+        }
+        assert_eq!(d.order, vec!["b", "a", "c"]);
+    }
 }

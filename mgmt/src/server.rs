@@ -191,7 +191,6 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
     tasks.spawn(crate::live::run(
         store.clone(),
         live.clone(),
-        updates.subscribe(),
         shutdown.clone(),
     ));
     let (signals_tx, signals_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -203,21 +202,15 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         std::time::Duration::from_secs(cfg.mqtt.command_resend_s.max(1)),
         shutdown.clone(),
     ));
-    // Subscribed before ingestion starts: every inbound message is routed.
     let outbound = crate::services::channels::Outbound {
         channels,
         store: store.clone(),
         dispatcher,
-        live: live.clone(),
     };
-    let (routing, routing_task) = crate::services::routing::start(
-        store.clone(),
-        outbound.clone(),
-        updates.subscribe(),
-        live.subscribe(),
-        shutdown.clone(),
-    )
-    .await?;
+    // Routing follows the log from its stored cursor: every inbound
+    // message is routed, also one stored while routing was not running.
+    let (routing, routing_task) =
+        crate::services::routing::start(store.clone(), outbound.clone(), shutdown.clone()).await?;
     tasks.spawn(routing_task);
     let (fleet, fleet_task) = crate::services::fleet::start(
         store.clone(),
@@ -265,7 +258,6 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         routing.clone(),
         changes.clone(),
         live.subscribe(),
-        routing.subscribe_changes(),
         fleet.subscribe_changes(),
         shutdown.clone(),
     ));

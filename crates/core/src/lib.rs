@@ -1,9 +1,12 @@
 //! Crossline domain model: pure logic, no I/O.
 //!
 //! * [`event`]: the immutable facts every node appends and replicates.
+//! * [`change`]: what a projection decided about them (the change set
+//!   consumers of the log read).
 //! * [`hlc`]: the hybrid logical clock that stamps them.
 //! * [`id`]: typed identifiers (nodes, events, conversations).
 
+pub mod change;
 pub mod contact;
 pub mod event;
 pub mod hlc;
@@ -13,6 +16,7 @@ pub mod metrics;
 pub mod routing;
 pub mod tagged;
 
+pub use change::{Change, ChangeSet, Direction};
 pub use event::{
     Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,
     UnknownBody, UnknownChannel, known_kinds,

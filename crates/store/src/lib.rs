@@ -18,7 +18,9 @@ pub mod sqlite;
 
 use crossline_core::{ConversationId, Event, EventBody, Hlc, NodeId};
 use std::future::Future;
+use tokio::sync::watch;
 
+pub use crossline_core::{Change, ChangeSet};
 pub use sqlite::{Gate, Projector, Schema, SqliteStore, StoreOptions, StoreStats, per_event};
 
 /// What went wrong in the store. Messages name the database file.
@@ -223,4 +225,117 @@ pub trait DeviceRegistry: Send + Sync + 'static {
         online: bool,
         at_ms: u64,
     ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// One stored event as the log's consumers see it: its local position and
+/// what the projection decided about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    /// Its position in this node's order of stored events (see [`Feed`]).
+    pub pos: u64,
+    pub event: Event,
+    /// What the projector recorded for this event (empty for most events
+    /// that change no projection).
+    pub changes: Vec<Change>,
+}
+
+/// The log as its consumers (live updates, routing, webhooks) follow it.
+///
+/// Every stored event, appended or ingested, of every origin, has a
+/// position: 1, 2, 3, ... in the order this node stored them. A commit
+/// makes a whole range visible at once and positions only grow, so a
+/// consumer that remembers the last position it dealt with (its cursor)
+/// and reads what comes after never misses an event and never sees one
+/// twice, however far behind it is. The head (the newest position) is
+/// announced through a `tokio::sync::watch`: a notification that cannot be
+/// lost or overflow, only coalesced (a consumer that wakes up late reads
+/// everything since its cursor in one go).
+///
+/// A consumer that must resume after a restart keeps its cursor in the
+/// store ([`set_cursor`](Feed::set_cursor)), or atomically with what it
+/// writes in reaction ([`append_at_cursor`](Feed::append_at_cursor)).
+pub trait Feed: Send + Sync + 'static {
+    /// The head: the position of the newest committed event (0: none).
+    fn head(&self) -> watch::Receiver<u64>;
+
+    /// Up to `limit` events after position `after`, in position order, each
+    /// with its changes.
+    fn read_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FeedEntry>>> + Send + 'static;
+
+    /// The stored cursor of `consumer` (None: it has none yet).
+    fn cursor(&self, consumer: &str) -> impl Future<Output = Result<Option<u64>>> + Send + 'static;
+
+    /// Stores `consumer`'s cursor. It never moves back (an older position is
+    /// a no-op) nor beyond the head.
+    fn set_cursor(
+        &self,
+        consumer: &str,
+        pos: u64,
+    ) -> impl Future<Output = Result<()>> + Send + 'static;
+
+    /// Appends local events (as [`EventLog::append`]) and moves `consumer`'s
+    /// cursor to `pos` in the same transaction: what a consumer wrote in
+    /// reaction to the events up to `pos` is stored exactly when its cursor
+    /// says it dealt with them, so after a crash it neither repeats nor
+    /// loses a reaction.
+    fn append_at_cursor(
+        &self,
+        consumer: &str,
+        pos: u64,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send + 'static;
+}
+
+/// Follows a [`Feed`] from a position: waits for the head to move past it
+/// and reads what came, in batches. The cursor here is in memory; a
+/// consumer that must survive a restart stores it with
+/// [`Feed::set_cursor`] or [`Feed::append_at_cursor`].
+pub struct Follower<F> {
+    feed: F,
+    head: watch::Receiver<u64>,
+    pos: u64,
+}
+
+impl<F: Feed> Follower<F> {
+    /// Follows from just after `pos` (0: from the first event).
+    pub fn from(feed: F, pos: u64) -> Self {
+        let head = feed.head();
+        Self { feed, head, pos }
+    }
+
+    /// Follows from the current head: only what is stored from now on.
+    pub fn from_head(feed: F) -> Self {
+        let head = feed.head();
+        let pos = *head.borrow();
+        Self { feed, head, pos }
+    }
+
+    /// The position of the last entry handed out.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next entries (at most `limit`), waiting until there is at
+    /// least one. [`StoreError::WriterGone`] once the store is closed.
+    pub async fn next(&mut self, limit: usize) -> Result<Vec<FeedEntry>> {
+        loop {
+            let pos = self.pos;
+            self.head
+                .wait_for(|h| *h > pos)
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            let batch = self.feed.read_feed(self.pos, limit.max(1)).await?;
+            if let Some(last) = batch.last() {
+                self.pos = last.pos;
+                return Ok(batch);
+            }
+            // The head moved past rows no longer there (the appliance's
+            // retention): nothing to read up to it.
+            self.pos = self.pos.max(*self.head.borrow());
+        }
+    }
 }

@@ -109,6 +109,8 @@ mod read;
 mod writer;
 
 #[cfg(test)]
+mod feed_tests;
+#[cfg(test)]
 mod migration_tests;
 #[cfg(test)]
 mod tests;
@@ -117,7 +119,8 @@ pub use migrations::Schema;
 pub use writer::{Gate, Projector, per_event};
 
 use crate::{
-    DeviceRecord, DeviceRegistry, EventLog, IngestOutcome, NewEvent, Outbox, Result, StoreError,
+    DeviceRecord, DeviceRegistry, EventLog, Feed, FeedEntry, IngestOutcome, NewEvent, Outbox,
+    Result, StoreError,
 };
 use crossline_core::{Event, Hlc, NodeId, WallClock, hlc::SystemClock};
 use read::{BUSY_TIMEOUT, ReadPool};
@@ -214,6 +217,8 @@ pub(crate) struct Shared {
     pub queued: AtomicU64,
     pub largest_group: AtomicU64,
     pub last_hlc: Mutex<Hlc>,
+    /// Position of the newest committed event (see [`crate::Feed`]).
+    pub head: tokio::sync::watch::Sender<u64>,
 }
 
 /// The SQLite store: event log, outbox cursor, device registry. Cheap to
@@ -319,6 +324,7 @@ impl SqliteStore {
         }
         migrations::migrate(&mut conn, opts.schema, &path_str)?;
         let last = read::max_hlc(&conn, &path_str)?;
+        let head = writer::read_head(&conn).map_err(sql)?;
 
         let readers = (0..opts.readers.max(1))
             .map(|_| read::open_reader(path, opts.busy_timeout))
@@ -333,6 +339,7 @@ impl SqliteStore {
             queued: AtomicU64::new(0),
             largest_group: AtomicU64::new(0),
             last_hlc: Mutex::new(last),
+            head: tokio::sync::watch::Sender::new(head),
         });
         let ctx = Ctx::new(
             path_str.clone(),
@@ -582,9 +589,17 @@ impl Drop for Inner {
 }
 
 fn check_peer(peer: &str) -> Result<()> {
-    if peer.is_empty() || peer.len() > 256 {
+    check_name("outbox peer", peer)
+}
+
+fn check_consumer(consumer: &str) -> Result<()> {
+    check_name("log consumer", consumer)
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 256 {
         return Err(StoreError::Invalid(format!(
-            "outbox peer name {peer:?} must be 1 to 256 bytes"
+            "{what} name {name:?} must be 1 to 256 bytes"
         )));
     }
     Ok(())
@@ -700,6 +715,57 @@ impl Outbox for SqliteStore {
         let queued = check_peer(peer).map(|()| {
             let peer = peer.to_string();
             self.submit(1, move |ctx, tx| ops::set_acked(ctx, tx, &peer, seq))
+        });
+        async move { queued?.await }
+    }
+}
+
+impl Feed for SqliteStore {
+    fn head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.shared.head.subscribe()
+    }
+
+    fn read_feed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<FeedEntry>>> + Send + 'static {
+        self.read_with(move |conn, path| read::read_feed(conn, path, after, limit))
+    }
+
+    fn cursor(&self, consumer: &str) -> impl Future<Output = Result<Option<u64>>> + Send + 'static {
+        let consumer = consumer.to_string();
+        self.read_with(move |conn, path| read::cursor(conn, path, &consumer))
+    }
+
+    fn set_cursor(
+        &self,
+        consumer: &str,
+        pos: u64,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let queued = check_consumer(consumer).map(|()| {
+            let consumer = consumer.to_string();
+            self.submit(1, move |ctx, tx| ops::set_cursor(ctx, tx, &consumer, pos))
+        });
+        async move { queued?.await }
+    }
+
+    fn append_at_cursor(
+        &self,
+        consumer: &str,
+        pos: u64,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send + 'static {
+        let queued = check_consumer(consumer).map(|()| {
+            let consumer = consumer.to_string();
+            self.submit(events.len(), move |ctx, tx| {
+                ops::set_cursor(ctx, tx, &consumer, pos)?;
+                if events.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    ops::append(ctx, tx, events)
+                }
+            })
         });
         async move { queued?.await }
     }

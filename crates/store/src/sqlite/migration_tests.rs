@@ -51,9 +51,12 @@ fn user_version(conn: &Connection) -> u32 {
 /// Migrations a list got after the split (none existed in the combined list).
 fn since_split(list: &List) -> u32 {
     match list.name {
+        // 4: the events' local positions.
+        "base" => 1,
         // 12: notes, tags, merges and routing configs as events;
-        // 13: a contact identity may be a channel's handle.
-        "mgmt" => 2,
+        // 13: a contact identity may be a channel's handle;
+        // 14: the log's consumers (change sets, cursors).
+        "mgmt" => 3,
         _ => 0,
     }
 }
@@ -123,7 +126,7 @@ fn a_fresh_appliance_database_has_no_mgmt_table_and_the_reverse() {
     }
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&APPLIANCE, 3, 2), row(&BASE, 3, 1)]
+        [row(&APPLIANCE, 3, 2), row(&BASE, 4, 1)]
     );
     // Releases before the split (combined version 15) can still open it.
     assert_eq!(user_version(&conn), COMBINED_LATEST);
@@ -142,7 +145,7 @@ fn a_fresh_appliance_database_has_no_mgmt_table_and_the_reverse() {
     assert!(!t.iter().any(|n| n.starts_with("appl_")), "{t:?}");
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&BASE, 3, 1), row(&MGMT, 13, 12)]
+        [row(&BASE, 4, 1), row(&MGMT, 14, 12)]
     );
 }
 
@@ -251,7 +254,7 @@ async fn an_appliance_database_of_the_combined_list_upgrades_without_losing_data
     // It held mgmt's tables up to combined 12 (mgmt 9): recorded, kept, not migrated.
     assert_eq!(
         vs,
-        [row(&APPLIANCE, 3, 2), row(&BASE, 3, 1), row(&MGMT, 9, 8)]
+        [row(&APPLIANCE, 3, 2), row(&BASE, 4, 1), row(&MGMT, 9, 8)]
     );
     assert_eq!(uv, COMBINED_LATEST);
 }
@@ -328,7 +331,7 @@ async fn a_newer_database_that_keeps_readers_opens_as_it_is() {
     assert_eq!(evs[0].seq, 1);
     let vs = store.read(versions).await.unwrap();
     // Not downgraded: the newer build finds its version when it comes back.
-    assert_eq!(vs, [row(&APPLIANCE, 4, 2), row(&BASE, 3, 1)]);
+    assert_eq!(vs, [row(&APPLIANCE, 4, 2), row(&BASE, 4, 1)]);
 }
 
 #[test]
@@ -353,7 +356,7 @@ fn a_newer_database_this_build_cannot_read_is_refused_saying_what_to_do() {
     let conn = Connection::open(&path).unwrap();
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&APPLIANCE, 4, 4), row(&BASE, 3, 1)]
+        [row(&APPLIANCE, 4, 4), row(&BASE, 4, 1)]
     );
 }
 
@@ -397,7 +400,7 @@ fn a_failed_migration_changes_nothing_and_names_itself() {
         "{msg}"
     );
     let conn = Connection::open(&path).unwrap();
-    assert_eq!(versions(&conn).unwrap(), [row(&BASE, 3, 1)]);
+    assert_eq!(versions(&conn).unwrap(), [row(&BASE, 4, 1)]);
     assert!(!tables(&conn).iter().any(|t| t == "appl_sms_in"));
 }
 
@@ -460,4 +463,56 @@ fn contact_identities_survive_the_handle_migration_and_a_handle_is_accepted() {
         )
         .is_err()
     );
+}
+
+#[tokio::test]
+async fn existing_events_get_positions_in_the_order_they_were_stored() {
+    use crate::Feed;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let ids: Vec<EventId> = (0..3).map(|_| EventId::new()).collect();
+    {
+        let conn = Connection::open(&path).unwrap();
+        combined(&conn, COMBINED_LATEST);
+        // Stored out of seq order across origins: the position is the
+        // order of storing, not of origin or stamp.
+        for (i, (origin, seq, at)) in [("b", 1, 300), ("a", 1, 100), ("b", 2, 200)]
+            .into_iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO event (origin, seq, id, at_ms, at_c, conversation, kind, body)
+                 VALUES (?1, ?2, ?3, ?4, 0, NULL, 'device_heartbeat', ?5)",
+                rusqlite::params![
+                    origin,
+                    seq,
+                    &ids[i].0.as_bytes()[..],
+                    at,
+                    format!("{{\"type\":\"device_heartbeat\",\"uptime_s\":{i}}}")
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = open(&path, Schema::Mgmt).unwrap();
+    assert_eq!(*store.head().borrow(), 3);
+    let feed = store.read_feed(0, 10).await.unwrap();
+    let got: Vec<(u64, EventId)> = feed.iter().map(|e| (e.pos, e.event.id)).collect();
+    assert_eq!(got, vec![(1, ids[0]), (2, ids[1]), (3, ids[2])]);
+    // Still immutable after the table was rebuilt; appends go on after it.
+    let err = store
+        .write(|tx| tx.execute("UPDATE event SET kind = 'x'", []))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    store
+        .append(vec![crate::NewEvent {
+            conversation: None,
+            body: EventBody::DeviceHeartbeat { uptime_s: 9 },
+        }])
+        .await
+        .unwrap();
+    let feed = store.read_feed(3, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].pos, 4);
 }

@@ -168,6 +168,7 @@ pub const BASE: List = List {
         migration!("base", "0001_event_log.sql", false),
         migration!("base", "0002_event_retention.sql", true),
         migration!("base", "0003_claimed_stamp.sql", true),
+        migration!("base", "0004_event_position.sql", true),
     ],
 };
 
@@ -202,6 +203,8 @@ pub const MGMT: List = List {
         // events; an older build would write them without events.
         migration!("mgmt", "0012_agent_facts_in_the_log.sql", false),
         migration!("mgmt", "0013_identity_handle.sql", true),
+        // The change sets and cursors of the log's consumers.
+        migration!("mgmt", "0014_feed.sql", true),
     ],
 };
 

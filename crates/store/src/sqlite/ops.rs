@@ -2,7 +2,7 @@
 
 use super::writer::Ctx;
 use crate::{Amendment, IngestOutcome, NewEvent, Result, StoreError};
-use crossline_core::{Event, EventId, Hlc, NodeId};
+use crossline_core::{Change, ChangeSet, Event, EventId, Hlc, NodeId};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 /// A u64 from the API as an SQLite integer, or a clear error.
@@ -39,13 +39,15 @@ const INSERT_EVENT: &str =
 
 /// Inserts one event with `st` (a prepared [`INSERT_EVENT`], kept across a
 /// batch so it is looked up once, not once per event). `claimed`: the
-/// origin's own stamp when `ev.at` replaced it (clock skew).
+/// origin's own stamp when `ev.at` replaced it (clock skew). Returns the
+/// event's local position (`pos`, the rowid: max + 1).
 fn insert_event(
     ctx: &Ctx,
+    tx: &Transaction<'_>,
     st: &mut rusqlite::Statement<'_>,
     ev: &Event,
     claimed: Option<Hlc>,
-) -> Result<()> {
+) -> Result<i64> {
     let seq = to_i64(ev.seq, "seq")?;
     let at_ms = to_i64(ev.at.ms, "HLC milliseconds")?;
     let body = serde_json::to_string(&ev.body).map_err(|e| {
@@ -69,15 +71,46 @@ fn insert_event(
         claimed.map(|h| h.c),
     ])
     .map_err(|e| ctx.sql(e))?;
-    Ok(())
+    Ok(tx.last_insert_rowid())
 }
 
-/// Runs the projector (if any) once on the events a request stored.
-fn project(ctx: &Ctx, tx: &Transaction<'_>, stored: &[Event]) -> Result<()> {
-    match &ctx.projector {
-        Some(project) if !stored.is_empty() => project(tx, stored).map_err(|e| ctx.sql(e)),
-        _ => Ok(()),
+/// Runs the projector (if any) once on the events a request stored (at
+/// positions `pos`, one per event) and keeps what it decided with them.
+fn project(ctx: &Ctx, tx: &Transaction<'_>, stored: &[Event], pos: &[i64]) -> Result<()> {
+    let Some(project) = &ctx.projector else {
+        return Ok(());
+    };
+    if stored.is_empty() {
+        return Ok(());
     }
+    let mut changes = ChangeSet::new();
+    project(tx, stored, &mut changes).map_err(|e| ctx.sql(e))?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<(i64, Change)> = Vec::with_capacity(changes.len());
+    for (i, c) in changes.into_inner() {
+        let Some(&p) = pos.get(i) else {
+            return Err(StoreError::Invalid(format!(
+                "database {}: the projector reported a change for event #{i} of a batch of {}",
+                ctx.path,
+                stored.len()
+            )));
+        };
+        rows.push((p, c));
+    }
+    let first = rows.iter().map(|r| r.0).min().unwrap_or(0);
+    let last = rows.iter().map(|r| r.0).max().unwrap_or(0);
+    let json = serde_json::to_string(&rows).map_err(|e| {
+        StoreError::Invalid(format!(
+            "database {}: a change set cannot be encoded as JSON: {e}",
+            ctx.path
+        ))
+    })?;
+    tx.prepare_cached("INSERT INTO change_set (last_pos, first_pos, changes) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| st.execute(params![last, first, json]))
+        .map_err(|e| ctx.sql(e))?;
+    Ok(())
 }
 
 /// Events projected per call of the projector during a rebuild.
@@ -106,7 +139,9 @@ pub(crate) fn rebuild(
         if events.is_empty() {
             return Ok(n);
         }
-        project(tx, &events).map_err(|e| ctx.sql(e))?;
+        // The change sets stay as first recorded: the log's consumers have
+        // dealt with these events already (and a rebuild decides the same).
+        project(tx, &events, &mut ChangeSet::new()).map_err(|e| ctx.sql(e))?;
         n += events.len() as u64;
         after = last;
     }
@@ -120,6 +155,7 @@ pub(crate) fn append(
 ) -> Result<Vec<Event>> {
     let last = contiguous(tx, &ctx.local).map_err(|e| ctx.sql(e))?;
     let mut out = Vec::with_capacity(new.len());
+    let mut pos = Vec::with_capacity(new.len());
     let mut seq = last;
     let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
     for ne in new {
@@ -132,11 +168,11 @@ pub(crate) fn append(
             conversation: ne.conversation,
             body: ne.body,
         };
-        insert_event(ctx, &mut st, &ev, None)?;
+        pos.push(insert_event(ctx, tx, &mut st, &ev, None)?);
         out.push(ev);
     }
     drop(st);
-    project(ctx, tx, &out)?;
+    project(ctx, tx, &out, &pos)?;
     if seq != last {
         set_contiguous(tx, &ctx.local, to_i64(seq, "seq")?).map_err(|e| ctx.sql(e))?;
     }
@@ -158,6 +194,7 @@ pub(crate) fn ingest(
     let mut newest: Option<Hlc> = None;
     let mut st = tx.prepare_cached(INSERT_EVENT).map_err(|e| ctx.sql(e))?;
     let mut stored = Vec::with_capacity(events.len());
+    let mut pos = Vec::with_capacity(events.len());
     // Stamps up to here are believable; beyond, the origin's clock is wrong.
     let bound = ctx
         .wall
@@ -175,7 +212,7 @@ pub(crate) fn ingest(
             break;
         }
         let (ev, claimed) = admit(ctx, tx, ev, bound, &mut out.amended)?;
-        insert_event(ctx, &mut st, &ev, claimed)?;
+        pos.push(insert_event(ctx, tx, &mut st, &ev, claimed)?);
         c = ev.seq;
         if claimed.is_none() {
             newest = newest.max(Some(ev.at));
@@ -184,7 +221,7 @@ pub(crate) fn ingest(
     }
     drop(st);
     out.stored = stored.len();
-    project(ctx, tx, &stored)?;
+    project(ctx, tx, &stored, &pos)?;
     if c != start {
         set_contiguous(tx, origin, to_i64(c, "seq")?).map_err(|e| ctx.sql(e))?;
     }
@@ -265,6 +302,30 @@ fn check_same_event(ctx: &Ctx, tx: &Transaction<'_>, ev: &Event) -> Result<()> {
             detail: "event is missing although the replica table says it is stored".into(),
         }),
     }
+}
+
+/// Moves `consumer`'s cursor to `pos` (never back; at most the head).
+pub(crate) fn set_cursor(
+    ctx: &mut Ctx,
+    tx: &Transaction<'_>,
+    consumer: &str,
+    pos: u64,
+) -> Result<()> {
+    let head = super::writer::read_head(tx).map_err(|e| ctx.sql(e))?;
+    if pos > head {
+        return Err(StoreError::Invalid(format!(
+            "database {}: consumer {consumer:?} would move its cursor to position {pos}, beyond \
+             the newest stored event ({head}); the cursor was not moved",
+            ctx.path
+        )));
+    }
+    let pos = to_i64(pos, "position")?;
+    tx.prepare_cached(
+        "INSERT INTO feed_cursor (consumer, pos) VALUES (?1, ?2)
+         ON CONFLICT (consumer) DO UPDATE SET pos = max(pos, excluded.pos)",
+    )
+    .and_then(|mut st| st.execute(params![consumer, pos]).map(|_| ()))
+    .map_err(|e| ctx.sql(e))
 }
 
 /// Moves `peer`'s acknowledgement forward (never back).

@@ -1,8 +1,8 @@
 //! Read-only connections and the decoding of stored rows.
 
 use super::ops::to_i64;
-use crate::{DeviceRecord, Result, StoreError};
-use crossline_core::{ConversationId, Event, EventBody, EventId, Hlc, NodeId};
+use crate::{DeviceRecord, FeedEntry, Result, StoreError};
+use crossline_core::{Change, ConversationId, Event, EventBody, EventId, Hlc, NodeId};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::panic::AssertUnwindSafe;
@@ -329,4 +329,74 @@ pub(crate) fn devices(conn: &Connection, path: &str) -> Result<Vec<DeviceRecord>
         out.push(decode_device(row, path)?);
     }
     Ok(out)
+}
+
+/// The feed after position `after`: at most `limit` events in position
+/// order, each with the changes its projection recorded.
+pub(crate) fn read_feed(
+    conn: &Connection,
+    path: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<FeedEntry>> {
+    let after = to_i64(after, "position").unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT origin, seq, id, at_ms, at_c, conversation, body, pos FROM event
+             WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+        )
+        .map_err(sql(path))?;
+    let mut rows = st
+        .query(params![after, limit_i64(limit)])
+        .map_err(sql(path))?;
+    let mut out: Vec<FeedEntry> = Vec::with_capacity(limit.min(1024));
+    while let Some(row) = rows.next().map_err(sql(path))? {
+        let event = decode_event(row, path)?;
+        let pos: i64 = row.get(7).map_err(sql(path))?;
+        out.push(FeedEntry {
+            pos: u64::try_from(pos).unwrap_or(0),
+            event,
+            changes: Vec::new(),
+        });
+    }
+    let Some(upto) = out.last().map(|e| e.pos) else {
+        return Ok(out);
+    };
+    let upto = to_i64(upto, "position").unwrap_or(i64::MAX);
+    let mut st = conn
+        .prepare_cached(
+            "SELECT last_pos, changes FROM change_set
+             WHERE last_pos > ?1 AND first_pos <= ?2 ORDER BY last_pos",
+        )
+        .map_err(sql(path))?;
+    let mut rows = st.query(params![after, upto]).map_err(sql(path))?;
+    while let Some(row) = rows.next().map_err(sql(path))? {
+        let last: i64 = row.get(0).map_err(sql(path))?;
+        let json: String = row.get(1).map_err(sql(path))?;
+        let changes: Vec<(u64, Change)> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                path: path.to_string(),
+                origin: "(change set)".into(),
+                seq: u64::try_from(last).unwrap_or(0),
+                detail: format!("the change set ending at position {last} is unreadable: {e}"),
+            })?;
+        for (pos, change) in changes {
+            // Entries are in position order: find the one it belongs to.
+            if let Ok(i) = out.binary_search_by_key(&pos, |e| e.pos)
+                && let Some(e) = out.get_mut(i)
+            {
+                e.changes.push(change);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A consumer's stored cursor (None: it never stored one).
+pub(crate) fn cursor(conn: &Connection, path: &str, consumer: &str) -> Result<Option<u64>> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT pos FROM feed_cursor WHERE consumer = ?1")
+        .and_then(|mut st| st.query_row([consumer], |r| r.get(0)).optional())
+        .map_err(sql(path))?;
+    Ok(v.map(|v| u64::try_from(v).unwrap_or(0)))
 }

@@ -16,7 +16,7 @@
 use super::checkpoint::{self, Checkpointer};
 use super::{Shared, clone_sqlite_error};
 use crate::{Result, StoreError};
-use crossline_core::{Event, Hlc, HlcClock, NodeId, WallClock};
+use crossline_core::{ChangeSet, Event, Hlc, HlcClock, NodeId, WallClock};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -38,18 +38,26 @@ pub(crate) const MAX_GROUP_EVENTS: usize = 4096;
 /// atomic. For a domain error (not an SQLite one) return
 /// `rusqlite::Error::ToSqlConversionFailure(your_error.into())`.
 ///
+/// What the projection decided goes into the [`ChangeSet`] (each change
+/// attributed to its event's index in the slice): the store keeps it with
+/// the events, in the same transaction, and hands it to the log's consumers
+/// ([`Feed`](crate::Feed)). The change set is the projection's answer; the
+/// SQL behind it stays here, in the SQLite implementation.
+///
 /// Seeing a request's events together lets a projection do per batch what
 /// would otherwise be done per event (one row update per conversation
 /// instead of one per message); [`per_event`] adapts a projection written
-/// for one event at a time.
-pub type Projector = Box<dyn Fn(&Transaction<'_>, &[Event]) -> rusqlite::Result<()> + Send>;
+/// for one event at a time (that reports no changes).
+pub type Projector =
+    Box<dyn Fn(&Transaction<'_>, &[Event], &mut ChangeSet) -> rusqlite::Result<()> + Send>;
 
-/// A [`Projector`] that applies `f` to each event in turn.
+/// A [`Projector`] that applies `f` to each event in turn and reports no
+/// changes.
 pub fn per_event<F>(f: F) -> Projector
 where
     F: Fn(&Transaction<'_>, &Event) -> rusqlite::Result<()> + Send + 'static,
 {
-    Box::new(move |tx, events| events.iter().try_for_each(|ev| f(tx, ev)))
+    Box::new(move |tx, events, _| events.iter().try_for_each(|ev| f(tx, ev)))
 }
 
 /// Decides whether an event replicated from another node may be stored as
@@ -351,6 +359,19 @@ fn commit_group(
         Ok(()) => {
             if !nothing_left {
                 shared.commits.fetch_add(1, Ordering::Relaxed);
+                // The log's consumers learn of what was committed only now.
+                match read_head(conn) {
+                    Ok(head) => {
+                        shared.head.send_if_modified(|h| {
+                            let moved = head > *h;
+                            *h = (*h).max(head);
+                            moved
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(db = %ctx.path, error = %e, "cannot read the log's head position after a commit")
+                    }
+                }
             }
             shared.failed_requests.fetch_add(failed, Ordering::Relaxed);
             let mut last = shared
@@ -370,6 +391,14 @@ fn commit_group(
         job.finish(commit, &ctx.path);
     }
     result.is_ok() && !nothing_left
+}
+
+/// The position of the newest stored event (0: none).
+pub(crate) fn read_head(conn: &Connection) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn
+        .prepare_cached("SELECT max(pos) FROM event")?
+        .query_row([], |r| r.get(0))?;
+    Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
 }
 
 /// Runs a savepoint statement (prepared once per connection).

@@ -10,7 +10,7 @@ pub mod openapi;
 pub mod routing;
 
 use crate::http::error::ApiError;
-use crate::live::{Key, Live, LiveEvent, MessageEvent};
+use crate::live::{Live, LiveEvent, MessageEvent};
 use crate::services::channels::{Capabilities, Measure, Outbound, Outgoing, SendError};
 use crate::services::contacts::address::{self, Address, AddressKind, Region};
 use crate::services::conversations::{
@@ -554,23 +554,13 @@ pub async fn set_status(
             "conversation.reopen",
         ),
     };
-    let stored = st
-        .store
+    st.store
         .append(vec![NewEvent {
             conversation: Some(conversation_id(id)?),
             body,
         }])
         .await?;
     crate::services::users::audit::record(&st.store, actor.name(), action, &conv.id, "").await;
-    st.live
-        .announce(
-            &st.store,
-            stored
-                .iter()
-                .map(|e| Key::Event(e.id.to_string()))
-                .collect(),
-        )
-        .await;
     load(st, id).await
 }
 
@@ -593,22 +583,27 @@ pub async fn stream(State(st): State<Arc<ApiState>>) -> Result<Response, ApiErro
     let rx = st.live.subscribe();
     let stop = st.shutdown.clone();
     let events = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
-        let item = tokio::select! {
-            _ = stop.cancelled() => return None,
-            r = rx.recv() => r,
-        };
-        let ev = match item {
-            Ok(LiveEvent::Conversation(s)) => SseEvent::default()
-                .event("conversation")
-                .json_data(&s)
-                .ok()?,
-            Ok(LiveEvent::Message(m)) => SseEvent::default().event("message").json_data(&m).ok()?,
-            Err(broadcast::error::RecvError::Lagged(n)) => SseEvent::default()
-                .event("lagged")
-                .data(format!("{{\"missed\":{n}}}")),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, Infallible>(ev), (rx, stop)))
+        loop {
+            let item = tokio::select! {
+                _ = stop.cancelled() => return None,
+                r = rx.recv() => r,
+            };
+            let ev = match item {
+                Ok(LiveEvent::Conversation(s)) => SseEvent::default()
+                    .event("conversation")
+                    .json_data(&s)
+                    .ok()?,
+                Ok(LiveEvent::Message(m)) => {
+                    SseEvent::default().event("message").json_data(&m).ok()?
+                }
+                Ok(LiveEvent::Routed(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => SseEvent::default()
+                    .event("lagged")
+                    .data(format!("{{\"missed\":{n}}}")),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok::<_, Infallible>(ev), (rx, stop)));
+        }
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))

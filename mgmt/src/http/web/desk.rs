@@ -1549,10 +1549,7 @@ pub async fn note(
         &found.join(","),
     )
     .await;
-    st.api
-        .live
-        .announce(&st.store, vec![crate::live::Key::Conversation(id.clone())])
-        .await;
+    // The note is an event: live updates announce it from the log.
     Ok(back(&id, f.qs.as_deref(), None))
 }
 

@@ -1,10 +1,9 @@
 //! The desk's live stream (`GET /desk/stream`, Server-Sent Events).
 //!
-//! One task ([`run`]) listens to conversation changes (new messages,
-//! delivery states, resolve/reopen: [`crate::live`]) and to routing's
-//! logged decisions ([`crate::services::routing::Routing::subscribe_changes`]),
-//! resolves each changed conversation's [`Visibility`] once, and broadcasts
-//! it. Each browser's stream then only passes on what its user may see:
+//! One task ([`run`]) listens to what [`crate::live`] reads from the log:
+//! conversation changes (new messages, delivery states, resolve/reopen) and
+//! routing's logged decisions. It resolves each changed conversation's
+//! [`Visibility`] once, and broadcasts it. Each browser's stream then only passes on what its user may see:
 //! `event: change` with the conversation id as data (the page fetches the
 //! rows it needs, authorised as usual), and, for supervisors, `event:
 //! board` when anything routing-related changed; for admins, `event: fleet`
@@ -38,6 +37,8 @@ pub enum Change {
     Agents,
     /// A fleet device's console view changed (empty: the enrollment queue).
     Fleet(String),
+    /// This task fell behind the live changes: every page refetches.
+    Lagged,
 }
 
 /// The broadcast of resolved changes (cheap to clone).
@@ -70,7 +71,6 @@ pub async fn run(
     routing: Routing,
     changes: Changes,
     mut live: broadcast::Receiver<LiveEvent>,
-    mut decided: broadcast::Receiver<Vec<ConversationId>>,
     fleet: broadcast::Receiver<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -99,16 +99,15 @@ pub async fn run(
             l = live.recv() => match l {
                 Ok(LiveEvent::Conversation(s)) => s.id.parse().ok().into_iter().collect(),
                 Ok(LiveEvent::Message(_)) => continue,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            d = decided.recv() => match d {
-                Ok(ids) if ids.is_empty() => {
+                Ok(LiveEvent::Routed(ids)) if ids.is_empty() => {
                     let _ = changes.tx.send(Change::Agents);
                     continue;
                 }
-                Ok(ids) => ids,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok(LiveEvent::Routed(ids)) => ids,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = changes.tx.send(Change::Lagged);
+                    continue;
+                }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
         };
@@ -170,7 +169,7 @@ pub async fn desk_stream(State(st): State<Arc<WebState>>, user: CurrentUser) -> 
                         SseEvent::default().event("fleet").data(device)
                     }
                     Ok(Change::Fleet(_)) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                    Ok(Change::Lagged) | Err(broadcast::error::RecvError::Lagged(_)) => {
                         SseEvent::default().event("lagged").data("")
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,

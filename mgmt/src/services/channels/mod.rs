@@ -33,7 +33,6 @@
 pub mod commands;
 pub mod sms;
 
-use crate::live::{Key, Live};
 use crate::services::contacts::address::{Address, Region};
 use crossline_core::{Channel, ConversationId, DeliveryState, EventBody, EventId, NodeId};
 use crossline_proto::CommandKind;
@@ -276,7 +275,6 @@ pub struct Outbound {
     pub channels: Channels,
     pub store: SqliteStore,
     pub dispatcher: commands::Dispatcher,
-    pub live: Live,
 }
 
 impl Outbound {
@@ -323,9 +321,7 @@ impl Outbound {
                 });
             }
         }
-        self.live
-            .announce(&self.store, vec![Key::Command(command.to_string())])
-            .await;
+        // Live updates come from the log (crate::live::run).
         Ok(command)
     }
 
@@ -351,15 +347,8 @@ impl Outbound {
         if events.is_empty() {
             return;
         }
-        match self.store.append(events).await {
-            Ok(_) => {
-                self.live
-                    .announce(&self.store, vec![Key::Command(command.to_string())])
-                    .await
-            }
-            Err(e) => {
-                tracing::warn!(%conversation, %command, error = %e, "the channel's outcome of a reply could not be stored; it stays pending")
-            }
+        if let Err(e) = self.store.append(events).await {
+            tracing::warn!(%conversation, %command, error = %e, "the channel's outcome of a reply could not be stored; it stays pending");
         }
     }
 }

@@ -25,7 +25,10 @@ pub mod notes;
 
 use crate::services::channels::{Channels, Dispatch, Reply};
 use crate::services::contacts::address::{Address, AddressKind, Region, normalise};
-use crossline_core::{Channel, DeliveryState, Event, EventBody, EventId, NodeId};
+use crossline_core::{
+    Change, ChangeSet, Channel, ConversationId, DeliveryState, Direction, Event, EventBody,
+    EventId, NodeId,
+};
 use crossline_proto::{Command, VERSION};
 use crossline_store::Projector;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -44,13 +47,19 @@ pub fn projector(region: Region) -> Projector {
 /// The projector, with the channel adapters `channels` (they say who wrote
 /// an inbound message and how a reply leaves).
 pub fn projector_with(region: Region, channels: Channels) -> Projector {
-    Box::new(move |tx, events| project_all(tx, events, region, &channels))
+    Box::new(move |tx, events, changes| project_all(tx, events, region, &channels, changes))
 }
 
 /// Applies one newly stored event to the projections ([`project_all`] with
-/// a batch of one, the standard channels).
+/// a batch of one, the standard channels), discarding the change set.
 pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Result<()> {
-    project_all(tx, std::slice::from_ref(ev), region, &Channels::standard())
+    project_all(
+        tx,
+        std::slice::from_ref(ev),
+        region,
+        &Channels::standard(),
+        &mut ChangeSet::new(),
+    )
 }
 
 /// Applies newly stored events, in order, to the projections.
@@ -60,14 +69,21 @@ pub fn project(tx: &Transaction<'_>, ev: &Event, region: Region) -> rusqlite::Re
 /// updated once for the run and each line seen once, with the same result as
 /// one event at a time. Any other event ends the run (what the run owes is
 /// written first) and is applied on its own ([`project_other`]).
+///
+/// What it decides goes into `changes` (see [`crossline_core::change`]):
+/// the conversation each inbound message joined (and whether that opened
+/// it or created its contact), replies added and their delivery states,
+/// resolves, reopens, notes and contact facts. The log's consumers (live
+/// updates, routing) learn it from there, never by looking it up again.
 pub fn project_all(
     tx: &Transaction<'_>,
     events: &[Event],
     region: Region,
     channels: &Channels,
+    changes: &mut ChangeSet,
 ) -> rusqlite::Result<()> {
     let mut run = Inbound::default();
-    for ev in events {
+    for (i, ev) in events.iter().enumerate() {
         match &ev.body {
             EventBody::MessageReceived {
                 channel,
@@ -80,8 +96,9 @@ pub fn project_all(
                 ..
             } => run.add(
                 tx,
-                ev,
+                (i, ev),
                 (region, channels),
+                changes,
                 InboundMsg {
                     channel: *channel,
                     line,
@@ -94,7 +111,7 @@ pub fn project_all(
             )?,
             _ => {
                 run.flush(tx)?;
-                project_other(tx, ev, region, channels)?;
+                project_other(tx, (i, ev), region, channels, changes)?;
             }
         }
     }
@@ -116,6 +133,10 @@ struct InboundMsg<'a> {
 /// conversation.
 struct ConversationDue<'a> {
     id: String,
+    /// `id` as a conversation id (None only for an unreadable stored id).
+    conversation: Option<ConversationId>,
+    /// Its contact.
+    contact: String,
     /// Messages of the run in this conversation.
     n: i64,
     /// The run's last message in it: device, line and preview come from it.
@@ -158,8 +179,9 @@ impl<'a> Inbound<'a> {
     fn add(
         &mut self,
         tx: &Transaction<'_>,
-        ev: &'a Event,
+        (at, ev): (usize, &'a Event),
         (region, channels): (Region, &Channels),
+        changes: &mut ChangeSet,
         m: InboundMsg<'a>,
     ) -> rusqlite::Result<()> {
         let stamp = (ms(ev), ev.at.c);
@@ -167,12 +189,35 @@ impl<'a> Inbound<'a> {
             Some(&i) => i,
             None => {
                 let from = identity_cached(channels, m.channel, m.from, region);
-                let id = inbound_conversation(tx, ev, &from, m.channel)?;
+                let found = inbound_conversation(tx, ev, &from, m.channel)?;
+                if let Some(conversation) = conversation_id(&found.id) {
+                    if found.contact_created {
+                        changes.push(
+                            at,
+                            Change::ContactCreated {
+                                contact: found.contact.clone(),
+                            },
+                        );
+                    }
+                    if found.opened {
+                        changes.push(
+                            at,
+                            Change::ConversationOpened {
+                                conversation,
+                                contact: found.contact.clone(),
+                                channel: m.channel,
+                            },
+                        );
+                    }
+                }
+                let id = found.id;
                 let i = match self.convs.get(&id) {
                     Some(&i) => i,
                     None => {
                         self.convs.insert(id.clone(), self.due.len());
                         self.due.push(ConversationDue {
+                            conversation: conversation_id(&id),
+                            contact: found.contact,
                             id,
                             n: 0,
                             last: ev,
@@ -210,6 +255,19 @@ impl<'a> Inbound<'a> {
                 m.sent_at
             ],
         )?;
+        if let Some(conversation) = due.conversation {
+            changes.push(
+                at,
+                Change::MessageAdded {
+                    conversation,
+                    contact: due.contact.clone(),
+                    event: ev.id,
+                    direction: Direction::Inbound,
+                    command: None,
+                    author: None,
+                },
+            );
+        }
         due.n += 1;
         due.last = ev;
         due.last_line = m.line;
@@ -279,9 +337,10 @@ impl<'a> Inbound<'a> {
 /// Applies one event other than an inbound message to the projections.
 fn project_other(
     tx: &Transaction<'_>,
-    ev: &Event,
+    (at, ev): (usize, &Event),
     region: Region,
     channels: &Channels,
+    changes: &mut ChangeSet,
 ) -> rusqlite::Result<()> {
     match &ev.body {
         // Projected in runs by [`project_all`].
@@ -322,13 +381,14 @@ fn project_other(
                     params![command.to_string(), device.as_str(), payload, ms(ev)],
                 )?;
             }
-            let Some(conv) = ev.conversation.map(|c| c.to_string()) else {
+            let Some(conversation) = ev.conversation else {
                 return Ok(());
             };
-            if !exists(tx, &conv)? {
+            let conv = conversation.to_string();
+            let Some(contact) = contact_of_conversation(tx, &conv)? else {
                 return Ok(());
-            }
-            exec(
+            };
+            let added = exec(
                 tx,
                 "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
                      line, address, text, author, command, state)
@@ -347,6 +407,19 @@ fn project_other(
                     command.to_string()
                 ],
             )?;
+            if added > 0 {
+                changes.push(
+                    at,
+                    Change::MessageAdded {
+                        conversation,
+                        contact,
+                        event: ev.id,
+                        direction: Direction::Outbound,
+                        command: Some(*command),
+                        author: author.clone(),
+                    },
+                );
+            }
             exec(
                 tx,
                 "UPDATE conversation SET unread = 0, messages = messages + 1 WHERE id = ?1",
@@ -381,23 +454,25 @@ fn project_other(
                 // Not asked for by mgmt (the appliance's offline auto-reply):
                 // shown in the customer's open (else newest) conversation.
                 let addr = normalise(to, region);
-                let conv: Option<String> = tx
+                let conv: Option<(String, String)> = tx
                     .query_row(
-                        "SELECT c.id FROM conversation c
+                        "SELECT c.id, c.contact_id FROM conversation c
                          JOIN contact_identity i ON i.contact_id = c.contact_id
                          WHERE i.kind = ?1 AND i.address = ?2
                          ORDER BY c.status = 'open' DESC, c.last_ms DESC LIMIT 1",
                         params![addr.kind.as_str(), addr.value],
-                        |r| r.get(0),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let Some(conv) = conv else { return Ok(()) };
+                let Some((conv, contact)) = conv else {
+                    return Ok(());
+                };
                 let author = if *auto_reply {
                     "auto-reply"
                 } else {
                     "appliance"
                 };
-                exec(
+                let added = exec(
                     tx,
                     "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind,
                          device, line, address, text, author, command, state)
@@ -416,6 +491,21 @@ fn project_other(
                         cmd
                     ],
                 )?;
+                if added > 0
+                    && let Some(conversation) = conversation_id(&conv)
+                {
+                    changes.push(
+                        at,
+                        Change::MessageAdded {
+                            conversation,
+                            contact,
+                            event: ev.id,
+                            direction: Direction::Outbound,
+                            command: Some(*command),
+                            author: Some(author.to_string()),
+                        },
+                    );
+                }
                 exec(
                     tx,
                     "UPDATE conversation SET messages = messages + 1 WHERE id = ?1",
@@ -436,7 +526,7 @@ fn project_other(
                 "UPDATE timeline_entry SET parts = ?2, line = ?3 WHERE command = ?1",
                 params![cmd, refs.len(), line],
             )?;
-            recompute(tx, &cmd, None)?;
+            recompute(tx, (at, *command), None, changes)?;
         }
         EventBody::DeliveryStatus {
             command,
@@ -460,7 +550,7 @@ fn project_other(
                              detail = excluded.detail",
                         params![cmd, p, st, detail],
                     )?;
-                    recompute(tx, &cmd, None)?;
+                    recompute(tx, (at, *command), None, changes)?;
                 }
                 _ => {
                     exec(
@@ -475,20 +565,27 @@ fn project_other(
                         "UPDATE timeline_entry SET reason = ?2 WHERE command = ?1",
                         params![cmd, detail],
                     )?;
-                    recompute(tx, &cmd, Some(st))?;
+                    recompute(tx, (at, *command), Some(st), changes)?;
                 }
             }
         }
         EventBody::ConversationResolved { by } | EventBody::ConversationReopened { by } => {
-            let Some(conv) = ev.conversation.map(|c| c.to_string()) else {
+            let Some(conversation) = ev.conversation else {
                 return Ok(());
             };
+            let conv = conversation.to_string();
             if !exists(tx, &conv)? {
                 return Ok(());
             }
             let (status, kind) = match ev.body {
-                EventBody::ConversationResolved { .. } => ("resolved", "resolved"),
-                _ => ("open", "reopened"),
+                EventBody::ConversationResolved { .. } => {
+                    changes.push(at, Change::ConversationResolved { conversation });
+                    ("resolved", "resolved")
+                }
+                _ => {
+                    changes.push(at, Change::ConversationReopened { conversation });
+                    ("open", "reopened")
+                }
             };
             exec(
                 tx,
@@ -510,13 +607,38 @@ fn project_other(
                 seen_line(tx, ev.origin.as_str(), &m.line, ev)?;
             }
         }
-        EventBody::NoteAdded { .. } => notes::project(tx, ev)?,
-        EventBody::ContactNoteAdded { .. }
-        | EventBody::ContactTagged { .. }
-        | EventBody::ContactUntagged { .. }
-        | EventBody::ContactsMerged { .. }
-        | EventBody::ContactUnmerged { .. } => {
+        EventBody::NoteAdded { .. } => {
+            notes::project(tx, ev)?;
+            if let Some(conversation) = ev.conversation {
+                changes.push(at, Change::ConversationChanged { conversation });
+            }
+        }
+        EventBody::ContactNoteAdded { contact, .. }
+        | EventBody::ContactTagged { contact, .. }
+        | EventBody::ContactUntagged { contact, .. }
+        | EventBody::ContactUnmerged {
+            merged: contact, ..
+        } => {
             crate::services::contacts::facts::project(tx, ev)?;
+            changes.push(
+                at,
+                Change::ContactChanged {
+                    contact: contact.to_string(),
+                },
+            );
+        }
+        EventBody::ContactsMerged {
+            survivor, merged, ..
+        } => {
+            crate::services::contacts::facts::project(tx, ev)?;
+            for contact in [survivor, merged] {
+                changes.push(
+                    at,
+                    Change::ContactChanged {
+                        contact: contact.to_string(),
+                    },
+                );
+            }
         }
         EventBody::RoutingConfigured { .. } => crate::services::routing::configured::project(tx, ev)?,
         // A fact for reports; no table shows it.
@@ -572,6 +694,17 @@ fn exists(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<bool> {
     .map(|o| o.is_some())
 }
 
+/// Where an inbound message goes, and what finding it created.
+struct Joined {
+    /// The conversation.
+    id: String,
+    contact: String,
+    /// The conversation was opened for this message.
+    opened: bool,
+    /// So was the contact.
+    contact_created: bool,
+}
+
 /// The contact's open conversation for an inbound message, created (with
 /// the contact) when there is none.
 fn inbound_conversation(
@@ -579,7 +712,7 @@ fn inbound_conversation(
     ev: &Event,
     addr: &Address,
     channel: Channel,
-) -> rusqlite::Result<String> {
+) -> rusqlite::Result<Joined> {
     let id = ev.id.to_string();
     // The contact and its open conversation, in one lookup.
     let found: Option<(String, Option<String>)> = tx
@@ -593,10 +726,19 @@ fn inbound_conversation(
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
+    let mut contact_created = false;
     let contact = match found {
-        Some((_, Some(open))) => return Ok(open),
+        Some((contact, Some(open))) => {
+            return Ok(Joined {
+                id: open,
+                contact,
+                opened: false,
+                contact_created,
+            });
+        }
         Some((c, None)) => c,
         None => {
+            contact_created = true;
             exec(
                 tx,
                 "INSERT INTO contact (id, created_ms) VALUES (?1, ?2)",
@@ -627,7 +769,12 @@ fn inbound_conversation(
             params![id, addr.kind.as_str(), addr.value, contact],
         )?;
     }
-    Ok(id)
+    Ok(Joined {
+        id,
+        contact,
+        opened: true,
+        contact_created,
+    })
 }
 
 /// Senders normalised so far on this thread (the projector runs on the
@@ -719,7 +866,14 @@ fn line_seen_ms(tx: &Transaction<'_>, device: &str, line: &str) -> rusqlite::Res
 
 /// Recomputes a reply's overall state from its parts (`whole`: a status for
 /// the whole message, used when no part is known).
-fn recompute(tx: &Transaction<'_>, cmd: &str, whole: Option<&str>) -> rusqlite::Result<()> {
+fn recompute(
+    tx: &Transaction<'_>,
+    (at, command): (usize, EventId),
+    whole: Option<&str>,
+    changes: &mut ChangeSet,
+) -> rusqlite::Result<()> {
+    let cmd = command.to_string();
+    let cmd = cmd.as_str();
     let mut st = tx.prepare_cached("SELECT state FROM reply_part WHERE command = ?1")?;
     let states = st
         .query_map(params![cmd], |r| r.get::<_, String>(0))?
@@ -741,12 +895,53 @@ fn recompute(tx: &Transaction<'_>, cmd: &str, whole: Option<&str>) -> rusqlite::
     } else {
         "sent"
     };
-    exec(
-        tx,
-        "UPDATE timeline_entry SET state = ?2 WHERE command = ?1",
-        params![cmd, overall],
-    )?;
+    // The reply's entry (none for a command no conversation shows).
+    let conv: Option<String> = tx
+        .prepare_cached(
+            "UPDATE timeline_entry SET state = ?2 WHERE command = ?1 RETURNING conversation_id",
+        )?
+        .query_row(params![cmd, overall], |r| r.get(0))
+        .optional()?;
+    if let Some(conversation) = conv.as_deref().and_then(conversation_id)
+        && let Some(state) = parse_state(overall)
+    {
+        changes.push(
+            at,
+            Change::ReplyState {
+                conversation,
+                command,
+                state,
+            },
+        );
+    }
     Ok(())
+}
+
+fn parse_state(s: &str) -> Option<DeliveryState> {
+    Some(match s {
+        "sent" => DeliveryState::Sent,
+        "delivered" => DeliveryState::Delivered,
+        "failed" => DeliveryState::Failed,
+        "unknown" => DeliveryState::Unknown,
+        "no_report" => DeliveryState::NoReport,
+        _ => return None,
+    })
+}
+
+/// A conversation id as the projection stores it (the text of a UUID).
+fn conversation_id(s: &str) -> Option<ConversationId> {
+    s.parse().ok()
+}
+
+/// The contact of a conversation (None: no such conversation).
+fn contact_of_conversation(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<Option<String>> {
+    one(
+        tx,
+        "SELECT contact_id FROM conversation WHERE id = ?1",
+        params![conv],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 // ---------------------------------------------------------------------------

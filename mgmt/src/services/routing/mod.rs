@@ -1,8 +1,24 @@
 //! The routing service: one task owns the routing engine
 //! ([`crossline_core::routing::Router`]) and feeds it, one input at a time,
-//! the API's commands ([`Routing`]), every newly ingested inbound SMS
-//! (`Command::Inbound` for its conversation) and its own timers
-//! (`next_deadline` → `tick`).
+//! the API's commands ([`Routing`]), what the log says happened to
+//! conversations, and its own timers (`next_deadline` → `tick`).
+//!
+//! # The feed
+//!
+//! Routing follows mgmt's event log by a durable cursor (consumer
+//! [`CONSUMER`] of [`crossline_store::Feed`]): it reads every stored event
+//! after its cursor with the projector's change set, and turns a customer's
+//! message added to a conversation into `Command::Inbound`, a reply added
+//! into `Command::AgentReply` and a resolve into `Command::Resolve`. It
+//! never misses one: it is woken by the log's head (a `watch`, which
+//! coalesces but never drops) and reads everything since its cursor, so a
+//! burst of thousands of messages is routed late, not lost. The decisions
+//! an event caused are appended together with the cursor moving past that
+//! event (one transaction), so after a crash or restart routing resumes
+//! right after the last event it dealt with: nothing is routed twice and
+//! nothing stored meanwhile is skipped. The first start without a cursor
+//! (a database from an older release) starts at the head and routes the
+//! open conversations it has never seen ([`Service::catch_up`]).
 //!
 //! Every record the engine returns is appended to the event log as
 //! `EventBody::RoutingDecision { record }` (origin mgmt, with the record's
@@ -24,27 +40,30 @@
 pub mod configured;
 pub mod repo;
 
-use crate::bus::Update;
 use crate::clock::now_ms;
-use crate::live::LiveEvent;
-use crate::services::conversations::{ConversationSummary, EntryKind, Status, contact_tags};
+use crate::services::conversations::{ConversationSummary, contact_tags};
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
     AgentConfig, AgentId, Attributes, Command, ConfigError, Fact, OutsideHoursAction, QueueConfig,
     QueueId, Record, Rejected, RouteState, Router, RoutingConfig, RoutingError, TransferTarget,
 };
-use crossline_core::{Channel, ConversationId, EventBody};
-use crossline_store::{EventLog, NewEvent, SqliteStore, StoreError};
+use crossline_core::{Change, Channel, ConversationId, Direction, EventBody};
+use crossline_store::{EventLog, Feed, FeedEntry, Follower, NewEvent, SqliteStore, StoreError};
 use repo::RoutingRepo;
 use rusqlite::OptionalExtension;
-use std::collections::VecDeque;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 /// Requests waiting for the routing task; more make callers wait.
 pub const REQUEST_QUEUE: usize = 256;
+
+/// Routing's name as a consumer of the log (its cursor in `feed_cursor`).
+pub const CONSUMER: &str = "routing";
+
+/// Events read from the log at a time.
+const FEED_BATCH: usize = 512;
 
 /// Why a routing request failed.
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +132,6 @@ pub struct Routing {
     tx: mpsc::Sender<Request>,
     store: SqliteStore,
     channels: crate::services::channels::Channels,
-    changes: broadcast::Sender<Vec<ConversationId>>,
 }
 
 impl Routing {
@@ -121,12 +139,6 @@ impl Routing {
     /// desk and the board show capacity counters and filters for.
     pub fn live_channels(&self) -> Vec<Channel> {
         self.channels.live()
-    }
-
-    /// Conversations whose routing state changed, after the decisions are
-    /// logged (an empty list: only agents changed, e.g. presence).
-    pub fn subscribe_changes(&self) -> broadcast::Receiver<Vec<ConversationId>> {
-        self.changes.subscribe()
     }
 
     /// Runs `f` on the engine (None until configured) and returns its result.
@@ -260,56 +272,62 @@ impl Routing {
     }
 }
 
-/// Loads the configuration and rebuilds the engine from the log; returns the
-/// handle and the task to spawn. `updates` must be subscribed before
-/// ingestion starts so no inbound message is missed.
+/// Loads the configuration, rebuilds the engine from the log and finds
+/// where routing stopped following the log; returns the handle and the
+/// task to spawn.
 pub async fn start(
     store: SqliteStore,
     outbound: crate::services::channels::Outbound,
-    updates: broadcast::Receiver<Update>,
-    live: broadcast::Receiver<LiveEvent>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(
     Routing,
     impl Future<Output = anyhow::Result<()>> + Send + 'static,
 )> {
-    let changes = broadcast::channel(1024).0;
     let mut service = Service {
-        store,
-        changes: changes.clone(),
+        store: store.clone(),
         outbound,
         router: None,
         info: None,
-        replies_seen: VecDeque::new(),
+        saved: 0,
     };
     service.rebuild().await?;
-    service.catch_up().await;
+    service.saved = match store.cursor(CONSUMER).await? {
+        Some(pos) => pos,
+        None => {
+            // No cursor yet (a database from before routing followed the
+            // log): start at the head, after routing what is open.
+            let head = *store.head().borrow();
+            service.catch_up().await;
+            store.set_cursor(CONSUMER, head).await?;
+            head
+        }
+    };
+    info!(
+        position = service.saved,
+        head = *store.head().borrow(),
+        "routing follows the log"
+    );
+    let follower = Follower::from(store.clone(), service.saved);
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
     Ok((
         Routing {
             tx,
-            store: service.store.clone(),
+            store,
             channels: service.outbound.channels.clone(),
-            changes,
         },
-        service.run(rx, updates, live, shutdown),
+        service.run(rx, follower, shutdown),
     ))
 }
 
 struct Service {
     store: SqliteStore,
-    /// Announces logged decisions (see [`Routing::subscribe_changes`]).
-    changes: broadcast::Sender<Vec<ConversationId>>,
     /// Sends the replies routing makes (outside-hours auto-replies).
     outbound: crate::services::channels::Outbound,
     router: Option<Router>,
     info: Option<ConfigInfo>,
-    /// Reply command ids already counted as agent replies (bounded).
-    replies_seen: VecDeque<String>,
+    /// Routing's cursor as stored: every event up to it has been dealt with.
+    saved: u64,
 }
-
-/// How many reply ids [`Service::replies_seen`] keeps.
-const REPLIES_SEEN: usize = 4096;
 
 impl Service {
     /// (Re)builds the engine from the stored config and decisions.
@@ -345,8 +363,7 @@ impl Service {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<Request>,
-        mut updates: broadcast::Receiver<Update>,
-        mut live: broadcast::Receiver<LiveEvent>,
+        mut follower: Follower<SqliteStore>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         loop {
@@ -365,22 +382,19 @@ impl Service {
                     Some(req) => self.request(req).await,
                     None => break,
                 },
-                u = updates.recv() => match u {
-                    Ok(Update::Stored { events, .. }) => self.ingested(events).await,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
-                        missed = n,
-                        "routing fell behind ingestion; some inbound messages were not routed"
-                    ),
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                l = live.recv() => match l {
-                    Ok(ev) => self.conversation_changed(ev).await,
-                    Err(broadcast::error::RecvError::Lagged(n)) => warn!(
-                        missed = n,
-                        "routing fell behind conversation changes; some resolves or replies were not passed to routing"
-                    ),
-                    Err(broadcast::error::RecvError::Closed) => break,
+                b = follower.next(FEED_BATCH) => match b {
+                    Ok(entries) => self.follow(entries).await,
+                    // The store is closed: mgmt is stopping.
+                    Err(StoreError::WriterGone) => break,
+                    Err(e) => {
+                        warn!(error = %e, position = follower.pos(), "routing could not read the log; retrying in 1 s");
+                        // Read again from what was dealt with.
+                        follower = Follower::from(self.store.clone(), self.saved);
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
                 },
                 () = timer => {
                     if let Err(e) = self.handle(Command::Tick).await {
@@ -482,6 +496,16 @@ impl Service {
 
     /// Runs one command and appends what it decided before answering.
     async fn handle(&mut self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
+        self.handle_at(cmd, None).await
+    }
+
+    /// [`handle`](Self::handle) for a command that comes from the log: its
+    /// decisions are appended with routing's cursor moved to `at`.
+    async fn handle_at(
+        &mut self,
+        cmd: Command,
+        at: Option<u64>,
+    ) -> Result<Vec<Record>, RoutingServiceError> {
         if let Some(agent) = named_agent(&cmd) {
             self.ensure_agent(agent).await?;
         }
@@ -498,7 +522,11 @@ impl Service {
                     body: EventBody::RoutingDecision { record: r.clone() },
                 })
                 .collect();
-            if let Err(e) = self.store.append(events).await {
+            let appended = match at {
+                Some(pos) => self.store.append_at_cursor(CONSUMER, pos, events).await,
+                None => self.store.append(events).await,
+            };
+            if let Err(e) = appended {
                 // The engine moved on but the log did not: go back to what
                 // the log says, so the API never shows an unlogged decision.
                 error!(error = %e, "could not log routing decisions; rebuilding the engine from the log");
@@ -507,15 +535,9 @@ impl Service {
                 }
                 return Err(e.into());
             }
-            let mut ids: Vec<ConversationId> = Vec::new();
-            for r in &records {
-                if let Some(c) = r.fact.conversation()
-                    && !ids.contains(&c)
-                {
-                    ids.push(c);
-                }
+            if let Some(pos) = at {
+                self.saved = self.saved.max(pos);
             }
-            let _ = self.changes.send(ids);
         }
         self.carry_out(&records).await;
         match refused {
@@ -628,47 +650,112 @@ impl Service {
         Ok(())
     }
 
-    /// Passes what agents did through the conversations API (resolve,
-    /// reply) on to routing, so capacity is freed and responses count.
-    async fn conversation_changed(&mut self, ev: LiveEvent) {
-        let Some(router) = &self.router else { return };
-        let cmd = match ev {
-            LiveEvent::Conversation(s) if s.status == Status::Resolved => {
-                let Ok(id) = s.id.parse::<ConversationId>() else {
-                    return;
-                };
-                match router.conversation(&id).map(|v| v.state) {
-                    None | Some(RouteState::Resolved | RouteState::Abandoned) => return,
-                    Some(_) => Command::Resolve { conversation: id },
-                }
-            }
-            LiveEvent::Message(m) => {
-                let e = &m.entry;
-                let (EntryKind::Reply, Some(command)) = (&e.kind, &e.command) else {
-                    return;
-                };
-                if self.replies_seen.contains(command) {
-                    return;
-                }
-                let Ok(id) = m.conversation_id.parse::<ConversationId>() else {
-                    return;
-                };
-                if !matches!(
-                    router.conversation(&id).map(|v| v.state),
-                    Some(RouteState::Active | RouteState::Held | RouteState::Snoozed { .. })
-                ) {
-                    return;
-                }
-                if self.replies_seen.len() >= REPLIES_SEEN {
-                    self.replies_seen.pop_front();
-                }
-                self.replies_seen.push_back(command.clone());
-                Command::AgentReply { conversation: id }
-            }
-            LiveEvent::Conversation(_) => return,
+    /// Deals with events read from the log: a customer's message added to
+    /// a conversation is routed, a reply added counts as the agent's
+    /// response, a resolve frees the agent. Then stores the cursor past the
+    /// batch (the decisions already carried it past the events that had
+    /// any).
+    async fn follow(&mut self, entries: Vec<FeedEntry>) {
+        let Some(last) = entries.last().map(|e| e.pos) else {
+            return;
         };
-        if let Err(e) = self.handle(cmd).await {
-            debug!(error = %e, "conversation change not applied to routing");
+        if self.router.is_none() {
+            // Routing is off: keep the cursor where it is, so a restart
+            // deals with these events.
+            return;
+        }
+        for e in &entries {
+            let relevant: Vec<&Change> = e
+                .changes
+                .iter()
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Change::MessageAdded { .. } | Change::ConversationResolved { .. }
+                    )
+                })
+                .collect();
+            let n = relevant.len();
+            for (k, change) in relevant.into_iter().enumerate() {
+                // The event's last command carries the cursor past it.
+                let at = if k + 1 == n { e.pos } else { e.pos - 1 };
+                let Some(cmd) = self.command_for(e, change).await else {
+                    continue;
+                };
+                match self.handle_at(cmd, Some(at)).await {
+                    Ok(records) => {
+                        debug!(position = e.pos, event = %e.event.id, decisions = records.len(), "log event routed")
+                    }
+                    Err(err) => {
+                        warn!(position = e.pos, event = %e.event.id, error = %err, "log event not applied to routing")
+                    }
+                }
+            }
+        }
+        if last > self.saved {
+            match self.store.set_cursor(CONSUMER, last).await {
+                Ok(()) => self.saved = last,
+                Err(e) => {
+                    warn!(position = last, error = %e, "could not store routing's cursor; a restart deals with these events again")
+                }
+            }
+        }
+    }
+
+    /// The routing command for one change of a log event, if any.
+    async fn command_for(&self, e: &FeedEntry, change: &Change) -> Option<Command> {
+        let router = self.router.as_ref()?;
+        let state = |c: &ConversationId| router.conversation(c).map(|v| v.state);
+        match change {
+            Change::MessageAdded {
+                conversation,
+                contact,
+                direction: Direction::Inbound,
+                ..
+            } => {
+                let EventBody::MessageReceived {
+                    channel,
+                    line,
+                    text,
+                    ..
+                } = &e.event.body
+                else {
+                    return None;
+                };
+                let k = contact.clone();
+                let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
+                    Ok(t) => t,
+                    Err(err) => {
+                        warn!(conversation = %conversation, error = %err, "could not read the contact's tags; routing without them");
+                        Vec::new()
+                    }
+                };
+                Some(Command::Inbound {
+                    conversation: *conversation,
+                    contact: contact.parse().ok().map(ContactId),
+                    channel: *channel,
+                    attributes: attributes(Some(line.clone()), Some(text.clone()), tags),
+                    priority: None,
+                })
+            }
+            Change::MessageAdded {
+                conversation,
+                direction: Direction::Outbound,
+                ..
+            } => matches!(
+                state(conversation),
+                Some(RouteState::Active | RouteState::Held | RouteState::Snoozed { .. })
+            )
+            .then_some(Command::AgentReply {
+                conversation: *conversation,
+            }),
+            Change::ConversationResolved { conversation } => match state(conversation) {
+                None | Some(RouteState::Resolved | RouteState::Abandoned) => None,
+                Some(_) => Some(Command::Resolve {
+                    conversation: *conversation,
+                }),
+            },
+            _ => None,
         }
     }
 
@@ -750,79 +837,6 @@ impl Service {
             };
             if let Err(e) = self.handle(cmd).await {
                 warn!(%conversation, error = %e, "open conversation not routed");
-            }
-        }
-    }
-
-    /// Routes the inbound messages of a stored batch.
-    async fn ingested(&mut self, events: Vec<crossline_core::Event>) {
-        if self.router.is_none() {
-            return;
-        }
-        for e in events {
-            let EventBody::MessageReceived {
-                channel,
-                line,
-                text,
-                ..
-            } = &e.body
-            else {
-                continue;
-            };
-            let id = e.id.to_string();
-            let found = self
-                .store
-                .read(move |conn| {
-                    let found = conn
-                        .prepare_cached(
-                            "SELECT t.conversation_id, c.contact_id FROM timeline_entry t
-                             JOIN conversation c ON c.id = t.conversation_id
-                             WHERE t.event_id = ?1",
-                        )?
-                        .query_row([&id], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                        })
-                        .optional()?;
-                    match found {
-                        Some((c, k)) => {
-                            let tags = contact_tags(conn, &k)?;
-                            Ok(Some((c, k, tags)))
-                        }
-                        None => Ok(None),
-                    }
-                })
-                .await;
-            let (conversation, contact, tags) = match found {
-                Ok(Some((c, k, tags))) => match c.parse::<ConversationId>() {
-                    Ok(c) => (c, k.parse().ok().map(ContactId), tags),
-                    Err(_) => {
-                        warn!(event = %e.id, conversation = %c, "conversation id is not a UUID; not routed");
-                        continue;
-                    }
-                },
-                Ok(None) => {
-                    debug!(event = %e.id, "inbound message in no conversation; not routed");
-                    continue;
-                }
-                Err(err) => {
-                    warn!(event = %e.id, error = %err, "could not look the message's conversation up; not routed");
-                    continue;
-                }
-            };
-            let cmd = Command::Inbound {
-                conversation,
-                contact,
-                channel: *channel,
-                attributes: attributes(Some(line.clone()), Some(text.clone()), tags),
-                priority: None,
-            };
-            match self.handle(cmd).await {
-                Ok(records) => {
-                    debug!(%conversation, device = %e.origin, decisions = records.len(), "inbound routed")
-                }
-                Err(err) => {
-                    warn!(%conversation, device = %e.origin, error = %err, "inbound message not routed")
-                }
             }
         }
     }

@@ -84,6 +84,14 @@
 //! * [`StoreOptions::projector`]: a function run on every newly stored event
 //!   (appended or ingested) inside the same transaction, for projections such
 //!   as conversations and contacts. Projection tables are added as migrations.
+//!   What it decided goes into a [`ChangeSet`](crossline_core::ChangeSet),
+//!   kept in `change_set` in the same transaction.
+//! * The log's consumers ([`Feed`](crate::Feed)): every stored event has a
+//!   position (`event.pos`, the table's INTEGER PRIMARY KEY: max + 1 in the
+//!   writer's transaction); after each commit the writer publishes the new
+//!   head position on a `watch`; `read_feed` returns events after a position
+//!   with their changes; `feed_cursor` keeps consumers' positions, and
+//!   `append_at_cursor` moves one in the transaction of what it appended.
 //! * [`SqliteStore::write`] runs any closure in the writer's transaction (and
 //!   group commit) for tables that are not projections of events;
 //!   [`SqliteStore::read`] runs a closure on a pooled read connection.

@@ -86,7 +86,7 @@
 //!   as conversations and contacts. Projection tables are added as migrations.
 //!   What it decided goes into a [`ChangeSet`](crossline_core::ChangeSet),
 //!   kept in `change_set` in the same transaction.
-//! * The log's consumers ([`Feed`](crate::Feed)): every stored event has a
+//! * The log's consumers ([`Feed`]): every stored event has a
 //!   position (`event.pos`, the table's INTEGER PRIMARY KEY: max + 1 in the
 //!   writer's transaction); after each commit the writer publishes the new
 //!   head position on a `watch`; `read_feed` returns events after a position

@@ -248,7 +248,7 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         store: store.clone(),
         api_token: api_token.clone(),
         region: cfg.site.region()?,
-        outbound,
+        outbound: outbound.clone(),
         live: live.clone(),
         routing: routing.clone(),
         shutdown: shutdown.clone(),
@@ -263,7 +263,8 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
     ));
     let web_state = Arc::new(crate::http::web::WebState {
         store: store.clone(),
-        api: api_state.clone(),
+        outbound,
+        region: cfg.site.region()?,
         routing: routing.clone(),
         limiter: Default::default(),
         secure_cookies: cfg.http.secure_cookies,

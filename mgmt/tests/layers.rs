@@ -444,8 +444,6 @@ const NOT_YET: &[&str] = &[
     "a surface names another surface: http::console -> http::web",
     // the fleet API parses the console's list query
     "a surface names another surface: http::api -> http::console",
-    // the desk replies and changes status through the JSON API's handlers
-    "a surface names another surface: http::web -> http::api",
     // users/auth.rs still holds the HTTP extractors and middleware
     "a service names a surface: services::users -> http ",
     "a service names a surface: services::users -> http::api",

@@ -91,3 +91,15 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+impl From<crate::services::conversations::actions::ActionError> for ApiError {
+    fn from(e: crate::services::conversations::actions::ActionError) -> Self {
+        use crate::services::conversations::actions::ActionError as A;
+        match e {
+            A::Store(e) => ApiError::from(e),
+            A::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.code(), e.to_string()),
+            A::OtherOpen(_) => ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()),
+            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()),
+        }
+    }
+}

@@ -11,8 +11,9 @@ pub mod routing;
 
 use crate::http::error::ApiError;
 use crate::live::{Live, LiveEvent, MessageEvent};
-use crate::services::channels::{Capabilities, Measure, Outbound, Outgoing, SendError};
-use crate::services::contacts::address::{self, Address, AddressKind, Region};
+use crate::services::channels::{Capabilities, Measure, Outbound};
+use crate::services::contacts::address::{self, AddressKind, Region};
+use crate::services::conversations::actions::{Actions, Reply};
 use crate::services::conversations::{
     self, ConversationDetail, ConversationSummary, ListFilter, Page, Status,
 };
@@ -24,8 +25,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use crossline_core::{ConversationId, EventBody, NodeId};
-use crossline_store::{EventLog, NewEvent, SqliteStore};
+use crossline_core::ConversationId;
+use crossline_store::SqliteStore;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -127,10 +128,6 @@ fn not_found(id: &str) -> ApiError {
     )
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
 fn json_error(e: JsonRejection) -> ApiError {
     ApiError::from_json_rejection(e, MAX_BODY)
 }
@@ -138,14 +135,6 @@ fn json_error(e: JsonRejection) -> ApiError {
 /// A path id that is not a UUID cannot name a conversation: 404.
 fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
     id.parse::<ConversationId>().map_err(|_| not_found(id))
-}
-
-async fn load(st: &ApiState, id: &str) -> Result<ConversationSummary, ApiError> {
-    let cid = conversation_id(id)?.to_string();
-    st.store
-        .read(move |conn| conversations::get(conn, &cid))
-        .await?
-        .ok_or_else(|| not_found(id))
 }
 
 /// Query of `GET /api/v1/conversations`.
@@ -340,134 +329,35 @@ pub async fn send_reply(
     req: ReplyRequest,
     by: &Actor,
 ) -> Result<ReplyAccepted, ApiError> {
-    let author = by.login();
-    let conv = load(st, id).await?;
-    if req.text.trim().is_empty() {
-        return Err(unprocessable("empty_text", "`text` is empty"));
-    }
-    let channel = crossline_core::Channel::parse(&conv.channel)
-        .map_err(|e| unprocessable("no_channel", e.to_string()))?;
-    let adapter = st.outbound.channels.get(channel).ok_or_else(|| {
-        unprocessable(
-            "no_channel",
-            format!(
-                "mgmt has no adapter for the {channel} channel, so replies on it cannot be sent; answer the customer on a channel mgmt carries"
-            ),
+    let sent = actions(st)
+        .reply(
+            id,
+            Reply {
+                text: req.text,
+                line: req.line,
+            },
+            by,
         )
-    })?;
-    let caps = adapter.capabilities();
-    let measure = adapter.measure(&req.text);
-    if !measure.fits {
-        let segments = caps
-            .max_segments
-            .map(|n| format!(" in at most {n} segments"))
-            .unwrap_or_default();
-        return Err(unprocessable(
-            "text_too_long",
-            format!(
-                "`text` is too long for {channel}: {} {} units in {} segments; at most {} {} units{segments} fit (on SMS: 1530 GSM 7-bit characters, or 670 when it needs UCS-2, e.g. Cyrillic)",
-                measure.units,
-                measure.encoding,
-                measure.segments,
-                measure.max_units,
-                measure.encoding
-            ),
-        ));
-    }
-    let to = Address {
-        kind: conv.contact.kind,
-        value: conv.contact.address.clone(),
-    };
-    adapter
-        .reachable(&to)
-        .map_err(|e| unprocessable("not_replyable", e.to_string()))?;
-    if let Some(window) = caps.reply_window_s {
-        let cid = conv.id.clone();
-        let last = st
-            .store
-            .read(move |conn| conversations::last_inbound_ms(conn, &cid))
-            .await?;
-        let now = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
-        if !caps.window_open(last, now) {
-            return Err(unprocessable(
-                "reply_window_closed",
-                format!(
-                    "the {channel} channel accepts a reply only within {window} s of the customer's last message; it can be answered again once the customer writes"
-                ),
-            ));
-        }
-    }
-    let device = conv
-        .device
-        .as_deref()
-        .and_then(|d| NodeId::new(d).ok())
-        .ok_or_else(|| unprocessable("no_device", "the conversation has no device to send from"))?;
-    let line = match req.line {
-        Some(l) => {
-            let (d, l2) = (device.to_string(), l.clone());
-            let known = st
-                .store
-                .read(move |conn| {
-                    Ok(if conversations::line_known(conn, &d, &l2)? {
-                        None
-                    } else {
-                        Some(conversations::lines(conn, &d)?)
-                    })
-                })
-                .await?;
-            if let Some(lines) = known {
-                return Err(unprocessable(
-                    "unknown_line",
-                    format!(
-                        "device {device} has no line {l:?}; known lines: {}",
-                        lines.join(", ")
-                    ),
-                ));
-            }
-            l
-        }
-        None => conv.line.clone().ok_or_else(|| {
-            unprocessable("unknown_line", "the conversation has no line; give `line`")
-        })?,
-    };
-    let to = to.value;
-    let command = st
-        .outbound
-        .send(Outgoing {
-            conversation: conversation_id(id)?,
-            channel,
-            device: device.clone(),
-            line: line.clone(),
-            to: to.clone(),
-            text: req.text,
-            author,
-        })
-        .await
-        .map_err(|e| match e {
-            SendError::NoAdapter(_) => unprocessable("no_channel", e.to_string()),
-            SendError::Store(e) => ApiError::from(e),
-        })?;
-    let parts = measure.segments;
-    tracing::info!(conversation = %conv.id, device = %device, line = %line, command = %command, parts, by = by.name(), "reply accepted");
-    crate::services::users::audit::record(
-        &st.store,
-        by.name(),
-        "conversation.reply",
-        &conv.id,
-        &format!("reply {command} on {line}"),
-    )
-    .await;
+        .await?;
     Ok(ReplyAccepted {
-        id: command.to_string(),
-        conversation_id: conv.id,
-        channel: channel.to_string(),
-        device: device.to_string(),
-        line,
-        to,
-        segments: parts,
-        parts,
+        id: sent.command,
+        conversation_id: sent.conversation_id,
+        channel: sent.channel.to_string(),
+        device: sent.device.to_string(),
+        line: sent.line,
+        to: sent.to,
+        segments: sent.segments,
+        parts: sent.segments,
         state: "pending".into(),
     })
+}
+
+/// The conversation use cases, on this API's store, channels and live feed.
+fn actions(st: &ApiState) -> Actions<'_> {
+    Actions {
+        store: &st.store,
+        outbound: &st.outbound,
+    }
 }
 
 /// Mark a conversation resolved (no-op if it already is).
@@ -522,46 +412,7 @@ pub async fn set_status(
     to: Status,
     by: &Actor,
 ) -> Result<ConversationSummary, ApiError> {
-    let actor = by;
-    let by = actor.login();
-    let conv = load(st, id).await?;
-    if conv.status == to {
-        return Ok(conv);
-    }
-    if to == Status::Open {
-        let (contact, me) = (conv.contact.id.clone(), conv.id.clone());
-        if let Some(other) = st
-            .store
-            .read(move |conn| conversations::other_open(conn, &contact, &me))
-            .await?
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!(
-                    "the contact already has an open conversation {other}; resolve it first or reply there"
-                ),
-            ));
-        }
-    }
-    let (body, action) = match to {
-        Status::Resolved => (
-            EventBody::ConversationResolved { by },
-            "conversation.resolve",
-        ),
-        Status::Open => (
-            EventBody::ConversationReopened { by },
-            "conversation.reopen",
-        ),
-    };
-    st.store
-        .append(vec![NewEvent {
-            conversation: Some(conversation_id(id)?),
-            body,
-        }])
-        .await?;
-    crate::services::users::audit::record(&st.store, actor.name(), action, &conv.id, "").await;
-    load(st, id).await
+    Ok(actions(st).set_status(id, to, by).await?)
 }
 
 /// Live changes as Server-Sent Events.

@@ -13,8 +13,8 @@
 use super::scope::{self, Viewer, Visibility};
 use super::{Layout, WebError, WebState, render};
 use crate::clock::now_ms;
-use crate::http::api::ReplyRequest;
 use crate::services::contacts::facts::{self as contact_facts, MergeOutcome, UnmergeOutcome};
+use crate::services::conversations::actions::{Actions, Reply};
 use crate::services::conversations::notes;
 use crate::services::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
 use crate::services::users::audit;
@@ -1154,7 +1154,7 @@ async fn conv_view(
             })
             .collect(),
     };
-    let adapter = st.api.outbound.channels.named(&s.channel);
+    let adapter = st.outbound.channels.named(&s.channel);
     let to = crate::services::contacts::address::Address {
         kind: s.contact.kind,
         value: s.contact.address.clone(),
@@ -1299,7 +1299,6 @@ pub async fn measure(
         .ok_or(WebError::NotFound)?
         .channel;
     let m = st
-        .api
         .outbound
         .channels
         .named(&channel)
@@ -1410,7 +1409,7 @@ impl ActionError {
     }
 
     /// A refused reply or status change of the conversations API.
-    fn of_api(e: &crate::http::error::ApiError) -> Self {
+    fn of(e: &crate::services::conversations::actions::ActionError) -> Self {
         match e.code() {
             "conflict" => ActionError::OtherOpen,
             "empty_text" => ActionError::EmptyText,
@@ -1470,6 +1469,14 @@ pub struct ReplyForm {
     qs: Option<String>,
 }
 
+/// The conversation use cases the desk shares with the JSON API.
+fn actions(st: &WebState) -> Actions<'_> {
+    Actions {
+        store: &st.store,
+        outbound: &st.outbound,
+    }
+}
+
 pub async fn reply(
     State(st): State<Arc<WebState>>,
     user: CurrentUser,
@@ -1477,12 +1484,12 @@ pub async fn reply(
     Form(f): Form<ReplyForm>,
 ) -> Result<Response, WebError> {
     let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
-    let req = ReplyRequest {
+    let req = Reply {
         text: f.text,
         line: f.line.filter(|l| !l.is_empty()),
     };
-    // Audited by send_reply, as from the API.
-    let r = crate::http::api::send_reply(&st.api, &id, req, &user.actor()).await;
+    // Audited by the use case, as from the API.
+    let r = actions(&st).reply(&id, req, &user.actor()).await;
     let err = match r {
         Ok(_) => {
             if let Some(titles) = f.canned.as_deref() {
@@ -1491,8 +1498,8 @@ pub async fn reply(
             None
         }
         Err(e) => {
-            tracing::info!(conversation = %id, user = %user.login, error = %e.message(), "desk reply refused");
-            Some(ActionError::of_api(&e))
+            tracing::info!(conversation = %id, user = %user.login, error = %e, "desk reply refused");
+            Some(ActionError::of(&e))
         }
     };
     Ok(back(&id, f.qs.as_deref(), err))
@@ -1617,16 +1624,17 @@ pub async fn action(
             })
             .await?
         }
-        "resolve" => crate::http::api::set_status(&st.api, &id, Status::Resolved, &by)
+        "resolve" => actions(&st)
+            .set_status(&id, Status::Resolved, &by)
             .await
             .map(|_| ())
-            .map_err(|e| ActionError::of_api(&e)),
-        "reopen" => match crate::http::api::set_status(&st.api, &id, Status::Open, &by).await {
+            .map_err(|e| ActionError::of(&e)),
+        "reopen" => match actions(&st).set_status(&id, Status::Open, &by).await {
             Ok(s) => match st.routing.reopened(&s).await {
                 Ok(()) => Ok(()),
                 Err(e) => Err(shown(e.into())?),
             },
-            Err(e) => Err(ActionError::of_api(&e)),
+            Err(e) => Err(ActionError::of(&e)),
         },
         other => return Err(WebError::BadRequest(format!("unknown action {other:?}"))),
     };
@@ -1859,7 +1867,7 @@ pub async fn merge_contact(
 ) -> Result<Response, WebError> {
     authorize_contact(&st, &user, &contact).await?;
     let with = f.with.trim().to_string();
-    let addr = crate::services::contacts::address::normalise(&with, st.api.region);
+    let addr = crate::services::contacts::address::normalise(&with, st.region);
     let w = with.clone();
     let other = st
         .store

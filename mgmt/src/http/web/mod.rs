@@ -31,9 +31,11 @@ use tokio_util::sync::CancellationToken;
 /// Shared state of the web handlers.
 pub struct WebState {
     pub store: SqliteStore,
-    /// The conversations API's state: replies and resolve/reopen go through
-    /// the same code as `/api/v1/conversations/...`.
-    pub api: Arc<crate::http::api::ApiState>,
+    /// Sends replies through their channel's adapter (the same use cases
+    /// as the JSON API: `services::conversations::actions`).
+    pub outbound: crate::services::channels::Outbound,
+    /// The site's default region, for numbers an agent types.
+    pub region: crate::services::contacts::address::Region,
     pub routing: Routing,
     pub limiter: LoginLimiter,
     /// Send cookies with `Secure` (mgmt is served over TLS, e.g. behind a proxy).

@@ -20,6 +20,7 @@
 //! received, an unknown command is ignored): an error would make the whole
 //! batch fail and the appliance resend it for ever. Only SQL errors propagate.
 
+pub mod actions;
 pub mod canned;
 pub mod notes;
 

@@ -295,11 +295,11 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
     .merge(crate::http::web::router(web_state))
     // Sessions, CSRF and the /api guard, in front of everything.
     .layer(axum::middleware::from_fn_with_state(
-        Arc::new(crate::services::users::auth::AuthState {
+        Arc::new(crate::http::auth::AuthState {
             store: store.clone(),
             api_token: api_token.clone(),
         }),
-        crate::services::users::auth::layer,
+        crate::http::auth::layer,
     ))
     // CSP, framing, referrer: on every answer, refusals included.
     .layer(axum::middleware::map_response(

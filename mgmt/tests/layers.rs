@@ -444,10 +444,6 @@ const NOT_YET: &[&str] = &[
     "a surface names another surface: http::console -> http::web",
     // the fleet API parses the console's list query
     "a surface names another surface: http::api -> http::console",
-    // users/auth.rs still holds the HTTP extractors and middleware
-    "a service names a surface: services::users -> http ",
-    "a service names a surface: services::users -> http::api",
-    "a service names a surface: services::users -> http::web",
     // the fleet's own MQTT client id falls back to the default node id
     "nothing may name the composition root: services::fleet -> config",
     // the stored config validates labels with the fleet's rule

@@ -1,10 +1,16 @@
 //! mgmt's HTTP surface: health, metrics, and the JSON API.
 
 pub mod api;
+pub mod auth;
 pub mod console;
 pub mod error;
+pub mod html;
 pub mod i18n;
 pub mod web;
+
+/// Where the OpenAPI document is served; public, like `/health` (the
+/// auth layer lets it through without a token).
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 use crate::http::error::ApiError;
 use crate::metrics::Metrics;

@@ -282,7 +282,7 @@ pub async fn run(o: &Options) -> Result<Figures> {
     .await?;
     let cookie = format!(
         "Cookie: {}={}",
-        auth::SESSION_COOKIE,
+        crossline_mgmt::http::auth::SESSION_COOKIE,
         auth::create_session(&store, admin, None).await?
     );
     store.close()?;

@@ -190,7 +190,10 @@ pub async fn run(o: &Options) -> Result<Figures> {
     let mut cookies = Vec::new();
     for id in &ids {
         let token = auth::create_session(&store, *id, None).await?;
-        cookies.push(format!("{}={token}", auth::SESSION_COOKIE));
+        cookies.push(format!(
+            "{}={token}",
+            crossline_mgmt::http::auth::SESSION_COOKIE
+        ));
     }
     let (agent, sup) = (cookies[0].clone(), cookies[1].clone());
 

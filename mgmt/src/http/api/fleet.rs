@@ -1,5 +1,5 @@
 //! The fleet REST API under `/api/v1/fleet`. Like the rest of `/api/v1` it
-//! sits behind [`crate::services::users::auth::layer`] (the bearer token or a session);
+//! sits behind [`crate::http::auth::layer`] (the bearer token or a session);
 //! every route also passes [`crate::services::fleet::authorize`], the check the console and
 //! the CLI use: the API token, or an admin's session. What it changes is
 //! audited by the fleet service under the real actor. Documented in

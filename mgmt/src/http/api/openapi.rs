@@ -12,7 +12,7 @@
 use utoipa::OpenApi;
 
 /// The path of the document; served without authentication.
-pub const PATH: &str = "/api/v1/openapi.json";
+pub const PATH: &str = crate::http::OPENAPI_PATH;
 
 /// The whole document.
 pub fn document() -> utoipa::openapi::OpenApi {

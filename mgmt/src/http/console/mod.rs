@@ -7,10 +7,11 @@
 //! service.
 
 use crate::clock::now_ms;
-use crate::http::web::{Layout, WebError, render};
+use crate::http::auth::CurrentUser;
+use crate::http::html::{WebError, render};
+use crate::http::web::Layout;
 use crate::services::fleet::db::{self, Approval, FleetDevice};
 use crate::services::fleet::{Fleet, OpError, alerts, commands, config, telemetry};
-use crate::services::users::auth::CurrentUser;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -235,7 +236,7 @@ impl ListQuery {
         ]
         .into_iter()
         .filter_map(|(k, v)| {
-            nonempty(v).map(|v| format!("{k}={}", crate::http::web::pages::encode_component(&v)))
+            nonempty(v).map(|v| format!("{k}={}", crate::http::html::encode_component(&v)))
         })
         .collect::<Vec<_>>()
         .join("&")

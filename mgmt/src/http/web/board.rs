@@ -6,11 +6,13 @@
 //! the log ([`crossline_core::metrics`], defined in docs/METRICS.md).
 
 use super::scope::{FigureScope, Viewer};
-use super::{Layout, WebError, WebState, render};
+use super::{Layout, WebState};
 use crate::clock::now_ms;
+use crate::http::auth::CurrentUser;
+use crate::http::html::{WebError, render};
 use crate::http::i18n::Tr;
 use crate::services::users::audit;
-use crate::services::users::auth::{CurrentUser, Role};
+use crate::services::users::auth::Role;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;

@@ -11,14 +11,16 @@
 //! canned responses from their table. Who may see a conversation: [`super::scope`].
 
 use super::scope::{self, Viewer, Visibility};
-use super::{Layout, WebError, WebState, render};
+use super::{Layout, WebState};
 use crate::clock::now_ms;
+use crate::http::auth::CurrentUser;
+use crate::http::html::{WebError, render};
 use crate::services::contacts::facts::{self as contact_facts, MergeOutcome, UnmergeOutcome};
 use crate::services::conversations::actions::{Actions, Reply};
 use crate::services::conversations::notes;
 use crate::services::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
 use crate::services::users::audit;
-use crate::services::users::auth::{CurrentUser, Role};
+use crate::services::users::auth::Role;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -212,7 +214,7 @@ impl InboxQuery {
             ("tag", &self.tag),
         ] {
             if let Some(v) = Self::nonempty(v) {
-                parts.push(format!("{k}={}", super::pages::encode_component(&v)));
+                parts.push(format!("{k}={}", crate::http::html::encode_component(&v)));
             }
         }
         parts.join("&")

@@ -3,7 +3,7 @@
 //! changes, and one small ES module (`assets/app.js`). See docs/WEB.md.
 //!
 //! Building blocks other modules use (documented in docs/WEB.md):
-//! * [`crate::services::users::auth::CurrentUser`] — extractor of the logged-in user, with
+//! * [`crate::http::auth::CurrentUser`] — extractor of the logged-in user, with
 //!   `require(Role::…)`, `may_see_site`, `may_see_team`;
 //! * [`crate::services::users::audit::record`] — append to the audit log;
 //! * [`Layout`] + `templates/base.html` — the page frame with navigation;
@@ -16,13 +16,12 @@ pub mod pages;
 pub mod scope;
 pub mod stream;
 
+use crate::http::auth::CurrentUser;
 use crate::http::i18n::{self, Locale, Tr};
 use crate::services::routing::Routing;
-use crate::services::users::auth::{CurrentUser, LoginLimiter, Role, User};
-use askama::Template;
+use crate::services::users::auth::{LoginLimiter, Role, User};
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use crossline_store::SqliteStore;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ pub struct WebState {
     pub shutdown: CancellationToken,
 }
 
-/// The web routes, to merge into mgmt's router. Put [`crate::services::users::auth::layer`] in
+/// The web routes, to merge into mgmt's router. Put [`crate::http::auth::layer`] in
 /// front of the whole app (server.rs does).
 pub fn router(st: Arc<WebState>) -> Router {
     Router::new()
@@ -151,141 +150,4 @@ impl Layout {
             .map(|l| (l.code(), l.native_name(), *l == self.tr.locale))
             .collect()
     }
-}
-
-/// Renders a template as an HTML response (500 if rendering fails).
-pub fn render(t: &impl Template) -> Response {
-    match t.render() {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering a page");
-            WebError::Internal.into_response()
-        }
-    }
-}
-
-/// An error answer of a web handler (HTML; English text from the catalog,
-/// the page's own language is not known here).
-#[derive(Debug)]
-pub enum WebError {
-    /// Nobody is logged in: redirect to the login page (htmx: `HX-Redirect`).
-    Unauthenticated {
-        next: String,
-        htmx: bool,
-    },
-    Forbidden(String),
-    NotFound,
-    BadRequest(String),
-    Conflict(String),
-    Csrf,
-    Internal,
-}
-
-impl From<crossline_store::StoreError> for WebError {
-    fn from(e: crossline_store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error in a web handler");
-        WebError::Internal
-    }
-}
-
-impl From<crate::services::routing::RoutingServiceError> for WebError {
-    fn from(e: crate::services::routing::RoutingServiceError) -> Self {
-        use crate::services::routing::RoutingServiceError as E;
-        match e {
-            E::Routing(r) => WebError::Conflict(r.to_string()),
-            E::Off => WebError::Conflict(e.to_string()),
-            other => {
-                tracing::error!(error = %other, "routing error in a web handler");
-                WebError::Internal
-            }
-        }
-    }
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        let tr = Tr::new(Locale::En, "UTC");
-        let (status, key, detail) = match &self {
-            WebError::Unauthenticated { next, htmx } => {
-                let target = format!("/login?next={}", pages::encode_component(next));
-                let mut r = Redirect::to(&target).into_response();
-                *r.status_mut() = if *htmx {
-                    StatusCode::UNAUTHORIZED
-                } else {
-                    StatusCode::SEE_OTHER
-                };
-                if let Ok(v) = HeaderValue::from_str(&target) {
-                    r.headers_mut().insert("hx-redirect", v);
-                }
-                return r;
-            }
-            WebError::Forbidden(d) => (StatusCode::FORBIDDEN, "err.forbidden", d.clone()),
-            WebError::NotFound => (StatusCode::NOT_FOUND, "err.not_found", String::new()),
-            WebError::BadRequest(d) => (StatusCode::BAD_REQUEST, "err.bad_request", d.clone()),
-            WebError::Conflict(d) => (StatusCode::CONFLICT, "err.conflict", d.clone()),
-            WebError::Csrf => (StatusCode::FORBIDDEN, "err.csrf", String::new()),
-            WebError::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "err.internal",
-                String::new(),
-            ),
-        };
-        let mut r = render_error(status, key, &detail, &tr);
-        // The language of the request is known only to the auth layer
-        // ([`crate::services::users::auth::layer`]): it renders the page again in it.
-        r.extensions_mut().insert(ErrorPageParts { key, detail });
-        r
-    }
-}
-
-/// What an error page says, kept on its response so that [`localize_error`]
-/// can render it again in the user's language.
-#[derive(Clone)]
-struct ErrorPageParts {
-    key: &'static str,
-    detail: String,
-}
-
-fn render_error(status: StatusCode, key: &str, detail: &str, tr: &Tr) -> Response {
-    let page = ErrorPage {
-        lang: tr.locale.code(),
-        title: tr.t("err.title"),
-        message: tr.t(key),
-        detail,
-    };
-    let body = page.render().unwrap_or_default();
-    let mut r = (status, Html(body)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-/// An error page from [`WebError`] in `locale` (they are rendered in English
-/// where the request's language is not known).
-pub fn localize_error(resp: Response, locale: Locale) -> Response {
-    if locale == Locale::En {
-        return resp;
-    }
-    let Some(parts) = resp.extensions().get::<ErrorPageParts>().cloned() else {
-        return resp;
-    };
-    let (mut head, _) = resp.into_parts();
-    head.headers.remove(header::CONTENT_LENGTH);
-    let (_, body) = render_error(
-        head.status,
-        parts.key,
-        &parts.detail,
-        &Tr::new(locale, "UTC"),
-    )
-    .into_parts();
-    Response::from_parts(head, body)
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    lang: &'a str,
-    title: &'a str,
-    message: &'a str,
-    detail: &'a str,
 }

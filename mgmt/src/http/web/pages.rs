@@ -1,9 +1,11 @@
 //! Login and logout, the language setting, and the admin pages (audit log,
 //! users).
 
-use super::{Layout, WebError, WebState, render};
+use super::{Layout, WebState};
+use crate::http::auth::{CurrentUser, Lang};
+use crate::http::html::{WebError, render};
 use crate::services::users::audit;
-use crate::services::users::auth::{self, CurrentUser, Lang, Role, User};
+use crate::services::users::auth::{self, Role, User};
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
@@ -12,19 +14,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Percent-encodes a URL query component.
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// Whether `next` is a path on this site to send the browser to (after
 /// login, a language change, a presence change): it starts with one `/`,
@@ -111,7 +100,10 @@ pub async fn login(
             audit::record(&st.store, &user.login, "login", &user.login, &addr).await;
             let mut r = Redirect::to(&safe_next(f.next.as_deref(), "/")).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
-            if let Ok(v) = HeaderValue::from_str(&auth::session_cookie(&token, st.secure_cookies)) {
+            if let Ok(v) = HeaderValue::from_str(&crate::http::auth::session_cookie(
+                &token,
+                st.secure_cookies,
+            )) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             r
@@ -153,7 +145,7 @@ pub async fn login(
 fn logged_out(to: &str, secure: bool) -> Response {
     let mut r = Redirect::to(to).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(&auth::clear_cookie(secure)) {
+    if let Ok(v) = HeaderValue::from_str(&crate::http::auth::clear_cookie(secure)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r

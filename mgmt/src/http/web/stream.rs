@@ -13,9 +13,10 @@
 
 use super::WebState;
 use super::scope::{self, Viewer, Visibility};
+use crate::http::auth::CurrentUser;
 use crate::live::LiveEvent;
 use crate::services::routing::Routing;
-use crate::services::users::auth::{CurrentUser, Role};
+use crate::services::users::auth::Role;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};

@@ -440,8 +440,6 @@ fn cycles(g: &Graph) -> Vec<Vec<String>> {
 /// longer happens (so the list only shrinks). Each entry is the start of
 /// a reported line: `why: from -> to`.
 const NOT_YET: &[&str] = &[
-    // the console renders with the desk's page frame (Layout, WebError, render)
-    "a surface names another surface: http::console -> http::web",
     // the fleet API parses the console's list query
     "a surface names another surface: http::api -> http::console",
     // the fleet's own MQTT client id falls back to the default node id

@@ -1,8 +1,12 @@
 //! HTML answers every HTML surface (desk, board, pages, fleet console)
-//! shares: [`render`], the error answer [`WebError`] and its page in the
-//! user's language ([`localize_error`]), and [`encode_component`].
+//! shares: the page frame [`Layout`], [`render`], the error answer [`WebError`] and its page in the
+//! user's language ([`localize_error`]), [`encode_component`] and
+//! [`safe_next`].
 
-use crate::http::i18n::{Locale, Tr};
+use crate::http::assets;
+use crate::http::auth::CurrentUser;
+use crate::http::i18n::{self, Locale, Tr};
+use crate::services::users::auth::{Role, User};
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -155,4 +159,92 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     detail: &'a str,
+}
+
+/// The page frame: language, user, navigation. Every page template
+/// `{% extends "base.html" %}` and has a field `l: Layout`.
+pub struct Layout {
+    pub tr: Tr,
+    pub user: Option<User>,
+    /// Which nav entry is current (`inbox`, `board`, `reports`, `audit`, `users`, `fleet`).
+    pub nav: &'static str,
+    pub title: String,
+    pub css: String,
+    pub js: String,
+    pub htmx: String,
+    pub favicon: String,
+}
+
+impl Layout {
+    /// The frame for a logged-in user's page.
+    pub fn new(user: &CurrentUser, nav: &'static str, title_key: &str) -> Self {
+        let tr = Tr::new(user.locale, &user.user.time_zone);
+        let title = tr.t(title_key).to_string();
+        Self {
+            tr,
+            user: Some(user.user.clone()),
+            nav,
+            title,
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+            htmx: assets::url("vendor/htmx.min.js"),
+            favicon: assets::url("favicon.svg"),
+        }
+    }
+
+    /// The frame for a page anyone may see (login).
+    pub fn anonymous(locale: Locale, title_key: &str) -> Self {
+        let tr = Tr::new(locale, "UTC");
+        let title = tr.t(title_key).to_string();
+        Self {
+            tr,
+            user: None,
+            nav: "",
+            title,
+            css: assets::url("app.css"),
+            js: assets::url("app.js"),
+            htmx: assets::url("vendor/htmx.min.js"),
+            favicon: assets::url("favicon.svg"),
+        }
+    }
+
+    /// Catalog text (see [`i18n`]).
+    pub fn t<'a>(&self, key: &'a str) -> &'a str {
+        self.tr.t(key)
+    }
+
+    pub fn lang(&self) -> &'static str {
+        self.tr.locale.code()
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        let want = Role::parse(role).unwrap_or(Role::Admin);
+        self.user.as_ref().is_some_and(|u| u.role >= want)
+    }
+
+    pub fn locales(&self) -> Vec<(&'static str, &'static str, bool)> {
+        i18n::ALL
+            .iter()
+            .map(|l| (l.code(), l.native_name(), *l == self.tr.locale))
+            .collect()
+    }
+}
+
+/// Whether `next` is a path on this site to send the browser to (after
+/// login, a language change, a presence change): it starts with one `/`,
+/// and is printable ASCII without `\`. Browsers drop tabs and newlines
+/// from URLs and read `\` as `/`, so `/<TAB>/evil.example` or `/\evil.example`
+/// would lead to another site; a CR or LF would break the `Location` header.
+pub fn is_local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
+/// `next` if it is a path on this site ([`is_local_path`]), else `fallback`.
+pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(n) if is_local_path(n) => n.to_string(),
+        _ => fallback.to_string(),
+    }
 }

@@ -1,6 +1,7 @@
 //! mgmt's HTTP surface: health, metrics, and the JSON API.
 
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod console;
 pub mod error;

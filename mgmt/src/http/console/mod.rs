@@ -8,8 +8,8 @@
 
 use crate::clock::now_ms;
 use crate::http::auth::CurrentUser;
+use crate::http::html::Layout;
 use crate::http::html::{WebError, render};
-use crate::http::web::Layout;
 use crate::services::fleet::db::{self, Approval, FleetDevice};
 use crate::services::fleet::{Fleet, OpError, alerts, commands, config, telemetry};
 use askama::Template;
@@ -78,11 +78,8 @@ impl From<OpError> for WebError {
 /// 303 to a console page; a target built from a path segment that is not a
 /// plain local path (a decoded CR/LF, say) goes to the fleet list instead.
 fn see_other(to: &str) -> Response {
-    let mut r = Redirect::to(&crate::http::web::pages::safe_next(
-        Some(to),
-        "/admin/fleet",
-    ))
-    .into_response();
+    let mut r =
+        Redirect::to(&crate::http::html::safe_next(Some(to), "/admin/fleet")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r
 }

@@ -5,10 +5,11 @@
 //! SVG charts and CSV export. Figures come from the routing decisions in
 //! the log ([`crossline_core::metrics`], defined in docs/METRICS.md).
 
+use super::WebState;
 use super::scope::{FigureScope, Viewer};
-use super::{Layout, WebState};
 use crate::clock::now_ms;
 use crate::http::auth::CurrentUser;
+use crate::http::html::Layout;
 use crate::http::html::{WebError, render};
 use crate::http::i18n::Tr;
 use crate::services::users::audit;

@@ -10,10 +10,11 @@
 //! [`crate::services::conversations::notes`]: each is an event in the log);
 //! canned responses from their table. Who may see a conversation: [`super::scope`].
 
+use super::WebState;
 use super::scope::{self, Viewer, Visibility};
-use super::{Layout, WebState};
 use crate::clock::now_ms;
 use crate::http::auth::CurrentUser;
+use crate::http::html::Layout;
 use crate::http::html::{WebError, render};
 use crate::services::contacts::facts::{self as contact_facts, MergeOutcome, UnmergeOutcome};
 use crate::services::conversations::actions::{Actions, Reply};
@@ -1448,7 +1449,7 @@ fn back(id: &str, qs: Option<&str>, err: Option<ActionError>) -> Response {
     if let Some(e) = err {
         target += &format!("&err={}", e.code());
     }
-    let mut r = Redirect::to(&super::pages::safe_next(Some(&target), "/desk")).into_response();
+    let mut r = Redirect::to(&crate::http::html::safe_next(Some(&target), "/desk")).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     r
 }
@@ -2019,7 +2020,7 @@ pub async fn set_presence(
         })
         .await?;
     audit::record(&st.store, &user.login, "presence", &user.agent_id, &f.state).await;
-    let next = super::pages::safe_next(f.next.as_deref(), "/desk");
+    let next = crate::http::html::safe_next(f.next.as_deref(), "/desk");
     let mut r = Redirect::to(&next).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;
     Ok(r)

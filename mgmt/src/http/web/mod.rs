@@ -6,20 +6,20 @@
 //! * [`crate::http::auth::CurrentUser`] — extractor of the logged-in user, with
 //!   `require(Role::…)`, `may_see_site`, `may_see_team`;
 //! * [`crate::services::users::audit::record`] — append to the audit log;
-//! * [`Layout`] + `templates/base.html` — the page frame with navigation;
-//! * [`WebError`] — an HTML error answer (401 redirects to the login page).
+//! * [`crate::http::html::Layout`] + `templates/base.html` — the page frame
+//!   with navigation;
+//! * [`crate::http::html::WebError`] — an HTML error answer (401 redirects to
+//!   the login page).
 
-pub mod assets;
 pub mod board;
 pub mod desk;
 pub mod pages;
 pub mod scope;
 pub mod stream;
 
-use crate::http::auth::CurrentUser;
-use crate::http::i18n::{self, Locale, Tr};
+use crate::http::assets;
 use crate::services::routing::Routing;
-use crate::services::users::auth::{LoginLimiter, Role, User};
+use crate::services::users::auth::LoginLimiter;
 use axum::Router;
 use axum::response::Redirect;
 use axum::routing::{get, post};
@@ -81,73 +81,4 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/supervisor/reports", get(board::reports_page))
         .route("/supervisor/reports.csv", get(board::reports_csv))
         .with_state(st)
-}
-
-/// The page frame: language, user, navigation. Every page template
-/// `{% extends "base.html" %}` and has a field `l: Layout`.
-pub struct Layout {
-    pub tr: Tr,
-    pub user: Option<User>,
-    /// Which nav entry is current (`inbox`, `board`, `reports`, `audit`, `users`, `fleet`).
-    pub nav: &'static str,
-    pub title: String,
-    pub css: String,
-    pub js: String,
-    pub htmx: String,
-    pub favicon: String,
-}
-
-impl Layout {
-    /// The frame for a logged-in user's page.
-    pub fn new(user: &CurrentUser, nav: &'static str, title_key: &str) -> Self {
-        let tr = Tr::new(user.locale, &user.user.time_zone);
-        let title = tr.t(title_key).to_string();
-        Self {
-            tr,
-            user: Some(user.user.clone()),
-            nav,
-            title,
-            css: assets::url("app.css"),
-            js: assets::url("app.js"),
-            htmx: assets::url("vendor/htmx.min.js"),
-            favicon: assets::url("favicon.svg"),
-        }
-    }
-
-    /// The frame for a page anyone may see (login).
-    pub fn anonymous(locale: Locale, title_key: &str) -> Self {
-        let tr = Tr::new(locale, "UTC");
-        let title = tr.t(title_key).to_string();
-        Self {
-            tr,
-            user: None,
-            nav: "",
-            title,
-            css: assets::url("app.css"),
-            js: assets::url("app.js"),
-            htmx: assets::url("vendor/htmx.min.js"),
-            favicon: assets::url("favicon.svg"),
-        }
-    }
-
-    /// Catalog text (see [`i18n`]).
-    pub fn t<'a>(&self, key: &'a str) -> &'a str {
-        self.tr.t(key)
-    }
-
-    pub fn lang(&self) -> &'static str {
-        self.tr.locale.code()
-    }
-
-    pub fn has_role(&self, role: &str) -> bool {
-        let want = Role::parse(role).unwrap_or(Role::Admin);
-        self.user.as_ref().is_some_and(|u| u.role >= want)
-    }
-
-    pub fn locales(&self) -> Vec<(&'static str, &'static str, bool)> {
-        i18n::ALL
-            .iter()
-            .map(|l| (l.code(), l.native_name(), *l == self.tr.locale))
-            .collect()
-    }
 }

@@ -1,8 +1,9 @@
 //! Login and logout, the language setting, and the admin pages (audit log,
 //! users).
 
-use super::{Layout, WebState};
+use super::WebState;
 use crate::http::auth::{CurrentUser, Lang};
+use crate::http::html::{Layout, safe_next};
 use crate::http::html::{WebError, render};
 use crate::services::users::audit;
 use crate::services::users::auth::{self, Role, User};
@@ -14,25 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// Whether `next` is a path on this site to send the browser to (after
-/// login, a language change, a presence change): it starts with one `/`,
-/// and is printable ASCII without `\`. Browsers drop tabs and newlines
-/// from URLs and read `\` as `/`, so `/<TAB>/evil.example` or `/\evil.example`
-/// would lead to another site; a CR or LF would break the `Location` header.
-pub fn is_local_path(next: &str) -> bool {
-    next.starts_with('/')
-        && !next.starts_with("//")
-        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
-}
-
-/// `next` if it is a path on this site ([`is_local_path`]), else `fallback`.
-pub fn safe_next(next: Option<&str>, fallback: &str) -> String {
-    match next {
-        Some(n) if is_local_path(n) => n.to_string(),
-        _ => fallback.to_string(),
-    }
-}
 
 /// `/`: the user's start page.
 pub async fn home(user: CurrentUser) -> Redirect {

@@ -20,22 +20,22 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../../assets/app.css"),
+        bytes: include_bytes!("../../assets/app.css"),
     },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../../assets/app.js"),
+        bytes: include_bytes!("../../assets/app.js"),
     },
     Asset {
         name: "vendor/htmx.min.js",
         content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../../assets/vendor/htmx.min.js"),
+        bytes: include_bytes!("../../assets/vendor/htmx.min.js"),
     },
     Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
-        bytes: include_bytes!("../../../assets/favicon.svg"),
+        bytes: include_bytes!("../../assets/favicon.svg"),
     },
 ];
 

@@ -5,6 +5,7 @@ pub mod assets;
 pub mod auth;
 pub mod console;
 pub mod error;
+pub mod fleet_list;
 pub mod html;
 pub mod i18n;
 pub mod web;

@@ -160,7 +160,7 @@ async fn reject(
 /// where the next page is.
 async fn devices(
     State(st): State<Arc<FleetApiState>>,
-    q: Result<Query<crate::http::console::ListQuery>, QueryRejection>,
+    q: Result<Query<crate::http::fleet_list::ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let filter = q.api_filter();

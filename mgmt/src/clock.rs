@@ -6,6 +6,10 @@
 //! ([`crossline_store::EventLog::local_node`]), so two mgmt instances in one
 //! process (tests) each have their own.
 
+/// The node id of a mgmt without `node_id` in its configuration (the one
+/// every mgmt had before it was configurable, so existing logs go on).
+pub const DEFAULT_NODE_ID: &str = "mgmt";
+
 /// Milliseconds since the Unix epoch (0 if the system clock is before it).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -216,13 +216,10 @@ impl SiteConfig {
     }
 }
 
-/// The node id of a mgmt without `node_id` in its configuration (the one
-/// every mgmt had before it was configurable, so existing logs go on).
-pub const DEFAULT_NODE_ID: &str = "mgmt";
-
 #[allow(clippy::expect_used)]
 fn default_node_id() -> crossline_core::NodeId {
-    crossline_core::NodeId::new(DEFAULT_NODE_ID).expect("\"mgmt\" satisfies the node id rules")
+    crossline_core::NodeId::new(crate::clock::DEFAULT_NODE_ID)
+        .expect("\"mgmt\" satisfies the node id rules")
 }
 
 fn default_data_dir() -> PathBuf {

@@ -440,8 +440,6 @@ fn cycles(g: &Graph) -> Vec<Vec<String>> {
 /// longer happens (so the list only shrinks). Each entry is the start of
 /// a reported line: `why: from -> to`.
 const NOT_YET: &[&str] = &[
-    // the fleet's own MQTT client id falls back to the default node id
-    "nothing may name the composition root: services::fleet -> config",
     // the stored config validates labels with the fleet's rule
     "storage names a service's use case (not a repository contract): storage -> services::fleet",
     // conversations' projector runs the contacts, routing and channels

@@ -164,7 +164,7 @@ pub fn check_device_id(
     })?;
     if id == service_user
         || id == ENROLL_USER
-        || id == crate::config::DEFAULT_NODE_ID
+        || id == crate::clock::DEFAULT_NODE_ID
         || id == mgmt_node.as_str()
     {
         return Err(FleetError::Invalid(format!(

@@ -346,7 +346,7 @@ async fn a_silent_device_is_shown_offline_with_its_alert() {
         .set_presence(&node, true, now - 22 * 60 * 1000)
         .await
         .unwrap();
-    let detail = wait_for(|| async {
+    wait_for(|| async {
         let (s, v) = mgmt.get("/api/v1/fleet/devices/quiet").await;
         assert_eq!(s, 200, "{v}");
         let alert = v["alerts"]
@@ -354,10 +354,11 @@ async fn a_silent_device_is_shown_offline_with_its_alert() {
             .unwrap()
             .iter()
             .any(|a| a["kind"] == "offline" && a["cleared_ms"].is_null());
-        alert.then_some(v)
+        // The evaluation that raises the alert may have read the device
+        // just before the one that marks it offline: both within a tick.
+        (alert && v["device"]["online"] == false).then_some(())
     })
     .await;
-    assert_eq!(detail["device"]["online"], false, "{detail}");
     let (_, _, body) = http_with_head(
         &mgmt.http,
         "GET",

@@ -438,14 +438,7 @@ fn project_other(
             ..
         } => {
             let cmd = command.to_string();
-            // Accepted by the gate ([`crate::services::trust`]): the command is this
-            // device's (an auto-reply's is recorded as its own here).
-            crate::services::trust::record_command(tx, &cmd, ev.origin.as_str())?;
-            exec(
-                tx,
-                "DELETE FROM pending_command WHERE id = ?1",
-                params![cmd],
-            )?;
+            command_answered(tx, &cmd, ev)?;
             seen_line(tx, ev.origin.as_str(), line, ev)?;
             let known: Option<String> = tx
                 .prepare_cached("SELECT conversation_id FROM timeline_entry WHERE command = ?1")?
@@ -536,12 +529,7 @@ fn project_other(
             detail,
         } => {
             let cmd = command.to_string();
-            crate::services::trust::record_command(tx, &cmd, ev.origin.as_str())?;
-            exec(
-                tx,
-                "DELETE FROM pending_command WHERE id = ?1",
-                params![cmd],
-            )?;
+            command_answered(tx, &cmd, ev)?;
             let st = state_str(*state);
             match part {
                 Some(p) if *p >= 1 => {
@@ -840,6 +828,19 @@ fn touch_time(tx: &Transaction<'_>, conv: &str, ev: &Event) -> rusqlite::Result<
 /// A line's `last_seen` moves only when it is this much newer (a busy line
 /// is not rewritten for every message).
 const LINE_SEEN_STEP_MS: i64 = 60_000;
+
+/// A device answered command `cmd` (MessageSent or DeliveryStatus, accepted
+/// by the gate, [`crate::services::trust`]): the command is this device's
+/// (an auto-reply's is recorded as its own here) and no longer pending.
+fn command_answered(tx: &Transaction<'_>, cmd: &str, ev: &Event) -> rusqlite::Result<()> {
+    crate::services::trust::record_command(tx, cmd, ev.origin.as_str())?;
+    exec(
+        tx,
+        "DELETE FROM pending_command WHERE id = ?1",
+        params![cmd],
+    )?;
+    Ok(())
+}
 
 fn seen_line(tx: &Transaction<'_>, device: &str, line: &str, ev: &Event) -> rusqlite::Result<()> {
     if line.is_empty() || line.len() > 64 {

@@ -201,6 +201,14 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await short.waitForSelector("[data-testid=tl-inbound]:has-text('message 12 of 12')");
     const list = short.locator("#timeline .timeline");
     const items = short.locator("[data-testid=tl-inbound]");
+    // The timeline is scrolled once htmx has settled the swap, a moment after
+    // the message is in the page: wait for that (5 s at most), then look.
+    await short
+      .waitForFunction(() => {
+        const l = document.querySelector("#timeline .timeline");
+        return l && l.scrollHeight - l.scrollTop - l.clientHeight < 2;
+      }, null, { timeout: 5000 })
+      .catch(() => {});
     check(await inside(items.last(), list), "the newest message is not in view");
     check(!(await inside(items.first(), list)), "the conversation is too short to scroll (the check proves nothing)");
     await shot(short, "08b-long-conversation");

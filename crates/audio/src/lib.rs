@@ -9,3 +9,8 @@
 pub const SAMPLE_RATE: u32 = 8_000;
 /// Samples in one 20 ms frame (one ALSA period, one RTP packet).
 pub const FRAME_SAMPLES: usize = 160;
+
+mod error;
+pub mod wav;
+
+pub use error::{AudioError, Result};

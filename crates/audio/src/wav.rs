@@ -1,0 +1,202 @@
+//! WAV files: reading 8 kHz mono line recordings.
+//!
+//! [`read_wav_8k_mono`] is what the diagnostics CLI and the tests use to load
+//! a recording; anything that is not 8000 Hz mono 16-bit PCM is refused with a
+//! message that says how to convert it.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use crate::SAMPLE_RATE;
+use crate::error::AudioError;
+
+/// Reads a WAV file that must be 8000 Hz, mono, 16-bit signed PCM.
+///
+/// The header's sample count is not trusted for allocation: at most what the
+/// file's size can hold is reserved. A file shorter than its header says is
+/// an error ([`AudioError::WavTruncated`]), as is any other format
+/// ([`AudioError::WavFormat`]).
+pub fn read_wav_8k_mono(path: impl AsRef<Path>) -> Result<Vec<i16>, AudioError> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|source| AudioError::Io {
+        action: "cannot open",
+        path: path.to_owned(),
+        source,
+    })?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_wav_8k_mono_from(BufReader::new(file), file_len, path)
+}
+
+/// Reads 8000 Hz mono 16-bit PCM WAV data from `reader` (`len` bytes long,
+/// used only to bound the allocation; `name` names the source in errors).
+pub fn read_wav_8k_mono_from(
+    reader: impl Read,
+    len: u64,
+    name: &Path,
+) -> Result<Vec<i16>, AudioError> {
+    let wav_error = |source| AudioError::Wav {
+        path: name.to_owned(),
+        source,
+    };
+    let mut reader = hound::WavReader::new(reader).map_err(wav_error)?;
+    let spec = reader.spec();
+    if spec.sample_rate != SAMPLE_RATE
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        let format = match spec.sample_format {
+            hound::SampleFormat::Int => "integer",
+            hound::SampleFormat::Float => "float",
+        };
+        return Err(AudioError::WavFormat {
+            path: name.to_owned(),
+            found: format!(
+                "{} Hz, {} channel(s), {}-bit {format}",
+                spec.sample_rate, spec.channels, spec.bits_per_sample
+            ),
+        });
+    }
+    let declared = u64::from(reader.len());
+    let room = usize::try_from(declared.min(len / 2)).unwrap_or(0);
+    let mut samples = Vec::with_capacity(room);
+    for sample in reader.samples::<i16>() {
+        match sample {
+            Ok(sample) => samples.push(sample),
+            // hound reports running out of data as `Other` ("Failed to read
+            // enough bytes") or `UnexpectedEof`, depending on where it stops.
+            Err(hound::Error::IoError(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other
+                ) =>
+            {
+                return Err(AudioError::WavTruncated {
+                    path: name.to_owned(),
+                    declared,
+                    read: samples.len() as u64,
+                });
+            }
+            Err(source) => return Err(wav_error(source)),
+        }
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn write(path: &Path, spec: hound::WavSpec, samples: &[i16]) {
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for &s in samples {
+            if spec.sample_format == hound::SampleFormat::Float {
+                w.write_sample(f32::from(s) / 32768.0).unwrap();
+            } else if spec.bits_per_sample == 8 {
+                w.write_sample((s >> 8) as i8).unwrap();
+            } else {
+                w.write_sample(s).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    fn spec(rate: u32, channels: u16, bits: u16, format: hound::SampleFormat) -> hound::WavSpec {
+        hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: format,
+        }
+    }
+
+    #[test]
+    fn reads_back_every_sample_of_an_8k_mono_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("line.wav");
+        let samples: Vec<i16> = (0..20_000)
+            .map(|i| (i * 7919 % 65_536 - 32_768) as i16)
+            .collect();
+        write(&path, spec(8000, 1, 16, hound::SampleFormat::Int), &samples);
+        assert_eq!(read_wav_8k_mono(&path).unwrap(), samples);
+    }
+
+    #[test]
+    fn refuses_other_rates_channels_and_formats_saying_what_the_file_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                spec(44_100, 1, 16, hound::SampleFormat::Int),
+                "44100 Hz, 1 channel(s), 16-bit integer",
+            ),
+            (
+                spec(8000, 2, 16, hound::SampleFormat::Int),
+                "8000 Hz, 2 channel(s), 16-bit integer",
+            ),
+            (
+                spec(8000, 1, 8, hound::SampleFormat::Int),
+                "8000 Hz, 1 channel(s), 8-bit integer",
+            ),
+            (
+                spec(8000, 1, 32, hound::SampleFormat::Float),
+                "8000 Hz, 1 channel(s), 32-bit float",
+            ),
+        ];
+        for (i, (spec, found)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("{i}.wav"));
+            write(&path, spec, &[0, 100, -100, 0]);
+            let err = read_wav_8k_mono(&path).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, AudioError::WavFormat { .. }), "{msg}");
+            assert!(msg.contains(found), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("sox"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_says_which_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.wav");
+        let msg = read_wav_8k_mono(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("cannot open") && msg.contains("nope.wav"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn not_a_wav_file_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("text.wav");
+        std::fs::write(&path, b"RIFF\x04\x00\x00\x00WAVEjunk").unwrap();
+        let err = read_wav_8k_mono(&path).unwrap_err();
+        assert!(matches!(err, AudioError::Wav { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_header_promising_more_than_the_file_holds_is_truncated_without_a_huge_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.wav");
+        write(
+            &path,
+            spec(8000, 1, 16, hound::SampleFormat::Int),
+            &[1; 800],
+        );
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The data chunk's size field (offset 40 in hound's 44-byte header)
+        // now claims almost 4 GiB.
+        bytes[40..44].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        match read_wav_8k_mono(&path).unwrap_err() {
+            AudioError::WavTruncated { declared, read, .. } => {
+                assert_eq!(declared, 0xFFFF_FFF0 / 2);
+                assert_eq!(read, 800);
+            }
+            other => panic!("{other}"),
+        }
+    }
+}

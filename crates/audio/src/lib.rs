@@ -11,6 +11,7 @@ pub const SAMPLE_RATE: u32 = 8_000;
 pub const FRAME_SAMPLES: usize = 160;
 
 mod error;
+pub mod g711;
 pub mod wav;
 
 pub use error::{AudioError, Result};

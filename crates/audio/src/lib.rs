@@ -12,6 +12,7 @@ pub const FRAME_SAMPLES: usize = 160;
 
 mod error;
 pub mod g711;
+pub mod pcm;
 pub mod wav;
 
 pub use error::{AudioError, Result};

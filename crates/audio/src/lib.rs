@@ -10,7 +10,9 @@ pub const SAMPLE_RATE: u32 = 8_000;
 /// Samples in one 20 ms frame (one ALSA period, one RTP packet).
 pub const FRAME_SAMPLES: usize = 160;
 
+pub mod cid;
 mod error;
+pub mod fsk;
 pub mod g711;
 pub mod pcm;
 pub mod wav;

@@ -11,10 +11,13 @@ pub const SAMPLE_RATE: u32 = 8_000;
 pub const FRAME_SAMPLES: usize = 160;
 
 pub mod cid;
+pub mod dtmf;
 mod error;
 pub mod fsk;
 pub mod g711;
+pub mod goertzel;
 pub mod pcm;
+pub mod tones;
 pub mod wav;
 
 pub use error::{AudioError, Result};

@@ -405,6 +405,11 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys_at_the_shortest_timing_and_loudest_level() {
+        assert_eq!(keys(&generate("#AA", 45, 45, -3.0)), "#AA");
+    }
+
+    #[test]
     fn lower_case_letters_and_other_characters() {
         assert_eq!(frequencies('a'), Some((697.0, 1633.0)));
         assert_eq!(frequencies('x'), None);

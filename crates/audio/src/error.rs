@@ -67,6 +67,17 @@ pub enum AudioError {
         #[source]
         source: alsa::Error,
     },
+    /// An ALSA device cannot run at 8000 Hz.
+    #[cfg(feature = "alsa")]
+    #[error(
+        "ALSA device {device:?} runs at {found}, not 8000 Hz; use a `plughw:` or `plug:` device so alsa-lib resamples"
+    )]
+    AlsaFormat {
+        /// The ALSA PCM name.
+        device: String,
+        /// What the device settled on.
+        found: String,
+    },
     /// The audio thread of a device has stopped (closed, or failed: its
     /// error was logged); open the device again.
     #[error("audio stream of {device:?} has stopped: {reason}")]

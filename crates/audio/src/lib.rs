@@ -10,6 +10,8 @@ pub const SAMPLE_RATE: u32 = 8_000;
 /// Samples in one 20 ms frame (one ALSA period, one RTP packet).
 pub const FRAME_SAMPLES: usize = 160;
 
+#[cfg(feature = "alsa")]
+pub mod alsa;
 pub mod cid;
 pub mod dtmf;
 mod error;

@@ -31,6 +31,24 @@ pub enum AudioError {
         #[source]
         source: hound::Error,
     },
+    /// A WAV recording could not be written.
+    #[error(
+        "cannot write WAV recording {path}: {source}; check free space and permissions of its directory"
+    )]
+    WavWrite {
+        /// The file.
+        path: PathBuf,
+        /// hound's reason.
+        #[source]
+        source: hound::Error,
+    },
+    /// A WAV recording reached the format's 4 GiB limit (about 74 hours at
+    /// 8 kHz 16-bit); start a new file.
+    #[error("WAV recording {path} is full (a WAV file holds at most 4 GiB); start a new file")]
+    WavFull {
+        /// The file.
+        path: PathBuf,
+    },
     /// A WAV file ends before the number of samples its header declares.
     #[error(
         "WAV file {path} is cut short: its header declares {declared} samples but the file holds {read}; the recording was interrupted or the copy is incomplete"

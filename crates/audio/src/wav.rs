@@ -1,15 +1,162 @@
-//! WAV files: reading 8 kHz mono line recordings.
+//! WAV files: recording calls and reading 8 kHz mono line recordings.
 //!
-//! [`read_wav_8k_mono`] is what the diagnostics CLI and the tests use to load
-//! a recording; anything that is not 8000 Hz mono 16-bit PCM is refused with a
-//! message that says how to convert it.
+//! [`Recorder`] writes 8 kHz mono 16-bit WAV and fixes its header up after
+//! every second of audio, so a crash (even `kill -9`) loses at most the last
+//! second. [`read_wav_8k_mono`] is what the diagnostics CLI and the tests use
+//! to load a recording; anything that is not 8000 Hz mono 16-bit PCM is
+//! refused with a message that says how to convert it.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::Path;
+use std::io::{BufReader, BufWriter, Read};
+use std::path::{Path, PathBuf};
 
 use crate::SAMPLE_RATE;
 use crate::error::AudioError;
+use crate::pcm::{Frame, PcmSink};
+
+/// The WAV header the [`Recorder`] writes: 8000 Hz, mono, 16-bit PCM.
+pub const SPEC_8K_MONO: hound::WavSpec = hound::WavSpec {
+    channels: 1,
+    sample_rate: SAMPLE_RATE,
+    bits_per_sample: 16,
+    sample_format: hound::SampleFormat::Int,
+};
+
+/// Samples between header fix-ups: one second of audio.
+const FLUSH_EVERY: u64 = SAMPLE_RATE as u64;
+
+/// The most samples a WAV file can hold (its data size is a 32-bit byte
+/// count; hound's header takes 44 bytes of the RIFF size).
+const MAX_SAMPLES: u64 = (u32::MAX as u64 - 44) / 2;
+
+/// Records 8 kHz mono 16-bit audio into a WAV file.
+///
+/// The header (sample count) is rewritten and the buffer written out after
+/// every second of audio, so if the process dies the file still opens and
+/// holds everything up to the last whole second. [`Recorder::finish`] writes
+/// the rest; dropping a recorder without it finishes too but cannot report
+/// an error.
+pub struct Recorder {
+    writer: hound::WavWriter<BufWriter<File>>,
+    path: PathBuf,
+    samples: u64,
+    since_flush: u64,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Creates (or truncates) `path` and writes its header.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, AudioError> {
+        let path = path.as_ref().to_owned();
+        let file = File::create(&path).map_err(|source| AudioError::Io {
+            action: "cannot create",
+            path: path.clone(),
+            source,
+        })?;
+        let writer =
+            hound::WavWriter::new(BufWriter::new(file), SPEC_8K_MONO).map_err(|source| {
+                AudioError::WavWrite {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        let mut recorder = Self {
+            writer,
+            path,
+            samples: 0,
+            since_flush: 0,
+        };
+        // From the start the file on disk is a valid (empty) recording.
+        recorder.flush()?;
+        Ok(recorder)
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Samples recorded so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Audio recorded so far.
+    pub fn duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.samples * 1000 / u64::from(SAMPLE_RATE))
+    }
+
+    /// Appends samples; the header is fixed up each time another second of
+    /// audio has been written.
+    pub fn write(&mut self, samples: &[i16]) -> Result<(), AudioError> {
+        let n = samples.len() as u64;
+        if self.samples.saturating_add(n) > MAX_SAMPLES {
+            return Err(AudioError::WavFull {
+                path: self.path.clone(),
+            });
+        }
+        // Split at second boundaries so a flush covers every whole second.
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let room = usize::try_from(FLUSH_EVERY - self.since_flush).unwrap_or(usize::MAX);
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            let mut w = self.writer.get_i16_writer(now.len() as u32);
+            for &s in now {
+                w.write_sample(s);
+            }
+            w.flush().map_err(|e| self.write_error(e))?;
+            self.samples += now.len() as u64;
+            self.since_flush += now.len() as u64;
+            if self.since_flush >= FLUSH_EVERY {
+                self.flush()?;
+            }
+            rest = later;
+        }
+        Ok(())
+    }
+
+    /// Fixes the header up and writes out the buffer now.
+    pub fn flush(&mut self) -> Result<(), AudioError> {
+        self.writer.flush().map_err(|e| self.write_error(e))?;
+        self.since_flush = 0;
+        Ok(())
+    }
+
+    /// Writes the rest and the final header; the number of samples recorded.
+    pub fn finish(self) -> Result<u64, AudioError> {
+        let Self {
+            writer,
+            path,
+            samples,
+            ..
+        } = self;
+        writer
+            .finalize()
+            .map_err(|source| AudioError::WavWrite { path, source })?;
+        Ok(samples)
+    }
+
+    fn write_error(&self, source: hound::Error) -> AudioError {
+        AudioError::WavWrite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl PcmSink for Recorder {
+    fn write_frame(&mut self, frame: &Frame) -> Result<(), AudioError> {
+        self.write(frame)
+    }
+}
 
 /// Reads a WAV file that must be 8000 Hz, mono, 16-bit signed PCM.
 ///
@@ -111,6 +258,53 @@ mod tests {
             bits_per_sample: bits,
             sample_format: format,
         }
+    }
+
+    #[test]
+    fn a_finished_recording_reads_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("call.wav");
+        let samples: Vec<i16> = (0..12_345)
+            .map(|i| (i * 31 % 65_536 - 32_768) as i16)
+            .collect();
+        let mut rec = Recorder::create(&path).unwrap();
+        rec.write(&samples[..100]).unwrap();
+        rec.write_frame(&samples[100..260].try_into().unwrap())
+            .unwrap();
+        rec.write(&samples[260..]).unwrap();
+        assert_eq!(rec.duration(), std::time::Duration::from_millis(1543));
+        assert_eq!(rec.finish().unwrap(), 12_345);
+        assert_eq!(read_wav_8k_mono(&path).unwrap(), samples);
+    }
+
+    #[test]
+    fn the_header_is_fixed_up_at_every_whole_second_while_recording() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.wav");
+        let mut rec = Recorder::create(&path).unwrap();
+        let readable = || read_wav_8k_mono(&path).unwrap().len();
+        assert_eq!(readable(), 0, "a fresh recording is already a valid file");
+        // 1.5 s in 20 ms frames, then 1.6 s in one write across two boundaries.
+        for _ in 0..75 {
+            rec.write_frame(&[5; 160]).unwrap();
+        }
+        assert_eq!(readable(), 8000);
+        rec.write(&[6; 12_800]).unwrap();
+        assert_eq!(readable(), 24_000);
+        rec.flush().unwrap();
+        assert_eq!(readable(), 24_800);
+        rec.finish().unwrap();
+    }
+
+    #[test]
+    fn a_recording_in_a_missing_directory_says_which_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/vm.wav");
+        let msg = Recorder::create(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("cannot create") && msg.contains("vm.wav"),
+            "{msg}"
+        );
     }
 
     #[test]

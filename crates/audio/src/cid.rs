@@ -27,9 +27,9 @@ use crate::fsk::{Demodulator, FskEvent, FskStandard, Modulator};
 /// a mark signal as short as 80 − 25 = 55 bits; GR-30 sends 180).
 const MIN_MARK_BITS: u32 = 40;
 
-/// Mark bits tolerated between the bytes of one message (EN 300 659-1 and
-/// GR-30 allow up to 10; a few more are accepted).
-const MAX_GAP_BITS: u32 = 16;
+/// Mark bits tolerated between the bytes of one message (GR-30 allows a
+/// gap of up to 16.7 ms, 20 bits; a few more are accepted).
+const MAX_GAP_BITS: u32 = 24;
 
 /// Message type: Call Set-up, multiple data message format.
 pub const MDMF_CALL_SETUP: u8 = 0x80;

@@ -47,35 +47,21 @@ impl Cadence {
     }
 }
 
-/// Countries whose ring cadence the driver knows (see docs/LINES.md for the
-/// table and sources). `Custom` cadences go in [`LineConfig::cadence`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Country {
-    /// North America (Telcordia GR-506): 2 s on, 4 s off.
-    #[default]
-    Us,
-    /// United Kingdom (BT SIN 351): 0.4 on, 0.2 off, 0.4 on, 2.0 off.
-    Uk,
-    /// CEPT / most of the EU (ETSI ES 201 970, Germany, ...): 1 s on, 4 s off.
-    Eu,
-    /// Russia: 1 s on, 4 s off.
-    Ru,
-    /// Ukraine: 1 s on, 4 s off.
-    Ua,
-    /// Romania: 1.5 s on, 3.5 s off.
-    Ro,
-}
+/// The line's country: its ring cadence here, its call-progress tones in
+/// `crossline_audio::tones` (one country setting for both).
+pub use crossline_audio::tones::Country;
 
-impl Country {
-    /// The country's normal ring cadence.
-    pub fn cadence(self) -> Cadence {
-        match self {
-            Country::Us => Cadence::of(&[(2000, 4000)]),
-            Country::Uk => Cadence::of(&[(400, 200), (400, 2000)]),
-            Country::Eu | Country::Ru | Country::Ua => Cadence::of(&[(1000, 4000)]),
-            Country::Ro => Cadence::of(&[(1500, 3500)]),
-        }
+/// The country's normal ring cadence (table and sources in docs/LINES.md).
+pub fn ring_cadence(country: Country) -> Cadence {
+    match country {
+        // Telcordia GR-506: 2 s on, 4 s off.
+        Country::Us => Cadence::of(&[(2000, 4000)]),
+        // BT SIN 351: the double ring, 0.4 on, 0.2 off, 0.4 on, 2.0 off.
+        Country::Uk => Cadence::of(&[(400, 200), (400, 2000)]),
+        // CEPT (ETSI ES 201 970), Russia, Ukraine: 1 s on, 4 s off.
+        Country::Eu | Country::Ru | Country::Ua => Cadence::of(&[(1000, 4000)]),
+        // Romania: 1.5 s on, 3.5 s off.
+        Country::Ro => Cadence::of(&[(1500, 3500)]),
     }
 }
 
@@ -157,7 +143,7 @@ impl Default for LineConfig {
     fn default() -> Self {
         Self {
             name: "fxo0".to_owned(),
-            country: Country::default(),
+            country: Country::Eu,
             cadence: None,
             tolerance_pct: 20,
             min_ring_ms: 150,
@@ -185,7 +171,7 @@ impl LineConfig {
     pub fn effective_cadence(&self) -> Cadence {
         self.cadence
             .clone()
-            .unwrap_or_else(|| self.country.cadence())
+            .unwrap_or_else(|| ring_cadence(self.country))
     }
 
     /// Checks the values make a working detector.
@@ -252,14 +238,7 @@ mod tests {
 
     #[test]
     fn every_country_validates() {
-        for country in [
-            Country::Us,
-            Country::Uk,
-            Country::Eu,
-            Country::Ru,
-            Country::Ua,
-            Country::Ro,
-        ] {
+        for country in Country::ALL {
             let c = LineConfig {
                 country,
                 ..LineConfig::default()

@@ -163,9 +163,8 @@ impl<H: OutputPin, R: InputPin, L: InputPin> Fxo<H, R, L> {
             hook,
             ring,
             sense,
-            state: State::OnHook {
-                guard: Guard::Pending,
-            },
+            // No ring guard at start: a call already ringing is heard whole.
+            state: State::OnHook { guard: Guard::None },
             bursts: BurstDetector::default(),
             pending: Vec::new(),
         };

@@ -17,7 +17,7 @@ mod ring;
 #[cfg(feature = "rpi")]
 pub mod rpi;
 
-pub use config::{Cadence, Country, LineConfig, PinLevels, RingSegment, Supervision};
+pub use config::{Cadence, Country, LineConfig, PinLevels, RingSegment, Supervision, ring_cadence};
 pub use driver::{DriverEvent, LineDriver};
 pub use error::{LineError, PinRole};
 pub use fxo::{DisconnectCause, Fxo, LineEvent};

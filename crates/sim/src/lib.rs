@@ -19,6 +19,7 @@
 
 pub mod customers;
 mod error;
+pub mod line;
 pub mod modem;
 
 pub use error::Error;

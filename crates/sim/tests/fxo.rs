@@ -1,0 +1,663 @@
+//! The FXO driver (crossline-line) against the simulated analog line: every
+//! ring / answer / hang-up race, on simulated pins and an injected clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use crossline_audio::{cid, dtmf};
+use crossline_line::{
+    Country, DisconnectCause, Fxo, LineConfig, LineError, LineEvent, PinRole, Supervision,
+};
+use crossline_sim::line::{FarEndStep, IncomingCall, SimLine, SimLineConfig, SimLineEvent, SimPin};
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// The driver and the simulated line, stepped together every `tick`.
+struct Rig {
+    t0: Instant,
+    now: Instant,
+    tick: Duration,
+    sim: SimLine,
+    fxo: Fxo<SimPin, SimPin, SimPin>,
+    /// Every event with its time since t0, in ms.
+    events: Vec<(u64, LineEvent)>,
+    /// Audio the line carried (what the appliance's codec would hear).
+    audio: Vec<i16>,
+}
+
+impl Rig {
+    fn new(line: LineConfig) -> Self {
+        let sim = SimLineConfig::matching(&line);
+        Self::with_sim(line, sim)
+    }
+
+    fn with_sim(line: LineConfig, sim: SimLineConfig) -> Self {
+        let t0 = Instant::now();
+        let (sim, pins) = SimLine::new(sim, t0);
+        let fxo = Fxo::new(line, pins.hook, pins.ring, pins.sense).unwrap();
+        Self {
+            t0,
+            now: t0,
+            tick: ms(10),
+            sim,
+            fxo,
+            events: Vec::new(),
+            audio: Vec::new(),
+        }
+    }
+
+    fn at(&self) -> u64 {
+        self.now.duration_since(self.t0).as_millis() as u64
+    }
+
+    fn step(&mut self) -> Vec<LineEvent> {
+        self.now += self.tick;
+        self.sim.step(self.now);
+        let new = self.fxo.poll(self.now).unwrap();
+        let at = self.at();
+        self.events.extend(new.iter().map(|e| (at, *e)));
+        let audio = self.sim.read_audio(self.now);
+        self.audio.extend(audio);
+        new
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step();
+        }
+    }
+
+    /// Steps until `pred` holds for an event; returns its time (ms since t0).
+    fn run_until_event(&mut self, pred: impl Fn(&LineEvent) -> bool, limit: Duration) -> u64 {
+        let end = self.now + limit;
+        while self.now < end {
+            if self.step().iter().any(&pred) {
+                return self.at();
+            }
+        }
+        panic!(
+            "no such event within {limit:?}; events: {:?}; line: {:?}",
+            self.events,
+            self.sim.log()
+        );
+    }
+
+    /// Steps until `pred` holds for the simulated line.
+    fn run_until(&mut self, pred: impl Fn(&SimLine) -> bool, limit: Duration) {
+        let end = self.now + limit;
+        while self.now < end {
+            self.step();
+            if pred(&self.sim) {
+                return;
+            }
+        }
+        panic!(
+            "condition not met within {limit:?}; line: {:?}",
+            self.sim.log()
+        );
+    }
+
+    fn kinds(&self) -> Vec<LineEvent> {
+        self.events.iter().map(|(_, e)| *e).collect()
+    }
+
+    fn ends(&self) -> usize {
+        self.events.iter().filter(|(_, e)| e.ends_call()).count()
+    }
+
+    fn place(&mut self, call: IncomingCall) {
+        self.sim.place_call(self.now, call);
+    }
+}
+
+fn config(country: Country, supervision: Supervision) -> LineConfig {
+    LineConfig {
+        name: "fxo-test".into(),
+        country,
+        supervision,
+        ..LineConfig::default()
+    }
+}
+
+fn is_ring(n: u32) -> impl Fn(&LineEvent) -> bool {
+    move |e| *e == LineEvent::Ring { count: n }
+}
+
+#[test]
+fn a_us_call_rings_gives_its_caller_id_window_is_answered_and_ends_by_loop_drop() {
+    let mut rig = Rig::new(config(Country::Us, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("5551234"));
+    let first = rig.run_until_event(is_ring(1), ms(3000));
+    // The first 2 s burst must be heard out before it counts.
+    assert!((1900..=2300).contains(&first), "first ring at {first} ms");
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 }
+        ]
+    );
+    let second = rig.run_until_event(is_ring(2), ms(7000));
+    assert!(
+        (7900..=8300).contains(&second),
+        "second ring at {second} ms"
+    );
+    rig.fxo.answer().unwrap();
+    rig.run_until_event(|e| *e == LineEvent::Answered, ms(20));
+    rig.run_until(|s| s.saw(&SimLineEvent::Answered), ms(20));
+    rig.run_for(ms(3000));
+    assert!(
+        !rig.kinds().iter().any(LineEvent::ends_call),
+        "{:?}",
+        rig.events
+    );
+    rig.sim.far_end_hang_up(rig.now);
+    let gone = rig.run_until_event(|e| e.ends_call(), ms(1000));
+    assert_eq!(
+        rig.events.last().unwrap().1,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::LoopCurrentDrop
+        }
+    );
+    // Debounced (50 ms), not instant, and not slow.
+    let hung = rig.sim.log().last().unwrap().0.as_millis() as u64;
+    assert!(
+        gone >= hung + 50 && gone <= hung + 100,
+        "hang-up at {hung}, seen at {gone}"
+    );
+    // The driver released the line by itself; a late hang_up is a no-op.
+    rig.run_until(|s| !s.is_off_hook(), ms(20));
+    rig.fxo.hang_up().unwrap();
+    rig.run_for(ms(500));
+    assert_eq!(rig.ends(), 1, "{:?}", rig.events);
+}
+
+#[test]
+fn the_uk_double_ring_is_one_ring() {
+    let mut rig = Rig::new(config(Country::Uk, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("02071234567"));
+    let first = rig.run_until_event(is_ring(1), ms(2000));
+    // 0.4 on, 0.2 off, 0.4 on: the ring counts at the end of the pair.
+    assert!((900..=1200).contains(&first), "first ring at {first} ms");
+    let second = rig.run_until_event(is_ring(2), ms(4000));
+    assert!(
+        (3900..=4200).contains(&second),
+        "second ring at {second} ms"
+    );
+    rig.run_until_event(is_ring(3), ms(4000));
+    let rings = rig
+        .kinds()
+        .into_iter()
+        .filter(|e| matches!(e, LineEvent::Ring { .. }))
+        .count();
+    assert_eq!(rings, 3);
+}
+
+#[test]
+fn every_country_rings_with_its_own_cadence() {
+    for country in Country::ALL {
+        let mut rig = Rig::new(config(country, Supervision::LoopCurrent));
+        rig.place(IncomingCall::from_number("123"));
+        rig.run_until_event(is_ring(2), ms(15_000));
+    }
+}
+
+#[test]
+fn a_cadence_of_the_wrong_country_is_not_a_call() {
+    for (line, exchange) in [
+        (Country::Uk, Country::Us),
+        (Country::Us, Country::Uk),
+        (Country::Us, Country::Eu),
+        (Country::Eu, Country::Us),
+        (Country::Ro, Country::Ru),
+    ] {
+        let line_cfg = config(line, Supervision::LoopCurrent);
+        let mut sim_cfg = SimLineConfig::matching(&line_cfg);
+        sim_cfg.cadence = crossline_line::ring_cadence(exchange);
+        let mut rig = Rig::with_sim(line_cfg, sim_cfg);
+        rig.place(IncomingCall::from_number("123"));
+        rig.run_for(ms(20_000));
+        assert!(
+            rig.events.is_empty(),
+            "{exchange:?} ringing on a {line:?} line: {:?}",
+            rig.events
+        );
+        assert!(matches!(
+            rig.fxo.answer(),
+            Err(LineError::NotRinging { .. })
+        ));
+    }
+}
+
+#[test]
+fn the_same_cadence_under_another_name_rings() {
+    // Russia, Ukraine and CEPT share 1 s / 4 s.
+    let line_cfg = config(Country::Ru, Supervision::LoopCurrent);
+    let mut sim_cfg = SimLineConfig::matching(&line_cfg);
+    sim_cfg.cadence = crossline_line::ring_cadence(Country::Eu);
+    let mut rig = Rig::with_sim(line_cfg, sim_cfg);
+    rig.place(IncomingCall::from_number("123"));
+    rig.run_until_event(is_ring(1), ms(2000));
+}
+
+#[test]
+fn ring_glitches_and_noise_on_an_idle_line_are_ignored() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    for i in 0..20 {
+        // 100 ms of ring-like pulses every 700 ms: shorter than min_ring_ms.
+        rig.sim.ring_noise(rig.now + ms(i * 700), ms(100));
+    }
+    rig.run_for(ms(15_000));
+    assert!(rig.events.is_empty(), "{:?}", rig.events);
+    // A lone burst of a ring's length is a call whose caller gave up after
+    // one ring (it must be reported: caller ID comes after the first ring).
+    rig.sim.ring_noise(rig.now, ms(1000));
+    rig.run_for(ms(10_000));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 },
+            LineEvent::RingingStopped { rings: 1 },
+        ]
+    );
+}
+
+#[test]
+fn glitches_between_the_rings_do_not_break_the_cadence() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("123"));
+    // Short spikes in the first pause and the second.
+    rig.sim.ring_noise(rig.now + ms(2500), ms(60));
+    rig.sim.ring_noise(rig.now + ms(7000), ms(80));
+    rig.run_until_event(is_ring(2), ms(7000));
+    rig.run_until_event(is_ring(3), ms(5500));
+    assert_eq!(rig.ends(), 0);
+}
+
+#[test]
+fn caller_id_comes_inside_the_window_and_decodes() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("380501234567"));
+    let window = rig.run_until_event(|e| matches!(e, LineEvent::CallerIdWindow { .. }), ms(2000));
+    let ring2 = rig.run_until_event(is_ring(2), ms(6000));
+    // The exchange sends CID after the window opens and finishes it before
+    // the second ring starts (ring 2 is counted 1 s after its burst starts).
+    let audio = &rig.audio;
+    let first_sound = audio.iter().position(|&s| s != 0).unwrap() as u64 / 8;
+    let last_sound = audio.iter().rposition(|&s| s != 0).unwrap() as u64 / 8;
+    assert!(
+        first_sound >= window,
+        "CID at {first_sound} ms, window at {window} ms"
+    );
+    assert!(
+        last_sound + 200 <= ring2 - 1000,
+        "CID ends at {last_sound} ms, second ring starts at {} ms",
+        ring2 - 1000
+    );
+    let from = (window * 8) as usize;
+    let got = cid::decode(&audio[from..], cid::Standard::Etsi).unwrap();
+    assert_eq!(got.number.as_deref(), Some("380501234567"));
+}
+
+#[test]
+fn the_caller_gives_up_during_a_ring_burst() {
+    let mut rig = Rig::new(config(Country::Us, Supervision::LoopCurrent));
+    // Mid second burst (6 s .. 8 s).
+    rig.place(IncomingCall {
+        give_up_after: Some(ms(6700)),
+        ..IncomingCall::from_number("1")
+    });
+    let stopped = rig.run_until_event(|e| e.ends_call(), ms(20_000));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 },
+            LineEvent::RingingStopped { rings: 1 },
+        ]
+    );
+    // Not before a whole pause (with tolerance) has passed with no ring.
+    assert!(stopped >= 6700 + 4800, "stopped at {stopped} ms");
+    assert!(matches!(
+        rig.fxo.answer(),
+        Err(LineError::NotRinging { .. })
+    ));
+}
+
+#[test]
+fn the_caller_gives_up_between_bursts() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall {
+        give_up_after: Some(ms(7500)),
+        ..IncomingCall::from_number("1")
+    });
+    let stopped = rig.run_until_event(|e| e.ends_call(), ms(20_000));
+    assert_eq!(
+        rig.events.last().unwrap().1,
+        LineEvent::RingingStopped { rings: 2 }
+    );
+    // The second burst ended at 6 s; the ringing is over ~5.4 s after.
+    assert!(
+        (6000 + 4800..=6000 + 6000).contains(&stopped),
+        "stopped at {stopped} ms"
+    );
+}
+
+#[test]
+fn the_caller_gives_up_during_the_first_burst_and_nothing_is_reported() {
+    let mut rig = Rig::new(config(Country::Us, Supervision::LoopCurrent));
+    rig.place(IncomingCall {
+        give_up_after: Some(ms(900)),
+        ..IncomingCall::from_number("1")
+    });
+    rig.run_for(ms(10_000));
+    assert!(rig.events.is_empty(), "{:?}", rig.events);
+}
+
+#[test]
+fn ringing_resumes_after_the_caller_gave_up_as_a_new_call() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall {
+        give_up_after: Some(ms(5500)),
+        ..IncomingCall::from_number("1")
+    });
+    rig.run_until_event(|e| e.ends_call(), ms(20_000));
+    rig.place(IncomingCall::from_number("2"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    let starts = rig
+        .kinds()
+        .iter()
+        .filter(|e| **e == LineEvent::RingStarted)
+        .count();
+    assert_eq!(starts, 2);
+    rig.fxo.answer().unwrap();
+    rig.run_until_event(|e| *e == LineEvent::Answered, ms(20));
+}
+
+#[test]
+fn a_late_burst_within_the_timeout_keeps_the_call() {
+    // The exchange's pause is 30 % long: outside the cadence, but ringing
+    // does not stop for it once the call is established.
+    let line_cfg = config(Country::Eu, Supervision::LoopCurrent);
+    let mut sim_cfg = SimLineConfig::matching(&line_cfg);
+    sim_cfg.cadence.segments[0].off_ms = 5200;
+    let mut rig = Rig::with_sim(line_cfg, sim_cfg);
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(3), ms(20_000));
+    assert_eq!(rig.ends(), 0, "{:?}", rig.events);
+}
+
+#[test]
+fn answering_during_a_ring_burst_stops_the_ringing() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    // Into the second burst (5 s .. 6 s).
+    rig.run_until(|s| s.ring_active(), ms(5000));
+    rig.run_for(ms(300));
+    rig.fxo.answer().unwrap();
+    rig.run_until(|s| s.saw(&SimLineEvent::Answered), ms(20));
+    rig.run_for(ms(15_000));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 },
+            LineEvent::Answered,
+        ]
+    );
+    assert!(rig.sim.is_off_hook());
+}
+
+#[test]
+fn the_caller_hangs_up_exactly_as_the_line_answers() {
+    // The answer wins the race at the driver (it saw the ringing), the
+    // exchange gives dial tone then busy tone: only the tone says the caller
+    // is gone; exactly one end.
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(2), ms(8000));
+    rig.sim.give_up(rig.now);
+    rig.fxo.answer().unwrap();
+    rig.run_for(ms(2000));
+    assert!(rig.sim.saw(&SimLineEvent::Seized), "{:?}", rig.sim.log());
+    assert_eq!(rig.ends(), 0, "{:?}", rig.events);
+    rig.fxo.tone_disconnect().unwrap();
+    rig.run_until_event(|e| e.ends_call(), ms(20));
+    rig.fxo.hang_up().unwrap();
+    rig.run_for(ms(1000));
+    assert_eq!(
+        rig.events.last().unwrap().1,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::DisconnectTone
+        }
+    );
+    assert_eq!(rig.ends(), 1);
+    assert!(!rig.sim.is_off_hook());
+}
+
+#[test]
+fn the_caller_gives_up_just_before_the_answer_and_the_answer_is_refused() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall {
+        give_up_after: Some(ms(5200)),
+        ..IncomingCall::from_number("1")
+    });
+    rig.run_until_event(|e| e.ends_call(), ms(20_000));
+    assert!(matches!(
+        rig.fxo.answer(),
+        Err(LineError::NotRinging { ref line }) if line == "fxo-test"
+    ));
+    assert!(!rig.sim.is_off_hook());
+}
+
+#[test]
+fn sense_glitches_shorter_than_the_debounce_do_not_end_the_call() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::PolarityReversal));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.fxo.answer().unwrap();
+    rig.run_for(ms(1000));
+    for i in 0..10 {
+        rig.sim.sense_glitch(rig.now + ms(i * 300), ms(30));
+    }
+    rig.run_for(ms(4000));
+    assert_eq!(rig.ends(), 0, "{:?}", rig.events);
+    // A 60 ms one does (above the 50 ms debounce).
+    rig.sim.sense_glitch(rig.now, ms(70));
+    rig.run_until_event(|e| e.ends_call(), ms(200));
+}
+
+#[test]
+fn polarity_reversal_at_answer_is_the_far_end_answering_and_at_disconnect_the_end() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::PolarityReversal));
+    rig.fxo.seize().unwrap();
+    rig.run_until_event(|e| *e == LineEvent::Seized, ms(20));
+    rig.run_for(ms(2000));
+    rig.sim.far_end_answer(rig.now, vec![]);
+    rig.run_until_event(|e| *e == LineEvent::FarEndAnswered, ms(200));
+    rig.run_for(ms(3000));
+    assert_eq!(rig.ends(), 0);
+    rig.sim.far_end_hang_up(rig.now);
+    rig.run_until_event(|e| e.ends_call(), ms(200));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::Seized,
+            LineEvent::FarEndAnswered,
+            LineEvent::FarEndDisconnect {
+                cause: DisconnectCause::PolarityReversal
+            }
+        ]
+    );
+    // Incoming: the one reversal is the disconnect.
+    let mut rig = Rig::new(config(Country::Eu, Supervision::PolarityReversal));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.fxo.answer().unwrap();
+    rig.run_for(ms(1000));
+    rig.sim.far_end_hang_up(rig.now);
+    rig.run_until_event(|e| e.ends_call(), ms(200));
+    assert!(!rig.kinds().contains(&LineEvent::FarEndAnswered));
+    assert_eq!(
+        rig.events.last().unwrap().1,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::PolarityReversal
+        }
+    );
+}
+
+#[test]
+fn without_reversal_an_outgoing_call_has_no_answer_supervision() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.fxo.seize().unwrap();
+    rig.run_for(ms(1000));
+    rig.sim.far_end_answer(rig.now, vec![]);
+    rig.run_for(ms(2000));
+    assert_eq!(rig.kinds(), vec![LineEvent::Seized]);
+    rig.fxo.hang_up().unwrap();
+    rig.run_until_event(|e| *e == LineEvent::OnHook, ms(20));
+    rig.run_until(|s| s.saw(&SimLineEvent::OnHook), ms(20));
+}
+
+#[test]
+fn a_dead_line_is_reported_after_the_settle_time() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.sim.set_cut(true);
+    rig.fxo.seize().unwrap();
+    let t = rig.run_until_event(|e| e.ends_call(), ms(2000));
+    assert!((600..=700).contains(&t), "seen at {t} ms");
+    assert_eq!(
+        rig.events.last().unwrap().1,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::NoLoopCurrent
+        }
+    );
+}
+
+#[test]
+fn with_tone_only_supervision_the_loop_pin_is_not_read() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::ToneOnly));
+    rig.place(IncomingCall {
+        script: vec![FarEndStep::Silence(ms(500)), FarEndStep::HangUp],
+        ..IncomingCall::from_number("1")
+    });
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.fxo.answer().unwrap();
+    rig.run_until(|s| s.saw(&SimLineEvent::FarEndHungUp), ms(2000));
+    rig.run_for(ms(2000));
+    assert_eq!(rig.ends(), 0);
+    // The busy tone is in the line for the tone detector.
+    let tail = &rig.audio[rig.audio.len() - 8000..];
+    assert!(tail.iter().any(|&s| s.unsigned_abs() > 1000));
+}
+
+#[test]
+fn the_far_end_script_plays_dtmf_into_the_line_and_hears_the_appliance() {
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall {
+        script: vec![
+            FarEndStep::Silence(ms(1000)),
+            FarEndStep::Dtmf {
+                digits: "2".into(),
+                on_ms: 100,
+                off_ms: 100,
+            },
+            FarEndStep::Silence(ms(500)),
+            FarEndStep::HangUp,
+        ],
+        ..IncomingCall::from_number("1")
+    });
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.fxo.answer().unwrap();
+    rig.step();
+    let answered_at = rig.audio.len();
+    // The appliance plays a prompt while the caller listens.
+    let prompt: Vec<i16> = (0..8000).map(|i| ((i % 16) as i16 - 8) * 500).collect();
+    for frame in prompt.chunks(160) {
+        rig.sim.write_audio(frame);
+        rig.run_for(ms(20));
+    }
+    rig.run_until_event(|e| e.ends_call(), ms(3000));
+    assert_eq!(rig.sim.heard(), &prompt[..]);
+    let mut detector = dtmf::Detector::new();
+    let keys: String = detector
+        .push(&rig.audio[answered_at..])
+        .into_iter()
+        .map(|d| d.key)
+        .chain(detector.finish().map(|d| d.key))
+        .collect();
+    assert_eq!(keys, "2");
+}
+
+#[test]
+fn a_failing_pin_is_a_typed_error_naming_the_line_and_no_event_is_lost() {
+    let line_cfg = config(Country::Eu, Supervision::LoopCurrent);
+    let t0 = Instant::now();
+    let (mut sim, pins) = SimLine::new(SimLineConfig::matching(&line_cfg), t0);
+    let ring = pins.ring.clone();
+    let hook = pins.hook.clone();
+    let mut fxo = Fxo::new(line_cfg, pins.hook, pins.ring, pins.sense).unwrap();
+    sim.place_call(t0, IncomingCall::from_number("1"));
+    let mut now = t0;
+    let mut events = Vec::new();
+    while !events.contains(&LineEvent::Ring { count: 1 }) {
+        now += ms(10);
+        sim.step(now);
+        events.extend(fxo.poll(now).unwrap());
+    }
+    // The ring detector fails: a typed error naming the pin and the line.
+    ring.set_fault(true);
+    now += ms(10);
+    sim.step(now);
+    let e = fxo.poll(now).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LineError::Pin {
+                pin: PinRole::Ring,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("fxo-test") && e.to_string().contains("ring detect"),
+        "{e}"
+    );
+    ring.set_fault(false);
+    // The relay fails on answer: still ringing, the answer can be retried.
+    hook.set_fault(true);
+    let e = fxo.answer().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            LineError::Pin {
+                pin: PinRole::Hook,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(fxo.is_ringing() && !sim.is_off_hook());
+    hook.set_fault(false);
+    fxo.answer().unwrap();
+    // The relay fails on hang-up: the error now, the OnHook at the next poll.
+    hook.set_fault(true);
+    assert!(fxo.hang_up().is_err());
+    hook.set_fault(false);
+    now += ms(10);
+    sim.step(now);
+    assert_eq!(
+        fxo.poll(now).unwrap(),
+        vec![LineEvent::Answered, LineEvent::OnHook]
+    );
+}

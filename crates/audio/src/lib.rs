@@ -16,6 +16,7 @@ pub mod cid;
 pub mod dtmf;
 mod error;
 pub mod fsk;
+pub mod fuzz_input;
 pub mod g711;
 pub mod goertzel;
 pub mod pcm;

@@ -538,10 +538,7 @@ mod tests {
         // The UK's double ring: 400 on, 200 off, 400 on, 2000 off.
         let ring = generate(Country::Uk, Kind::Ringback, 3000, -10.0);
         assert!(ring[3200..4800].iter().all(|&s| s == 0));
-        assert!(
-            ring[4800..8000].iter().all(|&s| s != 0)
-                || ring[4800..8000].iter().filter(|&&s| s != 0).count() > 3000
-        );
+        assert!(ring[4800..8000].iter().filter(|&&s| s != 0).count() > 3000);
         assert!(ring[8000..24000].iter().all(|&s| s == 0));
     }
 

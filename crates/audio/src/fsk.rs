@@ -16,6 +16,7 @@
 use std::f64::consts::TAU;
 
 use crate::SAMPLE_RATE;
+use crate::goertzel::{dbm0_to_amplitude, peak_frequency};
 
 /// Bits per second of both standards.
 pub const BAUD: u32 = 1200;
@@ -41,18 +42,14 @@ const MARK_MEASURE: usize = 320;
 const CARRIER_ON_DBM0: f64 = -46.0;
 const CARRIER_OFF_DBM0: f64 = -52.0;
 
-/// Peak of a 0 dBm0 sine in 16-bit linear PCM (G.711: a full-scale sine is
-/// +3.14 dBm0).
-const DBM0_SINE_PEAK: f64 = 32_767.0 * 0.696_626_2; // 10^(-3.14/20)
-
-/// Amplitude (16-bit scale) of a sine at `level_dbm0`.
+/// Amplitude (16-bit scale) of a sine at `level_dbm0`, capped at full scale.
 fn sine_amplitude(level_dbm0: f32) -> f64 {
-    (DBM0_SINE_PEAK * 10f64.powf(f64::from(level_dbm0) / 20.0)).min(32_767.0)
+    dbm0_to_amplitude(f64::from(level_dbm0)).min(32_767.0)
 }
 
 /// Mean power (of samples scaled to ±1.0) of a 0 dBm0 sine.
 fn dbm0_power() -> f64 {
-    let a = DBM0_SINE_PEAK / 32_768.0;
+    let a = dbm0_to_amplitude(0.0) / 32_768.0;
     a * a / 2.0
 }
 
@@ -230,7 +227,7 @@ pub struct Demodulator {
     history: [f64; WINDOW],
     pos: usize,
     /// Recent samples for measuring the mark frequency.
-    recent: [f64; MARK_MEASURE],
+    recent: [i16; MARK_MEASURE],
     recent_pos: usize,
     power: f64,
     carrier: bool,
@@ -257,7 +254,7 @@ impl Demodulator {
             space_ref: reference(standard.space_hz()),
             history: [0.0; WINDOW],
             pos: 0,
-            recent: [0.0; MARK_MEASURE],
+            recent: [0; MARK_MEASURE],
             recent_pos: 0,
             power: 0.0,
             carrier: false,
@@ -286,6 +283,8 @@ impl Demodulator {
     /// Demodulates `samples`, appending what was heard to `events`.
     pub fn push(&mut self, samples: &[i16], events: &mut Vec<FskEvent>) {
         for &s in samples {
+            self.recent[self.recent_pos] = s;
+            self.recent_pos = (self.recent_pos + 1) % MARK_MEASURE;
             self.sample(f64::from(s) / 32_768.0, events);
         }
     }
@@ -294,8 +293,6 @@ impl Demodulator {
         self.n += 1;
         self.history[self.pos] = x;
         self.pos = (self.pos + 1) % WINDOW;
-        self.recent[self.recent_pos] = x;
-        self.recent_pos = (self.recent_pos + 1) % MARK_MEASURE;
 
         // Correlate the last WINDOW samples (newest first) with both tones.
         let (mut mr, mut mi, mut sr, mut si, mut e) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -378,8 +375,11 @@ impl Demodulator {
                 _ => {
                     if mark {
                         let mark_bits_before = (f64::from(mark_samples) / SAMPLES_PER_BIT) as u32;
-                        let mark_hz = (mark_samples as usize >= MARK_MEASURE + WINDOW)
-                            .then(|| self.mark_frequency(now - started));
+                        let mark_hz = if mark_samples as usize >= MARK_MEASURE + WINDOW {
+                            self.mark_frequency(now - started)
+                        } else {
+                            None
+                        };
                         events.push(FskEvent::Byte {
                             value,
                             mark_bits_before,
@@ -397,47 +397,21 @@ impl Demodulator {
     }
 
     /// Frequency of the strongest tone between 900 and 1600 Hz in the
-    /// MARK_MEASURE samples that ended `ago` samples (plus the window
-    /// delay) before now: a Goertzel scan in 10 Hz steps refined by a
-    /// parabola through the peak.
-    fn mark_frequency(&self, ago: u64) -> f64 {
-        // The ring holds the last MARK_MEASURE samples; the byte began
-        // `ago` samples ago, so its oldest part is still mark tone only when
-        // `ago` is small; measure over the part of the ring before the edge.
+    /// recent samples before the start bit that began `ago` samples ago
+    /// (and the correlation window before it): the mark tone.
+    fn mark_frequency(&self, ago: u64) -> Option<f64> {
         let skip = usize::try_from(ago)
             .unwrap_or(MARK_MEASURE)
             .min(MARK_MEASURE / 2)
             + WINDOW;
         let len = MARK_MEASURE.saturating_sub(skip);
-        let sample = |i: usize| self.recent[(self.recent_pos + i) % MARK_MEASURE];
-        let power = |hz: f64| {
-            let coeff = 2.0 * (TAU * hz / f64::from(SAMPLE_RATE)).cos();
-            let (mut s1, mut s2) = (0.0, 0.0);
-            for i in 0..len {
-                let s0 = sample(i) + coeff * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-            }
-            s1 * s1 + s2 * s2 - coeff * s1 * s2
-        };
-        let step = 10.0;
-        let (mut best, mut best_p) = (900.0, f64::MIN);
-        let mut hz = 900.0;
-        while hz <= 1600.0 {
-            let p = power(hz);
-            if p > best_p {
-                best = hz;
-                best_p = p;
-            }
-            hz += step;
+        // Oldest first.
+        let mut block = [0i16; MARK_MEASURE];
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = self.recent[(self.recent_pos + i) % MARK_MEASURE];
         }
-        let (l, r) = (power(best - step), power(best + step));
-        let denom = l - 2.0 * best_p + r;
-        if denom.abs() > f64::EPSILON {
-            best + step * 0.5 * (l - r) / denom
-        } else {
-            best
-        }
+        let (hz, _level) = peak_frequency(block.get(..len)?, 900.0, 1600.0)?;
+        Some(f64::from(hz))
     }
 }
 

@@ -155,6 +155,34 @@ proptest! {
         prop_assert_eq!(got, vec![Ok(cid)]);
     }
 
+    /// DTMF caller ID (numbers and absence codes) through 20 ms frames,
+    /// at any level the DTMF detector accepts.
+    #[test]
+    fn dtmf_caller_id_round_trips(
+        number in proptest::option::of("[0-9]{3,20}"),
+        private in any::<bool>(),
+        level in -25.0f32..-3.0,
+        seed in 1u64..u64::MAX,
+    ) {
+        let cid = CallerId {
+            number_absence: match (&number, private) {
+                (Some(_), _) => None,
+                (None, true) => Some(Absence::Private),
+                (None, false) => Some(Absence::Unavailable),
+            },
+            number,
+            ..CallerId::default()
+        };
+        let opts = cid::EncodeOptions { level_dbm0: level, ..cid::EncodeOptions::default() };
+        let mut audio = vec![0; 1000];
+        audio.extend(cid::encode_with(&cid, Standard::Dtmf, &opts));
+        audio.extend(vec![0; 1000]);
+        Noise(seed).add(&mut audio, 20.0);
+        let mut d = Decoder::new(Standard::Dtmf);
+        let got: Vec<_> = audio.chunks(160).filter_map(|f| d.push(f)).collect();
+        prop_assert_eq!(got, vec![Ok(cid)]);
+    }
+
     /// Arbitrary audio never panics any decoder, in any chunking.
     #[test]
     fn decoders_never_panic_on_arbitrary_samples(

@@ -96,6 +96,14 @@ pub enum AudioError {
         /// What the device settled on.
         found: String,
     },
+    /// A received RTP payload is not one 20 ms G.711 frame.
+    #[error(
+        "RTP payload of {got} bytes; a 20 ms G.711 frame is 160 bytes (set the far end's packetisation time to 20 ms)"
+    )]
+    Payload {
+        /// Its length.
+        got: usize,
+    },
     /// The audio thread of a device has stopped (closed, or failed: its
     /// error was logged); open the device again.
     #[error("audio stream of {device:?} has stopped: {reason}")]

@@ -19,6 +19,7 @@ pub mod fsk;
 pub mod fuzz_input;
 pub mod g711;
 pub mod goertzel;
+pub mod jitter;
 pub mod pcm;
 pub mod tones;
 pub mod wav;

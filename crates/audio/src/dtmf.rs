@@ -112,6 +112,16 @@ pub fn generate(digits: &str, on_ms: u32, off_ms: u32, level_dbm0: f32) -> Vec<i
     out
 }
 
+/// Every digit in a whole recording (a [`Detector`] fed `samples`, then
+/// finished).
+#[must_use]
+pub fn detect_all(samples: &[i16]) -> Vec<Digit> {
+    let mut detector = Detector::new();
+    let mut digits = detector.push(samples);
+    digits.extend(detector.finish());
+    digits
+}
+
 /// Streaming DTMF detector; feed it audio in any slice sizes.
 #[derive(Debug, Clone)]
 pub struct Detector {
@@ -168,6 +178,18 @@ impl Detector {
             }
         }
         digits
+    }
+
+    /// The key held right now, once it has sounded for [`MIN_DURATION_MS`]
+    /// (before it is reported as a [`Digit`] on release): lets an IVR stop
+    /// its prompt as soon as the caller presses a key.
+    #[must_use]
+    pub fn pressed(&self) -> Option<char> {
+        let run = self.current?;
+        let held_ms = (run.last_hit + WINDOW as u64 - run.first_hit) / PER_MS;
+        // Only while the key is still heard (not in a gap being bridged).
+        let recent = self.base.saturating_sub(run.last_hit) <= HOP as u64;
+        (recent && held_ms >= u64::from(MIN_DURATION_MS)).then_some(run.key)
     }
 
     /// Ends the stream: reports a digit still sounding (or not yet followed
@@ -334,10 +356,7 @@ mod tests {
     const ALL_KEYS: &str = "123A456B789C*0#D";
 
     fn detect(samples: &[i16]) -> Vec<Digit> {
-        let mut d = Detector::new();
-        let mut out = d.push(samples);
-        out.extend(d.finish());
-        out
+        detect_all(samples)
     }
 
     fn keys(samples: &[i16]) -> String {
@@ -517,6 +536,24 @@ mod tests {
         assert_eq!(end[0].key, '#');
         assert!(end[0].duration_ms.abs_diff(2000) <= 5);
         assert!(d.finish().is_none());
+    }
+
+    #[test]
+    fn a_pressed_key_is_known_while_it_sounds() {
+        let mut d = Detector::new();
+        let tone = generate("8", 200, 0, -15.0);
+        d.push(&tone[..8 * 20]);
+        assert_eq!(d.pressed(), None, "after 20 ms");
+        d.push(&tone[8 * 20..8 * 60]);
+        assert_eq!(d.pressed(), Some('8'), "after 60 ms");
+        d.push(&tone[8 * 60..]);
+        assert_eq!(d.pressed(), Some('8'), "after 200 ms");
+        let released = d.push(&silence(15));
+        assert!(released.is_empty());
+        assert_eq!(d.pressed(), None, "15 ms after release");
+        let released = d.push(&silence(60));
+        assert_eq!(released.iter().map(|d| d.key).collect::<String>(), "8");
+        assert_eq!(d.pressed(), None);
     }
 
     #[test]

@@ -31,7 +31,7 @@
 //! (both within about 5 ms).
 
 use crate::SAMPLE_RATE;
-use crate::goertzel::{Goertzel, amplitude_to_dbm0, energy};
+use crate::goertzel::{Goertzel, amplitude_to_dbm0, dft_bank, energy};
 
 /// Row (low group) frequencies, Hz (ITU-T Q.23).
 pub const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
@@ -298,19 +298,16 @@ impl Group {
         first: &[i16],
         second: &[i16],
     ) -> Option<Self> {
+        let first_half = dft_bank(filters, first, 0);
+        // The second half in the first half's time reference.
+        let second_half = dft_bank(filters, second, HALF);
         let mut whole = [0.0f64; 4];
         let mut halves = [((0.0, 0.0), (0.0, 0.0)); 4];
-        for (i, (g, f)) in filters.iter().zip(freqs).enumerate() {
-            let a = g.dft(first);
-            let b = g.dft(second);
-            // The second half rotated into the first half's time reference.
-            let (rs, rc) =
-                (-std::f64::consts::TAU * f * HALF as f64 / f64::from(SAMPLE_RATE)).sin_cos();
-            let b_rot = (b.0 * rc - b.1 * rs, b.0 * rs + b.1 * rc);
-            let w = (a.0 + b_rot.0, a.1 + b_rot.1);
+        for (i, (a, b)) in first_half.into_iter().zip(second_half).enumerate() {
+            let w = (a.0 + b.0, a.1 + b.1);
             if let (Some(slot), Some(h)) = (whole.get_mut(i), halves.get_mut(i)) {
                 *slot = w.0 * w.0 + w.1 * w.1;
-                *h = (a, b_rot);
+                *h = (a, b);
             }
         }
         let (index, &best) = whole.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1))?;

@@ -54,6 +54,8 @@ pub fn energy(samples: &[i16]) -> f64 {
 /// fall on a DFT bin).
 #[derive(Debug, Clone, Copy)]
 pub struct Goertzel {
+    /// ω, radians per sample.
+    omega: f64,
     /// 2·cos(ω).
     coeff: f64,
     cos: f64,
@@ -66,6 +68,7 @@ impl Goertzel {
     pub fn new(freq_hz: f64) -> Self {
         let omega = std::f64::consts::TAU * freq_hz / f64::from(SAMPLE_RATE);
         Self {
+            omega,
             coeff: 2.0 * omega.cos(),
             cos: omega.cos(),
             sin: omega.sin(),
@@ -92,16 +95,21 @@ impl Goertzel {
 
     /// X(ω) = Σ x[n]·e^(−jωn) with n counted from the block's first sample,
     /// as (re, im). Consecutive blocks can be joined by rotating the later
-    /// one by e^(−jω·len) of the earlier.
+    /// one by e^(−jω·len) of the earlier (or use [`dft_bank`]'s offset).
     #[must_use]
     pub fn dft(&self, samples: &[i16]) -> (f64, f64) {
         let (s1, s2) = self.run(samples);
-        // y = s1 − e^(−jω)·s2, then X = e^(−jω(N−1))·y.
+        self.complex(s1, s2, samples.len(), 0)
+    }
+
+    /// X(ω) from the recurrence's last two states over `len` samples whose
+    /// first is sample number `offset`.
+    fn complex(&self, s1: f64, s2: f64, len: usize, offset: usize) -> (f64, f64) {
+        // y = s1 − e^(−jω)·s2, then X = e^(−jω(offset + N − 1))·y.
         let y_re = s1 - self.cos * s2;
         let y_im = self.sin * s2;
-        let n1 = samples.len().saturating_sub(1) as f64;
-        let omega = self.sin.atan2(self.cos);
-        let (rs, rc) = (-omega * n1).sin_cos();
+        let turns = (offset + len.saturating_sub(1)) as f64;
+        let (rs, rc) = (-self.omega * turns).sin_cos();
         (y_re * rc - y_im * rs, y_re * rs + y_im * rc)
     }
 
@@ -114,6 +122,33 @@ impl Goertzel {
         }
         2.0 * power.sqrt() / len as f64
     }
+}
+
+/// Several filters' [`Goertzel::dft`] over the same block in one pass (their
+/// recurrences are independent, so the CPU overlaps them), with n counted
+/// from `offset`: the block is samples `offset..` of a longer one.
+#[must_use]
+pub fn dft_bank<const N: usize>(
+    filters: &[Goertzel; N],
+    samples: &[i16],
+    offset: usize,
+) -> [(f64, f64); N] {
+    let mut s1 = [0.0f64; N];
+    let mut s2 = [0.0f64; N];
+    let coeffs = filters.map(|g| g.coeff);
+    for &x in samples {
+        let x = f64::from(x);
+        for ((a, b), c) in s1.iter_mut().zip(s2.iter_mut()).zip(coeffs) {
+            let s0 = x + c * *a - *b;
+            *b = *a;
+            *a = s0;
+        }
+    }
+    let mut out = [(0.0, 0.0); N];
+    for (((slot, g), a), b) in out.iter_mut().zip(filters).zip(s1).zip(s2) {
+        *slot = g.complex(a, b, samples.len(), offset);
+    }
+    out
 }
 
 /// Level in dBm0 of the component of `samples` at `freq_hz` (a tone at that
@@ -254,6 +289,31 @@ mod tests {
         assert!((joined.1 - whole.1).abs() < 1e-6 * whole.1.abs().max(1.0));
         let power = g.power(&s);
         assert!((whole.0 * whole.0 + whole.1 * whole.1 - power).abs() < 1e-6 * power);
+    }
+
+    #[test]
+    fn a_bank_with_an_offset_equals_single_filters_joined() {
+        let s = sine(941.0, -6.0, 160);
+        let filters = [
+            Goertzel::new(697.0),
+            Goertzel::new(941.0),
+            Goertzel::new(1633.0),
+        ];
+        let first = dft_bank(&filters, &s[..80], 0);
+        let second = dft_bank(&filters, &s[80..], 80);
+        for (i, g) in filters.iter().enumerate() {
+            let whole = g.dft(&s);
+            let joined = (first[i].0 + second[i].0, first[i].1 + second[i].1);
+            assert!(
+                (joined.0 - whole.0).abs() < 1e-6 * whole.0.abs().max(1.0),
+                "filter {i}"
+            );
+            assert!(
+                (joined.1 - whole.1).abs() < 1e-6 * whole.1.abs().max(1.0),
+                "filter {i}"
+            );
+            assert_eq!(first[i], g.dft(&s[..80]));
+        }
     }
 
     #[test]

@@ -661,3 +661,235 @@ fn a_failing_pin_is_a_typed_error_naming_the_line_and_no_event_is_lost() {
         vec![LineEvent::Answered, LineEvent::OnHook]
     );
 }
+
+/// A scenario with shuffled timings, for the invariants below.
+#[derive(Debug, Clone)]
+struct Scenario {
+    country: Country,
+    supervision: Supervision,
+    /// Poll intervals, cycled (5..15 ms: a loaded scheduler).
+    jitter: Vec<u64>,
+    outgoing: bool,
+    give_up_after: Option<u64>,
+    /// Incoming: answer once this ring has been counted, after a delay.
+    answer_at_ring: Option<u32>,
+    answer_delay: u64,
+    /// Outgoing: the far end answers this long after the seizure.
+    far_answer_after: u64,
+    far_hang_up_after: Option<u64>,
+    local_hang_up_after: Option<u64>,
+    ring_noise: Vec<(u64, u64)>,
+    sense_glitches: Vec<(u64, u64)>,
+}
+
+fn scenario() -> impl proptest::strategy::Strategy<Value = Scenario> {
+    use proptest::prelude::*;
+    let timings = (
+        proptest::option::of(0u64..20_000),
+        proptest::option::of(1u32..4),
+        0u64..3000,
+        0u64..5000,
+        proptest::option::of(0u64..8000),
+        proptest::option::of(0u64..8000),
+    );
+    (
+        proptest::sample::select(Country::ALL.to_vec()),
+        proptest::sample::select(vec![
+            Supervision::PolarityReversal,
+            Supervision::LoopCurrent,
+            Supervision::ToneOnly,
+        ]),
+        proptest::collection::vec(5u64..=15, 1..8),
+        any::<bool>(),
+        timings,
+        proptest::collection::vec((0u64..25_000, 0u64..400), 0..6),
+        proptest::collection::vec((0u64..25_000, 0u64..120), 0..6),
+    )
+        .prop_map(
+            |(country, supervision, jitter, outgoing, t, ring_noise, sense_glitches)| Scenario {
+                country,
+                supervision,
+                jitter,
+                outgoing,
+                give_up_after: t.0,
+                answer_at_ring: t.1,
+                answer_delay: t.2,
+                far_answer_after: t.3,
+                far_hang_up_after: t.4,
+                local_hang_up_after: t.5,
+                ring_noise,
+                sense_glitches,
+            },
+        )
+}
+
+/// Runs a scenario; checks the call bracket as events come: a call starts
+/// (RingStarted / Seized) only when none is open, ends exactly once, and
+/// Answered follows only a successful answer().
+fn run_scenario(s: &Scenario) -> Result<(), String> {
+    let mut rig = Rig::new(config(s.country, s.supervision));
+    let t0 = rig.now;
+    let at = |v: u64| t0 + ms(v);
+    for &(from, len) in &s.ring_noise {
+        rig.sim.ring_noise(at(from), ms(len));
+    }
+    for &(from, len) in &s.sense_glitches {
+        rig.sim.sense_glitch(at(from), ms(len));
+    }
+    if s.outgoing {
+        rig.fxo.seize().map_err(|e| e.to_string())?;
+    } else {
+        rig.place(IncomingCall {
+            give_up_after: s.give_up_after.map(ms),
+            ..IncomingCall::from_number("1")
+        });
+    }
+    let mut in_call = false;
+    let mut answers_ok = 0u32;
+    let mut answered = 0u32;
+    let mut answer_due: Option<Instant> = None;
+    let mut connected_at: Option<Instant> = None;
+    let mut far_answered = false;
+    let mut i = 0usize;
+    let end = at(40_000);
+    let mut cleanup_from: Option<Instant> = None;
+    while rig.now < end {
+        rig.tick = ms(s.jitter[i % s.jitter.len()]);
+        i += 1;
+        for e in rig.step() {
+            match e {
+                LineEvent::RingStarted | LineEvent::Seized => {
+                    if in_call {
+                        return Err(format!("{e:?} inside a call: {:?}", rig.events));
+                    }
+                    in_call = true;
+                }
+                LineEvent::Answered => {
+                    answered += 1;
+                    if !in_call || answered > answers_ok {
+                        return Err(format!("Answered without answer(): {:?}", rig.events));
+                    }
+                }
+                LineEvent::FarEndAnswered if !s.outgoing => {
+                    return Err(format!(
+                        "FarEndAnswered on an incoming call: {:?}",
+                        rig.events
+                    ));
+                }
+                LineEvent::Ring { count } => {
+                    if !in_call {
+                        return Err(format!("a ring outside a call: {:?}", rig.events));
+                    }
+                    if Some(count) == s.answer_at_ring && answer_due.is_none() {
+                        answer_due = Some(rig.now + ms(s.answer_delay));
+                    }
+                }
+                e if e.ends_call() => {
+                    if !in_call {
+                        return Err(format!("{e:?} ends no call: {:?}", rig.events));
+                    }
+                    in_call = false;
+                }
+                _ => {}
+            }
+        }
+        if answer_due.is_some_and(|t| rig.now >= t) {
+            answer_due = None;
+            match rig.fxo.answer() {
+                Ok(()) => {
+                    answers_ok += 1;
+                    connected_at = Some(rig.now);
+                }
+                Err(LineError::NotRinging { .. } | LineError::OffHook { .. }) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if s.outgoing && !far_answered && rig.now >= at(s.far_answer_after) {
+            far_answered = true;
+            rig.sim.far_end_answer(rig.now, vec![]);
+            connected_at = Some(rig.now);
+        }
+        if let Some(c) = connected_at {
+            if s.far_hang_up_after.is_some_and(|d| rig.now >= c + ms(d)) {
+                rig.sim.far_end_hang_up(rig.now);
+            }
+            if s.local_hang_up_after.is_some_and(|d| rig.now >= c + ms(d)) {
+                rig.fxo.hang_up().map_err(|e| e.to_string())?;
+            }
+        }
+        // The last 10 s: the caller stops, the appliance hangs up.
+        if cleanup_from.is_none() && rig.now >= at(30_000) {
+            cleanup_from = Some(rig.now);
+            rig.sim.give_up(rig.now);
+            rig.fxo.hang_up().map_err(|e| e.to_string())?;
+        }
+    }
+    if in_call {
+        return Err(format!("a call never ended: {:?}", rig.events));
+    }
+    if rig.sim.is_off_hook() {
+        return Err("the line was left off-hook".into());
+    }
+    Ok(())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 96,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x00F0_0F0F),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn no_answer_without_answer_and_exactly_one_end_per_call(s in scenario()) {
+        if let Err(e) = run_scenario(&s) {
+            return Err(proptest::test_runner::TestCaseError::fail(e));
+        }
+    }
+}
+
+async fn next_event(
+    events: &mut tokio::sync::mpsc::Receiver<crossline_line::DriverEvent>,
+) -> LineEvent {
+    tokio::time::timeout(ms(15_000), events.recv())
+        .await
+        .expect("no line event within 15 s")
+        .expect("the driver task stopped")
+        .expect("the line failed")
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_driver_task_polls_the_line_and_takes_commands_on_tokio_time() {
+    use crossline_line::LineDriver;
+    let cfg = config(Country::Uk, Supervision::PolarityReversal);
+    let start = tokio::time::Instant::now().into_std();
+    let (sim, pins) = SimLine::new(SimLineConfig::matching(&cfg), start);
+    let fxo = Fxo::new(cfg, pins.hook, pins.ring, pins.sense).unwrap();
+    let sim = sim.spawn(ms(2));
+    let (line, mut events) = LineDriver::spawn(fxo, LineDriver::PERIOD);
+    sim.with(|s, now| s.place_call(now, IncomingCall::from_number("1")));
+    assert_eq!(next_event(&mut events).await, LineEvent::RingStarted);
+    assert_eq!(next_event(&mut events).await, LineEvent::Ring { count: 1 });
+    assert!(matches!(
+        next_event(&mut events).await,
+        LineEvent::CallerIdWindow { .. }
+    ));
+    assert_eq!(next_event(&mut events).await, LineEvent::Ring { count: 2 });
+    line.answer().unwrap();
+    assert_eq!(next_event(&mut events).await, LineEvent::Answered);
+    assert!(line.is_off_hook());
+    tokio::time::sleep(ms(1000)).await;
+    sim.with(|s, now| s.far_end_hang_up(now));
+    assert_eq!(
+        next_event(&mut events).await,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::PolarityReversal
+        }
+    );
+    assert!(!line.is_off_hook());
+    assert!(sim.with(|s, _| {
+        s.log()
+            .iter()
+            .any(|(_, e)| *e == SimLineEvent::FarEndHungUp)
+    }));
+}

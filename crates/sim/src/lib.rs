@@ -7,6 +7,9 @@
 //! the test scripts the network (SMS, calls, USSD, registration) and faults
 //! (delays, errors, hangs, garbage, unplugging) through the handle.
 //!
+//! [`line`] simulates an analog (FXO) line: embedded-hal pins shared with
+//! the crossline-line driver, and the exchange and caller behind them.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), crossline_sim::Error> {
 //! use crossline_sim::{SimConfig, SimModem};

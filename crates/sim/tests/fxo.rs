@@ -893,3 +893,129 @@ async fn the_driver_task_polls_the_line_and_takes_commands_on_tokio_time() {
             .any(|(_, e)| *e == SimLineEvent::FarEndHungUp)
     }));
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Command {
+    None,
+    Answer,
+    Seize,
+    HangUp,
+    ToneDisconnect,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RingInput {
+    Quiet,
+    Pulsing,
+    Stuck,
+}
+
+/// A stretch of raw pin levels, and a command at its start.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    len_ms: u64,
+    ring: RingInput,
+    sense: bool,
+    command: Command,
+}
+
+fn stretches() -> impl proptest::strategy::Strategy<Value = Vec<Stretch>> {
+    use proptest::prelude::*;
+    let stretch = (
+        0u64..3000,
+        proptest::sample::select(vec![RingInput::Quiet, RingInput::Pulsing, RingInput::Stuck]),
+        any::<bool>(),
+        proptest::sample::select(vec![
+            Command::None,
+            Command::None,
+            Command::None,
+            Command::Answer,
+            Command::Seize,
+            Command::HangUp,
+            Command::ToneDisconnect,
+        ]),
+    )
+        .prop_map(|(len_ms, ring, sense, command)| Stretch {
+            len_ms,
+            ring,
+            sense,
+            command,
+        });
+    proptest::collection::vec(stretch, 1..40)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 128,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x0000_F0F0),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Arbitrary levels on the input pins (no exchange behind them) and
+    /// arbitrary commands: no panic, no error, the call bracket holds.
+    #[test]
+    fn arbitrary_pin_levels_and_commands_keep_the_call_bracket(
+        plan in stretches(),
+        country in proptest::sample::select(Country::ALL.to_vec()),
+        reversal in proptest::prelude::any::<bool>(),
+    ) {
+        let supervision = if reversal { Supervision::PolarityReversal } else { Supervision::LoopCurrent };
+        let cfg = config(country, supervision);
+        let levels = cfg.levels;
+        let (hook, ring, sense) = (SimPin::new(false), SimPin::new(true), SimPin::new(true));
+        let mut fxo = Fxo::new(cfg, hook.clone(), ring.clone(), sense.clone()).unwrap();
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut in_call = false;
+        let mut answers = 0u32;
+        let mut answered = 0u32;
+        let mut log = Vec::new();
+        for s in &plan {
+            let ok = match s.command {
+                Command::None => Ok(()),
+                Command::Answer => fxo.answer().map(|()| answers += 1),
+                Command::Seize => fxo.seize(),
+                Command::HangUp => fxo.hang_up(),
+                Command::ToneDisconnect => fxo.tone_disconnect(),
+            };
+            match ok {
+                Ok(()) | Err(LineError::NotRinging { .. } | LineError::Ringing { .. } | LineError::OffHook { .. }) => {}
+                Err(e) => proptest::prop_assert!(false, "{e}"),
+            }
+            let end = now + ms(s.len_ms);
+            let start = now;
+            while now < end {
+                now += ms(10);
+                let into = now.duration_since(start).as_millis() as u64;
+                let active = match s.ring {
+                    RingInput::Quiet => false,
+                    RingInput::Pulsing => into % 40 < 20,
+                    RingInput::Stuck => true,
+                };
+                ring.set(active != levels.ring_active_low);
+                sense.set(s.sense != levels.loop_active_low);
+                for e in fxo.poll(now).unwrap() {
+                    log.push(e);
+                    match e {
+                        LineEvent::RingStarted | LineEvent::Seized => {
+                            proptest::prop_assert!(!in_call, "{log:?}");
+                            in_call = true;
+                        }
+                        LineEvent::Answered => {
+                            answered += 1;
+                            proptest::prop_assert!(in_call && answered <= answers, "{log:?}");
+                        }
+                        e if e.ends_call() => {
+                            proptest::prop_assert!(in_call, "{log:?}");
+                            in_call = false;
+                        }
+                        _ => proptest::prop_assert!(in_call, "{log:?}"),
+                    }
+                }
+            }
+            // The relay follows the calls.
+            let off_hook = hook.level() == levels.hook_off_high;
+            proptest::prop_assert_eq!(off_hook, fxo.is_off_hook());
+        }
+    }
+}

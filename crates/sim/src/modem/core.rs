@@ -12,6 +12,7 @@ use super::types::{
     CallInfo, CallState, DialOutcome, Registration, SentMessage, SentPart, SimConfig, StoredSms,
     StoredStatus,
 };
+use super::voice::{self, Route, Voice};
 use super::{Profile, util};
 
 /// Longest command line accepted; longer lines are answered `ERROR`.
@@ -204,6 +205,8 @@ pub(crate) struct Core {
     tone_detect: bool,
     /// URCs raised while a command line runs; they follow its final result.
     deferred: Option<Vec<Vec<u8>>>,
+    /// The voice channel (PCM on the second PTY).
+    pub(crate) voice: Voice,
 }
 
 impl Core {
@@ -276,6 +279,7 @@ impl Core {
             deferred: None,
             curc: true,
             tone_detect: false,
+            voice: Voice::default(),
             cfg,
         };
         core.urc_port_ok = !core.cfg.urc_port_needs_setup;
@@ -307,6 +311,7 @@ impl Core {
         self.clcc_urc = false;
         self.curc = true;
         self.tone_detect = false;
+        self.voice.reset();
         self.urc_port_ok = !self.cfg.urc_port_needs_setup;
         self.mems = [0, 0, 0];
         self.sim = if self.cfg.pin.is_some() {
@@ -344,6 +349,7 @@ impl Core {
         self.out.clear();
         self.timers.clear();
         self.calls.clear();
+        self.voice.reset();
         if let Some(p) = self.cmt_outstanding.take() {
             self.held_by_network.push_back(p.msg);
         }
@@ -960,17 +966,31 @@ impl Core {
             ("^CURC", Form::Read) if p == Profile::HuaweiE173 => {
                 Resp::line(format!("^CURC: {}", u8::from(self.curc)))
             }
-            ("^PORTSEL" | "^DDSETEX", Form::Set(_)) if p == Profile::HuaweiE173 => Resp::ok(),
+            ("^PORTSEL", Form::Set(_)) if p == Profile::HuaweiE173 => Resp::ok(),
+            ("^DDSETEX", Form::Set(a)) if p == Profile::HuaweiE173 => self.ddsetex(&a),
             ("^CVOICE", Form::Read) if p == Profile::HuaweiE173 => {
                 Resp::line("^CVOICE:0,8000,16,20")
             }
-            ("+QPCMV", Form::Set(_)) if p == Profile::QuectelEc25 => Resp::ok(),
-            ("+QPCMV", Form::Read) if p == Profile::QuectelEc25 => Resp::line("+QPCMV: 0"),
+            ("+QPCMV", Form::Set(a)) if p == Profile::QuectelEc25 => self.qpcmv(&a),
+            ("+QPCMV", Form::Read) if p == Profile::QuectelEc25 => {
+                Resp::line(match self.voice.route {
+                    Route::Off => "+QPCMV: 0".to_string(),
+                    Route::Serial => "+QPCMV: 1,0".to_string(),
+                    Route::Elsewhere => "+QPCMV: 1,2".to_string(),
+                })
+            }
+            ("+QPCMV", Form::Test) if p == Profile::QuectelEc25 => {
+                Resp::line("+QPCMV: (0,1),(0-2)")
+            }
             ("+QTONEDET", Form::Set(a)) if p == Profile::QuectelEc25 => {
                 self.tone_detect = arg_u8(&a, 0) == Some(1);
                 Resp::ok()
             }
-            ("+CPCMREG", Form::Set(_) | Form::Read) if p.is_simcom() => Resp::ok(),
+            ("+CPCMREG", Form::Set(a)) if p == Profile::Sim7600 => self.cpcmreg(&a, now),
+            ("+CPCMREG", Form::Read) if p == Profile::Sim7600 => Resp::line(format!(
+                "+CPCMREG: {}",
+                u8::from(self.voice.route == Route::Serial)
+            )),
             // gammu probes these and expects ERROR: unknown commands fall through.
             _ => Resp::fin(Final::Error),
         }
@@ -1825,6 +1845,10 @@ impl Core {
         let call = self.calls.remove(pos);
         self.timers
             .retain(|(_, t)| !matches!(t, Timer::Ring(i) | Timer::DialStep(i) if *i == id));
+        if self.calls.is_empty() && self.cfg.profile == Profile::HuaweiE173 {
+            // ^DDSETEX is per call
+            self.voice.route = Route::Off;
+        }
         if let Some(r) = result {
             self.urc(r);
         }
@@ -2080,6 +2104,64 @@ impl Core {
             return Resp::fin(Final::Cme(50));
         }
         self.dtmf.push_str(&tones.to_ascii_uppercase());
+        Resp::ok()
+    }
+
+    // ---------------------------------------------------------------- voice
+
+    /// PCM moves on the voice port now: a call is active and the audio
+    /// was routed to the serial voice port.
+    pub(crate) fn pcm_flowing(&self) -> bool {
+        self.plugged
+            && self.voice.route == Route::Serial
+            && self.calls.iter().any(|c| c.state == CallState::Active)
+    }
+
+    fn active_since(&self) -> Option<Instant> {
+        self.calls
+            .iter()
+            .filter(|c| c.state == CallState::Active)
+            .filter_map(|c| c.started)
+            .min()
+    }
+
+    /// Quectel `AT+QPCMV=<enable>[,<port>]`: port 0 is the USB serial
+    /// voice port, 1 the UART PCM pins, 2 USB audio class.
+    fn qpcmv(&mut self, a: &[String]) -> Resp {
+        match (arg_u8(a, 0), a.get(1).map(|_| arg_u8(a, 1))) {
+            (Some(0), None) => self.voice.route = Route::Off,
+            (Some(1), None | Some(Some(0))) => self.voice.route = Route::Serial,
+            (Some(1), Some(Some(1 | 2))) => self.voice.route = Route::Elsewhere,
+            _ => return Resp::fin(Final::Cme(50)),
+        }
+        Resp::ok()
+    }
+
+    /// SIM7600 `AT+CPCMREG=<0|1>`: 1 only during a call that has settled.
+    fn cpcmreg(&mut self, a: &[String], now: Instant) -> Resp {
+        match arg_u8(a, 0) {
+            Some(0) => {
+                self.voice.route = Route::Off;
+                Resp::ok()
+            }
+            Some(1) if voice::simcom_settled(self.active_since(), now) => {
+                self.voice.route = Route::Serial;
+                Resp::ok()
+            }
+            Some(1) => Resp::fin(Final::Error),
+            _ => Resp::fin(Final::Cme(50)),
+        }
+    }
+
+    /// Huawei `AT^DDSETEX=2`: PCM on the voice port for the active call.
+    fn ddsetex(&mut self, a: &[String]) -> Resp {
+        if arg_u8(a, 0) != Some(2) {
+            return Resp::fin(Final::Cme(50));
+        }
+        if self.active_since().is_none() {
+            return Resp::fin(Final::Cme(3));
+        }
+        self.voice.route = Route::Serial;
         Resp::ok()
     }
 

@@ -12,6 +12,7 @@ mod pty;
 mod task;
 mod types;
 mod util;
+mod voice;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ struct Inner {
     ctl: mpsc::UnboundedSender<Control>,
     changed: watch::Receiver<u64>,
     link: PathBuf,
+    voice_link: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SimModem {
@@ -78,6 +80,13 @@ impl SimModem {
         };
         let pty = pty::Pty::open()?;
         link.point(pty.slave_path())?;
+        let mut voice_link = Some(Link {
+            path: task::voice_link_path(&link.path),
+            target: None,
+            _dir: None,
+        });
+        let voice = task::open_voice(config.profile, &mut voice_link)?;
+        let voice_path = voice.as_ref().and_then(|_| voice_link.as_ref()).map(|l| l.path.clone());
         let mut core = Core::new(config);
         core.power_on(Instant::now());
         let core = Arc::new(Mutex::new(core));
@@ -91,6 +100,9 @@ impl SimModem {
             pty: Some(pty),
             link,
             changed: changed_tx,
+            voice,
+            voice_link,
+            voice_backlog: Vec::new(),
         };
         tokio::spawn(task.run());
         // flush the boot URCs
@@ -101,6 +113,7 @@ impl SimModem {
                 ctl: ctl_tx,
                 changed: changed_rx,
                 link: link_path,
+                voice_link: voice_path,
             }),
         })
     }
@@ -108,6 +121,16 @@ impl SimModem {
     /// The path the driver opens (a symlink to the current PTY slave).
     pub fn link(&self) -> &Path {
         &self.inner.link
+    }
+
+    /// The voice port's path, `<link>.voice` (a symlink to a second PTY,
+    /// like the modem's audio USB interface): PCM 8 kHz s16le mono in
+    /// 320-byte (20 ms) frames, flowing only while a call is active and the
+    /// profile's audio command was given (Quectel `AT+QPCMV=1,0`, SIM7600
+    /// `AT+CPCMREG=1`, Huawei `AT^DDSETEX=2`). `None` for the SIM800, whose
+    /// audio is analog only.
+    pub fn voice_link(&self) -> Option<&Path> {
+        self.inner.voice_link.as_deref()
     }
 
     /// The vendor profile in use.
@@ -164,6 +187,36 @@ impl SimModem {
     /// `AT+QTONEDET=1`, Huawei `^DDTMF: <d>`.
     pub fn remote_dtmf(&self, digits: &str) {
         self.with_core(|c, _| c.remote_dtmf(digits));
+    }
+
+    /// The caller says `pcm` (8 kHz mono samples, e.g. DTMF from
+    /// `crossline_audio::dtmf::generate`): queued after what is still
+    /// queued, sent in 20 ms frames while audio flows (silence frames when
+    /// the queue is empty). Kept across calls until played.
+    pub fn far_end_play(&self, pcm: Vec<i16>) {
+        self.with_core(|c, _| c.voice.far_end_play(&pcm));
+    }
+
+    /// Everything the caller heard: the samples the driver wrote on the
+    /// voice port while audio flowed (what it wrote while the path was off
+    /// is lost, as on a real modem). Capped at ten minutes.
+    pub fn far_end_heard(&self) -> Vec<i16> {
+        self.read_core(|c| c.voice.far_end_heard())
+    }
+
+    /// Far-end samples still waiting to be sent.
+    pub fn far_end_queued(&self) -> usize {
+        self.read_core(|c| c.voice.queued())
+    }
+
+    /// Whether PCM flows on the voice port right now.
+    pub fn voice_flowing(&self) -> bool {
+        self.read_core(Core::pcm_flowing)
+    }
+
+    /// Frames sent on the voice port so far (all calls).
+    pub fn voice_frames_sent(&self) -> u64 {
+        self.read_core(|c| c.voice.frames_out)
     }
 
     /// What happens to later `ATD` calls.

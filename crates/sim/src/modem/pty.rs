@@ -70,6 +70,20 @@ impl Pty {
         }
     }
 
+    /// Writes what fits now without waiting; returns the bytes written
+    /// (0 when the line is full because nobody reads the slave side).
+    pub(crate) fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        match self.master.get_ref().write(data) {
+            Ok(n) => Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Writes everything, waiting at most `patience` for the driver to drain
     /// the line; returns false if the bytes had to be dropped because nobody
     /// reads the slave side (a real UART drops them too).

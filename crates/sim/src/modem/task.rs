@@ -10,11 +10,17 @@ use tokio::time::Instant;
 
 use super::core::{Core, Out};
 use super::pty::Pty;
+use super::voice::{FRAME_BYTES, has_voice_port};
 use crate::Error;
 
 /// How long a write may wait for the driver to drain the line before the
 /// bytes are dropped (nobody has the port open).
 const WRITE_PATIENCE: Duration = Duration::from_millis(500);
+/// One voice frame every 20 ms while audio flows.
+const FRAME_PERIOD: Duration = Duration::from_millis(20);
+/// Voice bytes kept for a driver that reads slowly (1 s); beyond that whole
+/// frames are dropped, as a USB endpoint nobody drains drops them.
+const MAX_VOICE_BACKLOG: usize = 50 * FRAME_BYTES;
 
 pub(crate) enum Control {
     /// The handle changed the core; flush its output.
@@ -79,6 +85,35 @@ pub(crate) struct Task {
     pub(crate) pty: Option<Pty>,
     pub(crate) link: Link,
     pub(crate) changed: watch::Sender<u64>,
+    /// The voice port (PCM) and its link `<link>.voice`, when the profile has one.
+    pub(crate) voice: Option<Pty>,
+    pub(crate) voice_link: Option<Link>,
+    /// Voice bytes not yet taken by the driver (whole frames, minus what
+    /// a short write already sent).
+    pub(crate) voice_backlog: Vec<u8>,
+}
+
+/// The voice port's link for an AT port link: `<link>.voice`.
+pub(crate) fn voice_link_path(link: &Path) -> PathBuf {
+    let mut p = link.as_os_str().to_owned();
+    p.push(".voice");
+    PathBuf::from(p)
+}
+
+/// Opens the voice PTY and points its link, for profiles with a voice port.
+pub(crate) fn open_voice(
+    profile: super::Profile,
+    link: &mut Option<Link>,
+) -> Result<Option<Pty>, Error> {
+    if !has_voice_port(profile) {
+        return Ok(None);
+    }
+    let Some(link) = link.as_mut() else {
+        return Ok(None);
+    };
+    let pty = Pty::open()?;
+    link.point(pty.slave_path())?;
+    Ok(Some(pty))
 }
 
 async fn read_some(pty: Option<&Pty>, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -98,9 +133,33 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl Task {
     pub(crate) async fn run(mut self) {
         let mut buf = [0u8; 512];
+        let mut vbuf = [0u8; 1024];
+        let mut tick = tokio::time::interval(FRAME_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_flowing = false;
         loop {
-            let deadline = lock(&self.core).next_deadline();
+            let (deadline, flowing) = {
+                let core = lock(&self.core);
+                (core.next_deadline(), core.pcm_flowing())
+            };
+            if flowing && !was_flowing {
+                tick.reset_immediately();
+            }
+            if !flowing {
+                self.voice_backlog.clear();
+            }
+            was_flowing = flowing;
             tokio::select! {
+                r = read_some(self.voice.as_ref(), &mut vbuf) => match r {
+                    Ok(n) if n > 0 => {
+                        let data = vbuf.get(..n).unwrap_or_default();
+                        let mut core = lock(&self.core);
+                        let flowing = core.pcm_flowing();
+                        core.voice.input(data, flowing);
+                    }
+                    Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                },
+                _ = tick.tick(), if flowing => self.voice_frame(),
                 r = read_some(self.pty.as_ref(), &mut buf) => match r {
                     Ok(n) if n > 0 => {
                         let data = buf.get(..n).unwrap_or_default();
@@ -140,6 +199,11 @@ impl Task {
     fn unplug(&mut self) {
         self.pty = None;
         self.link.remove();
+        self.voice = None;
+        self.voice_backlog.clear();
+        if let Some(l) = self.voice_link.as_mut() {
+            l.remove();
+        }
         lock(&self.core).power_off();
     }
 
@@ -148,8 +212,31 @@ impl Task {
         let pty = Pty::open()?;
         self.link.point(pty.slave_path())?;
         self.pty = Some(pty);
+        let profile = lock(&self.core).config().profile;
+        self.voice = open_voice(profile, &mut self.voice_link)?;
         lock(&self.core).power_on(Instant::now());
         Ok(())
+    }
+
+    /// One 20 ms tick while audio flows: the next far-end frame goes out.
+    fn voice_frame(&mut self) {
+        let frame = lock(&self.core).voice.next_frame();
+        if self.voice_backlog.len() + frame.len() <= MAX_VOICE_BACKLOG {
+            self.voice_backlog.extend_from_slice(&frame);
+        }
+        let Some(pty) = &self.voice else {
+            self.voice_backlog.clear();
+            return;
+        };
+        match pty.try_write(&self.voice_backlog) {
+            Ok(n) => {
+                self.voice_backlog.drain(..n.min(self.voice_backlog.len()));
+            }
+            Err(e) => {
+                tracing::warn!(link = %self.link.path.display(), error = %e, "write to the simulated voice port failed");
+                self.voice_backlog.clear();
+            }
+        }
     }
 
     async fn flush(&mut self) {

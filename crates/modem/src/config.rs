@@ -59,6 +59,26 @@ pub(crate) struct Spec {
     pub hangup: &'static str,
     /// Commands that return the ICCID, tried in order.
     pub iccid: &'static [&'static str],
+    /// How call audio is switched to the host, if the modem can.
+    pub voice: Option<VoiceSpec>,
+}
+
+/// The vendor's commands for PCM call audio to the host (docs/MODEMS.md
+/// "Voice audio").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VoiceSpec {
+    /// Starts PCM on the USB voice serial port.
+    pub serial: &'static str,
+    /// Starts PCM on the USB audio class device (ALSA), if the modem has one.
+    pub alsa: Option<&'static str>,
+    /// Stops it at hang-up (None: it stops with the call).
+    pub off: Option<&'static str>,
+    /// Wait this long after the call connects before the command.
+    pub settle: Duration,
+    /// The command may fail right after connect: try once more.
+    pub retry: bool,
+    /// A query that says whether the firmware has voice at all.
+    pub check: Option<&'static str>,
 }
 
 impl Profile {
@@ -97,6 +117,7 @@ impl Profile {
                 "AT^ICCID?",
                 "AT+CRSM=176,12258,0,0,10",
             ],
+            voice: None,
         };
         match self {
             Profile::Generic | Profile::Auto => generic,
@@ -108,12 +129,28 @@ impl Profile {
                 storage: ["SM", "SM", "SM"],
                 status_report_memory: Some("SR"),
                 iccid: &["AT+QCCID", "AT+CCID"],
+                voice: Some(VoiceSpec {
+                    serial: "AT+QPCMV=1,0",
+                    alsa: Some("AT+QPCMV=1,2"),
+                    off: Some("AT+QPCMV=0"),
+                    settle: Duration::ZERO,
+                    retry: false,
+                    check: None,
+                }),
                 ..generic
             },
             Profile::SimcomSim7600 => Spec {
                 init: vec!["AT+CLCC=1".into()],
                 clcc_urc: true,
                 iccid: &["AT+CICCID", "AT+CCID"],
+                voice: Some(VoiceSpec {
+                    serial: "AT+CPCMREG=1",
+                    alsa: None,
+                    off: Some("AT+CPCMREG=0"),
+                    settle: Duration::from_millis(100),
+                    retry: true,
+                    check: None,
+                }),
                 ..generic
             },
             Profile::SimcomSim800 => Spec {
@@ -132,6 +169,14 @@ impl Profile {
                 ussd_packed: true,
                 hangup: "AT+CHUP",
                 iccid: &["AT^ICCID?", "AT+CRSM=176,12258,0,0,10"],
+                voice: Some(VoiceSpec {
+                    serial: "AT^DDSETEX=2",
+                    alsa: None,
+                    off: None,
+                    settle: Duration::ZERO,
+                    retry: false,
+                    check: Some("AT^CVOICE?"),
+                }),
                 ..generic
             },
         }
@@ -207,6 +252,29 @@ pub struct ModemConfig {
     /// Request delivery reports for sent messages.
     #[serde(default = "d_true")]
     pub status_reports: bool,
+    /// The modem's voice (PCM) serial port, e.g. Quectel's second USB
+    /// serial interface, SIM7600's audio port, Huawei's voice port. With
+    /// it the driver switches call audio there when a call connects and
+    /// offers it as a [`crate::VoiceStream`]. Neither this nor
+    /// `voice_alsa`: signalling only.
+    #[serde(default)]
+    pub voice_port: Option<String>,
+    /// Quectel: call audio over USB audio class (`AT+QPCMV=1,2`), the ALSA
+    /// device that appears for it (e.g. `hw:Android`); the application
+    /// opens it itself.
+    #[serde(default)]
+    pub voice_alsa: Option<String>,
+    /// No audio from the voice port this long after the audio command:
+    /// warn (wrong command or wrong port).
+    #[serde(default = "d_voice_start", with = "duration")]
+    pub voice_start_timeout: Duration,
+    /// Override the profile's command that starts call audio (a firmware
+    /// that wants another, e.g. `AT+QPCMV=1,1`).
+    #[serde(default)]
+    pub voice_enable: Option<String>,
+    /// Override the profile's command that stops call audio at hang-up.
+    #[serde(default)]
+    pub voice_disable: Option<String>,
 }
 
 fn d_command() -> Duration {
@@ -242,6 +310,9 @@ fn d_reassembly() -> Duration {
 fn d_reopen() -> Duration {
     Duration::from_secs(30)
 }
+fn d_voice_start() -> Duration {
+    Duration::from_millis(1500)
+}
 fn d_true() -> bool {
     true
 }
@@ -271,6 +342,11 @@ impl ModemConfig {
             state_file: None,
             urc_port: None,
             status_reports: true,
+            voice_port: None,
+            voice_alsa: None,
+            voice_start_timeout: d_voice_start(),
+            voice_enable: None,
+            voice_disable: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossline_pdu::{
@@ -18,6 +19,7 @@ use crate::error::{AtError, ErrorClass};
 use crate::parser::{self, ClccEntry, RegDomain, Urc};
 use crate::store::{DirectStore, stable_key};
 use crate::types::*;
+use crate::voice::{self, VoiceOpener, VoiceStream};
 
 /// Errors of handle calls other than `send_sms`.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,9 @@ enum Request {
     },
     Sweep {
         reply: Reply<usize>,
+    },
+    Voice {
+        reply: Reply<VoiceStream>,
     },
     At {
         command: String,
@@ -213,6 +218,17 @@ impl ModemHandle {
         self.call(|reply| Request::Dtmf { digits, reply }).await
     }
 
+    /// The connected call's audio as 20 ms frames (8 kHz s16 mono), from the
+    /// configured `voice_port`; ask after [`CallEvent::Connected`]. Once per
+    /// call: the stream ends with the call. Errors when no call is
+    /// connected, the line has no voice port, the audio could not be
+    /// started (the reason is in the error and in a `Warning` event), the
+    /// audio is on ALSA (`voice_alsa`: open that device), or the stream was
+    /// already taken.
+    pub async fn voice(&self) -> Result<VoiceStream, ModemError> {
+        self.call(|reply| Request::Voice { reply }).await
+    }
+
     /// Sweeps the modem storage now (AT+CMGL=4); returns messages found.
     pub async fn sweep(&self) -> Result<usize, ModemError> {
         self.call(|reply| Request::Sweep { reply }).await
@@ -318,12 +334,27 @@ struct Driver {
     /// The last AT+CLCC poll found no call (the final result code — BUSY,
     /// NO ANSWER, NO CARRIER — may still be on its way).
     call_vanished: bool,
+    /// The connected call's audio, when a voice port or ALSA is configured.
+    voice: Option<CallAudio>,
+    voice_opener: Option<VoiceOpener>,
     // ussd
     ussd: Option<(Reply<String>, Instant)>,
     // timers
     next_sweep: Instant,
     next_health: Instant,
     next_reinit: Option<Instant>,
+}
+
+/// One connected call's audio.
+struct CallAudio {
+    pump: Option<voice::Pump>,
+    stream: Option<VoiceStream>,
+    /// Stops the audio at hang-up (given only when the start worked).
+    off: Option<String>,
+    /// `voice_alsa`: the application opens this device.
+    alsa: Option<String>,
+    /// Why this call has no audio.
+    problem: Option<String>,
 }
 
 const MAX_OUTBOX: usize = 1000;
@@ -446,6 +477,11 @@ impl Driver {
             last_ring: None,
             next_call_poll: None,
             call_vanished: false,
+            voice: None,
+            voice_opener: cfg.voice_port.clone().map(|p| {
+                let open = crate::engine::serial_opener(p, 115_200);
+                Arc::new(open) as VoiceOpener
+            }),
             ussd: None,
             next_sweep: now,
             next_health: now,
@@ -634,6 +670,9 @@ impl Driver {
                     let _ = reply.send(self.not_ready("the port is closed (reopening)"));
                 }
                 Request::Sweep { reply } => {
+                    let _ = reply.send(self.not_ready("the port is closed (reopening)"));
+                }
+                Request::Voice { reply } => {
                     let _ = reply.send(self.not_ready("the port is closed (reopening)"));
                 }
                 Request::At { reply, .. } => {
@@ -1433,6 +1472,9 @@ impl Driver {
                     Some(d) => self.not_ready(d),
                 });
             }
+            Request::Voice { reply } => {
+                let _ = reply.send(self.take_voice());
+            }
             Request::At { command, reply } => {
                 let r = self.cmd(Command::new(command, self.t())).await;
                 let _ = reply.send(r.map(|r| r.lines).map_err(Into::into));
@@ -2223,6 +2265,9 @@ impl Driver {
             _ => return,
         };
         self.emit(ModemEvent::Call(ev)).await;
+        if p == Phase::Active {
+            self.start_voice().await;
+        }
     }
 
     async fn end_call(&mut self, reason: CallEnd) {
@@ -2241,6 +2286,7 @@ impl Driver {
         self.next_call_poll = None;
         self.call_vanished = false;
         self.clip = None;
+        self.stop_voice().await;
         info!(?reason, "call ended");
         self.emit(ModemEvent::Call(CallEvent::Ended { reason }))
             .await;
@@ -2285,6 +2331,222 @@ impl Driver {
                 _ => {}
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------- voice
+
+impl Driver {
+    /// Switches the connected call's audio to the host, per profile (see
+    /// docs/MODEMS.md "Voice audio"): opens the voice port first (no frame
+    /// lost), drops stale bytes, waits the profile's settle time, gives the
+    /// command (SIMCom: once more if it fails right after connect) and
+    /// starts the pump, which warns when no audio comes.
+    async fn start_voice(&mut self) {
+        if self.voice.is_some() {
+            return;
+        }
+        let spec = self.spec.voice;
+        let profile = self.info.profile;
+        let serial = self.cfg.voice_port.clone();
+        let alsa = if serial.is_none() {
+            self.cfg.voice_alsa.clone()
+        } else {
+            None
+        };
+        if serial.is_none() && alsa.is_none() {
+            return; // signalling only
+        }
+        let command = match (&self.cfg.voice_enable, &alsa) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(_)) => spec.and_then(|s| s.alsa).map(str::to_string),
+            (None, None) => spec.map(|s| s.serial.to_string()),
+        };
+        let mut audio = CallAudio {
+            pump: None,
+            stream: None,
+            off: None,
+            alsa: alsa.clone(),
+            problem: None,
+        };
+        let Some(command) = command else {
+            let what = if alsa.is_some() {
+                "USB audio class (voice_alsa)"
+            } else {
+                "PCM on a voice serial port (voice_port)"
+            };
+            let msg = format!(
+                "{}: profile {profile:?} has no command for {what} (SIM800: analog audio only; another modem: set `voice_enable`); this call has no audio",
+                self.label
+            );
+            self.voice_problem(audio, msg).await;
+            return;
+        };
+        if let Some(q) = spec.and_then(|s| s.check)
+            && self.cfg.voice_enable.is_none()
+        {
+            match self.cmd(Command::new(q, self.t())).await {
+                Ok(r) => {
+                    // ^CVOICE:<mode>,<rate>,<bits>,<period ms>
+                    let fields: Vec<String> = r
+                        .lines
+                        .iter()
+                        .find_map(|l| l.split_once(':').map(|(_, v)| parser::fields(v)))
+                        .unwrap_or_default();
+                    let rate = fields.get(1).map(String::as_str);
+                    let bits = fields.get(2).map(String::as_str);
+                    if rate.is_some_and(|r| r != "8000") || bits.is_some_and(|b| b != "16") {
+                        let msg = format!(
+                            "{}: {q} reports {} Hz, {} bits; the driver expects 8000 Hz, 16 bits: audio will sound wrong",
+                            self.label,
+                            rate.unwrap_or("?"),
+                            bits.unwrap_or("?")
+                        );
+                        warn!("{msg}");
+                        self.emit(ModemEvent::Warning(msg)).await;
+                    }
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "{}: {q} failed ({e}): this stick's firmware has voice disabled (profile {profile:?}); flash a voice-enabled firmware. This call has no audio",
+                        self.label
+                    );
+                    self.voice_problem(audio, msg).await;
+                    return;
+                }
+            }
+        }
+        let mut io = None;
+        if let (Some(port), Some(opener)) = (&serial, self.voice_opener.clone()) {
+            match tokio::time::timeout(Duration::from_secs(2), opener()).await {
+                Ok(Ok(mut p)) => {
+                    let stale = voice::drain(&mut p).await;
+                    if stale > 0 {
+                        debug!(bytes = stale, "stale audio dropped from the voice port");
+                    }
+                    io = Some(p);
+                }
+                Ok(Err(e)) => {
+                    let msg = format!(
+                        "{}: cannot open the voice port {port}: {e} (is `voice_port` right? is it the modem's audio interface?); this call has no audio",
+                        self.label
+                    );
+                    self.voice_problem(audio, msg).await;
+                    return;
+                }
+                Err(_) => {
+                    let msg = format!(
+                        "{}: opening the voice port {port} took over 2 s; this call has no audio",
+                        self.label
+                    );
+                    self.voice_problem(audio, msg).await;
+                    return;
+                }
+            }
+        }
+        if let Some(settle) = spec.map(|s| s.settle).filter(|d| !d.is_zero()) {
+            self.pause(settle).await;
+        }
+        let mut r = self.cmd(Command::new(command.clone(), self.t())).await;
+        if r.is_err() && spec.is_some_and(|s| s.retry) && self.dead.is_none() {
+            debug!(command = %command, "audio command refused right after connect; once more");
+            self.pause(Duration::from_millis(200)).await;
+            r = self.cmd(Command::new(command.clone(), self.t())).await;
+        }
+        let started = Instant::now();
+        if let Err(e) = r {
+            let msg = format!(
+                "{}: {command} failed ({e}) (profile {profile:?}): the modem did not switch call audio to the host; check the profile, or set `voice_enable` for this firmware. This call has no audio",
+                self.label
+            );
+            self.voice_problem(audio, msg).await;
+            return;
+        }
+        info!(command = %command, "call audio switched to the host");
+        audio.off = self.cfg.voice_disable.clone().or_else(|| {
+            spec.and_then(|s| s.off)
+                .filter(|_| self.cfg.voice_enable.is_none())
+                .map(str::to_string)
+        });
+        if let (Some(io), Some(port), Some(opener)) = (io, serial, self.voice_opener.clone()) {
+            let (pump, stream) = voice::spawn(voice::PumpArgs {
+                line: self.cfg.line.clone(),
+                profile: format!("{profile:?}"),
+                port,
+                command,
+                io,
+                opener,
+                start_timeout: self.cfg.voice_start_timeout,
+                events: self.events.clone(),
+                started,
+            });
+            audio.pump = Some(pump);
+            audio.stream = Some(stream);
+        }
+        self.voice = Some(audio);
+    }
+
+    async fn voice_problem(&mut self, mut audio: CallAudio, msg: String) {
+        warn!("{msg}");
+        self.emit(ModemEvent::Warning(msg.clone())).await;
+        audio.problem = Some(msg);
+        self.voice = Some(audio);
+    }
+
+    /// At hang-up: the profile's stop command, the pump's final counts.
+    async fn stop_voice(&mut self) {
+        let Some(audio) = self.voice.take() else {
+            return;
+        };
+        if let Some(off) = &audio.off
+            && self.engine.is_some()
+            && self.dead.is_none()
+            && !self.try_cmd(off).await
+        {
+            warn!(command = %off, "stopping call audio failed");
+        }
+        if let Some(pump) = audio.pump {
+            let stats = pump.stop().await;
+            if stats.one_way() == Some(voice::OneWay::NothingToModem) {
+                let msg = format!(
+                    "{}: one-way audio: the modem took none of the {} frames sent to the caller on {}",
+                    self.label, stats.dropped_to_modem, stats.port
+                );
+                warn!("{msg}");
+                self.emit(ModemEvent::Warning(msg)).await;
+            }
+            info!(
+                from_modem = stats.frames_from_modem,
+                to_modem = stats.frames_to_modem,
+                "call audio ended"
+            );
+            self.emit(ModemEvent::VoiceStats(stats)).await;
+        }
+    }
+
+    fn take_voice(&mut self) -> Result<VoiceStream, ModemError> {
+        let line = self.cfg.line.clone();
+        let Some(audio) = self.voice.as_mut() else {
+            let why = if self.phase != Phase::Active {
+                "no call is connected".to_string()
+            } else if self.cfg.voice_port.is_none() && self.cfg.voice_alsa.is_none() {
+                "this line has no `voice_port` (signalling only)".to_string()
+            } else {
+                "the call's audio is not set up".to_string()
+            };
+            return Err(ModemError::NotReady { line, reason: why });
+        };
+        if let Some(s) = audio.stream.take() {
+            return Ok(s);
+        }
+        let what = if let Some(p) = &audio.problem {
+            p.clone()
+        } else if let Some(dev) = &audio.alsa {
+            format!("the call's audio is on the ALSA device {dev} (voice_alsa): open it there")
+        } else {
+            "the call's voice stream was already taken".to_string()
+        };
+        Err(ModemError::Invalid { line, what })
     }
 }
 

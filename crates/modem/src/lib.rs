@@ -80,9 +80,11 @@ pub mod error;
 pub mod parser;
 pub mod store;
 pub mod types;
+pub mod voice;
 
 pub use config::{Delivery, ModemConfig, Profile};
 pub use driver::{Modem, ModemError, ModemHandle, same_number};
 pub use engine::{AtEngine, Command, OpenFuture, Response, Transport, open_serial, serial_opener};
 pub use error::{AtError, CmeError, CmsError, ErrorClass};
 pub use types::*;
+pub use voice::{OneWay, VoiceError, VoiceFrame, VoiceStats, VoiceStream};

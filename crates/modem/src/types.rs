@@ -302,6 +302,9 @@ pub enum ModemEvent {
     /// The port is back and the modem is initialised again.
     Reconnected,
     /// Something a field engineer should see (SIM locked, storage full,
-    /// under-voltage, no new-message indication...).
+    /// under-voltage, no new-message indication, no call audio...).
     Warning(String),
+    /// A call with audio ended: its audio counts each way (sent just before
+    /// [`CallEvent::Ended`]).
+    VoiceStats(crate::voice::VoiceStats),
 }

@@ -1,0 +1,586 @@
+//! Call audio from the modem's voice port: PCM 8 kHz, signed 16-bit
+//! little-endian, mono, in 20 ms frames of 320 bytes — the format Quectel
+//! `AT+QPCMV`, SIMCom `AT+CPCMREG` and Huawei `AT^DDSETEX` all use on their
+//! USB voice serial ports.
+//!
+//! The driver opens the configured `voice_port` when a call connects,
+//! before it gives the vendor's audio command (so no frame is lost), and
+//! runs a pump task that moves frames between the port and a
+//! [`VoiceStream`] (see [`crate::ModemHandle::voice`]). A serial port hands
+//! over bytes in whatever pieces it likes — odd counts, half frames — so
+//! [`FrameAssembler`] rebuilds whole frames; after the port fails (USB
+//! re-enumeration: EIO, EOF) the pump reopens it by path and drops the half
+//! frame it held, so alignment restarts on the new stream.
+//!
+//! What the pump watches for (what users of chan_quectel/chan_dongle keep
+//! losing): no audio at all after the command (wrong command for the
+//! firmware, wrong port: a [`crate::ModemEvent::Warning`] naming the profile,
+//! the command and the port), audio that stops mid-call, and a modem that
+//! stops taking uplink audio (the caller hears nothing: one-way audio). The
+//! counts each way are in [`VoiceStats`], live from [`VoiceStream::stats`]
+//! and once more as [`crate::ModemEvent::VoiceStats`] when the call ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::engine::{OpenFuture, Transport};
+use crate::types::ModemEvent;
+
+/// Samples per second on the voice port.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// Samples in one 20 ms frame.
+pub const FRAME_SAMPLES: usize = 160;
+/// Bytes of one frame on the wire (s16le).
+pub const FRAME_BYTES: usize = 2 * FRAME_SAMPLES;
+/// One 20 ms frame of 8 kHz mono samples.
+pub type VoiceFrame = [i16; FRAME_SAMPLES];
+
+/// Frames from the modem waiting for the application (1 s); more are dropped and counted.
+const TO_APP_FRAMES: usize = 50;
+/// Frames from the application waiting for the modem (200 ms).
+const TO_MODEM_FRAMES: usize = 10;
+/// A frame the modem does not take within this is dropped (uplink stalled).
+const WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+/// No bytes from the modem for this long after audio had started: stalled.
+const STALL_AFTER: Duration = Duration::from_secs(1);
+/// Most stale bytes discarded from the port before the audio command.
+const MAX_DRAIN: usize = 64 * 1024;
+
+/// Rebuilds 320-byte frames from the pieces a serial port returns. Holds at
+/// most one partial frame; never allocates from input lengths.
+#[derive(Debug, Clone)]
+pub struct FrameAssembler {
+    buf: [u8; FRAME_BYTES],
+    len: usize,
+}
+
+impl Default for FrameAssembler {
+    fn default() -> Self {
+        Self {
+            buf: [0; FRAME_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl FrameAssembler {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds bytes; calls `frame` for every frame they complete, in order.
+    pub fn push(&mut self, mut bytes: &[u8], mut frame: impl FnMut(VoiceFrame)) {
+        while !bytes.is_empty() {
+            let room = FRAME_BYTES.saturating_sub(self.len);
+            let take = room.min(bytes.len());
+            let (head, rest) = bytes.split_at(take);
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + take) {
+                dst.copy_from_slice(head);
+            }
+            self.len += take;
+            bytes = rest;
+            if self.len == FRAME_BYTES {
+                frame(decode_frame(&self.buf));
+                self.len = 0;
+            }
+        }
+    }
+
+    /// Bytes held toward the next frame (0..320).
+    pub fn pending(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets the partial frame (the stream restarted); returns its length.
+    pub fn reset(&mut self) -> usize {
+        std::mem::take(&mut self.len)
+    }
+}
+
+/// 320 bytes s16le → one frame.
+pub fn decode_frame(bytes: &[u8; FRAME_BYTES]) -> VoiceFrame {
+    let mut f = [0i16; FRAME_SAMPLES];
+    for (s, pair) in f.iter_mut().zip(bytes.chunks_exact(2)) {
+        if let [lo, hi] = *pair {
+            *s = i16::from_le_bytes([lo, hi]);
+        }
+    }
+    f
+}
+
+/// One frame → 320 bytes s16le.
+pub fn encode_frame(frame: &VoiceFrame) -> [u8; FRAME_BYTES] {
+    let mut out = [0u8; FRAME_BYTES];
+    for (pair, s) in out.chunks_exact_mut(2).zip(frame.iter()) {
+        pair.copy_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// Errors of [`VoiceStream`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoiceError {
+    #[error("{line}: the call's audio has ended (the call is over or the driver stopped)")]
+    Ended { line: String },
+}
+
+/// Counts of one call's audio, each way. "From the modem" is the caller's
+/// voice (downlink), "to the modem" what the caller hears (uplink).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VoiceStats {
+    pub line: String,
+    /// The voice port (path).
+    pub port: String,
+    /// The command that started the audio, e.g. `AT+QPCMV=1,0`.
+    pub command: String,
+    pub frames_from_modem: u64,
+    pub frames_to_modem: u64,
+    pub bytes_from_modem: u64,
+    pub bytes_to_modem: u64,
+    /// Milliseconds from the audio command to the first byte from the modem.
+    pub first_audio_ms: Option<u64>,
+    /// Frames from the modem dropped because the application did not read
+    /// them (more than 1 s behind).
+    pub dropped_from_modem: u64,
+    /// Frames from the application dropped because the modem did not take
+    /// them (queue of 200 ms full, or a write stalled).
+    pub dropped_to_modem: u64,
+    /// Writes the modem did not take within 200 ms (uplink stalled).
+    pub write_stalls: u64,
+    /// Times the modem's audio stopped for a second or more mid-call.
+    pub read_stalls: u64,
+    /// Bytes of partial frames dropped when the port was reopened.
+    pub partial_bytes_dropped: u64,
+    /// Times the voice port was reopened (EIO, EOF).
+    pub reopens: u64,
+}
+
+/// Which way a call's audio did not flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneWay {
+    /// Nothing came from the modem: we did not hear the caller.
+    NothingFromModem,
+    /// The application sent audio but the modem took none of it: the
+    /// caller heard nothing.
+    NothingToModem,
+}
+
+impl VoiceStats {
+    /// Whether the audio flowed one way only (or not at all from the modem).
+    pub fn one_way(&self) -> Option<OneWay> {
+        if self.bytes_from_modem == 0 {
+            Some(OneWay::NothingFromModem)
+        } else if self.frames_to_modem == 0 && self.dropped_to_modem > 0 {
+            Some(OneWay::NothingToModem)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    /// first audio in ms + 1 (0 = none yet)
+    first_audio: AtomicU64,
+    dropped_in: AtomicU64,
+    dropped_out: AtomicU64,
+    write_stalls: AtomicU64,
+    read_stalls: AtomicU64,
+    partial: AtomicU64,
+    reopens: AtomicU64,
+}
+
+fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+fn len64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// What a call's audio is: fixed at start, the counters move.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub line: String,
+    pub port: String,
+    pub command: String,
+    pub counters: Counters,
+}
+
+impl Meta {
+    pub(crate) fn stats(&self) -> VoiceStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        VoiceStats {
+            line: self.line.clone(),
+            port: self.port.clone(),
+            command: self.command.clone(),
+            frames_from_modem: get(&c.frames_in),
+            frames_to_modem: get(&c.frames_out),
+            bytes_from_modem: get(&c.bytes_in),
+            bytes_to_modem: get(&c.bytes_out),
+            first_audio_ms: get(&c.first_audio).checked_sub(1),
+            dropped_from_modem: get(&c.dropped_in),
+            dropped_to_modem: get(&c.dropped_out),
+            write_stalls: get(&c.write_stalls),
+            read_stalls: get(&c.read_stalls),
+            partial_bytes_dropped: get(&c.partial),
+            reopens: get(&c.reopens),
+        }
+    }
+}
+
+/// A connected call's audio as 20 ms frames. Take it with
+/// [`crate::ModemHandle::voice`] after [`crate::CallEvent::Connected`]; it
+/// ends (`recv_frame` gives `None`, `send_frame` an error) when the call
+/// ends.
+///
+/// Pace `send_frame` at one frame per 20 ms from your own clock (a jitter
+/// buffer's output, a prompt player): the modem plays what it gets at its
+/// own rate and the driver keeps at most 200 ms queued; beyond that frames
+/// are dropped and counted rather than delaying the call.
+#[derive(Debug)]
+pub struct VoiceStream {
+    meta: Arc<Meta>,
+    from_modem: mpsc::Receiver<VoiceFrame>,
+    to_modem: mpsc::Sender<VoiceFrame>,
+}
+
+impl VoiceStream {
+    /// The next frame of the caller's voice; `None` once the call ended.
+    pub async fn recv_frame(&mut self) -> Option<VoiceFrame> {
+        self.from_modem.recv().await
+    }
+
+    /// Queues a frame for the caller to hear. A full queue (the modem takes
+    /// audio slower than it comes) drops the frame and counts it.
+    pub async fn send_frame(&self, frame: VoiceFrame) -> Result<(), VoiceError> {
+        match self.to_modem.try_send(frame) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                add(&self.meta.counters.dropped_out, 1);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(VoiceError::Ended {
+                line: self.meta.line.clone(),
+            }),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> VoiceStats {
+        self.meta.stats()
+    }
+
+    /// The line label.
+    pub fn line(&self) -> &str {
+        &self.meta.line
+    }
+}
+
+/// Opens the voice port again after it failed.
+pub(crate) type VoiceOpener = Arc<dyn Fn() -> OpenFuture + Send + Sync>;
+
+/// The running pump of one call.
+pub(crate) struct Pump {
+    pub meta: Arc<Meta>,
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl Pump {
+    /// Stops the pump and waits (briefly) for it; returns the final counts.
+    pub(crate) async fn stop(mut self) -> VoiceStats {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.join)
+            .await
+            .is_err()
+        {
+            self.join.abort();
+        }
+        self.meta.stats()
+    }
+}
+
+/// Reads and discards what is already waiting on a freshly opened port
+/// (frames of an earlier call), so the new stream starts frame-aligned.
+pub(crate) async fn drain(io: &mut Transport) -> usize {
+    let mut buf = [0u8; 1024];
+    let mut total = 0usize;
+    while total < MAX_DRAIN {
+        match tokio::time::timeout(Duration::from_millis(5), io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => break,
+        }
+    }
+    total
+}
+
+pub(crate) struct PumpArgs {
+    pub line: String,
+    pub profile: String,
+    pub port: String,
+    pub command: String,
+    pub io: Transport,
+    pub opener: VoiceOpener,
+    /// No byte from the modem within this after the command: warn.
+    pub start_timeout: Duration,
+    pub events: mpsc::Sender<ModemEvent>,
+    /// When the audio command was given.
+    pub started: Instant,
+}
+
+/// Starts the pump of one call; returns it and the call's stream.
+pub(crate) fn spawn(args: PumpArgs) -> (Pump, VoiceStream) {
+    let meta = Arc::new(Meta {
+        line: args.line.clone(),
+        port: args.port.clone(),
+        command: args.command.clone(),
+        counters: Counters::default(),
+    });
+    let (to_app_tx, to_app_rx) = mpsc::channel(TO_APP_FRAMES);
+    let (to_modem_tx, to_modem_rx) = mpsc::channel(TO_MODEM_FRAMES);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let span = tracing::info_span!("voice", line = %args.line, port = %args.port);
+    let m = meta.clone();
+    let join = tokio::spawn(run(args, m, to_app_tx, to_modem_rx, stop_rx).instrument(span));
+    let stream = VoiceStream {
+        meta: meta.clone(),
+        from_modem: to_app_rx,
+        to_modem: to_modem_tx,
+    };
+    (
+        Pump {
+            meta,
+            stop: Some(stop_tx),
+            join,
+        },
+        stream,
+    )
+}
+
+enum Step {
+    Stop,
+    Read(std::io::Result<usize>),
+    Send(Option<VoiceFrame>),
+    Check,
+}
+
+async fn run(
+    args: PumpArgs,
+    meta: Arc<Meta>,
+    to_app: mpsc::Sender<VoiceFrame>,
+    mut from_app: mpsc::Receiver<VoiceFrame>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let c = &meta.counters;
+    let mut io: Option<Transport> = Some(args.io);
+    let mut asm = FrameAssembler::new();
+    let mut buf = [0u8; 2048];
+    let mut app_open = true;
+    let mut check_at = args.started + args.start_timeout;
+    let mut checked_start = false;
+    let mut last_bytes = 0u64;
+    let mut stalled = false;
+    let mut warned_uplink = false;
+    let mut backoff = Duration::from_millis(50);
+    debug!(command = %args.command, "voice pump started");
+    loop {
+        let Some(port) = io.as_mut() else {
+            // Reopen by path (USB re-enumeration), with backoff.
+            tokio::select! {
+                _ = &mut stop => break,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            match (args.opener)().await {
+                Ok(p) => {
+                    info!("voice port reopened");
+                    add(&c.reopens, 1);
+                    io = Some(p);
+                    backoff = Duration::from_millis(50);
+                }
+                Err(e) => {
+                    debug!(error = %e, "voice port still gone");
+                    backoff = backoff.saturating_mul(2).min(Duration::from_secs(1));
+                }
+            }
+            continue;
+        };
+        let step = tokio::select! {
+            biased;
+            _ = &mut stop => Step::Stop,
+            r = port.read(&mut buf) => Step::Read(r),
+            f = from_app.recv(), if app_open => Step::Send(f),
+            () = tokio::time::sleep_until(check_at) => Step::Check,
+        };
+        match step {
+            Step::Stop => break,
+            Step::Read(Ok(n)) if n > 0 => {
+                let data = buf.get(..n).unwrap_or_default();
+                if c.bytes_in.load(Ordering::Relaxed) == 0 {
+                    let ms = u64::try_from(args.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    c.first_audio.store(ms.saturating_add(1), Ordering::Relaxed);
+                    debug!(after_ms = ms, "audio from the modem started");
+                }
+                add(&c.bytes_in, len64(n));
+                asm.push(data, |frame| {
+                    add(&c.frames_in, 1);
+                    if to_app.try_send(frame).is_err() {
+                        add(&c.dropped_in, 1);
+                    }
+                });
+            }
+            Step::Read(r) => {
+                let why = match r {
+                    Ok(_) => "end of file".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                warn!(reason = %why, "voice port failed; reopening");
+                io = None;
+                add(&c.partial, len64(asm.reset()));
+            }
+            Step::Send(None) => app_open = false,
+            Step::Send(Some(frame)) => {
+                let bytes = encode_frame(&frame);
+                match tokio::time::timeout(WRITE_TIMEOUT, port.write_all(&bytes)).await {
+                    Ok(Ok(())) => {
+                        add(&c.frames_out, 1);
+                        add(&c.bytes_out, len64(FRAME_BYTES));
+                    }
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "voice port write failed; reopening");
+                        add(&c.dropped_out, 1);
+                        io = None;
+                        add(&c.partial, len64(asm.reset()));
+                    }
+                    Err(_) => {
+                        add(&c.write_stalls, 1);
+                        add(&c.dropped_out, 1);
+                        if !warned_uplink {
+                            warned_uplink = true;
+                            let msg = format!(
+                                "{}: the modem does not take call audio on {} (a 20 ms frame waited over {} ms; profile {}, after {}): the caller may hear nothing (one-way audio). SIM7600 firmwares are known to stop reading uplink PCM after a few calls until AT+CRESET",
+                                args.line,
+                                args.port,
+                                WRITE_TIMEOUT.as_millis(),
+                                args.profile,
+                                args.command
+                            );
+                            warn!("{msg}");
+                            let _ = args.events.try_send(ModemEvent::Warning(msg));
+                        }
+                    }
+                }
+            }
+            Step::Check => {
+                let now_bytes = c.bytes_in.load(Ordering::Relaxed);
+                if !checked_start {
+                    checked_start = true;
+                    if now_bytes == 0 {
+                        let msg = format!(
+                            "{}: no audio from the voice port {} within {} ms after {} (profile {}): the modem did not start PCM there. The command may be wrong for this firmware (set `voice_enable`), or `voice_port` is not the modem's audio interface; the call goes on without audio",
+                            args.line,
+                            args.port,
+                            args.start_timeout.as_millis(),
+                            args.command,
+                            args.profile
+                        );
+                        warn!("{msg}");
+                        let _ = args.events.send(ModemEvent::Warning(msg)).await;
+                    }
+                } else if now_bytes == last_bytes && now_bytes > 0 {
+                    if !stalled {
+                        stalled = true;
+                        add(&c.read_stalls, 1);
+                        warn!("the modem's call audio stopped for a second or more");
+                    }
+                } else {
+                    stalled = false;
+                }
+                last_bytes = now_bytes;
+                check_at = Instant::now() + STALL_AFTER;
+            }
+        }
+    }
+    debug!(stats = ?meta.stats(), "voice pump stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes_of(samples: &[i16]) -> Vec<u8> {
+        samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let mut f = [0i16; FRAME_SAMPLES];
+        for (i, s) in f.iter_mut().enumerate() {
+            *s = i16::try_from(i).unwrap() * 200 - 16000;
+        }
+        assert_eq!(decode_frame(&encode_frame(&f)), f);
+    }
+
+    #[test]
+    fn odd_pieces_make_whole_frames_and_the_rest_waits() {
+        let samples: Vec<i16> = (0..400).map(|i| i * 7 - 1000).collect();
+        let bytes = bytes_of(&samples);
+        let mut asm = FrameAssembler::new();
+        let mut got = Vec::new();
+        for piece in bytes.chunks(33) {
+            asm.push(piece, |f| got.push(f));
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].to_vec(), samples[160..320].to_vec());
+        assert_eq!(asm.pending(), 160);
+        assert_eq!(asm.reset(), 160);
+        assert_eq!(asm.pending(), 0);
+    }
+
+    proptest! {
+        /// However the port splits the stream, the frames are the same, in
+        /// order, and at most one partial frame is held.
+        #[test]
+        fn any_split_gives_the_same_frames(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(0usize..400, 0..40),
+        ) {
+            let mut whole = Vec::new();
+            FrameAssembler::new().push(&data, |f| whole.push(f));
+            let mut asm = FrameAssembler::new();
+            let mut split = Vec::new();
+            let mut rest: &[u8] = &data;
+            for c in cuts {
+                let (a, b) = rest.split_at(c.min(rest.len()));
+                asm.push(a, |f| split.push(f));
+                prop_assert!(asm.pending() < FRAME_BYTES);
+                rest = b;
+            }
+            asm.push(rest, |f| split.push(f));
+            prop_assert_eq!(&whole, &split);
+            prop_assert_eq!(whole.len(), data.len() / FRAME_BYTES);
+            prop_assert_eq!(asm.pending(), data.len() % FRAME_BYTES);
+            for (i, f) in whole.iter().enumerate() {
+                let start = i * FRAME_BYTES;
+                prop_assert_eq!(&encode_frame(f)[..], &data[start..start + FRAME_BYTES]);
+            }
+        }
+    }
+}

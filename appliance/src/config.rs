@@ -400,6 +400,22 @@ pub struct ModemEntry {
     /// `<data_dir>/<label>.parts.json` when run by the appliance.
     #[serde(default)]
     pub state_file: Option<PathBuf>,
+    /// The modem's call audio (PCM) serial port; none = signalling only
+    /// (docs/MODEMS.md "Voice audio").
+    #[serde(default)]
+    pub voice_port: Option<String>,
+    /// Quectel: call audio over USB audio class, this ALSA device.
+    #[serde(default)]
+    pub voice_alsa: Option<String>,
+    /// Warn when no audio comes this long after the audio command (default 1.5 s).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub voice_start_timeout: Option<Duration>,
+    /// Override the profile's command that starts call audio.
+    #[serde(default)]
+    pub voice_enable: Option<String>,
+    /// Override the profile's command that stops call audio at hang-up.
+    #[serde(default)]
+    pub voice_disable: Option<String>,
 }
 
 /// The report window of a line that sets none: a common SMSC validity period.
@@ -444,6 +460,11 @@ impl ModemEntry {
             storage: None,
             urc_port: None,
             state_file: None,
+            voice_port: None,
+            voice_alsa: None,
+            voice_start_timeout: None,
+            voice_enable: None,
+            voice_disable: None,
         }
     }
 
@@ -499,6 +520,13 @@ impl ModemEntry {
         if self.urc_port.is_some() {
             c.urc_port = self.urc_port.clone();
         }
+        c.voice_port = self.voice_port.clone();
+        c.voice_alsa = self.voice_alsa.clone();
+        if let Some(v) = self.voice_start_timeout {
+            c.voice_start_timeout = v;
+        }
+        c.voice_enable = self.voice_enable.clone();
+        c.voice_disable = self.voice_disable.clone();
         c
     }
 }
@@ -635,6 +663,12 @@ impl Config {
             if m.port.is_empty() {
                 anyhow::bail!("modems: line {} has no port", m.label);
             }
+            if m.voice_port.is_some() && m.voice_alsa.is_some() {
+                anyhow::bail!(
+                    "modems: line {} has both voice_port and voice_alsa; call audio goes to one of them: keep the one the modem is set up for",
+                    m.label
+                );
+            }
         }
         if let Some(o) = &self.offline {
             if o.texts.is_empty() {
@@ -730,6 +764,10 @@ mod tests {
             .replace("# delivery", "delivery")
             .replace("# storage", "storage")
             .replace("# urc_port", "urc_port")
+            .replace("# voice_port", "voice_port")
+            .replace("# voice_start_timeout", "voice_start_timeout")
+            .replace("# voice_enable", "voice_enable")
+            .replace("# voice_disable", "voice_disable")
             .replace("send_attempts = 4", "send_attempts = 7");
         let cfg: Config = toml::from_str(&more).unwrap();
         let c = cfg.modems[0].driver_config();
@@ -740,6 +778,18 @@ mod tests {
         );
         assert_eq!(c.urc_port.as_deref(), Some("usbat"));
         assert_eq!(c.send_attempts, 7);
+        assert_eq!(
+            c.voice_port.as_deref(),
+            Some("/dev/serial/by-id/usb-Quectel_EC25-if01-port0")
+        );
+        assert_eq!(c.voice_start_timeout, Duration::from_millis(1500));
+        assert_eq!(c.voice_enable.as_deref(), Some("AT+QPCMV=1,0"));
+        assert_eq!(c.voice_disable.as_deref(), Some("AT+QPCMV=0"));
+        // audio goes to the serial port or to ALSA, not both
+        let both = more.replace("# voice_alsa", "voice_alsa");
+        let cfg: Config = toml::from_str(&both).unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("voice_port and voice_alsa"), "{err}");
         // The defaults are the ones the block states.
         let d = ModemEntry::new("gsm0", "/dev/x").driver_config();
         assert_eq!((d.rate_limit, d.send_attempts), (30, 4));

@@ -373,6 +373,9 @@ pub(crate) fn spawn(args: PumpArgs) -> (Pump, VoiceStream) {
     )
 }
 
+// One Step lives on the stack per loop turn; boxing the frame would
+// allocate 50 times a second for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Stop,
     Read(std::io::Result<usize>),
@@ -552,6 +555,55 @@ mod tests {
         assert_eq!(asm.pending(), 160);
         assert_eq!(asm.reset(), 160);
         assert_eq!(asm.pending(), 0);
+    }
+
+    /// EOF mid-frame (USB re-enumeration): the half frame is dropped, the
+    /// port reopened by the opener, and frames flow again aligned.
+    #[tokio::test]
+    async fn a_failed_port_is_reopened_and_alignment_restarts() {
+        let (modem_ends_tx, mut modem_ends) = mpsc::unbounded_channel();
+        let opener: VoiceOpener = Arc::new(move || {
+            let (driver_end, modem_end) = tokio::io::duplex(4096);
+            let _ = modem_ends_tx.send(modem_end);
+            Box::pin(async move { Ok(Box::new(driver_end) as Transport) }) as OpenFuture
+        });
+        let (driver_end, mut modem_end) = tokio::io::duplex(4096);
+        let (events, _events_rx) = mpsc::channel(8);
+        let (pump, mut stream) = spawn(PumpArgs {
+            line: "gsm0".into(),
+            profile: "QuectelEc25".into(),
+            port: "/dev/null".into(),
+            command: "AT+QPCMV=1,0".into(),
+            io: Box::new(driver_end),
+            opener,
+            start_timeout: Duration::from_secs(5),
+            events,
+            started: Instant::now(),
+        });
+        let one: Vec<u8> = bytes_of(&[7i16; FRAME_SAMPLES]);
+        modem_end.write_all(&one).await.unwrap();
+        modem_end.write_all(&one[..161]).await.unwrap(); // odd: mid-sample
+        assert_eq!(stream.recv_frame().await.unwrap(), [7i16; FRAME_SAMPLES]);
+        drop(modem_end);
+        let mut again = tokio::time::timeout(Duration::from_secs(5), modem_ends.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        again
+            .write_all(&bytes_of(&[-9i16; FRAME_SAMPLES]))
+            .await
+            .unwrap();
+        assert_eq!(stream.recv_frame().await.unwrap(), [-9i16; FRAME_SAMPLES]);
+        stream.send_frame([3; FRAME_SAMPLES]).await.unwrap();
+        let mut back = [0u8; FRAME_BYTES];
+        again.read_exact(&mut back).await.unwrap();
+        assert_eq!(decode_frame(&back), [3; FRAME_SAMPLES]);
+        let stats = pump.stop().await;
+        assert_eq!(stats.reopens, 1);
+        assert_eq!(stats.partial_bytes_dropped, 161);
+        assert_eq!(stats.frames_from_modem, 2);
+        assert_eq!(stats.frames_to_modem, 1);
+        assert!(stream.recv_frame().await.is_none());
     }
 
     proptest! {

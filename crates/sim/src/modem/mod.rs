@@ -86,7 +86,10 @@ impl SimModem {
             _dir: None,
         });
         let voice = task::open_voice(config.profile, &mut voice_link)?;
-        let voice_path = voice.as_ref().and_then(|_| voice_link.as_ref()).map(|l| l.path.clone());
+        let voice_path = voice
+            .as_ref()
+            .and(voice_link.as_ref())
+            .map(|l| l.path.clone());
         let mut core = Core::new(config);
         core.power_on(Instant::now());
         let core = Arc::new(Mutex::new(core));

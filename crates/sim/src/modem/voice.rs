@@ -66,8 +66,7 @@ impl Voice {
 
     pub(crate) fn far_end_play(&mut self, pcm: &[i16]) {
         let room = MAX_PLAY.saturating_sub(self.play.len());
-        self.play
-            .extend(pcm.iter().take(room).copied());
+        self.play.extend(pcm.iter().take(room).copied());
     }
 
     pub(crate) fn far_end_heard(&self) -> Vec<i16> {

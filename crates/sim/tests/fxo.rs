@@ -108,6 +108,10 @@ impl Rig {
         self.events.iter().filter(|(_, e)| e.ends_call()).count()
     }
 
+    fn last(&self) -> LineEvent {
+        self.events.last().expect("no line event").1
+    }
+
     fn place(&mut self, call: IncomingCall) {
         self.sim.place_call(self.now, call);
     }
@@ -119,6 +123,14 @@ fn config(country: Country, supervision: Supervision) -> LineConfig {
         country,
         supervision,
         ..LineConfig::default()
+    }
+}
+
+/// A call whose caller hangs up after `after_ms` of ringing.
+fn giving_up_after(after_ms: u64) -> IncomingCall {
+    IncomingCall {
+        give_up_after: Some(ms(after_ms)),
+        ..IncomingCall::from_number("1")
     }
 }
 
@@ -158,7 +170,7 @@ fn a_us_call_rings_gives_its_caller_id_window_is_answered_and_ends_by_loop_drop(
     rig.sim.far_end_hang_up(rig.now);
     let gone = rig.run_until_event(|e| e.ends_call(), ms(1000));
     assert_eq!(
-        rig.events.last().unwrap().1,
+        rig.last(),
         LineEvent::FarEndDisconnect {
             cause: DisconnectCause::LoopCurrentDrop
         }
@@ -309,10 +321,7 @@ fn caller_id_comes_inside_the_window_and_decodes() {
 fn the_caller_gives_up_during_a_ring_burst() {
     let mut rig = Rig::new(config(Country::Us, Supervision::LoopCurrent));
     // Mid second burst (6 s .. 8 s).
-    rig.place(IncomingCall {
-        give_up_after: Some(ms(6700)),
-        ..IncomingCall::from_number("1")
-    });
+    rig.place(giving_up_after(6700));
     let stopped = rig.run_until_event(|e| e.ends_call(), ms(20_000));
     assert_eq!(
         rig.kinds(),
@@ -334,15 +343,9 @@ fn the_caller_gives_up_during_a_ring_burst() {
 #[test]
 fn the_caller_gives_up_between_bursts() {
     let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
-    rig.place(IncomingCall {
-        give_up_after: Some(ms(7500)),
-        ..IncomingCall::from_number("1")
-    });
+    rig.place(giving_up_after(7500));
     let stopped = rig.run_until_event(|e| e.ends_call(), ms(20_000));
-    assert_eq!(
-        rig.events.last().unwrap().1,
-        LineEvent::RingingStopped { rings: 2 }
-    );
+    assert_eq!(rig.last(), LineEvent::RingingStopped { rings: 2 });
     // The second burst ended at 6 s; the ringing is over ~5.4 s after.
     assert!(
         (6000 + 4800..=6000 + 6000).contains(&stopped),
@@ -353,10 +356,7 @@ fn the_caller_gives_up_between_bursts() {
 #[test]
 fn the_caller_gives_up_during_the_first_burst_and_nothing_is_reported() {
     let mut rig = Rig::new(config(Country::Us, Supervision::LoopCurrent));
-    rig.place(IncomingCall {
-        give_up_after: Some(ms(900)),
-        ..IncomingCall::from_number("1")
-    });
+    rig.place(giving_up_after(900));
     rig.run_for(ms(10_000));
     assert!(rig.events.is_empty(), "{:?}", rig.events);
 }
@@ -364,10 +364,7 @@ fn the_caller_gives_up_during_the_first_burst_and_nothing_is_reported() {
 #[test]
 fn ringing_resumes_after_the_caller_gave_up_as_a_new_call() {
     let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
-    rig.place(IncomingCall {
-        give_up_after: Some(ms(5500)),
-        ..IncomingCall::from_number("1")
-    });
+    rig.place(giving_up_after(5500));
     rig.run_until_event(|e| e.ends_call(), ms(20_000));
     rig.place(IncomingCall::from_number("2"));
     rig.run_until_event(is_ring(1), ms(2000));
@@ -435,7 +432,7 @@ fn the_caller_hangs_up_exactly_as_the_line_answers() {
     rig.fxo.hang_up().unwrap();
     rig.run_for(ms(1000));
     assert_eq!(
-        rig.events.last().unwrap().1,
+        rig.last(),
         LineEvent::FarEndDisconnect {
             cause: DisconnectCause::DisconnectTone
         }
@@ -447,10 +444,7 @@ fn the_caller_hangs_up_exactly_as_the_line_answers() {
 #[test]
 fn the_caller_gives_up_just_before_the_answer_and_the_answer_is_refused() {
     let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
-    rig.place(IncomingCall {
-        give_up_after: Some(ms(5200)),
-        ..IncomingCall::from_number("1")
-    });
+    rig.place(giving_up_after(5200));
     rig.run_until_event(|e| e.ends_call(), ms(20_000));
     assert!(matches!(
         rig.fxo.answer(),
@@ -508,7 +502,7 @@ fn polarity_reversal_at_answer_is_the_far_end_answering_and_at_disconnect_the_en
     rig.run_until_event(|e| e.ends_call(), ms(200));
     assert!(!rig.kinds().contains(&LineEvent::FarEndAnswered));
     assert_eq!(
-        rig.events.last().unwrap().1,
+        rig.last(),
         LineEvent::FarEndDisconnect {
             cause: DisconnectCause::PolarityReversal
         }
@@ -536,7 +530,7 @@ fn a_dead_line_is_reported_after_the_settle_time() {
     let t = rig.run_until_event(|e| e.ends_call(), ms(2000));
     assert!((600..=700).contains(&t), "seen at {t} ms");
     assert_eq!(
-        rig.events.last().unwrap().1,
+        rig.last(),
         LineEvent::FarEndDisconnect {
             cause: DisconnectCause::NoLoopCurrent
         }

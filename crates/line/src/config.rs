@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::LineError;
+use crossline_audio::cid::Standard;
 
 /// One ring burst and the silence after it, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +127,9 @@ pub struct LineConfig {
     /// After going on-hook the ring detector is ignored this long (relay
     /// and line transients).
     pub ring_guard_ms: u32,
+    /// The caller ID the exchange sends after the first ring; unset: Bell 202
+    /// in the US, ETSI V.23 elsewhere ([`LineConfig::caller_id_standard`]).
+    pub caller_id: Option<Standard>,
     /// A change on the loop-sense pin must last this long to count.
     pub debounce_ms: u32,
     /// After going off-hook, loop current must appear within this time.
@@ -149,6 +153,7 @@ impl Default for LineConfig {
             min_ring_ms: 150,
             ring_release_ms: 120,
             ring_guard_ms: 400,
+            caller_id: None,
             debounce_ms: 50,
             loop_settle_ms: 600,
             supervision: Supervision::default(),
@@ -172,6 +177,14 @@ impl LineConfig {
         self.cadence
             .clone()
             .unwrap_or_else(|| ring_cadence(self.country))
+    }
+
+    /// The caller ID standard to decode in the `CallerIdWindow`.
+    pub fn caller_id_standard(&self) -> Standard {
+        self.caller_id.unwrap_or(match self.country {
+            Country::Us => Standard::Bell202,
+            _ => Standard::Etsi,
+        })
     }
 
     /// Checks the values make a working detector.
@@ -233,6 +246,11 @@ mod tests {
         assert_eq!(c.supervision, Supervision::PolarityReversal);
         assert_eq!(c.tolerance_pct, 20);
         assert_eq!(c.effective_cadence().segments.len(), 2);
+        assert_eq!(c.caller_id_standard(), Standard::Etsi);
+        let us: LineConfig = serde_json::from_str(r#"{"country":"us"}"#).unwrap();
+        assert_eq!(us.caller_id_standard(), Standard::Bell202);
+        let dk: LineConfig = serde_json::from_str(r#"{"caller_id":"dtmf"}"#).unwrap();
+        assert_eq!(dk.caller_id_standard(), Standard::Dtmf);
         c.validate().unwrap();
     }
 

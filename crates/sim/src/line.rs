@@ -187,10 +187,7 @@ impl SimLineConfig {
             supervision: line.supervision,
             open_loop: Duration::from_millis(400),
             levels: line.levels,
-            cid_standard: match line.country {
-                Country::Us => Standard::Bell202,
-                _ => Standard::Etsi,
-            },
+            cid_standard: line.caller_id_standard(),
         }
     }
 }

@@ -122,10 +122,11 @@ impl Profile {
         match self {
             Profile::Generic | Profile::Auto => generic,
             Profile::QuectelEc25 => Spec {
-                init: vec![format!(
-                    "AT+QURCCFG=\"urcport\",\"{}\"",
-                    urc_port.unwrap_or("usbat")
-                )],
+                init: vec![
+                    format!("AT+QURCCFG=\"urcport\",\"{}\"", urc_port.unwrap_or("usbat")),
+                    // +QTONEDET: the caller's keys as URCs
+                    "AT+QTONEDET=1".into(),
+                ],
                 storage: ["SM", "SM", "SM"],
                 status_report_memory: Some("SR"),
                 iccid: &["AT+QCCID", "AT+CCID"],

@@ -1341,6 +1341,13 @@ impl Driver {
             Urc::VoiceCallBegin | Urc::HuaweiConn => self.set_phase(Phase::Active).await,
             Urc::HuaweiConf => self.set_phase(Phase::Alerting).await,
             Urc::HuaweiOrig => {}
+            Urc::Dtmf(digit) => {
+                if self.phase == Phase::Active {
+                    self.emit(ModemEvent::Call(CallEvent::Dtmf { digit })).await;
+                } else {
+                    debug!(%digit, "DTMF outside a call ignored");
+                }
+            }
             Urc::Ready | Urc::PoweredDown => {
                 warn!("the modem rebooted or powered down; initialising again");
                 self.needs_init = true;

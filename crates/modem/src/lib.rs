@@ -36,6 +36,7 @@
 //! | [`ModemHandle::probe`]`() -> ModemInfo` | identity, SIM, registration, operator, signal (serde `Serialize`) |
 //! | [`ModemHandle::ussd`]`(code) -> String` | USSD request and the network's decoded answer |
 //! | [`ModemHandle::dial`], [`answer`](ModemHandle::answer), [`hangup`](ModemHandle::hangup), [`dtmf`](ModemHandle::dtmf) | call control; progress arrives as [`ModemEvent::Call`] |
+//! | [`ModemHandle::voice`]`() -> VoiceStream` | the connected call's audio as 20 ms frames (with `voice_port` configured; see [`voice`]) |
 //! | [`ModemHandle::sweep`]`() -> usize` | read all stored messages now (AT+CMGL=4) |
 //! | [`ModemHandle::at`]`(command) -> Vec<String>` | a raw command, for diagnostics |
 //! | [`ModemHandle::shutdown`] | stop the driver |
@@ -63,6 +64,7 @@
 //! * [`engine`]: one command at a time with hard deadlines, echo stripping, URC
 //!   queue, the `> ` prompt, resync (ESC + `AT`).
 //! * [`driver`]: the per-modem task (init, SMS, USSD, calls, health, reopen).
+//! * [`voice`]: call audio from the modem's voice port (frames, pump, stats).
 //! * [`error`]: +CME/+CMS errors with meaning and [`ErrorClass`].
 //!
 //! * [`cli`] (feature `cli`, on by default): the `crossline-modem` diagnostics

@@ -272,6 +272,10 @@ pub enum Urc {
     HuaweiCend,
     /// Huawei `^SMMEMFULL:"<mem>"` — message storage full.
     SmsMemoryFull(String),
+    /// A key the other party pressed, detected by the modem: SIMCom
+    /// `+RXDTMF: <key>`, Quectel `+QTONEDET: <ASCII code>` (after
+    /// `AT+QTONEDET=1`), Huawei `^DDTMF: <key>`.
+    Dtmf(char),
     /// Huawei status noise (^RSSI, ^BOOT, ^MODE, ^SRVST, ^DSFLOWRPT, ...).
     HuaweiNoise(String),
     /// A URC with the right prefix but unusable content (e.g. +CMT without
@@ -454,6 +458,17 @@ pub fn known_urc(line: &str) -> Option<Urc> {
         "^CONN" => Urc::HuaweiConn,
         "^CEND" => Urc::HuaweiCend,
         "^SMMEMFULL" => Urc::SmsMemoryFull(text(0).unwrap_or_default()),
+        "+RXDTMF" | "^DDTMF" | "+QTONEDET" => {
+            let key = if name == "+QTONEDET" {
+                num(0).and_then(char::from_u32)
+            } else {
+                text(0).and_then(|t| t.chars().next())
+            };
+            match key.map(|k| k.to_ascii_uppercase()) {
+                Some(k) if k.is_ascii_digit() || matches!(k, '*' | '#' | 'A'..='D') => Urc::Dtmf(k),
+                _ => Urc::Malformed(line.to_string()),
+            }
+        }
         n if n.starts_with('^') && n.len() > 1 => Urc::HuaweiNoise(line.to_string()),
         _ => return None,
     })
@@ -840,6 +855,21 @@ mod tests {
             }
             proptest::prop_assert_eq!(frames(&[data.as_bytes()]), want);
         }
+    }
+
+    #[test]
+    fn modem_detected_dtmf_per_vendor() {
+        assert_eq!(known_urc("+RXDTMF: 5"), Some(Urc::Dtmf('5')));
+        assert_eq!(known_urc("+QTONEDET: 35"), Some(Urc::Dtmf('#')));
+        assert_eq!(known_urc("^DDTMF: a"), Some(Urc::Dtmf('A')));
+        assert_eq!(
+            known_urc("+QTONEDET: 88"),
+            Some(Urc::Malformed("+QTONEDET: 88".into()))
+        );
+        assert_eq!(
+            known_urc("+RXDTMF:"),
+            Some(Urc::Malformed("+RXDTMF:".into()))
+        );
     }
 
     #[test]

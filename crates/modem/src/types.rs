@@ -269,6 +269,12 @@ pub enum CallEvent {
     Alerting,
     /// The call is up.
     Connected,
+    /// The other party pressed a key, as the modem detected it (SIMCom
+    /// `+RXDTMF`, Quectel `+QTONEDET`, Huawei `^DDTMF`). In-band detection
+    /// of the call audio is the main path; this one needs no audio at all.
+    Dtmf {
+        digit: char,
+    },
     Ended {
         reason: CallEnd,
     },

@@ -503,7 +503,8 @@ async fn run(
                             args.profile
                         );
                         warn!("{msg}");
-                        let _ = args.events.send(ModemEvent::Warning(msg)).await;
+                        // never block the audio on a slow event reader
+                        let _ = args.events.try_send(ModemEvent::Warning(msg));
                     }
                 } else if now_bytes == last_bytes && now_bytes > 0 {
                     if !stalled {

@@ -193,6 +193,61 @@ async fn huawei_call_audio_both_ways_over_ddsetex() {
 }
 
 #[tokio::test]
+async fn outgoing_simcom_call_gets_audio_and_a_remote_hang_up_stops_it() {
+    let mut rig = rig(Profile::Sim7600, |_| {}).await;
+    rig.modem.dial("+380501112233").await.unwrap();
+    rig.wait_for("connected", |e| {
+        matches!(e, ModemEvent::Call(CallEvent::Connected))
+    })
+    .await;
+    let mut stream = rig.modem.voice().await.unwrap();
+    rig.sim.far_end_play(mix(&[(1500.0, -12.0)], 2400));
+    let heard = receive_sound(&mut stream, 1600).await;
+    assert_tone("SIM7600 outgoing downlink", &heard, 1500.0, -12.0);
+    rig.sim.remote_hangup();
+    let ModemEvent::VoiceStats(s) = rig
+        .wait_for("voice stats", |e| matches!(e, ModemEvent::VoiceStats(_)))
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(s.frames_from_modem >= 10, "{s:?}");
+    rig.wait_for("ended", |e| {
+        matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+    })
+    .await;
+    assert!(rig.sim.commands().iter().any(|c| c == "AT+CPCMREG=0"));
+}
+
+#[tokio::test]
+async fn keys_the_modem_detects_become_call_events() {
+    for profile in [Profile::QuectelEc25, Profile::Sim7600, Profile::HuaweiE173] {
+        let mut rig = Rig::new(
+            SimConfig {
+                profile,
+                ..SimConfig::default()
+            },
+            |_| {},
+        )
+        .await;
+        call_in_and_answer(&mut rig).await;
+        rig.sim.remote_dtmf("4#");
+        let mut keys = String::new();
+        while keys.len() < 2 {
+            if let ModemEvent::Call(CallEvent::Dtmf { digit }) = rig
+                .wait_for("a key", |e| {
+                    matches!(e, ModemEvent::Call(CallEvent::Dtmf { .. }))
+                })
+                .await
+            {
+                keys.push(digit);
+            }
+        }
+        assert_eq!(keys, "4#", "{profile}");
+    }
+}
+
+#[tokio::test]
 async fn caller_dtmf_arrives_in_band() {
     let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
     call_in_and_answer(&mut rig).await;

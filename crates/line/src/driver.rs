@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use embedded_hal::digital::{InputPin, OutputPin};
 use tokio::sync::mpsc;
 
-use crate::{Fxo, LineError, LineEvent};
+use crate::{Fxo, LineConfig, LineError, LineEvent};
 
 /// What the driver task needs of a line, without its pin types.
 trait Control: Send {
@@ -67,14 +67,14 @@ where
 /// task stops when the event receiver is dropped.
 #[derive(Clone)]
 pub struct LineDriver {
-    name: String,
+    config: Arc<LineConfig>,
     line: Arc<Mutex<dyn Control>>,
 }
 
 impl std::fmt::Debug for LineDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineDriver")
-            .field("line", &self.name)
+            .field("line", &self.config.name)
             .finish_non_exhaustive()
     }
 }
@@ -98,11 +98,11 @@ impl LineDriver {
         R: InputPin + Send + 'static,
         L: InputPin + Send + 'static,
     {
-        let name = fxo.name().to_owned();
+        let config = Arc::new(fxo.config().clone());
         let line: Arc<Mutex<dyn Control>> = Arc::new(Mutex::new(fxo));
         let (tx, rx) = mpsc::channel(64);
         let task_line = Arc::clone(&line);
-        let task_name = name.clone();
+        let task_name = config.name.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -140,7 +140,7 @@ impl LineDriver {
                 }
             }
         });
-        (Self { name, line }, rx)
+        (Self { config, line }, rx)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut dyn Control) -> T) -> T {
@@ -149,7 +149,13 @@ impl LineDriver {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.config.name
+    }
+
+    /// The line's configuration (its caller ID standard, disconnect-tone
+    /// setting and country for the voice side).
+    pub fn config(&self) -> &LineConfig {
+        &self.config
     }
 
     /// See [`Fxo::answer`].

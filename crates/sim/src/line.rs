@@ -289,6 +289,9 @@ pub struct SimLine {
     /// Samples put into the line so far (read_audio's clock).
     audio_cursor: u64,
     heard: Vec<i16>,
+    /// Listens for the number the driver's side dials after seizing.
+    dial_detector: dtmf::Detector,
+    dialled: String,
     log: Vec<(Duration, SimLineEvent)>,
 }
 
@@ -315,6 +318,8 @@ impl SimLine {
             to_line: VecDeque::new(),
             audio_cursor: 0,
             heard: Vec::new(),
+            dial_detector: dtmf::Detector::new(),
+            dialled: String::new(),
             log: Vec::new(),
         };
         (line, pins)
@@ -472,6 +477,8 @@ impl SimLine {
                 }
                 _ => {
                     self.phase = Phase::DialTone;
+                    self.dial_detector = dtmf::Detector::new();
+                    self.dialled.clear();
                     self.record(now, SimLineEvent::Seized);
                 }
             }
@@ -591,13 +598,23 @@ impl SimLine {
             .collect()
     }
 
-    /// Audio the driver's side sends into the line; the far end hears it
-    /// while connected.
+    /// Audio the driver's side sends into the line: DTMF dialled on dial
+    /// tone goes to [`SimLine::dialled`]; the far end hears the rest while
+    /// connected.
     pub fn write_audio(&mut self, samples: &[i16]) {
+        if matches!(self.phase, Phase::DialTone) {
+            let keys = self.dial_detector.push(samples);
+            self.dialled.extend(keys.into_iter().map(|d| d.key));
+        }
         if matches!(self.phase, Phase::Connected { .. }) {
             let room = MAX_HEARD_SAMPLES.saturating_sub(self.heard.len());
             self.heard.extend(samples.iter().take(room).copied());
         }
+    }
+
+    /// The DTMF digits dialled since the line was last seized.
+    pub fn dialled(&self) -> &str {
+        &self.dialled
     }
 
     /// Everything the far end heard while connected.

@@ -523,6 +523,35 @@ fn without_reversal_an_outgoing_call_has_no_answer_supervision() {
 }
 
 #[test]
+fn an_outgoing_call_dials_by_dtmf_after_the_settle_time() {
+    let mut rig = Rig::new(config(Country::Uk, Supervision::PolarityReversal));
+    rig.fxo.seize().unwrap();
+    rig.run_for(ms(700));
+    assert_eq!(rig.kinds(), vec![LineEvent::Seized]);
+    for frame in dtmf::generate("07700900123", 80, 80, -10.0).chunks(160) {
+        rig.sim.write_audio(frame);
+        rig.run_for(ms(20));
+    }
+    rig.run_for(ms(200));
+    assert_eq!(rig.sim.dialled(), "07700900123");
+    rig.sim.far_end_answer(
+        rig.now,
+        vec![FarEndStep::Silence(ms(1000)), FarEndStep::HangUp],
+    );
+    rig.run_until_event(|e| e.ends_call(), ms(1500));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::Seized,
+            LineEvent::FarEndAnswered,
+            LineEvent::FarEndDisconnect {
+                cause: DisconnectCause::PolarityReversal
+            }
+        ]
+    );
+}
+
+#[test]
 fn a_dead_line_is_reported_after_the_settle_time() {
     let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
     rig.sim.set_cut(true);
@@ -861,6 +890,7 @@ async fn the_driver_task_polls_the_line_and_takes_commands_on_tokio_time() {
     let fxo = Fxo::new(cfg, pins.hook, pins.ring, pins.sense).unwrap();
     let sim = sim.spawn(ms(2));
     let (line, mut events) = LineDriver::spawn(fxo, LineDriver::PERIOD);
+    assert_eq!(line.config().caller_id_standard(), cid::Standard::Etsi);
     sim.with(|s, now| s.place_call(now, IncomingCall::from_number("1")));
     assert_eq!(next_event(&mut events).await, LineEvent::RingStarted);
     assert_eq!(next_event(&mut events).await, LineEvent::Ring { count: 1 });

@@ -2,7 +2,8 @@
 //! corpus) through the detectors exactly as the fuzz targets do, so CI
 //! exercises them on stable Rust. Curated seeds say what they must give:
 //! `dtmf-<keys>` those keys, `tones-<kind>-<country>` that tone in that
-//! country's plan; `found-*` files (inputs the fuzzer found) only must not
+//! country's plan, `fsk-<standard>-<hex>` those bytes after the mark signal,
+//! `cid-<standard>-<number or "private">` that caller; `found-*` files (inputs the fuzzer found) only must not
 //! panic.
 
 // Test helpers outside #[test] functions may unwrap and panic too.
@@ -10,7 +11,9 @@
 
 use std::path::PathBuf;
 
+use crossline_audio::cid::{self, Absence, Decoder, Standard};
 use crossline_audio::dtmf::Detector;
+use crossline_audio::fsk::{Demodulator, FskEvent, FskStandard};
 use crossline_audio::fuzz_input;
 use crossline_audio::tones::{CadenceDetector, Country, Kind};
 
@@ -76,6 +79,81 @@ fn tones_corpus() {
                 && c == country
             {
                 assert_eq!(found, [kind], "{name} in {country:?}'s plan");
+            }
+        }
+    }
+}
+
+#[test]
+fn fsk_corpus() {
+    for (name, bytes) in corpus("fsk") {
+        let Some((chunk, samples)) = fuzz_input::samples(&bytes) else {
+            continue;
+        };
+        let expected = name.strip_prefix("fsk-").map(|rest| {
+            let (standard, hex) = rest.split_once('-').unwrap();
+            let standard = match standard {
+                "bell202" => FskStandard::Bell202,
+                "v23" => FskStandard::V23,
+                other => panic!("{name}: unknown FSK standard {other}"),
+            };
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (standard, bytes)
+        });
+        for standard in [FskStandard::Bell202, FskStandard::V23] {
+            let mut demod = Demodulator::new(standard);
+            let mut events = Vec::new();
+            for part in samples.chunks(chunk) {
+                demod.push(part, &mut events);
+            }
+            if let Some((s, want)) = &expected
+                && *s == standard
+            {
+                let got: Vec<u8> = events
+                    .iter()
+                    .filter_map(|e| match e {
+                        FskEvent::Byte { value, .. } => Some(*value),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(&got, want, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn cid_corpus() {
+    for (name, bytes) in corpus("cid") {
+        let _ = cid::parse_message(&bytes);
+        let Some((chunk, samples)) = fuzz_input::samples(&bytes) else {
+            continue;
+        };
+        let expected = name.strip_prefix("cid-").map(|rest| {
+            let (standard, who) = rest.split_once('-').unwrap();
+            (standard.parse::<Standard>().unwrap(), who.to_string())
+        });
+        for standard in [Standard::Bell202, Standard::Etsi, Standard::Dtmf] {
+            let mut decoder = Decoder::new(standard);
+            let mut found = Vec::new();
+            for part in samples.chunks(chunk) {
+                found.extend(decoder.push(part));
+            }
+            if let Some((s, who)) = &expected
+                && *s == standard
+            {
+                let cid = found
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| decoder.finish())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                match who.as_str() {
+                    "private" => assert_eq!(cid.number_absence, Some(Absence::Private), "{name}"),
+                    number => assert_eq!(cid.number.as_deref(), Some(number), "{name}"),
+                }
             }
         }
     }

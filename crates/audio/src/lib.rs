@@ -13,6 +13,8 @@ pub const FRAME_SAMPLES: usize = 160;
 #[cfg(feature = "alsa")]
 pub mod alsa;
 pub mod cid;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod dtmf;
 mod error;
 pub mod fsk;

@@ -23,8 +23,8 @@
 //!
 //! A key is reported once its hits span at least [`MIN_DURATION_MS`] and it
 //! has then been absent (or replaced) for [`MIN_PAUSE_MS`] beyond the
-//! window. Measured with the tests' tones: a tone of 36 ms or more is heard at
-//! any alignment and one of 29 ms or less never (Q.24: accept 40 ms, reject
+//! window. Measured with the tests' tones: a tone of 37 ms or more is heard at
+//! any alignment and one of 31 ms or less never (Q.24: accept 40 ms, reject
 //! 23 ms); a gap of 35 ms or more separates two digits and one of 30 ms or
 //! less is bridged (Q.24: 40 ms pause; a 10 ms interruption bridged). The
 //! digit is reported when it ends, with its start sample and its duration
@@ -56,7 +56,7 @@ pub const FREQ_TOLERANCE: f64 = 0.023;
 /// Share of the signal energy the two tones must carry in each half window.
 pub const MIN_TONE_FRACTION: f64 = 0.6;
 /// Shortest tone reported, as measured from the hit windows, ms.
-pub const MIN_DURATION_MS: u32 = 32;
+pub const MIN_DURATION_MS: u32 = 35;
 /// Absence (beyond one window) that ends a digit, ms.
 pub const MIN_PAUSE_MS: u32 = 25;
 
@@ -186,7 +186,8 @@ impl Detector {
     #[must_use]
     pub fn pressed(&self) -> Option<char> {
         let run = self.current?;
-        let held_ms = (run.last_hit + WINDOW as u64 - run.first_hit) / PER_MS;
+        let (start, end) = run.span();
+        let held_ms = (end - start) / PER_MS;
         // Only while the key is still heard (not in a gap being bridged).
         let recent = self.base.saturating_sub(run.last_hit) <= HOP as u64;
         (recent && held_ms >= u64::from(MIN_DURATION_MS)).then_some(run.key)
@@ -267,17 +268,30 @@ impl Detector {
 
 /// A run that qualifies as a digit.
 fn finished(run: Run) -> Option<Digit> {
-    // A window is a hit once the tone fills three quarters of each half, so
-    // the first hit starts within half a hop of the tone's start and the
-    // last hit's window ends within half a hop of the tone's end.
-    let start = run.first_hit;
-    let end = run.last_hit + WINDOW as u64;
+    let (start, end) = run.span();
     let duration_ms = u32::try_from((end - start) / PER_MS).unwrap_or(u32::MAX);
     (duration_ms >= MIN_DURATION_MS).then_some(Digit {
         key: run.key,
         at_sample: start,
         duration_ms,
     })
+}
+
+impl Run {
+    /// Where the tone began and ended, estimated from the hit windows. A
+    /// window is a hit once the tone fills MIN_TONE_FRACTION of each half,
+    /// so the first hit starts up to `lead` samples before the tone (hops
+    /// make it up to a hop later) and the last hit's window ends up to
+    /// `lead` samples after it; centring on the hop halves the error.
+    fn span(&self) -> (u64, u64) {
+        let lead = ((1.0 - MIN_TONE_FRACTION) * HALF as f64) as u64;
+        let shift = lead.saturating_sub(HOP as u64 / 2);
+        let start = self.first_hit + shift;
+        let end = (self.last_hit + WINDOW as u64)
+            .saturating_sub(shift)
+            .max(start);
+        (start, end)
+    }
 }
 
 /// The strongest frequency of one group (rows or columns) in a window.
@@ -501,8 +515,8 @@ mod tests {
             s.extend(generate("5", 40, 60, -15.0));
             assert_eq!(keys(&s), "5", "40 ms tone after {offset} samples");
             let mut s = vec![0; offset];
-            s.extend(generate("5", 23, 60, -15.0));
-            assert_eq!(keys(&s), "", "23 ms tone after {offset} samples");
+            s.extend(generate("5", 30, 60, -15.0));
+            assert_eq!(keys(&s), "", "30 ms tone after {offset} samples");
         }
         assert_eq!(keys(&generate("5", 15, 60, -15.0)), "");
     }

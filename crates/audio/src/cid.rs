@@ -259,12 +259,12 @@ pub enum CidError {
     },
     /// A signal was there but no message started (no mark signal followed
     /// by a byte).
-    #[error(
-        "a signal was heard but no {standard} caller ID message began in it (no mark signal of at least {MIN_MARK_BITS} bits followed by data); it may be speech, a tone, or another standard"
-    )]
+    #[error("{heard} but no {standard} caller ID message began (no mark signal of at least {MIN_MARK_BITS} bits followed by data){hint}", heard = if *.seizure_bits > 0 { format!("a channel seizure of {} bits was heard", .seizure_bits) } else { "a signal was heard".to_string() }, hint = if *.seizure_bits > 0 { "; the message was lost in noise or cut off" } else { "; it may be speech, a tone, or another standard" })]
     NoMessage {
         /// The standard asked for.
         standard: Standard,
+        /// The longest channel seizure heard (alternating bits), 0 if none.
+        seizure_bits: u32,
     },
     /// The mark tone belongs to the other FSK standard.
     #[error("the caller ID carrier is {heard_name} (mark tone measured at {mark_hz:.0} Hz), not {asked_name}; decode with --standard {heard}", heard_name = .heard.fsk().map_or("", FskStandard::name), asked_name = .asked.fsk().map_or("", FskStandard::name))]
@@ -717,6 +717,9 @@ struct FskReceiver {
     /// The message being received (type, length, ...), if one began.
     message: Option<Vec<u8>>,
     heard_carrier: bool,
+    /// Consecutive `0x55` bytes (channel seizure) now, and the most seen.
+    seizure_run: u32,
+    seizure_max: u32,
 }
 
 impl FskReceiver {
@@ -727,6 +730,8 @@ impl FskReceiver {
             events: Vec::new(),
             message: None,
             heard_carrier: false,
+            seizure_run: 0,
+            seizure_max: 0,
         }
     }
 
@@ -769,6 +774,13 @@ impl FskReceiver {
         mark_hz: Option<f64>,
         out: &mut VecDeque<Result<CallerId, CidError>>,
     ) {
+        // A channel seizure reads as back-to-back 0x55 bytes.
+        if value == 0x55 && mark_bits_before == 0 {
+            self.seizure_run = self.seizure_run.saturating_add(1);
+            self.seizure_max = self.seizure_max.max(self.seizure_run);
+        } else {
+            self.seizure_run = u32::from(value == 0x55);
+        }
         if mark_bits_before >= MIN_MARK_BITS {
             if let Some(msg) = self.message.take() {
                 out.push_back(Err(CidError::Truncated {
@@ -818,6 +830,7 @@ impl FskReceiver {
         if self.heard_carrier {
             Err(CidError::NoMessage {
                 standard: self.standard,
+                seizure_bits: self.seizure_max * 10,
             })
         } else {
             Err(CidError::NoCarrier {
@@ -1029,6 +1042,41 @@ mod tests {
             matches!(err, CidError::Truncated { expected: 21, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seizure_without_a_message_is_named() {
+        let mut m = Modulator::new(FskStandard::V23, -13.5);
+        let mut audio = vec![0; 800];
+        m.seizure(300, &mut audio);
+        m.mark(20, &mut audio);
+        audio.extend(vec![0; 800]);
+        let err = decode(&audio, Standard::Etsi).unwrap_err();
+        let CidError::NoMessage { seizure_bits, .. } = err else {
+            panic!("{err}")
+        };
+        assert!((270..=300).contains(&seizure_bits), "{seizure_bits}");
+        assert!(err.to_string().contains("channel seizure"), "{err}");
+    }
+
+    #[test]
+    fn wrong_standard_is_seen_on_the_shortest_mark_signal() {
+        let opts = EncodeOptions {
+            seizure_bits: 0,
+            mark_bits: 45,
+            ..EncodeOptions::default()
+        };
+        let cid = CallerId::number("5551234");
+        let mut audio = vec![0; 800];
+        audio.extend(encode_with(&cid, Standard::Etsi, &opts));
+        assert_eq!(decode(&audio, Standard::Etsi), Ok(cid.clone()));
+        assert!(matches!(
+            decode(&audio, Standard::Bell202),
+            Err(CidError::WrongStandard {
+                heard: Standard::Etsi,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -33,8 +33,10 @@ const WINDOW: usize = 7;
 /// 0x55 seizure right, found by measurement).
 const EDGE_LAG: f64 = 2.0;
 
-/// Mark-tone samples kept for the frequency measurement (40 ms, 48 bits).
-const MARK_MEASURE: usize = 320;
+/// Recent samples kept for measuring the mark frequency (32 ms). Together
+/// with the window this is just under 40 bits, the shortest mark signal
+/// the caller ID decoder accepts, so every message's mark is measured.
+const MARK_MEASURE: usize = 256;
 
 /// Carrier detection thresholds (dBm0, average power over a few bits), with
 /// hysteresis. EN 300 659-1 and GR-30 receivers must work down to about
@@ -192,8 +194,8 @@ pub enum FskEvent {
         /// Whole mark bits received (while the carrier was on) between the
         /// previous stop bit, or the start of the carrier, and this start bit.
         mark_bits_before: u32,
-        /// When at least 48 mark bits came before the byte: the frequency
-        /// of that mark tone, measured over its last 40 ms (Hz).
+        /// When at least 40 mark bits came before the byte: the frequency
+        /// of that mark tone, measured over its last 23 ms (Hz).
         mark_hz: Option<f64>,
     },
     /// A start bit whose stop bit was a space: noise, or not FSK at this rate.
@@ -230,6 +232,9 @@ pub struct Demodulator {
     recent: [i16; MARK_MEASURE],
     recent_pos: usize,
     power: f64,
+    /// CARRIER_ON_DBM0 and CARRIER_OFF_DBM0 as power ratios to 0 dBm0.
+    carrier_on: f64,
+    carrier_off: f64,
     carrier: bool,
     last_mark: bool,
     soft: [f64; 3],
@@ -257,6 +262,8 @@ impl Demodulator {
             recent: [0; MARK_MEASURE],
             recent_pos: 0,
             power: 0.0,
+            carrier_on: 10f64.powf(CARRIER_ON_DBM0 / 10.0),
+            carrier_off: 10f64.powf(CARRIER_OFF_DBM0 / 10.0),
             carrier: false,
             last_mark: true,
             soft: [0.0; 3],
@@ -313,12 +320,12 @@ impl Demodulator {
         // Average power over about 3 bits.
         self.power += (e / WINDOW as f64 - self.power) / 20.0;
         let level = self.power / dbm0_power();
-        if !self.carrier && level > 10f64.powf(CARRIER_ON_DBM0 / 10.0) {
+        if !self.carrier && level > self.carrier_on {
             self.carrier = true;
             self.last_mark = true;
             self.uart = Uart::Idle { mark_samples: 0 };
             events.push(FskEvent::CarrierOn);
-        } else if self.carrier && level < 10f64.powf(CARRIER_OFF_DBM0 / 10.0) {
+        } else if self.carrier && level < self.carrier_off {
             self.carrier = false;
             self.uart = Uart::Idle { mark_samples: 0 };
             events.push(FskEvent::CarrierOff);

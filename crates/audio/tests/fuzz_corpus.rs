@@ -1,21 +1,26 @@
 //! Runs every file of the checked-in fuzz seed corpus (crates/audio/fuzz/
-//! corpus) through the detectors exactly as the fuzz targets do, so CI
-//! exercises them on stable Rust. Curated seeds say what they must give:
-//! `dtmf-<keys>` those keys, `tones-<kind>-<country>` that tone in that
-//! country's plan, `fsk-<standard>-<hex>` those bytes after the mark signal,
-//! `cid-<standard>-<number or "private">` that caller; `found-*` files (inputs the fuzzer found) only must not
-//! panic.
+//! corpus) through the detectors, the WAV reader and the jitter buffer
+//! exactly as the fuzz targets do, so CI exercises them on stable Rust.
+//! Curated seeds say what they must give: `dtmf-<keys>` those keys,
+//! `tones-<kind>-<country>` that tone in that country's plan,
+//! `fsk-<standard>-<hex>` those bytes after the mark signal,
+//! `cid-<standard>-<number or "private">` that caller, `wav-<n>` n samples,
+//! `wav-err-*` an error, `jitter-wrap` and `jitter-reorder-dup-loss` the
+//! frames listed below; `found-*` files (inputs the fuzzer found) only must
+//! not panic.
 
 // Test helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
 use crossline_audio::cid::{self, Absence, Decoder, Standard};
 use crossline_audio::dtmf::Detector;
 use crossline_audio::fsk::{Demodulator, FskEvent, FskStandard};
 use crossline_audio::fuzz_input;
 use crossline_audio::tones::{CadenceDetector, Country, Kind};
+use crossline_audio::wav::read_wav_8k_mono_from;
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -155,6 +160,38 @@ fn cid_corpus() {
                     number => assert_eq!(cid.number.as_deref(), Some(number), "{name}"),
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn wav_corpus() {
+    for (name, bytes) in corpus("wav") {
+        let got = read_wav_8k_mono_from(Cursor::new(&bytes), bytes.len() as u64, Path::new(&name));
+        if let Ok(samples) = &got {
+            assert!(samples.len() * 2 <= bytes.len(), "{name}");
+        }
+        if name.starts_with("wav-err-") {
+            assert!(got.is_err(), "{name} must be refused");
+        } else if let Some(n) = name.strip_prefix("wav-") {
+            assert_eq!(got.unwrap().len(), n.parse::<usize>().unwrap(), "{name}");
+        }
+    }
+}
+
+#[test]
+fn jitter_corpus() {
+    for (name, bytes) in corpus("jitter") {
+        let played = fuzz_input::run_jitter(&fuzz_input::jitter_steps(&bytes));
+        let expected: Option<Vec<u16>> = match name.as_str() {
+            // 40 packets in order across the sequence number wrap.
+            "jitter-wrap" => Some((0..40u16).map(|k| 65_516u16.wrapping_add(k)).collect()),
+            // 30 packets, 10 and 11 swapped, 5 twice, 20 lost.
+            "jitter-reorder-dup-loss" => Some((1000..1030).filter(|&s| s != 1020).collect()),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            assert_eq!(played, expected, "{name}");
         }
     }
 }

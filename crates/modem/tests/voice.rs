@@ -248,6 +248,37 @@ async fn keys_the_modem_detects_become_call_events() {
 }
 
 #[tokio::test]
+async fn the_voice_port_re_enumerating_mid_call_is_reopened() {
+    let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
+    call_in_and_answer(&mut rig).await;
+    let mut stream = rig.modem.voice().await.unwrap();
+    rig.sim.far_end_play(mix(&[(700.0, -10.0)], 1600));
+    receive_sound(&mut stream, 800).await;
+    rig.sim.replug_voice().await.unwrap();
+    // the pump reads EIO, reopens by path, and audio comes again
+    while rig.sim.far_end_queued() > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rig.sim.far_end_play(mix(&[(1200.0, -10.0)], 4000));
+    // skip what was still on its way (the end of the first tone, silence)
+    // up to the first whole frame of the new tone
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let f = tokio::time::timeout_at(deadline, stream.recv_frame())
+            .await
+            .expect("no 1200 Hz after the reopen")
+            .unwrap();
+        if level_dbm0(&f, 1200.0) > -10.5 {
+            break;
+        }
+    }
+    let after = receive_sound(&mut stream, 1600).await;
+    assert_tone("after reopen", &after, 1200.0, -10.0);
+    assert!(stream.stats().reopens >= 1, "{:?}", stream.stats());
+    rig.modem.hangup().await.unwrap();
+}
+
+#[tokio::test]
 async fn caller_dtmf_arrives_in_band() {
     let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
     call_in_and_answer(&mut rig).await;

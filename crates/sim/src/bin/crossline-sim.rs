@@ -50,7 +50,10 @@ commands:
   call <from>              an incoming call rings
   hangup                   the other party hangs up
   answer                   the callee answers an outgoing call (dial manual)
-  dtmf <digits>            the other party presses keys during a call
+  dtmf <digits>            the other party presses keys during a call (the modem's URCs)
+  keys <digits>            the caller presses keys in the call audio (in-band DTMF)
+  say <hz> [ms]            the caller says a tone (-10 dBm0, default 1000 ms) in the call audio
+  heard                    what the caller heard so far (samples, strongest frequency)
   dial answer|busy|noanswer|nocarrier|manual   outcome of later ATD calls
   ussd <text>              the network's answer to USSD requests
   reg home|roaming|searching|denied|none       network registration
@@ -61,6 +64,7 @@ commands:
   garbage <text>           write raw text to the line
   urc <line>               send an unsolicited line
   unplug | replug          pull / reinsert the modem
+  replug-voice             the voice port alone re-enumerates
   sent | stored | calls | commands   show what happened
   quit";
 
@@ -103,6 +107,13 @@ async fn run_modem(
         "simulated {profile} modem at {} (type `help`)",
         modem.link().display()
     );
+    match modem.voice_link() {
+        Some(v) => println!(
+            "call audio (PCM 8 kHz s16le, 320-byte frames) at {}",
+            v.display()
+        ),
+        None => println!("no voice port ({profile} has analog audio only)"),
+    }
     if show_commands {
         let m = modem.clone();
         tokio::spawn(async move {
@@ -171,6 +182,33 @@ async fn execute(modem: &SimModem, line: &str) -> anyhow::Result<()> {
         "hangup" => modem.remote_hangup(),
         "answer" => modem.remote_answer(),
         "dtmf" => modem.remote_dtmf(rest),
+        "keys" => modem.far_end_play(crossline_audio::dtmf::generate(rest, 100, 100, -10.0)),
+        "say" => {
+            let mut args = rest.split_whitespace();
+            let hz: f64 = args
+                .next()
+                .and_then(|a| a.parse().ok())
+                .context("usage: say <hz> [ms]")?;
+            let ms: usize = match args.next() {
+                Some(a) => a.parse().context("usage: say <hz> [ms]")?,
+                None => 1000,
+            };
+            let samples = ms.min(600_000).saturating_mul(8);
+            modem.far_end_play(crossline_audio::tones::mix(&[(hz, -10.0)], samples));
+        }
+        "heard" => {
+            let heard = modem.far_end_heard();
+            let peak = crossline_audio::goertzel::peak_frequency(&heard, 200.0, 3400.0);
+            match peak {
+                Some((hz, dbm0)) => println!(
+                    "{} samples ({} ms); strongest {hz:.0} Hz at {dbm0:.1} dBm0",
+                    heard.len(),
+                    heard.len() / 8
+                ),
+                None => println!("nothing heard"),
+            }
+        }
+        "replug-voice" => modem.replug_voice().await?,
         "dial" => modem.set_dial_outcome(match rest {
             "answer" => DialOutcome::Answer,
             "busy" => DialOutcome::Busy,

@@ -300,6 +300,19 @@ impl SimModem {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// The voice port alone drops off the bus and comes back (USB
+    /// re-enumeration of the audio interface): the driver's open voice port
+    /// reads EIO, the link points at a new PTY; calls and the audio route
+    /// stay as they were.
+    pub async fn replug_voice(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .ctl
+            .send(Control::ReplugVoice(tx))
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
     /// The TP-MR the next `AT+CMGS` gets (`+CMGS: <mr>`); later ones count
     /// up from it, wrapping after 255 as on a real modem.
     pub fn set_next_mr(&self, mr: u8) {

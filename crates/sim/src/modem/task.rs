@@ -27,6 +27,8 @@ pub(crate) enum Control {
     Wake,
     Unplug(oneshot::Sender<()>),
     Replug(oneshot::Sender<Result<(), Error>>),
+    /// The voice port alone re-enumerates (a new PTY behind the same link).
+    ReplugVoice(oneshot::Sender<Result<(), Error>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -181,6 +183,10 @@ impl Task {
                         let r = self.replug();
                         let _ = done.send(r);
                     }
+                    Some(Control::ReplugVoice(done)) => {
+                        let r = self.replug_voice();
+                        let _ = done.send(r);
+                    }
                     Some(Control::Shutdown(done)) => {
                         self.unplug();
                         let _ = done.send(());
@@ -215,6 +221,17 @@ impl Task {
         let profile = lock(&self.core).config().profile;
         self.voice = open_voice(profile, &mut self.voice_link)?;
         lock(&self.core).power_on(Instant::now());
+        Ok(())
+    }
+
+    fn replug_voice(&mut self) -> Result<(), Error> {
+        self.voice = None;
+        self.voice_backlog.clear();
+        if let Some(l) = self.voice_link.as_mut() {
+            l.remove();
+        }
+        let profile = lock(&self.core).config().profile;
+        self.voice = open_voice(profile, &mut self.voice_link)?;
         Ok(())
     }
 

@@ -26,6 +26,8 @@ use crate::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Share of a frame's energy a tone's frequencies must hold.
 pub const MIN_TONE_SHARE: f64 = 0.6;
+/// Share of a multi-frequency tone's energy each of its frequencies must hold.
+const MIN_COMPONENT_SHARE: f64 = 0.14;
 /// Weakest tone (all its frequencies together) counted, dBm0.
 pub const MIN_LEVEL_DBM0: f64 = -42.0;
 /// Segments (on, off, on, off, on) a cadence must match.
@@ -387,7 +389,16 @@ impl CadenceDetector {
         let mut best_share = MIN_TONE_SHARE;
         for (i, (_, filters)) in self.sets.iter().enumerate() {
             // |X|²·2/N is a sine's energy over the frame.
-            let tone: f64 = filters.iter().map(|g| g.power(&self.frame) * 2.0 / n).sum();
+            let parts: Vec<f64> = filters
+                .iter()
+                .map(|g| g.power(&self.frame) * 2.0 / n)
+                .collect();
+            let tone: f64 = parts.iter().sum();
+            // Every frequency of a dual tone must be there (within 8 dB of
+            // the other), or 400 Hz alone would pass for 400+450 Hz.
+            if parts.iter().any(|&p| p < tone * MIN_COMPONENT_SHARE) {
+                continue;
+            }
             let share = tone / e;
             if share >= best_share && tone >= floor {
                 best = Some(i);
@@ -639,6 +650,35 @@ mod tests {
             "{found:?}"
         );
         assert!(found[0].started_at.abs_diff(start) <= 320);
+    }
+
+    #[test]
+    fn an_exchange_slightly_off_frequency_and_through_g711_is_recognised() {
+        for (country, nominal) in [
+            (Country::Eu, 425.0),
+            (Country::Us, 0.0),
+            (Country::Uk, 400.0),
+        ] {
+            for factor in [0.98, 1.02] {
+                let tone = country.plan().busy;
+                // Off-frequency: shift every frequency of the tone by 2 %.
+                let parts: Vec<(f64, f64)> =
+                    tone.freqs.iter().map(|&f| (f * factor, -30.0)).collect();
+                let mut audio = Vec::new();
+                for _ in 0..5 {
+                    for &(on, off) in tone.cadence {
+                        audio.extend(mix(&parts, ms_to_samples(on)));
+                        audio.resize(audio.len() + ms_to_samples(off), 0);
+                    }
+                }
+                let alaw = crate::g711::alaw_decode_slice(&crate::g711::alaw_encode_slice(&audio));
+                assert_eq!(
+                    kinds(country, &alaw),
+                    [Kind::Busy],
+                    "{country:?} busy ×{factor} ({nominal} Hz)"
+                );
+            }
+        }
     }
 
     #[test]

@@ -89,4 +89,6 @@ pub use driver::{Modem, ModemError, ModemHandle, same_number};
 pub use engine::{AtEngine, Command, OpenFuture, Response, Transport, open_serial, serial_opener};
 pub use error::{AtError, CmeError, CmsError, ErrorClass};
 pub use types::*;
-pub use voice::{OneWay, VoiceError, VoiceFrame, VoiceStats, VoiceStream};
+pub use voice::{
+    OneWay, VoiceError, VoiceFrame, VoiceReceiver, VoiceSender, VoiceStats, VoiceStream,
+};

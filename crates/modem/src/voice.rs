@@ -251,21 +251,72 @@ impl Meta {
 /// buffer's output, a prompt player): the modem plays what it gets at its
 /// own rate and the driver keeps at most 200 ms queued; beyond that frames
 /// are dropped and counted rather than delaying the call.
+///
+/// [`VoiceFrame`] is the same `[i16; 160]` as `crossline_audio::pcm::Frame`.
+/// [`VoiceStream::split`] gives a receiver and a (cloneable) sender for
+/// separate tasks (a recorder reading, a prompt player writing).
 #[derive(Debug)]
 pub struct VoiceStream {
+    rx: VoiceReceiver,
+    tx: VoiceSender,
+}
+
+/// The caller's half of a call's audio (frames from the modem).
+#[derive(Debug)]
+pub struct VoiceReceiver {
     meta: Arc<Meta>,
     from_modem: mpsc::Receiver<VoiceFrame>,
+}
+
+/// What the caller hears (frames to the modem). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct VoiceSender {
+    meta: Arc<Meta>,
     to_modem: mpsc::Sender<VoiceFrame>,
 }
 
 impl VoiceStream {
     /// The next frame of the caller's voice; `None` once the call ended.
     pub async fn recv_frame(&mut self) -> Option<VoiceFrame> {
-        self.from_modem.recv().await
+        self.rx.recv_frame().await
     }
 
     /// Queues a frame for the caller to hear. A full queue (the modem takes
     /// audio slower than it comes) drops the frame and counts it.
+    pub async fn send_frame(&self, frame: VoiceFrame) -> Result<(), VoiceError> {
+        self.tx.send_frame(frame).await
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> VoiceStats {
+        self.rx.meta.stats()
+    }
+
+    /// The line label.
+    pub fn line(&self) -> &str {
+        &self.rx.meta.line
+    }
+
+    /// The two directions, for two tasks.
+    pub fn split(self) -> (VoiceReceiver, VoiceSender) {
+        (self.rx, self.tx)
+    }
+}
+
+impl VoiceReceiver {
+    /// The next frame of the caller's voice; `None` once the call ended.
+    pub async fn recv_frame(&mut self) -> Option<VoiceFrame> {
+        self.from_modem.recv().await
+    }
+
+    /// The counts so far (both directions).
+    pub fn stats(&self) -> VoiceStats {
+        self.meta.stats()
+    }
+}
+
+impl VoiceSender {
+    /// Queues a frame for the caller to hear; see [`VoiceStream::send_frame`].
     pub async fn send_frame(&self, frame: VoiceFrame) -> Result<(), VoiceError> {
         match self.to_modem.try_send(frame) {
             Ok(()) => Ok(()),
@@ -279,14 +330,9 @@ impl VoiceStream {
         }
     }
 
-    /// The counts so far.
+    /// The counts so far (both directions).
     pub fn stats(&self) -> VoiceStats {
         self.meta.stats()
-    }
-
-    /// The line label.
-    pub fn line(&self) -> &str {
-        &self.meta.line
     }
 }
 
@@ -359,9 +405,14 @@ pub(crate) fn spawn(args: PumpArgs) -> (Pump, VoiceStream) {
     let m = meta.clone();
     let join = tokio::spawn(run(args, m, to_app_tx, to_modem_rx, stop_rx).instrument(span));
     let stream = VoiceStream {
-        meta: meta.clone(),
-        from_modem: to_app_rx,
-        to_modem: to_modem_tx,
+        rx: VoiceReceiver {
+            meta: meta.clone(),
+            from_modem: to_app_rx,
+        },
+        tx: VoiceSender {
+            meta: meta.clone(),
+            to_modem: to_modem_tx,
+        },
     };
     (
         Pump {

@@ -200,10 +200,43 @@ async fn outgoing_simcom_call_gets_audio_and_a_remote_hang_up_stops_it() {
         matches!(e, ModemEvent::Call(CallEvent::Connected))
     })
     .await;
-    let mut stream = rig.modem.voice().await.unwrap();
+    // a prompt player and a listener in two tasks
+    let (mut rx, tx) = rig.modem.voice().await.unwrap().split();
+    let player = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for chunk in mix(&[(600.0, -12.0)], 4000).chunks(FRAME_SAMPLES) {
+            tick.tick().await;
+            let mut f: VoiceFrame = [0; FRAME_SAMPLES];
+            f[..chunk.len()].copy_from_slice(chunk);
+            tx.send_frame(f).await.unwrap();
+        }
+    });
     rig.sim.far_end_play(mix(&[(1500.0, -12.0)], 2400));
-    let heard = receive_sound(&mut stream, 1600).await;
+    let deadline = Instant::now() + WAIT;
+    let mut heard = Vec::new();
+    while heard.len() < 1600 {
+        let f = tokio::time::timeout_at(deadline, rx.recv_frame())
+            .await
+            .unwrap()
+            .unwrap();
+        if f.iter().any(|s| *s != 0) {
+            heard.extend_from_slice(&f);
+        }
+    }
     assert_tone("SIM7600 outgoing downlink", &heard, 1500.0, -12.0);
+    player.await.unwrap();
+    rig.sim
+        .wait_until("the callee heard the prompt", WAIT, |m| {
+            m.far_end_heard().len() >= 4000
+        })
+        .await
+        .unwrap();
+    assert_tone(
+        "SIM7600 outgoing uplink",
+        rig.sim.far_end_heard().get(..3840).unwrap(),
+        600.0,
+        -12.0,
+    );
     rig.sim.remote_hangup();
     let ModemEvent::VoiceStats(s) = rig
         .wait_for("voice stats", |e| matches!(e, ModemEvent::VoiceStats(_)))

@@ -42,6 +42,12 @@ pub enum LineError {
         gpio: u8,
         detail: String,
     },
+    #[error("line {line}: the line link {path} failed: {detail}")]
+    Link {
+        line: String,
+        path: String,
+        detail: String,
+    },
     #[error("line {line}: configuration: {reason}")]
     Config { line: String, reason: String },
     #[error("line {line}: cannot answer, the line is not ringing (the caller may have given up)")]

@@ -6,13 +6,15 @@
 //! [`Fxo`] is a state machine polled with an injected monotonic clock;
 //! [`LineDriver`] runs it on a tokio task and sends [`LineEvent`]s through a
 //! channel. Simulated pins and a simulated analog line for tests are in
-//! `crossline-sim` (`crossline_sim::line`); the Raspberry Pi backend is the
-//! `rpi` feature.
+//! `crossline-sim` (`crossline_sim::line`), which can also serve a line to
+//! another process over the [`link`]; the Raspberry Pi backend is the `rpi`
+//! feature.
 
 mod config;
 pub mod driver;
 mod error;
 mod fxo;
+pub mod link;
 mod ring;
 #[cfg(feature = "rpi")]
 pub mod rpi;

@@ -17,6 +17,16 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The socket a simulated analog line is served on could not be made.
+    #[error(
+        "cannot serve the simulated line on {path}: {source} (is the directory writable, is a stale socket in the way?)"
+    )]
+    LineSocket {
+        /// Where the socket was to go.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// A phone number given to an injection is not a valid SMS address.
     #[error("invalid phone number {value:?}: {reason}")]
     Address {

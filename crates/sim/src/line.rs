@@ -34,14 +34,20 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crossline_audio::cid::{self, CallerId, Standard};
 use crossline_audio::{dtmf, tones};
+use crossline_line::link::{Decoder, FRAME_SAMPLES, Message};
 use crossline_line::{Cadence, Country, LineConfig, PinLevels, Supervision};
 use embedded_hal::digital::{ErrorKind, ErrorType, InputPin, OutputPin, StatefulOutputPin};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::Error;
 
 /// 8 kHz mono: samples per millisecond.
 const SAMPLES_PER_MS: u64 = 8;
@@ -644,6 +650,128 @@ impl SimLine {
         });
         shared
     }
+}
+
+impl SimLine {
+    /// Serves the line to a driver in another process (or task) over the
+    /// line link (`crossline_line::link`) on a Unix socket at `path`, one
+    /// driver at a time, while a tokio task steps it every `period`. The
+    /// driver's hook level comes from the link (on-hook while none is
+    /// connected); ring and sense levels go out on every change, the line's
+    /// audio in 20 ms frames; audio from the driver is what the far end hears.
+    pub fn serve(self, path: &Path, period: Duration) -> Result<SharedSimLine, Error> {
+        let listener =
+            tokio::net::UnixListener::bind(path).map_err(|source| Error::LineSocket {
+                path: path.to_owned(),
+                source,
+            })?;
+        let shared = self.spawn(period);
+        let weak = Arc::downgrade(&shared.inner);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if weak.strong_count() == 0 {
+                    break;
+                }
+                serve_driver(weak.clone(), stream, period).await;
+            }
+        });
+        Ok(shared)
+    }
+}
+
+/// Runs one driver's connection until it or the line goes away.
+async fn serve_driver(line: Weak<std::sync::Mutex<SimLine>>, stream: UnixStream, period: Duration) {
+    let lock = |line: &Weak<std::sync::Mutex<SimLine>>, f: &mut dyn FnMut(&mut SimLine)| {
+        if let Some(l) = line.upgrade() {
+            f(&mut l.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            true
+        } else {
+            false
+        }
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let reader_line = line.clone();
+    let reader = tokio::spawn(async move {
+        let mut decoder = Decoder::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let msgs = match decoder.push(buf.get(..n).unwrap_or_default()) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulated line: bad bytes from the driver; dropping the link");
+                    break;
+                }
+            };
+            let alive = lock(&reader_line, &mut |l: &mut SimLine| {
+                for m in &msgs {
+                    match m {
+                        Message::Hook(high) => {
+                            // The exchange sees the hook at once (audio
+                            // after an answer belongs to the call).
+                            l.pins.hook.set(*high);
+                            l.step(tokio::time::Instant::now().into_std());
+                        }
+                        Message::Audio(frame) => l.write_audio(&frame[..]),
+                        Message::Ring(_) | Message::Sense(_) => {}
+                    }
+                }
+            });
+            if !alive {
+                break;
+            }
+        }
+    });
+    // What went into the line before the driver came is not sent.
+    lock(&line, &mut |l: &mut SimLine| {
+        let now = tokio::time::Instant::now().into_std();
+        l.read_audio(now);
+    });
+    let mut sent: Option<(bool, bool)> = None;
+    let mut audio: Vec<i16> = Vec::new();
+    let mut bytes = Vec::new();
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        if reader.is_finished() {
+            break;
+        }
+        let mut levels = (false, false);
+        let alive = lock(&line, &mut |l: &mut SimLine| {
+            let now = tokio::time::Instant::now().into_std();
+            levels = (l.pins.ring.level(), l.pins.sense.level());
+            audio.extend(l.read_audio(now));
+        });
+        if !alive {
+            break;
+        }
+        bytes.clear();
+        if sent.map(|s| s.0) != Some(levels.0) {
+            Message::Ring(levels.0).encode(&mut bytes);
+        }
+        if sent.map(|s| s.1) != Some(levels.1) {
+            Message::Sense(levels.1).encode(&mut bytes);
+        }
+        sent = Some(levels);
+        while audio.len() >= FRAME_SAMPLES {
+            let mut frame = Box::new([0i16; FRAME_SAMPLES]);
+            for (slot, s) in frame.iter_mut().zip(audio.drain(..FRAME_SAMPLES)) {
+                *slot = s;
+            }
+            Message::Audio(frame).encode(&mut bytes);
+        }
+        if !bytes.is_empty() && wr.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    reader.abort();
+    // The driver is gone: so is its hold on the line.
+    lock(&line, &mut |l: &mut SimLine| {
+        l.pins.hook.set(!l.config.levels.hook_off_high);
+    });
 }
 
 /// A [`SimLine`] stepped by a tokio task; lock it to script the call.

@@ -1043,3 +1043,108 @@ proptest::proptest! {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio() {
+    use crossline_line::LineDriver;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fxo0.sock");
+    let cfg = config(Country::Eu, Supervision::LoopCurrent);
+    let (sim, _pins) = SimLine::new(
+        SimLineConfig::matching(&cfg),
+        tokio::time::Instant::now().into_std(),
+    );
+    let sim = sim.serve(&path, ms(2)).unwrap();
+
+    // The appliance's side: pins and audio from the link only.
+    let linked = crossline_line::link::connect(&path, "fxo-test")
+        .await
+        .unwrap();
+    let mut audio = linked.audio;
+    let fxo = Fxo::new(cfg, linked.hook, linked.ring, linked.sense).unwrap();
+    let (line, mut events) = LineDriver::spawn(fxo, LineDriver::PERIOD);
+    let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
+    let (frames_tx, frames) = std::sync::mpsc::channel::<Box<[i16; 160]>>();
+    let collector = Arc::clone(&heard);
+    tokio::spawn(async move {
+        while let Some(frame) = audio.recv_frame().await {
+            collector.lock().unwrap().extend_from_slice(&frame[..]);
+            // The appliance plays its prompt back as it hears: frames in.
+            if let Ok(out) = frames.try_recv() {
+                let _ = audio.send_frame(&out);
+            }
+        }
+    });
+
+    sim.with(|s, now| {
+        s.place_call(
+            now,
+            IncomingCall {
+                script: vec![
+                    FarEndStep::Silence(ms(500)),
+                    FarEndStep::Dtmf {
+                        digits: "2".into(),
+                        on_ms: 100,
+                        off_ms: 100,
+                    },
+                    FarEndStep::Silence(ms(1500)),
+                    FarEndStep::HangUp,
+                ],
+                ..IncomingCall::from_number("380501234567")
+            },
+        )
+    });
+    assert_eq!(next_event(&mut events).await, LineEvent::RingStarted);
+    assert_eq!(next_event(&mut events).await, LineEvent::Ring { count: 1 });
+    assert!(matches!(
+        next_event(&mut events).await,
+        LineEvent::CallerIdWindow { .. }
+    ));
+    let window_from = heard.lock().unwrap().len();
+    // Caller ID arrives in the pause: decode it as it comes (deadline 3 s).
+    let deadline = tokio::time::Instant::now() + ms(3000);
+    let caller = loop {
+        let samples = heard.lock().unwrap()[window_from..].to_vec();
+        if let Ok(id) = cid::decode(&samples, cid::Standard::Etsi) {
+            break id;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no caller ID in the pause"
+        );
+        tokio::time::sleep(ms(50)).await;
+    };
+    assert_eq!(caller.number.as_deref(), Some("380501234567"));
+
+    line.answer().unwrap();
+    assert_eq!(next_event(&mut events).await, LineEvent::Answered);
+    let answered_from = heard.lock().unwrap().len();
+    let prompt: Vec<i16> = (0..1600).map(|i| ((i % 20) as i16 - 10) * 800).collect();
+    for chunk in prompt.chunks(160) {
+        let mut f = Box::new([0i16; 160]);
+        f.copy_from_slice(chunk);
+        frames_tx.send(f).unwrap();
+    }
+    // The caller pressed 2 and hung up: the loop opens.
+    assert_eq!(
+        next_event(&mut events).await,
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::LoopCurrentDrop
+        }
+    );
+    let after = heard.lock().unwrap()[answered_from..].to_vec();
+    let keys: String = dtmf::detect_all(&after)
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, "2");
+    let far_heard = sim.with(|s, _| s.heard().to_vec());
+    assert!(
+        far_heard == prompt,
+        "the far end hears the appliance's frames in order: heard {} samples, first {:?}",
+        far_heard.len(),
+        far_heard.get(..12)
+    );
+    assert!(sim.with(|s, _| !s.is_off_hook()));
+}

@@ -60,6 +60,11 @@ pub const MIN_DURATION_MS: u32 = 35;
 /// Absence (beyond one window) that ends a digit, ms.
 pub const MIN_PAUSE_MS: u32 = 25;
 
+/// Longest tone or pause [`generate`] makes per key, ms (a held key is
+/// rarely longer than a few seconds; this bounds what a configured duration
+/// can allocate).
+pub const MAX_GENERATE_MS: u32 = 10_000;
+
 /// Samples in the analysis window (20 ms).
 const WINDOW: usize = 160;
 /// Samples in half a window.
@@ -97,12 +102,12 @@ pub fn frequencies(key: char) -> Option<(f64, f64)> {
 }
 
 /// DTMF audio for `digits`: each key's pair at `level_dbm0` per tone for
-/// `on_ms`, then `off_ms` of silence. Characters that are not DTMF keys are
-/// skipped.
+/// `on_ms`, then `off_ms` of silence (each at most [`MAX_GENERATE_MS`]).
+/// Characters that are not DTMF keys are skipped.
 #[must_use]
 pub fn generate(digits: &str, on_ms: u32, off_ms: u32, level_dbm0: f32) -> Vec<i16> {
-    let on = (u64::from(on_ms) * PER_MS) as usize;
-    let off = (u64::from(off_ms) * PER_MS) as usize;
+    let on = (u64::from(on_ms.min(MAX_GENERATE_MS)) * PER_MS) as usize;
+    let off = (u64::from(off_ms.min(MAX_GENERATE_MS)) * PER_MS) as usize;
     let level = f64::from(level_dbm0);
     let mut out = Vec::new();
     for (row, col) in digits.chars().filter_map(frequencies) {

@@ -26,6 +26,10 @@ use crate::{FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Share of a frame's energy a tone's frequencies must hold.
 pub const MIN_TONE_SHARE: f64 = 0.6;
+/// Longest audio [`Tone::generate`] and [`generate`] make (10 minutes, 9.6 MB),
+/// so a duration from a configuration cannot ask for gigabytes.
+pub const MAX_GENERATE_MS: u32 = 600_000;
+
 /// Share of a multi-frequency tone's energy each of its frequencies must hold.
 const MIN_COMPONENT_SHARE: f64 = 0.14;
 /// Weakest tone (all its frequencies together) counted, dBm0.
@@ -121,17 +125,18 @@ pub struct Tone {
 }
 
 impl Tone {
-    /// `duration_ms` of this tone at `level_dbm0` per frequency, its cadence
-    /// starting with the first burst.
+    /// `duration_ms` (at most [`MAX_GENERATE_MS`]) of this tone at
+    /// `level_dbm0` per frequency, its cadence starting with the first burst.
+    /// A cadence whose durations are all zero sounds continuously.
     #[must_use]
     pub fn generate(&self, duration_ms: u32, level_dbm0: f32) -> Vec<i16> {
-        let total = ms_to_samples(duration_ms);
+        let total = ms_to_samples(duration_ms.min(MAX_GENERATE_MS));
         let parts: Vec<(f64, f64)> = self
             .freqs
             .iter()
             .map(|&f| (f, f64::from(level_dbm0)))
             .collect();
-        if self.cadence.is_empty() {
+        if self.cadence.iter().all(|&(on, off)| on == 0 && off == 0) {
             return mix(&parts, total);
         }
         let mut out = Vec::with_capacity(total);
@@ -679,6 +684,22 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn generation_is_bounded_and_a_zero_cadence_is_continuous() {
+        let odd = Tone {
+            freqs: F425,
+            cadence: &[(0, 0)],
+        };
+        assert_eq!(odd.generate(100, -10.0).len(), 800);
+        // A sine through its zero crossings: only a handful of zero samples.
+        assert!(odd.generate(100, -10.0).iter().filter(|&&s| s == 0).count() < 10);
+        let limit = ms_to_samples(MAX_GENERATE_MS);
+        assert_eq!(
+            generate(Country::Eu, Kind::Congestion, u32::MAX, -10.0).len(),
+            limit
+        );
     }
 
     #[test]

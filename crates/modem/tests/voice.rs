@@ -399,3 +399,58 @@ async fn without_a_voice_port_calls_are_signalling_only() {
     );
     rig.modem.hangup().await.unwrap();
 }
+
+#[tokio::test]
+async fn quectel_usb_audio_is_switched_on_and_left_to_the_application() {
+    let mut rig = Rig::new(SimConfig::default(), |c| {
+        c.voice_alsa = Some("hw:Android".into());
+    })
+    .await;
+    call_in_and_answer(&mut rig).await;
+    let err = rig.modem.voice().await.unwrap_err().to_string();
+    assert!(err.contains("hw:Android"), "{err}");
+    assert!(rig.sim.commands().iter().any(|c| c == "AT+QPCMV=1,2"));
+    rig.modem.hangup().await.unwrap();
+    rig.wait_for("ended", |e| {
+        matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+    })
+    .await;
+    assert!(rig.sim.commands().iter().any(|c| c == "AT+QPCMV=0"));
+}
+
+#[tokio::test]
+async fn a_sim800_with_a_voice_port_configured_says_it_has_none() {
+    let mut rig = rig(Profile::Sim800, |_| {}).await;
+    call_in_and_answer(&mut rig).await;
+    let ModemEvent::Warning(w) = rig
+        .wait_for(
+            "the no-command warning",
+            |e| matches!(e, ModemEvent::Warning(w) if w.contains("SimcomSim800")),
+        )
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(w.contains("analog audio only"), "{w}");
+    assert!(!rig.sim.commands().iter().any(|c| c.contains("CPCMREG")));
+}
+
+#[tokio::test]
+async fn a_huawei_firmware_without_voice_is_named() {
+    let mut rig = rig(Profile::HuaweiE173, |_| {}).await;
+    rig.sim.fail_next("AT^CVOICE", "ERROR");
+    call_in_and_answer(&mut rig).await;
+    let ModemEvent::Warning(w) = rig
+        .wait_for(
+            "the voice-disabled warning",
+            |e| matches!(e, ModemEvent::Warning(w) if w.contains("AT^CVOICE?")),
+        )
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(w.contains("voice disabled"), "{w}");
+    assert!(!rig.sim.commands().iter().any(|c| c.contains("DDSETEX")));
+    let err = rig.modem.voice().await.unwrap_err().to_string();
+    assert!(err.contains("voice disabled"), "{err}");
+}

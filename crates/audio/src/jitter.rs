@@ -183,6 +183,8 @@ pub struct JitterBuffer {
     /// Transit of the last packet (µs) for the RFC 3550 estimator.
     last_transit: Option<i64>,
     transits: VecDeque<i64>,
+    /// Reused for the percentile, so a push allocates nothing.
+    sorted: Vec<i64>,
     target_frames: i64,
     first_arrival: Option<Duration>,
     /// Next extended sequence number to play, once playout has started.
@@ -228,6 +230,7 @@ impl JitterBuffer {
             last_ts: None,
             last_transit: None,
             transits: VecDeque::new(),
+            sorted: Vec::new(),
             target_frames: min_frames,
             first_arrival: None,
             next: None,
@@ -304,13 +307,15 @@ impl JitterBuffer {
         while self.transits.len() > self.config.window {
             self.transits.pop_front();
         }
-        let mut sorted: Vec<i64> = self.transits.iter().copied().collect();
-        sorted.sort_unstable();
-        let base = sorted.first().copied().unwrap_or(0);
-        let p95 = sorted
-            .get(sorted.len().saturating_sub(1) * 95 / 100)
-            .copied()
-            .unwrap_or(base);
+        self.sorted.clear();
+        self.sorted.extend(self.transits.iter().copied());
+        let rank = self.sorted.len().saturating_sub(1) * 95 / 100;
+        let base = self.sorted.iter().copied().min().unwrap_or(0);
+        let p95 = if rank < self.sorted.len() {
+            *self.sorted.select_nth_unstable(rank).1
+        } else {
+            base
+        };
         let spread = p95.saturating_sub(base);
         self.target_frames = (frames_for_us(spread) + 1).clamp(self.min_frames, self.max_frames);
     }

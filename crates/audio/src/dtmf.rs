@@ -217,12 +217,15 @@ impl Detector {
                 None
             }
             (current, Some(key)) => {
-                self.current = Some(Run {
+                let next = Run {
                     key,
                     first_hit: window_start,
                     last_hit: window_start,
-                });
-                current.and_then(finished)
+                };
+                self.current = Some(next);
+                // A key replaced without a pause ends where the next begins
+                // (their windows overlap).
+                current.and_then(|run| finished_before(run, next.span().0))
             }
             (Some(run), None)
                 if window_start.saturating_sub(run.last_hit) > max_gap + WINDOW as u64 =>
@@ -273,7 +276,13 @@ impl Detector {
 
 /// A run that qualifies as a digit.
 fn finished(run: Run) -> Option<Digit> {
+    finished_before(run, u64::MAX)
+}
+
+/// A run that qualifies as a digit when it ends at `limit` at the latest.
+fn finished_before(run: Run, limit: u64) -> Option<Digit> {
     let (start, end) = run.span();
+    let end = end.min(limit).max(start);
     let duration_ms = u32::try_from((end - start) / PER_MS).unwrap_or(u32::MAX);
     (duration_ms >= MIN_DURATION_MS).then_some(Digit {
         key: run.key,
@@ -573,10 +582,14 @@ mod tests {
     }
 
     #[test]
-    fn a_key_change_without_pause_gives_both_keys() {
+    fn a_key_change_without_pause_gives_both_keys_one_after_the_other() {
         let mut s = generate("4", 60, 0, -12.0);
         s.extend(generate("7", 60, 60, -12.0));
-        assert_eq!(keys(&s), "47");
+        let digits = detect(&s);
+        assert_eq!(digits.iter().map(|d| d.key).collect::<String>(), "47");
+        let first_end = digits[0].at_sample + u64::from(digits[0].duration_ms) * 8;
+        assert!(first_end <= digits[1].at_sample, "{digits:?}");
+        assert!(digits[1].at_sample.abs_diff(480) <= 40, "{digits:?}");
     }
 
     #[test]

@@ -47,11 +47,27 @@ fn dtmf_corpus() {
             continue;
         };
         let mut detector = Detector::new();
-        let mut keys = String::new();
+        let mut digits = Vec::new();
         for part in samples.chunks(chunk) {
-            keys.extend(detector.push(part).iter().map(|d| d.key));
+            digits.extend(detector.push(part));
         }
-        keys.extend(detector.finish().map(|d| d.key));
+        digits.extend(detector.finish());
+        // What the fuzz target checks: digits in order, none overlapping,
+        // all within the audio.
+        let mut previous_end = 0;
+        for d in &digits {
+            assert!(
+                d.at_sample >= previous_end,
+                "{name}: {d:?} overlaps the digit before"
+            );
+            let end = d.at_sample + u64::from(d.duration_ms) * 8;
+            assert!(
+                end <= samples.len() as u64 + 160,
+                "{name}: {d:?} ends after the audio"
+            );
+            previous_end = end;
+        }
+        let keys: String = digits.iter().map(|d| d.key).collect();
         if let Some(expected) = name.strip_prefix("dtmf-") {
             assert_eq!(keys, expected, "{name}");
         }

@@ -609,34 +609,28 @@ impl DtmfReceiver {
     }
 }
 
-/// Reads a call set-up message whose checksum has been verified: `bytes`
-/// is type, length, message, checksum.
+/// Reads a call set-up message from its bytes: type, length, message,
+/// checksum (bytes after the checksum are ignored). Checks the length and
+/// the checksum before reading the parameters.
 pub fn parse_message(bytes: &[u8]) -> Result<CallerId, CidError> {
-    let (&kind, rest) = bytes.split_first().ok_or(CidError::Truncated {
-        got: 0,
-        expected: 3,
-    })?;
-    let (&len, rest) = rest.split_first().ok_or(CidError::Truncated {
-        got: 1,
-        expected: 3,
-    })?;
-    let body = rest.get(..usize::from(len)).ok_or(CidError::Truncated {
+    let len = bytes.get(1).map_or(0, |&l| usize::from(l));
+    let whole = bytes.get(..len + 3).ok_or(CidError::Truncated {
         got: bytes.len(),
-        expected: usize::from(len) + 3,
+        expected: len + 3,
     })?;
-    if rest.len() < usize::from(len) + 1 {
-        return Err(CidError::Truncated {
-            got: bytes.len(),
-            expected: usize::from(len) + 3,
-        });
-    }
-    let sum = bytes
-        .iter()
-        .take(usize::from(len) + 3)
-        .fold(0u8, |a, &b| a.wrapping_add(b));
+    let sum = whole.iter().fold(0u8, |a, &b| a.wrapping_add(b));
     if sum != 0 {
         return Err(CidError::BadChecksum { sum });
     }
+    let (kind, body) = match whole {
+        [kind, _, body @ .., _checksum] => (*kind, body),
+        _ => {
+            return Err(CidError::Truncated {
+                got: bytes.len(),
+                expected: 3,
+            });
+        }
+    };
     match kind {
         SDMF_CALL_SETUP => parse_sdmf(body),
         MDMF_CALL_SETUP => parse_mdmf(body),

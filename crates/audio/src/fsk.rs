@@ -106,6 +106,8 @@ pub struct Modulator {
     space_step: f64,
     phase: f64,
     amplitude: f64,
+    /// Amplitude of the space tone relative to the mark tone.
+    space_gain: f64,
     /// Samples owed to the bit clock (fractional part carried between bits).
     owed: f64,
 }
@@ -132,8 +134,17 @@ impl Modulator {
             space_step: TAU * space_hz / rate,
             phase: 0.0,
             amplitude: sine_amplitude(level_dbm0),
+            space_gain: 1.0,
             owed: 0.0,
         }
+    }
+
+    /// Sends the space tone `db` louder (negative: quieter) than the mark
+    /// tone, as a line whose loss differs between the two frequencies
+    /// delivers them ("twist").
+    pub fn with_twist(mut self, db: f64) -> Modulator {
+        self.space_gain = 10f64.powf(db / 20.0);
+        self
     }
 
     /// Appends one bit (`true` = mark) to `out`.
@@ -147,7 +158,8 @@ impl Modulator {
         while self.owed >= 0.5 {
             self.owed -= 1.0;
             // `as` saturates; the amplitude is capped at full scale anyway.
-            out.push((self.amplitude * self.phase.sin()).round() as i16);
+            let gain = if mark { 1.0 } else { self.space_gain };
+            out.push((self.amplitude * gain * self.phase.sin()).round() as i16);
             self.phase = (self.phase + step) % TAU;
         }
     }

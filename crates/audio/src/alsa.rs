@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -518,17 +519,31 @@ fn open_pcm(config: &AlsaConfig, direction: Direction) -> Result<PCM, AudioError
     Ok(pcm)
 }
 
-/// Refuses a blocking call on a tokio runtime thread (tokio would panic).
-fn not_on_runtime(device: &str, instead: &str) -> Result<(), AudioError> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(AudioError::Stopped {
-            device: device.to_owned(),
-            reason: format!(
-                "a blocking call was made on an async runtime thread; use {instead} there"
-            ),
-        });
+/// Wakes the thread that waits in [`block_on`].
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
     }
-    Ok(())
+}
+
+/// Runs a future to completion on this thread, parking between polls.
+///
+/// Used for the blocking [`PcmSource`] / [`PcmSink`] sides instead of
+/// tokio's `blocking_recv`/`blocking_send`, which panic when called on a
+/// thread that belongs to a runtime (such as a `spawn_blocking` thread, where
+/// blocking is exactly right).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 /// A capture stream: frames from an ALSA device.
@@ -597,11 +612,10 @@ impl Capture {
 }
 
 impl PcmSource for Capture {
-    /// Blocks until a frame is captured. On an async runtime use
-    /// [`Capture::recv`]; called there, this returns an error.
+    /// Blocks until a frame is captured: for plain threads and
+    /// `spawn_blocking`; in async code use [`Capture::recv`].
     fn read_frame(&mut self) -> Result<Option<Frame>, AudioError> {
-        not_on_runtime(&self.worker.device, "Capture::recv().await")?;
-        match self.rx.blocking_recv() {
+        match block_on(self.rx.recv()) {
             Some(frame) => Ok(Some(frame)),
             None => self.worker.finish().map(|_| None),
         }
@@ -686,12 +700,11 @@ impl Playback {
 }
 
 impl PcmSink for Playback {
-    /// Queues a frame, blocking while the queue is full. On an async
-    /// runtime use [`Playback::send`]; called there, this returns an error.
+    /// Queues a frame, blocking while the queue is full: for plain threads
+    /// and `spawn_blocking`; in async code use [`Playback::send`].
     fn write_frame(&mut self, frame: &Frame) -> Result<(), AudioError> {
-        not_on_runtime(&self.worker.device, "Playback::send().await")?;
         let sent = match &self.tx {
-            Some(tx) => tx.blocking_send(*frame).is_ok(),
+            Some(tx) => block_on(tx.send(*frame)).is_ok(),
             None => false,
         };
         if sent { Ok(()) } else { Err(self.stopped()) }
@@ -929,15 +942,44 @@ mod tests {
     }
 
     #[test]
-    fn blocking_calls_on_a_runtime_thread_are_refused_not_a_panic() {
-        let (fake, _log) = Fake::new(&[]);
-        let (pacer, _ticks) = ManualPacing::new();
-        let mut capture = Capture::start("fake", 2, fake, pacer).unwrap();
+    fn the_blocking_sides_work_in_spawn_blocking_and_the_async_sides_in_tasks() {
+        let (fake, log) = Fake::new(&[]);
+        let (pacer, ticks) = ManualPacing::new();
+        let mut capture = Capture::start("fake-in", 4, fake, pacer).unwrap();
+        let (fake_out, log_out) = Fake::new(&[]);
+        let (pacer_out, ticks_out) = ManualPacing::new();
+        let mut playback = Playback::start("fake-out", 4, fake_out, pacer_out).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let err = rt.block_on(async { capture.read_frame() }).unwrap_err();
-        assert!(err.to_string().contains("recv().await"), "{err}");
+        ticks.tick(2);
+        let (first, capture) = rt.block_on(async {
+            tokio::task::spawn_blocking(move || (capture.read_frame(), capture))
+                .await
+                .unwrap()
+        });
+        assert_eq!(first.unwrap().unwrap()[0], 0);
+        let mut capture = capture;
+        let second = rt.block_on(capture.recv()).unwrap();
+        assert_eq!(second[0], FRAME_SAMPLES as i16);
+
+        let playback = rt.block_on(async {
+            playback.send([3; FRAME_SAMPLES]).await.unwrap();
+            tokio::task::spawn_blocking(move || {
+                playback.write_frame(&[4; FRAME_SAMPLES]).unwrap();
+                playback
+            })
+            .await
+            .unwrap()
+        });
+        ticks_out.tick(2);
+        wait_for("two periods played", || playback.stats().periods == 2);
+        playback.stop().unwrap();
+        let mut expected = vec![3; FRAME_SAMPLES];
+        expected.extend([4; FRAME_SAMPLES]);
+        assert_eq!(log_out.lock().unwrap().written, expected);
+        capture.stop().unwrap();
+        assert!(log.lock().unwrap().finished);
     }
 
     #[test]

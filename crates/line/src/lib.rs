@@ -15,6 +15,7 @@ pub mod driver;
 mod error;
 mod fxo;
 pub mod link;
+mod port;
 mod ring;
 #[cfg(feature = "rpi")]
 pub mod rpi;
@@ -23,3 +24,4 @@ pub use config::{Cadence, Country, LineConfig, PinLevels, RingSegment, Supervisi
 pub use driver::{DriverEvent, LineDriver};
 pub use error::{LineError, PinRole};
 pub use fxo::{DisconnectCause, Fxo, LineEvent};
+pub use port::{GpioPins, OpenedLine, Port, open};

@@ -1,22 +1,8 @@
 //! The Raspberry Pi backend (feature `rpi`): the line's pins from BCM GPIO
 //! numbers through rppal, whose pins implement embedded-hal 1.0.
 
+use crate::{Fxo, GpioPins, LineConfig, LineError, PinRole};
 use rppal::gpio::{Gpio, InputPin, OutputPin};
-use serde::{Deserialize, Serialize};
-
-use crate::{Fxo, LineConfig, LineError, PinRole};
-
-/// BCM GPIO numbers of one line's pins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RpiPins {
-    /// Drives the hook relay.
-    pub hook: u8,
-    /// The ring-detect opto-coupler's output.
-    pub ring: u8,
-    /// The loop-current / polarity opto-coupler's output.
-    pub loop_sense: u8,
-}
 
 /// An FXO line on the Raspberry Pi's GPIO.
 pub type RpiLine = Fxo<OutputPin, InputPin, InputPin>;
@@ -24,7 +10,7 @@ pub type RpiLine = Fxo<OutputPin, InputPin, InputPin>;
 /// Opens the GPIO pins and builds the line, hook relay on-hook. Inputs whose
 /// active level is low (an opto-coupler pulling down) get the internal
 /// pull-up.
-pub fn open(config: LineConfig, pins: RpiPins) -> Result<RpiLine, LineError> {
+pub fn open(config: LineConfig, pins: GpioPins) -> Result<RpiLine, LineError> {
     let open_err = |pin: PinRole, gpio: u8, e: rppal::gpio::Error| LineError::Open {
         line: config.name.clone(),
         pin,

@@ -1046,7 +1046,6 @@ proptest::proptest! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio() {
-    use crossline_line::LineDriver;
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fxo0.sock");
@@ -1058,12 +1057,11 @@ async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio
     let sim = sim.serve(&path, ms(2)).unwrap();
 
     // The appliance's side: pins and audio from the link only.
-    let linked = crossline_line::link::connect(&path, "fxo-test")
+    let opened = crossline_line::open(cfg, &crossline_line::Port::Link { path })
         .await
         .unwrap();
-    let mut audio = linked.audio;
-    let fxo = Fxo::new(cfg, linked.hook, linked.ring, linked.sense).unwrap();
-    let (line, mut events) = LineDriver::spawn(fxo, LineDriver::PERIOD);
+    let (line, mut events) = (opened.driver, opened.events);
+    let mut audio = opened.audio.unwrap();
     let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
     let (frames_tx, frames) = std::sync::mpsc::channel::<Box<[i16; 160]>>();
     let collector = Arc::clone(&heard);

@@ -523,6 +523,27 @@ mod tests {
     }
 
     #[test]
+    fn weak_twisted_keys_through_g711_at_the_shortest_duration() {
+        // The corners at once: the weaker tone at -26 dBm0, twist near its
+        // limit, 40 ms, through A-law and µ-law.
+        for key in ALL_KEYS.chars() {
+            let (row, col) = frequencies(key).unwrap();
+            for (row_db, col_db) in [(-26.0, -19.0), (-23.0, -26.0)] {
+                let s = pair((row, row_db), (col, col_db), 40);
+                let alaw = g711::alaw_decode_slice(&g711::alaw_encode_slice(&s));
+                let ulaw = g711::ulaw_decode_slice(&g711::ulaw_encode_slice(&s));
+                for (law, audio) in [("A-law", alaw), ("µ-law", ulaw)] {
+                    assert_eq!(
+                        keys(&audio),
+                        key.to_string(),
+                        "{key} row {row_db} col {col_db} {law}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn forty_ms_tones_are_heard_at_every_alignment_and_short_ones_never() {
         for offset in 0..HOP {
             let mut s = vec![0; offset];

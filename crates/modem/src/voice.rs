@@ -10,7 +10,9 @@
 //! over bytes in whatever pieces it likes — odd counts, half frames — so
 //! [`FrameAssembler`] rebuilds whole frames; after the port fails (USB
 //! re-enumeration: EIO, EOF) the pump reopens it by path and drops the half
-//! frame it held, so alignment restarts on the new stream.
+//! frame it held, so alignment restarts on the new stream; a stream read
+//! from the middle of a sample is noticed by [`AlignmentGuard`] and the
+//! boundary moved one byte.
 //!
 //! What the pump watches for (what users of chan_quectel/chan_dongle keep
 //! losing): no audio at all after the command (wrong command for the
@@ -59,6 +61,8 @@ const MAX_DRAIN: usize = 64 * 1024;
 pub struct FrameAssembler {
     buf: [u8; FRAME_BYTES],
     len: usize,
+    /// Bytes still to drop before the next frame (realignment).
+    skip: usize,
 }
 
 impl Default for FrameAssembler {
@@ -66,6 +70,7 @@ impl Default for FrameAssembler {
         Self {
             buf: [0; FRAME_BYTES],
             len: 0,
+            skip: 0,
         }
     }
 }
@@ -78,6 +83,12 @@ impl FrameAssembler {
     /// Feeds bytes; calls `frame` for every frame they complete, in order.
     pub fn push(&mut self, mut bytes: &[u8], mut frame: impl FnMut(VoiceFrame)) {
         while !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(bytes.len());
+                self.skip -= n;
+                bytes = bytes.get(n..).unwrap_or_default();
+                continue;
+            }
             let room = FRAME_BYTES.saturating_sub(self.len);
             let take = room.min(bytes.len());
             let (head, rest) = bytes.split_at(take);
@@ -100,8 +111,69 @@ impl FrameAssembler {
 
     /// Forgets the partial frame (the stream restarted); returns its length.
     pub fn reset(&mut self) -> usize {
+        self.skip = 0;
         std::mem::take(&mut self.len)
     }
+
+    /// Moves the frame boundary one byte on: the next byte is dropped
+    /// (the stream was read from the middle of a sample).
+    pub fn skip_byte(&mut self) {
+        self.skip = 1;
+    }
+}
+
+/// Notices a stream read one byte off (samples' high and low bytes
+/// swapped in pairs): a quiet signal then looks like loud noise, while the
+/// same bytes read one byte later are quiet. Several such frames in a row
+/// mean the boundary is wrong. Loud noise reads loud both ways and silence
+/// quiet both ways, so neither moves anything.
+#[derive(Debug, Clone, Default)]
+pub struct AlignmentGuard {
+    suspicious: u32,
+}
+
+/// Frames in a row that must look misaligned before the boundary moves.
+const MISALIGNED_FRAMES: u32 = 5;
+
+impl AlignmentGuard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks at one frame; true when the boundary should move one byte.
+    pub fn check(&mut self, frame: &VoiceFrame) -> bool {
+        let (here, shifted) = mean_abs_both_ways(frame);
+        if here > 2_000 && here > shifted.saturating_mul(4) {
+            self.suspicious += 1;
+        } else {
+            self.suspicious = 0;
+        }
+        if self.suspicious >= MISALIGNED_FRAMES {
+            self.suspicious = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Mean absolute sample value of a frame as read, and read one byte later.
+fn mean_abs_both_ways(frame: &VoiceFrame) -> (u32, u32) {
+    let mut here = 0u64;
+    let mut shifted = 0u64;
+    for (i, s) in frame.iter().enumerate() {
+        here += u64::from(s.unsigned_abs());
+        if let Some(next) = frame.get(i + 1) {
+            let [_, hi] = s.to_le_bytes();
+            let [lo_next, _] = next.to_le_bytes();
+            shifted += u64::from(i16::from_le_bytes([hi, lo_next]).unsigned_abs());
+        }
+    }
+    let n = len64(FRAME_SAMPLES);
+    (
+        u32::try_from(here / n).unwrap_or(u32::MAX),
+        u32::try_from(shifted / n.saturating_sub(1).max(1)).unwrap_or(u32::MAX),
+    )
 }
 
 /// 320 bytes s16le → one frame.
@@ -160,6 +232,9 @@ pub struct VoiceStats {
     pub partial_bytes_dropped: u64,
     /// Times the voice port was reopened (EIO, EOF).
     pub reopens: u64,
+    /// Times the frame boundary was moved one byte because the stream was
+    /// read from the middle of a sample.
+    pub realigned: u64,
 }
 
 /// Which way a call's audio did not flow.
@@ -200,6 +275,7 @@ pub(crate) struct Counters {
     read_stalls: AtomicU64,
     partial: AtomicU64,
     reopens: AtomicU64,
+    realigned: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -238,6 +314,7 @@ impl Meta {
             read_stalls: get(&c.read_stalls),
             partial_bytes_dropped: get(&c.partial),
             reopens: get(&c.reopens),
+            realigned: get(&c.realigned),
         }
     }
 }
@@ -444,6 +521,7 @@ async fn run(
     let c = &meta.counters;
     let mut io: Option<Transport> = Some(args.io);
     let mut asm = FrameAssembler::new();
+    let mut guard = AlignmentGuard::new();
     let mut buf = [0u8; 2048];
     let mut app_open = true;
     let mut check_at = args.started + args.start_timeout;
@@ -491,12 +569,21 @@ async fn run(
                     debug!(after_ms = ms, "audio from the modem started");
                 }
                 add(&c.bytes_in, len64(n));
+                let mut realign = false;
                 asm.push(data, |frame| {
                     add(&c.frames_in, 1);
+                    realign |= guard.check(&frame);
                     if to_app.try_send(frame).is_err() {
                         add(&c.dropped_in, 1);
                     }
                 });
+                if realign {
+                    warn!(
+                        "the modem's audio was read from the middle of a sample; frame boundary moved one byte"
+                    );
+                    add(&c.realigned, 1);
+                    asm.skip_byte();
+                }
             }
             Step::Read(r) => {
                 let why = match r {
@@ -506,6 +593,7 @@ async fn run(
                 warn!(reason = %why, "voice port failed; reopening");
                 io = None;
                 add(&c.partial, len64(asm.reset()));
+                guard = AlignmentGuard::new();
             }
             Step::Send(None) => app_open = false,
             Step::Send(Some(frame)) => {
@@ -656,6 +744,66 @@ mod tests {
         assert_eq!(stats.frames_from_modem, 2);
         assert_eq!(stats.frames_to_modem, 1);
         assert!(stream.recv_frame().await.is_none());
+    }
+
+    fn tone(hz: f64, amplitude: f64, n: usize) -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                let t = i as f64 / f64::from(SAMPLE_RATE);
+                (amplitude * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_stream_read_one_byte_off_is_realigned() {
+        let speech = tone(440.0, 3000.0, 160 * 20);
+        let mut bytes = vec![0x55]; // a stray byte: everything after is off by one
+        bytes.extend(bytes_of(&speech));
+        let mut asm = FrameAssembler::new();
+        let mut guard = AlignmentGuard::new();
+        let mut frames = Vec::new();
+        let mut moves = 0;
+        for piece in bytes.chunks(100) {
+            let mut realign = false;
+            asm.push(piece, |f| {
+                realign |= guard.check(&f);
+                frames.push(f);
+            });
+            if realign {
+                moves += 1;
+                asm.skip_byte();
+            }
+        }
+        assert_eq!(moves, 1);
+        // the last frames are the tone again, sample for sample
+        let last = frames.last().unwrap();
+        let at = speech
+            .windows(FRAME_SAMPLES)
+            .position(|w| w == last.as_slice());
+        assert!(at.is_some(), "the tail is not the tone");
+    }
+
+    #[test]
+    fn aligned_audio_loud_or_quiet_and_noise_never_move_the_boundary() {
+        let mut guard = AlignmentGuard::new();
+        let mut x: u32 = 12345;
+        let noise: Vec<i16> = (0..160 * 50)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as i16
+            })
+            .collect();
+        for signal in [
+            tone(1000.0, 30000.0, 160 * 50),
+            tone(300.0, 200.0, 160 * 50),
+            vec![0; 160 * 50],
+            noise,
+        ] {
+            for f in signal.chunks_exact(FRAME_SAMPLES) {
+                assert!(!guard.check(&f.try_into().unwrap()));
+            }
+        }
     }
 
     proptest! {

@@ -3,7 +3,7 @@
 //! same frames as the unsplit stream.
 #![no_main]
 
-use crossline_modem::voice::{FRAME_BYTES, FrameAssembler, encode_frame};
+use crossline_modem::voice::{AlignmentGuard, FRAME_BYTES, FrameAssembler, encode_frame};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(whole, split);
     assert_eq!(asm.pending(), stream.len() % FRAME_BYTES);
+    let mut guard = AlignmentGuard::new();
     for (f, bytes) in whole.iter().zip(stream.chunks_exact(FRAME_BYTES)) {
         assert_eq!(&encode_frame(f)[..], bytes);
+        let _ = guard.check(f);
     }
 });

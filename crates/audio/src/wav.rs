@@ -38,6 +38,8 @@ const MAX_SAMPLES: u64 = (u32::MAX as u64 - 44) / 2;
 /// an error.
 pub struct Recorder {
     writer: hound::WavWriter<BufWriter<File>>,
+    /// The same open file, to sync it to storage once finished.
+    file: File,
     path: PathBuf,
     samples: u64,
     since_flush: u64,
@@ -61,6 +63,11 @@ impl Recorder {
             path: path.clone(),
             source,
         })?;
+        let handle = file.try_clone().map_err(|source| AudioError::Io {
+            action: "cannot open a second handle to",
+            path: path.clone(),
+            source,
+        })?;
         let writer =
             hound::WavWriter::new(BufWriter::new(file), SPEC_8K_MONO).map_err(|source| {
                 AudioError::WavWrite {
@@ -70,6 +77,7 @@ impl Recorder {
             })?;
         let mut recorder = Self {
             writer,
+            file: handle,
             path,
             samples: 0,
             since_flush: 0,
@@ -130,17 +138,34 @@ impl Recorder {
         Ok(())
     }
 
-    /// Writes the rest and the final header; the number of samples recorded.
+    /// Writes the rest and the final header, and syncs the file and its
+    /// directory entry to storage, so a finished recording survives a power
+    /// cut; the number of samples recorded.
     pub fn finish(self) -> Result<u64, AudioError> {
         let Self {
             writer,
+            file,
             path,
             samples,
             ..
         } = self;
-        writer
-            .finalize()
-            .map_err(|source| AudioError::WavWrite { path, source })?;
+        writer.finalize().map_err(|source| AudioError::WavWrite {
+            path: path.clone(),
+            source,
+        })?;
+        let sync_error = |source| AudioError::Io {
+            action: "cannot sync to storage",
+            path: path.clone(),
+            source,
+        };
+        file.sync_all().map_err(sync_error)?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(sync_error)?;
         Ok(samples)
     }
 

@@ -312,6 +312,34 @@ async fn the_voice_port_re_enumerating_mid_call_is_reopened() {
 }
 
 #[tokio::test]
+async fn stale_bytes_before_the_call_and_a_stray_byte_mid_call_leave_the_audio_aligned() {
+    let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
+    // an earlier call's leftovers, an odd count: dropped before the command
+    rig.sim.inject_voice_bytes(&[0x11; 161]).await.unwrap();
+    // the driver only opens the port at connect: keep the bytes waiting
+    call_in_and_answer(&mut rig).await;
+    let mut stream = rig.modem.voice().await.unwrap();
+    rig.sim.far_end_play(mix(&[(500.0, -20.0)], 16000));
+    let first = receive_sound(&mut stream, 1600).await;
+    assert_tone("before the glitch", &first, 500.0, -20.0);
+    // one stray byte between frames: every later sample is off by one
+    rig.sim.inject_voice_bytes(&[0x7f]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while stream.stats().realigned == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "never realigned: {:?}",
+            stream.stats()
+        );
+        let _ = tokio::time::timeout_at(deadline, stream.recv_frame()).await;
+    }
+    let after = receive_sound(&mut stream, 1600).await;
+    assert_tone("after realignment", &after, 500.0, -20.0);
+    assert_eq!(stream.stats().realigned, 1, "{:?}", stream.stats());
+    rig.modem.hangup().await.unwrap();
+}
+
+#[tokio::test]
 async fn caller_dtmf_arrives_in_band() {
     let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
     call_in_and_answer(&mut rig).await;

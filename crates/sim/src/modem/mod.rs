@@ -313,6 +313,18 @@ impl SimModem {
         rx.await.map_err(|_| Error::Stopped)?
     }
 
+    /// Raw bytes on the voice port: stale audio before a call, or (during
+    /// a call) a stray byte between two frames that shifts every later
+    /// sample by one byte, as a glitching USB audio endpoint does.
+    pub async fn inject_voice_bytes(&self, bytes: &[u8]) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .ctl
+            .send(Control::VoiceRaw(bytes.to_vec(), tx))
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
     /// The TP-MR the next `AT+CMGS` gets (`+CMGS: <mr>`); later ones count
     /// up from it, wrapping after 255 as on a real modem.
     pub fn set_next_mr(&self, mr: u8) {

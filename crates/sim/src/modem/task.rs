@@ -29,6 +29,9 @@ pub(crate) enum Control {
     Replug(oneshot::Sender<Result<(), Error>>),
     /// The voice port alone re-enumerates (a new PTY behind the same link).
     ReplugVoice(oneshot::Sender<Result<(), Error>>),
+    /// Raw bytes on the voice port: between frames while audio flows,
+    /// at once otherwise.
+    VoiceRaw(Vec<u8>, oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -186,6 +189,14 @@ impl Task {
                     Some(Control::ReplugVoice(done)) => {
                         let r = self.replug_voice();
                         let _ = done.send(r);
+                    }
+                    Some(Control::VoiceRaw(bytes, done)) => {
+                        if lock(&self.core).pcm_flowing() {
+                            self.voice_backlog.extend_from_slice(&bytes);
+                        } else if let Some(pty) = &self.voice {
+                            let _ = pty.try_write(&bytes);
+                        }
+                        let _ = done.send(());
                     }
                     Some(Control::Shutdown(done)) => {
                         self.unplug();

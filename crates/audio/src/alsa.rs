@@ -440,8 +440,8 @@ impl Worker {
         Ok(self.stats())
     }
 
-    /// Why the stream ended, once its thread has (`None` while it runs or
-    /// when it ended cleanly).
+    /// The error that ended the stream, once its thread has ended with one
+    /// (`Ok` while it runs or when it ended cleanly).
     fn ended(&mut self) -> Result<(), AudioError> {
         if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
             self.finish()?;

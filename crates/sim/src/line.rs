@@ -618,6 +618,13 @@ impl SimLine {
         }
     }
 
+    /// The far end plays these samples now (when connected; else ignored).
+    pub fn far_end_play(&mut self, samples: Vec<i16>) {
+        if matches!(self.phase, Phase::Connected { .. }) {
+            self.to_line.extend(samples);
+        }
+    }
+
     /// The DTMF digits dialled since the line was last seized.
     pub fn dialled(&self) -> &str {
         &self.dialled

@@ -3,7 +3,9 @@
 //! `crossline-sim modem --link ./ttyMODEM` serves a simulated modem on a PTY
 //! and reads simple commands from stdin (`help` lists them). It runs until
 //! `quit`, SIGINT or SIGTERM: a closed stdin (a script, a service) only
-//! stops the commands, not the modem.
+//! stops the commands, not the modem. `crossline-sim line --socket
+//! ./fxo0.sock` serves a simulated analog line the same way (docs/LINES.md,
+//! "The line link").
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,6 +42,19 @@ enum Command {
         /// Print every AT command the driver sends.
         #[arg(long)]
         show_commands: bool,
+    },
+    /// Serve a simulated analog (FXO) line on a Unix socket (the line link).
+    Line {
+        /// The socket to serve (the line's `port = { kind = "link", path = ... }`).
+        #[arg(long, default_value = "./fxo0.sock")]
+        socket: PathBuf,
+        /// Ring cadence and tones: us, uk, eu, ru, ua, ro.
+        #[arg(long, default_value = "eu")]
+        country: String,
+        /// How the exchange signals answer and hang-up: loop_current,
+        /// polarity_reversal or tone_only.
+        #[arg(long, default_value = "loop_current")]
+        supervision: String,
     },
 }
 
@@ -86,6 +101,11 @@ async fn main() -> anyhow::Result<()> {
             pin,
             show_commands,
         } => run_modem(link, profile, pin, show_commands).await,
+        Command::Line {
+            socket,
+            country,
+            supervision,
+        } => run_line(socket, &country, &supervision).await,
     }
 }
 
@@ -263,6 +283,144 @@ async fn execute(modem: &SimModem, line: &str) -> anyhow::Result<()> {
             }
         }
         other => anyhow::bail!("unknown command {other:?}; type `help`"),
+    }
+    Ok(())
+}
+
+const LINE_HELP: &str = "\
+commands:
+  call <number> [giveup ms]  the line rings with this caller ID
+  giveup                   the caller stops ringing
+  hangup                   the far end hangs up
+  answer                   the far end answers the driver's outgoing call
+  keys <digits>            the far end presses keys (DTMF into the line)
+  say <hz> [ms]            the far end plays a tone
+  heard                    what the far end heard (strongest frequency)
+  dialled                  the digits the driver dialled
+  log                      what happened on the line
+  quit";
+
+async fn run_line(socket: PathBuf, country: &str, supervision: &str) -> anyhow::Result<()> {
+    use crossline_line::{LineConfig, Supervision};
+    use crossline_sim::line::{SimLine, SimLineConfig};
+    use std::os::unix::fs::FileTypeExt;
+    let config = LineConfig {
+        country: country.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        supervision: match supervision {
+            "loop_current" => Supervision::LoopCurrent,
+            "polarity_reversal" => Supervision::PolarityReversal,
+            "tone_only" => Supervision::ToneOnly,
+            other => anyhow::bail!(
+                "unknown supervision {other:?}: loop_current, polarity_reversal or tone_only"
+            ),
+        },
+        ..LineConfig::default()
+    };
+    // A socket left by an earlier run is in the way of bind: remove it (only a socket).
+    if std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(&socket)
+            .with_context(|| format!("removing the stale socket {}", socket.display()))?;
+    }
+    let (line, _pins) = SimLine::new(
+        SimLineConfig::matching(&config),
+        tokio::time::Instant::now().into_std(),
+    );
+    let line = line
+        .serve(&socket, Duration::from_millis(2))
+        .with_context(|| format!("serving the simulated line at {}", socket.display()))?;
+    println!(
+        "simulated {country} analog line at {} (type `help`)",
+        socket.display()
+    );
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut stdin_open = true;
+    loop {
+        let input = tokio::select! {
+            l = lines.next_line(), if stdin_open => l.context("reading stdin")?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        let Some(input) = input else {
+            stdin_open = false;
+            continue;
+        };
+        let input = input.trim();
+        if input.is_empty() {
+            continue;
+        }
+        if input == "quit" || input == "exit" {
+            break;
+        }
+        if let Err(e) = execute_line(&line, input) {
+            println!("error: {e:#}");
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
+
+fn execute_line(line: &crossline_sim::line::SharedSimLine, input: &str) -> anyhow::Result<()> {
+    use crossline_sim::line::IncomingCall;
+    let (word, rest) = input.split_once(' ').unwrap_or((input, ""));
+    let rest = rest.trim();
+    match word {
+        "help" | "?" => println!("{LINE_HELP}"),
+        "call" => {
+            let mut args = rest.split_whitespace();
+            let number = args.next().context("usage: call <number> [giveup ms]")?;
+            let give_up_after = match args.next() {
+                Some(ms) => Some(Duration::from_millis(
+                    ms.parse().context("usage: call <number> [giveup ms]")?,
+                )),
+                None => None,
+            };
+            let call = IncomingCall {
+                give_up_after,
+                ..IncomingCall::from_number(number)
+            };
+            line.with(|l, now| l.place_call(now, call));
+        }
+        "giveup" => line.with(|l, now| l.give_up(now)),
+        "hangup" => line.with(|l, now| l.far_end_hang_up(now)),
+        "answer" => line.with(|l, now| l.far_end_answer(now, Vec::new())),
+        "keys" => {
+            let audio = crossline_audio::dtmf::generate(rest, 100, 100, -10.0);
+            line.with(|l, _| l.far_end_play(audio));
+        }
+        "say" => {
+            let mut args = rest.split_whitespace();
+            let hz: f64 = args
+                .next()
+                .and_then(|a| a.parse().ok())
+                .context("usage: say <hz> [ms]")?;
+            let ms: usize = match args.next() {
+                Some(a) => a.parse().context("usage: say <hz> [ms]")?,
+                None => 1000,
+            };
+            let samples = ms.min(600_000).saturating_mul(8);
+            let audio = crossline_audio::tones::mix(&[(hz, -10.0)], samples);
+            line.with(|l, _| l.far_end_play(audio));
+        }
+        "heard" => {
+            let heard = line.with(|l, _| l.heard().to_vec());
+            match crossline_audio::goertzel::peak_frequency(&heard, 200.0, 3400.0) {
+                Some((hz, dbm0)) => println!(
+                    "{} samples ({} ms); strongest {hz:.0} Hz at {dbm0:.1} dBm0",
+                    heard.len(),
+                    heard.len() / 8
+                ),
+                None => println!("nothing heard"),
+            }
+        }
+        "dialled" => println!("{}", line.with(|l, _| l.dialled().to_owned())),
+        "log" => {
+            for (at, event) in line.with(|l, _| l.log().to_vec()) {
+                println!("{:>8} ms  {event:?}", at.as_millis());
+            }
+        }
+        other => anyhow::bail!("unknown command {other:?} (type `help`)"),
     }
     Ok(())
 }

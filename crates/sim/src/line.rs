@@ -288,6 +288,8 @@ pub struct SimLine {
     loop_open_until: Option<Instant>,
     /// The line is dead: never any loop current.
     cut: bool,
+    /// The hook relay's contacts are broken: the exchange never sees off-hook.
+    relay_broken: bool,
     ring_noise: Vec<(Instant, Instant)>,
     sense_glitches: Vec<(Instant, Instant)>,
     /// Far-end audio waiting to go into the line.
@@ -319,6 +321,7 @@ impl SimLine {
             polarity_normal: true,
             loop_open_until: None,
             cut: false,
+            relay_broken: false,
             ring_noise: Vec::new(),
             sense_glitches: Vec::new(),
             to_line: VecDeque::new(),
@@ -422,6 +425,12 @@ impl SimLine {
         self.cut = cut;
     }
 
+    /// Breaks the hook relay's contacts (`true`): the driver's off-hook never
+    /// reaches the exchange, so no loop current and the ringing goes on.
+    pub fn set_relay_broken(&mut self, broken: bool) {
+        self.relay_broken = broken;
+    }
+
     /// Ring-detect activity (pulsing like ringing) from `from` for `len`:
     /// line noise, induced spikes.
     pub fn ring_noise(&mut self, from: Instant, len: Duration) {
@@ -445,7 +454,7 @@ impl SimLine {
     /// drives the ring and sense pins.
     pub fn step(&mut self, now: Instant) {
         let levels = self.config.levels;
-        let off_hook = self.pins.hook.level() == levels.hook_off_high;
+        let off_hook = self.pins.hook.level() == levels.hook_off_high && !self.relay_broken;
         if off_hook != self.off_hook {
             self.off_hook = off_hook;
             self.hook_changed(now, off_hook);

@@ -552,6 +552,48 @@ fn an_outgoing_call_dials_by_dtmf_after_the_settle_time() {
 }
 
 #[test]
+fn ringing_resumes_after_an_answer_the_exchange_never_saw() {
+    // The relay's contacts are broken: answer() goes unnoticed, no loop
+    // current comes, the driver gives up after the settle time and goes
+    // on-hook, the ringing goes on and is a new call, answered for real
+    // once the relay works.
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.sim.set_relay_broken(true);
+    rig.fxo.answer().unwrap();
+    rig.run_until_event(|e| e.ends_call(), ms(1000));
+    assert_eq!(
+        rig.last(),
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::NoLoopCurrent
+        }
+    );
+    assert!(rig.sim.is_ringing());
+    rig.sim.set_relay_broken(false);
+    rig.run_until_event(|e| *e == LineEvent::RingStarted, ms(6000));
+    rig.fxo.answer().unwrap();
+    rig.run_for(ms(2000));
+    assert!(rig.sim.saw(&SimLineEvent::Answered));
+    assert_eq!(
+        rig.kinds(),
+        vec![
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 },
+            LineEvent::Answered,
+            LineEvent::FarEndDisconnect {
+                cause: DisconnectCause::NoLoopCurrent
+            },
+            LineEvent::RingStarted,
+            LineEvent::Ring { count: 1 },
+            LineEvent::CallerIdWindow { listen_ms: 4000 },
+            LineEvent::Answered,
+        ]
+    );
+}
+
+#[test]
 fn a_dead_line_is_reported_after_the_settle_time() {
     let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
     rig.sim.set_cut(true);

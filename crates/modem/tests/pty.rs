@@ -359,23 +359,7 @@ async fn ussd_balance_quectel_and_huawei() {
 #[tokio::test]
 async fn incoming_call_with_caller_id_answer_and_hang_up() {
     let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
-    rig.sim.inject_call("+380501112233");
-    let e = rig
-        .wait_for("incoming call", |e| {
-            matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
-        })
-        .await;
-    assert_eq!(
-        e,
-        ModemEvent::Call(CallEvent::Incoming {
-            number: Some("+380501112233".into())
-        })
-    );
-    rig.modem.answer().await.unwrap();
-    rig.wait_for("connected", |e| {
-        matches!(e, ModemEvent::Call(CallEvent::Connected))
-    })
-    .await;
+    rig.answer_incoming("+380501112233").await;
     assert_eq!(rig.sim.calls()[0].state, CallState::Active);
     rig.modem.dtmf("12#").await.unwrap();
     assert_eq!(rig.sim.dtmf_sent(), "12#");

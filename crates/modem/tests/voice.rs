@@ -35,26 +35,6 @@ async fn rig(profile: Profile, tweak: impl FnOnce(&mut crossline_modem::ModemCon
     .await
 }
 
-async fn call_in_and_answer(rig: &mut Rig) {
-    rig.sim.inject_call("+380501112233");
-    let e = rig
-        .wait_for("incoming call", |e| {
-            matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
-        })
-        .await;
-    assert_eq!(
-        e,
-        ModemEvent::Call(CallEvent::Incoming {
-            number: Some("+380501112233".into())
-        })
-    );
-    rig.modem.answer().await.unwrap();
-    rig.wait_for("connected", |e| {
-        matches!(e, ModemEvent::Call(CallEvent::Connected))
-    })
-    .await;
-}
-
 /// Collects the caller's voice until `n` samples with sound in them came.
 async fn receive_sound(stream: &mut VoiceStream, n: usize) -> Vec<i16> {
     let deadline = Instant::now() + WAIT;
@@ -100,7 +80,7 @@ fn assert_tone(what: &str, samples: &[i16], hz: f32, dbm0: f32) {
 
 async fn two_way_call(profile: Profile, on: &str, off: Option<&str>) {
     let mut rig = rig(profile, |_| {}).await;
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let mut stream = rig.modem.voice().await.unwrap();
     assert!(rig.sim.voice_flowing(), "{profile}: audio not flowing");
     assert!(
@@ -263,7 +243,7 @@ async fn keys_the_modem_detects_become_call_events() {
             |_| {},
         )
         .await;
-        call_in_and_answer(&mut rig).await;
+        rig.answer_incoming("+380501112233").await;
         rig.sim.remote_dtmf("4#");
         let mut keys = String::new();
         while keys.len() < 2 {
@@ -283,7 +263,7 @@ async fn keys_the_modem_detects_become_call_events() {
 #[tokio::test]
 async fn the_voice_port_re_enumerating_mid_call_is_reopened() {
     let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let mut stream = rig.modem.voice().await.unwrap();
     rig.sim.far_end_play(mix(&[(700.0, -10.0)], 1600));
     receive_sound(&mut stream, 800).await;
@@ -317,7 +297,7 @@ async fn stale_bytes_before_the_call_and_a_stray_byte_mid_call_leave_the_audio_a
     // an earlier call's leftovers, an odd count: dropped before the command
     rig.sim.inject_voice_bytes(&[0x11; 161]).await.unwrap();
     // the driver only opens the port at connect: keep the bytes waiting
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let mut stream = rig.modem.voice().await.unwrap();
     rig.sim.far_end_play(mix(&[(500.0, -20.0)], 16000));
     let first = receive_sound(&mut stream, 1600).await;
@@ -342,7 +322,7 @@ async fn stale_bytes_before_the_call_and_a_stray_byte_mid_call_leave_the_audio_a
 #[tokio::test]
 async fn caller_dtmf_arrives_in_band() {
     let mut rig = rig(Profile::QuectelEc25, |_| {}).await;
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let mut stream = rig.modem.voice().await.unwrap();
     rig.sim
         .far_end_play(crossline_audio::dtmf::generate("2", 100, 100, -10.0));
@@ -367,16 +347,8 @@ async fn a_command_that_routes_audio_elsewhere_raises_the_silence_warning() {
         c.voice_enable = Some("AT+QPCMV=1,2".into());
     })
     .await;
-    call_in_and_answer(&mut rig).await;
-    let w = rig
-        .wait_for(
-            "the silence warning",
-            |e| matches!(e, ModemEvent::Warning(w) if w.contains("no audio")),
-        )
-        .await;
-    let ModemEvent::Warning(w) = w else {
-        unreachable!()
-    };
+    rig.answer_incoming("+380501112233").await;
+    let w = rig.wait_warning("no audio").await;
     assert!(w.contains("AT+QPCMV=1,2"), "{w}");
     assert!(w.contains("QuectelEc25"), "{w}");
     assert!(w.contains(".voice"), "{w}");
@@ -398,16 +370,8 @@ async fn the_wrong_vendor_command_is_reported_and_the_call_has_no_stream() {
         c.profile = crossline_modem::Profile::SimcomSim7600;
     })
     .await;
-    call_in_and_answer(&mut rig).await;
-    let ModemEvent::Warning(w) = rig
-        .wait_for(
-            "the failed command warning",
-            |e| matches!(e, ModemEvent::Warning(w) if w.contains("AT+CPCMREG=1")),
-        )
-        .await
-    else {
-        unreachable!()
-    };
+    rig.answer_incoming("+380501112233").await;
+    let w = rig.wait_warning("AT+CPCMREG=1").await;
     assert!(w.contains("SimcomSim7600"), "{w}");
     let err = rig.modem.voice().await.unwrap_err().to_string();
     assert!(err.contains("AT+CPCMREG=1"), "{err}");
@@ -417,7 +381,7 @@ async fn the_wrong_vendor_command_is_reported_and_the_call_has_no_stream() {
 #[tokio::test]
 async fn without_a_voice_port_calls_are_signalling_only() {
     let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let err = rig.modem.voice().await.unwrap_err().to_string();
     assert!(err.contains("voice_port"), "{err}");
     assert!(
@@ -434,7 +398,7 @@ async fn quectel_usb_audio_is_switched_on_and_left_to_the_application() {
         c.voice_alsa = Some("hw:Android".into());
     })
     .await;
-    call_in_and_answer(&mut rig).await;
+    rig.answer_incoming("+380501112233").await;
     let err = rig.modem.voice().await.unwrap_err().to_string();
     assert!(err.contains("hw:Android"), "{err}");
     assert!(rig.sim.commands().iter().any(|c| c == "AT+QPCMV=1,2"));
@@ -449,16 +413,8 @@ async fn quectel_usb_audio_is_switched_on_and_left_to_the_application() {
 #[tokio::test]
 async fn a_sim800_with_a_voice_port_configured_says_it_has_none() {
     let mut rig = rig(Profile::Sim800, |_| {}).await;
-    call_in_and_answer(&mut rig).await;
-    let ModemEvent::Warning(w) = rig
-        .wait_for(
-            "the no-command warning",
-            |e| matches!(e, ModemEvent::Warning(w) if w.contains("SimcomSim800")),
-        )
-        .await
-    else {
-        unreachable!()
-    };
+    rig.answer_incoming("+380501112233").await;
+    let w = rig.wait_warning("SimcomSim800").await;
     assert!(w.contains("analog audio only"), "{w}");
     assert!(!rig.sim.commands().iter().any(|c| c.contains("CPCMREG")));
 }
@@ -467,16 +423,8 @@ async fn a_sim800_with_a_voice_port_configured_says_it_has_none() {
 async fn a_huawei_firmware_without_voice_is_named() {
     let mut rig = rig(Profile::HuaweiE173, |_| {}).await;
     rig.sim.fail_next("AT^CVOICE", "ERROR");
-    call_in_and_answer(&mut rig).await;
-    let ModemEvent::Warning(w) = rig
-        .wait_for(
-            "the voice-disabled warning",
-            |e| matches!(e, ModemEvent::Warning(w) if w.contains("AT^CVOICE?")),
-        )
-        .await
-    else {
-        unreachable!()
-    };
+    rig.answer_incoming("+380501112233").await;
+    let w = rig.wait_warning("AT^CVOICE?").await;
     assert!(w.contains("voice disabled"), "{w}");
     assert!(!rig.sim.commands().iter().any(|c| c.contains("DDSETEX")));
     let err = rig.modem.voice().await.unwrap_err().to_string();

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crossline_modem::{Modem, ModemConfig, ModemEvent, ModemHandle, Profile, serial_opener};
+use crossline_modem::{
+    CallEvent, Modem, ModemConfig, ModemEvent, ModemHandle, Profile, serial_opener,
+};
 use crossline_sim::{SimConfig, SimModem};
 use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
@@ -128,6 +130,42 @@ impl Rig {
                 ),
             }
         }
+    }
+
+    /// The first `Warning` whose text contains `needle`.
+    pub async fn wait_warning(&mut self, needle: &str) -> String {
+        match self
+            .wait_for(
+                &format!("a warning about {needle:?}"),
+                |e| matches!(e, ModemEvent::Warning(w) if w.contains(needle)),
+            )
+            .await
+        {
+            ModemEvent::Warning(w) => w,
+            other => panic!("not a warning: {other:?}"),
+        }
+    }
+
+    /// An incoming call from `number` rings (with caller ID), is answered,
+    /// and connects.
+    pub async fn answer_incoming(&mut self, number: &str) {
+        self.sim.inject_call(number);
+        let e = self
+            .wait_for("incoming call", |e| {
+                matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
+            })
+            .await;
+        assert_eq!(
+            e,
+            ModemEvent::Call(CallEvent::Incoming {
+                number: Some(number.into())
+            })
+        );
+        self.modem.answer().await.unwrap();
+        self.wait_for("connected", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Connected))
+        })
+        .await;
     }
 
     /// Collects events for `d` (for "nothing else happens" checks).

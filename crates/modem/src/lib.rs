@@ -90,5 +90,5 @@ pub use engine::{AtEngine, Command, OpenFuture, Response, Transport, open_serial
 pub use error::{AtError, CmeError, CmsError, ErrorClass};
 pub use types::*;
 pub use voice::{
-    OneWay, VoiceError, VoiceFrame, VoiceReceiver, VoiceSender, VoiceStats, VoiceStream,
+    OneWay, VoiceError, VoiceFrame, VoicePort, VoiceReceiver, VoiceSender, VoiceStats, VoiceStream,
 };

@@ -5,8 +5,8 @@
 //!
 //! The driver opens the configured `voice_port` when a call connects,
 //! before it gives the vendor's audio command (so no frame is lost), and
-//! runs a pump task that moves frames between the port and a
-//! [`VoiceStream`] (see [`crate::ModemHandle::voice`]). A serial port hands
+//! runs a pump task that moves frames between the port (a [`VoicePort`])
+//! and a [`VoiceStream`] (see [`crate::ModemHandle::voice`]). A serial port hands
 //! over bytes in whatever pieces it likes — odd counts, half frames — so
 //! [`FrameAssembler`] rebuilds whole frames; after the port fails (USB
 //! re-enumeration: EIO, EOF) the pump reopens it by path and drops the half
@@ -176,6 +176,134 @@ fn mean_abs_both_ways(frame: &VoiceFrame) -> (u32, u32) {
     )
 }
 
+/// A voice serial port as 20 ms frames: reads rebuild whole frames from
+/// whatever pieces the port returns (realigning a stream read from the
+/// middle of a sample), writes finish a frame the port took only partly
+/// before the next one, so the modem never sees a shifted stream. Both
+/// are cancel-safe (state lives here, not in the future), so they can sit
+/// in a `select!`.
+pub struct VoicePort {
+    io: Transport,
+    asm: FrameAssembler,
+    guard: AlignmentGuard,
+    /// Frames rebuilt and not yet returned (one read's worth at most).
+    ready: std::collections::VecDeque<VoiceFrame>,
+    /// Bytes of frames written only partly.
+    out: Vec<u8>,
+    bytes_read: u64,
+    realigned: u64,
+    frames_dropped_out: u64,
+}
+
+impl std::fmt::Debug for VoicePort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoicePort")
+            .field("bytes_read", &self.bytes_read)
+            .field("pending_in", &self.asm.pending())
+            .field("pending_out", &self.out.len())
+            .finish()
+    }
+}
+
+impl VoicePort {
+    /// Wraps an open port (a serial device, a PTY, an in-memory duplex).
+    pub fn new(io: Transport) -> Self {
+        Self {
+            io,
+            asm: FrameAssembler::new(),
+            guard: AlignmentGuard::new(),
+            ready: std::collections::VecDeque::new(),
+            out: Vec::with_capacity(2 * FRAME_BYTES),
+            bytes_read: 0,
+            realigned: 0,
+            frames_dropped_out: 0,
+        }
+    }
+
+    /// Opens a voice serial port by path (USB serial: the baud rate does
+    /// not matter) and drops what is already waiting there (an earlier
+    /// call's audio), so the stream starts on a frame boundary.
+    pub async fn open(path: &str) -> std::io::Result<Self> {
+        let mut io = crate::engine::open_serial(path, 115_200)?;
+        drain(&mut io).await;
+        Ok(Self::new(io))
+    }
+
+    /// The next whole frame. EOF is an `UnexpectedEof` error; after any
+    /// error, reopen the port (a new `VoicePort`).
+    pub async fn read_frame(&mut self) -> std::io::Result<VoiceFrame> {
+        let mut buf = [0u8; 2048];
+        loop {
+            if let Some(f) = self.ready.pop_front() {
+                return Ok(f);
+            }
+            let n = self.io.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the voice port closed",
+                ));
+            }
+            self.bytes_read = self.bytes_read.saturating_add(len64(n));
+            let mut realign = false;
+            let (ready, guard) = (&mut self.ready, &mut self.guard);
+            self.asm.push(buf.get(..n).unwrap_or_default(), |f| {
+                realign |= guard.check(&f);
+                ready.push_back(f);
+            });
+            if realign {
+                warn!(
+                    "the modem's audio was read from the middle of a sample; frame boundary moved one byte"
+                );
+                self.realigned += 1;
+                self.asm.skip_byte();
+            }
+        }
+    }
+
+    /// Writes one frame (first the rest of one the port took only partly).
+    /// With more than one frame already waiting the new one is dropped
+    /// (counted in [`VoicePort::frames_dropped`]).
+    pub async fn write_frame(&mut self, frame: &VoiceFrame) -> std::io::Result<()> {
+        if self.out.len() <= FRAME_BYTES {
+            self.out.extend_from_slice(&encode_frame(frame));
+        } else {
+            self.frames_dropped_out += 1;
+        }
+        while !self.out.is_empty() {
+            let n = self.io.write(&self.out).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WriteZero,
+                    "the voice port takes no more bytes",
+                ));
+            }
+            self.out.drain(..n.min(self.out.len()));
+        }
+        self.io.flush().await
+    }
+
+    /// Bytes read from the port so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Bytes held toward the next frame.
+    pub fn pending(&self) -> usize {
+        self.asm.pending()
+    }
+
+    /// Times the frame boundary was moved one byte.
+    pub fn realigned(&self) -> u64 {
+        self.realigned
+    }
+
+    /// Frames dropped because one was still waiting to be written.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped_out
+    }
+}
+
 /// 320 bytes s16le → one frame.
 pub fn decode_frame(bytes: &[u8; FRAME_BYTES]) -> VoiceFrame {
     let mut f = [0i16; FRAME_SAMPLES];
@@ -222,9 +350,11 @@ pub struct VoiceStats {
     /// them (more than 1 s behind).
     pub dropped_from_modem: u64,
     /// Frames from the application dropped because the modem did not take
-    /// them (queue of 200 ms full, or a write stalled).
+    /// them (the 200 ms queue full, or the port still holding an earlier
+    /// frame it took only partly).
     pub dropped_to_modem: u64,
-    /// Writes the modem did not take within 200 ms (uplink stalled).
+    /// Writes the modem did not finish within 200 ms (uplink stalled; the
+    /// frame is finished before the next one, so the stream stays aligned).
     pub write_stalls: u64,
     /// Times the modem's audio stopped for a second or more mid-call.
     pub read_stalls: u64,
@@ -506,9 +636,39 @@ pub(crate) fn spawn(args: PumpArgs) -> (Pump, VoiceStream) {
 #[allow(clippy::large_enum_variant)]
 enum Step {
     Stop,
-    Read(std::io::Result<usize>),
+    Read(std::io::Result<VoiceFrame>),
     Send(Option<VoiceFrame>),
     Check,
+}
+
+/// What of a port's own counts the call's counters already have.
+#[derive(Default)]
+struct Seen {
+    bytes: u64,
+    realigned: u64,
+    dropped: u64,
+}
+
+impl Seen {
+    /// Adds what `port` counted since the last look; notes the first audio.
+    fn sync(&mut self, port: &VoicePort, c: &Counters, started: Instant) {
+        let b = port.bytes_read();
+        if b > self.bytes {
+            if c.bytes_in.load(Ordering::Relaxed) == 0 {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                c.first_audio.store(ms.saturating_add(1), Ordering::Relaxed);
+                debug!(after_ms = ms, "audio from the modem started");
+            }
+            add(&c.bytes_in, b - self.bytes);
+            self.bytes = b;
+        }
+        let r = port.realigned();
+        add(&c.realigned, r.saturating_sub(self.realigned));
+        self.realigned = r;
+        let d = port.frames_dropped();
+        add(&c.dropped_out, d.saturating_sub(self.dropped));
+        self.dropped = d;
+    }
 }
 
 async fn run(
@@ -519,10 +679,8 @@ async fn run(
     mut stop: oneshot::Receiver<()>,
 ) {
     let c = &meta.counters;
-    let mut io: Option<Transport> = Some(args.io);
-    let mut asm = FrameAssembler::new();
-    let mut guard = AlignmentGuard::new();
-    let mut buf = [0u8; 2048];
+    let mut port = Some(VoicePort::new(args.io));
+    let mut seen = Seen::default();
     let mut app_open = true;
     let mut check_at = args.started + args.start_timeout;
     let mut checked_start = false;
@@ -532,17 +690,18 @@ async fn run(
     let mut backoff = Duration::from_millis(50);
     debug!(command = %args.command, "voice pump started");
     loop {
-        let Some(port) = io.as_mut() else {
+        let Some(p) = port.as_mut() else {
             // Reopen by path (USB re-enumeration), with backoff.
             tokio::select! {
                 _ = &mut stop => break,
                 () = tokio::time::sleep(backoff) => {}
             }
             match (args.opener)().await {
-                Ok(p) => {
+                Ok(io) => {
                     info!("voice port reopened");
                     add(&c.reopens, 1);
-                    io = Some(p);
+                    port = Some(VoicePort::new(io));
+                    seen = Seen::default();
                     backoff = Duration::from_millis(50);
                 }
                 Err(e) => {
@@ -555,50 +714,27 @@ async fn run(
         let step = tokio::select! {
             biased;
             _ = &mut stop => Step::Stop,
-            r = port.read(&mut buf) => Step::Read(r),
+            r = p.read_frame() => Step::Read(r),
             f = from_app.recv(), if app_open => Step::Send(f),
             () = tokio::time::sleep_until(check_at) => Step::Check,
         };
+        seen.sync(p, c, args.started);
         match step {
             Step::Stop => break,
-            Step::Read(Ok(n)) if n > 0 => {
-                let data = buf.get(..n).unwrap_or_default();
-                if c.bytes_in.load(Ordering::Relaxed) == 0 {
-                    let ms = u64::try_from(args.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    c.first_audio.store(ms.saturating_add(1), Ordering::Relaxed);
-                    debug!(after_ms = ms, "audio from the modem started");
-                }
-                add(&c.bytes_in, len64(n));
-                let mut realign = false;
-                asm.push(data, |frame| {
-                    add(&c.frames_in, 1);
-                    realign |= guard.check(&frame);
-                    if to_app.try_send(frame).is_err() {
-                        add(&c.dropped_in, 1);
-                    }
-                });
-                if realign {
-                    warn!(
-                        "the modem's audio was read from the middle of a sample; frame boundary moved one byte"
-                    );
-                    add(&c.realigned, 1);
-                    asm.skip_byte();
+            Step::Read(Ok(frame)) => {
+                add(&c.frames_in, 1);
+                if to_app.try_send(frame).is_err() {
+                    add(&c.dropped_in, 1);
                 }
             }
-            Step::Read(r) => {
-                let why = match r {
-                    Ok(_) => "end of file".to_string(),
-                    Err(e) => e.to_string(),
-                };
-                warn!(reason = %why, "voice port failed; reopening");
-                io = None;
-                add(&c.partial, len64(asm.reset()));
-                guard = AlignmentGuard::new();
+            Step::Read(Err(e)) => {
+                warn!(reason = %e, "voice port failed; reopening");
+                add(&c.partial, len64(p.pending()));
+                port = None;
             }
             Step::Send(None) => app_open = false,
             Step::Send(Some(frame)) => {
-                let bytes = encode_frame(&frame);
-                match tokio::time::timeout(WRITE_TIMEOUT, port.write_all(&bytes)).await {
+                match tokio::time::timeout(WRITE_TIMEOUT, p.write_frame(&frame)).await {
                     Ok(Ok(())) => {
                         add(&c.frames_out, 1);
                         add(&c.bytes_out, len64(FRAME_BYTES));
@@ -606,12 +742,12 @@ async fn run(
                     Ok(Err(e)) => {
                         warn!(error = %e, "voice port write failed; reopening");
                         add(&c.dropped_out, 1);
-                        io = None;
-                        add(&c.partial, len64(asm.reset()));
+                        add(&c.partial, len64(p.pending()));
+                        port = None;
                     }
                     Err(_) => {
+                        // the frame waits in the port and goes out first next time
                         add(&c.write_stalls, 1);
-                        add(&c.dropped_out, 1);
                         if !warned_uplink {
                             warned_uplink = true;
                             let msg = format!(
@@ -626,6 +762,9 @@ async fn run(
                             let _ = args.events.try_send(ModemEvent::Warning(msg));
                         }
                     }
+                }
+                if let Some(p) = port.as_ref() {
+                    seen.sync(p, c, args.started);
                 }
             }
             Step::Check => {
@@ -695,6 +834,49 @@ mod tests {
         assert_eq!(asm.pending(), 160);
         assert_eq!(asm.reset(), 160);
         assert_eq!(asm.pending(), 0);
+    }
+
+    /// A frame the port takes only partly is finished before the next one:
+    /// the modem never sees a shifted stream.
+    #[tokio::test]
+    async fn a_partly_written_frame_is_finished_before_the_next() {
+        let (a, mut b) = tokio::io::duplex(100);
+        let mut port = VoicePort::new(Box::new(a));
+        let first = tokio::time::timeout(
+            Duration::from_millis(50),
+            port.write_frame(&[1; FRAME_SAMPLES]),
+        )
+        .await;
+        assert!(first.is_err(), "100 bytes of room cannot take 320");
+        let reader = tokio::spawn(async move {
+            let mut all = vec![0u8; 2 * FRAME_BYTES];
+            b.read_exact(&mut all).await.unwrap();
+            all
+        });
+        port.write_frame(&[2; FRAME_SAMPLES]).await.unwrap();
+        let all = reader.await.unwrap();
+        let (x, y) = all.split_at(FRAME_BYTES);
+        assert_eq!(decode_frame(x.try_into().unwrap()), [1; FRAME_SAMPLES]);
+        assert_eq!(decode_frame(y.try_into().unwrap()), [2; FRAME_SAMPLES]);
+        assert_eq!(port.frames_dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_rebuild_frames_from_odd_pieces_and_eof_is_an_error() {
+        let (a, mut b) = tokio::io::duplex(4096);
+        let mut port = VoicePort::new(Box::new(a));
+        let bytes = bytes_of(&[-5i16; FRAME_SAMPLES * 2]);
+        for piece in bytes.chunks(77) {
+            b.write_all(piece).await.unwrap();
+        }
+        b.write_all(&[1, 2, 3]).await.unwrap();
+        assert_eq!(port.read_frame().await.unwrap(), [-5; FRAME_SAMPLES]);
+        assert_eq!(port.read_frame().await.unwrap(), [-5; FRAME_SAMPLES]);
+        drop(b);
+        let e = port.read_frame().await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(port.pending(), 3);
+        assert_eq!(port.bytes_read(), 643);
     }
 
     /// EOF mid-frame (USB re-enumeration): the half frame is dropped, the

@@ -51,6 +51,7 @@ pub struct FleetIo {
 
 /// `base` with `settings` applied, validated.
 pub fn overlay(base: &Config, settings: &ApplianceSettings) -> Result<Config> {
+    settings.check().map_err(anyhow::Error::msg)?;
     let mut cfg = base.clone();
     for l in &settings.lines {
         let Some(m) = cfg.modems.iter_mut().find(|m| m.label == l.label) else {
@@ -643,6 +644,7 @@ mod tests {
                 texts: [("en".to_string(), "Closed".to_string())].into(),
                 ..Default::default()
             }),
+            ivr: None,
         };
         let c = overlay(&base(), &s).unwrap();
         assert_eq!(c.modems[0].number.as_deref(), Some("+380671234567"));
@@ -654,7 +656,7 @@ mod tests {
                 label: "gsm9".into(),
                 ..Default::default()
             }],
-            offline: None,
+            ..Default::default()
         };
         let e = overlay(&base(), &bad_line).unwrap_err().to_string();
         assert!(e.contains("no line \"gsm9\"") && e.contains("gsm0"), "{e}");
@@ -666,6 +668,15 @@ mod tests {
             ..Default::default()
         };
         assert!(overlay(&base(), &empty_text).is_err());
+        let mut ivr: crossline_proto::IvrSettings =
+            serde_json::from_str(include_str!("../../docs/ivr-demo.json")).unwrap();
+        ivr.entry = "lobby".into();
+        let bad_ivr = ApplianceSettings {
+            ivr: Some(Box::new(ivr)),
+            ..Default::default()
+        };
+        let e = overlay(&base(), &bad_ivr).unwrap_err().to_string();
+        assert!(e.contains("entry") && e.contains("\"lobby\""), "{e}");
     }
 
     #[test]

@@ -524,3 +524,51 @@ async fn an_unknown_command_kind_is_refused_not_queued() {
     assert_eq!(list, serde_json::json!([]));
     mgmt.stop().await;
 }
+
+/// An IVR is pushed like the rest of the settings (docs/IVR.md); one the
+/// appliance could not run is refused at the push with the reason, and no
+/// version is issued for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ivr_naming_a_missing_menu_or_prompt_is_refused_at_the_push() {
+    let mgmt = Mgmt::start().await;
+    let _a = Raw::device(&mgmt, "branch-ivr").await;
+    let demo: Value = serde_json::from_str(include_str!("../../docs/ivr-demo.json")).unwrap();
+    let push = |ivr: &Value| {
+        serde_json::json!({"device": "branch-ivr", "settings": {"ivr": ivr}}).to_string()
+    };
+    let (s, v) = mgmt.post("/api/v1/fleet/config", &push(&demo)).await;
+    assert_eq!(s, 200, "{v}");
+    let version = v["version"].as_u64().unwrap();
+    let (_, c) = mgmt.get("/api/v1/fleet/devices/branch-ivr/config").await;
+    let ivr = &c["desired"]["settings"]["ivr"];
+    assert_eq!(ivr["entry"], "main", "{c}");
+    assert_eq!(
+        ivr["menus"]["main"]["options"]["2"]["type"], "voicemail",
+        "{c}"
+    );
+
+    let mut missing_menu = demo.clone();
+    missing_menu["menus"]["main"]["options"]["9"] =
+        serde_json::json!({"type": "menu", "menu": "nowhere"});
+    let (s, v) = mgmt
+        .post("/api/v1/fleet/config", &push(&missing_menu))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v.to_string()
+            .contains("\\\"nowhere\\\", which does not exist"),
+        "{v}"
+    );
+    let mut unknown_prompt = demo.clone();
+    unknown_prompt["voicemail"]["thanks_prompt"] = "bye_bye".into();
+    let (s, v) = mgmt
+        .post("/api/v1/fleet/config", &push(&unknown_prompt))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("bye_bye"), "{v}");
+    // Nothing was issued for them: the next push is the next version.
+    let (s, v) = mgmt.post("/api/v1/fleet/config", &push(&demo)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["version"].as_u64(), Some(version + 1));
+    mgmt.stop().await;
+}

@@ -11,10 +11,12 @@
 //! an event or command kind a newer build added decodes as an unknown kind,
 //! kept raw (see docs/PROTOCOL.md, "Versions and strictness").
 
+pub mod ivr;
 pub mod msg;
 pub mod topic;
 pub mod url;
 
+pub use ivr::IvrSettings;
 pub use msg::{
     Ack, ApplianceSettings, Command, CommandKind, CommandResult, DesiredConfig, EnrollRequest,
     EnrollResponse, EnrollState, EventBatch, Hello, LineSettings, OfflineSettings, Presence,

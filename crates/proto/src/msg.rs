@@ -409,6 +409,21 @@ pub struct ApplianceSettings {
     /// The offline auto-reply (replaces the local `[offline]` when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offline: Option<OfflineSettings>,
+    /// The IVR for incoming calls (replaces the appliance's when present;
+    /// docs/IVR.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivr: Option<Box<crate::ivr::IvrSettings>>,
+}
+
+impl ApplianceSettings {
+    /// Checks what can be checked without the appliance's own configuration
+    /// (the IVR's menus and prompts); the appliance checks the rest.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.ivr {
+            Some(ivr) => ivr.check(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Overrides for one modem line.

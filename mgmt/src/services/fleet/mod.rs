@@ -335,6 +335,9 @@ impl Fleet {
         settings: ApplianceSettings,
     ) -> Result<(u64, Vec<String>), OpError> {
         authorize(by)?;
+        // What the appliance would refuse anyway (an IVR naming a menu or a
+        // prompt that does not exist) is refused here, before any version.
+        settings.check().map_err(FleetError::Invalid)?;
         let what = format!("{target:?}");
         let r = self
             .inner

@@ -231,18 +231,61 @@ impl InputPin for LinkInput {
 /// The line's audio over the link.
 #[derive(Debug)]
 pub struct LinkAudio {
+    rx: LinkAudioReceiver,
+    tx: LinkAudioSender,
+}
+
+/// The line's audio towards the driver (what the caller says).
+#[derive(Debug)]
+pub struct LinkAudioReceiver {
     shared: Arc<Shared>,
     from_line: mpsc::Receiver<Box<AudioFrame>>,
+}
+
+/// The driver's audio into the line (what the caller hears). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LinkAudioSender {
+    shared: Arc<Shared>,
     tx: mpsc::Sender<Message>,
 }
 
 impl LinkAudio {
     /// The next 20 ms the line carries; `None` once the link is closed.
     pub async fn recv_frame(&mut self) -> Option<Box<AudioFrame>> {
+        self.rx.recv_frame().await
+    }
+
+    /// Sends 20 ms into the line; see [`LinkAudioSender::send_frame`].
+    pub fn send_frame(&self, frame: &AudioFrame) -> Result<(), LinkClosed> {
+        self.tx.send_frame(frame)
+    }
+
+    /// Frames dropped because a queue was full, both ways.
+    pub fn dropped(&self) -> u64 {
+        self.tx.dropped()
+    }
+
+    /// The two directions, for two tasks (a recorder and a prompt player).
+    pub fn split(self) -> (LinkAudioReceiver, LinkAudioSender) {
+        (self.rx, self.tx)
+    }
+}
+
+impl LinkAudioReceiver {
+    /// The next 20 ms the line carries; `None` once the link is closed.
+    pub async fn recv_frame(&mut self) -> Option<Box<AudioFrame>> {
         self.from_line.recv().await
     }
 
-    /// Sends 20 ms into the line. A full queue drops the frame (counted).
+    /// Frames dropped because a queue was full, both ways.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped_audio.load(Ordering::Relaxed)
+    }
+}
+
+impl LinkAudioSender {
+    /// Sends 20 ms into the line (pace it yourself: the line plays what
+    /// comes). A full queue drops the frame (counted).
     pub fn send_frame(&self, frame: &AudioFrame) -> Result<(), LinkClosed> {
         match self.tx.try_send(Message::Audio(Box::new(*frame))) {
             Ok(()) => Ok(()),
@@ -384,9 +427,11 @@ pub async fn connect(path: impl AsRef<Path>, line: &str) -> Result<LinkedLine, L
             which: Which::Sense,
         },
         audio: LinkAudio {
-            shared,
-            from_line: audio_rx,
-            tx,
+            rx: LinkAudioReceiver {
+                shared: Arc::clone(&shared),
+                from_line: audio_rx,
+            },
+            tx: LinkAudioSender { shared, tx },
         },
     })
 }

@@ -1103,17 +1103,12 @@ async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio
         .await
         .unwrap();
     let (line, mut events) = (opened.driver, opened.events);
-    let mut audio = opened.audio.unwrap();
+    let (mut from_line, to_line) = opened.audio.unwrap().split();
     let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
-    let (frames_tx, frames) = std::sync::mpsc::channel::<Box<[i16; 160]>>();
     let collector = Arc::clone(&heard);
     tokio::spawn(async move {
-        while let Some(frame) = audio.recv_frame().await {
+        while let Some(frame) = from_line.recv_frame().await {
             collector.lock().unwrap().extend_from_slice(&frame[..]);
-            // The appliance plays its prompt back as it hears: frames in.
-            if let Ok(out) = frames.try_recv() {
-                let _ = audio.send_frame(&out);
-            }
         }
     });
 
@@ -1161,11 +1156,18 @@ async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio
     assert_eq!(next_event(&mut events).await, LineEvent::Answered);
     let answered_from = heard.lock().unwrap().len();
     let prompt: Vec<i16> = (0..1600).map(|i| ((i % 20) as i16 - 10) * 800).collect();
-    for chunk in prompt.chunks(160) {
-        let mut f = Box::new([0i16; 160]);
-        f.copy_from_slice(chunk);
-        frames_tx.send(f).unwrap();
-    }
+    // The appliance's prompt player, paced at 20 ms, in its own task.
+    let frames: Vec<[i16; 160]> = prompt
+        .chunks(160)
+        .map(|c| <[i16; 160]>::try_from(c).unwrap())
+        .collect();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ms(20));
+        for f in &frames {
+            tick.tick().await;
+            to_line.send_frame(f).unwrap();
+        }
+    });
     // The caller pressed 2 and hung up: the loop opens.
     assert_eq!(
         next_event(&mut events).await,
@@ -1186,5 +1188,13 @@ async fn a_driver_runs_the_simulated_line_over_the_link_with_caller_id_and_audio
         far_heard.len(),
         far_heard.get(..12)
     );
-    assert!(sim.with(|s, _| !s.is_off_hook()));
+    // The driver went on-hook by itself; the exchange sees it shortly.
+    let deadline = tokio::time::Instant::now() + ms(2000);
+    while sim.with(|s, _| s.is_off_hook()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the line stayed off-hook"
+        );
+        tokio::time::sleep(ms(10)).await;
+    }
 }

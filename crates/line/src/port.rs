@@ -126,3 +126,34 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod embed_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// How the appliance config can hold a line: its port and its settings
+    /// as a nested table (serde's `flatten` would let misspelt keys through).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        port: Port,
+        #[serde(default)]
+        fxo: LineConfig,
+    }
+
+    #[test]
+    fn a_line_entry_nests_the_config_beside_its_port_and_refuses_typos() {
+        let e: Entry = serde_json::from_str(
+            r#"{"port":{"kind":"link","path":"/run/fxo1.sock"},"fxo":{"name":"fxo1","country":"uk"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.fxo.name, "fxo1");
+        assert_eq!(e.fxo.country, crate::Country::Uk);
+        assert!(matches!(e.port, Port::Link { .. }));
+        let typo = serde_json::from_str::<Entry>(
+            r#"{"port":{"kind":"link","path":"/run/fxo1.sock"},"fxo":{"contry":"uk"}}"#,
+        );
+        assert!(typo.is_err(), "a misspelt key is refused");
+    }
+}

@@ -12,6 +12,7 @@ pub mod enroll;
 pub mod fleet;
 pub mod log;
 pub mod modems;
+pub mod recordings;
 pub mod sms;
 pub mod synthetic;
 pub mod uplink;
@@ -107,6 +108,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let (link_tx, link_rx) = watch::channel(uplink::LinkState::down_now());
     let (config_tx, config_rx) = mpsc::channel(8);
     let (out_tx, out_rx) = mpsc::channel(64);
+    let (rec_state_tx, rec_state_rx) = mpsc::channel(16);
+    let spool = recordings::Spool::open(&cfg.data_dir)?;
     let mut tasks = tokio::task::JoinSet::new();
     let up = uplink::run_with(
         log.clone(),
@@ -119,6 +122,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             link: link_tx,
             config: Some(config_tx),
             outbound: Some(out_rx),
+            recordings: Some(rec_state_tx),
             credential: crate::enroll::CredentialFile::of(&cfg),
             refusal_hint: Some(cfg.credential_hint()),
         },
@@ -126,6 +130,16 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     );
     tasks.spawn(async move { up.await.map(|_| ()) });
     tasks.spawn(retention(store.clone(), cfg.sync.clone(), shutdown.clone()));
+    // Recordings wait in <data_dir>/recordings until mgmt confirms them.
+    tasks.spawn(recordings::run(
+        spool,
+        recordings::UploadIo {
+            outbound: out_tx.clone(),
+            states: rec_state_rx,
+            link: link_rx.clone(),
+        },
+        shutdown.clone(),
+    ));
     if let Some(syn) = cfg.synthetic.clone() {
         tasks.spawn(synthetic::run(log.clone(), syn, shutdown.clone()));
     }

@@ -49,6 +49,7 @@ enum Link {
     Ack(Ack),
     Command(Command),
     Config(DesiredConfig),
+    RecState(crossline_proto::recording::RecordingState),
 }
 
 /// A message for mgmt from another part of the appliance (fleet results,
@@ -107,6 +108,9 @@ pub struct UplinkIo {
     pub config: Option<mpsc::Sender<DesiredConfig>>,
     /// Messages to publish for other parts of the appliance.
     pub outbound: Option<mpsc::Receiver<Outbound>>,
+    /// mgmt's answers to recording chunks, for the recordings uploader
+    /// (the `rec_state` topic is subscribed only when this is set).
+    pub recordings: Option<mpsc::Sender<crossline_proto::recording::RecordingState>>,
     /// Where a new secret from mgmt is stored (the `rekey` topic is
     /// subscribed only when this is set).
     pub credential: Option<crate::enroll::CredentialFile>,
@@ -133,6 +137,7 @@ where
         link: watch::channel(LinkState::down_now()).0,
         config: None,
         outbound: None,
+        recordings: None,
         credential: None,
         refusal_hint: None,
     };
@@ -157,10 +162,12 @@ where
         link: link_state,
         config: config_tx,
         mut outbound,
+        recordings: rec_tx,
         credential,
         refusal_hint,
     } = io;
     let want_config = config_tx.is_some();
+    let want_recordings = rec_tx.is_some();
     let want_rekey = credential.is_some();
     let me = log.store().local_node().clone();
     let secret = mqtt.load_secret()?;
@@ -194,7 +201,7 @@ where
             }),
         ),
         link_tx,
-        want_config,
+        (want_config, want_recordings),
         credential.map(|c| (client.clone(), c)),
         shutdown.clone(),
     ));
@@ -323,6 +330,9 @@ where
                         if want_rekey {
                             client.subscribe(sub(Kind::Rekey), QoS::AtLeastOnce).await?;
                         }
+                        if want_recordings {
+                            client.subscribe(sub(Kind::RecState), QoS::AtLeastOnce).await?;
+                        }
                         client
                             .publish(
                                 sub(Kind::Presence),
@@ -378,6 +388,12 @@ where
                             && tx.send(c).await.is_err()
                         {
                             debug!(device = %me, "no configuration handler; desired config dropped");
+                        }
+                    }
+                    Link::RecState(st) => {
+                        // The uploader asks again when an answer is lost.
+                        if let Some(tx) = &rec_tx {
+                            let _ = tx.try_send(st);
                         }
                     }
                 }
@@ -576,7 +592,7 @@ async fn poll_loop(
     // The broker's settings, and what to say when it refuses the credential.
     (mqtt, refusal_hint): (MqttConfig, String),
     tx: mpsc::Sender<Link>,
-    want_config: bool,
+    (want_config, want_recordings): (bool, bool),
     rekeying: Option<(AsyncClient, crate::enroll::CredentialFile)>,
     shutdown: CancellationToken,
 ) {
@@ -632,6 +648,10 @@ async fn poll_loop(
                             continue;
                         }
                         decode::<DesiredConfig>(&p.payload).map(Link::Config)
+                    }
+                    Ok(t) if t.device == me && t.kind == Kind::RecState && want_recordings => {
+                        decode::<crossline_proto::recording::RecordingState>(&p.payload)
+                            .map(Link::RecState)
                     }
                     _ => {
                         warn!(device = %me, topic = %p.topic, "ignoring message on unexpected topic");

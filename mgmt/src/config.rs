@@ -310,6 +310,7 @@ impl MqttConfig {
         vec![
             self.username.clone(),
             crate::bus::fleet_user(&self.username),
+            crate::services::recordings::service_user(&self.username),
         ]
     }
 }

@@ -231,6 +231,17 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         shutdown.clone(),
     );
     tasks.spawn(fleet_task);
+    // Recordings from the appliances: <data_dir>/recordings, beside the DB.
+    let recordings = crate::services::recordings::Recordings::new(
+        cfg.data_dir.join("recordings"),
+        Arc::new(store.clone()),
+        Arc::new(store.clone()),
+    )?;
+    tasks.spawn(crate::services::recordings::run(
+        recordings.clone(),
+        link.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(ingest::run_with_signals(
         store.clone(),
         link,
@@ -269,6 +280,7 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
         limiter: Default::default(),
         secure_cookies: cfg.http.secure_cookies,
         changes,
+        recordings,
         shutdown: shutdown.clone(),
     });
     let app = router(Arc::new(AppState {

@@ -129,6 +129,16 @@ uuid_id!(
     /// A conversation: one customer thread across every channel.
     ConversationId
 );
+uuid_id!(
+    /// One phone call on a branch line, chosen by the appliance that
+    /// answered the line when it started ringing. Every call event names it.
+    CallId
+);
+uuid_id!(
+    /// One audio recording (a voicemail; later a whole call), chosen by the
+    /// appliance that recorded it. mgmt serves it at `/recordings/{id}`.
+    RecordingId
+);
 
 #[cfg(test)]
 mod tests {

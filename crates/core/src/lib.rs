@@ -4,7 +4,8 @@
 //! * [`change`]: what a projection decided about them (the change set
 //!   consumers of the log read).
 //! * [`hlc`]: the hybrid logical clock that stamps them.
-//! * [`id`]: typed identifiers (nodes, events, conversations).
+//! * [`id`]: typed identifiers (nodes, events, conversations, calls,
+//!   recordings).
 
 pub mod change;
 pub mod contact;
@@ -22,4 +23,4 @@ pub use event::{
     UnknownBody, UnknownChannel, known_kinds,
 };
 pub use hlc::{Hlc, HlcClock, WallClock};
-pub use id::{ConversationId, EventId, IdError, NodeId};
+pub use id::{CallId, ConversationId, EventId, IdError, NodeId, RecordingId};

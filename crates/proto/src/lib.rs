@@ -13,6 +13,7 @@
 
 pub mod ivr;
 pub mod msg;
+pub mod recording;
 pub mod topic;
 pub mod url;
 

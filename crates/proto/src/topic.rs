@@ -40,10 +40,16 @@ pub enum Kind {
     /// appliance → mgmt: [`crate::Rekeyed`], the new credential stored (or
     /// why not), QoS 1.
     Rekeyed,
+    /// appliance → mgmt: [`crate::recording::RecordingChunk`], a part of a
+    /// recording (or a question), QoS 1.
+    Rec,
+    /// mgmt → appliance: [`crate::recording::RecordingState`], what mgmt
+    /// holds of a recording, QoS 1.
+    RecState,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Events,
         Kind::Hello,
         Kind::Ack,
@@ -55,6 +61,8 @@ impl Kind {
         Kind::Result,
         Kind::Rekey,
         Kind::Rekeyed,
+        Kind::Rec,
+        Kind::RecState,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +78,8 @@ impl Kind {
             Kind::Result => "result",
             Kind::Rekey => "rekey",
             Kind::Rekeyed => "rekeyed",
+            Kind::Rec => "rec",
+            Kind::RecState => "rec_state",
         }
     }
 

@@ -174,6 +174,8 @@ where
                     | Kind::Result
                     | Kind::Rekey
                     | Kind::Rekeyed => {}
+                    // Recordings: crate::services::recordings's own connection.
+                    Kind::Rec | Kind::RecState => {}
                 }
             }
             Ok(_) => {}

@@ -14,6 +14,7 @@ pub mod channels;
 pub mod contacts;
 pub mod conversations;
 pub mod fleet;
+pub mod recordings;
 pub mod routing;
 pub mod trust;
 pub mod users;

@@ -14,6 +14,7 @@
 pub mod board;
 pub mod desk;
 pub mod pages;
+pub mod recordings;
 pub mod scope;
 pub mod stream;
 
@@ -41,6 +42,8 @@ pub struct WebState {
     pub secure_cookies: bool,
     /// Changes for the desk's live stream, already resolved to who may see them.
     pub changes: stream::Changes,
+    /// Recordings served at `/recordings/{id}`.
+    pub recordings: crate::services::recordings::Recordings,
     pub shutdown: CancellationToken,
 }
 
@@ -65,6 +68,7 @@ pub fn router(st: Arc<WebState>) -> Router {
         .route("/desk/stream", get(stream::desk_stream))
         .route("/desk/presence", post(desk::set_presence))
         .route("/desk/c/{id}", get(desk::conversation_page))
+        .route("/recordings/{id}", get(recordings::serve))
         .route("/desk/c/{id}/timeline", get(desk::timeline))
         .route("/desk/c/{id}/reply", post(desk::reply))
         .route("/desk/c/{id}/measure", get(desk::measure))

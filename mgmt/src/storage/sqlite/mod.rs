@@ -4,6 +4,7 @@
 //! mgmt's migrations in `crates/store/src/sqlite/migrations/mgmt/`.
 
 pub mod fleet;
+pub mod recordings;
 pub mod routing;
 pub mod users;
 

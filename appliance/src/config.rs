@@ -39,6 +39,14 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub commands: CommandsConfig,
+    /// The IVR for incoming calls (docs/IVR.md): `[ivr]` here, or pushed by
+    /// mgmt (which replaces it).
+    #[serde(default)]
+    pub ivr: Option<crossline_proto::IvrSettings>,
+    /// Where the IVR's prompts are, `<prompts_dir>/<language>/<prompt>.wav`
+    /// (default `<data_dir>/prompts`; scripts/ivr-prompts writes the demo's).
+    #[serde(default)]
+    pub prompts_dir: Option<PathBuf>,
     /// The file this configuration was read from (set by [`Config::load`]).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -575,6 +583,8 @@ impl Config {
             enroll: None,
             telemetry: TelemetryConfig::default(),
             commands: CommandsConfig::default(),
+            ivr: None,
+            prompts_dir: None,
             source: None,
         }
     }
@@ -622,8 +632,39 @@ impl Config {
         )
     }
 
+    /// The directory of the IVR's prompts.
+    pub fn prompts_dir(&self) -> PathBuf {
+        self.prompts_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("prompts"))
+    }
+
+    /// The WAV file of prompt `id` in `language`.
+    pub fn prompt_path(&self, language: &str, id: &str) -> PathBuf {
+        self.prompts_dir().join(language).join(format!("{id}.wav"))
+    }
+
+    /// The IVR is runnable: its menus and prompts check out and every
+    /// prompt has its file in every language.
+    fn validate_ivr(&self) -> Result<()> {
+        let Some(ivr) = &self.ivr else { return Ok(()) };
+        ivr.check().map_err(anyhow::Error::msg)?;
+        for (language, id) in ivr.prompt_files() {
+            let f = self.prompt_path(language, id);
+            if !f.is_file() {
+                anyhow::bail!(
+                    "ivr: prompt {id:?} in {language:?} has no file {}: put its WAV (8 kHz mono) there (the demo's: scripts/ivr-prompts {})",
+                    f.display(),
+                    self.prompts_dir().display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.mqtt.broker()?;
+        self.validate_ivr()?;
         if self.node_id.is_none() && self.enroll.is_none() {
             anyhow::bail!(
                 "no node_id: configure node_id and mqtt.secret, or [enroll] with a bootstrap token"

@@ -94,6 +94,9 @@ pub fn overlay(base: &Config, settings: &ApplianceSettings) -> Result<Config> {
             texts: o.texts.clone(),
         });
     }
+    if let Some(ivr) = &settings.ivr {
+        cfg.ivr = Some((**ivr).clone());
+    }
     cfg.validate()?;
     Ok(cfg)
 }
@@ -677,6 +680,32 @@ mod tests {
         };
         let e = overlay(&base(), &bad_ivr).unwrap_err().to_string();
         assert!(e.contains("entry") && e.contains("\"lobby\""), "{e}");
+        // A valid IVR needs its prompts on the appliance, in every language.
+        let ivr: crossline_proto::IvrSettings =
+            serde_json::from_str(include_str!("../../docs/ivr-demo.json")).unwrap();
+        let s = ApplianceSettings {
+            ivr: Some(Box::new(ivr.clone())),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = base();
+        b.data_dir = dir.path().to_path_buf();
+        let e = overlay(&b, &s).unwrap_err().to_string();
+        assert!(
+            e.contains("has no file") && e.contains("scripts/ivr-prompts"),
+            "{e}"
+        );
+        for (language, id) in ivr.prompt_files() {
+            let f = b.prompt_path(language, id);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b"RIFF").unwrap();
+        }
+        let c = overlay(&b, &s).unwrap();
+        assert_eq!(c.ivr.as_ref(), Some(&ivr));
+        assert_eq!(
+            c.prompt_path("uk", "main"),
+            dir.path().join("prompts/uk/main.wav")
+        );
     }
 
     #[test]

@@ -456,6 +456,8 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             enroll: None,
             telemetry: Default::default(),
             commands: Default::default(),
+            ivr: None,
+            prompts_dir: None,
             source: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,

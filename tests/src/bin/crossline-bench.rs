@@ -20,10 +20,17 @@
 //! `--minutes` (default 3): mgmt's RSS and CPU per event over time after a
 //! warm-up (section "soak"; see src/bench/soak.rs).
 //!
+//! `crossline-bench compare --base-bin PATH --head-bin PATH`: sync, sms and
+//! web of two builds run alternately in one invocation, min / median / max
+//! per build and the HEAD / BASE ratio (section "compare"; see
+//! src/bench/compare.rs; `scripts/bench compare [BASE_REV]` builds both).
+//!
 //! `crossline-bench web`: web UI render times with 100,000 conversations and
 //! 1,000,000 messages, and live-update latency to 1,000 desk streams
 //! (section "web"; see src/bench/web.rs).
 
+#[path = "../bench/compare.rs"]
+mod compare;
 #[path = "../bench/fleet.rs"]
 mod fleet;
 #[path = "../bench/http.rs"]
@@ -121,6 +128,31 @@ async fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
+        "compare" => {
+            let bin = |name: &str| -> Result<PathBuf> {
+                arg::<PathBuf>(&args, name).with_context(|| format!("compare needs {name} PATH"))
+            };
+            let label = |name: &str, bin: &std::path::Path| {
+                arg::<String>(&args, name).unwrap_or_else(|| bin.display().to_string())
+            };
+            let (base, head) = (bin("--base-bin")?, bin("--head-bin")?);
+            let opts = compare::Options {
+                base: (base.clone(), label("--base-label", &base)),
+                head: (head.clone(), label("--head-label", &head)),
+                runs: arg(&args, "--runs").unwrap_or(3).max(1),
+                only: arg::<String>(&args, "--only")
+                    .unwrap_or_else(|| "sync,sms,web".into())
+                    .split(',')
+                    .map(str::to_string)
+                    .collect(),
+                web_conversations: arg(&args, "--web-conversations").unwrap_or(100_000),
+            };
+            let section = compare::run(&opts).await?;
+            println!("{section}");
+            write_section(&out, "compare", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         "soak" => {
             let opts = soak::Options {
                 minutes: arg(&args, "--minutes").unwrap_or(soak::DEFAULT_MINUTES),
@@ -136,7 +168,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak)")
+            anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak, compare)")
         }
     }
 }

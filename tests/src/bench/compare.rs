@@ -65,6 +65,7 @@ const fn cell(
     }
 }
 
+#[rustfmt::skip]
 const FIGURES: &[Figure] = &[
     cell("sync", "sync: durable events/s ingested by mgmt", "durable events/s ingested by mgmt", 1, "", Better::Higher),
     cell("sync", "sync: latency append → mgmt commit, p50", "latency append → mgmt commit, p50", 1, " ms", Better::Lower),
@@ -229,13 +230,20 @@ fn section(opts: &Options, benches: &[&str], values: &[Series; 2], load_before: 
          (BASE then HEAD, then HEAD then BASE, ...): {runs} runs of each. Each figure is min / \
          median / max over the runs; the ratio is HEAD / BASE computed within each pair of runs \
          (both sides measured back to back), then summarised; a ratio above 1 is better for a \
-         figure marked ↑, below 1 for one marked ↓. web: {conv} conversations of 10 messages.\n\n\
+         figure marked ↑, below 1 for one marked ↓.{web}\n\n\
          | figure | BASE | HEAD | HEAD / BASE |\n|---|---|---|---|\n",
         benches.join(", "),
         base = opts.base.1,
         head = opts.head.1,
         runs = opts.runs,
-        conv = opts.web_conversations,
+        web = if benches.contains(&"web") {
+            format!(
+                " web: {} conversations of 10 messages.",
+                opts.web_conversations
+            )
+        } else {
+            String::new()
+        },
     );
     for (i, f) in FIGURES.iter().enumerate() {
         if !benches.contains(&f.bench) {
@@ -255,7 +263,12 @@ fn section(opts: &Options, benches: &[&str], values: &[Series; 2], load_before: 
                 return "not reported".to_string();
             }
             let (lo, mid, hi) = super::spread(v);
-            format!("{} / **{}** / {}", fmt(lo, f.unit), fmt(mid, f.unit), fmt(hi, f.unit))
+            format!(
+                "{} / **{}** / {}",
+                fmt(lo, f.unit),
+                fmt(mid, f.unit),
+                fmt(hi, f.unit)
+            )
         };
         let ratios: Vec<f64> = b
             .iter()
@@ -300,9 +313,15 @@ mod tests {
                    | Crossline: `+CMTI` → SSE event | 1.6 ms | 2.3 ms | 100 |\n\
                    Live updates: 1000 agents; 30000 deliveries): p50 23.3 ms, p99 118.6 ms, max 1 ms.\n";
         let get = |name: &str| read(FIGURES.iter().find(|f| f.name == name).unwrap(), out);
-        assert_eq!(get("sync: durable events/s ingested by mgmt"), Some(37585.0));
+        assert_eq!(
+            get("sync: durable events/s ingested by mgmt"),
+            Some(37585.0)
+        );
         assert_eq!(get("sms: `+CMTI` → SSE event, p99"), Some(2.3));
-        assert_eq!(get("web: live update to 1000 desk streams, p99"), Some(118.6));
+        assert_eq!(
+            get("web: live update to 1000 desk streams, p99"),
+            Some(118.6)
+        );
         assert_eq!(get("web: conversation view, p50"), None);
     }
 }

@@ -168,7 +168,9 @@ async fn main() -> Result<()> {
             Ok(())
         }
         _ => {
-            anyhow::bail!("unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak, compare)")
+            anyhow::bail!(
+                "unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak, compare)"
+            )
         }
     }
 }

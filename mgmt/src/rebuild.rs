@@ -26,6 +26,9 @@ use rusqlite::Transaction;
 /// Every projection table, children before the tables they reference (the
 /// order [`clear`] empties them in).
 pub const PROJECTIONS: &[&str] = &[
+    "call_step",
+    "call",
+    "call_device",
     "timeline_entry",
     "reply_part",
     "conversation_identity",

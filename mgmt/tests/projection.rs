@@ -29,6 +29,9 @@ const TABLES: &[&str] = &[
     "command_device",
     "contact_merge",
     "contact_merge_moved",
+    "call",
+    "call_step",
+    "call_device",
 ];
 
 fn open(path: &std::path::Path) -> SqliteStore {

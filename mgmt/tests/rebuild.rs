@@ -11,7 +11,7 @@ mod common;
 
 use common::desk::{Browser, login, routed, routing_state, setup};
 use common::{Mgmt, wait_for};
-use crossline_core::DeliveryState;
+use crossline_core::{CallEndCause, CallId, DeliveryState, EventBody, RecordingId};
 use crossline_mgmt::config::Config;
 use crossline_mgmt::rebuild::{self, PROJECTIONS};
 use crossline_mgmt::server;
@@ -235,6 +235,66 @@ async fn a_working_day_rebuilt_from_the_log_gives_the_same_tables() {
         (!r["state"].is_null()).then_some(())
     })
     .await;
+    // A calls about it (the IVR takes a voicemail): the call joins A's
+    // open conversation; a withheld caller's missed call opens its own.
+    let (call, anon) = (CallId::new(), CallId::new());
+    let evs = vec![
+        dev.event(EventBody::CallRinging {
+            call,
+            line: "gsm0".into(),
+            from: Some(num_a.into()),
+            name: None,
+            withheld: false,
+            to: None,
+        }),
+        dev.event(EventBody::CallAnswered {
+            call,
+            by: "ivr".into(),
+        }),
+        dev.event(EventBody::IvrChoice {
+            call,
+            menu: "main".into(),
+            digit: "2".into(),
+            action: "voicemail".into(),
+        }),
+        dev.event(EventBody::VoicemailRecorded {
+            call,
+            recording: RecordingId::new(),
+            duration_ms: 4_000,
+            bytes: 64_044,
+            sha256: "ab".repeat(32),
+        }),
+        dev.event(EventBody::CallbackRequested {
+            call,
+            number: num_a.into(),
+        }),
+        dev.event(EventBody::CallEnded {
+            call,
+            duration_ms: 20_000,
+            ring_ms: 2_000,
+            cause: CallEndCause::IvrHungUp,
+        }),
+        dev.event(EventBody::CallRinging {
+            call: anon,
+            line: "gsm1".into(),
+            from: None,
+            name: None,
+            withheld: true,
+            to: None,
+        }),
+        dev.event(EventBody::CallEnded {
+            call: anon,
+            duration_ms: 0,
+            ring_ms: 9_000,
+            cause: CallEndCause::Missed,
+        }),
+    ];
+    dev.publish(evs).await;
+    m.wait_conversation(&a2, |v| v["calls"][0]["cause"] == "ivr_hung_up")
+        .await;
+    m.wait_list("", |l| l.iter().any(|c| c["channel"] == "voice"))
+        .await;
+
     // The last merge of the day stands: B into A again (B's conversation
     // is open, A's new one too: refused; resolve B's first).
     post_ok(&sofia, &format!("/desk/c/{b1}/action"), "do=resolve").await;

@@ -2101,7 +2101,7 @@ async fn an_event_of_a_kind_mgmt_does_not_know_is_kept_and_shown_to_admins() {
     let before = dev.event(common::sms("gsm0", "+380501110001", "Добрий день"));
     let unknown = dev.event(
         serde_json::from_value(json!({
-            "type": "call_ringing", "line": "gsm0", "from": "+380501110001",
+            "type": "call_parked", "line": "gsm0", "from": "+380501110001",
             "note": "<b>not markup</b>"
         }))
         .unwrap(),
@@ -2124,7 +2124,7 @@ async fn an_event_of_a_kind_mgmt_does_not_know_is_kept_and_shown_to_admins() {
         .unwrap_or_else(|| panic!("seq 2 not stored: {events}"));
     assert_eq!(
         stored["body"],
-        json!({"type": "call_ringing", "line": "gsm0", "from": "+380501110001",
+        json!({"type": "call_parked", "line": "gsm0", "from": "+380501110001",
                "note": "<b>not markup</b>"})
     );
     let page = root.get("/admin/fleet/d/branch-new").await;
@@ -2132,7 +2132,7 @@ async fn an_event_of_a_kind_mgmt_does_not_know_is_kept_and_shown_to_admins() {
     assert!(
         page.body.contains("Events this mgmt does not understand")
             && page.body.contains(r#"data-testid="unknown-event-2""#)
-            && page.body.contains("<code>call_ringing</code>")
+            && page.body.contains("<code>call_parked</code>")
             && page.body.contains("not markup")
             && !page.body.contains("<b>not markup"),
         "{}",

@@ -6,7 +6,7 @@
 
 use crate::contact::ContactId;
 use crate::hlc::Hlc;
-use crate::id::{ConversationId, EventId, NodeId};
+use crate::id::{CallId, ConversationId, EventId, NodeId, RecordingId};
 use serde::{Deserialize, Serialize};
 
 /// One immutable fact.
@@ -108,6 +108,49 @@ pub enum DeliveryState {
     /// message to the same number on that line before one came (a report
     /// could no longer be told apart). Final: delivered or not is unknown.
     NoReport,
+}
+
+/// Why a call ended ([`EventBody::CallEnded`]).
+///
+/// A cause a newer appliance adds is read as [`CallEndCause::Other`] by an
+/// older mgmt (the call still ends; the desk shows "ended"), so a new cause
+/// never makes a `call_ended` event malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEndCause {
+    /// The caller hung up after the call was answered.
+    CallerHungUp,
+    /// The appliance (the IVR, after its last prompt or voicemail) hung up.
+    IvrHungUp,
+    /// Nobody answered: the line rang until the caller gave up or the
+    /// network stopped ringing (a missed call).
+    Missed,
+    /// The far end or the network reported busy.
+    Busy,
+    /// The call failed (the modem or the network refused it, no carrier
+    /// before it was answered).
+    Failed,
+    /// The line went away during the call (modem lost, port unplugged,
+    /// analog loop current gone without a hang-up signal).
+    LineLost,
+    /// A cause this build does not know (from a newer appliance).
+    #[serde(other)]
+    Other,
+}
+
+impl CallEndCause {
+    /// The cause's name, as serde writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallEndCause::CallerHungUp => "caller_hung_up",
+            CallEndCause::IvrHungUp => "ivr_hung_up",
+            CallEndCause::Missed => "missed",
+            CallEndCause::Busy => "busy",
+            CallEndCause::Failed => "failed",
+            CallEndCause::LineLost => "line_lost",
+            CallEndCause::Other => "other",
+        }
+    }
 }
 
 /// Health of one modem line, as the appliance last saw it.
@@ -305,6 +348,69 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replay_from_seq: Option<u64>,
     },
+    /// A call started ringing on a branch line (inbound). The first event
+    /// of every call; the others name its `call`.
+    CallRinging {
+        call: CallId,
+        /// Line label on the appliance, e.g. "gsm0" or "fxo0".
+        line: String,
+        /// Caller ID as received (CLIP, FSK or DTMF caller ID): E.164
+        /// (`+380...`), national, or as the network gave it. Absent when
+        /// the caller withheld it or the network sent none (`withheld`
+        /// says which).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        /// The caller's name, when the caller ID carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// True when the caller withheld the number (CLIP validity 1, an
+        /// FSK "private" reason); false when it is merely unknown.
+        #[serde(default)]
+        withheld: bool,
+        /// The line's own number, when configured.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// The call was answered: by the appliance's IVR (`by: "ivr"`), later
+    /// by an agent (`by: "agent:<login>"`).
+    CallAnswered { call: CallId, by: String },
+    /// The caller chose a menu entry in the IVR.
+    IvrChoice {
+        call: CallId,
+        /// The menu's name in the IVR configuration.
+        menu: String,
+        /// The key pressed (`0`-`9`, `*`, `#`, `A`-`D`), or empty when the
+        /// menu timed out and `action` is its timeout action.
+        digit: String,
+        /// What the IVR did: `voicemail`, `callback`, `menu:<name>`,
+        /// `hangup`, `repeat`, ...
+        action: String,
+    },
+    /// A voicemail was recorded during the call. The audio follows
+    /// separately (docs/PROTOCOL.md, "Recordings") and is kept on the
+    /// appliance until mgmt has it.
+    VoicemailRecorded {
+        call: CallId,
+        recording: RecordingId,
+        duration_ms: u64,
+        /// Size of the recording file (WAV) in bytes.
+        bytes: u64,
+        /// SHA-256 of the recording file, lower-case hex.
+        sha256: String,
+    },
+    /// The caller asked to be called back (on `number`: the caller ID, or a
+    /// number keyed in).
+    CallbackRequested { call: CallId, number: String },
+    /// The call ended. The last event of every call.
+    CallEnded {
+        call: CallId,
+        /// Time the call was connected (answer to end); 0 when it never was.
+        duration_ms: u64,
+        /// Time it rang before it was answered or ended.
+        #[serde(default)]
+        ring_ms: u64,
+        cause: CallEndCause,
+    },
     /// Periodic liveness from a device.
     DeviceHeartbeat { uptime_s: u64 },
     /// Periodic health of a device and its lines.
@@ -381,6 +487,16 @@ pub enum Refusal {
         "the event names conversation {conversation}; a device never names a conversation (mgmt threads its messages)"
     )]
     NamesConversation { conversation: ConversationId },
+    /// A `call_ringing` whose call id is already taken (by another
+    /// device's call, or an earlier call of this one).
+    #[error("call {call} already rang on device {device}; a new call needs a new id")]
+    CallIdTaken { call: CallId, device: String },
+    /// A later event of a call that rang on another device.
+    #[error("call {call} rang on device {device}, not on this one")]
+    ForeignCall { call: CallId, device: String },
+    /// A later event of a call that never rang (no `call_ringing` before it).
+    #[error("call {call} never rang (no call_ringing before this event)")]
+    UnknownCall { call: CallId },
     /// An outcome (`message_sent`, `delivery_status`) of a command mgmt
     /// addressed to another device.
     #[error("command {command} was addressed to device {device}, not to this one")]
@@ -425,6 +541,12 @@ impl EventBody {
             EventBody::ContactUnmerged { .. } => "contact_unmerged",
             EventBody::RoutingConfigured { .. } => "routing_configured",
             EventBody::CannedResponseUsed { .. } => "canned_response_used",
+            EventBody::CallRinging { .. } => "call_ringing",
+            EventBody::CallAnswered { .. } => "call_answered",
+            EventBody::IvrChoice { .. } => "ivr_choice",
+            EventBody::VoicemailRecorded { .. } => "voicemail_recorded",
+            EventBody::CallbackRequested { .. } => "callback_requested",
+            EventBody::CallEnded { .. } => "call_ended",
             EventBody::DeviceHeartbeat { .. } => "device_heartbeat",
             EventBody::DeviceTelemetry { .. } => "device_telemetry",
             EventBody::Refused { .. } => "refused",
@@ -439,6 +561,14 @@ impl EventBody {
             EventBody::MessageReceived { .. }
             | EventBody::MessageSent { .. }
             | EventBody::DeliveryStatus { .. }
+            // Calls on the device's own lines: the call's later events must
+            // name a call that rang on the same device (`call_of`).
+            | EventBody::CallRinging { .. }
+            | EventBody::CallAnswered { .. }
+            | EventBody::IvrChoice { .. }
+            | EventBody::VoicemailRecorded { .. }
+            | EventBody::CallbackRequested { .. }
+            | EventBody::CallEnded { .. }
             | EventBody::DeviceHeartbeat { .. }
             | EventBody::DeviceTelemetry { .. }
             // Kept raw and never projected: a device's new kind is stored,
@@ -481,12 +611,62 @@ impl EventBody {
             | EventBody::ContactUnmerged { .. }
             | EventBody::RoutingConfigured { .. }
             | EventBody::CannedResponseUsed { .. }
+            | EventBody::CallRinging { .. }
+            | EventBody::CallAnswered { .. }
+            | EventBody::IvrChoice { .. }
+            | EventBody::VoicemailRecorded { .. }
+            | EventBody::CallbackRequested { .. }
+            | EventBody::CallEnded { .. }
             | EventBody::DeviceHeartbeat { .. }
             | EventBody::DeviceTelemetry { .. }
             | EventBody::Refused { .. }
             | EventBody::Unknown(_) => None,
         }
     }
+
+    /// The call this event is about, and whether it is the call's first
+    /// event (`call_ringing`, which starts it) or a later one. A device may
+    /// start a call with a new id only, and speak only of calls it started
+    /// (mgmt's gate checks both). Exhaustive like [`Self::originator`].
+    pub fn call_of(&self) -> Option<(CallId, CallStep)> {
+        match self {
+            EventBody::CallRinging { call, .. } => Some((*call, CallStep::Starts)),
+            EventBody::CallAnswered { call, .. }
+            | EventBody::IvrChoice { call, .. }
+            | EventBody::VoicemailRecorded { call, .. }
+            | EventBody::CallbackRequested { call, .. }
+            | EventBody::CallEnded { call, .. } => Some((*call, CallStep::Continues)),
+            EventBody::MessageReceived { .. }
+            | EventBody::MessageSent { .. }
+            | EventBody::DeliveryStatus { .. }
+            | EventBody::ReplyRequested { .. }
+            | EventBody::ConversationResolved { .. }
+            | EventBody::ConversationReopened { .. }
+            | EventBody::RoutingDecision { .. }
+            | EventBody::NoteAdded { .. }
+            | EventBody::ContactNoteAdded { .. }
+            | EventBody::ContactTagged { .. }
+            | EventBody::ContactUntagged { .. }
+            | EventBody::ContactsMerged { .. }
+            | EventBody::ContactUnmerged { .. }
+            | EventBody::RoutingConfigured { .. }
+            | EventBody::CannedResponseUsed { .. }
+            | EventBody::DeviceHeartbeat { .. }
+            | EventBody::DeviceTelemetry { .. }
+            | EventBody::Refused { .. }
+            | EventBody::Unknown(_) => None,
+        }
+    }
+}
+
+/// Where in its call an event is ([`EventBody::call_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStep {
+    /// `call_ringing`: the call starts; its id must be new.
+    Starts,
+    /// Any later event of the call; the call must have rung on the same
+    /// device.
+    Continues,
 }
 
 #[cfg(test)]
@@ -680,6 +860,130 @@ mod tests {
         let why = named.check_from_device().unwrap_err();
         assert_eq!(why, Refusal::NamesConversation { conversation: conv });
         assert!(why.to_string().contains(&conv.to_string()), "{why}");
+    }
+
+    fn call_events(call: CallId) -> Vec<EventBody> {
+        vec![
+            EventBody::CallRinging {
+                call,
+                line: "gsm0".into(),
+                from: Some("+380501234567".into()),
+                name: Some("Олена <b>".into()),
+                withheld: false,
+                to: None,
+            },
+            EventBody::CallAnswered {
+                call,
+                by: "ivr".into(),
+            },
+            EventBody::IvrChoice {
+                call,
+                menu: "main".into(),
+                digit: "2".into(),
+                action: "voicemail".into(),
+            },
+            EventBody::VoicemailRecorded {
+                call,
+                recording: RecordingId::new(),
+                duration_ms: 7_250,
+                bytes: 116_044,
+                sha256: "ab".repeat(32),
+            },
+            EventBody::CallbackRequested {
+                call,
+                number: "+380501234567".into(),
+            },
+            EventBody::CallEnded {
+                call,
+                duration_ms: 31_000,
+                ring_ms: 4_000,
+                cause: CallEndCause::CallerHungUp,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_device_originates_its_calls_and_each_call_kind_round_trips() {
+        let call = CallId::new();
+        for (i, body) in call_events(call).into_iter().enumerate() {
+            let kind = body.kind();
+            assert!(known_kinds().contains(&kind), "{kind} is listed");
+            let mut e = sample();
+            e.body = body;
+            assert_eq!(e.check_from_device(), Ok(()), "{kind}");
+            assert_eq!(e.body.outcome_of(), None, "{kind}");
+            let step = if i == 0 {
+                CallStep::Starts
+            } else {
+                CallStep::Continues
+            };
+            assert_eq!(e.body.call_of(), Some((call, step)), "{kind}");
+            let json = serde_json::to_string(&e).unwrap();
+            assert!(json.contains(&format!("\"type\":\"{kind}\"")), "{json}");
+            let back: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, e, "{kind} round-trips");
+        }
+        assert_eq!(sample().body.call_of(), None);
+    }
+
+    #[test]
+    fn a_withheld_caller_has_no_number_on_the_wire() {
+        let body = EventBody::CallRinging {
+            call: CallId::new(),
+            line: "fxo0".into(),
+            from: None,
+            name: None,
+            withheld: true,
+            to: None,
+        };
+        let v = serde_json::to_value(&body).unwrap();
+        assert!(v.get("from").is_none(), "{v}");
+        assert_eq!(v["withheld"], true);
+        assert_eq!(serde_json::from_value::<EventBody>(v).unwrap(), body);
+    }
+
+    #[test]
+    fn a_call_end_cause_from_a_newer_appliance_reads_as_other() {
+        let call = CallId::new();
+        let v = serde_json::json!({"type": "call_ended", "call": call, "duration_ms": 5,
+            "cause": "eaten_by_a_grue"});
+        let body: EventBody = serde_json::from_value(v).unwrap();
+        assert_eq!(
+            body,
+            EventBody::CallEnded {
+                call,
+                duration_ms: 5,
+                ring_ms: 0,
+                cause: CallEndCause::Other
+            }
+        );
+        for cause in [
+            CallEndCause::CallerHungUp,
+            CallEndCause::IvrHungUp,
+            CallEndCause::Missed,
+            CallEndCause::Busy,
+            CallEndCause::Failed,
+            CallEndCause::LineLost,
+            CallEndCause::Other,
+        ] {
+            let json = serde_json::to_string(&cause).unwrap();
+            assert_eq!(json, format!("\"{}\"", cause.as_str()));
+            assert_eq!(serde_json::from_str::<CallEndCause>(&json).unwrap(), cause);
+        }
+    }
+
+    #[test]
+    fn a_malformed_call_event_is_refused_not_unknown() {
+        for body in [
+            serde_json::json!({"type": "call_ringing", "line": "gsm0"}),
+            serde_json::json!({"type": "call_ended", "call": "not-a-uuid", "duration_ms": 1, "cause": "missed"}),
+            serde_json::json!({"type": "voicemail_recorded", "call": CallId::new()}),
+        ] {
+            assert!(
+                serde_json::from_value::<EventBody>(body.clone()).is_err(),
+                "{body} was accepted"
+            );
+        }
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub mod tagged;
 
 pub use change::{Change, ChangeSet, Direction};
 pub use event::{
-    Channel, DeliveryState, Event, EventBody, ModemHealth, Originator, Refusal, SystemHealth,
-    UnknownBody, UnknownChannel, known_kinds,
+    CallEndCause, CallStep, Channel, DeliveryState, Event, EventBody, ModemHealth, Originator,
+    Refusal, SystemHealth, UnknownBody, UnknownChannel, known_kinds,
 };
 pub use hlc::{Hlc, HlcClock, WallClock};
 pub use id::{CallId, ConversationId, EventId, IdError, NodeId, RecordingId};

@@ -21,7 +21,7 @@
 //! device's sequence stays whole); ingestion logs and counts it
 //! ([`crate::ingest`]).
 
-use crossline_core::{Event, Refusal};
+use crossline_core::{CallStep, Event, Refusal};
 use crossline_store::Gate;
 use rusqlite::{OptionalExtension, Transaction, params};
 
@@ -34,6 +34,20 @@ pub fn gate() -> Gate {
 pub fn check(tx: &Transaction<'_>, ev: &Event) -> rusqlite::Result<Result<(), Refusal>> {
     if let Err(r) = ev.check_from_device() {
         return Ok(Err(r));
+    }
+    if let Some((call, step)) = ev.body.call_of() {
+        let id = call.to_string();
+        let rang_on = call_device(tx, &id)?;
+        return Ok(match (step, rang_on) {
+            (CallStep::Starts, None) => {
+                record_call(tx, &id, ev.origin.as_str())?;
+                Ok(())
+            }
+            (CallStep::Starts, Some(device)) => Err(Refusal::CallIdTaken { call, device }),
+            (CallStep::Continues, Some(device)) if device == ev.origin.as_str() => Ok(()),
+            (CallStep::Continues, Some(device)) => Err(Refusal::ForeignCall { call, device }),
+            (CallStep::Continues, None) => Err(Refusal::UnknownCall { call }),
+        });
     }
     let Some(command) = ev.body.outcome_of() else {
         return Ok(Ok(()));
@@ -60,6 +74,24 @@ pub fn command_device(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option
 pub fn record_command(tx: &Transaction<'_>, id: &str, device: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO command_device (command, device) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![id, device])
+    .map(|_| ())
+}
+
+/// The device call `id` rang on, if it did.
+pub fn call_device(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Option<String>> {
+    tx.prepare_cached("SELECT device FROM call_device WHERE call = ?1")?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+}
+
+/// Records that call `id` rang on `device` (kept if already known): by the
+/// gate when it admits a `call_ringing`, and by the projector (so a rebuild
+/// from the log writes it again).
+pub fn record_call(tx: &Transaction<'_>, id: &str, device: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO call_device (call, device) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?
     .execute(params![id, device])
     .map(|_| ())

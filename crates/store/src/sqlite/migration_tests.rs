@@ -55,8 +55,9 @@ fn since_split(list: &List) -> u32 {
         "base" => 1,
         // 12: notes, tags, merges and routing configs as events;
         // 13: a contact identity may be a channel's handle;
-        // 14: the log's consumers (change sets, cursors).
-        "mgmt" => 3,
+        // 14: the log's consumers (change sets, cursors);
+        // 15: calls.
+        "mgmt" => 4,
         _ => 0,
     }
 }
@@ -139,13 +140,15 @@ fn a_fresh_appliance_database_has_no_mgmt_table_and_the_reverse() {
         "conversation",
         "web_user",
         "command_device",
+        "call",
+        "call_device",
     ] {
         assert!(t.iter().any(|n| n == want), "{want} missing from {t:?}");
     }
     assert!(!t.iter().any(|n| n.starts_with("appl_")), "{t:?}");
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&BASE, 4, 1), row(&MGMT, 14, 12)]
+        [row(&BASE, 4, 1), row(&MGMT, 15, 15)]
     );
 }
 

@@ -205,6 +205,9 @@ pub const MGMT: List = List {
         migration!("mgmt", "0013_identity_handle.sql", true),
         // The change sets and cursors of the log's consumers.
         migration!("mgmt", "0014_feed.sql", true),
+        // Calls: projections (and the gate's call_device) an older build
+        // would not maintain.
+        migration!("mgmt", "0015_calls.sql", false),
     ],
 };
 

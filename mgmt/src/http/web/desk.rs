@@ -772,6 +772,142 @@ pub struct Item {
     pub incomplete: bool,
     /// Note: logins mentioned.
     pub mentions: Vec<String>,
+    /// Call (kind `call`): the card's contents.
+    pub call: Option<CallCard>,
+}
+
+/// What a call's card shows (every text already in the agent's language).
+pub struct CallCard {
+    /// Catalog key of the direction (`call.inbound`).
+    pub direction: &'static str,
+    /// Caller ID as received, or "withheld" / "unknown" in words.
+    pub caller: String,
+    pub caller_name: String,
+    /// Who answered (the IVR, an agent), empty when nobody did.
+    pub answered: String,
+    /// Empty while the call goes on.
+    pub duration: String,
+    /// Catalog key of the end cause (`call.cause.missed`, ...); empty while
+    /// the call goes on.
+    pub cause: &'static str,
+    pub cause_name: &'static str,
+    pub steps: Vec<CallStepItem>,
+}
+
+/// One thing that happened during a call.
+pub struct CallStepItem {
+    /// `ivr_choice`, `voicemail` or `callback`.
+    pub kind: String,
+    pub text: String,
+    /// Voicemail: where the recording is served.
+    pub url: String,
+    /// Voicemail: the file has reached mgmt (else shown as arriving).
+    pub arrived: bool,
+}
+
+/// "m:ss" (or "h:mm:ss") of a duration in milliseconds.
+fn clock_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The catalog key of a call's end cause.
+fn cause_key(cause: &str) -> (&'static str, &'static str) {
+    match cause {
+        "caller_hung_up" => ("call.cause.caller_hung_up", "caller_hung_up"),
+        "ivr_hung_up" => ("call.cause.ivr_hung_up", "ivr_hung_up"),
+        "missed" => ("call.cause.missed", "missed"),
+        "busy" => ("call.cause.busy", "busy"),
+        "failed" => ("call.cause.failed", "failed"),
+        "line_lost" => ("call.cause.line_lost", "line_lost"),
+        _ => ("call.cause.other", "other"),
+    }
+}
+
+/// A call's card, in the agent's language.
+fn call_card(tr: &crate::http::i18n::Tr, c: &conversations::calls::CallView) -> CallCard {
+    let caller = match &c.caller {
+        Some(n) => n.clone(),
+        None if c.withheld => tr.t("call.withheld").to_string(),
+        None => tr.t("call.no_caller_id").to_string(),
+    };
+    let answered = match c.answered_by.as_deref() {
+        Some("ivr") => tr.t("call.by_ivr").to_string(),
+        Some(by) => by.strip_prefix("agent:").unwrap_or(by).to_string(),
+        None => String::new(),
+    };
+    let (cause, cause_name) = match &c.cause {
+        Some(k) => cause_key(k),
+        None => ("", ""),
+    };
+    let steps = c
+        .steps
+        .iter()
+        .map(|st| {
+            let (text, url) = match st.kind.as_str() {
+                "ivr_choice" => {
+                    let digit = st.digit.clone().unwrap_or_default();
+                    let key = if digit.is_empty() {
+                        "call.ivr_timeout"
+                    } else {
+                        "call.ivr_choice"
+                    };
+                    (
+                        tr.f(
+                            key,
+                            &[
+                                ("menu", st.menu.as_deref().unwrap_or("")),
+                                ("digit", &digit),
+                                ("action", st.action.as_deref().unwrap_or("")),
+                            ],
+                        ),
+                        String::new(),
+                    )
+                }
+                "voicemail" => (
+                    tr.f(
+                        "call.voicemail",
+                        &[("duration", &clock_duration(st.duration_ms.unwrap_or(0)))],
+                    ),
+                    st.recording
+                        .as_deref()
+                        .map(|r| format!("/recordings/{r}"))
+                        .unwrap_or_default(),
+                ),
+                _ => (
+                    tr.f(
+                        "call.callback",
+                        &[("number", st.number.as_deref().unwrap_or(""))],
+                    ),
+                    String::new(),
+                ),
+            };
+            CallStepItem {
+                kind: st.kind.clone(),
+                text,
+                url,
+                arrived: st.arrived,
+            }
+        })
+        .collect();
+    CallCard {
+        direction: "call.inbound",
+        caller,
+        caller_name: c.caller_name.clone().unwrap_or_default(),
+        answered,
+        duration: c
+            .duration_ms
+            .filter(|_| c.ended_ms.is_some())
+            .map(clock_duration)
+            .unwrap_or_default(),
+        cause,
+        cause_name,
+        steps,
+    }
 }
 
 /// One part of a reply of several parts.
@@ -1033,6 +1169,7 @@ async fn conv_view(
         line: String::new(),
         incomplete: false,
         mentions: Vec::new(),
+        call: None,
     };
     for e in &loaded.detail.timeline {
         let mut it = match e.kind {
@@ -1110,6 +1247,12 @@ async fn conv_view(
             .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect();
+        items.push(it);
+    }
+    for c in &loaded.detail.calls {
+        let mut it = blank(c.at_ms, "call", String::new(), String::new());
+        it.line = c.line.clone();
+        it.call = Some(call_card(tr, c));
         items.push(it);
     }
     items.sort_by_key(|i| i.at_ms);

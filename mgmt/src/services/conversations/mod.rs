@@ -21,6 +21,7 @@
 //! batch fail and the appliance resend it for ever. Only SQL errors propagate.
 
 pub mod actions;
+pub mod calls;
 pub mod canned;
 pub mod notes;
 
@@ -630,6 +631,12 @@ fn project_other(
             }
         }
         EventBody::RoutingConfigured { .. } => crate::services::routing::configured::project(tx, ev)?,
+        EventBody::CallRinging { .. }
+        | EventBody::CallAnswered { .. }
+        | EventBody::IvrChoice { .. }
+        | EventBody::VoicemailRecorded { .. }
+        | EventBody::CallbackRequested { .. }
+        | EventBody::CallEnded { .. } => calls::project(tx, (at, ev), region, channels, changes)?,
         // A fact for reports; no table shows it.
         EventBody::CannedResponseUsed { .. } => {}
         EventBody::DeviceHeartbeat { .. }
@@ -1009,6 +1016,9 @@ pub struct ConversationDetail {
     pub summary: ConversationSummary,
     /// Oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// The calls in the conversation, oldest first (each with its IVR
+    /// choices, voicemails and callback requests).
+    pub calls: Vec<calls::CallView>,
 }
 
 /// Kind of a timeline entry.
@@ -1285,7 +1295,12 @@ pub fn detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<Conversati
     for e in &mut timeline {
         fill_parts(conn, e)?;
     }
-    Ok(Some(ConversationDetail { summary, timeline }))
+    let calls = calls::of_conversation(conn, id)?;
+    Ok(Some(ConversationDetail {
+        summary,
+        timeline,
+        calls,
+    }))
 }
 
 fn entry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TimelineEntry> {

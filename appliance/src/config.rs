@@ -328,7 +328,7 @@ pub struct SyntheticConfig {
 }
 
 /// One modem line (`[[modems]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModemEntry {
     /// The line's label in events, logs and commands, e.g. `gsm0`.

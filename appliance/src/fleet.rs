@@ -13,6 +13,7 @@
 
 use crate::config::Config;
 use crate::enroll::write_durably;
+use crate::lines::LinesService;
 use crate::log::LocalLog;
 use crate::modems::Lines;
 use crate::sms;
@@ -144,9 +145,26 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
     };
     let mut rejected: Option<(u64, String)> = None;
     let records = Records::new(data_dir.join("fleet-commands.json"));
-    loop {
+    // The lines and the voice service outlive configuration pushes: a push
+    // restarts only the lines whose configuration changed (crate::lines).
+    let (call_tx, call_rx) = mpsc::channel(64);
+    let mut voice = tokio::spawn(crate::voice::run(
+        log.clone(),
+        call_rx,
+        false,
+        shutdown.clone(),
+    ));
+    let (mut lines_svc, line_events) = LinesService::start(
+        &effective.modems,
+        Some(data_dir.clone()),
+        Some(call_tx),
+        telemetry.clone(),
+        effective.telemetry.every(),
+        shutdown.clone(),
+    );
+    let result = loop {
         let generation = shutdown.child_token();
-        let lines = Lines::new(&effective.modems).with_disk(Some(&data_dir));
+        let lines = lines_svc.lines().clone();
         let (sms_tx, sms_rx) = mpsc::channel(64);
         let mut sms_task = tokio::spawn(sms::run(
             sms::SmsContext {
@@ -159,6 +177,8 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
                 telemetry_every: effective.telemetry.every(),
                 lines: Some(lines.clone()),
                 data_dir: Some(data_dir.clone()),
+                answer_calls: false,
+                line_events: Some(line_events.clone()),
             },
             sms_rx,
             generation.clone(),
@@ -174,15 +194,21 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
         let next = loop {
             tokio::select! {
                 r = &mut sms_task => {
-                    return match r {
+                    break Err((true, match r {
                         Ok(r) => r,
                         Err(e) => Err(anyhow::anyhow!("the SMS loop failed: {e}")),
+                    }));
+                }
+                r = &mut voice => {
+                    let r = match r {
+                        Ok(Ok(())) if shutdown.is_cancelled() => Ok(()),
+                        Ok(Ok(())) => Err(anyhow::anyhow!("the voice service stopped")),
+                        Ok(Err(e)) => Err(e),
+                        Err(e) => Err(anyhow::anyhow!("the voice service failed: {e}")),
                     };
+                    break Err((false, r));
                 }
-                _ = shutdown.cancelled() => {
-                    let _ = sms_task.await;
-                    return Ok(());
-                }
+                _ = shutdown.cancelled() => break Err((false, Ok(()))),
                 c = commands.recv() => {
                     let Some(c) = c else { continue };
                     if matches!(c.kind, CommandKind::Unknown(_)) {
@@ -223,10 +249,10 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
                                 report(&outbound, &applied, &rejected);
                                 continue;
                             }
-                            info!(version = d.version, "applying configuration from mgmt; restarting the SMS loop");
+                            info!(version = d.version, "applying configuration from mgmt; restarting the SMS loop and the lines whose configuration changed");
                             rejected = None;
                             applied = Some(d);
-                            break cfg;
+                            break Ok(cfg);
                         }
                         Err(e) => {
                             warn!(version = d.version, error = %e, "configuration from mgmt refused; keeping the running one");
@@ -237,15 +263,37 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
                 }
             }
         };
+        // `next`: the configuration to run next, or (Err) how the loop ends
+        // (and whether the SMS loop has already ended).
+        let next = match next {
+            Ok(cfg) => cfg,
+            Err((sms_done, end)) => {
+                if !sms_done {
+                    generation.cancel();
+                    let _ = sms_task.await;
+                }
+                break end;
+            }
+        };
         generation.cancel();
         match sms_task.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(e) => return Err(anyhow::anyhow!("the SMS loop failed: {e}")),
+            Ok(Err(e)) => break Err(e),
+            Err(e) => break Err(anyhow::anyhow!("the SMS loop failed: {e}")),
         }
+        let restarted = lines_svc
+            .reconfigure(&next.modems, next.telemetry.every())
+            .await;
+        info!(lines = ?restarted, "configuration applied; lines restarted");
         effective = next;
         report(&outbound, &applied, &rejected);
+    };
+    shutdown.cancel();
+    lines_svc.stop().await;
+    if !voice.is_finished() {
+        let _ = voice.await;
     }
+    result
 }
 
 fn report(

@@ -5,17 +5,21 @@
 //! and duplicating nothing whatever fails (see docs/PROTOCOL.md, "Sync").
 //! It drives the branch's GSM modems ([`modems`]) and runs the SMS loop
 //! ([`sms`]): incoming SMS logged before they leave the SIM, mgmt's send
-//! commands executed once, offline auto-replies (see docs/APPLIANCE.md).
+//! commands executed once, offline auto-replies; and the voice service
+//! ([`voice`]): calls on the lines logged as call events (see
+//! docs/APPLIANCE.md).
 
 pub mod config;
 pub mod enroll;
 pub mod fleet;
+pub mod lines;
 pub mod log;
 pub mod modems;
 pub mod recordings;
 pub mod sms;
 pub mod synthetic;
 pub mod uplink;
+pub mod voice;
 
 pub use config::Config;
 

@@ -1,6 +1,7 @@
 //! The modem supervisor: one crossline-modem driver per configured line,
 //! restarted with backoff if it ever stops on its own, its health kept for
-//! telemetry, its SMS and delivery reports forwarded to the SMS loop.
+//! telemetry, its SMS and delivery reports forwarded to the SMS loop, its
+//! call signalling (and the loss of the line) to the voice service.
 //!
 //! The driver already reopens a vanished port by itself (USB re-enumeration);
 //! the supervisor covers the driver task ending unexpectedly.
@@ -35,6 +36,22 @@ struct Slot {
     entry: ModemEntry,
     handle: watch::Sender<Option<ModemHandle>>,
     health: ModemHealth,
+    /// Drivers started for this line so far (1 after the first start).
+    generation: u64,
+}
+
+impl Slot {
+    fn new(e: &ModemEntry) -> Self {
+        Slot {
+            entry: e.clone(),
+            handle: watch::channel(None).0,
+            health: ModemHealth {
+                line: e.label.clone(),
+                ..ModemHealth::default()
+            },
+            generation: 0,
+        }
+    }
 }
 
 /// The configured lines, their current driver handles and last health.
@@ -52,19 +69,7 @@ impl Lines {
     pub fn new(entries: &[ModemEntry]) -> Self {
         let slots = entries
             .iter()
-            .map(|e| {
-                (
-                    e.label.clone(),
-                    Slot {
-                        entry: e.clone(),
-                        handle: watch::channel(None).0,
-                        health: ModemHealth {
-                            line: e.label.clone(),
-                            ..ModemHealth::default()
-                        },
-                    },
-                )
-            })
+            .map(|e| (e.label.clone(), Slot::new(e)))
             .collect();
         // The daemon's uptime, not this set of lines' (the SMS loop and its
         // lines restart when mgmt pushes a configuration).
@@ -104,10 +109,55 @@ impl Lines {
 
     fn set_handle(&self, line: &str, h: Option<ModemHandle>) {
         self.with(|s| {
-            if let Some(s) = s.get(line) {
+            if let Some(s) = s.get_mut(line) {
+                if h.is_some() {
+                    s.generation += 1;
+                }
                 s.handle.send_replace(h);
             }
         });
+    }
+
+    /// How many drivers were started for `line` so far (a restart of the
+    /// line's driver, by its supervisor or by a configuration change,
+    /// counts one more); `None` if no such line is configured.
+    pub fn generation(&self, line: &str) -> Option<u64> {
+        self.with(|s| s.get(line).map(|s| s.generation))
+    }
+
+    /// Makes the configured lines `entries`: a line whose entry is
+    /// unchanged keeps its slot (handle, health, generation); a changed one
+    /// gets its new entry, a new line a new slot; a line no longer
+    /// configured is removed. Returns the labels of the changed and new
+    /// lines (their drivers must be (re)started) and of the removed ones.
+    pub fn reconcile(&self, entries: &[ModemEntry]) -> (Vec<String>, Vec<String>) {
+        self.with(|s| {
+            let removed: Vec<String> = s
+                .keys()
+                .filter(|l| !entries.iter().any(|e| &e.label == *l))
+                .cloned()
+                .collect();
+            for l in &removed {
+                if let Some(slot) = s.remove(l) {
+                    slot.handle.send_replace(None);
+                }
+            }
+            let mut start = Vec::new();
+            for e in entries {
+                match s.get_mut(&e.label) {
+                    Some(slot) if slot.entry == *e => {}
+                    Some(slot) => {
+                        slot.entry = e.clone();
+                        start.push(e.label.clone());
+                    }
+                    None => {
+                        s.insert(e.label.clone(), Slot::new(e));
+                        start.push(e.label.clone());
+                    }
+                }
+            }
+            (start, removed)
+        })
     }
 
     fn set_health(&self, info: &ModemInfo) {
@@ -175,8 +225,17 @@ fn telemetry_text(text: &str) -> String {
     out
 }
 
+/// Where a line's driver events go: SMS, undecodable SMS and delivery
+/// reports to `sms`; call signalling and the line going away to `calls`
+/// (the voice service), when there is one.
+#[derive(Clone)]
+pub struct Sinks {
+    pub sms: mpsc::Sender<LineEvent>,
+    pub calls: Option<mpsc::Sender<LineEvent>>,
+}
+
 /// Starts a supervised driver for every line of `lines` in `tasks`. Driver
-/// events go to `events` (SMS, undecodable SMS, delivery reports); health
+/// events go to `sinks` (SMS, undecodable SMS, delivery reports; calls); health
 /// updates the lines and sends a telemetry sample to `telemetry` (dropped
 /// when full: telemetry is latest-wins), as does a ticker every
 /// [`TELEMETRY_EVERY`]. `data_dir` holds each line's
@@ -186,43 +245,75 @@ pub fn spawn_all(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     lines: &Lines,
     data_dir: Option<&Path>,
-    events: mpsc::Sender<LineEvent>,
+    events: Sinks,
     telemetry: mpsc::Sender<Telemetry>,
     telemetry_every: Duration,
     shutdown: CancellationToken,
 ) {
-    let (tick_lines, tick_tx, tick_stop) = (lines.clone(), telemetry.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        let mut every = tokio::time::interval(telemetry_every.max(Duration::from_millis(100)));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick_stop.cancelled() => return Ok(()),
-                _ = every.tick() => {
-                    let _ = tick_tx.try_send(tick_lines.telemetry());
-                }
-            }
-        }
-    });
+    tasks.spawn(telemetry_ticker(
+        lines.clone(),
+        telemetry.clone(),
+        telemetry_every,
+        shutdown.clone(),
+    ));
     for label in lines.labels() {
-        let Some(entry) = lines.entry(&label) else {
-            continue;
-        };
-        let mut cfg = entry.driver_config();
-        if cfg.state_file.is_none()
-            && let Some(dir) = data_dir
-        {
-            cfg.state_file = Some(dir.join(format!("{label}.parts.json")));
-        }
-        tasks.spawn(supervise(
-            lines.clone(),
-            cfg,
-            entry.baud,
+        if let Some(driver) = line_driver(
+            lines,
+            &label,
+            data_dir,
             events.clone(),
             telemetry.clone(),
             shutdown.clone(),
-        ));
+        ) {
+            tasks.spawn(driver);
+        }
     }
+}
+
+/// Sends a telemetry sample of `lines` every `every` until `shutdown`.
+pub async fn telemetry_ticker(
+    lines: Lines,
+    telemetry: mpsc::Sender<Telemetry>,
+    every: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(every.max(Duration::from_millis(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = every.tick() => {
+                let _ = telemetry.try_send(lines.telemetry());
+            }
+        }
+    }
+}
+
+/// The supervised driver of one configured line (`None` if `label` is not
+/// configured), to be spawned: runs until `shutdown`.
+pub fn line_driver(
+    lines: &Lines,
+    label: &str,
+    data_dir: Option<&Path>,
+    events: Sinks,
+    telemetry: mpsc::Sender<Telemetry>,
+    shutdown: CancellationToken,
+) -> Option<impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static> {
+    let entry = lines.entry(label)?;
+    let mut cfg = entry.driver_config();
+    if cfg.state_file.is_none()
+        && let Some(dir) = data_dir
+    {
+        cfg.state_file = Some(dir.join(format!("{label}.parts.json")));
+    }
+    Some(supervise(
+        lines.clone(),
+        cfg,
+        entry.baud,
+        events,
+        telemetry,
+        shutdown,
+    ))
 }
 
 /// Runs one line's driver until `shutdown`, restarting it with backoff.
@@ -230,7 +321,7 @@ async fn supervise(
     lines: Lines,
     cfg: ModemConfig,
     baud: u32,
-    events: mpsc::Sender<LineEvent>,
+    events: Sinks,
     telemetry: mpsc::Sender<Telemetry>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -270,7 +361,9 @@ async fn supervise(
                     warn!(line = %line, %reason, "modem disconnected; the driver reopens it");
                     lines.set_down(&line, &reason);
                     let _ = telemetry.try_send(lines.telemetry());
+                    to_calls(&events, &line, &handle, ModemEvent::Disconnected { reason }).await;
                 }
+                ev @ ModemEvent::Call(_) => to_calls(&events, &line, &handle, ev).await,
                 ModemEvent::Reconnected => info!(line = %line, "modem back"),
                 ModemEvent::Warning(w) => warn!(line = %line, warning = %w, "modem warning"),
                 ModemEvent::Registration(r) => {
@@ -284,7 +377,7 @@ async fn supervise(
                         modem: handle.clone(),
                         event: ev,
                     };
-                    if events.send(msg).await.is_err() {
+                    if events.sms.send(msg).await.is_err() {
                         // The SMS loop is gone: we are shutting down.
                         lines.set_handle(&line, None);
                         handle.shutdown().await;
@@ -296,6 +389,10 @@ async fn supervise(
         }
         lines.set_handle(&line, None);
         lines.set_down(&line, "the modem driver stopped");
+        let stopped = ModemEvent::Disconnected {
+            reason: "the modem driver stopped".into(),
+        };
+        to_calls(&events, &line, &handle, stopped).await;
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
@@ -305,6 +402,21 @@ async fn supervise(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Hands a call event (or the loss of the line) to the voice service, if
+/// there is one. A voice service that is gone (shutting down) is ignored.
+async fn to_calls(sinks: &Sinks, line: &str, handle: &ModemHandle, event: ModemEvent) {
+    if let Some(calls) = &sinks.calls {
+        let msg = LineEvent {
+            line: line.to_string(),
+            modem: handle.clone(),
+            event,
+        };
+        if calls.send(msg).await.is_err() {
+            tracing::debug!(line, "the voice service is gone; call event dropped");
+        }
     }
 }
 

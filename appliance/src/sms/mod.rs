@@ -57,6 +57,15 @@ pub struct SmsContext {
     /// Where the drivers keep their direct-delivery state files (the
     /// appliance's data dir); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Calls on the lines: logged by the voice service ([`crate::voice`]);
+    /// answered when an IVR is configured, else they ring out (missed).
+    /// Only when the loop starts the lines itself (`line_events` is `None`).
+    pub answer_calls: bool,
+    /// The lines' SMS events, when a [`crate::lines::LinesService`] runs the
+    /// lines (with `lines` its [`Lines`]) and outlives this loop; `None`:
+    /// the loop starts the lines' drivers and the voice service itself,
+    /// and stops them when it ends.
+    pub line_events: Option<crate::lines::SmsEvents>,
 }
 
 /// Shared by the receive loop and the send tasks.
@@ -98,6 +107,8 @@ pub async fn run(
         telemetry_every,
         lines,
         data_dir,
+        answer_calls,
+        line_events,
     } = ctx;
     let lines = lines.unwrap_or_else(|| Lines::new(&modems).with_disk(data_dir.as_deref()));
     let (alive, mut all_done) = mpsc::channel::<()>(1);
@@ -115,16 +126,32 @@ pub async fn run(
     let resume = recover_unfinished(&shared).await?;
 
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let (ev_tx, ev_rx) = mpsc::channel(256);
-    modems::spawn_all(
-        &mut tasks,
-        &lines,
-        data_dir.as_deref(),
-        ev_tx,
-        telemetry,
-        telemetry_every,
-        shutdown.clone(),
-    );
+    let ev_rx = match line_events {
+        Some(events) => events,
+        None => {
+            let (ev_tx, ev_rx) = mpsc::channel(256);
+            let (call_tx, call_rx) = mpsc::channel(64);
+            tasks.spawn(crate::voice::run(
+                shared.log.clone(),
+                call_rx,
+                answer_calls,
+                shutdown.clone(),
+            ));
+            modems::spawn_all(
+                &mut tasks,
+                &lines,
+                data_dir.as_deref(),
+                modems::Sinks {
+                    sms: ev_tx,
+                    calls: Some(call_tx),
+                },
+                telemetry,
+                telemetry_every,
+                shutdown.clone(),
+            );
+            Arc::new(tokio::sync::Mutex::new(ev_rx))
+        }
+    };
     tasks.spawn(receive_loop(shared.clone(), ev_rx, acked));
     tasks.spawn(command_loop(shared.clone(), commands));
     for (id, kind, auto_reply) in resume {
@@ -230,9 +257,11 @@ const UNMATCHED_TTL: Duration = Duration::from_secs(600);
 
 async fn receive_loop(
     s: Shared,
-    mut events: mpsc::Receiver<LineEvent>,
+    events: crate::lines::SmsEvents,
     mut acked: watch::Receiver<u64>,
 ) -> anyhow::Result<()> {
+    // One run of the loop at a time reads the lines' events.
+    let mut events = events.lock().await;
     // Receipts of logged messages waiting for mgmt's ack, by seq.
     let mut pending: BTreeMap<u64, Vec<(ModemHandle, HandoverReceipt)>> = BTreeMap::new();
     let mut unmatched: VecDeque<Unmatched> = VecDeque::new();

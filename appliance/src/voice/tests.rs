@@ -1,0 +1,152 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use std::time::Duration;
+
+fn incoming(n: Option<&str>) -> CallEvent {
+    CallEvent::Incoming {
+        number: n.map(str::to_string),
+    }
+}
+
+fn ended(reason: CallEnd) -> CallEvent {
+    CallEvent::Ended { reason }
+}
+
+#[test]
+fn a_call_that_rings_out_is_a_missed_call_with_its_ring_time() {
+    let mut calls = Calls::new(false);
+    let t0 = Instant::now();
+    let (evs, action) = calls.on_event("gsm0", &incoming(Some("+380501234567")), t0);
+    assert_eq!(action, None, "no IVR: nobody answers");
+    let EventBody::CallRinging {
+        call,
+        line,
+        from,
+        withheld,
+        ..
+    } = &evs[0]
+    else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(
+        (line.as_str(), from.as_deref(), *withheld),
+        ("gsm0", Some("+380501234567"), false)
+    );
+    let call = *call;
+    // Further rings of the same call log nothing.
+    let (again, _) = calls.on_event(
+        "gsm0",
+        &CallEvent::Ringing { number: None },
+        t0 + Duration::from_secs(5),
+    );
+    assert!(again.is_empty(), "{again:?}");
+    let (evs, _) = calls.on_event(
+        "gsm0",
+        &ended(CallEnd::Missed),
+        t0 + Duration::from_secs(24),
+    );
+    assert_eq!(
+        evs,
+        [EventBody::CallEnded {
+            call,
+            duration_ms: 0,
+            ring_ms: 24_000,
+            cause: CallEndCause::Missed
+        }]
+    );
+    assert_eq!(calls.active("gsm0"), None);
+}
+
+#[test]
+fn an_answered_call_has_its_connected_time_and_who_hung_up() {
+    let mut calls = Calls::new(true);
+    let t0 = Instant::now();
+    let (evs, action) = calls.on_event("gsm1", &incoming(Some("+380671112233")), t0);
+    assert_eq!(action, Some(Action::Answer));
+    let call = calls.active("gsm1").unwrap();
+    assert!(matches!(evs[0], EventBody::CallRinging { .. }));
+    let (evs, _) = calls.on_event(
+        "gsm1",
+        &CallEvent::Connected,
+        t0 + Duration::from_millis(1_500),
+    );
+    assert_eq!(
+        evs,
+        [EventBody::CallAnswered {
+            call,
+            by: "ivr".into()
+        }]
+    );
+    let (evs, _) = calls.on_event(
+        "gsm1",
+        &ended(CallEnd::Remote),
+        t0 + Duration::from_millis(31_500),
+    );
+    assert_eq!(
+        evs,
+        [EventBody::CallEnded {
+            call,
+            duration_ms: 30_000,
+            ring_ms: 1_500,
+            cause: CallEndCause::CallerHungUp
+        }]
+    );
+}
+
+#[test]
+fn the_ivr_hanging_up_busy_and_failed_calls_keep_their_cause() {
+    let t0 = Instant::now();
+    for (reason, answered, want) in [
+        (CallEnd::Local, true, CallEndCause::IvrHungUp),
+        (CallEnd::Local, false, CallEndCause::Missed),
+        (CallEnd::Busy, false, CallEndCause::Busy),
+        (
+            CallEnd::Failed("NO DIALTONE".into()),
+            false,
+            CallEndCause::Failed,
+        ),
+    ] {
+        let mut calls = Calls::new(true);
+        calls.on_event("gsm0", &incoming(None), t0);
+        if answered {
+            calls.on_event("gsm0", &CallEvent::Connected, t0);
+        }
+        let (evs, _) = calls.on_event("gsm0", &ended(reason.clone()), t0 + Duration::from_secs(1));
+        let [EventBody::CallEnded { cause, .. }] = evs.as_slice() else {
+            panic!("{evs:?}")
+        };
+        assert_eq!(*cause, want, "{reason:?}, answered {answered}");
+    }
+}
+
+#[test]
+fn no_caller_id_is_no_number_and_a_lost_line_ends_its_call() {
+    let mut calls = Calls::new(false);
+    let t0 = Instant::now();
+    let (evs, _) = calls.on_event("gsm0", &incoming(Some("  ")), t0);
+    let EventBody::CallRinging { from, .. } = &evs[0] else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(*from, None);
+    // Another line's call is its own.
+    calls.on_event("gsm1", &incoming(Some("+380501234567")), t0);
+    let call = calls.active("gsm0").unwrap();
+    let lost = calls
+        .line_lost("gsm0", t0 + Duration::from_secs(3))
+        .unwrap();
+    assert_eq!(
+        lost,
+        EventBody::CallEnded {
+            call,
+            duration_ms: 0,
+            ring_ms: 3_000,
+            cause: CallEndCause::LineLost
+        }
+    );
+    assert!(calls.line_lost("gsm0", t0).is_none(), "ended once");
+    assert!(calls.active("gsm1").is_some());
+    // An end without a call (the driver restarted mid-call) logs nothing.
+    let (evs, _) = calls.on_event("gsm2", &ended(CallEnd::Remote), t0);
+    assert!(evs.is_empty());
+}

@@ -828,8 +828,13 @@ fn cause_key(cause: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// A call's card, in the agent's language.
-fn call_card(tr: &crate::http::i18n::Tr, c: &conversations::calls::CallView) -> CallCard {
+/// A call's card, in the agent's language; `arrived` says whether a
+/// recording has reached mgmt.
+fn call_card(
+    tr: &crate::http::i18n::Tr,
+    c: &conversations::calls::CallView,
+    arrived: impl Fn(&str) -> bool,
+) -> CallCard {
     let caller = match &c.caller {
         Some(n) => n.clone(),
         None if c.withheld => tr.t("call.withheld").to_string(),
@@ -890,7 +895,7 @@ fn call_card(tr: &crate::http::i18n::Tr, c: &conversations::calls::CallView) -> 
                 kind: st.kind.clone(),
                 text,
                 url,
-                arrived: st.arrived,
+                arrived: st.recording.as_deref().is_some_and(&arrived),
             }
         })
         .collect();
@@ -1252,7 +1257,9 @@ async fn conv_view(
     for c in &loaded.detail.calls {
         let mut it = blank(c.at_ms, "call", String::new(), String::new());
         it.line = c.line.clone();
-        it.call = Some(call_card(tr, c));
+        it.call = Some(call_card(tr, c, |r| {
+            r.parse().is_ok_and(|id| st.recordings.arrived(&id))
+        }));
         items.push(it);
     }
     items.sort_by_key(|i| i.at_ms);

@@ -387,9 +387,6 @@ pub struct CallStepView {
     /// Callback: the number to call back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
-    /// Voicemail: the recording's file has reached mgmt (until then the
-    /// desk shows it as arriving).
-    pub arrived: bool,
 }
 
 /// The calls of a conversation, oldest first, each with its steps.
@@ -438,22 +435,9 @@ pub fn of_conversation(conn: &Connection, conversation: &str) -> rusqlite::Resul
                     bytes: r.get(7)?,
                     sha256: r.get(8)?,
                     number: r.get(9)?,
-                    arrived: false,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        for st in &mut c.steps {
-            if let Some(r) = &st.recording {
-                st.arrived = recording_arrived(conn, r)?;
-            }
-        }
     }
     Ok(calls)
-}
-
-/// Whether recording `id`'s file has reached mgmt. The recordings' upload
-/// (issue 14, "Recordings") is where that is known; until it answers, no
-/// recording has arrived and the desk says so.
-pub fn recording_arrived(_conn: &Connection, _id: &str) -> rusqlite::Result<bool> {
-    Ok(false)
 }

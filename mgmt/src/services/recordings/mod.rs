@@ -85,7 +85,7 @@ impl Recordings {
         repo: Arc<dyn RecordingRepo>,
         audit: Arc<dyn AuditRepo>,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&dir).map_err(|e| {
+        crossline_store::files::create_private_dir(&dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create the recordings directory {}: {e}",
                 dir.display()
@@ -102,6 +102,12 @@ impl Recordings {
 
     fn wav(&self, id: &RecordingId) -> PathBuf {
         self.inner.dir.join(format!("{id}.wav"))
+    }
+
+    /// Whether recording `id` has reached mgmt whole (the desk shows a
+    /// voicemail as arriving until then).
+    pub fn arrived(&self, id: &RecordingId) -> bool {
+        self.wav(id).is_file()
     }
 
     /// Acts on a chunk (or a question) from `device`; the answer for it.

@@ -13,10 +13,9 @@
 use crate::uplink::{LinkState, Outbound};
 use anyhow::Context;
 use crossline_core::RecordingId;
-use crossline_proto::recording::{CHUNK_BYTES, RecordingChunk, RecordingState};
+use crossline_proto::recording::{CHUNK_BYTES, RecordingChunk, RecordingState, sha256_file};
 use crossline_proto::{Kind, encode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -134,20 +133,6 @@ impl Spool {
             }
         }
     }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// What the uploader works with.
@@ -282,6 +267,7 @@ async fn upload(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use sha2::{Digest, Sha256};
 
     /// Writes a recording of `n` bytes and keeps it.
     fn kept(spool: &Spool, dir: &Path, n: usize) -> (RecordingId, Kept, Vec<u8>) {

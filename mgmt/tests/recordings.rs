@@ -43,7 +43,10 @@ fn wav(samples: usize) -> Vec<u8> {
 }
 
 fn sha256(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A device: its events, its recording chunks and mgmt's answers.
@@ -71,7 +74,9 @@ impl Dev {
             loop {
                 match el.poll().await {
                     Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {
-                        c2.subscribe(rec_state.clone(), QoS::AtLeastOnce).await.unwrap();
+                        c2.subscribe(rec_state.clone(), QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
                         c2.subscribe(ack.clone(), QoS::AtLeastOnce).await.unwrap();
                     }
                     Ok(MqttEvent::Incoming(Packet::Publish(p))) if p.topic == rec_state => {
@@ -96,7 +101,12 @@ impl Dev {
 
     async fn publish(&self, kind: Kind, payload: Vec<u8>) {
         self.client
-            .publish(DeviceTopic::new(&self.id, kind).to_string(), QoS::AtLeastOnce, false, payload)
+            .publish(
+                DeviceTopic::new(&self.id, kind).to_string(),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
             .await
             .unwrap();
     }
@@ -112,11 +122,14 @@ impl Dev {
                 software: "test".into(),
             };
             self.publish(Kind::Hello, encode(&h)).await;
-            if let Ok(Some(())) = tokio::time::timeout(Duration::from_millis(300), self.acks.recv()).await {
+            if let Ok(Some(())) =
+                tokio::time::timeout(Duration::from_millis(300), self.acks.recv()).await
+            {
                 break;
             }
         }
-        self.publish(Kind::Events, encode(&EventBatch::new(events))).await;
+        self.publish(Kind::Events, encode(&EventBatch::new(events)))
+            .await;
     }
 
     /// Sends a chunk (or a question) and returns mgmt's answer.
@@ -195,7 +208,10 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
 
     // Before its event is in: refused, nothing kept.
     let s = dev.chunk(RecordingChunk::new(rec, 0, &audio[..1000])).await;
-    assert!(s.error.as_deref().unwrap().contains("not declared"), "{s:?}");
+    assert!(
+        s.error.as_deref().unwrap().contains("not declared"),
+        "{s:?}"
+    );
     assert_eq!(s.have, 0);
 
     dev.events(events).await;
@@ -206,7 +222,9 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
 
     // The first chunk, then the device drops off (a new connection, as after
     // an outage or a restart) and asks where to go on.
-    let s = dev.chunk(RecordingChunk::new(rec, 0, &audio[..65_536])).await;
+    let s = dev
+        .chunk(RecordingChunk::new(rec, 0, &audio[..65_536]))
+        .await;
     assert_eq!(s.have, 65_536);
     dev.task.abort();
     let _ = dev.client.disconnect().await;
@@ -214,9 +232,14 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
     let q = query_until(&mut dev, rec, |_| true).await;
     assert_eq!(q.have, 65_536, "mgmt says where it is");
     // A rogue chunk (a gap) is refused and loses nothing.
-    let s = dev.chunk(RecordingChunk::new(rec, 70_000, &audio[70_000..])).await;
+    let s = dev
+        .chunk(RecordingChunk::new(rec, 70_000, &audio[70_000..]))
+        .await;
     assert_eq!(s.have, 65_536);
-    assert!(s.error.as_deref().unwrap().contains("send from 65536"), "{s:?}");
+    assert!(
+        s.error.as_deref().unwrap().contains("send from 65536"),
+        "{s:?}"
+    );
     // Another device may not upload it.
     let other = NodeId::new("branch-other").unwrap();
     let other_secret = new_secret();
@@ -229,7 +252,9 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
     let s = query_until(&mut rogue, rec, |_| true).await;
     assert!(s.error.is_some() && s.have == 0, "{s:?}");
 
-    let s = dev.chunk(RecordingChunk::new(rec, 65_536, &audio[65_536..])).await;
+    let s = dev
+        .chunk(RecordingChunk::new(rec, 65_536, &audio[65_536..]))
+        .await;
     assert!(s.complete, "{s:?}");
     let stored = m.data_dir().join("recordings").join(format!("{rec}.wav"));
     assert_eq!(std::fs::read(&stored).unwrap(), audio, "stored intact");
@@ -238,35 +263,84 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
     // ivan (team south) refused.
     let ana = login(&m, "ana", "ana-password").await;
     let path = format!("/recordings/{rec}");
-    let r = common::desk::req(&m, "GET", &path, &[("Cookie", &ana.cookie), ("Range", "bytes=0-3")], None).await;
+    let r = common::desk::req(
+        &m,
+        "GET",
+        &path,
+        &[("Cookie", &ana.cookie), ("Range", "bytes=0-3")],
+        None,
+    )
+    .await;
     assert_eq!(r.status, 206, "{}", r.head);
     assert_eq!(r.body, "RIFF");
     let len = audio.len();
-    assert_eq!(r.header("content-range").as_deref(), Some(format!("bytes 0-3/{len}").as_str()));
+    assert_eq!(
+        r.header("content-range").as_deref(),
+        Some(format!("bytes 0-3/{len}").as_str())
+    );
     assert_eq!(r.header("accept-ranges").as_deref(), Some("bytes"));
     assert_eq!(r.header("content-type").as_deref(), Some("audio/wav"));
-    let r = common::desk::req(&m, "GET", &path, &[("Cookie", &ana.cookie), ("Range", "bytes=8-11")], None).await;
+    let r = common::desk::req(
+        &m,
+        "GET",
+        &path,
+        &[("Cookie", &ana.cookie), ("Range", "bytes=8-11")],
+        None,
+    )
+    .await;
     assert_eq!((r.status, r.body.as_str()), (206, "WAVE"));
-    let r = common::desk::req(&m, "GET", &path, &[("Cookie", &ana.cookie), ("Range", &format!("bytes={len}-"))], None).await;
+    let r = common::desk::req(
+        &m,
+        "GET",
+        &path,
+        &[("Cookie", &ana.cookie), ("Range", &format!("bytes={len}-"))],
+        None,
+    )
+    .await;
     assert_eq!(r.status, 416);
-    assert_eq!(r.header("content-range").as_deref(), Some(format!("bytes */{len}").as_str()));
+    assert_eq!(
+        r.header("content-range").as_deref(),
+        Some(format!("bytes */{len}").as_str())
+    );
     let sofia = login(&m, "sofia", "sofia-password").await;
     let r = sofia.get(&path).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length").as_deref(), Some(len.to_string().as_str()));
+    assert_eq!(
+        r.header("content-length").as_deref(),
+        Some(len.to_string().as_str())
+    );
     let ivan = login(&m, "ivan", "ivan-password").await;
     assert_eq!(ivan.get(&path).await.status, 403);
     // Not logged in: the login page.
     let r = common::desk::req(&m, "GET", &path, &[], None).await;
     assert_eq!(r.status, 303);
-    assert_eq!(common::desk::req(&m, "GET", &format!("/recordings/{}", RecordingId::new()), &[("Cookie", &ana.cookie)], None).await.status, 404);
+    assert_eq!(
+        common::desk::req(
+            &m,
+            "GET",
+            &format!("/recordings/{}", RecordingId::new()),
+            &[("Cookie", &ana.cookie)],
+            None
+        )
+        .await
+        .status,
+        404
+    );
 
     // Audited, with the conversation.
-    let audit = m.running().store.recent_entries(None, None, 50).await.unwrap();
+    let audit = m
+        .running()
+        .store
+        .recent_entries(None, None, 50)
+        .await
+        .unwrap();
     let seen = |actor: &str, action: &str| {
-        audit
-            .iter()
-            .any(|e| e.actor == actor && e.action == action && e.target == rec.to_string() && e.detail == conversation)
+        audit.iter().any(|e| {
+            e.actor == actor
+                && e.action == action
+                && e.target == rec.to_string()
+                && e.detail == conversation
+        })
     };
     assert!(seen("ana", "recording.listen"));
     assert!(seen("sofia", "recording.listen"));
@@ -276,16 +350,25 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
 
 /// Asks mgmt about `rec` until its answer satisfies `ok` (a new connection
 /// may need a moment to be subscribed).
-async fn query_until(dev: &mut Dev, rec: RecordingId, ok: impl Fn(&RecordingState) -> bool) -> RecordingState {
+async fn query_until(
+    dev: &mut Dev,
+    rec: RecordingId,
+    ok: impl Fn(&RecordingState) -> bool,
+) -> RecordingState {
     let start = std::time::Instant::now();
     loop {
-        dev.publish(Kind::Rec, encode(&RecordingChunk::query(rec))).await;
-        if let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(300), dev.states.recv()).await
+        dev.publish(Kind::Rec, encode(&RecordingChunk::query(rec)))
+            .await;
+        if let Ok(Some(s)) =
+            tokio::time::timeout(Duration::from_millis(300), dev.states.recv()).await
             && s.id == rec
             && ok(&s)
         {
             return s;
         }
-        assert!(start.elapsed() < DEADLINE, "mgmt never gave the expected state of {rec}");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "mgmt never gave the expected state of {rec}"
+        );
     }
 }

@@ -22,6 +22,25 @@ pub const CHUNK_BYTES: usize = 64 * 1024;
 /// (the longest voicemail) is 9.6 MB; calls later are longer.
 pub const MAX_RECORDING_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The sha256 a recording is declared with (lowercase hex): what the
+/// appliance puts in `voicemail_recorded` and mgmt checks the stored file
+/// against before it confirms `complete`. Reads the file in 64 KiB pieces.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 fn version() -> u32 {
     VERSION
 }

@@ -17,12 +17,13 @@ use crate::bus::BrokerLink;
 use crate::services::users::auth::Actor;
 use crate::services::users::repo::AuditRepo;
 use crossline_core::{ConversationId, NodeId, RecordingId};
-use crossline_proto::recording::{MAX_RECORDING_BYTES, RecordingChunk, RecordingState};
+use crossline_proto::recording::{
+    MAX_RECORDING_BYTES, RecordingChunk, RecordingState, sha256_file,
+};
 use crossline_proto::{DeviceTopic, Kind, decode, encode};
 use repo::{Declared, RecordingRepo};
 use rumqttc::{AsyncClient, Event as MqttEvent, Packet, QoS};
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -334,20 +335,6 @@ impl Recordings {
             conversation: d.conversation,
         })
     }
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::services::RepoFuture;
 use crate::services::users::audit::{Entry, NewEntry};
+use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 
 /// Declared recordings and the audit log, in memory.

@@ -321,7 +321,7 @@ async fn a_newer_appliance_s_unknown_kinds_are_kept_and_its_sync_goes_on() {
                     EventBody::DeviceHeartbeat { uptime_s: i }
                 } else {
                     serde_json::from_value::<EventBody>(serde_json::json!({
-                        "type": if i % 3 == 1 { "call_ringing" } else { "call_ended" },
+                        "type": if i % 3 == 1 { "call_parked" } else { "call_transferred" },
                         "line": "gsm0",
                         "from": format!("+38050{i:07}"),
                         "ring": {"count": i, "cadence_ms": [400, 200]},
@@ -369,13 +369,13 @@ async fn a_newer_appliance_s_unknown_kinds_are_kept_and_its_sync_goes_on() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
     let events: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-    let ringing = events
+    let parked = events
         .iter()
         .find(|e| e["seq"] == BEFORE + 2)
         .unwrap_or_else(|| panic!("no seq {} in {body}", BEFORE + 2));
     assert_eq!(
-        ringing["body"],
-        serde_json::json!({"type": "call_ringing", "line": "gsm0", "from": "+380500000001",
+        parked["body"],
+        serde_json::json!({"type": "call_parked", "line": "gsm0", "from": "+380500000001",
                            "ring": {"count": 1, "cadence_ms": [400, 200]}}),
         "kept as the appliance sent it"
     );

@@ -213,6 +213,15 @@ struct AlsaDevice {
     direction: Direction,
 }
 
+impl AlsaDevice {
+    fn open(config: &AlsaConfig, direction: Direction) -> Result<Self, AudioError> {
+        Ok(AlsaDevice {
+            pcm: open_pcm(config, direction)?,
+            direction,
+        })
+    }
+}
+
 impl Device for AlsaDevice {
     fn read(&mut self, buf: &mut [i16]) -> Result<usize, alsa::Error> {
         self.pcm.io_i16()?.readi(buf)
@@ -248,6 +257,20 @@ struct Stream<D> {
 }
 
 impl<D: Device> Stream<D> {
+    /// A stream on `device` named `name` for logs and errors, and the
+    /// counters its worker shares with the handle.
+    fn new(device: D, name: &str, direction: &'static str) -> (Self, Arc<Counters>) {
+        let counters = Arc::new(Counters::default());
+        let stream = Stream {
+            device,
+            name: name.to_owned(),
+            direction,
+            counters: Arc::clone(&counters),
+            recoveries_in_a_row: 0,
+        };
+        (stream, counters)
+    }
+
     fn fail(&self, action: &'static str, source: alsa::Error) -> AudioError {
         AudioError::Alsa {
             device: self.name.clone(),
@@ -556,11 +579,7 @@ pub struct Capture {
 impl Capture {
     /// Opens `config.device` for capture and starts its thread.
     pub fn open(config: &AlsaConfig, pacer: impl Pacer) -> Result<Self, AudioError> {
-        let pcm = open_pcm(config, Direction::Capture)?;
-        let device = AlsaDevice {
-            pcm,
-            direction: Direction::Capture,
-        };
+        let device = AlsaDevice::open(config, Direction::Capture)?;
         Self::start(&config.device, config.queue_frames, device, pacer)
     }
 
@@ -571,14 +590,7 @@ impl Capture {
         mut pacer: impl Pacer,
     ) -> Result<Self, AudioError> {
         let (tx, rx) = mpsc::channel(queue_frames.max(1));
-        let counters = Arc::new(Counters::default());
-        let mut stream = Stream {
-            device,
-            name: name.to_owned(),
-            direction: "capture",
-            counters: Arc::clone(&counters),
-            recoveries_in_a_row: 0,
-        };
+        let (mut stream, counters) = Stream::new(device, name, "capture");
         let worker = Worker::spawn(name, "capture", counters, move |stop| {
             let result = stream.capture(&mut pacer, stop, &tx);
             stream.device.finish();
@@ -632,11 +644,7 @@ pub struct Playback {
 impl Playback {
     /// Opens `config.device` for playback and starts its thread.
     pub fn open(config: &AlsaConfig, pacer: impl Pacer) -> Result<Self, AudioError> {
-        let pcm = open_pcm(config, Direction::Playback)?;
-        let device = AlsaDevice {
-            pcm,
-            direction: Direction::Playback,
-        };
+        let device = AlsaDevice::open(config, Direction::Playback)?;
         Self::start(&config.device, config.queue_frames, device, pacer)
     }
 
@@ -647,14 +655,7 @@ impl Playback {
         mut pacer: impl Pacer,
     ) -> Result<Self, AudioError> {
         let (tx, mut rx) = mpsc::channel(queue_frames.max(1));
-        let counters = Arc::new(Counters::default());
-        let mut stream = Stream {
-            device,
-            name: name.to_owned(),
-            direction: "playback",
-            counters: Arc::clone(&counters),
-            recoveries_in_a_row: 0,
-        };
+        let (mut stream, counters) = Stream::new(device, name, "playback");
         let worker = Worker::spawn(name, "playback", counters, move |stop| {
             let result = stream.playback(&mut pacer, stop, &mut rx);
             stream.device.finish();

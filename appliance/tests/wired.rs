@@ -151,15 +151,27 @@ impl FakeMgmt {
         mut f: impl FnMut(&[u8]) -> Option<T>,
     ) -> T {
         let topic = self.topic(kind);
+        self.wait_on_any(
+            what,
+            |t, payload| if t == topic { f(payload) } else { None },
+        )
+        .await
+    }
+
+    /// Waits for a payload on any topic for which `f` (given the topic)
+    /// returns something: for what may arrive on two topics in either order.
+    async fn wait_on_any<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&str, &[u8]) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + WAIT;
         loop {
             let (t, payload) = tokio::time::timeout_at(deadline, self.rx.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
                 .unwrap();
-            if t == topic
-                && let Some(v) = f(&payload)
-            {
+            if let Some(v) = f(&t, &payload) {
                 return v;
             }
         }
@@ -480,32 +492,39 @@ async fn a_command_of_a_kind_this_appliance_does_not_know_is_refused_with_a_reas
         r#"{{"v":1,"id":"{id}","kind":{{"type":"dial","line":"gsm0","to":"+380501234567"}}}}"#
     );
     mgmt.publish(Kind::Cmd, newer.into_bytes()).await;
-    let detail = mgmt
-        .wait("the refusal as an outcome event", Kind::Events, |p| {
-            decode::<EventBatch>(p).ok().and_then(|b| {
-                b.events.into_iter().find_map(|e| match e.body {
-                    EventBody::DeliveryStatus {
-                        command,
-                        part: None,
-                        state: crossline_core::DeliveryState::Failed,
-                        detail,
-                    } if command == id => detail,
-                    _ => None,
-                })
-            })
-        })
-        .await;
+    // The outcome event and the command result go out on two topics, in
+    // either order: wait for both at once (waiting for one drops the other).
+    let (events, results) = (mgmt.topic(Kind::Events), mgmt.topic(Kind::Result));
+    let (mut detail, mut result) = (None, None);
+    mgmt.wait_on_any(
+        "the refusal as an outcome event and as a command result",
+        |t, p| {
+            if t == events && detail.is_none() {
+                detail = decode::<EventBatch>(p).ok().and_then(|b| {
+                    b.events.into_iter().find_map(|e| match e.body {
+                        EventBody::DeliveryStatus {
+                            command,
+                            part: None,
+                            state: crossline_core::DeliveryState::Failed,
+                            detail,
+                        } if command == id => detail,
+                        _ => None,
+                    })
+                });
+            } else if t == results && result.is_none() {
+                result = decode::<crossline_proto::CommandResult>(p)
+                    .ok()
+                    .filter(|r| r.id == id);
+            }
+            (detail.is_some() && result.is_some()).then_some(())
+        },
+    )
+    .await;
+    let (detail, result) = (detail.unwrap(), result.unwrap());
     assert!(
         detail.contains("does not know the command \"dial\"") && detail.contains("upgrade"),
         "{detail}"
     );
-    let result = mgmt
-        .wait("the refusal as a command result", Kind::Result, |p| {
-            decode::<crossline_proto::CommandResult>(p)
-                .ok()
-                .filter(|r| r.id == id)
-        })
-        .await;
     assert!(!result.ok);
     assert_eq!(result.output, detail);
     assert!(sim.sent().is_empty(), "nothing was dialled or sent");

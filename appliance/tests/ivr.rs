@@ -1,0 +1,407 @@
+//! The IVR on a GSM call, through real parts: the simulated modem on real
+//! PTYs (AT port and voice port), the real modem driver and lines service,
+//! the fleet agent applying an IVR pushed as configuration, the voice
+//! service and its IVR session, the local event log and the recordings
+//! spool. The uplink is down the whole time (nothing here needs mgmt).
+//!
+//! The test is the caller, on the sim's voice channel: it rings with CLIP,
+//! measures the menu prompt's marker tone it hears (frequency by Goertzel
+//! and level), presses 2 (DTMF generated into the line audio), hears a
+//! beep where the voicemail prompt would be (its file was removed after the
+//! configuration was applied: the call goes on), speaks a tone and hangs
+//! up. The appliance's log then holds the call from ringing to its end,
+//! with the choice and the voicemail, and the voicemail is in the spool
+//! with the caller's tone in it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crossline_appliance::config::{ModemEntry, MqttConfig};
+use crossline_appliance::log::LocalLog;
+use crossline_appliance::recordings::Spool;
+use crossline_appliance::uplink::LinkState;
+use crossline_appliance::{Config, fleet, sms};
+use crossline_audio::goertzel::{level_dbm0, peak_frequency};
+use crossline_audio::tones::mix;
+use crossline_audio::wav::{Recorder, read_wav_8k_mono};
+use crossline_core::{CallEndCause, EventBody, NodeId};
+use crossline_proto::{
+    ApplianceSettings, DesiredConfig, IvrSettings, Kind, ReportedConfig, VERSION, decode,
+};
+use crossline_sim::{SimConfig, SimModem};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The menu prompt: its marker tone, as `MARKER_HZ=1400 scripts/ivr-prompts`
+/// puts before each prompt.
+const MARKER_HZ: f64 = 1400.0;
+const MARKER_DBM0: f64 = -10.0;
+/// What the appliance plays for a prompt whose file is missing.
+const BEEP_HZ: f64 = 1000.0;
+/// The caller's message.
+const VOICE_HZ: f64 = 700.0;
+const VOICE_DBM0: f64 = -12.0;
+/// Audio is looked at in 40 ms blocks.
+const BLOCK: usize = 320;
+
+fn write_wav(path: &Path, samples: &[i16]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut r = Recorder::create(path).unwrap();
+    r.write(samples).unwrap();
+    r.finish().unwrap();
+}
+
+fn ivr_settings() -> IvrSettings {
+    serde_json::from_value(serde_json::json!({
+        "languages": ["en"],
+        "default_language": "en",
+        "prompts": ["main", "voicemail", "thanks"],
+        "entry": "main",
+        "menus": {
+            "main": {
+                "prompt": "main",
+                "options": {"2": {"type": "voicemail"}},
+                "timeout_s": 30,
+                "retries": 0
+            }
+        },
+        "voicemail": {"prompt": "voicemail", "thanks_prompt": "thanks", "max_s": 60, "silence_s": 30}
+    }))
+    .unwrap()
+}
+
+/// For each 40 ms block of `samples`: whether `hz` sounds in it.
+fn blocks_with(samples: &[i16], hz: f64, min_dbm0: f64) -> Vec<bool> {
+    samples
+        .chunks_exact(BLOCK)
+        .map(|b| f64::from(level_dbm0(b, hz as f32)) > min_dbm0)
+        .collect()
+}
+
+/// The samples of the blocks in which `hz` sounds.
+fn tone_part(samples: &[i16], hz: f64, min_dbm0: f64) -> Vec<i16> {
+    samples
+        .chunks_exact(BLOCK)
+        .zip(blocks_with(samples, hz, min_dbm0))
+        .filter(|(_, on)| *on)
+        .flat_map(|(b, _)| b.iter().copied())
+        .collect()
+}
+
+fn assert_tone(what: &str, samples: &[i16], hz: f64, dbm0: f64) {
+    let (f, level) = peak_frequency(samples, 200.0, 3400.0)
+        .unwrap_or_else(|| panic!("{what}: no tone in {} samples", samples.len()));
+    assert!(
+        (f64::from(f) - hz).abs() < 10.0,
+        "{what}: peak at {f} Hz, expected {hz} Hz"
+    );
+    assert!(
+        (f64::from(level) - dbm0).abs() < 1.5,
+        "{what}: {level} dBm0, expected {dbm0} dBm0"
+    );
+}
+
+/// Call events in the local log, in order.
+async fn call_events(log: &LocalLog<crossline_store::SqliteStore>) -> Vec<EventBody> {
+    use crossline_store::EventLog;
+    let me = log.store().local_node().clone();
+    log.store()
+        .read_from(&me, 1, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.body)
+        .filter(|b| b.call_of().is_some())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let sim = SimModem::spawn(SimConfig {
+        noise_interval: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
+    line.profile = crossline_modem::Profile::QuectelEc25;
+    line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
+    line.command_timeout = Some(Duration::from_secs(2));
+    let node = NodeId::new("branch-ivr").unwrap();
+    let mut base = Config::new(
+        node.clone(),
+        data_dir.clone(),
+        MqttConfig {
+            // Never reached: the uplink is not started.
+            url: "mqtt://127.0.0.1:9".into(),
+            ca_file: None,
+            secret: Some("unused".into()),
+            secret_file: None,
+            keep_alive_s: 2,
+        },
+    );
+    base.modems = vec![line];
+
+    // The prompts, where the appliance looks for them by default.
+    let prompts = base.prompts_dir().join("en");
+    let marker = mix(&[(MARKER_HZ, MARKER_DBM0)], 12_000); // 1.5 s
+    write_wav(&prompts.join("main.wav"), &marker);
+    write_wav(
+        &prompts.join("voicemail.wav"),
+        &mix(&[(450.0, -10.0)], 4000),
+    );
+    write_wav(&prompts.join("thanks.wav"), &mix(&[(450.0, -10.0)], 4000));
+
+    let store = sms::db::open_store(&base.db_path(), node.clone()).unwrap();
+    let log = LocalLog::new(store.clone()).await.unwrap();
+    let (_acked_tx, acked) = watch::channel(0u64);
+    let (_link_tx, link) = watch::channel(LinkState::down_now());
+    let (telemetry, _telemetry_rx) = mpsc::channel(64);
+    let (_commands_tx, commands) = mpsc::channel(8);
+    let (config_tx, config) = mpsc::channel(8);
+    let (outbound, mut out_rx) = mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(fleet::run(
+        fleet::FleetIo {
+            base,
+            log: log.clone(),
+            acked,
+            link,
+            telemetry,
+            commands,
+            config,
+            outbound,
+        },
+        shutdown.clone(),
+    ));
+
+    // mgmt's push of the IVR, applied (the uplink being down only delays
+    // the report, which the test reads straight from the agent).
+    config_tx
+        .send(DesiredConfig {
+            v: VERSION,
+            version: 1,
+            settings: ApplianceSettings {
+                ivr: Some(Box::new(ivr_settings())),
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let o = tokio::time::timeout_at(deadline, out_rx.recv())
+            .await
+            .expect("no report of the pushed configuration")
+            .unwrap();
+        if o.kind != Kind::Reported {
+            continue;
+        }
+        let r: ReportedConfig = decode(&o.payload).unwrap();
+        assert_eq!(r.error, None, "the IVR configuration was refused");
+        if r.applied == 1 {
+            break;
+        }
+    }
+    // The voicemail prompt's file goes away after the IVR was applied (a
+    // botched prompt update): the caller gets a beep there, not a hang.
+    std::fs::remove_file(prompts.join("voicemail.wav")).unwrap();
+
+    sim.wait_until("the modem initialised", WAIT, |s| {
+        s.commands().iter().any(|c| c == "AT+CLIP=1")
+    })
+    .await
+    .unwrap();
+    sim.inject_call("+380501234567");
+
+    // The menu prompt: its marker tone is heard, at its frequency and level.
+    sim.wait_until("the menu prompt's marker tone heard", WAIT, |s| {
+        blocks_with(&s.far_end_heard(), MARKER_HZ, -16.0)
+            .iter()
+            .filter(|on| **on)
+            .count()
+            >= 8
+    })
+    .await
+    .unwrap();
+    let heard = sim.far_end_heard();
+    let tone = tone_part(&heard, MARKER_HZ, -16.0);
+    // Leave out the blocks at the tone's edges.
+    assert_tone(
+        "the menu prompt at the caller",
+        &tone[BLOCK..tone.len() - BLOCK],
+        MARKER_HZ,
+        MARKER_DBM0,
+    );
+
+    // The caller presses 2 while the prompt plays.
+    sim.far_end_play(crossline_audio::dtmf::generate("2", 120, 80, -8.0));
+    // The voicemail prompt (a beep: its file is missing) plays, then the
+    // recording starts: wait until the beep was heard and has ended.
+    sim.wait_until(
+        "the beep instead of the voicemail prompt, then quiet",
+        WAIT,
+        |s| {
+            let on = blocks_with(&s.far_end_heard(), BEEP_HZ, -26.0);
+            on.iter()
+                .rposition(|b| *b)
+                .is_some_and(|last| on.len() - last > 5)
+        },
+    )
+    .await
+    .unwrap();
+    let heard = sim.far_end_heard();
+    let beep = tone_part(&heard, BEEP_HZ, -26.0);
+    assert!(
+        (960..=2240).contains(&beep.len()),
+        "a short beep, heard for {} samples",
+        beep.len()
+    );
+    let menu_heard = tone_part(&heard, MARKER_HZ, -16.0).len();
+    assert!(
+        menu_heard < marker.len(),
+        "the key stopped the menu prompt (barge-in): {menu_heard} of {} samples heard",
+        marker.len()
+    );
+
+    // The caller leaves a message: 1.5 s of tone, then a little quiet, and
+    // hangs up once all of it went down the line.
+    let mut message = mix(&[(VOICE_HZ, VOICE_DBM0)], 12_000);
+    message.extend(std::iter::repeat_n(0, 4000));
+    sim.far_end_play(message);
+    sim.wait_until("the message sent", WAIT, |s| s.far_end_queued() == 0)
+        .await
+        .unwrap();
+    sim.remote_hangup();
+
+    // The call in the local log, from ringing to its end.
+    let deadline = Instant::now() + WAIT;
+    let events = loop {
+        let evs = call_events(&log).await;
+        if evs.iter().any(|e| matches!(e, EventBody::CallEnded { .. })) {
+            break evs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call_ended in the log: {evs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_ringing",
+            "call_answered",
+            "ivr_choice",
+            "voicemail_recorded",
+            "call_ended"
+        ],
+        "{events:?}"
+    );
+    let EventBody::CallRinging {
+        call, from, line, ..
+    } = &events[0]
+    else {
+        unreachable!()
+    };
+    let call = *call;
+    assert_eq!(
+        (from.as_deref(), line.as_str()),
+        (Some("+380501234567"), "gsm0")
+    );
+    assert_eq!(
+        events[1],
+        EventBody::CallAnswered {
+            call,
+            by: "ivr".into()
+        }
+    );
+    assert_eq!(
+        events[2],
+        EventBody::IvrChoice {
+            call,
+            menu: "main".into(),
+            digit: "2".into(),
+            action: "voicemail".into()
+        }
+    );
+    let EventBody::VoicemailRecorded {
+        call: vm_call,
+        recording,
+        duration_ms,
+        bytes,
+        sha256,
+    } = &events[3]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*vm_call, call);
+    assert!(
+        (1_500..10_000).contains(duration_ms),
+        "voicemail of {duration_ms} ms"
+    );
+    let EventBody::CallEnded {
+        call: end_call,
+        cause,
+        duration_ms: connected_ms,
+        ..
+    } = &events[4]
+    else {
+        unreachable!()
+    };
+    assert_eq!((*end_call, *cause), (call, CallEndCause::CallerHungUp));
+    assert!(*connected_ms >= *duration_ms, "{events:?}");
+
+    // The voicemail waits in the spool for mgmt, as declared, with the
+    // caller's message in it.
+    let pending = Spool::open(&data_dir).unwrap().pending();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0].0, *recording);
+    assert_eq!(
+        (pending[0].1.bytes, pending[0].1.sha256.as_str()),
+        (*bytes, sha256.as_str())
+    );
+    let wav = data_dir.join("recordings").join(format!("{recording}.wav"));
+    let file = std::fs::read(&wav).unwrap();
+    assert_eq!(file.len() as u64, *bytes);
+    let digest: String = Sha256::digest(&file)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(&digest, sha256);
+    let recorded = read_wav_8k_mono(&wav).unwrap();
+    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
+    assert!(
+        voice.len() >= 8_000,
+        "at least 1 s of the caller's tone recorded, got {} samples",
+        voice.len()
+    );
+    assert_tone(
+        "the voicemail",
+        &voice[BLOCK..voice.len() - BLOCK],
+        VOICE_HZ,
+        VOICE_DBM0,
+    );
+    assert!(
+        tone_part(&recorded, MARKER_HZ, -30.0).is_empty(),
+        "the prompt is not in the caller's recording"
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .expect("the fleet agent stops")
+        .unwrap()
+        .unwrap();
+}

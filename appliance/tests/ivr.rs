@@ -11,7 +11,9 @@
 //! configuration was applied: the call goes on), speaks a tone and hangs
 //! up. The appliance's log then holds the call from ringing to its end,
 //! with the choice and the voicemail, and the voicemail is in the spool
-//! with the caller's tone in it.
+//! with the caller's tone in it. A caller who presses 3 asks for a
+//! callback: the confirmation is heard to its end, the IVR hangs up, and
+//! the log holds the request with the caller's number.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crossline_appliance::config::{ModemEntry, MqttConfig};
@@ -44,6 +46,9 @@ const BEEP_HZ: f64 = 1000.0;
 /// The caller's message.
 const VOICE_HZ: f64 = 700.0;
 const VOICE_DBM0: f64 = -12.0;
+/// The callback confirmation: 500 ms of 600 Hz.
+const CALLBACK_HZ: f64 = 600.0;
+const CALLBACK_SAMPLES: usize = 4000;
 /// Audio is looked at in 40 ms blocks.
 const BLOCK: usize = 320;
 
@@ -58,17 +63,18 @@ fn ivr_settings() -> IvrSettings {
     serde_json::from_value(serde_json::json!({
         "languages": ["en"],
         "default_language": "en",
-        "prompts": ["main", "voicemail", "thanks"],
+        "prompts": ["main", "voicemail", "thanks", "callback"],
         "entry": "main",
         "menus": {
             "main": {
                 "prompt": "main",
-                "options": {"2": {"type": "voicemail"}},
+                "options": {"2": {"type": "voicemail"}, "3": {"type": "callback"}},
                 "timeout_s": 30,
                 "retries": 0
             }
         },
-        "voicemail": {"prompt": "voicemail", "thanks_prompt": "thanks", "max_s": 60, "silence_s": 30}
+        "voicemail": {"prompt": "voicemail", "thanks_prompt": "thanks", "max_s": 60, "silence_s": 30},
+        "callback": {"prompt": "callback"}
     }))
     .unwrap()
 }
@@ -118,131 +124,198 @@ async fn call_events(log: &LocalLog<crossline_store::SqliteStore>) -> Vec<EventB
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let tmp = tempfile::tempdir().unwrap();
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let sim = SimModem::spawn(SimConfig {
-        noise_interval: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
-    line.profile = crossline_modem::Profile::QuectelEc25;
-    line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
-    line.command_timeout = Some(Duration::from_secs(2));
-    let node = NodeId::new("branch-ivr").unwrap();
-    let mut base = Config::new(
-        node.clone(),
-        data_dir.clone(),
-        MqttConfig {
-            // Never reached: the uplink is not started.
-            url: "mqtt://127.0.0.1:9".into(),
-            ca_file: None,
-            secret: Some("unused".into()),
-            secret_file: None,
-            keep_alive_s: 2,
-        },
-    );
-    base.modems = vec![line];
+/// The appliance's fleet agent (with its lines and voice service) on one
+/// simulated modem with call audio, an IVR pushed and applied, the uplink
+/// down.
+struct Rig {
+    _tmp: tempfile::TempDir,
+    sim: SimModem,
+    log: LocalLog<crossline_store::SqliteStore>,
+    data_dir: std::path::PathBuf,
+    /// `<prompts dir>/en`.
+    prompts: std::path::PathBuf,
+    /// The menu prompt's samples.
+    marker: Vec<i16>,
+    shutdown: CancellationToken,
+    agent: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
-    // The prompts, where the appliance looks for them by default.
-    let prompts = base.prompts_dir().join("en");
-    let marker = mix(&[(MARKER_HZ, MARKER_DBM0)], 12_000); // 1.5 s
-    write_wav(&prompts.join("main.wav"), &marker);
-    write_wav(
-        &prompts.join("voicemail.wav"),
-        &mix(&[(450.0, -10.0)], 4000),
-    );
-    write_wav(&prompts.join("thanks.wav"), &mix(&[(450.0, -10.0)], 4000));
-
-    let store = sms::db::open_store(&base.db_path(), node.clone()).unwrap();
-    let log = LocalLog::new(store.clone()).await.unwrap();
-    let (_acked_tx, acked) = watch::channel(0u64);
-    let (_link_tx, link) = watch::channel(LinkState::down_now());
-    let (telemetry, _telemetry_rx) = mpsc::channel(64);
-    let (_commands_tx, commands) = mpsc::channel(8);
-    let (config_tx, config) = mpsc::channel(8);
-    let (outbound, mut out_rx) = mpsc::channel(64);
-    let shutdown = CancellationToken::new();
-    let agent = tokio::spawn(fleet::run(
-        fleet::FleetIo {
-            base,
-            log: log.clone(),
-            acked,
-            link,
-            telemetry,
-            commands,
-            config,
-            outbound,
-        },
-        shutdown.clone(),
-    ));
-
-    // mgmt's push of the IVR, applied (the uplink being down only delays
-    // the report, which the test reads straight from the agent).
-    config_tx
-        .send(DesiredConfig {
-            v: VERSION,
-            version: 1,
-            settings: ApplianceSettings {
-                ivr: Some(Box::new(ivr_settings())),
-                ..Default::default()
-            },
+impl Rig {
+    async fn start() -> Rig {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let sim = SimModem::spawn(SimConfig {
+            noise_interval: None,
+            ..SimConfig::default()
         })
         .await
         .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let o = tokio::time::timeout_at(deadline, out_rx.recv())
+        let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
+        line.profile = crossline_modem::Profile::QuectelEc25;
+        line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
+        line.command_timeout = Some(Duration::from_secs(2));
+        let node = NodeId::new("branch-ivr").unwrap();
+        let mut base = Config::new(
+            node.clone(),
+            data_dir.clone(),
+            MqttConfig {
+                // Never reached: the uplink is not started.
+                url: "mqtt://127.0.0.1:9".into(),
+                ca_file: None,
+                secret: Some("unused".into()),
+                secret_file: None,
+                keep_alive_s: 2,
+            },
+        );
+        base.modems = vec![line];
+
+        // The prompts, where the appliance looks for them by default.
+        let prompts = base.prompts_dir().join("en");
+        let marker = mix(&[(MARKER_HZ, MARKER_DBM0)], 12_000); // 1.5 s
+        write_wav(&prompts.join("main.wav"), &marker);
+        write_wav(
+            &prompts.join("voicemail.wav"),
+            &mix(&[(450.0, -10.0)], 4000),
+        );
+        write_wav(&prompts.join("thanks.wav"), &mix(&[(450.0, -10.0)], 4000));
+        write_wav(
+            &prompts.join("callback.wav"),
+            &mix(&[(CALLBACK_HZ, -10.0)], CALLBACK_SAMPLES),
+        );
+
+        let store = sms::db::open_store(&base.db_path(), node.clone()).unwrap();
+        let log = LocalLog::new(store.clone()).await.unwrap();
+        let (_acked_tx, acked) = watch::channel(0u64);
+        let (_link_tx, link) = watch::channel(LinkState::down_now());
+        let (telemetry, _telemetry_rx) = mpsc::channel(64);
+        let (_commands_tx, commands) = mpsc::channel(8);
+        let (config_tx, config) = mpsc::channel(8);
+        let (outbound, mut out_rx) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        let agent = tokio::spawn(fleet::run(
+            fleet::FleetIo {
+                base,
+                log: log.clone(),
+                acked,
+                link,
+                telemetry,
+                commands,
+                config,
+                outbound,
+            },
+            shutdown.clone(),
+        ));
+
+        // mgmt's push of the IVR, applied (the uplink being down only
+        // delays the report, which the test reads straight from the agent).
+        config_tx
+            .send(DesiredConfig {
+                v: VERSION,
+                version: 1,
+                settings: ApplianceSettings {
+                    ivr: Some(Box::new(ivr_settings())),
+                    ..Default::default()
+                },
+            })
             .await
-            .expect("no report of the pushed configuration")
             .unwrap();
-        if o.kind != Kind::Reported {
-            continue;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let o = tokio::time::timeout_at(deadline, out_rx.recv())
+                .await
+                .expect("no report of the pushed configuration")
+                .unwrap();
+            if o.kind != Kind::Reported {
+                continue;
+            }
+            let r: ReportedConfig = decode(&o.payload).unwrap();
+            assert_eq!(r.error, None, "the IVR configuration was refused");
+            if r.applied == 1 {
+                break;
+            }
         }
-        let r: ReportedConfig = decode(&o.payload).unwrap();
-        assert_eq!(r.error, None, "the IVR configuration was refused");
-        if r.applied == 1 {
-            break;
+        sim.wait_until("the modem initialised", WAIT, |s| {
+            s.commands().iter().any(|c| c == "AT+CLIP=1")
+        })
+        .await
+        .unwrap();
+        Rig {
+            _tmp: tmp,
+            sim,
+            log,
+            data_dir,
+            prompts,
+            marker,
+            shutdown,
+            agent,
         }
     }
+
+    /// Rings from `number` and waits until the menu prompt's marker is
+    /// heard; checks its frequency and level.
+    async fn call_and_hear_the_menu(&self, number: &str) {
+        self.sim.inject_call(number);
+        self.sim
+            .wait_until("the menu prompt's marker tone heard", WAIT, |s| {
+                blocks_with(&s.far_end_heard(), MARKER_HZ, -16.0)
+                    .iter()
+                    .filter(|on| **on)
+                    .count()
+                    >= 8
+            })
+            .await
+            .unwrap();
+        let heard = self.sim.far_end_heard();
+        let tone = tone_part(&heard, MARKER_HZ, -16.0);
+        // Leave out the blocks at the tone's edges.
+        assert_tone(
+            "the menu prompt at the caller",
+            &tone[BLOCK..tone.len() - BLOCK],
+            MARKER_HZ,
+            MARKER_DBM0,
+        );
+    }
+
+    /// The call's events in the local log, once it has ended.
+    async fn ended_call(&self) -> Vec<EventBody> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let evs = call_events(&self.log).await;
+            if evs.iter().any(|e| matches!(e, EventBody::CallEnded { .. })) {
+                return evs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no call_ended in the log: {evs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.agent)
+            .await
+            .expect("the fleet agent stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail() {
+    let rig = Rig::start().await;
+    let (sim, prompts, data_dir, marker) = (&rig.sim, &rig.prompts, &rig.data_dir, &rig.marker);
     // The voicemail prompt's file goes away after the IVR was applied (a
     // botched prompt update): the caller gets a beep there, not a hang.
     std::fs::remove_file(prompts.join("voicemail.wav")).unwrap();
 
-    sim.wait_until("the modem initialised", WAIT, |s| {
-        s.commands().iter().any(|c| c == "AT+CLIP=1")
-    })
-    .await
-    .unwrap();
-    sim.inject_call("+380501234567");
-
-    // The menu prompt: its marker tone is heard, at its frequency and level.
-    sim.wait_until("the menu prompt's marker tone heard", WAIT, |s| {
-        blocks_with(&s.far_end_heard(), MARKER_HZ, -16.0)
-            .iter()
-            .filter(|on| **on)
-            .count()
-            >= 8
-    })
-    .await
-    .unwrap();
-    let heard = sim.far_end_heard();
-    let tone = tone_part(&heard, MARKER_HZ, -16.0);
-    // Leave out the blocks at the tone's edges.
-    assert_tone(
-        "the menu prompt at the caller",
-        &tone[BLOCK..tone.len() - BLOCK],
-        MARKER_HZ,
-        MARKER_DBM0,
-    );
+    rig.call_and_hear_the_menu("+380501234567").await;
 
     // The caller presses 2 while the prompt plays.
     sim.far_end_play(crossline_audio::dtmf::generate("2", 120, 80, -8.0));
@@ -285,18 +358,7 @@ async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail(
     sim.remote_hangup();
 
     // The call in the local log, from ringing to its end.
-    let deadline = Instant::now() + WAIT;
-    let events = loop {
-        let evs = call_events(&log).await;
-        if evs.iter().any(|e| matches!(e, EventBody::CallEnded { .. })) {
-            break evs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no call_ended in the log: {evs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = rig.ended_call().await;
     let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
     assert_eq!(
         kinds,
@@ -365,7 +427,7 @@ async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail(
 
     // The voicemail waits in the spool for mgmt, as declared, with the
     // caller's message in it.
-    let pending = Spool::open(&data_dir).unwrap().pending();
+    let pending = Spool::open(data_dir).unwrap().pending();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].0, *recording);
     assert_eq!(
@@ -398,10 +460,67 @@ async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail(
         "the prompt is not in the caller's recording"
     );
 
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, agent)
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_asking_for_a_callback_hears_the_confirmation_out_and_the_ivr_hangs_up() {
+    let rig = Rig::start().await;
+    rig.call_and_hear_the_menu("+380671112233").await;
+    rig.sim
+        .far_end_play(crossline_audio::dtmf::generate("3", 120, 80, -8.0));
+    // The IVR confirms and hangs up by itself.
+    rig.sim
+        .wait_until("the IVR to hang up", WAIT, |s| s.calls().is_empty())
         .await
-        .expect("the fleet agent stops")
-        .unwrap()
         .unwrap();
+    // The whole confirmation went down the line before the hang-up.
+    let confirmation = tone_part(&rig.sim.far_end_heard(), CALLBACK_HZ, -16.0);
+    assert!(
+        confirmation.len() + 2 * BLOCK >= CALLBACK_SAMPLES,
+        "{} of {CALLBACK_SAMPLES} samples of the confirmation heard",
+        confirmation.len()
+    );
+    assert_tone(
+        "the confirmation at the caller",
+        &confirmation[BLOCK..confirmation.len() - BLOCK],
+        CALLBACK_HZ,
+        -10.0,
+    );
+    let events = rig.ended_call().await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_ringing",
+            "call_answered",
+            "ivr_choice",
+            "callback_requested",
+            "call_ended"
+        ],
+        "{events:?}"
+    );
+    let call = events[0].call_of().unwrap().0;
+    assert_eq!(
+        events[2],
+        EventBody::IvrChoice {
+            call,
+            menu: "main".into(),
+            digit: "3".into(),
+            action: "callback".into()
+        }
+    );
+    assert_eq!(
+        events[3],
+        EventBody::CallbackRequested {
+            call,
+            number: "+380671112233".into()
+        }
+    );
+    let EventBody::CallEnded { cause, .. } = &events[4] else {
+        unreachable!()
+    };
+    assert_eq!(*cause, CallEndCause::IvrHungUp);
+    assert!(Spool::open(&rig.data_dir).unwrap().pending().is_empty());
+    rig.stop().await;
 }

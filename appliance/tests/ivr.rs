@@ -13,7 +13,9 @@
 //! with the choice and the voicemail, and the voicemail is in the spool
 //! with the caller's tone in it. A caller who presses 3 asks for a
 //! callback: the confirmation is heard to its end, the IVR hangs up, and
-//! the log holds the request with the caller's number.
+//! the log holds the request with the caller's number. A modem lost in the
+//! middle of a voicemail ends the call `line_lost`, after the voicemail
+//! recorded so far was kept and logged.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crossline_appliance::config::{ModemEntry, MqttConfig};
@@ -522,5 +524,66 @@ async fn a_caller_asking_for_a_callback_hears_the_confirmation_out_and_the_ivr_h
     };
     assert_eq!(*cause, CallEndCause::IvrHungUp);
     assert!(Spool::open(&rig.data_dir).unwrap().pending().is_empty());
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_modem_lost_mid_voicemail_keeps_the_voicemail_and_ends_the_call_line_lost() {
+    let rig = Rig::start().await;
+    rig.call_and_hear_the_menu("+380501234567").await;
+    rig.sim
+        .far_end_play(crossline_audio::dtmf::generate("2", 120, 80, -8.0));
+    // The voicemail prompt (450 Hz) plays out, then the recording starts.
+    rig.sim
+        .wait_until("the voicemail prompt heard, then quiet", WAIT, |s| {
+            let on = blocks_with(&s.far_end_heard(), 450.0, -16.0);
+            on.iter()
+                .rposition(|b| *b)
+                .is_some_and(|last| on.len() - last > 5)
+        })
+        .await
+        .unwrap();
+    rig.sim.far_end_play(mix(&[(VOICE_HZ, VOICE_DBM0)], 8_000));
+    rig.sim
+        .wait_until("the message spoken", WAIT, |s| s.far_end_queued() == 0)
+        .await
+        .unwrap();
+    // The modem drops off the USB bus mid-message.
+    rig.sim.unplug().await.unwrap();
+    let events = rig.ended_call().await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_ringing",
+            "call_answered",
+            "ivr_choice",
+            "voicemail_recorded",
+            "call_ended"
+        ],
+        "{events:?}"
+    );
+    let EventBody::CallEnded { cause, .. } = &events[4] else {
+        unreachable!()
+    };
+    assert_eq!(*cause, CallEndCause::LineLost);
+    let EventBody::VoicemailRecorded { recording, .. } = &events[3] else {
+        unreachable!()
+    };
+    let pending = Spool::open(&rig.data_dir).unwrap().pending();
+    assert_eq!(
+        pending.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [*recording]
+    );
+    let wav = rig
+        .data_dir
+        .join("recordings")
+        .join(format!("{recording}.wav"));
+    let voice = tone_part(&read_wav_8k_mono(&wav).unwrap(), VOICE_HZ, -20.0);
+    assert!(
+        voice.len() >= 4_000,
+        "the message up to the loss is kept: {} samples of it",
+        voice.len()
+    );
     rig.stop().await;
 }

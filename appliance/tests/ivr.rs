@@ -15,7 +15,8 @@
 //! callback: the confirmation is heard to its end, the IVR hangs up, and
 //! the log holds the request with the caller's number. A modem lost in the
 //! middle of a voicemail ends the call `line_lost`, after the voicemail
-//! recorded so far was kept and logged.
+//! recorded so far was kept and logged. A caller who presses nothing gets
+//! the menu's default after its timeout (the IVR hangs up).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crossline_appliance::config::{ModemEntry, MqttConfig};
@@ -71,7 +72,7 @@ fn ivr_settings() -> IvrSettings {
             "main": {
                 "prompt": "main",
                 "options": {"2": {"type": "voicemail"}, "3": {"type": "callback"}},
-                "timeout_s": 30,
+                "timeout_s": 2,
                 "retries": 0
             }
         },
@@ -160,7 +161,6 @@ impl Rig {
         let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
         line.profile = crossline_modem::Profile::QuectelEc25;
         line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
-        line.command_timeout = Some(Duration::from_secs(2));
         let node = NodeId::new("branch-ivr").unwrap();
         let mut base = Config::new(
             node.clone(),
@@ -585,5 +585,50 @@ async fn the_modem_lost_mid_voicemail_keeps_the_voicemail_and_ends_the_call_line
         "the message up to the loss is kept: {} samples of it",
         voice.len()
     );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_nothing_gets_the_menus_default_and_the_ivr_hangs_up() {
+    let rig = Rig::start().await;
+    rig.call_and_hear_the_menu("+380501234567").await;
+    // No key: 2 s after the prompt the menu's default (hang up) is taken.
+    rig.sim
+        .wait_until("the IVR to hang up", WAIT, |s| s.calls().is_empty())
+        .await
+        .unwrap();
+    let heard = rig.sim.far_end_heard();
+    let menu_heard = tone_part(&heard, MARKER_HZ, -16.0).len();
+    assert!(
+        menu_heard + 2 * BLOCK >= rig.marker.len(),
+        "the whole menu prompt was heard: {menu_heard} of {} samples",
+        rig.marker.len()
+    );
+    let events = rig.ended_call().await;
+    let call = events[0].call_of().unwrap().0;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        ["call_ringing", "call_answered", "ivr_choice", "call_ended"],
+        "{events:?}"
+    );
+    assert_eq!(
+        events[2],
+        EventBody::IvrChoice {
+            call,
+            menu: "main".into(),
+            digit: String::new(),
+            action: "hangup".into()
+        }
+    );
+    let EventBody::CallEnded {
+        cause, duration_ms, ..
+    } = &events[3]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*cause, CallEndCause::IvrHungUp);
+    // The prompt (1.5 s) and the wait for a key (2 s).
+    assert!((3_400..10_000).contains(duration_ms), "{duration_ms} ms");
     rig.stop().await;
 }

@@ -7,7 +7,7 @@
 //! `call_ringing`, `call_answered` and `call_ended`, with the caller ID
 //! from CLIP, the time it rang, the time it was connected and why it ended.
 //! When an IVR is configured ([`IvrSetup`], from `Config::ivr`) the service
-//! answers the call and runs an IVR session on it ([`session`]: prompts
+//! answers the call and runs an IVR session on it (`voice/session.rs`: prompts
 //! played on the line's audio, the caller's DTMF keys, voicemail recorded
 //! into the recordings spool), which logs `ivr_choice`,
 //! `voicemail_recorded` and `callback_requested`; otherwise the call rings

@@ -16,7 +16,8 @@
 //! the log holds the request with the caller's number. A modem lost in the
 //! middle of a voicemail ends the call `line_lost`, after the voicemail
 //! recorded so far was kept and logged. A caller who presses nothing gets
-//! the menu's default after its timeout (the IVR hangs up).
+//! the menu's default after its timeout (the IVR hangs up). On a line
+//! without call audio the IVR goes by the keys the modem detects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crossline_appliance::config::{ModemEntry, MqttConfig};
@@ -145,6 +146,12 @@ struct Rig {
 
 impl Rig {
     async fn start() -> Rig {
+        Self::start_with(true).await
+    }
+
+    /// `audio`: the line has its voice port configured (else signalling
+    /// only).
+    async fn start_with(audio: bool) -> Rig {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -160,7 +167,9 @@ impl Rig {
         .unwrap();
         let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
         line.profile = crossline_modem::Profile::QuectelEc25;
-        line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
+        if audio {
+            line.voice_port = Some(sim.voice_link().unwrap().to_string_lossy().into_owned());
+        }
         let node = NodeId::new("branch-ivr").unwrap();
         let mut base = Config::new(
             node.clone(),
@@ -630,5 +639,51 @@ async fn a_caller_who_presses_nothing_gets_the_menus_default_and_the_ivr_hangs_u
     assert_eq!(*cause, CallEndCause::IvrHungUp);
     // The prompt (1.5 s) and the wait for a key (2 s).
     assert!((3_400..10_000).contains(duration_ms), "{duration_ms} ms");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_line_without_call_audio_the_ivr_goes_by_the_keys_the_modem_detects() {
+    let rig = Rig::start_with(false).await;
+    rig.sim.inject_call("+380671112233");
+    rig.sim
+        .wait_until("the call answered", WAIT, |s| {
+            s.calls()
+                .iter()
+                .any(|c| c.state == crossline_sim::CallState::Active)
+        })
+        .await
+        .unwrap();
+    // The caller presses 3 (Quectel: +QTONEDET) within the menu's 2 s.
+    rig.sim.remote_dtmf("3");
+    rig.sim
+        .wait_until("the IVR to hang up", WAIT, |s| s.calls().is_empty())
+        .await
+        .unwrap();
+    let events = rig.ended_call().await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "call_ringing",
+            "call_answered",
+            "ivr_choice",
+            "callback_requested",
+            "call_ended"
+        ],
+        "{events:?}"
+    );
+    let call = events[0].call_of().unwrap().0;
+    assert_eq!(
+        events[3],
+        EventBody::CallbackRequested {
+            call,
+            number: "+380671112233".into()
+        }
+    );
+    assert!(
+        rig.sim.far_end_heard().is_empty(),
+        "no audio was sent on the line"
+    );
     rig.stop().await;
 }

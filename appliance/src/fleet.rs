@@ -146,12 +146,15 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
     let mut rejected: Option<(u64, String)> = None;
     let records = Records::new(data_dir.join("fleet-commands.json"));
     // The lines and the voice service outlive configuration pushes: a push
-    // restarts only the lines whose configuration changed (crate::lines).
+    // restarts only the lines whose configuration changed (crate::lines),
+    // and gives the voice service the IVR it carries (calls are answered
+    // while there is one; calls in the IVR finish with theirs).
     let (call_tx, call_rx) = mpsc::channel(64);
+    let (ivr_tx, ivr_rx) = watch::channel(ivr_setup(&effective));
     let mut voice = tokio::spawn(crate::voice::run(
         log.clone(),
         call_rx,
-        false,
+        ivr_rx,
         shutdown.clone(),
     ));
     let (mut lines_svc, line_events) = LinesService::start(
@@ -177,7 +180,8 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
                 telemetry_every: effective.telemetry.every(),
                 lines: Some(lines.clone()),
                 data_dir: Some(data_dir.clone()),
-                answer_calls: false,
+                // The voice service above takes the calls.
+                ivr: None,
                 line_events: Some(line_events.clone()),
             },
             sms_rx,
@@ -285,6 +289,7 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
             .reconfigure(&next.modems, next.telemetry.every())
             .await;
         info!(lines = ?restarted, "configuration applied; lines restarted");
+        ivr_tx.send_replace(ivr_setup(&next));
         effective = next;
         report(&outbound, &applied, &rejected);
     };
@@ -294,6 +299,28 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
         let _ = voice.await;
     }
     result
+}
+
+/// The IVR of `cfg` for the voice service (none: calls ring out).
+fn ivr_setup(cfg: &Config) -> Option<std::sync::Arc<crate::voice::IvrSetup>> {
+    match crate::voice::IvrSetup::from_config(cfg) {
+        Ok(s) => {
+            info!(
+                ivr = s.is_some(),
+                "incoming calls: {}",
+                if s.is_some() {
+                    "answered by the IVR"
+                } else {
+                    "not answered (no IVR configured)"
+                }
+            );
+            s
+        }
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "the IVR cannot run; incoming calls are not answered");
+            None
+        }
+    }
 }
 
 fn report(

@@ -104,7 +104,7 @@ impl App {
             telemetry_every: crossline_appliance::modems::TELEMETRY_EVERY,
             lines: None,
             data_dir: db.parent().map(Path::to_path_buf),
-            answer_calls: false,
+            ivr: None,
             line_events: None,
         };
         let task = tokio::spawn(sms::run(ctx, cmd_rx, shutdown.clone()));

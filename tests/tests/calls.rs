@@ -5,6 +5,13 @@
 //! the same conversation as an earlier SMS from that number, with its
 //! duration and end cause; with the uplink down it is synced after it
 //! returns.
+//!
+//! With an IVR on the appliance (its `[ivr]` and call audio on gsm0's
+//! voice port), a call is answered, the caller hears the menu, presses 2
+//! in the call audio and leaves a voicemail: mgmt shows the call with the
+//! choice and the voicemail in the SMS's conversation, and serves the
+//! recording (ranges) to a signed-in supervisor; the same with the uplink
+//! down, synced after it returns.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -108,6 +115,330 @@ async fn a_missed_call_joins_the_conversation_of_an_earlier_sms_also_when_synced
     assert_eq!(calls[1]["cause"], "missed");
     assert_eq!(calls[1]["caller"], "+380501234567");
     assert_ne!(calls[0]["id"], calls[1]["id"]);
+    assert_eq!(b.conversations().len(), 1);
+    assert!(b.app.sigterm());
+    assert!(b.mgmt.sigterm());
+}
+
+// ---------------------------------------------------------------------------
+// A call through the branch's IVR (issue 14), across the real processes.
+
+/// The caller's number and their SMS before the call.
+const CALLER: &str = "+380671234567";
+const SMS: &str = "Я вам зателефоную щодо доставки";
+
+/// The appliance's own IVR (its configuration file's `[ivr]`): 2 in the
+/// main menu leaves a voicemail.
+const IVR_TOML: &str = r#"
+[ivr]
+languages = ["en"]
+default_language = "en"
+prompts = ["main", "voicemail", "thanks"]
+entry = "main"
+
+[ivr.menus.main]
+prompt = "main"
+timeout_s = 30
+retries = 0
+
+[ivr.menus.main.options]
+"2" = { type = "voicemail" }
+
+[ivr.voicemail]
+prompt = "voicemail"
+thanks_prompt = "thanks"
+max_s = 60
+silence_s = 30
+"#;
+
+/// The voicemail prompt is a square wave of exactly this amplitude: the
+/// caller can tell when it has played (the path carries samples as they
+/// are).
+const VOICEMAIL_PROMPT_AMP: i16 = 1234;
+
+/// `ms` of the sum of sines at `hz`, each of peak `amp`.
+fn tone(hz: &[f64], ms: usize, amp: f64) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            hz.iter()
+                .map(|f| amp * (std::f64::consts::TAU * f * t).sin())
+                .sum::<f64>() as i16
+        })
+        .collect()
+}
+
+/// An 8 kHz mono 16-bit PCM WAV file.
+fn wav(samples: &[i16]) -> Vec<u8> {
+    let data = u32::try_from(samples.len() * 2).unwrap();
+    let mut w = Vec::with_capacity(44 + samples.len() * 2);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes()); // bytes a second
+    w.extend_from_slice(&2u16.to_le_bytes()); // block align
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    w
+}
+
+/// Gives the appliance call audio on gsm0 and the IVR (its prompts in its
+/// data dir), and restarts it with them.
+async fn with_ivr(b: &mut Branch) {
+    // Once it runs (it has initialised the modem), it stops cleanly.
+    b.sims[0]
+        .wait_until("the appliance up", Duration::from_secs(30), |s| {
+            s.commands().iter().any(|c| c == "AT+CLIP=1")
+        })
+        .await
+        .unwrap();
+    assert!(b.app.sigterm(), "the appliance stops");
+    let port = format!("port = \"{}\"\n", b.sims[0].link().display());
+    let voice = b.sims[0].voice_link().unwrap().display().to_string();
+    let mut cfg = std::fs::read_to_string(&b.app.config).unwrap();
+    assert!(cfg.contains(&port), "{cfg}");
+    cfg = cfg.replacen(&port, &format!("{port}voice_port = \"{voice}\"\n"), 1);
+    cfg.push_str(IVR_TOML);
+    std::fs::write(&b.app.config, cfg).unwrap();
+    let prompts = b.app.data.join("prompts").join("en");
+    std::fs::create_dir_all(&prompts).unwrap();
+    // The menu: 3 s of 1400 Hz (the caller presses 2 while it plays).
+    std::fs::write(
+        prompts.join("main.wav"),
+        wav(&tone(&[1400.0], 3000, 7000.0)),
+    )
+    .unwrap();
+    let square: Vec<i16> = (0..3200)
+        .map(|i| {
+            if i % 16 < 8 {
+                VOICEMAIL_PROMPT_AMP
+            } else {
+                -VOICEMAIL_PROMPT_AMP
+            }
+        })
+        .collect();
+    std::fs::write(prompts.join("voicemail.wav"), wav(&square)).unwrap();
+    std::fs::write(
+        prompts.join("thanks.wav"),
+        wav(&tone(&[600.0], 300, 5000.0)),
+    )
+    .unwrap();
+    b.app.start();
+}
+
+/// `CALLER` calls gsm0: hears the menu, presses 2 (DTMF in the call
+/// audio), hears the voicemail prompt out, speaks for 1.5 s and hangs up.
+async fn voicemail_call(b: &Branch) {
+    let sim = &b.sims[0];
+    let before = sim.far_end_heard().len();
+    sim.inject_call(CALLER);
+    sim.wait_until("the menu prompt heard", Duration::from_secs(30), |s| {
+        s.far_end_heard()
+            .get(before..)
+            .is_some_and(|h| h.iter().filter(|x| x.abs() > 3000).count() > 800)
+    })
+    .await
+    .unwrap();
+    // 2: 697 Hz + 1336 Hz for 120 ms, then a pause.
+    let mut key = tone(&[697.0, 1336.0], 120, 5000.0);
+    key.extend(std::iter::repeat_n(0, 640));
+    sim.far_end_play(key);
+    sim.wait_until(
+        "the voicemail prompt heard to its end",
+        Duration::from_secs(30),
+        |s| {
+            let h = s.far_end_heard();
+            let h = h.get(before..).unwrap_or_default();
+            h.iter()
+                .rposition(|x| x.abs() == VOICEMAIL_PROMPT_AMP)
+                .is_some_and(|last| h.len() - last > 2400)
+        },
+    )
+    .await
+    .unwrap();
+    let mut message = tone(&[700.0], 1500, 8000.0);
+    message.extend(std::iter::repeat_n(0, 4000));
+    sim.far_end_play(message);
+    sim.wait_until("the message spoken", Duration::from_secs(30), |s| {
+        s.far_end_queued() == 0
+    })
+    .await
+    .unwrap();
+    sim.remote_hangup();
+    sim.wait_until("the call to end", Duration::from_secs(10), |s| {
+        s.calls().is_empty()
+    })
+    .await
+    .unwrap();
+}
+
+/// The conversation of `SMS` once it shows `n` calls, all ended.
+async fn with_calls(b: &Branch, n: usize) -> Value {
+    wait_for_async(
+        &format!("{n} ended call(s) in the SMS's conversation"),
+        Duration::from_secs(90),
+        || async {
+            conversation_with(b, SMS).filter(|d| {
+                d["calls"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == n && c.iter().all(|c| c["cause"].is_string()))
+            })
+        },
+    )
+    .await
+}
+
+/// A call as mgmt shows it: answered by the IVR, 2 chosen, a voicemail;
+/// returns the recording's id and size.
+fn check_ivr_call(call: &Value) -> (String, i64) {
+    assert_eq!(call["caller"], CALLER);
+    assert_eq!(call["line"], "gsm0");
+    assert_eq!(call["answered_by"], "ivr");
+    assert_eq!(call["cause"], "caller_hung_up");
+    let steps = call["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(
+        (
+            &steps[0]["kind"],
+            &steps[0]["menu"],
+            &steps[0]["digit"],
+            &steps[0]["action"]
+        ),
+        (
+            &Value::from("ivr_choice"),
+            &Value::from("main"),
+            &Value::from("2"),
+            &Value::from("voicemail")
+        )
+    );
+    assert_eq!(steps[1]["kind"], "voicemail");
+    let ms = steps[1]["duration_ms"].as_i64().unwrap();
+    assert!((1_500..10_000).contains(&ms), "voicemail of {ms} ms");
+    let bytes = steps[1]["bytes"].as_i64().unwrap();
+    assert!(
+        bytes > 8_000 * 2,
+        "{bytes} bytes: more than a second of audio"
+    );
+    (steps[1]["recording"].as_str().unwrap().to_string(), bytes)
+}
+
+/// The agent's session cookie (a supervisor sees every conversation).
+fn login(b: &Branch, password: &str) -> String {
+    let (s, head, body) = crossline_tests::https_with(
+        "POST",
+        b.mgmt.https_port,
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        Some(&format!("login=sofia&password={password}&next=%2Fdesk")),
+        &b.mgmt.ca_file(),
+    )
+    .unwrap();
+    assert_eq!(s, 303, "login: {head}\n{body}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("set-cookie")
+                .then(|| v.trim().to_string())
+        })
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_the_ivr_leaves_a_playable_voicemail_in_the_conversation_of_an_earlier_sms()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let mut password = String::new();
+    let mut b = Branch::start_with(tmp.path(), 3600, |m| {
+        let data = m.data.to_string_lossy().into_owned();
+        password = crossline_tests::proc::run_ok(
+            "crossline-mgmt",
+            &[
+                "--data-dir",
+                &data,
+                "user",
+                "add",
+                "sofia",
+                "--role",
+                "supervisor",
+            ],
+        )
+        .trim()
+        .to_string();
+    })
+    .await;
+    with_ivr(&mut b).await;
+    b.sims[0].inject_sms(CALLER, SMS).unwrap();
+    wait_for_async("the SMS at mgmt", Duration::from_secs(60), || async {
+        conversation_with(&b, SMS)
+    })
+    .await;
+
+    voicemail_call(&b).await;
+    let conv = with_calls(&b, 1).await;
+    let (recording, bytes) = check_ivr_call(&conv["calls"][0]);
+    assert_eq!(
+        b.conversations().len(),
+        1,
+        "one conversation for SMS and call"
+    );
+
+    // The voicemail reaches mgmt whole (the appliance deletes its copy only
+    // then) and plays from the conversation's recording link, with ranges.
+    let spool = b
+        .app
+        .data
+        .join("recordings")
+        .join(format!("{recording}.wav"));
+    crossline_tests::wait_for(
+        "the voicemail confirmed by mgmt",
+        Duration::from_secs(60),
+        || (!spool.exists()).then_some(()),
+    );
+    let cookie = login(&b, &password);
+    let (s, head, body) = crossline_tests::https_with(
+        "GET",
+        b.mgmt.https_port,
+        &format!("/recordings/{recording}"),
+        &[("Cookie", &cookie), ("Range", "bytes=0-3")],
+        None,
+        &b.mgmt.ca_file(),
+    )
+    .unwrap();
+    assert_eq!((s, body.as_str()), (206, "RIFF"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-range: bytes 0-3/{bytes}")),
+        "{head}"
+    );
+
+    // With the uplink down the IVR takes a second call the same way; it
+    // and its voicemail reach mgmt once the uplink is back.
+    b.proxy.set_up(false);
+    voicemail_call(&b).await;
+    b.proxy.set_up(true);
+    let conv = with_calls(&b, 2).await;
+    let (second, _) = check_ivr_call(&conv["calls"][1]);
+    assert_ne!(second, recording);
+    let spool = b.app.data.join("recordings").join(format!("{second}.wav"));
+    crossline_tests::wait_for(
+        "the second voicemail confirmed by mgmt",
+        Duration::from_secs(90),
+        || (!spool.exists()).then_some(()),
+    );
     assert_eq!(b.conversations().len(), 1);
     assert!(b.app.sigterm());
     assert!(b.mgmt.sigterm());

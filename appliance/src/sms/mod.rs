@@ -58,9 +58,11 @@ pub struct SmsContext {
     /// appliance's data dir); `None` keeps them in memory only.
     pub data_dir: Option<PathBuf>,
     /// Calls on the lines: logged by the voice service ([`crate::voice`]);
-    /// answered when an IVR is configured, else they ring out (missed).
-    /// Only when the loop starts the lines itself (`line_events` is `None`).
-    pub answer_calls: bool,
+    /// with an IVR (`Config::ivr`, see [`crate::voice::IvrSetup`]) they are
+    /// answered and run through it, else they ring out (missed). Only when
+    /// the loop starts the lines itself (`line_events` is `None`); under
+    /// fleet control the voice service is the fleet agent's.
+    pub ivr: Option<std::sync::Arc<crate::voice::IvrSetup>>,
     /// The lines' SMS events, when a [`crate::lines::LinesService`] runs the
     /// lines (with `lines` its [`Lines`]) and outlives this loop; `None`:
     /// the loop starts the lines' drivers and the voice service itself,
@@ -107,7 +109,7 @@ pub async fn run(
         telemetry_every,
         lines,
         data_dir,
-        answer_calls,
+        ivr,
         line_events,
     } = ctx;
     let lines = lines.unwrap_or_else(|| Lines::new(&modems).with_disk(data_dir.as_deref()));
@@ -134,7 +136,7 @@ pub async fn run(
             tasks.spawn(crate::voice::run(
                 shared.log.clone(),
                 call_rx,
-                answer_calls,
+                crate::voice::fixed_ivr(ivr),
                 shutdown.clone(),
             ));
             modems::spawn_all(

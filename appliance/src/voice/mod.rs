@@ -6,20 +6,31 @@
 //! +CLCC, NO CARRIER: `crossline_modem::CallEvent`); [`Calls`] turns it into
 //! `call_ringing`, `call_answered` and `call_ended`, with the caller ID
 //! from CLIP, the time it rang, the time it was connected and why it ended.
-//! When an IVR is configured the service answers the call (the IVR then
-//! speaks on the line); otherwise the call rings out and is logged as
-//! missed.
+//! When an IVR is configured ([`IvrSetup`], from `Config::ivr`) the service
+//! answers the call and runs an IVR session on it (`voice/session.rs`: prompts
+//! played on the line's audio, the caller's DTMF keys, voicemail recorded
+//! into the recordings spool), which logs `ivr_choice`,
+//! `voicemail_recorded` and `callback_requested`; otherwise the call rings
+//! out and is logged as missed.
 //!
 //! [`Calls`] is pure (the caller passes the time), so its timing is tested
 //! without waiting; [`run`] drives it from the lines' events.
+
+mod session;
+
+pub use session::IvrSetup;
 
 use crate::log::LocalLog;
 use crate::modems::LineEvent;
 use crossline_core::{CallEndCause, CallId, EventBody};
 use crossline_modem::{CallEnd, CallEvent, ModemEvent};
 use crossline_store::{NewEvent, SqliteStore};
+use session::ToSession;
 use std::collections::HashMap;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,8 +42,12 @@ pub const BY_IVR: &str = "ivr";
 #[derive(Debug, Clone)]
 struct Active {
     id: CallId,
+    /// The caller ID, as logged in `call_ringing`.
+    from: Option<String>,
     rang_at: Instant,
     answered_at: Option<Instant>,
+    /// The appliance answers it (an IVR was configured when it rang).
+    by_ivr: bool,
 }
 
 /// What to do on a line, besides logging.
@@ -40,6 +55,8 @@ struct Active {
 pub enum Action {
     /// Take the call (the IVR answers).
     Answer,
+    /// The call the appliance answered is connected: run the IVR on it.
+    RunIvr,
 }
 
 /// The calls in progress, per line, and the call events their signalling
@@ -61,9 +78,20 @@ impl Calls {
         }
     }
 
+    /// Whether calls that start ringing from now on are answered (the IVR
+    /// was configured or removed by a configuration push).
+    pub fn set_answer(&mut self, answer: bool) {
+        self.answer = answer;
+    }
+
     /// The call in progress on `line`, if any.
     pub fn active(&self, line: &str) -> Option<CallId> {
         self.active.get(line).map(|a| a.id)
+    }
+
+    /// The caller ID of the call in progress on `line`, if it had one.
+    pub fn caller(&self, line: &str) -> Option<String> {
+        self.active.get(line).and_then(|a| a.from.clone())
     }
 
     /// What `ev` on `line` at `now` means: the events to log, and whether
@@ -80,19 +108,21 @@ impl Calls {
                     return (Vec::new(), None);
                 }
                 let id = CallId::new();
-                self.active.insert(
-                    line.to_string(),
-                    Active {
-                        id,
-                        rang_at: now,
-                        answered_at: None,
-                    },
-                );
                 let from = number
                     .as_deref()
                     .map(str::trim)
                     .filter(|n| !n.is_empty())
                     .map(|n| n.chars().take(64).collect::<String>());
+                self.active.insert(
+                    line.to_string(),
+                    Active {
+                        id,
+                        from: from.clone(),
+                        rang_at: now,
+                        answered_at: None,
+                        by_ivr: self.answer,
+                    },
+                );
                 info!(line, call = %id, from = from.as_deref().unwrap_or("(none)"), "incoming call");
                 let ringing = EventBody::CallRinging {
                     call: id,
@@ -114,7 +144,7 @@ impl Calls {
                             call: a.id,
                             by: BY_IVR.to_string(),
                         }],
-                        None,
+                        a.by_ivr.then_some(Action::RunIvr),
                     )
                 }
                 _ => (Vec::new(), None),
@@ -130,8 +160,8 @@ impl Calls {
                 (self.end(line, cause, now).into_iter().collect(), None)
             }
             // Outgoing calls are not logged yet (the appliance does not
-            // dial); keys pressed are the IVR's to interpret (it logs
-            // `ivr_choice`).
+            // dial); keys pressed are the IVR session's to interpret (it
+            // logs `ivr_choice`; [`run`] hands them over).
             CallEvent::Dialing { .. } | CallEvent::Alerting | CallEvent::Dtmf { .. } => {
                 (Vec::new(), None)
             }
@@ -174,75 +204,193 @@ impl Calls {
     }
 }
 
+/// The IVR the voice service runs on incoming calls, or none (they ring
+/// out). The fleet agent sends a new one when a configuration push changes
+/// it ([`IvrSetup::from_config`]); calls already in the IVR finish with the
+/// one they started with.
+pub type IvrWatch = watch::Receiver<Option<Arc<IvrSetup>>>;
+
+/// An [`IvrWatch`] that never changes.
+pub fn fixed_ivr(setup: Option<Arc<IvrSetup>>) -> IvrWatch {
+    watch::channel(setup).1
+}
+
+/// How long the service waits, when it stops, for the IVR sessions of the
+/// calls still up to keep their voicemail and log the calls' end.
+const SESSION_STOP: Duration = Duration::from_secs(10);
+
+/// The IVR session of a call on a line.
+struct Running {
+    call: CallId,
+    tx: mpsc::UnboundedSender<ToSession>,
+}
+
+fn new_events(bodies: Vec<EventBody>) -> Vec<NewEvent> {
+    bodies
+        .into_iter()
+        .map(|body| NewEvent {
+            conversation: None,
+            body,
+        })
+        .collect()
+}
+
+/// Hands the end of `line`'s call to its IVR session, if it has one: the
+/// session logs it after what it still has to log (a voicemail being
+/// recorded), so `call_ended` stays the call's last event. Returns the end
+/// when there is no session to take it (the caller logs it).
+fn end_through_session(
+    sessions: &mut HashMap<String, Running>,
+    line: &str,
+    end: EventBody,
+) -> Option<EventBody> {
+    let EventBody::CallEnded { call, .. } = &end else {
+        return Some(end);
+    };
+    match sessions.remove(line) {
+        Some(s) if s.call == *call => match s.tx.send(ToSession::Ended(end)) {
+            Ok(()) => None,
+            // The session is gone already: log the end here.
+            Err(mpsc::error::SendError(ToSession::Ended(end))) => Some(end),
+            Err(_) => None,
+        },
+        _ => Some(end),
+    }
+}
+
 /// Runs the voice service until `shutdown` or until `events` closes: logs
-/// the call events of every line's signalling, answers calls when
-/// `answer` (an IVR is configured).
+/// the call events of every line's signalling; while `ivr` holds an IVR,
+/// answers incoming calls and runs an IVR session on each.
 pub async fn run(
     log: LocalLog<SqliteStore>,
     mut events: mpsc::Receiver<LineEvent>,
-    answer: bool,
+    ivr: IvrWatch,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut calls = Calls::new(answer);
-    loop {
+    let mut calls = Calls::new(ivr.borrow().is_some());
+    let mut sessions: HashMap<String, Running> = HashMap::new();
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let result = loop {
         let ev = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ok(()),
+            Some(r) = tasks.join_next() => match r {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => break Err(e),
+                Err(e) => break Err(anyhow::anyhow!("an IVR session failed: {e}")),
+            },
             ev = events.recv() => ev,
         };
         let Some(LineEvent { line, modem, event }) = ev else {
-            break;
+            break Ok(());
         };
+        calls.set_answer(ivr.borrow().is_some());
         let now = Instant::now();
         let (bodies, action) = match &event {
+            ModemEvent::Call(CallEvent::Dtmf { digit }) => {
+                // Keys the modem itself detected: the session uses them when
+                // the line has no call audio.
+                if let Some(s) = sessions.get(&line) {
+                    let _ = s.tx.send(ToSession::Key(*digit));
+                }
+                (Vec::new(), None)
+            }
             ModemEvent::Call(c) => calls.on_event(&line, c, now),
             ModemEvent::Disconnected { .. } => {
                 (calls.line_lost(&line, now).into_iter().collect(), None)
             }
             _ => (Vec::new(), None),
         };
+        let bodies: Vec<EventBody> = bodies
+            .into_iter()
+            .filter_map(|b| end_through_session(&mut sessions, &line, b))
+            .collect();
         if !bodies.is_empty() {
             let n = bodies.len();
-            let batch = bodies
-                .into_iter()
-                .map(|body| NewEvent {
-                    conversation: None,
-                    body,
-                })
-                .collect();
             // The log is the one place a call is kept: a failed append is
             // the appliance failing (the daemon restarts), not a lost call
             // quietly.
-            log.append(batch).await.map_err(|e| {
-                anyhow::anyhow!("cannot log {n} call event(s) of line {line} in the local log: {e}")
-            })?;
+            if let Err(e) = log.append(new_events(bodies)).await {
+                break Err(anyhow::anyhow!(
+                    "cannot log {n} call event(s) of line {line} in the local log: {e}"
+                ));
+            }
         }
-        if action == Some(Action::Answer) {
-            let modem = modem.clone();
-            let line = line.clone();
-            tokio::spawn(async move {
-                if let Err(e) = modem.answer().await {
-                    warn!(line = %line, error = %e, "could not answer the call; it rings out");
+        match action {
+            Some(Action::Answer) => {
+                let modem = modem.clone();
+                let line = line.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = modem.answer().await {
+                        warn!(line = %line, error = %e, "could not answer the call; it rings out");
+                    }
+                });
+            }
+            Some(Action::RunIvr) => {
+                let setup = ivr.borrow().clone();
+                match (setup, calls.active(&line)) {
+                    (Some(setup), Some(call)) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        sessions.insert(line.clone(), Running { call, tx });
+                        tasks.spawn(session::run(
+                            session::CallCtx {
+                                line: line.clone(),
+                                call,
+                                caller: calls.caller(&line),
+                                modem: modem.clone(),
+                                setup,
+                                log: log.clone(),
+                            },
+                            rx,
+                        ));
+                    }
+                    _ => {
+                        // The IVR was removed between the ring and the
+                        // answer: nobody is there to speak to the caller.
+                        warn!(line = %line, "call answered but the IVR was removed meanwhile; hanging up");
+                        let modem = modem.clone();
+                        tokio::spawn(async move {
+                            let _ = modem.hangup().await;
+                        });
+                    }
                 }
-            });
+            }
+            None => {}
         }
-    }
-    // Calls still up when the service stops end with it (the lines stop too).
+    };
+    // Calls still up when the service stops end with it (the lines stop
+    // too); those in the IVR end through their session (a voicemail being
+    // recorded is kept and logged first).
     let now = Instant::now();
     let lines: Vec<String> = calls.active.keys().cloned().collect();
-    let ended: Vec<NewEvent> = lines
+    let ended: Vec<EventBody> = lines
         .iter()
-        .filter_map(|l| calls.line_lost(l, now))
-        .map(|body| NewEvent {
-            conversation: None,
-            body,
+        .filter_map(|l| {
+            let end = calls.line_lost(l, now)?;
+            end_through_session(&mut sessions, l, end)
         })
         .collect();
     if !ended.is_empty()
-        && let Err(e) = log.append(ended).await
+        && let Err(e) = log.append(new_events(ended)).await
     {
         warn!(error = %e, "could not log the end of the calls in progress at shutdown");
     }
-    Ok(())
+    drop(sessions);
+    let wait_sessions = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                warn!(error = %e, "an IVR session failed while the voice service stopped");
+            }
+        }
+    };
+    if tokio::time::timeout(SESSION_STOP, wait_sessions)
+        .await
+        .is_err()
+    {
+        warn!(
+            "IVR sessions still running {SESSION_STOP:?} after the voice service stopped; left behind"
+        );
+    }
+    result
 }
 
 #[cfg(test)]

@@ -150,3 +150,28 @@ fn no_caller_id_is_no_number_and_a_lost_line_ends_its_call() {
     let (evs, _) = calls.on_event("gsm2", &ended(CallEnd::Remote), t0);
     assert!(evs.is_empty());
 }
+
+#[test]
+fn a_call_answered_by_the_ivr_runs_it_once_connected_and_a_push_changes_later_calls() {
+    let t0 = Instant::now();
+    let mut calls = Calls::new(true);
+    let (_, action) = calls.on_event("gsm0", &incoming(Some("+380501234567")), t0);
+    assert_eq!(action, Some(Action::Answer));
+    assert_eq!(calls.caller("gsm0").as_deref(), Some("+380501234567"));
+    // The IVR is removed by a push while the call rings: the call was
+    // answered with it, so it still runs once connected.
+    calls.set_answer(false);
+    let (_, action) = calls.on_event("gsm0", &CallEvent::Connected, t0);
+    assert_eq!(action, Some(Action::RunIvr));
+    // A second Connected (a +CLCC repeat) starts nothing.
+    let (evs, action) = calls.on_event("gsm0", &CallEvent::Connected, t0);
+    assert!(evs.is_empty() && action.is_none());
+    // Later calls ring out.
+    let (_, action) = calls.on_event("gsm1", &incoming(None), t0);
+    assert_eq!(action, None);
+    assert_eq!(calls.caller("gsm1"), None);
+    // A call connected without the appliance answering it (answered
+    // elsewhere) gets no IVR.
+    let (_, action) = calls.on_event("gsm1", &CallEvent::Connected, t0);
+    assert_eq!(action, None);
+}

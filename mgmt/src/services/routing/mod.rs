@@ -51,6 +51,7 @@ use crossline_core::{Change, Channel, ConversationId, Direction, EventBody};
 use crossline_store::{EventLog, Feed, FeedEntry, Follower, NewEvent, SqliteStore, StoreError};
 use repo::RoutingRepo;
 use rusqlite::OptionalExtension;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -383,7 +384,16 @@ impl Service {
                     None => break,
                 },
                 b = follower.next(FEED_BATCH) => match b {
-                    Ok(entries) => self.follow(entries).await,
+                    Ok(entries) => {
+                        if !self.follow(entries).await {
+                            // Read the batch again from what was dealt with.
+                            follower = Follower::from(self.store.clone(), self.saved);
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            }
+                        }
+                    }
                     // The store is closed: mgmt is stopping.
                     Err(StoreError::WriterGone) => break,
                     Err(e) => {
@@ -496,16 +506,6 @@ impl Service {
 
     /// Runs one command and appends what it decided before answering.
     async fn handle(&mut self, cmd: Command) -> Result<Vec<Record>, RoutingServiceError> {
-        self.handle_at(cmd, None).await
-    }
-
-    /// [`handle`](Self::handle) for a command that comes from the log: its
-    /// decisions are appended with routing's cursor moved to `at`.
-    async fn handle_at(
-        &mut self,
-        cmd: Command,
-        at: Option<u64>,
-    ) -> Result<Vec<Record>, RoutingServiceError> {
         if let Some(agent) = named_agent(&cmd) {
             self.ensure_agent(agent).await?;
         }
@@ -522,11 +522,7 @@ impl Service {
                     body: EventBody::RoutingDecision { record: r.clone() },
                 })
                 .collect();
-            let appended = match at {
-                Some(pos) => self.store.append_at_cursor(CONSUMER, pos, events).await,
-                None => self.store.append(events).await,
-            };
-            if let Err(e) = appended {
+            if let Err(e) = self.store.append(events).await {
                 // The engine moved on but the log did not: go back to what
                 // the log says, so the API never shows an unlogged decision.
                 error!(error = %e, "could not log routing decisions; rebuilding the engine from the log");
@@ -534,9 +530,6 @@ impl Service {
                     error!(error = %e2, "could not rebuild routing from the log; routing is off until mgmt restarts");
                 }
                 return Err(e.into());
-            }
-            if let Some(pos) = at {
-                self.saved = self.saved.max(pos);
             }
         }
         self.carry_out(&records).await;
@@ -652,58 +645,169 @@ impl Service {
 
     /// Deals with events read from the log: a customer's message added to
     /// a conversation is routed, a reply added counts as the agent's
-    /// response, a resolve frees the agent. Then stores the cursor past the
-    /// batch (the decisions already carried it past the events that had
-    /// any).
-    async fn follow(&mut self, entries: Vec<FeedEntry>) {
+    /// response, a resolve frees the agent. The whole batch goes through the
+    /// engine in memory and what it decided is appended in one write that
+    /// also moves routing's cursor past the batch: a burst of messages costs
+    /// routing one read of the contacts' tags and one commit, so queries
+    /// (the desk's inbox) never wait behind a commit per message.
+    ///
+    /// Returns false when the decisions could not be logged: the engine was
+    /// rebuilt from the log and the batch must be read again from the
+    /// stored cursor.
+    async fn follow(&mut self, entries: Vec<FeedEntry>) -> bool {
         let Some(last) = entries.last().map(|e| e.pos) else {
-            return;
+            return true;
         };
         if self.router.is_none() {
             // Routing is off: keep the cursor where it is, so a restart
             // deals with these events.
-            return;
+            return true;
         }
+        let relevant = |c: &&Change| {
+            matches!(
+                c,
+                Change::MessageAdded { .. } | Change::ConversationResolved { .. }
+            )
+        };
+        let contacts: Vec<String> = entries
+            .iter()
+            .flat_map(|e| e.changes.iter())
+            .filter_map(|c| match c {
+                Change::MessageAdded {
+                    contact,
+                    direction: Direction::Inbound,
+                    ..
+                } => Some(contact.clone()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tags = self.tags_of(contacts).await;
+        let mut records = Vec::new();
         for e in &entries {
-            let relevant: Vec<&Change> = e
-                .changes
-                .iter()
-                .filter(|c| {
-                    matches!(
-                        c,
-                        Change::MessageAdded { .. } | Change::ConversationResolved { .. }
-                    )
-                })
-                .collect();
-            let n = relevant.len();
-            for (k, change) in relevant.into_iter().enumerate() {
-                // The event's last command carries the cursor past it.
-                let at = if k + 1 == n { e.pos } else { e.pos - 1 };
-                let Some(cmd) = self.command_for(e, change).await else {
+            for change in e.changes.iter().filter(relevant) {
+                // Each command is made from the engine as the earlier ones
+                // of the batch left it.
+                let Some(cmd) = self.command_for(e, change, &tags) else {
                     continue;
                 };
-                match self.handle_at(cmd, Some(at)).await {
-                    Ok(records) => {
-                        debug!(position = e.pos, event = %e.event.id, decisions = records.len(), "log event routed")
-                    }
-                    Err(err) => {
-                        warn!(position = e.pos, event = %e.event.id, error = %err, "log event not applied to routing")
+                self.apply(e.pos, cmd, &mut records);
+            }
+        }
+        match self.log_decisions(records, Some(last)).await {
+            Ok(records) => {
+                debug!(
+                    position = last,
+                    events = entries.len(),
+                    decisions = records.len(),
+                    "log events routed"
+                );
+                true
+            }
+            Err(e) => {
+                warn!(position = last, error = %e, "log events not applied to routing; reading them again");
+                false
+            }
+        }
+    }
+
+    /// Runs one command from the log (at `pos`) through the engine and adds
+    /// what it decided to `records`; a command the engine refuses is logged
+    /// and skipped (what it decided before refusing is kept).
+    fn apply(&mut self, pos: u64, cmd: Command, records: &mut Vec<Record>) {
+        let Some(router) = self.router.as_mut() else {
+            return;
+        };
+        let conversation = command_conversation(&cmd);
+        match router.handle(now_ms(), cmd) {
+            Ok(r) => records.extend(r),
+            Err(Rejected { error, records: r }) => {
+                warn!(position = pos, conversation = ?conversation, error = %error, "routing refused a command from the log");
+                records.extend(r);
+            }
+        }
+    }
+
+    /// Appends `records` (what [`Self::apply`] decided) in one write; with
+    /// `upto`, that write also moves routing's cursor there (stored alone
+    /// when nothing was decided). If the append fails, the engine goes back
+    /// to what the log says (it never shows an unlogged decision).
+    async fn log_decisions(
+        &mut self,
+        records: Vec<Record>,
+        upto: Option<u64>,
+    ) -> Result<Vec<Record>, RoutingServiceError> {
+        if records.is_empty() {
+            if let Some(pos) = upto
+                && pos > self.saved
+            {
+                match self.store.set_cursor(CONSUMER, pos).await {
+                    Ok(()) => self.saved = pos,
+                    Err(e) => {
+                        warn!(position = pos, error = %e, "could not store routing's cursor; a restart deals with these events again")
                     }
                 }
             }
+            return Ok(records);
         }
-        if last > self.saved {
-            match self.store.set_cursor(CONSUMER, last).await {
-                Ok(()) => self.saved = last,
-                Err(e) => {
-                    warn!(position = last, error = %e, "could not store routing's cursor; a restart deals with these events again")
-                }
+        let events = records
+            .iter()
+            .map(|r| NewEvent {
+                conversation: r.fact.conversation(),
+                body: EventBody::RoutingDecision { record: r.clone() },
+            })
+            .collect();
+        let appended = match upto {
+            Some(pos) => self.store.append_at_cursor(CONSUMER, pos, events).await,
+            None => self.store.append(events).await,
+        };
+        if let Err(e) = appended {
+            error!(error = %e, decisions = records.len(), "could not log routing decisions; rebuilding the engine from the log");
+            if let Err(e2) = self.rebuild().await {
+                error!(error = %e2, "could not rebuild routing from the log; routing is off until mgmt restarts");
+            }
+            return Err(e.into());
+        }
+        if let Some(pos) = upto {
+            self.saved = self.saved.max(pos);
+        }
+        self.carry_out(&records).await;
+        Ok(records)
+    }
+
+    /// The tags of `contacts`, in one read (routing goes on without them,
+    /// and says so, if they cannot be read).
+    async fn tags_of(&self, contacts: Vec<String>) -> HashMap<String, Vec<String>> {
+        if contacts.is_empty() {
+            return HashMap::new();
+        }
+        let n = contacts.len();
+        match self
+            .store
+            .read(move |conn| {
+                contacts
+                    .into_iter()
+                    .map(|k| contact_tags(conn, &k).map(|t| (k, t)))
+                    .collect::<rusqlite::Result<HashMap<_, _>>>()
+            })
+            .await
+        {
+            Ok(t) => t,
+            Err(err) => {
+                warn!(contacts = n, error = %err, "could not read the contacts' tags; routing without them");
+                HashMap::new()
             }
         }
     }
 
     /// The routing command for one change of a log event, if any.
-    async fn command_for(&self, e: &FeedEntry, change: &Change) -> Option<Command> {
+    fn command_for(
+        &self,
+        e: &FeedEntry,
+        change: &Change,
+        tags: &HashMap<String, Vec<String>>,
+    ) -> Option<Command> {
         let router = self.router.as_ref()?;
         let state = |c: &ConversationId| router.conversation(c).map(|v| v.state);
         match change {
@@ -722,14 +826,7 @@ impl Service {
                 else {
                     return None;
                 };
-                let k = contact.clone();
-                let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
-                    Ok(t) => t,
-                    Err(err) => {
-                        warn!(conversation = %conversation, error = %err, "could not read the contact's tags; routing without them");
-                        Vec::new()
-                    }
-                };
+                let tags = tags.get(contact).cloned().unwrap_or_default();
                 Some(Command::Inbound {
                     conversation: *conversation,
                     contact: contact.parse().ok().map(ContactId),
@@ -812,6 +909,14 @@ impl Service {
             conversations = unseen.len(),
             "routing open conversations it has not seen"
         );
+        let contacts = unseen
+            .iter()
+            .map(|(_, (contact, _), _, _)| contact.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tags = self.tags_of(contacts).await;
+        let mut commands = Vec::with_capacity(unseen.len());
         for (conversation, (contact, channel), line, text) in unseen {
             let channel = match Channel::parse(&channel) {
                 Ok(c) => c,
@@ -820,24 +925,26 @@ impl Service {
                     continue;
                 }
             };
-            let k = contact.clone();
-            let tags = match self.store.read(move |conn| contact_tags(conn, &k)).await {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!(%conversation, error = %e, "could not read the contact's tags; routing without them");
-                    Vec::new()
-                }
-            };
-            let cmd = Command::Inbound {
-                conversation,
-                contact: contact.parse().ok().map(ContactId),
-                channel,
-                attributes: attributes(line, text, tags),
-                priority: None,
-            };
-            if let Err(e) = self.handle(cmd).await {
-                warn!(%conversation, error = %e, "open conversation not routed");
-            }
+            let tags = tags.get(&contact).cloned().unwrap_or_default();
+            commands.push((
+                0,
+                Command::Inbound {
+                    conversation,
+                    contact: contact.parse().ok().map(ContactId),
+                    channel,
+                    attributes: attributes(line, text, tags),
+                    priority: None,
+                },
+            ));
+        }
+        // One write for all of them (a config installed over thousands of
+        // open conversations is one commit, not one per conversation).
+        let mut records = Vec::new();
+        for (pos, cmd) in commands {
+            self.apply(pos, cmd, &mut records);
+        }
+        if let Err(e) = self.log_decisions(records, None).await {
+            warn!(error = %e, "open conversations not routed");
         }
     }
 }
@@ -918,6 +1025,16 @@ fn announce_default(cfg: &RoutingConfig) {
 }
 
 /// The agent a command names (presence, transfer to an agent).
+/// The conversation a command from the log is about (for the logs).
+fn command_conversation(cmd: &Command) -> Option<ConversationId> {
+    match cmd {
+        Command::Inbound { conversation, .. }
+        | Command::AgentReply { conversation }
+        | Command::Resolve { conversation } => Some(*conversation),
+        _ => None,
+    }
+}
+
 fn named_agent(cmd: &Command) -> Option<&AgentId> {
     match cmd {
         Command::SetPresence { agent, .. } => Some(agent),

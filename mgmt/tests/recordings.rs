@@ -262,6 +262,23 @@ async fn a_voicemail_uploaded_with_an_interruption_is_served_to_who_may_see_it()
     // Served: ana (queue north) with a range, sofia (supervisor) whole;
     // ivan (team south) refused.
     let ana = login(&m, "ana", "ana-password").await;
+    // Arrived: the call card in the desk now offers the player.
+    let r = common::desk::req(
+        &m,
+        "GET",
+        &format!("/desk/c/{conversation}"),
+        &[("Cookie", &ana.cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(
+        r.body.contains(&format!(r#"src="/recordings/{rec}""#))
+            && r.body.contains(r#"data-testid="voicemail-audio""#),
+        "the arrived voicemail plays in the desk: {}",
+        r.body
+    );
+    assert!(!r.body.contains("voicemail-arriving"), "{}", r.body);
     let path = format!("/recordings/{rec}");
     let r = common::desk::req(
         &m,

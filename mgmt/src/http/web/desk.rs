@@ -828,6 +828,20 @@ fn cause_key(cause: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// What the IVR did after a choice, in the agent's language (an action
+/// this build does not know is shown as the appliance named it).
+fn action_label(tr: &crate::http::i18n::Tr, action: Option<&str>) -> String {
+    match action.unwrap_or("") {
+        "voicemail" => tr.t("call.action.voicemail").to_string(),
+        "callback" => tr.t("call.action.callback").to_string(),
+        "hangup" => tr.t("call.action.hangup").to_string(),
+        a => match a.strip_prefix("menu:") {
+            Some(menu) => tr.f("call.action.menu", &[("menu", menu)]),
+            None => a.to_string(),
+        },
+    }
+}
+
 /// A call's card, in the agent's language; `arrived` says whether a
 /// recording has reached mgmt.
 fn call_card(
@@ -867,7 +881,7 @@ fn call_card(
                             &[
                                 ("menu", st.menu.as_deref().unwrap_or("")),
                                 ("digit", &digit),
-                                ("action", st.action.as_deref().unwrap_or("")),
+                                ("action", &action_label(tr, st.action.as_deref())),
                             ],
                         ),
                         String::new(),

@@ -28,6 +28,9 @@ pub struct Config {
     /// The GSM/LTE modems (`[[modems]]`), one per line.
     #[serde(default)]
     pub modems: Vec<ModemEntry>,
+    /// The analog lines (`[[fxo]]`), one per FXO port (docs/LINES.md).
+    #[serde(default)]
+    pub fxo: Vec<FxoEntry>,
     /// Offline auto-reply (`[offline]`); none when absent.
     #[serde(default)]
     pub offline: Option<OfflineConfig>,
@@ -426,6 +429,56 @@ pub struct ModemEntry {
     pub voice_disable: Option<String>,
 }
 
+/// One analog line (`[[fxo]]`, docs/LINES.md "Configuration"): where its
+/// pins are and the FXO settings, as a nested table beside the port.
+///
+/// ```toml
+/// [[fxo]]
+/// label = "fxo0"
+/// port = { kind = "link", path = "/run/crossline/fxo0.sock" }   # or kind = "gpio", hook/ring/loop_sense
+/// language = "uk"
+/// line = { country = "eu", supervision = "loop_current" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxoEntry {
+    /// The line's label in events, logs and telemetry, e.g. `fxo0` (also
+    /// the driver's `name`).
+    pub label: String,
+    /// Where its pins (and, for a link, its audio) are.
+    pub port: crossline_line::Port,
+    /// The line's own phone number (E.164), if known.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Language of the line's callers: the IVR's prompts for its calls.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Ring cadence, caller ID standard, supervision, pin levels
+    /// (`crossline_line::LineConfig`; its `name` is the label).
+    #[serde(default)]
+    pub line: crossline_line::LineConfig,
+}
+
+impl FxoEntry {
+    /// A line on `port` with the default settings (country `eu`).
+    pub fn new(label: impl Into<String>, port: crossline_line::Port) -> Self {
+        Self {
+            label: label.into(),
+            port,
+            number: None,
+            language: None,
+            line: crossline_line::LineConfig::default(),
+        }
+    }
+
+    /// The driver's configuration: `line`, named after the label.
+    pub fn line_config(&self) -> crossline_line::LineConfig {
+        let mut c = self.line.clone();
+        c.name.clone_from(&self.label);
+        c
+    }
+}
+
 /// The report window of a line that sets none: a common SMSC validity period.
 pub const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(3 * 24 * 3600);
 
@@ -579,6 +632,7 @@ impl Config {
             sync: SyncConfig::default(),
             synthetic: None,
             modems: Vec::new(),
+            fxo: Vec::new(),
             offline: None,
             enroll: None,
             telemetry: TelemetryConfig::default(),
@@ -710,6 +764,20 @@ impl Config {
                     m.label
                 );
             }
+        }
+        for f in &self.fxo {
+            if f.label.is_empty() || f.label.len() > 64 {
+                anyhow::bail!("fxo: label {:?} must be 1 to 64 characters", f.label);
+            }
+            if !labels.insert(f.label.as_str()) {
+                anyhow::bail!(
+                    "fxo: label {:?} is used twice (by a modem or another analog line); every line needs its own label",
+                    f.label
+                );
+            }
+            f.line_config()
+                .validate()
+                .map_err(|e| anyhow::anyhow!("fxo: line {}: {e}", f.label))?;
         }
         if let Some(o) = &self.offline {
             if o.texts.is_empty() {

@@ -303,6 +303,8 @@ pub struct SimLine {
     log: Vec<(Duration, SimLineEvent)>,
     /// Drivers connected over the line link now (`serve`).
     links: u32,
+    /// Drivers that ever connected over the line link.
+    connections: u32,
 }
 
 impl SimLine {
@@ -333,6 +335,7 @@ impl SimLine {
             dialled: String::new(),
             log: Vec::new(),
             links: 0,
+            connections: 0,
         };
         (line, pins)
     }
@@ -648,6 +651,12 @@ impl SimLine {
         self.links > 0
     }
 
+    /// How many drivers have connected over the line link so far (a
+    /// driver restarted reconnects).
+    pub fn connections(&self) -> u32 {
+        self.connections
+    }
+
     /// The DTMF digits dialled since the line was last seized.
     pub fn dialled(&self) -> &str {
         &self.dialled
@@ -760,6 +769,7 @@ async fn serve_driver(line: Weak<std::sync::Mutex<SimLine>>, stream: UnixStream,
         let now = tokio::time::Instant::now().into_std();
         l.read_audio(now);
         l.links += 1;
+        l.connections += 1;
     });
     let mut sent: Option<(bool, bool)> = None;
     let mut audio: Vec<i16> = Vec::new();

@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crossline_appliance::config::{FxoEntry, MqttConfig};
+use crossline_appliance::lines::{FxoService, FxoState};
 use crossline_appliance::log::LocalLog;
 use crossline_appliance::recordings::Spool;
 use crossline_appliance::uplink::LinkState;
@@ -26,7 +27,7 @@ use crossline_audio::goertzel::{level_dbm0, peak_frequency};
 use crossline_audio::tones::mix;
 use crossline_audio::wav::{Recorder, read_wav_8k_mono};
 use crossline_core::{CallEndCause, EventBody, NodeId};
-use crossline_line::{LineConfig, Port};
+use crossline_line::{Country, LineConfig, Port, Supervision};
 use crossline_proto::IvrSettings;
 use crossline_sim::line::{IncomingCall, SharedSimLine, SimLine, SimLineConfig, SimLineEvent};
 use sha2::{Digest, Sha256};
@@ -154,136 +155,179 @@ async fn ended_call(log: &LocalLog<crossline_store::SqliteStore>) -> Vec<EventBo
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemail() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let tmp = tempfile::tempdir().unwrap();
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir).unwrap();
+/// The appliance's fleet agent (its analog line, voice service and IVR)
+/// on one simulated analog line served on a line link, the uplink down.
+struct Rig {
+    _tmp: tempfile::TempDir,
+    sim: SharedSimLine,
+    log: LocalLog<crossline_store::SqliteStore>,
+    data_dir: std::path::PathBuf,
+    /// The menu prompt's samples.
+    marker: Vec<i16>,
+    shutdown: CancellationToken,
+    agent: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
 
-    // The exchange: an EU line (1 s ring, 4 s pause), loop-current
-    // disconnect, ETSI V.23 FSK caller ID, served on the line link.
-    let line_cfg = LineConfig {
-        name: "fxo0".into(),
-        ..LineConfig::default()
-    };
-    let socket = tmp.path().join("fxo0.sock");
-    let (sim, _pins) = SimLine::new(
-        SimLineConfig::matching(&line_cfg),
-        Instant::now().into_std(),
-    );
-    let sim = sim.serve(&socket, Duration::from_millis(2)).unwrap();
+impl Rig {
+    /// `line`: the line's settings (the simulated exchange matches them);
+    /// `ivr`: the appliance has the IVR (else calls ring out).
+    async fn start(line: LineConfig, ivr: bool) -> Rig {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir_all(&data_dir).unwrap();
 
-    let node = NodeId::new("branch-fxo").unwrap();
-    let mut base = Config::new(
-        node.clone(),
-        data_dir.clone(),
-        MqttConfig {
-            // Never reached: the uplink is not started.
-            url: "mqtt://127.0.0.1:9".into(),
-            ca_file: None,
-            secret: Some("unused".into()),
-            secret_file: None,
-            keep_alive_s: 2,
-        },
-    );
-    let mut entry = FxoEntry::new(
-        "fxo0",
-        Port::Link {
-            path: socket.clone(),
-        },
-    );
-    entry.line = line_cfg;
-    entry.language = Some("en".into());
-    base.fxo = vec![entry];
-    base.ivr = Some(ivr_settings());
-    let prompts = base.prompts_dir().join("en");
-    let marker = mix(&[(MARKER_HZ, MARKER_DBM0)], 12_000); // 1.5 s
-    write_wav(&prompts.join("main.wav"), &marker);
-    write_wav(
-        &prompts.join("voicemail.wav"),
-        &mix(&[(PROMPT_HZ, -10.0)], 4000),
-    );
-    write_wav(
-        &prompts.join("thanks.wav"),
-        &mix(&[(PROMPT_HZ, -10.0)], 4000),
-    );
-    base.validate().unwrap();
+        let socket = tmp.path().join("fxo0.sock");
+        let (sim, _pins) = SimLine::new(SimLineConfig::matching(&line), Instant::now().into_std());
+        let sim = sim.serve(&socket, Duration::from_millis(2)).unwrap();
 
-    let store = sms::db::open_store(&base.db_path(), node.clone()).unwrap();
-    let log = LocalLog::new(store.clone()).await.unwrap();
-    let (_acked_tx, acked) = watch::channel(0u64);
-    let (_link_tx, link) = watch::channel(LinkState::down_now());
-    let (telemetry, _telemetry_rx) = mpsc::channel(64);
-    let (_commands_tx, commands) = mpsc::channel(8);
-    let (_config_tx, config) = mpsc::channel(8);
-    let (outbound, _out_rx) = mpsc::channel(64);
-    let shutdown = CancellationToken::new();
-    let agent = tokio::spawn(fleet::run(
-        fleet::FleetIo {
-            base,
-            log: log.clone(),
-            acked,
-            link,
-            telemetry,
-            commands,
-            config,
-            outbound,
-        },
-        shutdown.clone(),
-    ));
-
-    // The appliance's FXO driver connects to the line; then it rings.
-    wait_line(
-        &sim,
-        "the appliance's driver on the line link",
-        SimLine::linked,
-    )
-    .await;
-    sim.with(|l, now| {
-        l.place_call(
-            now,
-            IncomingCall {
-                caller_id: Some(CallerId::number(NUMBER)),
-                give_up_after: None,
-                script: Vec::new(),
+        let node = NodeId::new("branch-fxo").unwrap();
+        let mut base = Config::new(
+            node.clone(),
+            data_dir.clone(),
+            MqttConfig {
+                // Never reached: the uplink is not started.
+                url: "mqtt://127.0.0.1:9".into(),
+                ca_file: None,
+                secret: Some("unused".into()),
+                secret_file: None,
+                keep_alive_s: 2,
             },
         );
-    });
+        let mut entry = FxoEntry::new("fxo0", Port::Link { path: socket });
+        entry.line = line;
+        entry.language = Some("en".into());
+        base.fxo = vec![entry];
+        let prompts = base.prompts_dir().join("en");
+        let marker = mix(&[(MARKER_HZ, MARKER_DBM0)], 12_000); // 1.5 s
+        write_wav(&prompts.join("main.wav"), &marker);
+        write_wav(
+            &prompts.join("voicemail.wav"),
+            &mix(&[(PROMPT_HZ, -10.0)], 4000),
+        );
+        write_wav(
+            &prompts.join("thanks.wav"),
+            &mix(&[(PROMPT_HZ, -10.0)], 4000),
+        );
+        if ivr {
+            base.ivr = Some(ivr_settings());
+        }
+        base.validate().unwrap();
+
+        let store = sms::db::open_store(&base.db_path(), node.clone()).unwrap();
+        let log = LocalLog::new(store.clone()).await.unwrap();
+        let (_acked_tx, acked) = watch::channel(0u64);
+        let (_link_tx, link) = watch::channel(LinkState::down_now());
+        let (telemetry, _telemetry_rx) = mpsc::channel(64);
+        let (_commands_tx, commands) = mpsc::channel(8);
+        let (_config_tx, config) = mpsc::channel(8);
+        let (outbound, _out_rx) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        let agent = tokio::spawn(fleet::run(
+            fleet::FleetIo {
+                base,
+                log: log.clone(),
+                acked,
+                link,
+                telemetry,
+                commands,
+                config,
+                outbound,
+            },
+            shutdown.clone(),
+        ));
+        // The appliance's FXO driver connects to the line.
+        wait_line(
+            &sim,
+            "the appliance's driver on the line link",
+            SimLine::linked,
+        )
+        .await;
+        Rig {
+            _tmp: tmp,
+            sim,
+            log,
+            data_dir,
+            marker,
+            shutdown,
+            agent,
+        }
+    }
+
+    /// Rings the line with `caller_id` (none: no caller ID) until answered,
+    /// or until `give_up_after`.
+    fn ring(&self, caller_id: Option<CallerId>, give_up_after: Option<Duration>) {
+        self.sim.with(|l, now| {
+            l.place_call(
+                now,
+                IncomingCall {
+                    caller_id,
+                    give_up_after,
+                    script: Vec::new(),
+                },
+            );
+        });
+    }
+
+    /// Waits until the menu prompt's marker is heard; checks its frequency
+    /// and level.
+    async fn hear_the_menu(&self) {
+        wait_line(&self.sim, "the menu prompt's marker tone heard", |l| {
+            blocks_with(l.heard(), MARKER_HZ, -16.0)
+                .iter()
+                .filter(|on| **on)
+                .count()
+                >= 8
+        })
+        .await;
+        self.sim.with(|l, _| {
+            let tone = tone_part(l.heard(), MARKER_HZ, -16.0);
+            assert_tone(
+                "the menu prompt at the caller",
+                &tone[BLOCK..tone.len() - BLOCK],
+                MARKER_HZ,
+                MARKER_DBM0,
+            );
+        });
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.agent)
+            .await
+            .expect("the fleet agent stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemail() {
+    // The exchange: an EU line (1 s ring, 4 s pause), loop-current
+    // disconnect, ETSI V.23 FSK caller ID.
+    let rig = Rig::start(LineConfig::default(), true).await;
+    let (sim, data_dir, marker) = (&rig.sim, &rig.data_dir, &rig.marker);
+    rig.ring(Some(CallerId::number(NUMBER)), None);
 
     // The appliance answers after the caller ID (before the second ring)
     // and the caller hears the menu prompt.
-    wait_line(&sim, "the menu prompt's marker tone heard", |l| {
-        blocks_with(l.heard(), MARKER_HZ, -16.0)
-            .iter()
-            .filter(|on| **on)
-            .count()
-            >= 8
-    })
-    .await;
+    rig.hear_the_menu().await;
     sim.with(|l, _| {
         assert!(l.saw(&SimLineEvent::CallerIdSent), "{:?}", l.log());
         let answered = l.log().iter().find(|(_, e)| *e == SimLineEvent::Answered);
         let (at, _) = answered.expect("the line was answered");
         // Rang at ~0 s for 1 s; the second ring would start at 5 s.
         assert!(*at < Duration::from_secs(5), "answered at {at:?}");
-        let tone = tone_part(l.heard(), MARKER_HZ, -16.0);
-        assert_tone(
-            "the menu prompt at the caller",
-            &tone[BLOCK..tone.len() - BLOCK],
-            MARKER_HZ,
-            MARKER_DBM0,
-        );
     });
 
     // The caller presses 2 (DTMF into the line audio) while the prompt
     // plays; the voicemail prompt plays, then the recording starts: wait
     // until the prompt was heard and has ended.
     sim.with(|l, _| l.far_end_play(crossline_audio::dtmf::generate("2", 120, 80, -8.0)));
-    wait_line(&sim, "the voicemail prompt, then quiet", |l| {
+    wait_line(sim, "the voicemail prompt, then quiet", |l| {
         let on = blocks_with(l.heard(), PROMPT_HZ, -16.0);
         on.iter().filter(|b| **b).count() >= 8
             && on
@@ -304,11 +348,11 @@ async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemai
     let mut message = mix(&[(VOICE_HZ, VOICE_DBM0)], 12_000);
     message.extend(std::iter::repeat_n(0, 4000));
     sim.with(|l, _| l.far_end_play(message));
-    wait_line(&sim, "the message sent", |l| l.far_end_queued() == 0).await;
+    wait_line(sim, "the message sent", |l| l.far_end_queued() == 0).await;
     sim.with(|l, now| l.far_end_hang_up(now));
 
     // The call in the local log, from ringing to its end.
-    let events = ended_call(&log).await;
+    let events = ended_call(&rig.log).await;
     let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
     assert_eq!(
         kinds,
@@ -382,7 +426,7 @@ async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemai
 
     // The voicemail waits in the spool for mgmt, as declared, with the
     // caller's message in it.
-    let pending = Spool::open(&data_dir).unwrap().pending();
+    let pending = Spool::open(data_dir).unwrap().pending();
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].0, *recording);
     assert_eq!(
@@ -412,14 +456,138 @@ async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemai
     );
 
     // The line is back on-hook, ready for the next call.
-    wait_line(&sim, "the line on-hook", |l| !l.is_off_hook()).await;
+    wait_line(sim, "the line on-hook", |l| !l.is_off_hook()).await;
+    rig.stop().await;
+}
 
-    shutdown.cancel();
-    tokio::time::timeout(WAIT, agent)
-        .await
-        .expect("the fleet agent stops")
-        .unwrap()
-        .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_tone_only_line_a_call_without_caller_id_ends_on_the_disconnect_tone() {
+    // No answer or disconnect signalling on this exchange: the caller's
+    // hang-up is only heard as the busy tone that follows it.
+    let line = LineConfig {
+        supervision: Supervision::ToneOnly,
+        ..LineConfig::default()
+    };
+    let rig = Rig::start(line, true).await;
+    rig.ring(None, None);
+    // Without caller ID the call is reported at the end of the window
+    // (the second ring), then answered.
+    rig.hear_the_menu().await;
+    rig.sim.with(|l, now| l.far_end_hang_up(now));
+
+    let events = ended_call(&rig.log).await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        ["call_ringing", "call_answered", "call_ended"],
+        "{events:?}"
+    );
+    let EventBody::CallRinging { from, line, .. } = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (from, line.as_str()),
+        (&None, "fxo0"),
+        "no caller ID, no number"
+    );
+    let EventBody::CallEnded { cause, .. } = &events[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        *cause,
+        CallEndCause::CallerHungUp,
+        "the busy tone after the caller hung up ends the call"
+    );
+    wait_line(&rig.sim, "the line on-hook", |l| !l.is_off_hook()).await;
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_ivr_a_us_call_with_bell_202_caller_id_rings_out_as_missed() {
+    // A US line: 2 s ring, 4 s pause, Bell 202 FSK caller ID.
+    let line = LineConfig {
+        country: Country::Us,
+        ..LineConfig::default()
+    };
+    let rig = Rig::start(line, false).await;
+    rig.ring(
+        Some(CallerId::number("2125551234")),
+        Some(Duration::from_millis(8_500)),
+    );
+    let events = ended_call(&rig.log).await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(kinds, ["call_ringing", "call_ended"], "{events:?}");
+    let EventBody::CallRinging { from, .. } = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        from.as_deref(),
+        Some("2125551234"),
+        "the Bell 202 caller ID"
+    );
+    let EventBody::CallEnded {
+        cause,
+        duration_ms,
+        ring_ms,
+        ..
+    } = &events[1]
+    else {
+        unreachable!()
+    };
+    assert_eq!((*cause, *duration_ms), (CallEndCause::Missed, 0));
+    assert!(*ring_ms >= 4_000, "rang {ring_ms} ms");
+    rig.sim.with(|l, _| {
+        assert!(
+            !l.saw(&SimLineEvent::Answered),
+            "nobody answers without an IVR: {:?}",
+            l.log()
+        );
+    });
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_analog_line_is_restarted_alone_and_a_removed_one_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sims = Vec::new();
+    let mut entries = Vec::new();
+    for name in ["fxo0", "fxo1"] {
+        let line = LineConfig {
+            name: name.into(),
+            ..LineConfig::default()
+        };
+        let socket = tmp.path().join(format!("{name}.sock"));
+        let (sim, _pins) = SimLine::new(SimLineConfig::matching(&line), Instant::now().into_std());
+        sims.push(sim.serve(&socket, Duration::from_millis(2)).unwrap());
+        let mut e = FxoEntry::new(name, Port::Link { path: socket });
+        e.line = line;
+        entries.push(e);
+    }
+    let shutdown = CancellationToken::new();
+    let mut svc = FxoService::start(&entries, None, shutdown.clone());
+    for sim in &sims {
+        wait_line(sim, "the driver on the line link", SimLine::linked).await;
+    }
+    assert!(svc.lines().states().values().all(|s| *s == FxoState::Up));
+
+    // Only fxo1's entry changes (its language): only it restarts.
+    let mut changed = entries.clone();
+    changed[1].language = Some("uk".into());
+    assert_eq!(svc.reconfigure(&changed).await, ["fxo1"]);
+    wait_line(&sims[1], "fxo1's driver back", |l| {
+        l.linked() && l.connections() == 2
+    })
+    .await;
+    assert_eq!(sims[0].with(|l, _| l.connections()), 1, "fxo0 kept running");
+    // The same entries again: nothing restarts.
+    assert!(svc.reconfigure(&changed).await.is_empty());
+
+    // fxo0 removed: its driver stops and lets go of the line.
+    assert!(svc.reconfigure(&changed[1..]).await.is_empty());
+    wait_line(&sims[0], "fxo0's driver gone", |l| !l.linked()).await;
+    assert_eq!(svc.lines().states().keys().collect::<Vec<_>>(), ["fxo1"]);
+    svc.stop().await;
+    wait_line(&sims[1], "fxo1's driver gone", |l| !l.linked()).await;
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -838,6 +838,54 @@ mod tests {
         assert!(off.texts.contains_key("uk"));
     }
 
+    /// docs/LINES.md's `[[fxo]]` block and its `line` keys (with their
+    /// defaults) are what the appliance accepts; a misspelt key and a
+    /// label a modem has are refused.
+    #[test]
+    fn the_analog_line_configuration_in_the_docs_is_accepted() {
+        let doc = include_str!("../../docs/LINES.md");
+        let section = doc.split("## Configuration").nth(1).unwrap();
+        let mut blocks = section
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap());
+        let (entry, keys) = (blocks.next().unwrap(), blocks.next().unwrap());
+        let head = "node_id = \"b\"\n[mqtt]\nurl = \"mqtt://h:1\"\nsecret = \"s\"\n";
+        let cfg: Config =
+            toml::from_str(&format!("{head}{entry}")).unwrap_or_else(|e| panic!("{e}\n{entry}"));
+        cfg.validate().unwrap();
+        let f = &cfg.fxo[0];
+        assert_eq!(
+            (f.label.as_str(), f.language.as_deref()),
+            ("fxo0", Some("uk"))
+        );
+        assert_eq!(f.line_config().name, "fxo0");
+        assert_eq!(f.line.country, crossline_line::Country::Ua);
+        let line: crossline_line::LineConfig =
+            toml::from_str(keys).unwrap_or_else(|e| panic!("{e}\n{keys}"));
+        assert_eq!(line, crossline_line::LineConfig::default());
+
+        let typo = format!("{head}{}", entry.replace("country", "contry"));
+        assert!(toml::from_str::<Config>(&typo).is_err());
+        let twice = format!("{head}[[modems]]\nlabel = \"fxo0\"\nport = \"/dev/ttyUSB0\"\n{entry}");
+        let e = toml::from_str::<Config>(&twice)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fxo0") && e.contains("twice"), "{e}");
+        let bad = format!(
+            "{head}{}",
+            entry.replace("country = \"ua\"", "tolerance_pct = 90")
+        );
+        let e = toml::from_str::<Config>(&bad)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fxo0"), "{e}");
+    }
+
     /// docs/MODEMS.md's configuration block is what the appliance accepts,
     /// and each tuning key it names reaches the driver.
     #[test]

@@ -503,6 +503,82 @@ async fn on_a_tone_only_line_a_call_without_caller_id_ends_on_the_disconnect_ton
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_presses_nothing_is_hung_up_on_by_the_ivr_and_a_dead_line_is_line_lost() {
+    let rig = Rig::start(LineConfig::default(), true).await;
+    // No key: after the menu's timeout its default hangs up; the line goes
+    // on-hook and the call ends `ivr_hung_up`.
+    rig.ring(Some(CallerId::number(NUMBER)), None);
+    rig.hear_the_menu().await;
+    wait_line(&rig.sim, "the IVR to hang up", |l| {
+        l.saw(&SimLineEvent::OnHook) && !l.is_off_hook()
+    })
+    .await;
+    let events = ended_call(&rig.log).await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        ["call_ringing", "call_answered", "ivr_choice", "call_ended"],
+        "{events:?}"
+    );
+    let EventBody::CallEnded { cause, .. } = &events[3] else {
+        unreachable!()
+    };
+    assert_eq!(*cause, CallEndCause::IvrHungUp);
+
+    // The line goes dead (no loop current) and the next call rings at
+    // once: its first burst, cut short by the ring guard after the
+    // hang-up, is ignored; the next cycle qualifies (the caller ID, sent
+    // after the first ring, was missed: no number). The answer finds no
+    // loop current, the driver goes back on-hook and the call ends
+    // `line_lost`.
+    rig.sim.with(|l, now| {
+        l.set_cut(true);
+        l.place_call(now, IncomingCall::from_number("0441112233"));
+    });
+    let deadline = Instant::now() + WAIT;
+    let second = loop {
+        let evs = call_events(&rig.log).await;
+        let ended = evs
+            .iter()
+            .filter(|e| matches!(e, EventBody::CallEnded { .. }))
+            .count();
+        if ended == 2 {
+            break evs[4..].to_vec();
+        }
+        assert!(Instant::now() < deadline, "no second call_ended: {evs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Off-hook is the answer (`Answered` does not wait for loop current);
+    // `loop_settle_ms` later the missing loop current ends it.
+    let kinds: Vec<&str> = second.iter().map(EventBody::kind).collect();
+    assert_eq!(
+        kinds,
+        ["call_ringing", "call_answered", "call_ended"],
+        "{second:?}"
+    );
+    let EventBody::CallRinging { from, .. } = &second[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        *from, None,
+        "the caller ID went with the ignored first ring"
+    );
+    let EventBody::CallEnded {
+        cause, duration_ms, ..
+    } = &second[2]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*cause, CallEndCause::LineLost, "{second:?}");
+    assert!(
+        (600..3_000).contains(duration_ms),
+        "ended about loop_settle_ms after the answer: {duration_ms} ms"
+    );
+    wait_line(&rig.sim, "the line on-hook", |l| !l.is_off_hook()).await;
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_ivr_a_us_call_with_bell_202_caller_id_rings_out_as_missed() {
     // A US line: 2 s ring, 4 s pause, Bell 202 FSK caller ID.
     let line = LineConfig {
@@ -568,7 +644,15 @@ async fn a_changed_analog_line_is_restarted_alone_and_a_removed_one_stopped() {
     for sim in &sims {
         wait_line(sim, "the driver on the line link", SimLine::linked).await;
     }
-    assert!(svc.lines().states().values().all(|s| *s == FxoState::Up));
+    let deadline = Instant::now() + WAIT;
+    while !svc.lines().states().values().all(|s| *s == FxoState::Up) {
+        assert!(
+            Instant::now() < deadline,
+            "lines not up: {:?}",
+            svc.lines().states()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Only fxo1's entry changes (its language): only it restarts.
     let mut changed = entries.clone();

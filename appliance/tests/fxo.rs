@@ -526,11 +526,10 @@ async fn a_caller_who_presses_nothing_is_hung_up_on_by_the_ivr_and_a_dead_line_i
     assert_eq!(*cause, CallEndCause::IvrHungUp);
 
     // The line goes dead (no loop current) and the next call rings at
-    // once: its first burst, cut short by the ring guard after the
-    // hang-up, is ignored; the next cycle qualifies (the caller ID, sent
-    // after the first ring, was missed: no number). The answer finds no
-    // loop current, the driver goes back on-hook and the call ends
-    // `line_lost`.
+    // once (its first burst may be cut short by the ring guard after the
+    // hang-up and ignored: then the next cycle qualifies, without the
+    // caller ID). The answer finds no loop current, the driver goes back
+    // on-hook and the call ends `line_lost`.
     rig.sim.with(|l, now| {
         l.set_cut(true);
         l.place_call(now, IncomingCall::from_number("0441112233"));
@@ -555,13 +554,6 @@ async fn a_caller_who_presses_nothing_is_hung_up_on_by_the_ivr_and_a_dead_line_i
         kinds,
         ["call_ringing", "call_answered", "call_ended"],
         "{second:?}"
-    );
-    let EventBody::CallRinging { from, .. } = &second[0] else {
-        unreachable!()
-    };
-    assert_eq!(
-        *from, None,
-        "the caller ID went with the ignored first ring"
     );
     let EventBody::CallEnded {
         cause, duration_ms, ..

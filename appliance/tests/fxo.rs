@@ -172,6 +172,13 @@ impl Rig {
     /// `line`: the line's settings (the simulated exchange matches them);
     /// `ivr`: the appliance has the IVR (else calls ring out).
     async fn start(line: LineConfig, ivr: bool) -> Rig {
+        let exchange = SimLineConfig::matching(&line);
+        Self::start_with(line, exchange, ivr).await
+    }
+
+    /// [`Rig::start`] with an exchange that may not match the line's
+    /// settings.
+    async fn start_with(line: LineConfig, exchange: SimLineConfig, ivr: bool) -> Rig {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -181,7 +188,7 @@ impl Rig {
         std::fs::create_dir_all(&data_dir).unwrap();
 
         let socket = tmp.path().join("fxo0.sock");
-        let (sim, _pins) = SimLine::new(SimLineConfig::matching(&line), Instant::now().into_std());
+        let (sim, _pins) = SimLine::new(exchange, Instant::now().into_std());
         let sim = sim.serve(&socket, Duration::from_millis(2)).unwrap();
 
         let node = NodeId::new("branch-fxo").unwrap();
@@ -611,6 +618,33 @@ async fn without_an_ivr_a_us_call_with_bell_202_caller_id_rings_out_as_missed() 
             l.log()
         );
     });
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_id_in_another_standard_than_the_lines_gives_no_number() {
+    // The exchange sends Bell 202 where the line expects ETSI V.23: the
+    // decoder finds no message it can read (the warning or debug line says
+    // why) and the call has no number.
+    let line = LineConfig::default();
+    let exchange = SimLineConfig {
+        cid_standard: crossline_audio::cid::Standard::Bell202,
+        ..SimLineConfig::matching(&line)
+    };
+    let rig = Rig::start_with(line, exchange, false).await;
+    rig.ring(
+        Some(CallerId::number(NUMBER)),
+        Some(Duration::from_millis(6_500)),
+    );
+    let events = ended_call(&rig.log).await;
+    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
+    assert_eq!(kinds, ["call_ringing", "call_ended"], "{events:?}");
+    let EventBody::CallRinging { from, .. } = &events[0] else {
+        unreachable!()
+    };
+    assert_eq!(*from, None, "no number from a caller ID it cannot read");
+    rig.sim
+        .with(|l, _| assert!(l.saw(&SimLineEvent::CallerIdSent), "{:?}", l.log()));
     rig.stop().await;
 }
 

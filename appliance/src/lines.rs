@@ -452,8 +452,10 @@ async fn supervise_fxo(
 ) -> anyhow::Result<()> {
     let label = entry.label.clone();
     let mut backoff = Duration::from_secs(1);
+    // A reason said once: the same one again (each retry) is at debug level.
+    let mut last_reason: Option<String> = None;
     loop {
-        info!(line = %label, port = ?entry.port, "starting analog line driver");
+        tracing::debug!(line = %label, port = ?entry.port, "starting analog line driver");
         let opened = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             o = crossline_line::open(entry.line_config(), &entry.port) => o,
@@ -461,7 +463,8 @@ async fn supervise_fxo(
         let reason = match opened {
             Ok(opened) => {
                 lines.set(&label, FxoState::Up);
-                info!(line = %label, "analog line up: listening for ringing");
+                last_reason = None;
+                info!(line = %label, port = ?entry.port, "analog line up: listening for ringing");
                 let started = tokio::time::Instant::now();
                 match FxoRun::new(&label, opened, calls.clone())
                     .run(&shutdown)
@@ -481,7 +484,13 @@ async fn supervise_fxo(
             }
             Err(e) => e.to_string(),
         };
-        warn!(line = %label, reason = %reason, retry_in = ?backoff, "analog line down; reopening it");
+        if last_reason.as_deref() == Some(reason.as_str()) {
+            tracing::debug!(line = %label, reason = %reason, retry_in = ?backoff, "analog line still down");
+        } else {
+            warn!(line = %label, port = ?entry.port, reason = %reason, retry_in = ?backoff,
+                "analog line down; reopening it with backoff (check [[fxo]] port, the wiring or the simulator)");
+            last_reason = Some(reason.clone());
+        }
         lines.set(&label, FxoState::Down(reason));
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

@@ -703,3 +703,40 @@ async fn a_changed_analog_line_is_restarted_alone_and_a_removed_one_stopped() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_nobody_serves_is_down_with_why_until_its_simulator_comes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("fxo0.sock");
+    let entry = FxoEntry::new(
+        "fxo0",
+        Port::Link {
+            path: socket.clone(),
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let svc = FxoService::start(&[entry], None, shutdown.clone());
+    let state = |svc: &FxoService| svc.lines().states().get("fxo0").cloned();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(FxoState::Down(reason)) = state(&svc) {
+            assert!(reason.contains("fxo0.sock"), "{reason}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not down: {:?}", state(&svc));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The simulator comes: the line's task reopens it (with its backoff).
+    let (sim, _pins) = SimLine::new(
+        SimLineConfig::matching(&LineConfig::default()),
+        Instant::now().into_std(),
+    );
+    let sim = sim.serve(&socket, Duration::from_millis(2)).unwrap();
+    wait_line(&sim, "the driver on the line link", SimLine::linked).await;
+    while state(&svc) != Some(FxoState::Up) {
+        assert!(Instant::now() < deadline, "not up: {:?}", state(&svc));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    svc.stop().await;
+    wait_line(&sim, "the driver gone", |l| !l.linked()).await;
+}

@@ -28,6 +28,9 @@ pub struct Config {
     /// The GSM/LTE modems (`[[modems]]`), one per line.
     #[serde(default)]
     pub modems: Vec<ModemEntry>,
+    /// The analog lines (`[[fxo]]`), one per FXO port (docs/LINES.md).
+    #[serde(default)]
+    pub fxo: Vec<FxoEntry>,
     /// Offline auto-reply (`[offline]`); none when absent.
     #[serde(default)]
     pub offline: Option<OfflineConfig>,
@@ -426,6 +429,56 @@ pub struct ModemEntry {
     pub voice_disable: Option<String>,
 }
 
+/// One analog line (`[[fxo]]`, docs/LINES.md "Configuration"): where its
+/// pins are and the FXO settings, as a nested table beside the port.
+///
+/// ```toml
+/// [[fxo]]
+/// label = "fxo0"
+/// port = { kind = "link", path = "/run/crossline/fxo0.sock" }   # or kind = "gpio", hook/ring/loop_sense
+/// language = "uk"
+/// line = { country = "eu", supervision = "loop_current" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FxoEntry {
+    /// The line's label in events, logs and telemetry, e.g. `fxo0` (also
+    /// the driver's `name`).
+    pub label: String,
+    /// Where its pins (and, for a link, its audio) are.
+    pub port: crossline_line::Port,
+    /// The line's own phone number (E.164), if known.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Language of the line's callers: the IVR's prompts for its calls.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Ring cadence, caller ID standard, supervision, pin levels
+    /// (`crossline_line::LineConfig`; its `name` is the label).
+    #[serde(default)]
+    pub line: crossline_line::LineConfig,
+}
+
+impl FxoEntry {
+    /// A line on `port` with the default settings (country `eu`).
+    pub fn new(label: impl Into<String>, port: crossline_line::Port) -> Self {
+        Self {
+            label: label.into(),
+            port,
+            number: None,
+            language: None,
+            line: crossline_line::LineConfig::default(),
+        }
+    }
+
+    /// The driver's configuration: `line`, named after the label.
+    pub fn line_config(&self) -> crossline_line::LineConfig {
+        let mut c = self.line.clone();
+        c.name.clone_from(&self.label);
+        c
+    }
+}
+
 /// The report window of a line that sets none: a common SMSC validity period.
 pub const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(3 * 24 * 3600);
 
@@ -579,6 +632,7 @@ impl Config {
             sync: SyncConfig::default(),
             synthetic: None,
             modems: Vec::new(),
+            fxo: Vec::new(),
             offline: None,
             enroll: None,
             telemetry: TelemetryConfig::default(),
@@ -711,6 +765,20 @@ impl Config {
                 );
             }
         }
+        for f in &self.fxo {
+            if f.label.is_empty() || f.label.len() > 64 {
+                anyhow::bail!("fxo: label {:?} must be 1 to 64 characters", f.label);
+            }
+            if !labels.insert(f.label.as_str()) {
+                anyhow::bail!(
+                    "fxo: label {:?} is used twice (by a modem or another analog line); every line needs its own label",
+                    f.label
+                );
+            }
+            f.line_config()
+                .validate()
+                .map_err(|e| anyhow::anyhow!("fxo: line {}: {e}", f.label))?;
+        }
         if let Some(o) = &self.offline {
             if o.texts.is_empty() {
                 anyhow::bail!(
@@ -768,6 +836,54 @@ mod tests {
         assert_eq!(cfg.modems[0].driver_config().profile, Profile::QuectelEc25);
         let off = cfg.offline.unwrap();
         assert!(off.texts.contains_key("uk"));
+    }
+
+    /// docs/LINES.md's `[[fxo]]` block and its `line` keys (with their
+    /// defaults) are what the appliance accepts; a misspelt key and a
+    /// label a modem has are refused.
+    #[test]
+    fn the_analog_line_configuration_in_the_docs_is_accepted() {
+        let doc = include_str!("../../docs/LINES.md");
+        let section = doc.split("## Configuration").nth(1).unwrap();
+        let mut blocks = section
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap());
+        let (entry, keys) = (blocks.next().unwrap(), blocks.next().unwrap());
+        let head = "node_id = \"b\"\n[mqtt]\nurl = \"mqtt://h:1\"\nsecret = \"s\"\n";
+        let cfg: Config =
+            toml::from_str(&format!("{head}{entry}")).unwrap_or_else(|e| panic!("{e}\n{entry}"));
+        cfg.validate().unwrap();
+        let f = &cfg.fxo[0];
+        assert_eq!(
+            (f.label.as_str(), f.language.as_deref()),
+            ("fxo0", Some("uk"))
+        );
+        assert_eq!(f.line_config().name, "fxo0");
+        assert_eq!(f.line.country, crossline_line::Country::Ua);
+        let line: crossline_line::LineConfig =
+            toml::from_str(keys).unwrap_or_else(|e| panic!("{e}\n{keys}"));
+        assert_eq!(line, crossline_line::LineConfig::default());
+
+        let typo = format!("{head}{}", entry.replace("country", "contry"));
+        assert!(toml::from_str::<Config>(&typo).is_err());
+        let twice = format!("{head}[[modems]]\nlabel = \"fxo0\"\nport = \"/dev/ttyUSB0\"\n{entry}");
+        let e = toml::from_str::<Config>(&twice)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fxo0") && e.contains("twice"), "{e}");
+        let bad = format!(
+            "{head}{}",
+            entry.replace("country = \"ua\"", "tolerance_pct = 90")
+        );
+        let e = toml::from_str::<Config>(&bad)
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fxo0"), "{e}");
     }
 
     /// docs/MODEMS.md's configuration block is what the appliance accepts,

@@ -13,7 +13,7 @@
 
 use crate::config::Config;
 use crate::enroll::write_durably;
-use crate::lines::LinesService;
+use crate::lines::{FxoService, LinesService};
 use crate::log::LocalLog;
 use crate::modems::Lines;
 use crate::sms;
@@ -55,6 +55,21 @@ pub fn overlay(base: &Config, settings: &ApplianceSettings) -> Result<Config> {
     settings.check().map_err(anyhow::Error::msg)?;
     let mut cfg = base.clone();
     for l in &settings.lines {
+        // An analog line takes its number and language (status reports
+        // are SMS only).
+        if let Some(f) = cfg.fxo.iter_mut().find(|f| f.label == l.label) {
+            if let Some(n) = &l.number {
+                if !n.starts_with('+') || n.len() < 4 || !n[1..].bytes().all(|b| b.is_ascii_digit())
+                {
+                    anyhow::bail!("line {}: number {n:?} is not E.164 (+ and digits)", l.label);
+                }
+                f.number = Some(n.clone());
+            }
+            if let Some(lang) = &l.language {
+                f.language = Some(lang.clone());
+            }
+            continue;
+        }
         let Some(m) = cfg.modems.iter_mut().find(|m| m.label == l.label) else {
             anyhow::bail!(
                 "no line {:?} on this appliance (it has: {})",
@@ -62,6 +77,7 @@ pub fn overlay(base: &Config, settings: &ApplianceSettings) -> Result<Config> {
                 base.modems
                     .iter()
                     .map(|m| m.label.as_str())
+                    .chain(base.fxo.iter().map(|f| f.label.as_str()))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -150,13 +166,16 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
     // and gives the voice service the IVR it carries (calls are answered
     // while there is one; calls in the IVR finish with theirs).
     let (call_tx, call_rx) = mpsc::channel(64);
+    let (fxo_tx, fxo_rx) = mpsc::channel(64);
     let (ivr_tx, ivr_rx) = watch::channel(ivr_setup(&effective));
-    let mut voice = tokio::spawn(crate::voice::run(
+    let mut voice = tokio::spawn(crate::voice::run_lines(
         log.clone(),
         call_rx,
+        Some(fxo_rx),
         ivr_rx,
         shutdown.clone(),
     ));
+    let mut fxo_svc = FxoService::start(&effective.fxo, Some(fxo_tx), shutdown.clone());
     let (mut lines_svc, line_events) = LinesService::start(
         &effective.modems,
         Some(data_dir.clone()),
@@ -288,13 +307,15 @@ pub async fn run(io: FleetIo, shutdown: CancellationToken) -> Result<()> {
         let restarted = lines_svc
             .reconfigure(&next.modems, next.telemetry.every())
             .await;
-        info!(lines = ?restarted, "configuration applied; lines restarted");
+        let restarted_fxo = fxo_svc.reconfigure(&next.fxo).await;
+        info!(lines = ?restarted, analog_lines = ?restarted_fxo, "configuration applied; lines restarted");
         ivr_tx.send_replace(ivr_setup(&next));
         effective = next;
         report(&outbound, &applied, &rejected);
     };
     shutdown.cancel();
     lines_svc.stop().await;
+    fxo_svc.stop().await;
     if !voice.is_finished() {
         let _ = voice.await;
     }

@@ -1,6 +1,16 @@
-//! The lines service: owns every line's driver (GSM modems today, through
-//! the supervisor in [`crate::modems`]) and hands their events to the SMS
-//! loop and the voice service ([`Sinks`]).
+//! The lines service: owns every line's driver (GSM modems, through the
+//! supervisor in [`crate::modems`]; analog FXO lines, [`FxoService`]) and
+//! hands their events to the SMS loop and the voice service ([`Sinks`],
+//! [`FxoSignal`]).
+//!
+//! An analog line's task opens its driver (`crossline_line::open`: GPIO
+//! pins or a line link), decodes the caller ID from the line's audio in the
+//! pause after the first ring, and reports the call to the voice service
+//! as `Incoming` (with the number), `Connected` once it went off-hook, and
+//! `Ended` (far-end hang-up by loop-current drop, polarity reversal or the
+//! disconnect tone it listens for; the IVR's hang-up) or `Disconnected`
+//! (no loop current, the link lost). While a call is up its audio goes to
+//! the IVR session ([`FxoCall::audio`]).
 //!
 //! It outlives configuration pushes: [`LinesService::reconfigure`] stops and
 //! starts only the lines whose configuration changed (or that were added or
@@ -9,8 +19,13 @@
 //! initialisation again). The SMS loop restarts on a push (its offline
 //! settings may change) and reads the same stream of line events again.
 
-use crate::config::ModemEntry;
+use crate::config::{FxoEntry, ModemEntry};
 use crate::modems::{self, LineEvent, Lines, Sinks};
+use crossline_audio::pcm::Frame;
+use crossline_audio::{cid, tones};
+use crossline_line::link::{LinkAudioReceiver, LinkAudioSender};
+use crossline_line::{DisconnectCause, LineDriver, LineError, LineEvent as FxoEvent, OpenedLine};
+use crossline_modem::{CallEnd, CallEvent};
 use crossline_proto::Telemetry;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -177,5 +192,602 @@ impl LinesService {
         }
         self.ticker.stop.cancel();
         let _ = self.ticker.task.await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Analog (FXO) lines
+// ---------------------------------------------------------------------------
+
+/// Call signalling of an analog line for the voice service, in the voice
+/// service's vocabulary: `ModemEvent::Call` (`Incoming` with the caller ID
+/// decoded between the first rings, `Connected` once off-hook, `Ended`) or
+/// `ModemEvent::Disconnected` (the line went away mid-call: no loop current,
+/// the link or the pins lost).
+#[derive(Debug)]
+pub struct FxoSignal {
+    pub line: String,
+    pub fxo: FxoCall,
+    pub event: crossline_modem::ModemEvent,
+}
+
+/// The frames of a call's audio, handed to whoever listens (the IVR
+/// session) while the call lasts.
+type Listener = Arc<std::sync::Mutex<Option<mpsc::Sender<Frame>>>>;
+
+/// Frames queued for a session that is behind (1 s); more are dropped.
+const LISTENER_FRAMES: usize = 50;
+
+/// An analog line's call control, for the voice service and the IVR
+/// session: answer and hang up through its driver, and its audio.
+#[derive(Clone)]
+pub struct FxoCall {
+    driver: LineDriver,
+    to_line: Option<LinkAudioSender>,
+    listener: Listener,
+}
+
+impl std::fmt::Debug for FxoCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FxoCall")
+            .field("line", &self.driver.name())
+            .field("audio", &self.to_line.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FxoCall {
+    /// Off-hook on the ringing line.
+    pub fn answer(&self) -> Result<(), LineError> {
+        self.driver.answer()
+    }
+
+    /// On-hook (its `OnHook` ends the call).
+    pub fn hang_up(&self) -> Result<(), LineError> {
+        self.driver.hang_up()
+    }
+
+    /// The call's audio: the line's frames from now until the call ends
+    /// (the receiver then closes), and the sender into the line. On a line
+    /// without audio (GPIO pins: their ALSA device is not wired yet) an
+    /// error says so.
+    pub fn audio(&self) -> Result<(mpsc::Receiver<Frame>, LinkAudioSender), String> {
+        let Some(tx) = self.to_line.clone() else {
+            return Err(format!(
+                "analog line {} has no call audio in this build (only a line link carries it)",
+                self.driver.name()
+            ));
+        };
+        let (frames_tx, frames_rx) = mpsc::channel(LISTENER_FRAMES);
+        *self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(frames_tx);
+        Ok((frames_rx, tx))
+    }
+
+    fn detach(&self) {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    fn hand_over(&self, frame: &Frame) {
+        let guard = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = guard.as_ref() {
+            // A session that is behind loses frames rather than holding up
+            // the line (its signalling and caller ID come through here too).
+            let _ = tx.try_send(*frame);
+        }
+    }
+}
+
+/// How an analog line's state is seen from outside (logs, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FxoState {
+    /// Being opened (or reopened after a failure).
+    Starting,
+    /// The driver runs: ring detection on, calls reach the voice service.
+    Up,
+    /// Down, with why (retried with backoff).
+    Down(String),
+}
+
+/// One analog line's driver task and its state.
+struct RunningFxo {
+    entry: FxoEntry,
+    run: Running,
+}
+
+/// The analog lines' states, shared with whoever asks.
+#[derive(Clone, Default)]
+pub struct FxoLines {
+    states: Arc<std::sync::Mutex<BTreeMap<String, FxoState>>>,
+}
+
+impl FxoLines {
+    /// Each configured analog line and its state.
+    pub fn states(&self) -> BTreeMap<String, FxoState> {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, line: &str, state: FxoState) {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(line.to_string(), state);
+    }
+
+    fn remove(&self, line: &str) {
+        self.states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(line);
+    }
+}
+
+/// The analog lines: one supervised driver task per `[[fxo]]` entry.
+pub struct FxoService {
+    running: BTreeMap<String, RunningFxo>,
+    calls: Option<mpsc::Sender<FxoSignal>>,
+    lines: FxoLines,
+    shutdown: CancellationToken,
+}
+
+impl FxoService {
+    /// Starts a driver for every analog line of `entries`; their call
+    /// signalling goes to `calls` (the voice service).
+    pub fn start(
+        entries: &[FxoEntry],
+        calls: Option<mpsc::Sender<FxoSignal>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let mut me = Self {
+            running: BTreeMap::new(),
+            calls,
+            lines: FxoLines::default(),
+            shutdown,
+        };
+        for e in entries {
+            me.spawn(e.clone());
+        }
+        me
+    }
+
+    /// The lines' states.
+    pub fn lines(&self) -> &FxoLines {
+        &self.lines
+    }
+
+    fn spawn(&mut self, entry: FxoEntry) {
+        let stop = self.shutdown.child_token();
+        self.lines.set(&entry.label, FxoState::Starting);
+        let task = tokio::spawn(supervise_fxo(
+            entry.clone(),
+            self.calls.clone(),
+            self.lines.clone(),
+            stop.clone(),
+        ));
+        self.running.insert(
+            entry.label.clone(),
+            RunningFxo {
+                entry,
+                run: Running { stop, task },
+            },
+        );
+    }
+
+    async fn stop_line(&mut self, label: &str) {
+        if let Some(r) = self.running.remove(label) {
+            r.run.stop.cancel();
+            match r.run.task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(line = label, error = %e, "analog line driver ended with an error")
+                }
+                Err(e) => warn!(line = label, error = %e, "analog line driver task failed"),
+            }
+        }
+        self.lines.remove(label);
+    }
+
+    /// Applies a new set of analog lines: restarts only those whose entry
+    /// changed, starts new ones, stops removed ones. Returns the labels
+    /// (re)started.
+    pub async fn reconfigure(&mut self, entries: &[FxoEntry]) -> Vec<String> {
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(l, r)| !entries.iter().any(|e| e.label == **l && *e == r.entry))
+            .map(|(l, _)| l.clone())
+            .collect();
+        for l in &stale {
+            self.stop_line(l).await;
+            if !entries.iter().any(|e| &e.label == l) {
+                info!(line = %l, "analog line no longer configured; its driver stopped");
+            }
+        }
+        let mut started = Vec::new();
+        for e in entries {
+            if !self.running.contains_key(&e.label) {
+                info!(line = %e.label, "analog line configuration changed; (re)starting its driver");
+                self.spawn(e.clone());
+                started.push(e.label.clone());
+            }
+        }
+        started
+    }
+
+    /// Stops every analog line's driver (each goes on-hook).
+    pub async fn stop(mut self) {
+        let labels: Vec<String> = self.running.keys().cloned().collect();
+        for l in labels {
+            self.stop_line(&l).await;
+        }
+    }
+}
+
+/// How one run of an analog line's driver ended.
+enum FxoEnd {
+    /// Stopped on purpose (shutdown, reconfiguration).
+    Stopped,
+    /// Lost (the link or the pins failed): reopen.
+    Lost(String),
+}
+
+/// Runs one analog line until `shutdown`, reopening it with backoff when it
+/// fails (a link whose simulator went away, a pin error).
+async fn supervise_fxo(
+    entry: FxoEntry,
+    calls: Option<mpsc::Sender<FxoSignal>>,
+    lines: FxoLines,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let label = entry.label.clone();
+    let mut backoff = Duration::from_secs(1);
+    // A reason said once: the same one again (each retry) is at debug level.
+    let mut last_reason: Option<String> = None;
+    loop {
+        tracing::debug!(line = %label, port = ?entry.port, "starting analog line driver");
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            o = crossline_line::open(entry.line_config(), &entry.port) => o,
+        };
+        let reason = match opened {
+            Ok(opened) => {
+                lines.set(&label, FxoState::Up);
+                last_reason = None;
+                info!(line = %label, port = ?entry.port, "analog line up: listening for ringing");
+                let started = tokio::time::Instant::now();
+                match FxoRun::new(&label, opened, calls.clone())
+                    .run(&shutdown)
+                    .await
+                {
+                    FxoEnd::Stopped => {
+                        info!(line = %label, "analog line driver stopped (on-hook)");
+                        return Ok(());
+                    }
+                    FxoEnd::Lost(reason) => {
+                        if started.elapsed() > Duration::from_secs(60) {
+                            backoff = Duration::from_secs(1);
+                        }
+                        reason
+                    }
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        if last_reason.as_deref() == Some(reason.as_str()) {
+            tracing::debug!(line = %label, reason = %reason, retry_in = ?backoff, "analog line still down");
+        } else {
+            warn!(line = %label, port = ?entry.port, reason = %reason, retry_in = ?backoff,
+                "analog line down; reopening it with backoff (check [[fxo]] port, the wiring or the simulator)");
+            last_reason = Some(reason.clone());
+        }
+        lines.set(&label, FxoState::Down(reason));
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Caller ID being listened for, between the first and second ring.
+struct CidListen {
+    decoder: cid::Decoder,
+    until: tokio::time::Instant,
+}
+
+/// One run of an opened analog line: its driver's events and its audio,
+/// turned into call signalling for the voice service.
+struct FxoRun {
+    label: String,
+    events: mpsc::Receiver<crossline_line::DriverEvent>,
+    from_line: Option<LinkAudioReceiver>,
+    call: FxoCall,
+    calls: Option<mpsc::Sender<FxoSignal>>,
+    /// A call rang (`RingStarted`) and has not ended.
+    in_call: bool,
+    /// The voice service has been told (`Incoming`).
+    reported: bool,
+    cid: Option<CidListen>,
+    number: Option<String>,
+    /// Listens for busy/congestion tone while off-hook (`disconnect_tone`).
+    tone: Option<tones::CadenceDetector>,
+}
+
+impl FxoRun {
+    fn new(label: &str, opened: OpenedLine, calls: Option<mpsc::Sender<FxoSignal>>) -> Self {
+        let (from_line, to_line) = match opened.audio {
+            Some(a) => {
+                let (rx, tx) = a.split();
+                (Some(rx), Some(tx))
+            }
+            None => (None, None),
+        };
+        Self {
+            label: label.to_string(),
+            events: opened.events,
+            from_line,
+            call: FxoCall {
+                driver: opened.driver,
+                to_line,
+                listener: Listener::default(),
+            },
+            calls,
+            in_call: false,
+            reported: false,
+            cid: None,
+            number: None,
+            tone: None,
+        }
+    }
+
+    async fn run(mut self, shutdown: &CancellationToken) -> FxoEnd {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let cid_until = self.cid.as_ref().map(|c| c.until);
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = self.call.driver.hang_up();
+                    self.lost("the analog line's driver stopped").await;
+                    return FxoEnd::Stopped;
+                }
+                ev = self.events.recv() => match ev {
+                    Some(Ok(ev)) => self.on_event(ev).await,
+                    Some(Err(e)) => {
+                        let reason = e.to_string();
+                        self.lost(&reason).await;
+                        return FxoEnd::Lost(reason);
+                    }
+                    None => {
+                        self.lost("the line's driver task ended").await;
+                        return FxoEnd::Lost("the line's driver task ended".into());
+                    }
+                },
+                f = async { self.from_line.as_mut()?.recv_frame().await }, if self.from_line.is_some() => match f {
+                    Some(frame) => self.on_frame(&frame).await,
+                    None => {
+                        let reason = "the line link closed".to_string();
+                        self.lost(&reason).await;
+                        return FxoEnd::Lost(reason);
+                    }
+                },
+                _ = tokio::time::sleep_until(cid_until.unwrap_or(far)), if cid_until.is_some() => {
+                    self.cid_done(None).await;
+                }
+            }
+        }
+    }
+
+    async fn signal(&self, event: crossline_modem::ModemEvent) {
+        if let Some(calls) = &self.calls {
+            let msg = FxoSignal {
+                line: self.label.clone(),
+                fxo: self.call.clone(),
+                event,
+            };
+            if calls.send(msg).await.is_err() {
+                tracing::debug!(line = %self.label, "the voice service is gone; call event dropped");
+            }
+        }
+    }
+
+    async fn call_event(&self, ev: CallEvent) {
+        self.signal(crossline_modem::ModemEvent::Call(ev)).await;
+    }
+
+    /// The call (if any) ends with the line.
+    async fn lost(&mut self, reason: &str) {
+        self.call.detach();
+        if self.in_call {
+            self.report_ringing().await;
+            self.signal(crossline_modem::ModemEvent::Disconnected {
+                reason: reason.to_string(),
+            })
+            .await;
+        }
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.in_call = false;
+        self.reported = false;
+        self.cid = None;
+        self.number = None;
+        self.tone = None;
+    }
+
+    /// Tells the voice service the line rings (once per call), with the
+    /// caller ID decoded so far.
+    async fn report_ringing(&mut self) {
+        if self.reported || !self.in_call {
+            return;
+        }
+        // A window not finished: what the audio held is all there is.
+        self.finish_cid(None);
+        self.reported = true;
+        self.call_event(CallEvent::Incoming {
+            number: self.number.clone(),
+        })
+        .await;
+    }
+
+    /// The caller ID window is over: with `result`, or (None) the
+    /// decoder's verdict on what it heard. Then the call is reported.
+    async fn cid_done(&mut self, result: Option<Result<cid::CallerId, cid::CidError>>) {
+        self.finish_cid(result);
+        self.report_ringing().await;
+    }
+
+    /// Ends the caller ID window (if open): the number decoded, or why
+    /// there is none (logged).
+    fn finish_cid(&mut self, result: Option<Result<cid::CallerId, cid::CidError>>) {
+        let Some(mut listen) = self.cid.take() else {
+            return;
+        };
+        let standard = listen.decoder.standard();
+        let result = result.unwrap_or_else(|| listen.decoder.finish());
+        match result {
+            Ok(id) => match id
+                .number
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+            {
+                Some(n) => {
+                    info!(line = %self.label, standard = standard.as_str(), number = n, name = id.name.as_deref().unwrap_or(""), "caller ID");
+                    self.number = Some(n.to_string());
+                }
+                None => {
+                    info!(line = %self.label, standard = standard.as_str(), absence = ?id.number_absence,
+                        "caller ID without a number (withheld or unavailable)");
+                }
+            },
+            Err(e @ cid::CidError::NoCarrier { .. }) => {
+                tracing::debug!(line = %self.label, standard = standard.as_str(), error = %e,
+                    "no caller ID between the first rings: the call has no number");
+            }
+            Err(e) => {
+                warn!(line = %self.label, standard = standard.as_str(), error = %e,
+                    "caller ID heard but not decoded (garbled, or another standard: check the line's caller_id); the call has no number");
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: FxoEvent) {
+        tracing::debug!(line = %self.label, event = ?ev, "analog line event");
+        match ev {
+            FxoEvent::RingStarted => {
+                self.reset();
+                self.in_call = true;
+            }
+            FxoEvent::CallerIdWindow { listen_ms } => {
+                if self.in_call && !self.reported {
+                    let standard = self.call.driver.config().caller_id_standard();
+                    self.cid = Some(CidListen {
+                        decoder: cid::Decoder::new(standard),
+                        until: tokio::time::Instant::now()
+                            + Duration::from_millis(u64::from(listen_ms)),
+                    });
+                    if self.from_line.is_none() {
+                        // No audio to decode it from.
+                        self.cid_done(Some(Err(cid::CidError::NoCarrier { standard })))
+                            .await;
+                    }
+                }
+            }
+            FxoEvent::Ring { count } => {
+                if count >= 2 {
+                    // The window is the pause after the first ring.
+                    self.report_ringing().await;
+                }
+            }
+            FxoEvent::RingingStopped { rings } => {
+                info!(line = %self.label, rings, "the caller gave up before the answer");
+                self.report_ringing().await;
+                if self.in_call {
+                    self.call_event(CallEvent::Ended {
+                        reason: CallEnd::Missed,
+                    })
+                    .await;
+                }
+                self.reset();
+            }
+            FxoEvent::Answered => {
+                self.report_ringing().await;
+                if self.call.driver.config().disconnect_tone && self.from_line.is_some() {
+                    self.tone = Some(tones::CadenceDetector::new(
+                        self.call.driver.config().country,
+                    ));
+                }
+                self.call_event(CallEvent::Connected).await;
+            }
+            FxoEvent::FarEndDisconnect { cause } => {
+                self.call.detach();
+                if self.in_call {
+                    self.report_ringing().await;
+                    match cause {
+                        DisconnectCause::NoLoopCurrent => {
+                            self.signal(crossline_modem::ModemEvent::Disconnected {
+                                reason: "no loop current after going off-hook (dead line, unplugged cable or broken relay)".into(),
+                            })
+                            .await;
+                        }
+                        _ => {
+                            info!(line = %self.label, cause = ?cause, "the caller hung up");
+                            self.call_event(CallEvent::Ended {
+                                reason: CallEnd::Remote,
+                            })
+                            .await;
+                        }
+                    }
+                }
+                self.reset();
+            }
+            FxoEvent::OnHook => {
+                self.call.detach();
+                if self.in_call {
+                    self.report_ringing().await;
+                    self.call_event(CallEvent::Ended {
+                        reason: CallEnd::Local,
+                    })
+                    .await;
+                }
+                self.reset();
+            }
+            // The appliance does not dial out on analog lines yet.
+            FxoEvent::Seized | FxoEvent::FarEndAnswered => {}
+        }
+    }
+
+    async fn on_frame(&mut self, frame: &Frame) {
+        if let Some(listen) = &mut self.cid
+            && let Some(r) = listen.decoder.push(frame)
+        {
+            self.cid_done(Some(r)).await;
+        }
+        self.call.hand_over(frame);
+        if let Some(det) = &mut self.tone {
+            let heard = det.push(frame);
+            if let Some(d) = heard
+                .iter()
+                .find(|d| matches!(d.kind, tones::Kind::Busy | tones::Kind::Congestion))
+            {
+                info!(line = %self.label, tone = ?d.kind, "disconnect tone on the line: the caller is gone");
+                self.tone = None;
+                if let Err(e) = self.call.driver.tone_disconnect() {
+                    warn!(line = %self.label, error = %e, "could not end the call on the disconnect tone");
+                }
+            }
+        }
     }
 }

@@ -12,6 +12,13 @@
 //! choice and the voicemail in the SMS's conversation, and serves the
 //! recording (ranges) to a signed-in supervisor; the same with the uplink
 //! down, synced after it returns.
+//!
+//! An analog line (`[[fxo]]`) on the appliance, the simulated line served
+//! on a line link from this process: it rings with the EU cadence and an
+//! ETSI FSK caller ID between the rings; the IVR answers, the caller hears
+//! the menu, presses 2 in the line audio, leaves a voicemail and hangs up:
+//! mgmt shows the call on `fxo0`, with the choice and the voicemail, in the
+//! conversation of the caller's earlier SMS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -193,6 +200,11 @@ fn wav(samples: &[i16]) -> Vec<u8> {
 /// Gives the appliance call audio on gsm0 and the IVR (its prompts in its
 /// data dir), and restarts it with them.
 async fn with_ivr(b: &mut Branch) {
+    with_ivr_and(b, "").await;
+}
+
+/// [`with_ivr`], with `extra` configuration (more lines) too.
+async fn with_ivr_and(b: &mut Branch, extra: &str) {
     // Once it runs (it has initialised the modem), it stops cleanly.
     b.sims[0]
         .wait_until("the appliance up", Duration::from_secs(30), |s| {
@@ -207,6 +219,7 @@ async fn with_ivr(b: &mut Branch) {
     assert!(cfg.contains(&port), "{cfg}");
     cfg = cfg.replacen(&port, &format!("{port}voice_port = \"{voice}\"\n"), 1);
     cfg.push_str(IVR_TOML);
+    cfg.push_str(extra);
     std::fs::write(&b.app.config, cfg).unwrap();
     let prompts = b.app.data.join("prompts").join("en");
     std::fs::create_dir_all(&prompts).unwrap();
@@ -296,11 +309,11 @@ async fn with_calls(b: &Branch, n: usize) -> Value {
     .await
 }
 
-/// A call as mgmt shows it: answered by the IVR, 2 chosen, a voicemail;
-/// returns the recording's id and size.
-fn check_ivr_call(call: &Value) -> (String, i64) {
+/// A call on `line` as mgmt shows it: answered by the IVR, 2 chosen, a
+/// voicemail; returns the recording's id and size.
+fn check_ivr_call(call: &Value, line: &str) -> (String, i64) {
     assert_eq!(call["caller"], CALLER);
-    assert_eq!(call["line"], "gsm0");
+    assert_eq!(call["line"], line);
     assert_eq!(call["answered_by"], "ivr");
     assert_eq!(call["cause"], "caller_hung_up");
     let steps = call["steps"].as_array().unwrap();
@@ -389,7 +402,7 @@ async fn a_call_through_the_ivr_leaves_a_playable_voicemail_in_the_conversation_
 
     voicemail_call(&b).await;
     let conv = with_calls(&b, 1).await;
-    let (recording, bytes) = check_ivr_call(&conv["calls"][0]);
+    let (recording, bytes) = check_ivr_call(&conv["calls"][0], "gsm0");
     assert_eq!(
         b.conversations().len(),
         1,
@@ -431,7 +444,7 @@ async fn a_call_through_the_ivr_leaves_a_playable_voicemail_in_the_conversation_
     voicemail_call(&b).await;
     b.proxy.set_up(true);
     let conv = with_calls(&b, 2).await;
-    let (second, _) = check_ivr_call(&conv["calls"][1]);
+    let (second, _) = check_ivr_call(&conv["calls"][1], "gsm0");
     assert_ne!(second, recording);
     let spool = b.app.data.join("recordings").join(format!("{second}.wav"));
     crossline_tests::wait_for(
@@ -440,6 +453,88 @@ async fn a_call_through_the_ivr_leaves_a_playable_voicemail_in_the_conversation_
         || (!spool.exists()).then_some(()),
     );
     assert_eq!(b.conversations().len(), 1);
+    assert!(b.app.sigterm());
+    assert!(b.mgmt.sigterm());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analog_call_with_fsk_caller_id_through_the_ivr_joins_the_conversation_of_an_earlier_sms()
+ {
+    use crossline_sim::line::{IncomingCall, SimLine, SimLineConfig};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = Branch::start(tmp.path(), 3600).await;
+    // The exchange's side of the analog line, served on a socket the
+    // appliance's FXO driver connects to.
+    let socket = tmp.path().join("fxo0.sock");
+    let (line, _pins) = SimLine::new(
+        SimLineConfig::matching(&crossline_line::LineConfig::default()),
+        tokio::time::Instant::now().into_std(),
+    );
+    let line = line.serve(&socket, Duration::from_millis(2)).unwrap();
+    with_ivr_and(
+        &mut b,
+        &format!(
+            "\n[[fxo]]\nlabel = \"fxo0\"\nport = {{ kind = \"link\", path = \"{}\" }}\nline = {{ country = \"eu\" }}\n",
+            socket.display()
+        ),
+    )
+    .await;
+    wait_for_async(
+        "the appliance's analog line on its link",
+        Duration::from_secs(30),
+        || async { line.with(|l, _| l.linked()).then_some(()) },
+    )
+    .await;
+    b.sims[0].inject_sms(CALLER, SMS).unwrap();
+    wait_for_async("the SMS at mgmt", Duration::from_secs(60), || async {
+        conversation_with(&b, SMS)
+    })
+    .await;
+
+    line.with(|l, now| l.place_call(now, IncomingCall::from_number(CALLER)));
+    wait_for_async("the menu prompt heard", Duration::from_secs(30), || async {
+        line.with(|l, _| l.heard().iter().filter(|x| x.abs() > 3000).count() > 800)
+            .then_some(())
+    })
+    .await;
+    // 2: 697 Hz + 1336 Hz for 120 ms, then a pause.
+    let mut key = tone(&[697.0, 1336.0], 120, 5000.0);
+    key.extend(std::iter::repeat_n(0, 640));
+    line.with(|l, _| l.far_end_play(key));
+    wait_for_async(
+        "the voicemail prompt heard to its end",
+        Duration::from_secs(30),
+        || async {
+            line.with(|l, _| {
+                let h = l.heard();
+                h.iter()
+                    .rposition(|x| x.abs() == VOICEMAIL_PROMPT_AMP)
+                    .is_some_and(|last| h.len() - last > 2400)
+            })
+            .then_some(())
+        },
+    )
+    .await;
+    let mut message = tone(&[700.0], 1500, 8000.0);
+    message.extend(std::iter::repeat_n(0, 4000));
+    line.with(|l, _| l.far_end_play(message));
+    wait_for_async("the message spoken", Duration::from_secs(30), || async {
+        line.with(|l, _| l.far_end_queued() == 0).then_some(())
+    })
+    .await;
+    line.with(|l, now| l.far_end_hang_up(now));
+    wait_for_async("the line back on-hook", Duration::from_secs(10), || async {
+        line.with(|l, _| !l.is_off_hook()).then_some(())
+    })
+    .await;
+
+    let conv = with_calls(&b, 1).await;
+    check_ivr_call(&conv["calls"][0], "fxo0");
+    assert_eq!(
+        b.conversations().len(),
+        1,
+        "one conversation for the SMS and the analog call"
+    );
     assert!(b.app.sigterm());
     assert!(b.mgmt.sigterm());
 }

@@ -3,7 +3,9 @@
 //! SMS (exactly once, in order, also after the uplink was down).
 //!
 //! The lines' drivers report call signalling (a GSM modem's RING, +CLIP,
-//! +CLCC, NO CARRIER: `crossline_modem::CallEvent`); [`Calls`] turns it into
+//! +CLCC, NO CARRIER: `crossline_modem::CallEvent`; an analog line's ring
+//! cadence, caller ID, off-hook and disconnect, put in the same terms by
+//! its task in `crate::lines`); [`Calls`] turns it into
 //! `call_ringing`, `call_answered` and `call_ended`, with the caller ID
 //! from CLIP, the time it rang, the time it was connected and why it ended.
 //! When an IVR is configured ([`IvrSetup`], from `Config::ivr`) the service
@@ -16,10 +18,13 @@
 //! [`Calls`] is pure (the caller passes the time), so its timing is tested
 //! without waiting; [`run`] drives it from the lines' events.
 
+mod line;
 mod session;
 
+pub use line::{AudioIn, AudioOut, LineCtl};
 pub use session::IvrSetup;
 
+use crate::lines::FxoSignal;
 use crate::log::LocalLog;
 use crate::modems::LineEvent;
 use crossline_core::{CallEndCause, CallId, EventBody};
@@ -258,12 +263,25 @@ fn end_through_session(
     }
 }
 
-/// Runs the voice service until `shutdown` or until `events` closes: logs
-/// the call events of every line's signalling; while `ivr` holds an IVR,
-/// answers incoming calls and runs an IVR session on each.
+/// Runs the voice service on the GSM lines' events alone; see
+/// [`run_lines`].
 pub async fn run(
     log: LocalLog<SqliteStore>,
+    events: mpsc::Receiver<LineEvent>,
+    ivr: IvrWatch,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_lines(log, events, None, ivr, shutdown).await
+}
+
+/// Runs the voice service until `shutdown` or until `events` closes: logs
+/// the call events of every line's signalling (GSM modems' `events`,
+/// analog lines' `fxo`); while `ivr` holds an IVR, answers incoming calls
+/// and runs an IVR session on each.
+pub async fn run_lines(
+    log: LocalLog<SqliteStore>,
     mut events: mpsc::Receiver<LineEvent>,
+    mut fxo: Option<mpsc::Receiver<FxoSignal>>,
     ivr: IvrWatch,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -278,9 +296,17 @@ pub async fn run(
                 Ok(Err(e)) => break Err(e),
                 Err(e) => break Err(anyhow::anyhow!("an IVR session failed: {e}")),
             },
-            ev = events.recv() => ev,
+            ev = events.recv() => ev.map(|LineEvent { line, modem, event }| (line, LineCtl::Modem(modem), event)),
+            s = async { fxo.as_mut()?.recv().await }, if fxo.is_some() => match s {
+                Some(FxoSignal { line, fxo, event }) => Some((line, LineCtl::Fxo(fxo), event)),
+                None => {
+                    // The analog lines' service is gone (shutting down).
+                    fxo = None;
+                    continue;
+                }
+            },
         };
-        let Some(LineEvent { line, modem, event }) = ev else {
+        let Some((line, ctl, event)) = ev else {
             break Ok(());
         };
         calls.set_answer(ivr.borrow().is_some());
@@ -317,10 +343,10 @@ pub async fn run(
         }
         match action {
             Some(Action::Answer) => {
-                let modem = modem.clone();
+                let ctl = ctl.clone();
                 let line = line.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = modem.answer().await {
+                    if let Err(e) = ctl.answer().await {
                         warn!(line = %line, error = %e, "could not answer the call; it rings out");
                     }
                 });
@@ -336,7 +362,7 @@ pub async fn run(
                                 line: line.clone(),
                                 call,
                                 caller: calls.caller(&line),
-                                modem: modem.clone(),
+                                line_ctl: ctl.clone(),
                                 setup,
                                 log: log.clone(),
                             },
@@ -347,9 +373,9 @@ pub async fn run(
                         // The IVR was removed between the ring and the
                         // answer: nobody is there to speak to the caller.
                         warn!(line = %line, "call answered but the IVR was removed meanwhile; hanging up");
-                        let modem = modem.clone();
+                        let ctl = ctl.clone();
                         tokio::spawn(async move {
-                            let _ = modem.hangup().await;
+                            let _ = ctl.hang_up().await;
                         });
                     }
                 }

@@ -1,7 +1,9 @@
 //! One call in the IVR: the driver between the pure engine
 //! (`crossline_ivr::Session`) and the call's line.
 //!
-//! It opens the line's call audio (`ModemHandle::voice`), plays the
+//! It opens the line's call audio (`LineCtl::audio`: a GSM modem's voice
+//! port, an analog line's PCM; the same source and sink of 20 ms frames to
+//! the session), plays the
 //! prompts the engine asks for (WAV files, 8 kHz mono, one 20 ms frame per
 //! 20 ms), feeds the caller's audio to a DTMF detector and the keys to the
 //! engine (a key held while a prompt plays stops it at once: barge-in),
@@ -12,6 +14,7 @@
 //! `call_ended`, which it logs last (after a voicemail cut short by the
 //! caller hanging up is kept). All of it is local: the uplink may be down.
 
+use super::line::{AudioIn, AudioOut, LineCtl};
 use crate::config::{Config, ModemEntry};
 use crate::log::LocalLog;
 use crate::recordings::Spool;
@@ -21,7 +24,6 @@ use crossline_audio::pcm::{Frame, SILENCE};
 use crossline_audio::wav::{Recorder, read_wav_8k_mono};
 use crossline_core::{CallId, EventBody, RecordingId};
 use crossline_ivr::{Action, Call, Input, Ivr, IvrEvent, Output, Session};
-use crossline_modem::{ModemHandle, VoiceReceiver, VoiceSender};
 use crossline_proto::ivr::Action as Step;
 use crossline_store::{NewEvent, SqliteStore};
 use std::collections::{HashMap, VecDeque};
@@ -72,7 +74,13 @@ impl IvrSetup {
             return Ok(None);
         };
         let ivr = Ivr::new(settings.clone())?;
-        Self::new(ivr, cfg.prompts_dir(), &cfg.data_dir, &cfg.modems).map(|s| Some(Arc::new(s)))
+        let mut setup = Self::new(ivr, cfg.prompts_dir(), &cfg.data_dir, &cfg.modems)?;
+        setup.languages.extend(
+            cfg.fxo
+                .iter()
+                .filter_map(|f| Some((f.label.clone(), f.language.clone()?))),
+        );
+        Ok(Some(Arc::new(setup)))
     }
 
     /// `ivr` with its prompts in `prompts_dir`, voicemail kept in
@@ -118,7 +126,7 @@ pub(super) struct CallCtx {
     pub line: String,
     pub call: CallId,
     pub caller: Option<String>,
-    pub modem: ModemHandle,
+    pub line_ctl: LineCtl,
     pub setup: Arc<IvrSetup>,
     pub log: LocalLog<SqliteStore>,
 }
@@ -140,8 +148,8 @@ struct Driver {
     ctx: CallCtx,
     session: Session,
     /// The call audio, while it lasts (`None` on a line without audio).
-    rx: Option<VoiceReceiver>,
-    tx: Option<VoiceSender>,
+    rx: Option<AudioIn>,
+    tx: Option<AudioOut>,
     playing: VecDeque<Playing>,
     detector: Detector,
     /// A key acted on while still held (barge-in): its digit, reported by
@@ -177,14 +185,11 @@ pub(super) async fn run(
     ctx: CallCtx,
     mut msgs: mpsc::UnboundedReceiver<ToSession>,
 ) -> anyhow::Result<()> {
-    let (rx, tx) = match ctx.modem.voice().await {
-        Ok(stream) => {
-            let (rx, tx) = stream.split();
-            (Some(rx), Some(tx))
-        }
+    let (rx, tx) = match ctx.line_ctl.audio().await {
+        Ok((rx, tx)) => (Some(rx), Some(tx)),
         Err(e) => {
             warn!(line = %ctx.line, call = %ctx.call, error = %e,
-                "no call audio on this line: the IVR runs without prompts, on the keys the modem detects");
+                "no call audio on this line: the IVR runs without prompts, on the keys the line's driver detects (a GSM modem's; an analog line has none)");
             (None, None)
         }
     };
@@ -460,7 +465,7 @@ impl Driver {
             tokio::time::sleep(DRAIN_BEFORE_HANGUP).await;
         }
         info!(line = %self.ctx.line, call = %self.ctx.call, "the IVR hangs up");
-        if let Err(e) = self.ctx.modem.hangup().await {
+        if let Err(e) = self.ctx.line_ctl.hang_up().await {
             warn!(line = %self.ctx.line, call = %self.ctx.call, error = %e, "could not hang up the call");
         }
     }

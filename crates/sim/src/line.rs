@@ -301,6 +301,10 @@ pub struct SimLine {
     dial_detector: dtmf::Detector,
     dialled: String,
     log: Vec<(Duration, SimLineEvent)>,
+    /// Drivers connected over the line link now (`serve`).
+    links: u32,
+    /// Drivers that ever connected over the line link.
+    connections: u32,
 }
 
 impl SimLine {
@@ -330,6 +334,8 @@ impl SimLine {
             dial_detector: dtmf::Detector::new(),
             dialled: String::new(),
             log: Vec::new(),
+            links: 0,
+            connections: 0,
         };
         (line, pins)
     }
@@ -634,6 +640,23 @@ impl SimLine {
         }
     }
 
+    /// Far-end audio still waiting to go into the line, in samples.
+    pub fn far_end_queued(&self) -> usize {
+        self.to_line.len()
+    }
+
+    /// Whether a driver is connected over the line link (`serve`): a test
+    /// rings the line once the driver listens.
+    pub fn linked(&self) -> bool {
+        self.links > 0
+    }
+
+    /// How many drivers have connected over the line link so far (a
+    /// driver restarted reconnects).
+    pub fn connections(&self) -> u32 {
+        self.connections
+    }
+
     /// The DTMF digits dialled since the line was last seized.
     pub fn dialled(&self) -> &str {
         &self.dialled
@@ -745,6 +768,8 @@ async fn serve_driver(line: Weak<std::sync::Mutex<SimLine>>, stream: UnixStream,
     lock(&line, &mut |l: &mut SimLine| {
         let now = tokio::time::Instant::now().into_std();
         l.read_audio(now);
+        l.links += 1;
+        l.connections += 1;
     });
     let mut sent: Option<(bool, bool)> = None;
     let mut audio: Vec<i16> = Vec::new();
@@ -787,6 +812,7 @@ async fn serve_driver(line: Weak<std::sync::Mutex<SimLine>>, stream: UnixStream,
     // The driver is gone: so is its hold on the line.
     lock(&line, &mut |l: &mut SimLine| {
         l.pins.hook.set(!l.config.levels.hook_off_high);
+        l.links = l.links.saturating_sub(1);
     });
 }
 

@@ -486,6 +486,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             },
             sync: sync_cfg.clone(),
             modems: Vec::new(),
+            fxo: Vec::new(),
             offline: None,
             enroll: None,
             telemetry: Default::default(),

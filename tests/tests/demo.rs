@@ -94,7 +94,7 @@ fn readme_demo_command() -> String {
 }
 
 #[test]
-fn the_readme_s_one_demo_command_shows_customers_texts_in_the_api() {
+fn the_readme_s_one_demo_command_shows_customers_texts_and_calls_in_the_api() {
     let command = readme_demo_command();
     assert_eq!(command, "cargo run --release -p crossline-demo");
     let tmp = tempfile::tempdir().unwrap();
@@ -147,8 +147,44 @@ fn the_readme_s_one_demo_command_shows_customers_texts_in_the_api() {
             (status == 200 && !list.is_empty()).then_some(())
         },
     );
+    // A simulated caller rings gsm0, the IVR answers, 2 is pressed and a
+    // voicemail is left: the call shows in that customer's conversation.
+    wait_for(
+        "a simulated call with a voicemail in a conversation",
+        Duration::from_secs(120),
+        || {
+            let (_, body) = http(
+                "GET",
+                http_port,
+                "/api/v1/conversations",
+                Some(&token),
+                None,
+            )
+            .ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["conversations"].as_array()?.iter().find_map(|c| {
+                let id = c["id"].as_str()?;
+                let (status, body) = http(
+                    "GET",
+                    http_port,
+                    &format!("/api/v1/conversations/{id}"),
+                    Some(&token),
+                    None,
+                )
+                .ok()?;
+                let d: serde_json::Value = serde_json::from_str(&body).ok()?;
+                let voicemail = d["calls"].as_array()?.iter().any(|call| {
+                    call["answered_by"] == "ivr"
+                        && call["steps"]
+                            .as_array()
+                            .is_some_and(|st| st.iter().any(|s| s["kind"] == "voicemail"))
+                });
+                (status == 200 && voicemail).then_some(())
+            })
+        },
+    );
     assert!(
-        demo.sigterm(Duration::from_secs(20)),
+        demo.sigterm(Duration::from_secs(30)),
         "the demo did not stop cleanly on SIGTERM"
     );
 }

@@ -79,6 +79,10 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         .with_context(|| format!("starting simulated modem {label}"))?;
         let mut entry = ModemEntry::new(*label, link.to_string_lossy());
         entry.number = Some((*number).to_string());
+        if i == 0 {
+            // gsm0 carries call audio too: its calls reach the IVR.
+            entry.voice_port = sim.voice_link().map(|p| p.to_string_lossy().into_owned());
+        }
         entries.push(entry);
         modems.push(sim);
     }
@@ -95,6 +99,24 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         },
     );
     app_cfg.modems = entries;
+    // The demo IVR (menu, voicemail, callback, business hours): calls on
+    // gsm0 are answered by it. Its prompts are spoken by espeak-ng
+    // (scripts/ivr-prompts) when that is installed; without them the IVR
+    // plays a short beep where a prompt would be.
+    app_cfg.ivr = Some(
+        serde_json::from_str(include_str!("../../../docs/ivr-demo.json"))
+            .context("the demo IVR (docs/ivr-demo.json)")?,
+    );
+    let prompts = app_cfg.prompts_dir();
+    if !prompts.exists()
+        && let Some(ivr) = &app_cfg.ivr
+    {
+        // The appliance refuses an IVR whose prompt files are missing.
+        let (dir, languages, ids) = (prompts.clone(), ivr.languages.clone(), ivr.prompts.clone());
+        tokio::task::spawn_blocking(move || write_prompts(&dir, &languages, &ids))
+            .await
+            .context("writing the IVR's prompts")??;
+    }
     app_cfg.offline = Some(OfflineConfig {
         after_s: 60,
         window_s: 3600,
@@ -146,6 +168,26 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         Ok(())
     });
 
+    // A simulated customer calls gsm0 now and then: menu, 2, voicemail.
+    let callers_stop = app_stop.clone();
+    let gsm0 = modems[0].clone();
+    let callers: Vec<String> = crossline_sim::customers::demo_customers()
+        .into_iter()
+        .take(3)
+        .map(|c| c.number)
+        .collect();
+    tasks.spawn(async move {
+        crossline_sim::callers::run(
+            gsm0,
+            callers,
+            Duration::from_secs(15),
+            Duration::from_secs(120),
+            callers_stop,
+        )
+        .await;
+        Ok(())
+    });
+
     let base = format!("http://{}", running.http_addr);
     let logins = logins
         .iter()
@@ -165,6 +207,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
          \n  API token     {token}\
          \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}\
          \n  customers     five simulated customers text the branch every {pace:?} and answer replies\
+         \n  callers       every 2 minutes one of them calls gsm0: the IVR answers, they press 2 and leave a voicemail\
          \n\nWeb UI: open {base}/ and log in as{logins}\
          \n\nTry (export T={token}):\
          \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations\
@@ -364,4 +407,31 @@ async fn demo_desk(running: &server::Running) -> Result<Vec<(String, String, Str
             .await?;
     }
     Ok(out)
+}
+
+/// Writes the IVR's prompts into `dir` with scripts/ivr-prompts (espeak-ng
+/// and sox) when the demo runs from the source tree and they are there;
+/// else (and says why) a short beep per prompt, so the IVR still runs.
+fn write_prompts(dir: &std::path::Path, languages: &[String], ids: &[String]) -> Result<()> {
+    let script = std::path::Path::new("scripts/ivr-prompts");
+    let why = if script.exists() {
+        match std::process::Command::new("bash")
+            .arg(script)
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            Ok(s) if s.success() => return Ok(()),
+            Ok(s) => format!(
+                "scripts/ivr-prompts failed ({s}; scripts/setup installs espeak-ng and sox)"
+            ),
+            Err(e) => format!("cannot run scripts/ivr-prompts: {e}"),
+        }
+    } else {
+        "no scripts/ivr-prompts here (run the demo from the source tree)".to_string()
+    };
+    eprintln!("demo: {why}; the IVR's prompts are beeps instead of speech");
+    crossline_sim::callers::beep_prompts(dir, languages, ids)
+        .with_context(|| format!("writing beep prompts into {}", dir.display()))
 }

@@ -20,6 +20,7 @@
 //! # let _ = sent; Ok(()) }
 //! ```
 
+pub mod callers;
 pub mod customers;
 mod error;
 pub mod line;

@@ -32,12 +32,8 @@ pub enum Outcome {
 fn message() -> Vec<i16> {
     let mut out = Vec::new();
     for (hz, ms) in [(440.0, 400), (550.0, 400), (660.0, 600), (550.0, 400)] {
-        let n = 8 * ms;
-        out.extend((0..n).map(|i| {
-            let t = f64::from(i) / 8000.0;
-            // About -12 dBm0: clearly audible, far from clipping.
-            (6000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16
-        }));
+        // -12 dBm0: clearly audible, far from clipping.
+        out.extend(crossline_audio::tones::mix(&[(hz, -12.0)], 8 * ms));
     }
     out.extend(std::iter::repeat_n(0, 4000));
     out
@@ -50,12 +46,7 @@ pub fn beep_prompts(
     languages: &[String],
     ids: &[String],
 ) -> Result<(), crossline_audio::AudioError> {
-    let beep: Vec<i16> = (0..2400)
-        .map(|i| {
-            let t = f64::from(i) / 8000.0;
-            (6000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16
-        })
-        .collect();
+    let beep = crossline_audio::tones::mix(&[(1000.0, -12.0)], 2400);
     for lang in languages {
         let d = dir.join(lang);
         std::fs::create_dir_all(&d).map_err(|source| crossline_audio::AudioError::Io {

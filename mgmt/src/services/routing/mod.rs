@@ -514,25 +514,7 @@ impl Service {
             Ok(records) => (records, None),
             Err(Rejected { error, records }) => (records, Some(error)),
         };
-        if !records.is_empty() {
-            let events = records
-                .iter()
-                .map(|r| NewEvent {
-                    conversation: r.fact.conversation(),
-                    body: EventBody::RoutingDecision { record: r.clone() },
-                })
-                .collect();
-            if let Err(e) = self.store.append(events).await {
-                // The engine moved on but the log did not: go back to what
-                // the log says, so the API never shows an unlogged decision.
-                error!(error = %e, "could not log routing decisions; rebuilding the engine from the log");
-                if let Err(e2) = self.rebuild().await {
-                    error!(error = %e2, "could not rebuild routing from the log; routing is off until mgmt restarts");
-                }
-                return Err(e.into());
-            }
-        }
-        self.carry_out(&records).await;
+        let records = self.log_decisions(records, None).await?;
         match refused {
             Some(e) => Err(RoutingServiceError::Routing(e)),
             None => Ok(records),
@@ -729,7 +711,7 @@ impl Service {
         }
     }
 
-    /// Appends `records` (what [`Self::apply`] decided) in one write; with
+    /// Appends `records` (what the engine decided) in one write; with
     /// `upto`, that write also moves routing's cursor there (stored alone
     /// when nothing was decided). If the append fails, the engine goes back
     /// to what the log says (it never shows an unlogged decision).

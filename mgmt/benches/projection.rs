@@ -11,7 +11,7 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use crossline_core::NodeId;
 use crossline_mgmt::services::contacts::address::{Region, normalise};
-use crossline_mgmt::services::conversations;
+use crossline_mgmt::storage::sqlite::projection as conversations;
 use crossline_store::{EventLog, Schema, SqliteStore, StoreOptions};
 use std::time::{Duration, Instant};
 

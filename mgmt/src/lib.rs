@@ -11,7 +11,6 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
-pub mod rebuild;
 pub mod server;
 pub mod services;
 pub mod storage;

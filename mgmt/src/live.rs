@@ -15,7 +15,8 @@
 //! refetches. Consumers that must not miss anything (routing) follow the
 //! log themselves with a durable cursor.
 
-use crate::services::conversations::{self, ConversationSummary, TimelineEntry};
+use crate::services::conversations::repo::{ConversationRepo, EntryKey as Key};
+use crate::services::conversations::{ConversationSummary, TimelineEntry};
 use crossline_core::{Change, ConversationId, EventBody};
 use crossline_store::{FeedEntry, Follower, SqliteStore};
 use serde::Serialize;
@@ -78,35 +79,18 @@ impl Live {
         if keys.is_empty() || self.tx.receiver_count() == 0 {
             return;
         }
-        let r = store
-            .read(move |conn| {
-                let mut out = Vec::new();
-                let mut convs = Distinct::default();
-                for k in keys {
-                    let found = match &k {
-                        Key::Event(id) => conversations::entry_by_event(conn, id)?,
-                        Key::Command(id) => conversations::entry_by_command(conn, id)?,
-                        Key::Conversation(c) => {
-                            convs.add(c);
-                            None
-                        }
-                    };
-                    if let Some((conv, entry)) = found {
-                        convs.add(&conv);
-                        out.push(LiveEvent::Message(MessageEvent {
-                            conversation_id: conv,
-                            entry,
-                        }));
-                    }
-                }
-                for c in convs.order {
-                    if let Some(s) = conversations::get(conn, &c)? {
-                        out.push(LiveEvent::Conversation(s));
-                    }
-                }
-                Ok(out)
-            })
-            .await;
+        let r = store.changed(keys).await.map(|c| {
+            let (entries, convs) = (c.entries, c.conversations);
+            let messages = entries.into_iter().map(|(conversation_id, entry)| {
+                LiveEvent::Message(MessageEvent {
+                    conversation_id,
+                    entry,
+                })
+            });
+            messages
+                .chain(convs.into_iter().map(LiveEvent::Conversation))
+                .collect::<Vec<_>>()
+        });
         match r {
             Ok(events) => {
                 for e in events {
@@ -126,23 +110,6 @@ impl Live {
             let _ = self.tx.send(LiveEvent::Routed(ids));
         }
         self.announce(store, keys).await;
-    }
-}
-
-/// Conversation ids in order of first mention, each once (a set beside the
-/// list: a commit group touches thousands of conversations under load).
-#[derive(Default)]
-struct Distinct {
-    seen: HashSet<String>,
-    order: Vec<String>,
-}
-
-impl Distinct {
-    fn add(&mut self, id: &str) {
-        if !self.seen.contains(id) {
-            self.seen.insert(id.to_string());
-            self.order.push(id.to_string());
-        }
     }
 }
 
@@ -179,15 +146,6 @@ fn keys_of(entries: &[FeedEntry]) -> (Vec<Key>, Option<Vec<ConversationId>>) {
     (keys, routed)
 }
 
-/// What changed: a timeline entry by its event id or its reply's command id,
-/// or a whole conversation.
-#[derive(Debug, Clone)]
-pub enum Key {
-    Event(String),
-    Command(String),
-    Conversation(String),
-}
-
 /// Follows the log from its head and announces what changed, until
 /// `shutdown`.
 pub async fn run(
@@ -215,18 +173,4 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distinct_keeps_first_mention_order_once_each() {
-        let mut d = Distinct::default();
-        for id in ["b", "a", "b", "c", "a"] {
-            d.add(id);
-        }
-        assert_eq!(d.order, vec!["b", "a", "c"]);
-    }
 }

@@ -401,7 +401,7 @@ async fn main() -> Result<()> {
         Cmd::Rebuild => {
             let store = server::open_store(&cfg)?;
             let started = std::time::Instant::now();
-            let r = crossline_mgmt::rebuild::rebuild(&store).await;
+            let r = crossline_mgmt::storage::sqlite::rebuild::rebuild(&store).await;
             store.close()?;
             let n = r.with_context(|| {
                 format!(

@@ -57,11 +57,11 @@ pub fn open_store_with(cfg: &Config, channels: Channels) -> Result<SqliteStore> 
         cfg.node_id.clone(),
         StoreOptions {
             schema: Schema::Mgmt,
-            projector: Some(crate::services::conversations::projector_with(
+            projector: Some(crate::storage::sqlite::projection::projector_with(
                 region, channels,
             )),
             // What a device may say (docs/PROTOCOL.md, "Trust").
-            gate: Some(crate::services::trust::gate()),
+            gate: Some(crate::storage::sqlite::projection::trust::gate()),
             max_clock_skew: cfg.ingest.max_clock_skew(),
             // mgmt ingests from many appliances at once; see docs/ARCHITECTURE.md.
             max_group_events: crate::ingest::MAX_GROUP_EVENTS,
@@ -91,7 +91,7 @@ pub async fn start_with_channels(cfg: Config, channels: Channels) -> Result<Runn
     }
     // Before routing reads its configuration: rows from before facts were
     // events enter the log once (docs/ARCHITECTURE.md, "Rebuilding the projections").
-    crate::rebuild::import_legacy(&store)
+    crate::storage::sqlite::rebuild::import_legacy(&store)
         .await
         .context("carrying notes, tags, merges and routing configs from before they were events into the log")?;
     let mgmt_secret = cfg.secret(Secret::Mgmt)?;

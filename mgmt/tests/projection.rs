@@ -12,7 +12,7 @@ use crossline_core::{
     Channel, ConversationId, DeliveryState, Event, EventBody, EventId, Hlc, NodeId,
 };
 use crossline_mgmt::services::contacts::address::Region;
-use crossline_mgmt::services::conversations;
+use crossline_mgmt::storage::sqlite::projection as conversations;
 use crossline_store::{EventLog, Schema, SqliteStore, StoreOptions};
 use rusqlite::types::Value;
 

@@ -13,14 +13,14 @@ use common::desk::{Browser, login, routed, routing_state, setup};
 use common::{Mgmt, wait_for};
 use crossline_core::{CallEndCause, CallId, DeliveryState, EventBody, RecordingId};
 use crossline_mgmt::config::Config;
-use crossline_mgmt::rebuild::{self, PROJECTIONS};
 use crossline_mgmt::server;
+use crossline_mgmt::storage::sqlite::rebuild::{self, PROJECTIONS};
 use crossline_store::SqliteStore;
 use rusqlite::types::Value;
 
 /// Every projection table, each row as text, sorted; `pending_command`
 /// without `last_sent_ms` (when mgmt last published it: not a fact of the
-/// log, see crossline_mgmt::rebuild).
+/// log, see crossline_mgmt::storage::sqlite::rebuild).
 async fn dump(s: &SqliteStore) -> Vec<String> {
     s.read(|c| {
         let mut out = Vec::new();

@@ -8,7 +8,7 @@ mod common;
 use common::{Mgmt, http, sent, status};
 use crossline_core::{ConversationId, DeliveryState, EventBody, NodeId};
 use crossline_mgmt::services::contacts::address::Region;
-use crossline_mgmt::services::conversations;
+use crossline_mgmt::storage::sqlite::projection as conversations;
 use crossline_proto::CommandKind;
 use crossline_store::{EventLog, NewEvent, Schema, SqliteStore, StoreOptions};
 use serde_json::{Value, json};

@@ -16,5 +16,4 @@ pub mod conversations;
 pub mod fleet;
 pub mod recordings;
 pub mod routing;
-pub mod trust;
 pub mod users;

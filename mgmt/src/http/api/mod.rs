@@ -14,6 +14,7 @@ use crate::live::{Live, LiveEvent, MessageEvent};
 use crate::services::channels::{Capabilities, Measure, Outbound};
 use crate::services::contacts::address::{self, AddressKind, Region};
 use crate::services::conversations::actions::{Actions, Reply};
+use crate::services::conversations::repo::ConversationRepo;
 use crate::services::conversations::{
     self, ConversationDetail, ConversationSummary, ListFilter, Page, Status,
 };
@@ -213,11 +214,7 @@ pub async fn list_conversations(
         limit: q.limit.unwrap_or(50),
         after,
     };
-    Ok(Json(
-        st.store
-            .read(move |conn| conversations::list(conn, &f))
-            .await?,
-    ))
+    Ok(Json(ConversationRepo::list(&st.store, f).await?))
 }
 
 /// One conversation with its timeline.
@@ -238,7 +235,7 @@ pub async fn get_conversation(
 ) -> Result<Json<ConversationDetail>, ApiError> {
     let cid = conversation_id(&id)?.to_string();
     st.store
-        .read(move |conn| conversations::detail(conn, &cid))
+        .detail(cid)
         .await?
         .map(Json)
         .ok_or_else(|| not_found(&id))

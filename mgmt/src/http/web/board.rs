@@ -12,6 +12,7 @@ use crate::http::auth::CurrentUser;
 use crate::http::html::Layout;
 use crate::http::html::{WebError, render};
 use crate::http::i18n::Tr;
+use crate::services::conversations::repo::ConversationRepo;
 use crate::services::users::audit;
 use crate::services::users::auth::Role;
 use askama::Template;
@@ -233,16 +234,11 @@ pub async fn board_data(st: &WebState, user: &CurrentUser, tr: &Tr) -> Result<Bo
     );
     let contacts: HashMap<String, String> = st
         .store
-        .read(move |conn| {
-            let mut out = HashMap::new();
-            for id in ids {
-                if let Some(s) = crate::services::conversations::get(conn, &id)? {
-                    out.insert(id, s.contact.address);
-                }
-            }
-            Ok(out)
-        })
-        .await?;
+        .summaries(ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.contact.address))
+        .collect();
     let contact = |id: &str| contacts.get(id).cloned().unwrap_or_default();
     let queues: Vec<QueueRow> = raw
         .queues

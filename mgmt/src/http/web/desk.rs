@@ -17,24 +17,26 @@ use crate::http::auth::CurrentUser;
 use crate::http::html::Layout;
 use crate::http::html::{WebError, render};
 use crate::services::contacts::facts::{self as contact_facts, MergeOutcome, UnmergeOutcome};
+use crate::services::contacts::repo::ContactRepo;
 use crate::services::conversations::actions::{Actions, Reply};
 use crate::services::conversations::notes;
+use crate::services::conversations::repo::{ConversationRepo, InboxFacets};
 use crate::services::conversations::{self, ConversationSummary, EntryKind, ListFilter, Status};
 use crate::services::users::audit;
 use crate::services::users::auth::Role;
+use crate::services::users::repo::UserRepo;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use crossline_core::ConversationId;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
     AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
 };
-use crossline_core::{ConversationId, EventBody};
-use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Most rows the inbox shows.
@@ -342,39 +344,6 @@ fn routed_for_tab(
         .collect()
 }
 
-fn summaries(
-    conn: &rusqlite::Connection,
-    ids: &[String],
-) -> rusqlite::Result<Vec<ConversationSummary>> {
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(s) = conversations::get(conn, id)? {
-            out.push(s);
-        }
-    }
-    Ok(out)
-}
-
-fn tagged_contacts(conn: &rusqlite::Connection, tag: &str) -> rusqlite::Result<HashSet<String>> {
-    let mut st = conn.prepare_cached("SELECT contact_id FROM contact_tag WHERE tag = ?1")?;
-    st.query_map(params![tag], |r| r.get(0))?.collect()
-}
-
-/// Conversations with a private note that mentions `login`.
-fn mentioning(conn: &rusqlite::Connection, login: &str) -> rusqlite::Result<HashSet<String>> {
-    let mut st = conn.prepare_cached(
-        "SELECT DISTINCT conversation_id FROM conversation_note
-         WHERE ',' || mentions || ',' LIKE '%,' || ?1 || ',%'",
-    )?;
-    st.query_map(params![login], |r| r.get(0))?.collect()
-}
-
-fn all_tags(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
-    let mut st =
-        conn.prepare_cached("SELECT DISTINCT tag FROM contact_tag ORDER BY tag LIMIT 200")?;
-    st.query_map([], |r| r.get(0))?.collect()
-}
-
 pub async fn inbox_data(
     st: &WebState,
     user: &CurrentUser,
@@ -435,10 +404,7 @@ pub async fn inbox_data(
             limit: INBOX_ROWS,
             ..Default::default()
         };
-        let page = st
-            .store
-            .read(move |conn| conversations::list(conn, &f))
-            .await?;
+        let page = ConversationRepo::list(&st.store, f).await?;
         let ids: Vec<ConversationId> = page
             .conversations
             .iter()
@@ -481,7 +447,7 @@ pub async fn inbox_data(
             .collect()
     } else {
         let ids: Vec<String> = routed.iter().map(|(id, _)| id.clone()).collect();
-        let sums = st.store.read(move |conn| summaries(conn, &ids)).await?;
+        let sums = st.store.summaries(ids).await?;
         let mut by_id: HashMap<String, RouteInfo> = routed.into_iter().collect();
         sums.into_iter()
             .map(|s| {
@@ -492,16 +458,11 @@ pub async fn inbox_data(
     };
     let tag2 = tag.clone();
     let me = user.login.clone();
-    let (tagged, tags, mentioned) = st
-        .store
-        .read(move |conn| {
-            let t = match &tag2 {
-                Some(t) => Some(tagged_contacts(conn, t)?),
-                None => None,
-            };
-            Ok((t, all_tags(conn)?, mentioning(conn, &me)?))
-        })
-        .await?;
+    let InboxFacets {
+        tagged,
+        tags,
+        mentioned,
+    } = st.store.inbox_facets(tag2, me).await?;
     if let Some(t) = tagged {
         rows.retain(|(s, _)| t.contains(&s.contact.id));
     }
@@ -1045,103 +1006,6 @@ fn delivery(state: Option<&str>) -> (&'static str, &'static str) {
     }
 }
 
-/// Routing decisions of one conversation, oldest first.
-fn conversation_decisions(
-    conn: &rusqlite::Connection,
-    cid: &ConversationId,
-) -> rusqlite::Result<Vec<crossline_core::routing::Record>> {
-    let mut st = conn.prepare_cached(
-        "SELECT body FROM event WHERE conversation = ?1 AND kind = 'routing_decision'
-         ORDER BY at_ms, at_c LIMIT 2000",
-    )?;
-    let rows = st.query_map(params![cid.0.as_bytes().to_vec()], |r| {
-        r.get::<_, String>(0)
-    })?;
-    let mut out = Vec::new();
-    for b in rows {
-        if let Ok(EventBody::RoutingDecision { record }) = serde_json::from_str::<EventBody>(&b?) {
-            out.push(record);
-        }
-    }
-    Ok(out)
-}
-
-struct Loaded {
-    detail: conversations::ConversationDetail,
-    decisions: Vec<crossline_core::routing::Record>,
-    notes: Vec<(i64, String, String, String)>,
-    lines: Vec<String>,
-    canned: Vec<(String, String)>,
-    identities: Vec<(String, String)>,
-    previous: Vec<ConversationSummary>,
-    tags: Vec<String>,
-    contact_notes: Vec<(i64, String, String)>,
-    merged: Vec<contact_facts::MergeInto>,
-}
-
-fn load_conversation(
-    conn: &rusqlite::Connection,
-    id: &str,
-    cid: &ConversationId,
-) -> rusqlite::Result<Option<Loaded>> {
-    let Some(detail) = conversations::detail(conn, id)? else {
-        return Ok(None);
-    };
-    let decisions = conversation_decisions(conn, cid)?;
-    let notes = conn
-        .prepare_cached(
-            "SELECT at_ms, author, text, mentions FROM conversation_note
-             WHERE conversation_id = ?1 ORDER BY at_ms",
-        )?
-        .query_map(params![id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let lines = match &detail.summary.device {
-        Some(d) => conversations::lines(conn, d)?,
-        None => Vec::new(),
-    };
-    let canned = conversations::canned::list(conn)?;
-    let contact = detail.summary.contact.id.clone();
-    let identities = conn
-        .prepare_cached("SELECT kind, address FROM contact_identity WHERE contact_id = ?1")?
-        .query_map(params![contact], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let previous = conversations::list(
-        conn,
-        &ListFilter {
-            contact: Some(contact.clone()),
-            limit: 20,
-            ..Default::default()
-        },
-    )?
-    .conversations
-    .into_iter()
-    .filter(|c| c.id != id)
-    .collect();
-    let tags = crate::services::conversations::contact_tags(conn, &contact)?;
-    let contact_notes = conn
-        .prepare_cached(
-            "SELECT at_ms, author, text FROM contact_note WHERE contact_id = ?1
-             ORDER BY at_ms DESC LIMIT 50",
-        )?
-        .query_map(params![contact], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let merged = contact_facts::merges_into(conn, &contact)?;
-    Ok(Some(Loaded {
-        detail,
-        decisions,
-        notes,
-        lines,
-        canned,
-        identities,
-        previous,
-        tags,
-        contact_notes,
-        merged,
-    }))
-}
-
 async fn conv_view(
     st: &WebState,
     user: &CurrentUser,
@@ -1150,12 +1014,7 @@ async fn conv_view(
     qs: String,
 ) -> Result<ConvView, WebError> {
     let (cid, route, _viewer) = authorize_conversation(st, user, id).await?;
-    let id2 = id.to_string();
-    let loaded = st
-        .store
-        .read(move |conn| load_conversation(conn, &id2, &cid))
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let loaded = st.store.workspace(cid).await?.ok_or(WebError::NotFound)?;
     let (agents, queues): (Vec<String>, Vec<String>) = st
         .routing
         .query(|r| {
@@ -1259,9 +1118,10 @@ async fn conv_view(
         };
         items.push(blank(at, "event", text, String::new()));
     }
-    for (at, author, text, mentions) in &loaded.notes {
-        let mut it = blank(*at, "note", text.clone(), author.clone());
-        it.mentions = mentions
+    for n in &loaded.notes {
+        let mut it = blank(n.at_ms, "note", n.text.clone(), n.author.clone());
+        it.mentions = n
+            .mentions
             .split(',')
             .filter(|m| !m.is_empty())
             .map(str::to_string)
@@ -1461,7 +1321,7 @@ pub async fn measure(
     let id2 = id.clone();
     let channel = st
         .store
-        .read(move |conn| crate::services::conversations::get(conn, &id2))
+        .summary(id2)
         .await?
         .ok_or(WebError::NotFound)?
         .channel;
@@ -1678,8 +1538,8 @@ pub struct NoteForm {
     qs: Option<String>,
 }
 
-/// `@login` mentions in `text` that name existing users.
-fn mentions(conn: &rusqlite::Connection, text: &str) -> rusqlite::Result<Vec<String>> {
+/// `@login` mentions in `text`, each once (case-insensitively), in order.
+fn mention_candidates(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for w in text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '!' | '?')) {
         let Some(login) = w.strip_prefix('@') else {
@@ -1689,18 +1549,9 @@ fn mentions(conn: &rusqlite::Connection, text: &str) -> rusqlite::Result<Vec<Str
         if login.is_empty() || out.iter().any(|o| o.eq_ignore_ascii_case(login)) {
             continue;
         }
-        let found: Option<String> = conn
-            .query_row(
-                "SELECT login FROM web_user WHERE login = ?1",
-                params![login],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(l) = found {
-            out.push(l);
-        }
+        out.push(login.to_string());
     }
-    Ok(out)
+    out
 }
 
 pub async fn note(
@@ -1711,7 +1562,7 @@ pub async fn note(
 ) -> Result<Response, WebError> {
     let (cid, _, _) = authorize_conversation(&st, &user, &id).await?;
     let text = f.text.clone();
-    let found = st.store.read(move |conn| mentions(conn, &text)).await?;
+    let found = st.store.known_logins(mention_candidates(&text)).await?;
     if !notes::note(&st.store, cid, &user.login, &f.text, found.clone()).await? {
         return Ok(back(&id, f.qs.as_deref(), None));
     }
@@ -1834,11 +1685,7 @@ async fn refused_action(
     what: &str,
 ) -> Result<Option<ActionError>, WebError> {
     let id2 = id.to_string();
-    let Some(summary) = st
-        .store
-        .read(move |conn| conversations::get(conn, &id2))
-        .await?
-    else {
+    let Some(summary) = st.store.summary(id2).await? else {
         return Err(WebError::NotFound);
     };
     if Controls::of(user, summary.status, route).allows(what) {
@@ -1926,19 +1773,15 @@ async fn authorize_contact(
     contact: &str,
 ) -> Result<String, WebError> {
     let c = contact.to_string();
-    let convs = st
-        .store
-        .read(move |conn| {
-            conversations::list(
-                conn,
-                &ListFilter {
-                    contact: Some(c),
-                    limit: 50,
-                    ..Default::default()
-                },
-            )
-        })
-        .await?;
+    let convs = ConversationRepo::list(
+        &st.store,
+        ListFilter {
+            contact: Some(c),
+            limit: 50,
+            ..Default::default()
+        },
+    )
+    .await?;
     for conv in &convs.conversations {
         if authorize_conversation(st, user, &conv.id).await.is_ok() {
             return Ok(conv.id.clone());
@@ -2036,20 +1879,7 @@ pub async fn merge_contact(
     let with = f.with.trim().to_string();
     let addr = crate::services::contacts::address::normalise(&with, st.region);
     let w = with.clone();
-    let other = st
-        .store
-        .read(move |conn| {
-            let by_id = conn
-                .query_row("SELECT id FROM contact WHERE id = ?1", params![w], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()?;
-            match by_id {
-                Some(id) => Ok(Some(id)),
-                None => conversations::contact_of(conn, addr.kind, &addr.value),
-            }
-        })
-        .await?;
+    let other = st.store.find_contact(w, addr.kind, addr.value).await?;
     let refused = || {
         tracing::info!(
             user = %user.login, %contact, with = %with,
@@ -2118,16 +1948,7 @@ pub async fn unmerge_contact(
     let m = merged.clone();
     // The contact that holds the merged one's history now (the survivor, or
     // whom the survivor was merged into since): the user must see it.
-    let holder = st
-        .store
-        .read(move |conn| match contact_facts::unmerge_check(conn, &m)? {
-            UnmergeOutcome::NotMerged => Ok(None),
-            UnmergeOutcome::Unmerged { survivor }
-            | UnmergeOutcome::SurvivorMerged { survivor, .. } => {
-                contact_facts::current_contact(conn, &survivor).map(Some)
-            }
-        })
-        .await?;
+    let holder = st.store.holder_of_merged(m).await?;
     let Some(holder) = holder else {
         return Ok(back(
             &f.conv,

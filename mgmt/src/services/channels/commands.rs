@@ -10,9 +10,9 @@
 //! being pending when a `MessageSent` or `DeliveryStatus` for its id is
 //! ingested. The appliance acts on a command id once, so repeats are harmless.
 
+use super::repo::{CommandRepo, PendingCommand};
 use crate::bus::IngestSignal;
 use crate::clock::now_ms;
-use crate::services::conversations::{self, PendingCommand};
 use crossline_core::{EventId, NodeId};
 use crossline_proto::{DeviceTopic, Kind};
 use crossline_store::SqliteStore;
@@ -87,9 +87,7 @@ async fn load(
     sent_before_ms: Option<i64>,
 ) -> Vec<PendingCommand> {
     let r = store
-        .read(move |conn| {
-            conversations::pending(conn, device.as_ref().map(|d| d.as_str()), sent_before_ms)
-        })
+        .pending_commands(device.map(|d| d.to_string()), sent_before_ms)
         .await;
     r.unwrap_or_else(|e| {
         warn!(error = %e, "could not read pending commands");
@@ -122,10 +120,7 @@ async fn publish(store: &SqliteStore, client: &AsyncClient, due: Vec<PendingComm
     }
     let n = sent.len();
     let at = now_ms() as i64;
-    if let Err(e) = store
-        .write(move |tx| conversations::mark_sent(tx, &sent, at))
-        .await
-    {
+    if let Err(e) = store.mark_sent(sent, at).await {
         warn!(error = %e, "could not record published commands");
     } else {
         info!(commands = n, "commands published");

@@ -31,6 +31,7 @@
 //! [`dispatch`]: ChannelAdapter::dispatch
 
 pub mod commands;
+pub mod repo;
 pub mod sms;
 
 use crate::services::contacts::address::{Address, Region};

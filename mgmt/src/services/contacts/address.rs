@@ -92,6 +92,13 @@ fn is_dialable(s: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '(' | ')' | '.'))
 }
 
+impl Address {
+    /// The identity `raw` names in `region` ([`normalise`]).
+    pub fn normalised(raw: &str, region: Region) -> Address {
+        normalise(raw, region)
+    }
+}
+
 /// Normalises a sender or destination as received. Total: anything that is
 /// not a phone number is kept (trimmed, at most [`MAX_ADDRESS`] characters).
 pub fn normalise(raw: &str, region: Region) -> Address {

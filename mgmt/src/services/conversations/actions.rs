@@ -4,6 +4,7 @@
 //! the agent's language (`http::web::desk`). Both are audited here; live
 //! updates follow the log (`crate::live`).
 
+use super::repo::{ConversationRepo, ReplyLine};
 use super::{ConversationSummary, Status};
 use crate::services::channels::{Outbound, Outgoing, SendError};
 use crate::services::contacts::address::Address;
@@ -88,7 +89,7 @@ fn conversation_id(id: &str) -> Result<ConversationId, ActionError> {
 pub async fn load(store: &SqliteStore, id: &str) -> Result<ConversationSummary, ActionError> {
     let cid = conversation_id(id)?.to_string();
     store
-        .read(move |conn| super::get(conn, &cid))
+        .summary(cid)
         .await?
         .ok_or_else(|| ActionError::NotFound(id.to_string()))
 }
@@ -134,9 +135,7 @@ impl Actions<'_> {
             .map_err(|e| ActionError::NotReplyable(e.to_string()))?;
         if let Some(window) = caps.reply_window_s {
             let cid = conv.id.clone();
-            let last = store
-                .read(move |conn| super::last_inbound_ms(conn, &cid))
-                .await?;
+            let last = store.last_inbound_ms(cid).await?;
             let now = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
             if !caps.window_open(last, now) {
                 return Err(ActionError::ReplyWindowClosed(format!(
@@ -152,16 +151,7 @@ impl Actions<'_> {
         let line = match req.line {
             Some(l) => {
                 let (d, l2) = (device.to_string(), l.clone());
-                let known = store
-                    .read(move |conn| {
-                        Ok(if super::line_known(conn, &d, &l2)? {
-                            None
-                        } else {
-                            Some(super::lines(conn, &d)?)
-                        })
-                    })
-                    .await?;
-                if let Some(lines) = known {
+                if let ReplyLine::Unknown(lines) = store.reply_line(d, l2).await? {
                     return Err(ActionError::UnknownLine(format!(
                         "device {device} has no line {l:?}; known lines: {}",
                         lines.join(", ")
@@ -228,10 +218,7 @@ impl Actions<'_> {
         }
         if to == Status::Open {
             let (contact, me) = (conv.contact.id.clone(), conv.id.clone());
-            if let Some(other) = store
-                .read(move |conn| super::other_open(conn, &contact, &me))
-                .await?
-            {
+            if let Some(other) = store.other_open(contact, me).await? {
                 return Err(ActionError::OtherOpen(other.to_string()));
             }
         }

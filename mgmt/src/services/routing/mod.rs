@@ -37,11 +37,12 @@
 //! which starts a new epoch: routing state starts empty, the older decisions
 //! stay in the log for audit and metrics. See docs/API.md, "Routing".
 
-pub mod configured;
 pub mod repo;
 
 use crate::clock::now_ms;
-use crate::services::conversations::{ConversationSummary, contact_tags};
+use crate::services::contacts::repo::ContactRepo;
+use crate::services::conversations::ConversationSummary;
+use crate::services::conversations::repo::ConversationRepo;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
     AgentConfig, AgentId, Attributes, Command, ConfigError, Fact, OutsideHoursAction, QueueConfig,
@@ -50,7 +51,6 @@ use crossline_core::routing::{
 use crossline_core::{Change, Channel, ConversationId, Direction, EventBody};
 use crossline_store::{EventLog, Feed, FeedEntry, Follower, NewEvent, SqliteStore, StoreError};
 use repo::RoutingRepo;
-use rusqlite::OptionalExtension;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -210,15 +210,13 @@ impl Routing {
             }
         };
         let (contact, conversation) = (s.contact.id.clone(), s.id.clone());
-        let (text, customer_tags) = self
+        let text = self.store.first_inbound_text(conversation).await?;
+        let customer_tags = self
             .store
-            .read(move |conn| {
-                Ok((
-                    first_inbound_text(conn, &conversation)?,
-                    contact_tags(conn, &contact)?,
-                ))
-            })
-            .await?;
+            .tags_of(vec![contact.clone()])
+            .await?
+            .remove(&contact)
+            .unwrap_or_default();
         self.command(Command::Inbound {
             conversation: cid,
             contact: s.contact.id.parse().ok().map(ContactId),
@@ -582,10 +580,7 @@ impl Service {
 
     async fn auto_reply(&self, conversation: ConversationId, text: &str) -> anyhow::Result<()> {
         let id = conversation.to_string();
-        let conv = self
-            .store
-            .read(move |conn| crate::services::conversations::get(conn, &id))
-            .await?;
+        let conv = self.store.summary(id).await?;
         let Some(conv) = conv else {
             return Ok(());
         };
@@ -765,16 +760,7 @@ impl Service {
             return HashMap::new();
         }
         let n = contacts.len();
-        match self
-            .store
-            .read(move |conn| {
-                contacts
-                    .into_iter()
-                    .map(|k| contact_tags(conn, &k).map(|t| (k, t)))
-                    .collect::<rusqlite::Result<HashMap<_, _>>>()
-            })
-            .await
-        {
+        match self.store.tags_of(contacts).await {
             Ok(t) => t,
             Err(err) => {
                 warn!(contacts = n, error = %err, "could not read the contacts' tags; routing without them");
@@ -844,29 +830,7 @@ impl Service {
     /// Oldest first, with their first message's text and last line.
     async fn catch_up(&mut self) {
         let Some(router) = &self.router else { return };
-        let open = self
-            .store
-            .read(|conn| {
-                let mut st = conn.prepare(
-                    "SELECT c.id, c.contact_id, c.line,
-                            (SELECT t.text FROM timeline_entry t
-                              WHERE t.conversation_id = c.id AND t.kind = 'inbound'
-                              ORDER BY t.at_ms, t.at_c LIMIT 1),
-                            c.channel
-                     FROM conversation c WHERE c.status = 'open'
-                     ORDER BY c.created_ms, c.id",
-                )?;
-                let rows = st.query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        (r.get::<_, String>(1)?, r.get::<_, String>(4)?),
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .await;
+        let open = self.store.open_conversations().await;
         let open = match open {
             Ok(o) => o,
             Err(e) => {
@@ -876,12 +840,14 @@ impl Service {
         };
         let unseen: Vec<_> = open
             .into_iter()
-            .filter_map(|(c, k, line, text)| {
-                let c = c.parse::<ConversationId>().ok()?;
-                router
-                    .conversation(&c)
-                    .is_none()
-                    .then_some((c, k, line, text))
+            .filter_map(|o| {
+                let c = o.id.parse::<ConversationId>().ok()?;
+                router.conversation(&c).is_none().then_some((
+                    c,
+                    (o.contact, o.channel),
+                    o.line,
+                    o.first_text,
+                ))
             })
             .collect();
         if unseen.is_empty() {
@@ -1045,19 +1011,6 @@ fn attributes(
         text,
         customer_tags,
     }
-}
-
-/// The first message the customer wrote in a conversation.
-fn first_inbound_text(
-    conn: &rusqlite::Connection,
-    conversation: &str,
-) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT text FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'
-         ORDER BY at_ms, at_c LIMIT 1",
-    )?
-    .query_row([conversation], |r| r.get(0))
-    .optional()
 }
 
 /// One logged routing decision.

@@ -41,6 +41,8 @@ pub trait UserRepo: Send + Sync {
     fn users(&self) -> RepoFuture<Vec<User>>;
     /// An account and its password hash, by (normalised) login.
     fn user_by_login(&self, login: String) -> RepoFuture<Option<(User, String)>>;
+    /// Which of `logins` are accounts (as stored, in the order given).
+    fn known_logins(&self, logins: Vec<String>) -> RepoFuture<Vec<String>>;
     /// Sets a password and ends the account's sessions, in one transaction;
     /// false if there is no such login.
     fn set_password(&self, login: String, password_hash: String) -> RepoFuture<bool>;

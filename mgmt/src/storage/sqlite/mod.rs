@@ -3,7 +3,10 @@
 //! writer (group commit), reads through its read pool. The tables are
 //! mgmt's migrations in `crates/store/src/sqlite/migrations/mgmt/`.
 
+pub mod conversations;
 pub mod fleet;
+pub mod projection;
+pub mod rebuild;
 pub mod recordings;
 pub mod routing;
 pub mod users;

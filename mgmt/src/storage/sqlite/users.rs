@@ -36,6 +36,19 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 }
 
 impl UserRepo for SqliteStore {
+    fn known_logins(&self, logins: Vec<String>) -> RepoFuture<Vec<String>> {
+        read(self, move |conn| {
+            let mut st = conn.prepare_cached("SELECT login FROM web_user WHERE login = ?1")?;
+            let mut out = Vec::new();
+            for l in logins {
+                if let Some(found) = st.query_row(params![l], |r| r.get(0)).optional()? {
+                    out.push(found);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn insert_user(&self, u: UserRow) -> RepoFuture<i64> {
         write(self, move |tx| {
             tx.execute(

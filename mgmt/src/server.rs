@@ -41,7 +41,7 @@ pub struct Running {
 
 /// Opens mgmt's database (creating the data dir), with the conversation
 /// projector (see [`crate::services::conversations`]) and the trust gate for device
-/// events (see [`crate::services::trust`]) installed.
+/// events (see `crate::storage::sqlite::projection::trust`) installed.
 pub fn open_store(cfg: &Config) -> Result<SqliteStore> {
     open_store_with(cfg, Channels::standard())
 }

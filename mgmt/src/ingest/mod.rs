@@ -7,7 +7,7 @@
 //! asked to resend from the first missing seq. Malformed, oversized,
 //! wrong-version or spoofed payloads are logged with their reason and counted;
 //! they never stop ingestion of anything else. A well-formed event its device
-//! may not send (see [`crate::services::trust`]) is stored as a refusal in its slot, and
+//! may not send (see `crate::storage::sqlite::projection::trust`) is stored as a refusal in its slot, and
 //! one stamped beyond the allowed clock skew with mgmt's time; both are
 //! logged with the device and counted here.
 

@@ -12,7 +12,7 @@
 //!
 //! `call` holds one row per call (who, which line, answered, ended, how
 //! long, why); `call_step` what happened during it (IVR choices, voicemails,
-//! callback requests). Both are written by [`project`] in the event's
+//! callback requests). Both are written by the storage's projector (`storage::sqlite::projection`) in the event's
 //! transaction and rebuilt from the log like every projection.
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -184,7 +184,7 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-/// Parses a cursor made by [`list`].
+/// Parses a cursor made by [`repo::ConversationRepo::list`].
 pub fn parse_cursor(s: &str) -> Option<(i64, i64, String)> {
     let mut it = s.splitn(3, '.');
     let ms = it.next()?.parse().ok()?;

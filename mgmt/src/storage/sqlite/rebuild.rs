@@ -3,7 +3,7 @@
 //! projections").
 //!
 //! The log is the truth: every table in [`PROJECTIONS`] is written only by
-//! mgmt's projector ([`crate::services::conversations::projector`]) from events, so
+//! mgmt's projector ([`super::projection::projector`]) from events, so
 //! emptying them and running the projector over the log again, in the
 //! order the events were stored, gives the same rows. What is not a
 //! projection stays as it is: the log itself, users, sessions, the audit

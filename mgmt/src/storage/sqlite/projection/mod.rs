@@ -834,7 +834,7 @@ fn touch_time(tx: &Transaction<'_>, conv: &str, ev: &Event) -> rusqlite::Result<
 const LINE_SEEN_STEP_MS: i64 = 60_000;
 
 /// A device answered command `cmd` (MessageSent or DeliveryStatus, accepted
-/// by the gate, [`crate::services::trust`]): the command is this device's
+/// by the gate, [`trust`]): the command is this device's
 /// (an auto-reply's is recorded as its own here) and no longer pending.
 fn command_answered(tx: &Transaction<'_>, cmd: &str, ev: &Event) -> rusqlite::Result<()> {
     trust::record_command(tx, cmd, ev.origin.as_str())?;

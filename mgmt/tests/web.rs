@@ -800,6 +800,75 @@ async fn the_live_stream_tells_each_agent_only_about_their_conversations() {
     m.stop().await;
 }
 
+/// Collects the conversation ids `rx` brings into `seen` until `id` is there
+/// `times` times.
+async fn changes_until(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: &mut Vec<String>,
+    id: &str,
+    times: usize,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    while seen.iter().filter(|s| *s == id).count() < times {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(x)) => seen.push(x),
+            _ => panic!("no change {times}x for {id} within the deadline: {seen:?}"),
+        }
+    }
+}
+
+/// A new message is one change on a desk's stream, not one for the message
+/// and another for routing queueing it: routing deals with the message
+/// before the stream resolves who may see it, and a decision that leaves
+/// routing's view as it was passed on is not sent again. A decision that
+/// does change it (a transfer) is.
+#[tokio::test]
+async fn a_new_message_is_one_change_on_the_desk_stream() {
+    let m = setup().await;
+    let mut dev = m.device("branch-1").await;
+    let sofia = login(&m, "sofia", "sofia-password").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (http, cookie) = (sofia.m.http.clone(), sofia.cookie.clone());
+    tokio::spawn(async move {
+        read_stream(http, cookie, |ev, data| {
+            if ev == "change" {
+                let _ = tx.send(data.to_string());
+            }
+            false
+        })
+        .await;
+    });
+    // Let the stream subscribe.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut seen: Vec<String> = Vec::new();
+    dev.sms("gsm1", "+380501112233", "south first").await;
+    let south = routed(&m, "+380501112233").await;
+    changes_until(&mut rx, &mut seen, &south, 1).await;
+    // The next message's change comes after everything the log said about
+    // the first (the stream follows the log in order): a second change for
+    // `south` would be here by then.
+    dev.sms("gsm0", "+380509998877", "north second").await;
+    let north = routed(&m, "+380509998877").await;
+    changes_until(&mut rx, &mut seen, &north, 1).await;
+    let got = seen.clone();
+    assert_eq!(
+        got.iter().filter(|s| **s == south).count(),
+        1,
+        "one change for one message: {got:?}"
+    );
+    // A transfer changes routing's view: the desk hears of it.
+    let (status, body) = m
+        .post(
+            &format!("/api/v1/conversations/{south}/assign"),
+            r#"{"queue": "north"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    changes_until(&mut rx, &mut seen, &south, 2).await;
+    m.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_reply_shows_its_state_and_reason_per_part_in_the_desk() {
     use crossline_core::{DeliveryState, EventBody};

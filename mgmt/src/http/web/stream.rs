@@ -2,8 +2,13 @@
 //!
 //! One task ([`run`]) listens to what [`crate::live`] reads from the log:
 //! conversation changes (new messages, delivery states, resolve/reopen) and
-//! routing's logged decisions. It resolves each changed conversation's
-//! [`Visibility`] once, and broadcasts it. Each browser's stream then only passes on what its user may see:
+//! routing's logged decisions. It resolves what is waiting with one routing
+//! query (each changed conversation's [`Visibility`] and routing's view of
+//! it), and broadcasts each once. A routing decision that leaves routing's
+//! view of a conversation as it was last passed on (a new message is
+//! usually announced already queued, since routing deals with it before it
+//! answers the query) is not passed on again: one change per message, not
+//! two, to every desk that may see it. Each browser's stream then only passes on what its user may see:
 //! `event: change` with the conversation id as data (the page fetches the
 //! rows it needs, authorised as usual), and, for supervisors, `event:
 //! board` when anything routing-related changed; for admins, `event: fleet`
@@ -21,6 +26,8 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use crossline_core::ConversationId;
+use crossline_core::routing::ConversationView;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +73,18 @@ impl Changes {
     }
 }
 
+/// Most conversations resolved in one routing query.
+const RESOLVE_AT_ONCE: usize = 512;
+
+/// Longest wait for routing to deal with what was stored before a change
+/// is resolved (routing behind by more than this: the change goes out as
+/// routing sees it, and routing's decision follows as a change of its own).
+const ROUTING_WAIT: Duration = Duration::from_millis(250);
+
+/// Conversations whose last routing view is remembered (then forgotten at
+/// once: a forgotten one is passed on again, never lost).
+const VIEWS_KEPT: usize = 100_000;
+
 /// Resolves conversation, routing and fleet changes into [`Change`]s until
 /// shutdown.
 pub async fn run(
@@ -76,8 +95,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut fleet = Some(fleet);
+    // Routing's view of each conversation as last passed on.
+    let mut last_view: HashMap<ConversationId, Option<ConversationView>> = HashMap::new();
     loop {
-        let ids: Vec<ConversationId> = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             f = async {
                 match fleet.as_mut() {
@@ -97,38 +118,100 @@ pub async fn run(
                 }
                 continue;
             }
-            l = live.recv() => match l {
-                Ok(LiveEvent::Conversation(s)) => s.id.parse().ok().into_iter().collect(),
-                Ok(LiveEvent::Message(_)) => continue,
-                Ok(LiveEvent::Routed(ids)) if ids.is_empty() => {
-                    let _ = changes.tx.send(Change::Agents);
-                    continue;
+            l = live.recv() => l,
+        };
+        // What else is waiting is resolved with it: one routing query for
+        // the lot (routing answers between batches of the log; a query per
+        // conversation would queue behind each one).
+        let mut ids: Vec<ConversationId> = Vec::new();
+        // Conversations whose projection changed (a message, a status):
+        // always passed on; the others only if routing's view changed.
+        let mut changed = HashSet::new();
+        let mut seen = HashSet::new();
+        let mut next = Some(first);
+        let mut closed = false;
+        while let Some(l) = next.take() {
+            match l {
+                Ok(LiveEvent::Conversation(s)) => {
+                    if let Ok(id) = s.id.parse::<ConversationId>() {
+                        changed.insert(id);
+                        if seen.insert(id) {
+                            ids.push(id);
+                        }
+                    }
                 }
-                Ok(LiveEvent::Routed(ids)) => ids,
+                Ok(LiveEvent::Message(_)) => {}
+                Ok(LiveEvent::Routed(r)) if r.is_empty() => {
+                    let _ = changes.tx.send(Change::Agents);
+                }
+                Ok(LiveEvent::Routed(r)) => {
+                    for id in r {
+                        if seen.insert(id) {
+                            ids.push(id);
+                        }
+                    }
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     let _ = changes.tx.send(Change::Lagged);
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    closed = true;
+                    break;
+                }
+            }
+            if ids.len() < RESOLVE_AT_ONCE {
+                next = match live.try_recv() {
+                    Ok(e) => Some(Ok(e)),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        Some(Err(broadcast::error::RecvError::Lagged(n)))
+                    }
+                    Err(_) => None,
+                };
+            }
+        }
+        if changes.tx.receiver_count() > 0 && !ids.is_empty() {
+            // Routing deals with a new message before it is resolved here,
+            // so the change carries where routing put it (and its decision,
+            // arriving next, changes nothing to pass on).
+            routing.caught_up(ROUTING_WAIT).await;
+            let q = ids.clone();
+            let resolved = routing
+                .query(move |r| {
+                    q.iter()
+                        .map(|id| match r {
+                            Some((r, _)) => (
+                                scope::visibility(r, id),
+                                r.conversation(id).map(|mut c| {
+                                    c.age = 0;
+                                    c
+                                }),
+                            ),
+                            None => (None, None),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .unwrap_or_default();
+            for (id, (vis, view)) in ids.iter().zip(resolved) {
+                // A routing decision that left routing's view of the
+                // conversation as it was last passed on (the queueing of a
+                // message already announced with its queue) is nothing new
+                // to a desk: one change, not two.
+                if !changed.contains(id) && last_view.get(id) == Some(&view) {
                     continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-        };
-        if changes.tx.receiver_count() == 0 || ids.is_empty() {
-            continue;
+                if last_view.len() >= VIEWS_KEPT {
+                    last_view.clear();
+                }
+                last_view.insert(*id, view);
+                let _ = changes.tx.send(Change::Conversation {
+                    id: id.to_string(),
+                    vis: vis.map(Arc::new),
+                });
+            }
         }
-        let q = ids.clone();
-        let vis = routing
-            .query(move |r| {
-                q.iter()
-                    .map(|id| r.and_then(|(r, _)| scope::visibility(r, id)))
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .unwrap_or_default();
-        for (i, id) in ids.iter().enumerate() {
-            let _ = changes.tx.send(Change::Conversation {
-                id: id.to_string(),
-                vis: vis.get(i).cloned().flatten().map(Arc::new),
-            });
+        if closed {
+            break;
         }
     }
     Ok(())

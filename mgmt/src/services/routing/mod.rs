@@ -53,7 +53,7 @@ use crossline_store::{EventLog, Feed, FeedEntry, Follower, NewEvent, SqliteStore
 use repo::RoutingRepo;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -133,9 +133,20 @@ pub struct Routing {
     tx: mpsc::Sender<Request>,
     store: SqliteStore,
     channels: crate::services::channels::Channels,
+    /// The log position routing has dealt with (decisions logged).
+    dealt: watch::Receiver<u64>,
 }
 
 impl Routing {
+    /// Waits (at most `within`) until routing has dealt with everything
+    /// stored when called: a query after it sees what routing decided about
+    /// those events. Returns at once when routing has stopped.
+    pub async fn caught_up(&self, within: Duration) {
+        let head = *self.store.head().borrow();
+        let mut dealt = self.dealt.clone();
+        let _ = tokio::time::timeout(within, dealt.wait_for(|d| *d >= head)).await;
+    }
+
     /// The channels mgmt carries (those with an adapter): the ones the
     /// desk and the board show capacity counters and filters for.
     pub fn live_channels(&self) -> Vec<Channel> {
@@ -288,6 +299,7 @@ pub async fn start(
         router: None,
         info: None,
         saved: 0,
+        dealt: watch::channel(0).0,
     };
     service.rebuild().await?;
     service.saved = match store.cursor(CONSUMER).await? {
@@ -308,11 +320,14 @@ pub async fn start(
     );
     let follower = Follower::from(store.clone(), service.saved);
     let (tx, rx) = mpsc::channel(REQUEST_QUEUE);
+    let dealt = service.dealt.subscribe();
+    service.dealt.send_replace(service.saved);
     Ok((
         Routing {
             tx,
             store,
             channels: service.outbound.channels.clone(),
+            dealt,
         },
         service.run(rx, follower, shutdown),
     ))
@@ -326,6 +341,9 @@ struct Service {
     info: Option<ConfigInfo>,
     /// Routing's cursor as stored: every event up to it has been dealt with.
     saved: u64,
+    /// The position dealt with, for [`Routing::caught_up`] (also moves
+    /// while routing is off: there is nothing to wait for then).
+    dealt: watch::Sender<u64>,
 }
 
 impl Service {
@@ -383,7 +401,14 @@ impl Service {
                 },
                 b = follower.next(FEED_BATCH) => match b {
                     Ok(entries) => {
-                        if !self.follow(entries).await {
+                        let last = entries.last().map_or(0, |e| e.pos);
+                        if self.follow(entries).await {
+                            self.dealt.send_if_modified(|d| {
+                                let moved = last > *d;
+                                *d = (*d).max(last);
+                                moved
+                            });
+                        } else {
                             // Read the batch again from what was dealt with.
                             follower = Follower::from(self.store.clone(), self.saved);
                             tokio::select! {

@@ -355,41 +355,53 @@ pub async fn inbox_data(
     if tab == Tab::All {
         user.require(Role::Supervisor)?;
     }
-    // An agent added while mgmt runs joins the default routing now.
-    if user.role == Role::Agent {
-        st.routing
-            .ensure_agent(AgentId::new(user.agent_id.clone()))
-            .await?;
-    }
     let channel = InboxQuery::nonempty(&q.channel);
     let status = InboxQuery::nonempty(&q.status);
     let queue = InboxQuery::nonempty(&q.queue);
     let tag = InboxQuery::nonempty(&q.tag);
-    let u = user.user.clone();
     let (ch2, st2, qu2) = (channel.clone(), status.clone(), queue.clone());
-    let (viewer, routed, queues) = st
-        .routing
-        .query(move |r| {
-            let r = r.map(|(r, _)| r);
-            let viewer = Viewer::new(&u, r);
-            let queues: Vec<String> = r
-                .map(|r| r.config().queues.iter().map(|q| q.id.to_string()).collect())
-                .unwrap_or_default();
-            let routed = match (r, tab) {
-                (Some(r), t) if t != Tab::All => routed_for_tab(
-                    r,
-                    &viewer,
-                    t,
-                    qu2.as_deref(),
-                    ch2.as_deref(),
-                    st2.as_deref(),
-                    INBOX_ROWS,
-                ),
-                _ => Vec::new(),
-            };
-            (viewer, routed, queues)
-        })
-        .await?;
+    let agent = (user.role == Role::Agent).then(|| AgentId::new(user.agent_id.clone()));
+    let mut joined = false;
+    let (viewer, routed, queues) = loop {
+        let u = user.user.clone();
+        let (ch2, st2, qu2) = (ch2.clone(), st2.clone(), qu2.clone());
+        let a2 = agent.clone();
+        let (unknown, found) = st
+            .routing
+            .query(move |ri| {
+                // An agent added while mgmt runs joins the default routing
+                // (asked here, so an inbox is one round trip to routing).
+                let unknown = ri.is_some_and(|(r, i)| {
+                    i.default && a2.as_ref().is_some_and(|a| r.agent(a).is_none())
+                });
+                let r = ri.map(|(r, _)| r);
+                let viewer = Viewer::new(&u, r);
+                let queues: Vec<String> = r
+                    .map(|r| r.config().queues.iter().map(|q| q.id.to_string()).collect())
+                    .unwrap_or_default();
+                let routed = match (r, tab) {
+                    (Some(r), t) if t != Tab::All => routed_for_tab(
+                        r,
+                        &viewer,
+                        t,
+                        qu2.as_deref(),
+                        ch2.as_deref(),
+                        st2.as_deref(),
+                        INBOX_ROWS,
+                    ),
+                    _ => Vec::new(),
+                };
+                (unknown, (viewer, routed, queues))
+            })
+            .await?;
+        match &agent {
+            Some(a) if unknown && !joined => {
+                st.routing.ensure_agent(a.clone()).await?;
+                joined = true;
+            }
+            _ => break found,
+        }
+    };
     let now = now_ms();
     // Rows: (summary, routing facts).
     let mut rows: Vec<(ConversationSummary, Option<RouteInfo>)> = if tab == Tab::All {

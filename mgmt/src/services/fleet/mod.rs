@@ -255,6 +255,9 @@ impl Fleet {
                 db::check_label(what, v)?;
             }
         }
+        for t in tags.iter().flatten() {
+            db::check_label("tag", t)?;
+        }
         let detail = [("name", &name), ("site", &site), ("group", &group)]
             .into_iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
@@ -338,6 +341,7 @@ impl Fleet {
         // What the appliance would refuse anyway (an IVR naming a menu or a
         // prompt that does not exist) is refused here, before any version.
         settings.check().map_err(FleetError::Invalid)?;
+        db::check_label(target.kind(), target.value())?;
         let what = format!("{target:?}");
         let r = self
             .inner

@@ -1,7 +1,7 @@
 //! Desired vs reported configuration (mgmt migration 6).
 
 use crate::services::fleet::config::{ConfigState, Target};
-use crate::services::fleet::db::{FleetError, check_label};
+use crate::services::fleet::db::FleetError;
 use crossline_proto::{ApplianceSettings, DesiredConfig, ReportedConfig};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -13,7 +13,6 @@ pub(crate) fn push(
     settings: &ApplianceSettings,
     now_ms: i64,
 ) -> Result<(u64, Vec<String>), FleetError> {
-    check_label(target.kind(), target.value())?;
     let devices: Vec<String> = match target {
         Target::Device(d) => {
             let exists = tx

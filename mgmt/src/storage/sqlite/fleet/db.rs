@@ -1,6 +1,9 @@
 //! Fleet tables (mgmt migration 4): enrollment queue, device metadata, tags.
 
-use crate::services::fleet::db::*;
+use crate::services::fleet::db::{
+    Answer, Approval, Enrollment, FleetDevice, FleetError, ListFilter, ListPage, SortBy,
+    UNKNOWN_EVENTS_WINDOW, UnknownEvent,
+};
 use crossline_proto::EnrollRequest;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -210,9 +213,6 @@ pub(crate) fn set_tags(
     device: &str,
     tags: &[String],
 ) -> Result<(), FleetError> {
-    for t in tags {
-        check_label("tag", t)?;
-    }
     tx.execute("DELETE FROM fleet_tag WHERE device = ?1", [device])?;
     for t in tags {
         tx.execute(

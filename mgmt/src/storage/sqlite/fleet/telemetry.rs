@@ -1,6 +1,6 @@
 //! Telemetry history (mgmt migrations 4 and 8).
 
-use crate::services::fleet::telemetry::*;
+use crate::services::fleet::telemetry::{AGG_KEEP_MS, BUCKET_MS, Point, RAW_KEEP_MS, Sample};
 use rusqlite::{Connection, Transaction, params};
 
 /// Stores samples: latest per device (and its lines), raw rows, 5-minute
@@ -111,6 +111,7 @@ pub(crate) fn history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::fleet::telemetry::{Rate, RateLimit, Verdict, sample};
     use crossline_core::{ModemHealth, SystemHealth};
     use crossline_proto::Telemetry;
 

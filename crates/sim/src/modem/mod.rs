@@ -27,6 +27,7 @@ pub use types::{
     StoredStatus,
 };
 
+pub use self::core::CallerDisplay;
 use self::core::Core;
 use crate::Error;
 use task::{Control, Link, Task, lock};
@@ -172,7 +173,16 @@ impl SimModem {
     /// An incoming call from `number`: `RING` (+`+CLIP` after `AT+CLIP=1`)
     /// repeated every `ring_interval` until answered, hung up, or `max_rings`.
     pub fn inject_call(&self, number: &str) {
-        self.with_core(|c, now| c.inject_call(number, now));
+        self.with_core(|c, now| c.inject_call(number, CallerDisplay::default(), now));
+    }
+
+    /// An incoming call like [`inject_call`](Self::inject_call) whose
+    /// `+CLIP` also carries `display`: the caller's name (the alpha field,
+    /// as the modem would print it: text, or UCS2 hex in `AT+CSCS="UCS2"`)
+    /// and the CLI validity (1 withheld, 2 not available: the number field
+    /// is then empty).
+    pub fn inject_call_with(&self, number: &str, display: CallerDisplay) {
+        self.with_core(|c, now| c.inject_call(number, display, now));
     }
 
     /// The other party hangs up every call: `NO CARRIER`.

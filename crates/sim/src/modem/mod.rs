@@ -227,6 +227,15 @@ impl SimModem {
         self.read_core(Core::pcm_flowing)
     }
 
+    /// When each of the last 256 frames went out whole on the voice port
+    /// (the time just before it was written to the PTY), with the frame's
+    /// first sample: a latency
+    /// measurement plays frames it can tell apart by that sample and looks
+    /// up when each left.
+    pub fn far_end_sent_log(&self) -> Vec<(Instant, i16)> {
+        self.read_core(|c| c.voice.sent_log.iter().copied().collect())
+    }
+
     /// Frames sent on the voice port so far (all calls).
     pub fn voice_frames_sent(&self) -> u64 {
         self.read_core(|c| c.voice.frames_out)

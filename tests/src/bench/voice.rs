@@ -209,34 +209,53 @@ fn cpu_run(dir: &Path, seconds: u64) -> Result<f64> {
 
 // ---------------------------------------------------------------- latency
 
-/// `n` frames, each all one value (`MARK + i`) so it is told apart by its
-/// first sample (and by any sample, whatever the alignment).
-const MARK: i16 = 3000;
+/// Most frames timed per line kind: [`marker`] has this many values.
+const MAX_MARKERS: usize = 120;
 
+/// The value of marker frame `i` (< [`MAX_MARKERS`]): both bytes alike
+/// (`0x0101 * (i + 1)`), so the frame reads the same a byte later and the
+/// driver's alignment guard (which moves the frame boundary when a frame
+/// read one byte later is much quieter) never takes it for a misaligned
+/// stream, as it would a plain step of DC.
+fn marker(i: usize) -> i16 {
+    i16::try_from(0x0101 * (i + 1)).unwrap_or(i16::MAX)
+}
+
+/// `n` frames, frame `i` all [`marker`]`(i)`: whichever sample a
+/// simulator's frame starts at tells which marker it carries.
 fn marker_audio(n: usize) -> Vec<i16> {
     let mut out = Vec::with_capacity(n * FRAME_SAMPLES);
     for i in 0..n {
-        let v = MARK + i16::try_from(i).unwrap_or(i16::MAX - MARK);
-        out.extend(std::iter::repeat_n(v, FRAME_SAMPLES));
+        out.extend(std::iter::repeat_n(marker(i), FRAME_SAMPLES));
     }
     out
 }
 
-/// The session's per-frame work on a received frame; returns the frame's
-/// marker index, if it is one.
+/// The session's per-frame work on a received frame; returns the marker
+/// index of the frame's first sample, if it is one. A simulator logs each
+/// frame it writes by its first sample, so that names the same frame even
+/// where the simulator's frames do not start where the markers do (the
+/// analog line cuts its audio into frames on its own clock).
 fn consume(frame: &Frame, rec: &mut Recorder, detector: &mut Detector, n: usize) -> Option<usize> {
     let _ = rec.write(frame);
     let _ = detector.push(frame);
-    let first = *frame.first()?;
-    let i = usize::try_from(first.checked_sub(MARK)?).ok()?;
-    (i < n && frame.iter().all(|&s| s == first)).then_some(i)
+    let k = usize::try_from(*frame.first()?).ok()?;
+    let i = (k % 0x0101 == 0).then_some(k / 0x0101)?.checked_sub(1)?;
+    (i < n).then_some(i)
 }
 
-fn latencies(sent: &[(Instant, i16)], got: &[(usize, Instant)]) -> Vec<f64> {
+/// Keeps the first time each marker's write was logged (the simulators
+/// remember the last 256 writes only: read their logs as frames come).
+fn note_sent(sent: &mut std::collections::HashMap<i16, Instant>, log: Vec<(Instant, i16)>) {
+    for (at, first) in log {
+        sent.entry(first).or_insert(at);
+    }
+}
+
+fn latencies(sent: &std::collections::HashMap<i16, Instant>, got: &[(usize, Instant)]) -> Vec<f64> {
     got.iter()
         .filter_map(|&(i, at)| {
-            let mark = MARK + i16::try_from(i).ok()?;
-            let (t0, _) = sent.iter().rev().find(|(_, s)| *s == mark)?;
+            let t0 = sent.get(&marker(i))?;
             Some(at.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
         })
         .collect()
@@ -257,7 +276,7 @@ async fn wait<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>)
 
 async fn gsm_latency(n: usize) -> Result<Vec<f64>> {
     use crossline_modem::{CallEvent, Modem, ModemConfig, ModemEvent, Profile, serial_opener};
-    let n = n.clamp(1, 200);
+    let n = n.clamp(1, MAX_MARKERS);
     let sim = SimModem::spawn(SimConfig::default()).await?;
     let path = sim.link().to_string_lossy().into_owned();
     let mut cfg = ModemConfig::new("gsm0", path.clone(), Profile::QuectelEc25);
@@ -286,32 +305,41 @@ async fn gsm_latency(n: usize) -> Result<Vec<f64>> {
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(10)
         + n as u32 * Duration::from_millis(20);
+    let mut sent = std::collections::HashMap::new();
+    let gsm_log = |sim: &SimModem| -> Vec<(Instant, i16)> {
+        sim.far_end_sent_log()
+            .into_iter()
+            .map(|(t, s)| (t.into_std(), s))
+            .collect()
+    };
     while got.len() < n {
         let Ok(Some(frame)) = tokio::time::timeout_at(deadline, stream.recv_frame()).await else {
             break;
         };
         if let Some(i) = consume(&frame, &mut rec, &mut detector, n) {
             got.push((i, Instant::now()));
+            note_sent(&mut sent, gsm_log(&sim));
         }
     }
-    let sent: Vec<(Instant, i16)> = sim
-        .far_end_sent_log()
-        .into_iter()
-        .map(|(t, s)| (t.into_std(), s))
-        .collect();
     let _ = modem.hangup().await;
     modem.shutdown().await;
     sim.shutdown().await;
     let ms = latencies(&sent, &got);
     if ms.len() < n / 2 {
-        bail!("GSM latency: {} of {n} frames timed", ms.len());
+        bail!(
+            "GSM latency: {} of {n} frames timed ({} received, {} writes noted, e.g. {:?})",
+            ms.len(),
+            got.len(),
+            sent.len(),
+            sent.keys().take(12).collect::<Vec<_>>()
+        );
     }
     Ok(ms)
 }
 
 async fn fxo_latency(dir: &Path, n: usize) -> Result<Vec<f64>> {
     use crossline_line::{LineConfig, LineEvent, Port};
-    let n = n.clamp(1, 200);
+    let n = n.clamp(1, MAX_MARKERS);
     let socket = dir.join("fxo-latency.sock");
     let cfg = LineConfig {
         name: "fxo0".into(),
@@ -374,21 +402,27 @@ async fn fxo_latency(dir: &Path, n: usize) -> Result<Vec<f64>> {
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(10)
         + n as u32 * Duration::from_millis(20);
+    let mut sent = std::collections::HashMap::new();
     while got.len() < n {
         let Ok(Some(frame)) = tokio::time::timeout_at(deadline, rx.recv()).await else {
             break;
         };
         if let Some(i) = consume(&frame, &mut rec, &mut detector, n) {
             got.push((i, Instant::now()));
+            note_sent(&mut sent, line.with(|l, _| l.link_sent_log()));
         }
     }
-    let sent = line.with(|l, _| l.link_sent_log());
     let _ = driver.hang_up();
     forward.abort();
     drop(line);
     let ms = latencies(&sent, &got);
     if ms.len() < n / 2 {
-        bail!("analog latency: {} of {n} frames timed", ms.len());
+        bail!(
+            "analog latency: {} of {n} frames timed ({} received, {} writes logged)",
+            ms.len(),
+            got.len(),
+            sent.len()
+        );
     }
     Ok(ms)
 }
@@ -581,7 +615,7 @@ pub fn section(f: &Figures) -> String {
     format!(
         "## voice\n\n\
 `scripts/bench voice` ({profile} build, 2 cores shared with other work). \
-CPU: {runs} runs of {secs} call-seconds each, one thread, fed in 20 ms frames; latency: {gsm_n} GSM and {fxo_n} analog frames; \
+CPU: {runs} run(s) of {secs} call-seconds each, one thread, fed in 20 ms frames; latency: {gsm_n} GSM and {fxo_n} analog frames; \
 RSS: the real `crossline-appliance` process.\n\n\
 | figure | min | median | max |\n|---|---|---|---|\n\
 | CPU per call-second: G.711 A-law encode (what the caller hears) + decode (what the caller says) + jitter buffer + DTMF detection + WAV recording | {cmin:.0} µs | **{cmed:.0} µs** | {cmax:.0} µs |\n\

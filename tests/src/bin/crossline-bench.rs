@@ -180,7 +180,7 @@ async fn main() -> Result<()> {
             let opts = voice::Options {
                 runs: arg(&args, "--runs").unwrap_or(5),
                 call_seconds: arg(&args, "--call-seconds").unwrap_or(600),
-                latency_frames: arg(&args, "--latency-frames").unwrap_or(150),
+                latency_frames: arg(&args, "--latency-frames").unwrap_or(120),
             };
             let f = voice::run(&opts).await?;
             let section = voice::section(&f);

@@ -520,6 +520,9 @@ struct FxoRun {
     reported: bool,
     cid: Option<CidListen>,
     number: Option<String>,
+    /// The caller's name and why there is no number, from the caller ID.
+    name: Option<String>,
+    absence: Option<crossline_modem::NumberAbsence>,
     /// Listens for busy/congestion tone while off-hook (`disconnect_tone`).
     tone: Option<tones::CadenceDetector>,
 }
@@ -547,6 +550,8 @@ impl FxoRun {
             reported: false,
             cid: None,
             number: None,
+            name: None,
+            absence: None,
             tone: None,
         }
     }
@@ -623,6 +628,8 @@ impl FxoRun {
         self.reported = false;
         self.cid = None;
         self.number = None;
+        self.name = None;
+        self.absence = None;
         self.tone = None;
     }
 
@@ -637,6 +644,8 @@ impl FxoRun {
         self.reported = true;
         self.call_event(CallEvent::Incoming {
             number: self.number.clone(),
+            name: self.name.clone(),
+            absence: self.absence,
         })
         .await;
     }
@@ -657,21 +666,33 @@ impl FxoRun {
         let standard = listen.decoder.standard();
         let result = result.unwrap_or_else(|| listen.decoder.finish());
         match result {
-            Ok(id) => match id
-                .number
-                .as_deref()
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-            {
-                Some(n) => {
-                    info!(line = %self.label, standard = standard.as_str(), number = n, name = id.name.as_deref().unwrap_or(""), "caller ID");
-                    self.number = Some(n.to_string());
-                }
-                None => {
-                    info!(line = %self.label, standard = standard.as_str(), absence = ?id.number_absence,
+            Ok(id) => {
+                self.name = id
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string);
+                self.absence = id.number_absence.map(|a| match a {
+                    cid::Absence::Private => crossline_modem::NumberAbsence::Withheld,
+                    cid::Absence::Unavailable => crossline_modem::NumberAbsence::Unavailable,
+                });
+                match id
+                    .number
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                {
+                    Some(n) => {
+                        info!(line = %self.label, standard = standard.as_str(), number = n, name = id.name.as_deref().unwrap_or(""), "caller ID");
+                        self.number = Some(n.to_string());
+                    }
+                    None => {
+                        info!(line = %self.label, standard = standard.as_str(), absence = ?id.number_absence,
                         "caller ID without a number (withheld or unavailable)");
+                    }
                 }
-            },
+            }
             Err(e @ cid::CidError::NoCarrier { .. }) => {
                 tracing::debug!(line = %self.label, standard = standard.as_str(), error = %e,
                     "no caller ID between the first rings: the call has no number");

@@ -20,27 +20,27 @@
 //! without call audio the IVR goes by the keys the modem detects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{
+    BLOCK, Log, WAIT, assert_tone, blocks_with, ended_call, kinds, spooled_voicemail, tone_part,
+    voicemail_call, write_wav,
+};
 use crossline_appliance::config::{ModemEntry, MqttConfig};
 use crossline_appliance::log::LocalLog;
 use crossline_appliance::recordings::Spool;
 use crossline_appliance::uplink::LinkState;
 use crossline_appliance::{Config, fleet, sms};
-use crossline_audio::goertzel::{level_dbm0, peak_frequency};
 use crossline_audio::tones::mix;
-use crossline_audio::wav::{Recorder, read_wav_8k_mono};
 use crossline_core::{CallEndCause, EventBody, NodeId};
 use crossline_proto::{
     ApplianceSettings, DesiredConfig, IvrSettings, Kind, ReportedConfig, VERSION, decode,
 };
 use crossline_sim::{SimConfig, SimModem};
-use sha2::{Digest, Sha256};
-use std::path::Path;
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-const WAIT: Duration = Duration::from_secs(30);
 /// The menu prompt: its marker tone, as `MARKER_HZ=1400 scripts/ivr-prompts`
 /// puts before each prompt.
 const MARKER_HZ: f64 = 1400.0;
@@ -54,15 +54,6 @@ const VOICE_DBM0: f64 = -12.0;
 const CALLBACK_HZ: f64 = 600.0;
 const CALLBACK_SAMPLES: usize = 4000;
 /// Audio is looked at in 40 ms blocks.
-const BLOCK: usize = 320;
-
-fn write_wav(path: &Path, samples: &[i16]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut r = Recorder::create(path).unwrap();
-    r.write(samples).unwrap();
-    r.finish().unwrap();
-}
-
 fn ivr_settings() -> IvrSettings {
     serde_json::from_value(serde_json::json!({
         "languages": ["en"],
@@ -83,58 +74,13 @@ fn ivr_settings() -> IvrSettings {
     .unwrap()
 }
 
-/// For each 40 ms block of `samples`: whether `hz` sounds in it.
-fn blocks_with(samples: &[i16], hz: f64, min_dbm0: f64) -> Vec<bool> {
-    samples
-        .chunks_exact(BLOCK)
-        .map(|b| f64::from(level_dbm0(b, hz as f32)) > min_dbm0)
-        .collect()
-}
-
-/// The samples of the blocks in which `hz` sounds.
-fn tone_part(samples: &[i16], hz: f64, min_dbm0: f64) -> Vec<i16> {
-    samples
-        .chunks_exact(BLOCK)
-        .zip(blocks_with(samples, hz, min_dbm0))
-        .filter(|(_, on)| *on)
-        .flat_map(|(b, _)| b.iter().copied())
-        .collect()
-}
-
-fn assert_tone(what: &str, samples: &[i16], hz: f64, dbm0: f64) {
-    let (f, level) = peak_frequency(samples, 200.0, 3400.0)
-        .unwrap_or_else(|| panic!("{what}: no tone in {} samples", samples.len()));
-    assert!(
-        (f64::from(f) - hz).abs() < 10.0,
-        "{what}: peak at {f} Hz, expected {hz} Hz"
-    );
-    assert!(
-        (f64::from(level) - dbm0).abs() < 1.5,
-        "{what}: {level} dBm0, expected {dbm0} dBm0"
-    );
-}
-
-/// Call events in the local log, in order.
-async fn call_events(log: &LocalLog<crossline_store::SqliteStore>) -> Vec<EventBody> {
-    use crossline_store::EventLog;
-    let me = log.store().local_node().clone();
-    log.store()
-        .read_from(&me, 1, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.body)
-        .filter(|b| b.call_of().is_some())
-        .collect()
-}
-
 /// The appliance's fleet agent (with its lines and voice service) on one
 /// simulated modem with call audio, an IVR pushed and applied, the uplink
 /// down.
 struct Rig {
     _tmp: tempfile::TempDir,
     sim: SimModem,
-    log: LocalLog<crossline_store::SqliteStore>,
+    log: Log,
     data_dir: std::path::PathBuf,
     /// `<prompts dir>/en`.
     prompts: std::path::PathBuf,
@@ -294,18 +240,7 @@ impl Rig {
 
     /// The call's events in the local log, once it has ended.
     async fn ended_call(&self) -> Vec<EventBody> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let evs = call_events(&self.log).await;
-            if evs.iter().any(|e| matches!(e, EventBody::CallEnded { .. })) {
-                return evs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no call_ended in the log: {evs:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ended_call(&self.log).await
     }
 
     async fn stop(self) {
@@ -370,90 +305,21 @@ async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail(
 
     // The call in the local log, from ringing to its end.
     let events = rig.ended_call().await;
-    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            "call_ringing",
-            "call_answered",
-            "ivr_choice",
-            "voicemail_recorded",
-            "call_ended"
-        ],
-        "{events:?}"
+    let vm = voicemail_call(
+        &events,
+        "gsm0",
+        Some("+380501234567"),
+        CallEndCause::CallerHungUp,
     );
-    let EventBody::CallRinging {
-        call, from, line, ..
-    } = &events[0]
-    else {
-        unreachable!()
-    };
-    let call = *call;
-    assert_eq!(
-        (from.as_deref(), line.as_str()),
-        (Some("+380501234567"), "gsm0")
-    );
-    assert_eq!(
-        events[1],
-        EventBody::CallAnswered {
-            call,
-            by: "ivr".into()
-        }
-    );
-    assert_eq!(
-        events[2],
-        EventBody::IvrChoice {
-            call,
-            menu: "main".into(),
-            digit: "2".into(),
-            action: "voicemail".into()
-        }
-    );
-    let EventBody::VoicemailRecorded {
-        call: vm_call,
-        recording,
-        duration_ms,
-        bytes,
-        sha256,
-    } = &events[3]
-    else {
-        unreachable!()
-    };
-    assert_eq!(*vm_call, call);
     assert!(
-        (1_500..10_000).contains(duration_ms),
-        "voicemail of {duration_ms} ms"
+        (1_500..10_000).contains(&vm.duration_ms),
+        "voicemail of {} ms",
+        vm.duration_ms
     );
-    let EventBody::CallEnded {
-        call: end_call,
-        cause,
-        duration_ms: connected_ms,
-        ..
-    } = &events[4]
-    else {
-        unreachable!()
-    };
-    assert_eq!((*end_call, *cause), (call, CallEndCause::CallerHungUp));
-    assert!(*connected_ms >= *duration_ms, "{events:?}");
 
     // The voicemail waits in the spool for mgmt, as declared, with the
     // caller's message in it.
-    let pending = Spool::open(data_dir).unwrap().pending();
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    assert_eq!(pending[0].0, *recording);
-    assert_eq!(
-        (pending[0].1.bytes, pending[0].1.sha256.as_str()),
-        (*bytes, sha256.as_str())
-    );
-    let wav = data_dir.join("recordings").join(format!("{recording}.wav"));
-    let file = std::fs::read(&wav).unwrap();
-    assert_eq!(file.len() as u64, *bytes);
-    let digest: String = Sha256::digest(&file)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(&digest, sha256);
-    let recorded = read_wav_8k_mono(&wav).unwrap();
+    let recorded = spooled_voicemail(data_dir, &vm);
     let voice = tone_part(&recorded, VOICE_HZ, -20.0);
     assert!(
         voice.len() >= 8_000,
@@ -499,9 +365,8 @@ async fn a_caller_asking_for_a_callback_hears_the_confirmation_out_and_the_ivr_h
         -10.0,
     );
     let events = rig.ended_call().await;
-    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "call_ringing",
             "call_answered",
@@ -560,35 +425,14 @@ async fn the_modem_lost_mid_voicemail_keeps_the_voicemail_and_ends_the_call_line
     // The modem drops off the USB bus mid-message.
     rig.sim.unplug().await.unwrap();
     let events = rig.ended_call().await;
-    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
-    assert_eq!(
-        kinds,
-        [
-            "call_ringing",
-            "call_answered",
-            "ivr_choice",
-            "voicemail_recorded",
-            "call_ended"
-        ],
-        "{events:?}"
+    let vm = voicemail_call(
+        &events,
+        "gsm0",
+        Some("+380501234567"),
+        CallEndCause::LineLost,
     );
-    let EventBody::CallEnded { cause, .. } = &events[4] else {
-        unreachable!()
-    };
-    assert_eq!(*cause, CallEndCause::LineLost);
-    let EventBody::VoicemailRecorded { recording, .. } = &events[3] else {
-        unreachable!()
-    };
-    let pending = Spool::open(&rig.data_dir).unwrap().pending();
-    assert_eq!(
-        pending.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
-        [*recording]
-    );
-    let wav = rig
-        .data_dir
-        .join("recordings")
-        .join(format!("{recording}.wav"));
-    let voice = tone_part(&read_wav_8k_mono(&wav).unwrap(), VOICE_HZ, -20.0);
+    let recorded = spooled_voicemail(&rig.data_dir, &vm);
+    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
     assert!(
         voice.len() >= 4_000,
         "the message up to the loss is kept: {} samples of it",
@@ -615,9 +459,8 @@ async fn a_caller_who_presses_nothing_gets_the_menus_default_and_the_ivr_hangs_u
     );
     let events = rig.ended_call().await;
     let call = events[0].call_of().unwrap().0;
-    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         ["call_ringing", "call_answered", "ivr_choice", "call_ended"],
         "{events:?}"
     );
@@ -661,9 +504,8 @@ async fn on_a_line_without_call_audio_the_ivr_goes_by_the_keys_the_modem_detects
         .await
         .unwrap();
     let events = rig.ended_call().await;
-    let kinds: Vec<&str> = events.iter().map(EventBody::kind).collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "call_ringing",
             "call_answered",

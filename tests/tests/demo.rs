@@ -147,41 +147,52 @@ fn the_readme_s_one_demo_command_shows_customers_texts_and_calls_in_the_api() {
             (status == 200 && !list.is_empty()).then_some(())
         },
     );
-    // A simulated caller rings gsm0, the IVR answers, 2 is pressed and a
-    // voicemail is left: the call shows in that customer's conversation.
-    wait_for(
-        "a simulated call with a voicemail in a conversation",
-        Duration::from_secs(120),
-        || {
-            let (_, body) = http(
+    // A call on `line` answered by the IVR with a voicemail, in some
+    // customer's conversation.
+    let ivr_call_with_voicemail = |line: &str| {
+        let (_, body) = http(
+            "GET",
+            http_port,
+            "/api/v1/conversations",
+            Some(&token),
+            None,
+        )
+        .ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["conversations"].as_array()?.iter().find_map(|c| {
+            let id = c["id"].as_str()?;
+            let (status, body) = http(
                 "GET",
                 http_port,
-                "/api/v1/conversations",
+                &format!("/api/v1/conversations/{id}"),
                 Some(&token),
                 None,
             )
             .ok()?;
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            v["conversations"].as_array()?.iter().find_map(|c| {
-                let id = c["id"].as_str()?;
-                let (status, body) = http(
-                    "GET",
-                    http_port,
-                    &format!("/api/v1/conversations/{id}"),
-                    Some(&token),
-                    None,
-                )
-                .ok()?;
-                let d: serde_json::Value = serde_json::from_str(&body).ok()?;
-                let voicemail = d["calls"].as_array()?.iter().any(|call| {
-                    call["answered_by"] == "ivr"
-                        && call["steps"]
-                            .as_array()
-                            .is_some_and(|st| st.iter().any(|s| s["kind"] == "voicemail"))
-                });
-                (status == 200 && voicemail).then_some(())
-            })
-        },
+            let d: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let voicemail = d["calls"].as_array()?.iter().any(|call| {
+                call["line"] == line
+                    && call["answered_by"] == "ivr"
+                    && call["steps"]
+                        .as_array()
+                        .is_some_and(|st| st.iter().any(|s| s["kind"] == "voicemail"))
+            });
+            (status == 200 && voicemail).then_some(())
+        })
+    };
+    // A simulated caller rings gsm0, the IVR answers, 2 is pressed and a
+    // voicemail is left: the call shows in that customer's conversation.
+    wait_for(
+        "a simulated call on gsm0 with a voicemail in a conversation",
+        Duration::from_secs(120),
+        || ivr_call_with_voicemail("gsm0"),
+    );
+    // The same on the analog line (ring cadence, FSK caller ID), whose
+    // first caller rings 30 s after the start.
+    wait_for(
+        "a simulated analog call on fxo0 with a voicemail in a conversation",
+        Duration::from_secs(120),
+        || ivr_call_with_voicemail("fxo0"),
     );
     assert!(
         demo.sigterm(Duration::from_secs(30)),

@@ -28,7 +28,7 @@ use crate::lines::FxoSignal;
 use crate::log::LocalLog;
 use crate::modems::LineEvent;
 use crossline_core::{CallEndCause, CallId, EventBody};
-use crossline_modem::{CallEnd, CallEvent, ModemEvent};
+use crossline_modem::{CallEnd, CallEvent, ModemEvent, NumberAbsence};
 use crossline_store::{NewEvent, SqliteStore};
 use session::ToSession;
 use std::collections::HashMap;
@@ -108,7 +108,16 @@ impl Calls {
         now: Instant,
     ) -> (Vec<EventBody>, Option<Action>) {
         match ev {
-            CallEvent::Incoming { number } | CallEvent::Ringing { number } => {
+            CallEvent::Incoming {
+                number,
+                name,
+                absence,
+            }
+            | CallEvent::Ringing {
+                number,
+                name,
+                absence,
+            } => {
                 if self.active.contains_key(line) {
                     return (Vec::new(), None);
                 }
@@ -128,15 +137,22 @@ impl Calls {
                         by_ivr: self.answer,
                     },
                 );
-                info!(line, call = %id, from = from.as_deref().unwrap_or("(none)"), "incoming call");
+                let name = name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.chars().take(64).collect::<String>());
+                // Withheld (CLIP validity 1, FSK "private") is said so;
+                // unavailable, or no caller ID at all, is just no number.
+                let withheld = from.is_none() && *absence == Some(NumberAbsence::Withheld);
+                info!(line, call = %id, from = from.as_deref().unwrap_or("(none)"),
+                    name = name.as_deref().unwrap_or(""), absence = ?absence, "incoming call");
                 let ringing = EventBody::CallRinging {
                     call: id,
                     line: line.to_string(),
                     from,
-                    name: None,
-                    // The driver's CLIP does not say whether a missing number
-                    // was withheld or not sent: it is "no caller ID".
-                    withheld: false,
+                    name,
+                    withheld,
                     to: None,
                 };
                 (vec![ringing], self.answer.then_some(Action::Answer))

@@ -6,6 +6,8 @@ use std::time::Duration;
 fn incoming(n: Option<&str>) -> CallEvent {
     CallEvent::Incoming {
         number: n.map(str::to_string),
+        name: None,
+        absence: None,
     }
 }
 
@@ -37,7 +39,11 @@ fn a_call_that_rings_out_is_a_missed_call_with_its_ring_time() {
     // Further rings of the same call log nothing.
     let (again, _) = calls.on_event(
         "gsm0",
-        &CallEvent::Ringing { number: None },
+        &CallEvent::Ringing {
+            number: None,
+            name: None,
+            absence: None,
+        },
         t0 + Duration::from_secs(5),
     );
     assert!(again.is_empty(), "{again:?}");
@@ -118,6 +124,59 @@ fn the_ivr_hanging_up_busy_and_failed_calls_keep_their_cause() {
         };
         assert_eq!(*cause, want, "{reason:?}, answered {answered}");
     }
+}
+
+#[test]
+fn the_caller_name_and_a_withheld_number_reach_call_ringing() {
+    let mut calls = Calls::new(false);
+    let t0 = Instant::now();
+    let ringing = |ev: &CallEvent, line: &str, calls: &mut Calls| {
+        let (evs, _) = calls.on_event(line, ev, t0);
+        match evs.as_slice() {
+            [
+                EventBody::CallRinging {
+                    from,
+                    name,
+                    withheld,
+                    ..
+                },
+            ] => (from.clone(), name.clone(), *withheld),
+            other => panic!("{other:?}"),
+        }
+    };
+    let named = CallEvent::Incoming {
+        number: Some("+380501234567".into()),
+        name: Some("  Олена К ".into()),
+        absence: None,
+    };
+    assert_eq!(
+        ringing(&named, "gsm0", &mut calls),
+        (Some("+380501234567".into()), Some("Олена К".into()), false)
+    );
+    let withheld = CallEvent::Incoming {
+        number: None,
+        name: Some(String::new()),
+        absence: Some(NumberAbsence::Withheld),
+    };
+    assert_eq!(ringing(&withheld, "gsm1", &mut calls), (None, None, true));
+    // Unavailable is no number, not withheld.
+    let unavailable = CallEvent::Incoming {
+        number: None,
+        name: None,
+        absence: Some(NumberAbsence::Unavailable),
+    };
+    assert_eq!(
+        ringing(&unavailable, "fxo0", &mut calls),
+        (None, None, false)
+    );
+    // A name is bounded like the number.
+    let long = CallEvent::Ringing {
+        number: None,
+        name: Some("N".repeat(300)),
+        absence: None,
+    };
+    let (_, name, _) = ringing(&long, "gsm2", &mut calls);
+    assert_eq!(name.map(|n| n.chars().count()), Some(64));
 }
 
 #[test]

@@ -1,10 +1,14 @@
 //! The demo: mgmt with its embedded broker and database, a
-//! simulated branch appliance with two simulated GSM modems on real PTYs,
-//! and simulated customers who text the branch and answer replies — in one
-//! process, so one command shows the whole SMS loop.
+//! simulated branch appliance with two simulated GSM modems on real PTYs
+//! and one simulated analog line on a line link, simulated customers who
+//! text the branch and answer replies, and simulated callers on gsm0 and
+//! fxo0 who reach the IVR — in one process, so one command shows the whole
+//! loop.
 
 use anyhow::{Context, Result};
-use crossline_appliance::config::{ModemEntry, MqttConfig, OfflineConfig, SyntheticConfig};
+use crossline_appliance::config::{
+    FxoEntry, ModemEntry, MqttConfig, OfflineConfig, SyntheticConfig,
+};
 use crossline_core::NodeId;
 use crossline_mgmt::config::Config;
 use crossline_mgmt::server;
@@ -32,6 +36,22 @@ pub struct DemoOptions {
 
 /// The branch's two lines: label, own number.
 const LINES: [(&str, &str); 2] = [("gsm0", "+380670000001"), ("gsm1", "+380670000002")];
+/// The branch's analog line: label, own number (a Kyiv landline).
+const ANALOG: (&str, &str) = ("fxo0", "+380442000001");
+
+/// When the simulated callers ring: gsm0 15 s after the start and every
+/// two minutes; fxo0 30 s after the start (so a short visit sees both),
+/// then on the other minute (75 s, 195 s, ...).
+const GSM_CALLS: crossline_sim::callers::Schedule = crossline_sim::callers::Schedule {
+    first: Duration::from_secs(15),
+    second: Duration::from_secs(135),
+    every: Duration::from_secs(120),
+};
+const ANALOG_CALLS: crossline_sim::callers::Schedule = crossline_sim::callers::Schedule {
+    first: Duration::from_secs(30),
+    second: Duration::from_secs(75),
+    every: Duration::from_secs(120),
+};
 
 pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     let mut cfg: Config = toml::from_str("")?;
@@ -87,6 +107,40 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         modems.push(sim);
     }
 
+    // One simulated analog line: the exchange and its callers, served on a
+    // Unix socket in the branch's directory that the appliance's FXO driver
+    // connects to (a line link: docs/LINES.md). Ukrainian exchange: ring
+    // cadence 1 s / 4 s, ETSI FSK caller ID after the first ring.
+    let mut line_cfg = crossline_line::LineConfig {
+        country: crossline_line::Country::Ua,
+        ..crossline_line::LineConfig::default()
+    };
+    line_cfg.name = ANALOG.0.to_string();
+    let socket = branch_dir.join(format!("{}.sock", ANALOG.0));
+    // A socket left by an earlier run would refuse the bind.
+    let _ = std::fs::remove_file(&socket);
+    let (sim_line, _pins) = crossline_sim::line::SimLine::new(
+        crossline_sim::line::SimLineConfig::matching(&line_cfg),
+        tokio::time::Instant::now().into_std(),
+    );
+    let analog = sim_line
+        .serve(&socket, Duration::from_millis(2))
+        .with_context(|| {
+            format!(
+                "serving the simulated analog line on {} (a Unix socket's path holds at most 107 bytes: a shorter --data-dir helps)",
+                socket.display()
+            )
+        })?;
+    let mut fxo = FxoEntry::new(
+        ANALOG.0,
+        crossline_line::Port::Link {
+            path: socket.clone(),
+        },
+    );
+    fxo.number = Some(ANALOG.1.to_string());
+    fxo.language = Some("uk".into());
+    fxo.line = line_cfg;
+
     let mut app_cfg = crossline_appliance::Config::new(
         id.clone(),
         branch_dir.clone(),
@@ -99,6 +153,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         },
     );
     app_cfg.modems = entries;
+    app_cfg.fxo = vec![fxo];
     // The demo IVR (menu, voicemail, callback, business hours): calls on
     // gsm0 are answered by it. Its prompts are spoken by espeak-ng
     // (scripts/ivr-prompts) when that is installed; without them the IVR
@@ -168,23 +223,21 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         Ok(())
     });
 
-    // A simulated customer calls gsm0 now and then: menu, 2, voicemail.
+    // Simulated customers call gsm0 and fxo0 now and then: menu, 2,
+    // voicemail.
+    let customers = crossline_sim::customers::demo_customers();
+    let gsm_callers: Vec<String> = customers.iter().take(3).map(|c| c.number.clone()).collect();
+    let analog_callers: Vec<String> = customers.iter().skip(3).map(|c| c.number.clone()).collect();
     let callers_stop = app_stop.clone();
     let gsm0 = modems[0].clone();
-    let callers: Vec<String> = crossline_sim::customers::demo_customers()
-        .into_iter()
-        .take(3)
-        .map(|c| c.number)
-        .collect();
     tasks.spawn(async move {
-        crossline_sim::callers::run(
-            gsm0,
-            callers,
-            Duration::from_secs(15),
-            Duration::from_secs(120),
-            callers_stop,
-        )
-        .await;
+        crossline_sim::callers::run(gsm0, gsm_callers, GSM_CALLS, callers_stop).await;
+        Ok(())
+    });
+    let callers_stop = app_stop.clone();
+    let analog_line = analog.clone();
+    tasks.spawn(async move {
+        crossline_sim::callers::run(analog_line, analog_callers, ANALOG_CALLS, callers_stop).await;
         Ok(())
     });
 
@@ -205,9 +258,9 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
          \n                (browsers: import it as an authority, or accept the warning)\
          \n  data          {data}\
          \n  API token     {token}\
-         \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}\
+         \n  branch        demo-branch-1 with two simulated modems: gsm0 {l0}, gsm1 {l1}; one simulated analog line: fxo0 {a0}\
          \n  customers     five simulated customers text the branch every {pace:?} and answer replies\
-         \n  callers       every 2 minutes one of them calls gsm0: the IVR answers, they press 2 and leave a voicemail\
+         \n  callers       every 2 minutes one of them calls gsm0, and on the other minute fxo0: the IVR answers, they press 2 and leave a voicemail\
          \n\nWeb UI: open {base}/ and log in as{logins}\
          \n\nTry (export T={token}):\
          \n  curl -s -H \"Authorization: Bearer $T\" {base}/api/v1/conversations\
@@ -224,6 +277,7 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
         data = opts.data_dir.display(),
         l0 = LINES[0].1,
         l1 = LINES[1].1,
+        a0 = ANALOG.1,
         pace = opts.pace,
     );
     let result = tokio::select! {
@@ -239,6 +293,8 @@ pub async fn run(opts: DemoOptions, stop: CancellationToken) -> Result<()> {
     for m in modems {
         m.shutdown().await;
     }
+    drop(analog);
+    let _ = std::fs::remove_file(&socket);
     running.stop().await;
     result
 }

@@ -40,7 +40,11 @@ pub enum LineEvent {
     CallerIdWindow { listen_ms: u32 },
     /// The caller gave up before the call was answered.
     RingingStopped { rings: u32 },
-    /// `answer()` took the line off-hook on a ringing call.
+    /// `answer()` took the line off-hook on a ringing call and loop
+    /// current confirmed it (held `debounce_ms`); with
+    /// `Supervision::ToneOnly` (no sense pin) at once. Without loop current
+    /// within `loop_settle_ms` the call ends
+    /// `FarEndDisconnect { NoLoopCurrent }` instead, never answered.
     Answered,
     /// `seize()` took the line off-hook for an outgoing call.
     Seized,
@@ -237,7 +241,12 @@ impl<H: OutputPin, R: InputPin, L: InputPin> Fxo<H, R, L> {
             }),
             State::OnHook { .. } => {
                 self.go_off_hook(Direction::Incoming)?;
-                self.pending.push(LineEvent::Answered);
+                // Answered once loop current confirms the exchange saw the
+                // off-hook (a dead line or a broken relay never answers);
+                // a tone-only line has no sense pin to wait for.
+                if self.config.supervision == Supervision::ToneOnly {
+                    self.pending.push(LineEvent::Answered);
+                }
                 Ok(())
             }
         }
@@ -359,6 +368,9 @@ impl<H: OutputPin, R: InputPin, L: InputPin> Fxo<H, R, L> {
                     Loop::Settling => {
                         if current {
                             call.supervision = Loop::Normal;
+                            if call.direction == Direction::Incoming {
+                                self.pending.push(LineEvent::Answered);
+                            }
                         } else if now.saturating_duration_since(since)
                             > ms(self.config.loop_settle_ms)
                         {

@@ -294,6 +294,45 @@ enum Stop {
     Dead,
 }
 
+/// The caller ID of a ringing call, as +CLIP (or +CLCC) gave it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Caller {
+    number: Option<String>,
+    name: Option<String>,
+    absence: Option<NumberAbsence>,
+}
+
+impl Caller {
+    /// Takes what a later +CLIP (or +CLCC) says: a number or a reason for
+    /// none replaces both; a name is kept unless a new one comes (+CLCC
+    /// has none).
+    fn update(&mut self, c: Caller) {
+        if c.number.is_some() || c.absence.is_some() {
+            self.number = c.number;
+            self.absence = c.absence;
+        }
+        if c.name.is_some() {
+            self.name = c.name;
+        }
+    }
+
+    fn incoming(&self) -> CallEvent {
+        CallEvent::Incoming {
+            number: self.number.clone(),
+            name: self.name.clone(),
+            absence: self.absence,
+        }
+    }
+
+    fn ringing(&self) -> CallEvent {
+        CallEvent::Ringing {
+            number: self.number.clone(),
+            name: self.name.clone(),
+            absence: self.absence,
+        }
+    }
+}
+
 struct Driver {
     cfg: ModemConfig,
     spec: Spec,
@@ -326,7 +365,8 @@ struct Driver {
     reports: VecDeque<SentRef>,
     // calls
     phase: Phase,
-    clip: Option<String>,
+    /// The caller ID of the ringing call, from +CLIP (or +CLCC).
+    caller: Caller,
     announced: bool,
     announce_at: Option<Instant>,
     last_ring: Option<Instant>,
@@ -471,7 +511,7 @@ impl Driver {
             last_submit: None,
             reports: VecDeque::new(),
             phase: Phase::Idle,
-            clip: None,
+            caller: Caller::default(),
             announced: false,
             announce_at: None,
             last_ring: None,
@@ -1223,8 +1263,7 @@ impl Driver {
             self.announce_at = None;
             if self.phase == Phase::Ringing && !self.announced {
                 self.announced = true;
-                self.emit(ModemEvent::Call(CallEvent::Incoming { number: None }))
-                    .await;
+                self.emit(ModemEvent::Call(self.caller.incoming())).await;
             }
         }
         if self.phase == Phase::Ringing && self.last_ring.is_some_and(|t| t + RING_GAP <= now) {
@@ -1325,7 +1364,18 @@ impl Driver {
                 .await;
             }
             Urc::Ring | Urc::CRing(_) => self.on_ring().await,
-            Urc::Clip { number } => self.on_clip(number).await,
+            Urc::Clip {
+                number,
+                name,
+                absence,
+            } => {
+                self.on_clip(Caller {
+                    number,
+                    name,
+                    absence,
+                })
+                .await
+            }
             Urc::NoCarrier | Urc::VoiceCallEnd | Urc::HuaweiCend => {
                 let reason = if self.phase == Phase::Ringing {
                     CallEnd::Missed
@@ -2223,22 +2273,19 @@ impl Driver {
             Phase::Idle => {
                 self.phase = Phase::Ringing;
                 self.announced = false;
-                self.clip = None;
+                self.caller = Caller::default();
                 // +CLIP usually follows RING: wait a moment for the number.
                 self.announce_at = Some(Instant::now() + Duration::from_millis(700));
                 self.schedule_poll();
             }
             Phase::Ringing if self.announced => {
-                self.emit(ModemEvent::Call(CallEvent::Ringing {
-                    number: self.clip.clone(),
-                }))
-                .await;
+                self.emit(ModemEvent::Call(self.caller.ringing())).await;
             }
             _ => {}
         }
     }
 
-    async fn on_clip(&mut self, number: Option<String>) {
+    async fn on_clip(&mut self, clip: Caller) {
         if self.phase == Phase::Idle {
             self.phase = Phase::Ringing;
             self.announced = false;
@@ -2248,16 +2295,11 @@ impl Driver {
         if self.phase != Phase::Ringing {
             return;
         }
-        if number.is_some() {
-            self.clip = number;
-        }
+        self.caller.update(clip);
         if !self.announced {
             self.announced = true;
             self.announce_at = None;
-            self.emit(ModemEvent::Call(CallEvent::Incoming {
-                number: self.clip.clone(),
-            }))
-            .await;
+            self.emit(ModemEvent::Call(self.caller.incoming())).await;
         }
     }
 
@@ -2282,17 +2324,14 @@ impl Driver {
             return;
         }
         if self.phase == Phase::Ringing && !self.announced {
-            self.emit(ModemEvent::Call(CallEvent::Incoming {
-                number: self.clip.clone(),
-            }))
-            .await;
+            self.emit(ModemEvent::Call(self.caller.incoming())).await;
         }
         self.phase = Phase::Idle;
         self.announce_at = None;
         self.last_ring = None;
         self.next_call_poll = None;
         self.call_vanished = false;
-        self.clip = None;
+        self.caller = Caller::default();
         self.stop_voice().await;
         info!(?reason, "call ended");
         self.emit(ModemEvent::Call(CallEvent::Ended { reason }))
@@ -2326,7 +2365,13 @@ impl Driver {
             match e.state {
                 0 => self.set_phase(Phase::Active).await,
                 3 if self.phase == Phase::Dialing => self.set_phase(Phase::Alerting).await,
-                4 if self.phase == Phase::Idle => self.on_clip(e.number.clone()).await,
+                4 if self.phase == Phase::Idle => {
+                    self.on_clip(Caller {
+                        number: e.number.clone(),
+                        ..Caller::default()
+                    })
+                    .await
+                }
                 6 => {
                     self.end_call(if self.phase == Phase::Ringing {
                         CallEnd::Missed

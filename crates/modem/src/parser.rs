@@ -197,9 +197,14 @@ pub enum Urc {
     Ring,
     /// `+CRING: <type>` (e.g. VOICE).
     CRing(String),
-    /// +CLIP: caller ID.
+    /// `+CLIP: "<number>",<type>[,"<subaddr>",<satype>[,"<alpha>"[,<CLI
+    /// validity>]]]`: caller ID. `number` is None when the validity says
+    /// withheld or unavailable (`absence`), or it is empty; `name` is the
+    /// alpha field (decoded from UCS2 hex when it is that), None if empty.
     Clip {
         number: Option<String>,
+        name: Option<String>,
+        absence: Option<crate::types::NumberAbsence>,
     },
     /// `+CMTI: "<mem>",<index>` — a message was stored. `index` is None for
     /// the broken `+CMTI: ,-1` some modems send (the driver then sweeps).
@@ -412,7 +417,7 @@ pub fn known_urc(line: &str) -> Option<Urc> {
     let text = |i: usize| f.get(i).filter(|s| !s.is_empty()).cloned();
     Some(match name {
         "+CRING" => Urc::CRing(rest.to_string()),
-        "+CLIP" => Urc::Clip { number: text(0) },
+        "+CLIP" => parse_clip(&f),
         "+CMTI" => Urc::Cmti {
             mem: text(0),
             index: num(1),
@@ -529,6 +534,59 @@ pub fn fields(s: &str) -> Vec<String> {
     }
     out.push(cur.trim().to_string());
     out
+}
+
+/// The fields of `+CLIP: "<number>",<type>,"<subaddr>",<satype>,"<alpha>",<CLI
+/// validity>` (27.007 §7.6; every field after the type is optional).
+/// Validity 0 (or none) and 3 (payphone) keep the number; 1 (withheld), 2
+/// (interworking) and 4 (other) drop whatever is in it: networks put
+/// placeholders there ("", "Unknown", the caller's real number under CLIR
+/// on some modems) that are not a number to show or call back.
+pub fn parse_clip(f: &[String]) -> Urc {
+    use crate::types::NumberAbsence;
+    let absence = match f.get(5).and_then(|v| v.trim().parse::<u32>().ok()) {
+        Some(1) => Some(NumberAbsence::Withheld),
+        Some(2) | Some(4) => Some(NumberAbsence::Unavailable),
+        _ => None,
+    };
+    let number = f
+        .first()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty() && absence.is_none())
+        .map(|n| n.chars().take(64).collect());
+    Urc::Clip {
+        number,
+        name: f.get(4).and_then(|a| clip_name(a)),
+        absence,
+    }
+}
+
+/// `+CLIP`'s alpha field as text: a modem in `AT+CSCS="UCS2"` writes it as
+/// the hex of UTF-16 units (`"0418043204300043"`), read as such when it looks
+/// like text in that form (see `crossline_pdu::ussd::detect`); control
+/// characters are dropped and at most 64 characters kept.
+fn clip_name(alpha: &str) -> Option<String> {
+    use crossline_pdu::ussd::{PayloadFormat, decode_as, detect};
+    let a = alpha.trim();
+    if a.is_empty() {
+        return None;
+    }
+    // DCS 0x0F (GSM 7-bit): the guess says UCS2 only for hex whose units
+    // all look like text; 0x08 (UCS2) then decodes it as such.
+    let text = match detect(0x0F, a) {
+        PayloadFormat::Ucs2Hex => {
+            decode_as(0x08, a, PayloadFormat::Ucs2Hex).unwrap_or_else(|_| a.to_string())
+        }
+        _ => a.to_string(),
+    };
+    let name: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect::<String>()
+        .trim()
+        .to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Parses everything in `data` with a fresh splitter and an idle context and
@@ -704,9 +762,135 @@ mod tests {
         assert_eq!(
             classify("+CLIP: \"+79161234567\",145,\"\",0,\"\",0", &idle),
             Class::Urc(Urc::Clip {
-                number: Some("+79161234567".into())
+                number: Some("+79161234567".into()),
+                name: None,
+                absence: None,
             })
         );
+    }
+
+    fn clip(line: &str) -> Urc {
+        let idle = Context {
+            idle: true,
+            ..Context::default()
+        };
+        match classify(line, &idle) {
+            Class::Urc(u) => u,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    fn clip_urc(
+        number: Option<&str>,
+        name: Option<&str>,
+        absence: Option<crate::types::NumberAbsence>,
+    ) -> Urc {
+        Urc::Clip {
+            number: number.map(str::to_string),
+            name: name.map(str::to_string),
+            absence,
+        }
+    }
+
+    #[test]
+    fn clip_every_field_as_real_modems_send_it() {
+        use crate::types::NumberAbsence::{Unavailable, Withheld};
+        let cases: &[(&str, Urc)] = &[
+            // Quectel EC25, a valid number with the network's name.
+            (
+                "+CLIP: \"+380501234567\",145,\"\",0,\"Olena K\",0",
+                clip_urc(Some("+380501234567"), Some("Olena K"), None),
+            ),
+            // SIMCom SIM7600: national number, no name.
+            (
+                "+CLIP: \"0501234567\",129,\"\",,\"\",0",
+                clip_urc(Some("0501234567"), None, None),
+            ),
+            // Withheld (CLIR): empty number, type 128, validity 1.
+            (
+                "+CLIP: \"\",128,\"\",0,\"\",1",
+                clip_urc(None, None, Some(Withheld)),
+            ),
+            // Some firmwares put a placeholder in the number: validity wins.
+            (
+                "+CLIP: \"Unknown\",128,\"\",0,\"\",1",
+                clip_urc(None, None, Some(Withheld)),
+            ),
+            // Unavailable (interworking), and "other reasons" (validity 4).
+            (
+                "+CLIP: \"\",128,\"\",0,\"\",2",
+                clip_urc(None, None, Some(Unavailable)),
+            ),
+            (
+                "+CLIP: \"\",128,,,,4",
+                clip_urc(None, None, Some(Unavailable)),
+            ),
+            // Payphone (validity 3) keeps its number.
+            (
+                "+CLIP: \"+380442001122\",145,\"\",0,\"\",3",
+                clip_urc(Some("+380442001122"), None, None),
+            ),
+            // SIM800 and old modems: number and type only.
+            (
+                "+CLIP: \"+79161234567\",145",
+                clip_urc(Some("+79161234567"), None, None),
+            ),
+            // A modem in AT+CSCS="UCS2": the alpha is UTF-16 hex ("Іван").
+            (
+                "+CLIP: \"+380501234567\",145,\"\",0,\"0406043204300043D\",0",
+                // an odd hex length is not UCS2: kept as text
+                clip_urc(Some("+380501234567"), Some("0406043204300043D"), None),
+            ),
+            (
+                "+CLIP: \"+380501234567\",145,\"\",0,\"040604320430043D\",0",
+                clip_urc(Some("+380501234567"), Some("Іван"), None),
+            ),
+            // A hex-looking name that is not text in UCS2 stays as sent.
+            (
+                "+CLIP: \"+15551234567\",145,\"\",0,\"CAFE\",0",
+                clip_urc(Some("+15551234567"), Some("CAFE"), None),
+            ),
+            // A name with a comma inside its quotes, and a withheld number
+            // that still has a name.
+            (
+                "+CLIP: \"\",128,\"\",0,\"Bank, Kyiv\",1",
+                clip_urc(None, Some("Bank, Kyiv"), Some(Withheld)),
+            ),
+            // Nothing at all.
+            ("+CLIP: ", clip_urc(None, None, None)),
+            // A validity that is not a number is ignored.
+            (
+                "+CLIP: \"+380501234567\",145,\"\",0,\"\",x",
+                clip_urc(Some("+380501234567"), None, None),
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(&clip(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn clip_name_is_bounded_and_has_no_control_characters() {
+        let long = "N".repeat(500);
+        let Urc::Clip { name, .. } =
+            clip(&format!("+CLIP: \"+380501234567\",145,\"\",0,\"{long}\",0"))
+        else {
+            panic!()
+        };
+        assert_eq!(name.map(|n| n.chars().count()), Some(64));
+        // UCS2 hex of "A\u{7}B": the bell is dropped.
+        let Urc::Clip { name, .. } = clip("+CLIP: \"1\",129,\"\",0,\"004100070042\",0") else {
+            panic!()
+        };
+        assert_eq!(
+            name.as_deref(),
+            Some("004100070042"),
+            "a control unit: not taken as UCS2"
+        );
+        let Urc::Clip { name, .. } = clip("+CLIP: \"1\",129,\"\",0,\"A\u{7}B\",0") else {
+            panic!()
+        };
+        assert_eq!(name.as_deref(), Some("AB"));
     }
 
     #[test]
@@ -837,6 +1021,19 @@ mod tests {
             let cut = cut.min(data.len());
             let (a, b) = data.split_at(cut);
             proptest::prop_assert_eq!(frames(&[a, b]), frames(&[&data]));
+        }
+
+        #[test]
+        fn any_clip_line_parses_without_panic_and_bounded(
+            rest in "[ -~\u{80}-\u{10FFFF}]{0,300}",
+            hex in "[0-9A-Fa-f]{0,200}",
+        ) {
+            for line in [format!("+CLIP: {rest}"), format!("+CLIP: \"1\",129,\"\",0,\"{hex}\",0")] {
+                if let Some(Urc::Clip { number, name, .. }) = known_urc(&line) {
+                    proptest::prop_assert!(number.is_none_or(|n| n.chars().count() <= 64));
+                    proptest::prop_assert!(name.is_none_or(|n| n.chars().count() <= 64 && !n.chars().any(char::is_control)));
+                }
+            }
         }
 
         #[test]

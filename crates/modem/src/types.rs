@@ -249,17 +249,35 @@ pub enum CallEnd {
     Failed(String),
 }
 
+/// Why an incoming call has no number (`+CLIP`'s CLI validity, 3GPP TS
+/// 27.007).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberAbsence {
+    /// CLI validity 1: the caller withheld the number (CLIR).
+    Withheld,
+    /// CLI validity 2 (interworking: another network, abroad) or 4 (other
+    /// reasons): the network could not give it.
+    Unavailable,
+}
+
 /// Call signalling events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum CallEvent {
-    /// A new incoming call (first RING or +CLIP), with caller ID if known.
+    /// A new incoming call (first RING or +CLIP), with caller ID if known:
+    /// the number (none when withheld or unavailable: `absence` says
+    /// which), and the name the network sent (`+CLIP`'s alpha field).
     Incoming {
         number: Option<String>,
+        name: Option<String>,
+        absence: Option<NumberAbsence>,
     },
-    /// Each further RING.
+    /// Each further RING, with the caller ID known so far.
     Ringing {
         number: Option<String>,
+        name: Option<String>,
+        absence: Option<NumberAbsence>,
     },
     /// ATD was accepted.
     Dialing {

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use common::{Rig, WAIT, long_cyrillic, long_cyrillic_parts, test_config};
 use crossline_modem::{
-    CallEnd, CallEvent, IncomingSms, ModemEvent, RegStatus, SendError, SendOptions, SimState,
+    CallEnd, CallEvent, IncomingSms, ModemEvent, NumberAbsence, RegStatus, SendError, SendOptions,
+    SimState,
 };
 use crossline_pdu::DeliveryOutcome;
-use crossline_sim::{CallState, Registration, SimConfig};
+use crossline_sim::{CallState, CallerDisplay, Registration, SimConfig};
 
 fn sms(e: ModemEvent) -> IncomingSms {
     match e {
@@ -354,6 +355,72 @@ async fn ussd_balance_quectel_and_huawei() {
     rig.sim.set_ussd_reply("Balance: 12.50 UAH");
     assert_eq!(rig.modem.ussd("*111#").await.unwrap(), "Balance: 12.50 UAH");
     assert_eq!(rig.sim.ussd_requests(), vec!["*111#".to_string()]);
+}
+
+#[tokio::test]
+async fn clip_name_and_withheld_number_reach_the_call_event() {
+    let mut rig = Rig::new(SimConfig::default(), |_| {}).await;
+    // A named caller; the modem in UCS2 mode writes the name as hex.
+    rig.sim.inject_call_with(
+        "+380501112233",
+        CallerDisplay {
+            alpha: "041E043B0435043D0430".into(),
+            validity: 0,
+        },
+    );
+    let e = rig
+        .wait_for("incoming call", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
+        })
+        .await;
+    assert_eq!(
+        e,
+        ModemEvent::Call(CallEvent::Incoming {
+            number: Some("+380501112233".into()),
+            name: Some("Олена".into()),
+            absence: None,
+        })
+    );
+    rig.sim.remote_hangup();
+    rig.wait_for("ended", |e| {
+        matches!(e, ModemEvent::Call(CallEvent::Ended { .. }))
+    })
+    .await;
+    // A withheld caller: no number, and the reason.
+    rig.sim.inject_call_with(
+        "+380509998877",
+        CallerDisplay {
+            alpha: String::new(),
+            validity: 1,
+        },
+    );
+    let e = rig
+        .wait_for("incoming call", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Incoming { .. }))
+        })
+        .await;
+    assert_eq!(
+        e,
+        ModemEvent::Call(CallEvent::Incoming {
+            number: None,
+            name: None,
+            absence: Some(NumberAbsence::Withheld),
+        })
+    );
+    // Each further RING repeats what is known.
+    let e = rig
+        .wait_for("ringing", |e| {
+            matches!(e, ModemEvent::Call(CallEvent::Ringing { .. }))
+        })
+        .await;
+    assert_eq!(
+        e,
+        ModemEvent::Call(CallEvent::Ringing {
+            number: None,
+            name: None,
+            absence: Some(NumberAbsence::Withheld),
+        })
+    );
 }
 
 #[tokio::test]

@@ -28,6 +28,6 @@ pub mod modem;
 
 pub use error::Error;
 pub use modem::{
-    CallInfo, CallState, DialOutcome, Profile, Registration, SentMessage, SentPart, SimConfig,
-    SimModem, StoredSms, StoredStatus, UnknownProfile,
+    CallInfo, CallState, CallerDisplay, DialOutcome, Profile, Registration, SentMessage, SentPart,
+    SimConfig, SimModem, StoredSms, StoredStatus, UnknownProfile,
 };

@@ -305,6 +305,9 @@ pub struct SimLine {
     links: u32,
     /// Drivers that ever connected over the line link.
     connections: u32,
+    /// When the last frames went out on the line link, with their first
+    /// sample (see [`SimLine::link_sent_log`]).
+    link_sent: VecDeque<(Instant, i16)>,
 }
 
 impl SimLine {
@@ -336,6 +339,7 @@ impl SimLine {
             log: Vec::new(),
             links: 0,
             connections: 0,
+            link_sent: VecDeque::new(),
         };
         (line, pins)
     }
@@ -662,6 +666,14 @@ impl SimLine {
         &self.dialled
     }
 
+    /// When each of the last 256 audio frames was written to the line link
+    /// (the driver's socket; the time just before the write), with the
+    /// frame's first sample: a
+    /// latency measurement plays frames it can tell apart by that sample.
+    pub fn link_sent_log(&self) -> Vec<(Instant, i16)> {
+        self.link_sent.iter().copied().collect()
+    }
+
     /// Everything the far end heard while connected.
     pub fn heard(&self) -> &[i16] {
         &self.heard
@@ -797,15 +809,30 @@ async fn serve_driver(line: Weak<std::sync::Mutex<SimLine>>, stream: UnixStream,
             Message::Sense(levels.1).encode(&mut bytes);
         }
         sent = Some(levels);
+        let mut firsts = Vec::new();
         while audio.len() >= FRAME_SAMPLES {
             let mut frame = Box::new([0i16; FRAME_SAMPLES]);
             for (slot, s) in frame.iter_mut().zip(audio.drain(..FRAME_SAMPLES)) {
                 *slot = s;
             }
+            firsts.push(frame.first().copied().unwrap_or(0));
             Message::Audio(frame).encode(&mut bytes);
         }
+        // Taken before the write: the driver's reader may have the frame
+        // before the write call returns.
+        let at = std::time::Instant::now();
         if !bytes.is_empty() && wr.write_all(&bytes).await.is_err() {
             break;
+        }
+        if !firsts.is_empty() {
+            lock(&line, &mut |l: &mut SimLine| {
+                for f in &firsts {
+                    if l.link_sent.len() >= 256 {
+                        l.link_sent.pop_front();
+                    }
+                    l.link_sent.push_back((at, *f));
+                }
+            });
         }
     }
     reader.abort();

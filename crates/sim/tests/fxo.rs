@@ -159,7 +159,8 @@ fn a_us_call_rings_gives_its_caller_id_window_is_answered_and_ends_by_loop_drop(
         "second ring at {second} ms"
     );
     rig.fxo.answer().unwrap();
-    rig.run_until_event(|e| *e == LineEvent::Answered, ms(20));
+    // Answered once loop current held the debounce time.
+    rig.run_until_event(|e| *e == LineEvent::Answered, ms(200));
     rig.run_until(|s| s.saw(&SimLineEvent::Answered), ms(20));
     rig.run_for(ms(3000));
     assert!(
@@ -375,7 +376,8 @@ fn ringing_resumes_after_the_caller_gave_up_as_a_new_call() {
         .count();
     assert_eq!(starts, 2);
     rig.fxo.answer().unwrap();
-    rig.run_until_event(|e| *e == LineEvent::Answered, ms(20));
+    // Answered once loop current held the debounce time.
+    rig.run_until_event(|e| *e == LineEvent::Answered, ms(200));
 }
 
 #[test]
@@ -581,7 +583,7 @@ fn ringing_resumes_after_an_answer_the_exchange_never_saw() {
             LineEvent::RingStarted,
             LineEvent::Ring { count: 1 },
             LineEvent::CallerIdWindow { listen_ms: 4000 },
-            LineEvent::Answered,
+            // The exchange never saw the off-hook: never answered.
             LineEvent::FarEndDisconnect {
                 cause: DisconnectCause::NoLoopCurrent
             },
@@ -605,6 +607,36 @@ fn a_dead_line_is_reported_after_the_settle_time() {
         LineEvent::FarEndDisconnect {
             cause: DisconnectCause::NoLoopCurrent
         }
+    );
+}
+
+#[test]
+fn an_answer_on_a_dead_line_is_never_answered() {
+    // The caller rings, the line dies (cut cable), the driver answers: no
+    // loop current ever comes, so no Answered, and the call ends
+    // loop_settle_ms after the off-hook.
+    let mut rig = Rig::new(config(Country::Eu, Supervision::LoopCurrent));
+    rig.place(IncomingCall::from_number("1"));
+    rig.run_until_event(is_ring(1), ms(2000));
+    rig.sim.set_cut(true);
+    rig.fxo.answer().unwrap();
+    let answered_at = rig.at();
+    let t = rig.run_until_event(|e| e.ends_call(), ms(2000));
+    assert!(
+        (600..=700).contains(&(t - answered_at)),
+        "ended {} ms after the answer",
+        t - answered_at
+    );
+    assert_eq!(
+        rig.last(),
+        LineEvent::FarEndDisconnect {
+            cause: DisconnectCause::NoLoopCurrent
+        }
+    );
+    assert!(
+        !rig.kinds().contains(&LineEvent::Answered),
+        "{:?}",
+        rig.events
     );
 }
 
@@ -721,10 +753,8 @@ fn a_failing_pin_is_a_typed_error_naming_the_line_and_no_event_is_lost() {
     hook.set_fault(false);
     now += ms(10);
     sim.step(now);
-    assert_eq!(
-        fxo.poll(now).unwrap(),
-        vec![LineEvent::Answered, LineEvent::OnHook]
-    );
+    // Hung up before loop current was seen: never answered.
+    assert_eq!(fxo.poll(now).unwrap(), vec![LineEvent::OnHook]);
 }
 
 /// A scenario with shuffled timings, for the invariants below.

@@ -25,6 +25,13 @@
 //! per build and the HEAD / BASE ratio (section "compare"; see
 //! src/bench/compare.rs; `scripts/bench compare [BASE_REV]` builds both).
 //!
+//! `crossline-bench voice`: what a call costs the branch appliance: CPU per
+//! active call-second (G.711, jitter buffer, DTMF, WAV), the audio path
+//! latency from a simulated line's PCM to the IVR session's detector and
+//! recorder, and the RSS of the real `crossline-appliance` with 4 modems
+//! and 2 analog lines, idle and with calls (section "voice"; see
+//! src/bench/voice.rs).
+//!
 //! `crossline-bench web`: web UI render times with 100,000 conversations and
 //! 1,000,000 messages, and live-update latency to 1,000 desk streams
 //! (section "web"; see src/bench/web.rs).
@@ -39,6 +46,8 @@ mod http;
 mod sms;
 #[path = "../bench/soak.rs"]
 mod soak;
+#[path = "../bench/voice.rs"]
+mod voice;
 #[path = "../bench/web.rs"]
 mod web;
 
@@ -167,9 +176,22 @@ async fn main() -> Result<()> {
             eprintln!("wrote {}", out.display());
             Ok(())
         }
+        "voice" => {
+            let opts = voice::Options {
+                runs: arg(&args, "--runs").unwrap_or(5),
+                call_seconds: arg(&args, "--call-seconds").unwrap_or(600),
+                latency_frames: arg(&args, "--latency-frames").unwrap_or(120),
+            };
+            let f = voice::run(&opts).await?;
+            let section = voice::section(&f);
+            println!("{section}");
+            write_section(&out, "voice", &section)?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         _ => {
             anyhow::bail!(
-                "unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak, compare)"
+                "unknown benchmark {what:?} (known: sync, sms, web, store, fleet, soak, voice, compare)"
             )
         }
     }

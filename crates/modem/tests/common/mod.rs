@@ -158,7 +158,9 @@ impl Rig {
         assert_eq!(
             e,
             ModemEvent::Call(CallEvent::Incoming {
-                number: Some(number.into())
+                number: Some(number.into()),
+                name: None,
+                absence: None,
             })
         );
         self.modem.answer().await.unwrap();

@@ -113,9 +113,20 @@ struct Call {
     outgoing: bool,
     state: CallState,
     number: String,
+    /// `+CLIP`'s alpha field (the caller's name) and CLI validity.
+    display: CallerDisplay,
     rings: u32,
     /// When the call became active.
     started: Option<Instant>,
+}
+
+/// What the network says about an incoming caller beyond the number:
+/// `+CLIP`'s alpha field and CLI validity (0 valid, 1 withheld, 2 not
+/// available; with 1 and 2 the number field is sent empty, type 128).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerDisplay {
+    pub alpha: String,
+    pub validity: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -1886,7 +1897,7 @@ impl Core {
         }
     }
 
-    pub(crate) fn inject_call(&mut self, from: &str, now: Instant) {
+    pub(crate) fn inject_call(&mut self, from: &str, display: CallerDisplay, now: Instant) {
         if !self.plugged || !self.registration().is_registered() {
             return;
         }
@@ -1901,6 +1912,7 @@ impl Core {
             outgoing: false,
             state,
             number: from.to_string(),
+            display,
             rings: 0,
             started: None,
         });
@@ -1923,6 +1935,7 @@ impl Core {
         call.rings += 1;
         let rings = call.rings;
         let number = call.number.clone();
+        let display = call.display.clone();
         if rings > self.cfg.max_rings {
             self.call_ended(id, Some("NO CARRIER"));
             return;
@@ -1938,7 +1951,18 @@ impl Core {
             self.urc("RING");
         }
         if self.clip {
-            let l = format!("+CLIP: \"{number}\",{},\"\",0,\"\",0", toa(&number));
+            let l = if display.validity == 0 {
+                format!(
+                    "+CLIP: \"{number}\",{},\"\",0,\"{}\",0",
+                    toa(&number),
+                    display.alpha
+                )
+            } else {
+                format!(
+                    "+CLIP: \"\",128,\"\",0,\"{}\",{}",
+                    display.alpha, display.validity
+                )
+            };
             self.urc(&l);
         }
         self.timers
@@ -2044,6 +2068,7 @@ impl Core {
             outgoing: true,
             state: CallState::Dialing,
             number,
+            display: CallerDisplay::default(),
             rings: 0,
             started: None,
         });
@@ -2414,7 +2439,7 @@ mod tests {
             let mut c = powered();
             let now = Instant::now();
             let _ = c.inject_sms("+380501234567", "Привіт", now);
-            c.inject_call("+380501234567", now);
+            c.inject_call("+380501234567", CallerDisplay::default(), now);
             for w in words {
                 c.on_input(WORDS.get(w).unwrap_or(&"").as_bytes(), now);
             }

@@ -27,6 +27,7 @@ pub use types::{
     StoredStatus,
 };
 
+pub use self::core::CallerDisplay;
 use self::core::Core;
 use crate::Error;
 use task::{Control, Link, Task, lock};
@@ -172,7 +173,16 @@ impl SimModem {
     /// An incoming call from `number`: `RING` (+`+CLIP` after `AT+CLIP=1`)
     /// repeated every `ring_interval` until answered, hung up, or `max_rings`.
     pub fn inject_call(&self, number: &str) {
-        self.with_core(|c, now| c.inject_call(number, now));
+        self.with_core(|c, now| c.inject_call(number, CallerDisplay::default(), now));
+    }
+
+    /// An incoming call like [`inject_call`](Self::inject_call) whose
+    /// `+CLIP` also carries `display`: the caller's name (the alpha field,
+    /// as the modem would print it: text, or UCS2 hex in `AT+CSCS="UCS2"`)
+    /// and the CLI validity (1 withheld, 2 not available: the number field
+    /// is then empty).
+    pub fn inject_call_with(&self, number: &str, display: CallerDisplay) {
+        self.with_core(|c, now| c.inject_call(number, display, now));
     }
 
     /// The other party hangs up every call: `NO CARRIER`.
@@ -215,6 +225,15 @@ impl SimModem {
     /// Whether PCM flows on the voice port right now.
     pub fn voice_flowing(&self) -> bool {
         self.read_core(Core::pcm_flowing)
+    }
+
+    /// When each of the last 256 frames went out whole on the voice port
+    /// (the time just before it was written to the PTY), with the frame's
+    /// first sample: a latency
+    /// measurement plays frames it can tell apart by that sample and looks
+    /// up when each left.
+    pub fn far_end_sent_log(&self) -> Vec<(Instant, i16)> {
+        self.read_core(|c| c.voice.sent_log.iter().copied().collect())
     }
 
     /// Frames sent on the voice port so far (all calls).

@@ -256,9 +256,18 @@ impl Task {
             self.voice_backlog.clear();
             return;
         };
+        // Taken before the write: a reader on another thread may have the
+        // frame before the write call returns.
+        let at = Instant::now();
         match pty.try_write(&self.voice_backlog) {
             Ok(n) => {
+                let whole = n == self.voice_backlog.len();
                 self.voice_backlog.drain(..n.min(self.voice_backlog.len()));
+                if whole && let [lo, hi, ..] = frame[..] {
+                    lock(&self.core)
+                        .voice
+                        .log_sent(at, i16::from_le_bytes([lo, hi]));
+                }
             }
             Err(e) => {
                 tracing::warn!(link = %self.link.path.display(), error = %e, "write to the simulated voice port failed");

@@ -55,7 +55,13 @@ pub(crate) struct Voice {
     /// Frames written to / read from the voice port while flowing.
     pub(crate) frames_out: u64,
     pub(crate) bytes_in: u64,
+    /// When the last frames went out whole on the voice port, with their
+    /// first sample (latency measurements tell frames apart by it).
+    pub(crate) sent_log: VecDeque<(Instant, i16)>,
 }
+
+/// Frames [`Voice::sent_log`] remembers.
+pub(crate) const SENT_LOG: usize = 256;
 
 impl Voice {
     /// Power-on: routes and half-samples forgotten; far-end audio kept.
@@ -79,6 +85,13 @@ impl Voice {
 
     /// The next frame for the voice port: queued far-end audio, padded with
     /// silence (the network never stops sending frames during a call).
+    pub(crate) fn log_sent(&mut self, at: Instant, first: i16) {
+        if self.sent_log.len() >= SENT_LOG {
+            self.sent_log.pop_front();
+        }
+        self.sent_log.push_back((at, first));
+    }
+
     pub(crate) fn next_frame(&mut self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FRAME_BYTES);
         for _ in 0..FRAME_SAMPLES {

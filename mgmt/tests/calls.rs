@@ -13,9 +13,13 @@ use crossline_core::{CallEndCause, CallId, EventBody, RecordingId};
 use serde_json::Value;
 
 fn ringing(call: CallId, from: Option<&str>) -> EventBody {
+    ringing_on("gsm0", call, from)
+}
+
+fn ringing_on(line: &str, call: CallId, from: Option<&str>) -> EventBody {
     EventBody::CallRinging {
         call,
-        line: "gsm0".into(),
+        line: line.into(),
         from: from.map(str::to_string),
         name: None,
         withheld: from.is_none(),
@@ -104,6 +108,23 @@ async fn a_call_joins_the_conversation_of_the_sms_from_the_same_number() {
     assert_eq!(steps[1]["duration_ms"], 6_500);
     // The SMS is still there, beside the call.
     assert_eq!(conv["timeline"][0]["text"], "Is my order ready?");
+
+    // A call on the analog line does not move where a written reply goes:
+    // that stays the line the customer wrote to.
+    let analog = CallId::new();
+    let evs = vec![
+        branch.event(ringing_on("fxo0", analog, Some("+380501234567"))),
+        branch.event(ended(analog, 0, CallEndCause::Missed)),
+    ];
+    branch.publish(evs).await;
+    let conv = m
+        .wait_conversation(&cid, |v| {
+            v["calls"].as_array().is_some_and(|c| c.len() == 2)
+        })
+        .await;
+    assert_eq!(conv["calls"][1]["line"], "fxo0");
+    assert_eq!(conv["channel"], "sms", "{conv}");
+    assert_eq!(conv["line"], "gsm0", "{conv}");
     m.stop().await;
 }
 
@@ -130,8 +151,9 @@ async fn a_missed_call_from_a_new_number_opens_a_voice_conversation_and_a_withhe
         .collect();
     assert!(addresses.contains(&"+380671112233"), "{addresses:?}");
 
-    // A later SMS from the number that called joins the call's conversation.
-    branch.sms("gsm0", "+380671112233", "You called?").await;
+    // A later SMS from the number that called joins the call's conversation
+    // and is where a written reply goes from then on: its channel and line.
+    branch.sms("gsm1", "+380671112233", "You called?").await;
     let id = list
         .iter()
         .find(|c| c["contact"]["address"] == "+380671112233")
@@ -144,6 +166,17 @@ async fn a_missed_call_from_a_new_number_opens_a_voice_conversation_and_a_withhe
         .await;
     assert_eq!(conv["calls"][0]["cause"], "missed");
     assert_eq!(conv["calls"][0]["duration_ms"], 0);
+    assert_eq!(conv["channel"], "sms", "{conv}");
+    assert_eq!(conv["line"], "gsm1", "{conv}");
+    let (s, v) = m
+        .post(
+            &format!("/api/v1/conversations/{id}/replies"),
+            r#"{"text": "Yes, we called about your order"}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["channel"], "sms");
+    assert_eq!(v["line"], "gsm1");
     assert_eq!(m.wait_list("", |l| l.len() == 2).await.len(), 2);
 
     let other = list
@@ -312,5 +345,30 @@ async fn the_desk_shows_the_call_card_with_its_voicemail_escaped() {
     );
     // The SMS is in the same timeline.
     assert!(html.contains("Is my order ready?"), "{html}");
+    // It was written on SMS: the reply box is there.
+    let page = sofia.get(&format!("/desk/c/{id}")).await.body;
+    assert!(page.contains(r#"data-testid="reply-text""#), "{page}");
+
+    // A caller who never wrote: nothing written to answer yet, and the desk
+    // says so (not that SMS cannot reach a sender name).
+    let only = CallId::new();
+    let evs = vec![
+        branch.event(ringing_on("gsm1", only, Some("+380671112233"))),
+        branch.event(ended(only, 0, CallEndCause::Missed)),
+    ];
+    branch.publish(evs).await;
+    // (routing does not route calls yet: read its id from the list)
+    let voice = m
+        .wait_list("?number=%2B380671112233", |l| l.len() == 1)
+        .await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = sofia.get(&format!("/desk/c/{voice}")).await.body;
+    assert!(!page.contains(r#"data-testid="reply-text""#), "{page}");
+    assert!(
+        page.contains("This customer has only called so far"),
+        "{page}"
+    );
     m.stop().await;
 }

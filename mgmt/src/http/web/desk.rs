@@ -30,11 +30,11 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use crossline_core::ConversationId;
 use crossline_core::contact::ContactId;
 use crossline_core::routing::{
     AgentId, Command, ConversationView, Fact, Presence, QueueId, RouteState, Router, TransferTarget,
 };
+use crossline_core::{Channel, ConversationId};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -924,6 +924,9 @@ pub struct ConvView {
     /// The conversation's channel has an adapter that can reach the
     /// contact, and a device to send from.
     pub replyable: bool,
+    /// Why not, when not (catalog key): a conversation only a call made
+    /// has nothing written to answer; else the contact is out of reach.
+    pub not_replyable_key: &'static str,
     /// Catalog key of the conversation's channel (`channel.sms`, ...).
     pub channel_key: String,
     /// The composer's counter (segments, length) for an empty text, and
@@ -1212,6 +1215,11 @@ async fn conv_view(
             .is_some_and(|a| a == user.agent_id),
         can: Controls::of(user, s.status, route.as_ref()),
         replyable: adapter.is_some_and(|a| a.reachable(&to).is_ok()) && s.device.is_some(),
+        not_replyable_key: if s.channel == Channel::Voice.as_str() {
+            "conv.not_replyable_call"
+        } else {
+            "conv.not_replyable"
+        },
         channel_key: format!("channel.{}", s.channel),
         measure: adapter
             .map(|a| Measured::of(&a.measure(""), l))

@@ -89,11 +89,13 @@ pub(super) fn project(
                 ],
             )?;
             if added > 0 {
-                // The line the customer called is where a reply goes by
-                // default, as for a message.
+                // Where a written reply goes stays where the customer last
+                // wrote (a call on an analog line cannot carry an SMS); a
+                // conversation a call opened gets the call's line.
                 exec(
                     tx,
-                    "UPDATE conversation SET device = ?2, line = ?3, unread = unread + 1
+                    "UPDATE conversation SET device = coalesce(device, ?2),
+                         line = coalesce(line, ?3), unread = unread + 1
                      WHERE id = ?1",
                     params![joined.id, ev.origin.as_str(), line],
                 )?;

@@ -141,6 +141,8 @@ struct ConversationDue<'a> {
     /// The run's last message in it: device, line and preview come from it.
     last: &'a Event,
     last_line: &'a str,
+    /// The channel the customer last wrote on (where a reply goes).
+    last_channel: Channel,
     last_text: &'a str,
     /// Newest HLC stamp of the run's messages in it.
     newest: (i64, u32),
@@ -221,6 +223,7 @@ impl<'a> Inbound<'a> {
                             n: 0,
                             last: ev,
                             last_line: m.line,
+                            last_channel: m.channel,
                             last_text: m.text,
                             newest: stamp,
                         });
@@ -270,6 +273,7 @@ impl<'a> Inbound<'a> {
         due.n += 1;
         due.last = ev;
         due.last_line = m.line;
+        due.last_channel = m.channel;
         due.last_text = m.text;
         due.newest = due.newest.max(stamp);
         if !m.line.is_empty() && m.line.len() <= 64 {
@@ -300,7 +304,8 @@ impl<'a> Inbound<'a> {
         for d in self.due.drain(..) {
             exec(
                 tx,
-                "UPDATE conversation SET device = ?2, line = ?3, unread = unread + ?7,
+                "UPDATE conversation SET device = ?2, line = ?3, channel = ?8,
+                     unread = unread + ?7,
                      messages = messages + ?7, last_preview = ?4,
                      last_c = CASE WHEN last_ms < ?5 OR (last_ms = ?5 AND last_c < ?6)
                               THEN ?6 ELSE last_c END,
@@ -313,7 +318,8 @@ impl<'a> Inbound<'a> {
                     preview(d.last_text),
                     d.newest.0,
                     d.newest.1,
-                    d.n
+                    d.n,
+                    d.last_channel.as_str()
                 ],
             )?;
         }

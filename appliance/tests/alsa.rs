@@ -1,0 +1,330 @@
+//! A line's audio through a real ALSA device (`voice_alsa`), with no sound
+//! card: ALSA's `file` plugin over the `null` PCM, as in
+//! crates/audio/tests/alsa.rs. The device the line uses is an `asym` PCM:
+//! its capture side reads the caller's audio from an `infile` (written by
+//! the test with crossline_audio: quiet while the menu prompt plays, DTMF
+//! "2", a spoken tone, quiet), its playback side writes what the caller
+//! hears to a file the test measures. These devices are not paced, so the
+//! line says `voice_alsa_pacing = "clock"` (one period every 20 ms).
+//!
+//! alsa-lib reads its configuration once per process from
+//! `ALSA_CONFIG_PATH`, so each parent test writes a configuration naming its
+//! own files and runs its `child_*` twin (ignored when run directly) in a
+//! child process of this test binary with that variable set.
+//!
+//! The GSM test runs the whole appliance (fleet agent, lines service with
+//! the real modem driver on the simulated Quectel modem, voice service and
+//! IVR session). Analog lines on GPIO pins cannot be driven here (no pins):
+//! the FXO test uses a line link for the signalling and `voice_alsa` for
+//! the audio, which is the path a GPIO line's audio takes too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{BLOCK, Log, WAIT, assert_tone, spooled_voicemail, tone_part, voicemail_call};
+use crossline_appliance::config::{ModemEntry, MqttConfig};
+use crossline_appliance::log::LocalLog;
+use crossline_appliance::uplink::LinkState;
+use crossline_appliance::voice::{AlsaLine, AlsaPacing};
+use crossline_appliance::{Config, fleet, sms};
+use crossline_audio::tones::mix;
+use crossline_core::{CallEndCause, NodeId};
+use crossline_proto::IvrSettings;
+use crossline_sim::{SimConfig, SimModem};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const DIR_ENV: &str = "CROSSLINE_ALSA_TEST_DIR";
+const SYSTEM_CONF: &str = "/usr/share/alsa/alsa.conf";
+/// The line's device in the test configuration.
+const DEVICE: &str = "crossline_voice";
+
+/// The menu prompt: 1.5 s of its marker tone.
+const MARKER_HZ: f64 = 1400.0;
+const MARKER_DBM0: f64 = -10.0;
+const MARKER_SAMPLES: usize = 12_000;
+/// The voicemail prompt: 300 ms.
+const VM_PROMPT_HZ: f64 = 450.0;
+/// The caller's message.
+const VOICE_HZ: f64 = 700.0;
+const VOICE_DBM0: f64 = -12.0;
+const SAMPLES_PER_MS: usize = 8;
+
+fn ivr_settings() -> IvrSettings {
+    serde_json::from_value(serde_json::json!({
+        "languages": ["en"],
+        "default_language": "en",
+        "prompts": ["main", "voicemail", "thanks", "callback"],
+        "entry": "main",
+        "menus": {
+            "main": {
+                "prompt": "main",
+                "options": {"2": {"type": "voicemail"}, "3": {"type": "callback"}},
+                "timeout_s": 5,
+                "retries": 0
+            }
+        },
+        "voicemail": {"prompt": "voicemail", "thanks_prompt": "thanks", "max_s": 20, "silence_s": 1},
+        "callback": {"prompt": "callback"}
+    }))
+    .unwrap()
+}
+
+/// What the caller says, from the moment the line's device is opened for
+/// the call: quiet while the 1.5 s menu prompt plays, "2" at 1.8 s, quiet
+/// while the voicemail prompt plays, 1.5 s of tone from 2.6 s, then quiet
+/// (the voicemail ends on 1 s of silence and the IVR hangs up) long past
+/// the call's end (the file plugin ends the stream at the end of its file).
+fn caller_audio() -> Vec<i16> {
+    let mut a = vec![0; 1800 * SAMPLES_PER_MS];
+    a.extend(crossline_audio::dtmf::generate("2", 120, 80, -8.0));
+    a.resize(2600 * SAMPLES_PER_MS, 0);
+    a.extend(mix(&[(VOICE_HZ, VOICE_DBM0)], 1500 * SAMPLES_PER_MS));
+    a.resize(a.len() + 30_000 * SAMPLES_PER_MS, 0);
+    a
+}
+
+fn to_bytes(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+fn from_bytes(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The ALSA configuration of a test in `dir`: `crossline_voice` captures
+/// from `line-in.raw` and plays into `played.raw`.
+fn conf(dir: &Path) -> PathBuf {
+    let path = dir.join("alsa-test.conf");
+    let text = format!(
+        "pcm.crossline_play {{\n  type file\n  slave.pcm null\n  file \"{out}\"\n  format raw\n}}\n\
+         pcm.crossline_capture {{\n  type file\n  slave.pcm null\n  file \"/dev/null\"\n  infile \"{inp}\"\n  format raw\n}}\n\
+         pcm.{DEVICE} {{\n  type asym\n  playback.pcm \"crossline_play\"\n  capture.pcm \"crossline_capture\"\n}}\n",
+        out = dir.join("played.raw").display(),
+        inp = dir.join("line-in.raw").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the ignored test `name` of this binary in a child process with the
+/// ALSA configuration for `dir`, and fails with its output if it fails.
+fn run_child(name: &str, dir: &Path) {
+    let conf = conf(dir);
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "ALSA_CONFIG_PATH",
+            format!("{SYSTEM_CONF}:{}", conf.display()),
+        )
+        .env(DIR_ENV, dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+fn child_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os(DIR_ENV).expect("run by its parent test"))
+}
+
+/// The appliance's fleet agent with its IVR (from the local configuration)
+/// on `base`'s lines, the uplink down; returns the log and the agent.
+async fn start_appliance(
+    mut base: Config,
+    shutdown: &CancellationToken,
+) -> (Log, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    base.ivr = Some(ivr_settings());
+    let prompts = base.prompts_dir().join("en");
+    common::write_wav(
+        &prompts.join("main.wav"),
+        &mix(&[(MARKER_HZ, MARKER_DBM0)], MARKER_SAMPLES),
+    );
+    common::write_wav(
+        &prompts.join("voicemail.wav"),
+        &mix(&[(VM_PROMPT_HZ, -10.0)], 300 * SAMPLES_PER_MS),
+    );
+    common::write_wav(
+        &prompts.join("thanks.wav"),
+        &mix(&[(VM_PROMPT_HZ, -10.0)], 300 * SAMPLES_PER_MS),
+    );
+    common::write_wav(
+        &prompts.join("callback.wav"),
+        &mix(&[(600.0, -10.0)], 300 * SAMPLES_PER_MS),
+    );
+    let node = base.node_id.clone().unwrap();
+    let store = sms::db::open_store(&base.db_path(), node).unwrap();
+    let log = LocalLog::new(store).await.unwrap();
+    let (_acked_tx, acked) = watch::channel(0u64);
+    let (_link_tx, link) = watch::channel(LinkState::down_now());
+    let (telemetry, _telemetry_rx) = mpsc::channel(64);
+    let (_commands_tx, commands) = mpsc::channel(8);
+    let (_config_tx, config) = mpsc::channel(8);
+    let (outbound, _out_rx) = mpsc::channel(64);
+    let agent = tokio::spawn(fleet::run(
+        fleet::FleetIo {
+            base,
+            log: log.clone(),
+            acked,
+            link,
+            telemetry,
+            commands,
+            config,
+            outbound,
+        },
+        shutdown.clone(),
+    ));
+    (log, agent)
+}
+
+fn base_config(data_dir: &Path) -> Config {
+    std::fs::create_dir_all(data_dir).unwrap();
+    Config::new(
+        NodeId::new("branch-alsa").unwrap(),
+        data_dir.to_path_buf(),
+        MqttConfig {
+            // Never reached: the uplink is not started.
+            url: "mqtt://127.0.0.1:9".into(),
+            ca_file: None,
+            secret: Some("unused".into()),
+            secret_file: None,
+            keep_alive_s: 2,
+        },
+    )
+}
+
+/// Checks what the caller heard (the playback file): the whole menu
+/// prompt's marker at its level, then the voicemail prompt.
+fn check_played(dir: &Path) {
+    let played = from_bytes(&std::fs::read(dir.join("played.raw")).unwrap());
+    let marker = tone_part(&played, MARKER_HZ, -16.0);
+    assert!(
+        marker.len() >= MARKER_SAMPLES - 2 * BLOCK && marker.len() <= MARKER_SAMPLES + BLOCK,
+        "the menu prompt heard whole: {} of {MARKER_SAMPLES} samples ({} played in all)",
+        marker.len(),
+        played.len()
+    );
+    assert_tone(
+        "the menu prompt played on the ALSA device",
+        &marker[BLOCK..marker.len() - BLOCK],
+        MARKER_HZ,
+        MARKER_DBM0,
+    );
+    let first = |hz: f64| {
+        common::blocks_with(&played, hz, -16.0)
+            .iter()
+            .position(|on| *on)
+    };
+    let (menu_at, vm_at) = (first(MARKER_HZ).unwrap(), first(VM_PROMPT_HZ));
+    assert!(
+        vm_at.is_some_and(|vm| vm > menu_at),
+        "the voicemail prompt after the menu: menu at block {menu_at}, voicemail prompt at {vm_at:?}"
+    );
+}
+
+#[test]
+fn a_gsm_call_with_voice_alsa_takes_the_key_and_the_voicemail_from_the_device_and_plays_the_prompts_on_it()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("line-in.raw"), to_bytes(&caller_audio())).unwrap();
+    run_child("child_gsm_call_through_alsa", dir.path());
+    check_played(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_gsm_call_with_voice_alsa_takes_the_key_and_the_voicemail_from_the_device_and_plays_the_prompts_on_it in a child process"]
+async fn child_gsm_call_through_alsa() {
+    let dir = child_dir();
+    let data_dir = dir.join("data");
+    let sim = SimModem::spawn(SimConfig {
+        noise_interval: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut line = ModemEntry::new("gsm0", sim.link().to_string_lossy());
+    line.profile = crossline_modem::Profile::QuectelEc25;
+    line.voice_alsa = Some(DEVICE.into());
+    line.voice_alsa_pacing = AlsaPacing::Clock;
+    let mut base = base_config(&data_dir);
+    base.modems = vec![line];
+    let shutdown = CancellationToken::new();
+    let (log, agent) = start_appliance(base, &shutdown).await;
+    sim.wait_until("the modem initialised", WAIT, |s| {
+        s.commands().iter().any(|c| c == "AT+CLIP=1")
+    })
+    .await
+    .unwrap();
+
+    sim.inject_call("+380501234567");
+    // The IVR takes the key and the message from the device, ends the
+    // voicemail on silence and hangs up.
+    let events = common::ended_call(&log).await;
+    let vm = voicemail_call(
+        &events,
+        "gsm0",
+        Some("+380501234567"),
+        CallEndCause::IvrHungUp,
+    );
+    assert!(
+        sim.commands().iter().any(|c| c == "AT+QPCMV=1,2"),
+        "the modem's audio was sent to USB audio: {:?}",
+        sim.commands()
+    );
+    let recorded = spooled_voicemail(&data_dir, &vm);
+    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
+    assert!(
+        voice.len() >= 8_000,
+        "at least 1 s of the caller's tone recorded, got {} samples",
+        voice.len()
+    );
+    assert_tone(
+        "the voicemail",
+        &voice[BLOCK..voice.len() - BLOCK],
+        VOICE_HZ,
+        VOICE_DBM0,
+    );
+    assert!(
+        tone_part(&recorded, MARKER_HZ, -30.0).is_empty(),
+        "the prompt is not in the caller's recording"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .expect("the fleet agent stops")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_device_that_does_not_open_is_an_error_naming_the_line_the_device_and_what_to_check() {
+    let alsa = AlsaLine {
+        line: "gsm7".into(),
+        device: "crossline_no_such_pcm".into(),
+        pacing: AlsaPacing::Device,
+    };
+    let err = alsa.open().await.unwrap_err();
+    for part in ["gsm7", "crossline_no_such_pcm", "aplay -L", "voice_alsa"] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+}

@@ -22,17 +22,24 @@
 mod common;
 
 use common::{BLOCK, Log, WAIT, assert_tone, spooled_voicemail, tone_part, voicemail_call};
-use crossline_appliance::config::{ModemEntry, MqttConfig};
+use crossline_appliance::config::{FxoEntry, ModemEntry, MqttConfig};
 use crossline_appliance::log::LocalLog;
 use crossline_appliance::uplink::LinkState;
 use crossline_appliance::voice::{AlsaLine, AlsaPacing};
 use crossline_appliance::{Config, fleet, sms};
+use crossline_audio::cid::CallerId;
 use crossline_audio::tones::mix;
 use crossline_core::{CallEndCause, NodeId};
+use crossline_line::Port;
 use crossline_proto::IvrSettings;
+use crossline_sim::line::{IncomingCall, SharedSimLine, SimLine, SimLineConfig, SimLineEvent};
 use crossline_sim::{SimConfig, SimModem};
+use std::collections::VecDeque;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -327,4 +334,148 @@ async fn a_device_that_does_not_open_is_an_error_naming_the_line_the_device_and_
     for part in ["gsm7", "crossline_no_such_pcm", "aplay -L", "voice_alsa"] {
         assert!(err.contains(part), "{part:?} missing from: {err}");
     }
+}
+
+/// The caller ID the exchange sends, on the line's ALSA device only (the
+/// simulated line sends none over the link).
+const FXO_NUMBER: &str = "0501234567";
+
+/// Feeds the FIFO the line's ALSA device captures from: one 20 ms frame
+/// every 20 ms, the queued samples or silence, until the device closes
+/// (or two minutes passed). Returns the queue.
+fn feed_line_in(fifo: PathBuf) -> Arc<Mutex<VecDeque<i16>>> {
+    let queue = Arc::new(Mutex::new(VecDeque::new()));
+    let q = Arc::clone(&queue);
+    std::thread::spawn(move || {
+        // Waits until the device opens its infile.
+        let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+        let start = Instant::now();
+        for n in 1..=6000u32 {
+            let frame: Vec<i16> = {
+                let mut q = q.lock().unwrap();
+                (0..crossline_audio::FRAME_SAMPLES)
+                    .map(|_| q.pop_front().unwrap_or(0))
+                    .collect()
+            };
+            if f.write_all(&to_bytes(&frame)).is_err() {
+                return; // the device closed
+            }
+            let due = start + Duration::from_millis(20) * n;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    });
+    queue
+}
+
+async fn wait_line(line: &SharedSimLine, what: &str, cond: impl Fn(&SimLine) -> bool) {
+    common::wait_until(
+        what,
+        || std::future::ready(line.with(|l, _| cond(l)).then_some(())),
+        || format!("line log: {:?}", line.with(|l, _| l.log().to_vec())),
+    )
+    .await;
+}
+
+#[test]
+fn an_analog_line_with_voice_alsa_gets_caller_id_key_and_voicemail_from_the_device_and_plays_the_prompts_on_it()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("line-in.raw");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    run_child("child_fxo_call_through_alsa", dir.path());
+    check_played(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by an_analog_line_with_voice_alsa_gets_caller_id_key_and_voicemail_from_the_device_and_plays_the_prompts_on_it in a child process"]
+async fn child_fxo_call_through_alsa() {
+    let dir = child_dir();
+    let data_dir = dir.join("data");
+    let line_in = feed_line_in(dir.join("line-in.raw"));
+    let push = |samples: Vec<i16>| line_in.lock().unwrap().extend(samples);
+
+    let line = crossline_line::LineConfig::default(); // EU, ETSI FSK caller ID
+    let standard = line.caller_id_standard();
+    let socket = dir.join("fxo0.sock");
+    let (sim, _pins) = SimLine::new(
+        SimLineConfig::matching(&line),
+        tokio::time::Instant::now().into_std(),
+    );
+    let sim = sim.serve(&socket, Duration::from_millis(2)).unwrap();
+    let mut entry = FxoEntry::new("fxo0", Port::Link { path: socket });
+    entry.line = line;
+    entry.voice_alsa = Some(DEVICE.into());
+    entry.voice_alsa_pacing = AlsaPacing::Clock;
+    let mut base = base_config(&data_dir);
+    base.fxo = vec![entry];
+    base.validate().unwrap();
+    let shutdown = CancellationToken::new();
+    let (log, agent) = start_appliance(base, &shutdown).await;
+    wait_line(
+        &sim,
+        "the appliance's driver on the line link",
+        SimLine::linked,
+    )
+    .await;
+
+    // The exchange rings (1 s ring, 4 s pause) with no caller ID on the
+    // link; the caller ID comes on the device, in the pause after the
+    // first ring.
+    sim.with(|l, now| {
+        l.place_call(
+            now,
+            IncomingCall {
+                caller_id: None,
+                give_up_after: None,
+                script: Vec::new(),
+            },
+        );
+    });
+    wait_line(&sim, "ringing", |l| l.saw(&SimLineEvent::RingingStarted)).await;
+    let mut cid = vec![0; 1300 * SAMPLES_PER_MS];
+    cid.extend(crossline_audio::cid::encode(
+        &CallerId::number(FXO_NUMBER),
+        standard,
+    ));
+    push(cid);
+    wait_line(&sim, "the line answered", |l| {
+        l.saw(&SimLineEvent::Answered)
+    })
+    .await;
+    // From the answer: what caller_audio() says after its start.
+    push(
+        caller_audio()
+            .into_iter()
+            .take(10_000 * SAMPLES_PER_MS)
+            .collect(),
+    );
+
+    let events = common::ended_call(&log).await;
+    let vm = voicemail_call(&events, "fxo0", Some(FXO_NUMBER), CallEndCause::IvrHungUp);
+    let recorded = spooled_voicemail(&data_dir, &vm);
+    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
+    assert!(
+        voice.len() >= 8_000,
+        "at least 1 s of the caller's tone recorded, got {} samples",
+        voice.len()
+    );
+    assert_tone(
+        "the voicemail",
+        &voice[BLOCK..voice.len() - BLOCK],
+        VOICE_HZ,
+        VOICE_DBM0,
+    );
+    assert!(
+        sim.with(|l, _| l.heard().iter().all(|s| *s == 0)),
+        "nothing was played over the link: the prompts went to the device"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, agent)
+        .await
+        .expect("the fleet agent stops")
+        .unwrap()
+        .unwrap();
 }

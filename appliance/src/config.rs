@@ -896,6 +896,31 @@ mod tests {
         cfg.validate().unwrap();
         let f = &cfg.fxo[0];
         assert_eq!(
+            f.alsa_line(),
+            Some(crate::voice::AlsaLine {
+                line: "fxo0".into(),
+                device: "plughw:CARD=Codec,DEV=0".into(),
+                pacing: crate::voice::AlsaPacing::Device,
+            })
+        );
+        let clock = entry.replace(
+            "# voice_alsa_pacing = \"device\"",
+            "voice_alsa_pacing = \"clock\"",
+        );
+        let cfg: Config = toml::from_str(&format!("{head}{clock}")).unwrap();
+        assert_eq!(
+            cfg.fxo[0].voice_alsa_pacing,
+            crate::voice::AlsaPacing::Clock
+        );
+        let bad = entry.replace(
+            "# voice_alsa_pacing = \"device\"",
+            "voice_alsa_pacing = \"fast\"",
+        );
+        let e = toml::from_str::<Config>(&format!("{head}{bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fast") && e.contains("clock"), "{e}");
+        assert_eq!(
             (f.label.as_str(), f.language.as_deref()),
             ("fxo0", Some("uk"))
         );

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+/// Captured frames queued for a reader that is behind (1 s).
+const CAPTURE_QUEUE_FRAMES: usize = 50;
+
 /// What paces a line's ALSA streams (`voice_alsa_pacing`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -46,9 +49,17 @@ impl AlsaLine {
         let me = self.clone();
         let opened = tokio::task::spawn_blocking(move || {
             let config = AlsaConfig::new(me.device.clone());
+            // The caller's audio waits up to 1 s for a reader that is
+            // behind (a loaded machine) before frames are dropped; it adds
+            // no delay otherwise. Playback keeps the default 200 ms (what
+            // is queued there is heard that much later).
+            let capture_config = AlsaConfig {
+                queue_frames: CAPTURE_QUEUE_FRAMES,
+                ..config.clone()
+            };
             let capture = match me.pacing {
-                AlsaPacing::Device => Capture::open(&config, DevicePacing),
-                AlsaPacing::Clock => Capture::open(&config, IntervalPacing::default()),
+                AlsaPacing::Device => Capture::open(&capture_config, DevicePacing),
+                AlsaPacing::Clock => Capture::open(&capture_config, IntervalPacing::default()),
             };
             let capture = capture.map_err(|e| me.cannot_open(&e.to_string()))?;
             let playback = match me.pacing {

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+/// How long opening a device may take.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Captured frames queued for a reader that is behind (1 s).
 const CAPTURE_QUEUE_FRAMES: usize = 50;
 
@@ -74,9 +77,18 @@ impl AlsaLine {
                     Err(me.cannot_open(&e.to_string()))
                 }
             }
-        })
-        .await
-        .map_err(|e| self.cannot_open(&format!("the opening thread failed: {e}")))?;
+        });
+        // alsa-lib's open waits while another program holds a hardware
+        // device: give up on it here (the thread ends, and drops what it
+        // opened, when the open returns).
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, opened)
+            .await
+            .map_err(|_| {
+                self.cannot_open(&format!(
+                    "it did not open within {OPEN_TIMEOUT:?} (held by another program? `fuser -v /dev/snd/*`)"
+                ))
+            })?
+            .map_err(|e| self.cannot_open(&format!("the opening thread failed: {e}")))?;
         let (capture, playback) = opened?;
         let label = format!("{} ({})", self.line, self.device);
         Ok((

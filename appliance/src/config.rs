@@ -415,9 +415,17 @@ pub struct ModemEntry {
     /// (docs/MODEMS.md "Voice audio").
     #[serde(default)]
     pub voice_port: Option<String>,
-    /// Quectel: call audio over USB audio class, this ALSA device.
+    /// Quectel: call audio over USB audio class, this ALSA device (its PCM
+    /// name, from `aplay -L`, e.g. `plughw:CARD=Android,DEV=0`): the
+    /// appliance opens it for each call's audio (docs/MODEMS.md "Voice
+    /// audio").
     #[serde(default)]
     pub voice_alsa: Option<String>,
+    /// What paces the `voice_alsa` streams: `device` (real hardware, the
+    /// default) or `clock` (ALSA `null`/`file` devices in simulators and
+    /// tests, which do not pace themselves).
+    #[serde(default)]
+    pub voice_alsa_pacing: crate::voice::AlsaPacing,
     /// Warn when no audio comes this long after the audio command (default 1.5 s).
     #[serde(default, deserialize_with = "opt_duration")]
     pub voice_start_timeout: Option<Duration>,
@@ -457,6 +465,17 @@ pub struct FxoEntry {
     /// (`crossline_line::LineConfig`; its `name` is the label).
     #[serde(default)]
     pub line: crossline_line::LineConfig,
+    /// The line's audio on an ALSA device (its PCM name, from `aplay -L`,
+    /// e.g. `plughw:CARD=Codec,DEV=0`): caller ID between the rings and the
+    /// call's audio. A GPIO line needs it: without it the line has no
+    /// audio (calls come without a number, the IVR is silent). On a link
+    /// it replaces the link's audio (signalling stays on the link).
+    #[serde(default)]
+    pub voice_alsa: Option<String>,
+    /// What paces the `voice_alsa` streams: `device` (the default) or
+    /// `clock` (ALSA `null`/`file` devices, which do not pace themselves).
+    #[serde(default)]
+    pub voice_alsa_pacing: crate::voice::AlsaPacing,
 }
 
 impl FxoEntry {
@@ -468,7 +487,18 @@ impl FxoEntry {
             number: None,
             language: None,
             line: crossline_line::LineConfig::default(),
+            voice_alsa: None,
+            voice_alsa_pacing: crate::voice::AlsaPacing::Device,
         }
+    }
+
+    /// The line's ALSA device (`voice_alsa`), if it has one.
+    pub fn alsa_line(&self) -> Option<crate::voice::AlsaLine> {
+        Some(crate::voice::AlsaLine {
+            line: self.label.clone(),
+            device: self.voice_alsa.clone()?,
+            pacing: self.voice_alsa_pacing,
+        })
     }
 
     /// The driver's configuration: `line`, named after the label.
@@ -494,6 +524,15 @@ fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 }
 
 impl ModemEntry {
+    /// The line's ALSA device for call audio (`voice_alsa`), if it has one.
+    pub fn alsa_line(&self) -> Option<crate::voice::AlsaLine> {
+        Some(crate::voice::AlsaLine {
+            line: self.label.clone(),
+            device: self.voice_alsa.clone()?,
+            pacing: self.voice_alsa_pacing,
+        })
+    }
+
     /// A line with defaults.
     pub fn new(label: impl Into<String>, port: impl Into<String>) -> Self {
         Self {
@@ -523,6 +562,7 @@ impl ModemEntry {
             state_file: None,
             voice_port: None,
             voice_alsa: None,
+            voice_alsa_pacing: crate::voice::AlsaPacing::Device,
             voice_start_timeout: None,
             voice_enable: None,
             voice_disable: None,
@@ -855,6 +895,31 @@ mod tests {
             toml::from_str(&format!("{head}{entry}")).unwrap_or_else(|e| panic!("{e}\n{entry}"));
         cfg.validate().unwrap();
         let f = &cfg.fxo[0];
+        assert_eq!(
+            f.alsa_line(),
+            Some(crate::voice::AlsaLine {
+                line: "fxo0".into(),
+                device: "plughw:CARD=Codec,DEV=0".into(),
+                pacing: crate::voice::AlsaPacing::Device,
+            })
+        );
+        let clock = entry.replace(
+            "# voice_alsa_pacing = \"device\"",
+            "voice_alsa_pacing = \"clock\"",
+        );
+        let cfg: Config = toml::from_str(&format!("{head}{clock}")).unwrap();
+        assert_eq!(
+            cfg.fxo[0].voice_alsa_pacing,
+            crate::voice::AlsaPacing::Clock
+        );
+        let bad = entry.replace(
+            "# voice_alsa_pacing = \"device\"",
+            "voice_alsa_pacing = \"fast\"",
+        );
+        let e = toml::from_str::<Config>(&format!("{head}{bad}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fast") && e.contains("clock"), "{e}");
         assert_eq!(
             (f.label.as_str(), f.language.as_deref()),
             ("fxo0", Some("uk"))

@@ -10,7 +10,11 @@
 //! `Ended` (far-end hang-up by loop-current drop, polarity reversal or the
 //! disconnect tone it listens for; the IVR's hang-up) or `Disconnected`
 //! (no loop current, the link lost). While a call is up its audio goes to
-//! the IVR session ([`FxoCall::audio`]).
+//! the IVR session ([`FxoCall::audio`]). The line's audio is its link's, or
+//! with `voice_alsa` its ALSA device's (opened when the line comes up, for
+//! the caller ID as much as for the call; a device that cannot be opened
+//! leaves the line running without audio, said in the log, and is tried
+//! again at the next ring).
 //!
 //! It outlives configuration pushes: [`LinesService::reconfigure`] stops and
 //! starts only the lines whose configuration changed (or that were added or
@@ -21,9 +25,10 @@
 
 use crate::config::{FxoEntry, ModemEntry};
 use crate::modems::{self, LineEvent, Lines, Sinks};
+use crate::voice::{AlsaIn, AlsaLine, AudioOut};
 use crossline_audio::pcm::Frame;
 use crossline_audio::{cid, tones};
-use crossline_line::link::{LinkAudioReceiver, LinkAudioSender};
+use crossline_line::link::LinkAudioReceiver;
 use crossline_line::{DisconnectCause, LineDriver, LineError, LineEvent as FxoEvent, OpenedLine};
 use crossline_modem::{CallEnd, CallEvent};
 use crossline_proto::Telemetry;
@@ -223,7 +228,7 @@ const LISTENER_FRAMES: usize = 50;
 #[derive(Clone)]
 pub struct FxoCall {
     driver: LineDriver,
-    to_line: Option<LinkAudioSender>,
+    to_line: Option<AudioOut>,
     listener: Listener,
 }
 
@@ -249,12 +254,12 @@ impl FxoCall {
 
     /// The call's audio: the line's frames from now until the call ends
     /// (the receiver then closes), and the sender into the line. On a line
-    /// without audio (GPIO pins: their ALSA device is not wired yet) an
-    /// error says so.
-    pub fn audio(&self) -> Result<(mpsc::Receiver<Frame>, LinkAudioSender), String> {
+    /// without audio (GPIO pins without `voice_alsa`, or its device could
+    /// not be opened) an error says so.
+    pub fn audio(&self) -> Result<(mpsc::Receiver<Frame>, AudioOut), String> {
         let Some(tx) = self.to_line.clone() else {
             return Err(format!(
-                "analog line {} has no call audio in this build (only a line link carries it)",
+                "analog line {} has no call audio (GPIO pins need `voice_alsa`, the line's ALSA device; if it is set, the log says why it did not open)",
                 self.driver.name()
             ));
         };
@@ -466,7 +471,7 @@ async fn supervise_fxo(
                 last_reason = None;
                 info!(line = %label, port = ?entry.port, "analog line up: listening for ringing");
                 let started = tokio::time::Instant::now();
-                match FxoRun::new(&label, opened, calls.clone())
+                match FxoRun::new(&label, opened, entry.alsa_line(), calls.clone())
                     .run(&shutdown)
                     .await
                 {
@@ -511,7 +516,12 @@ struct CidListen {
 struct FxoRun {
     label: String,
     events: mpsc::Receiver<crossline_line::DriverEvent>,
+    /// The link's audio (ignored when the line's audio is on ALSA; read
+    /// still, so a closed link is seen).
     from_line: Option<LinkAudioReceiver>,
+    /// The line's ALSA device (`voice_alsa`), and its capture once open.
+    alsa: Option<AlsaLine>,
+    alsa_in: Option<AlsaIn>,
     call: FxoCall,
     calls: Option<mpsc::Sender<FxoSignal>>,
     /// A call rang (`RingStarted`) and has not ended.
@@ -528,18 +538,27 @@ struct FxoRun {
 }
 
 impl FxoRun {
-    fn new(label: &str, opened: OpenedLine, calls: Option<mpsc::Sender<FxoSignal>>) -> Self {
+    fn new(
+        label: &str,
+        opened: OpenedLine,
+        alsa: Option<AlsaLine>,
+        calls: Option<mpsc::Sender<FxoSignal>>,
+    ) -> Self {
         let (from_line, to_line) = match opened.audio {
             Some(a) => {
                 let (rx, tx) = a.split();
-                (Some(rx), Some(tx))
+                (Some(rx), Some(AudioOut::Fxo(tx)))
             }
             None => (None, None),
         };
+        // With `voice_alsa` the audio is the device's (set once it opened).
+        let to_line = if alsa.is_some() { None } else { to_line };
         Self {
             label: label.to_string(),
             events: opened.events,
             from_line,
+            alsa,
+            alsa_in: None,
             call: FxoCall {
                 driver: opened.driver,
                 to_line,
@@ -556,8 +575,40 @@ impl FxoRun {
         }
     }
 
+    /// Whether the line has audio to decode caller ID and tones from.
+    fn has_audio(&self) -> bool {
+        if self.alsa.is_some() {
+            self.alsa_in.is_some()
+        } else {
+            self.from_line.is_some()
+        }
+    }
+
+    /// Opens the line's ALSA device if it has one and it is not open. A
+    /// device that does not open leaves the line without audio (logged).
+    async fn open_alsa(&mut self) {
+        let Some(alsa) = &self.alsa else {
+            return;
+        };
+        if self.alsa_in.is_some() {
+            return;
+        }
+        match alsa.open().await {
+            Ok((rx, tx)) => {
+                info!(line = %self.label, device = %alsa.device, "analog line audio on ALSA");
+                self.alsa_in = Some(rx);
+                self.call.to_line = Some(AudioOut::Alsa(tx));
+            }
+            Err(e) => {
+                warn!(line = %self.label, error = %e,
+                    "analog line without audio: calls come without caller ID and the IVR is silent; the device is tried again at the next ring");
+            }
+        }
+    }
+
     async fn run(mut self, shutdown: &CancellationToken) -> FxoEnd {
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        self.open_alsa().await;
         loop {
             let cid_until = self.cid.as_ref().map(|c| c.until);
             tokio::select! {
@@ -578,8 +629,19 @@ impl FxoRun {
                         return FxoEnd::Lost("the line's driver task ended".into());
                     }
                 },
-                f = async { self.from_line.as_mut()?.recv_frame().await }, if self.from_line.is_some() => match f {
+                f = async { self.alsa_in.as_mut()?.recv_frame().await }, if self.alsa_in.is_some() => match f {
                     Some(frame) => self.on_frame(&frame).await,
+                    None => {
+                        warn!(line = %self.label, device = self.alsa.as_ref().map_or("", |a| a.device.as_str()),
+                            "the analog line's ALSA audio stopped (its error is logged with the device): the line runs without audio until its next ring reopens it");
+                        self.alsa_in = None;
+                        self.call.to_line = None;
+                    }
+                },
+                f = async { self.from_line.as_mut()?.recv_frame().await }, if self.from_line.is_some() => match f {
+                    Some(frame) if self.alsa.is_none() => self.on_frame(&frame).await,
+                    // The line's audio is on ALSA: the link's is not used.
+                    Some(_) => {}
                     None => {
                         let reason = "the line link closed".to_string();
                         self.lost(&reason).await;
@@ -710,6 +772,8 @@ impl FxoRun {
             FxoEvent::RingStarted => {
                 self.reset();
                 self.in_call = true;
+                // A device that failed (or was unplugged) is tried again.
+                self.open_alsa().await;
             }
             FxoEvent::CallerIdWindow { listen_ms } => {
                 if self.in_call && !self.reported {
@@ -719,7 +783,7 @@ impl FxoRun {
                         until: tokio::time::Instant::now()
                             + Duration::from_millis(u64::from(listen_ms)),
                     });
-                    if self.from_line.is_none() {
+                    if !self.has_audio() {
                         // No audio to decode it from.
                         self.cid_done(Some(Err(cid::CidError::NoCarrier { standard })))
                             .await;
@@ -745,7 +809,7 @@ impl FxoRun {
             }
             FxoEvent::Answered => {
                 self.report_ringing().await;
-                if self.call.driver.config().disconnect_tone && self.from_line.is_some() {
+                if self.call.driver.config().disconnect_tone && self.has_audio() {
                     self.tone = Some(tones::CadenceDetector::new(
                         self.call.driver.config().country,
                     ));

@@ -1,10 +1,12 @@
 //! What the voice service and an IVR session need of a call's line,
 //! whatever kind it is: answer, hang up, and the call's audio as a source
 //! and a sink of 20 ms frames. A GSM line is its modem driver's handle (the
-//! audio is the modem's voice port); an analog line is its FXO driver (the
-//! audio is the line's PCM: the simulated line's over its link). The IVR
-//! session (`session.rs`) runs the same on both.
+//! audio is the modem's voice port, or its ALSA device with `voice_alsa`);
+//! an analog line is its FXO driver (the audio is the line's PCM: the
+//! simulated line's over its link, or the line's ALSA device with
+//! `voice_alsa`). The IVR session (`session.rs`) runs the same on all.
 
+use super::alsa::{AlsaIn, AlsaLine, AlsaOut};
 use crate::lines::FxoCall;
 use crossline_audio::pcm::Frame;
 use crossline_line::link::LinkAudioSender;
@@ -38,17 +40,23 @@ impl LineCtl {
     }
 
     /// The connected call's audio: what the caller says and where what
-    /// the caller hears goes. An error says why the line has none.
-    pub async fn audio(&self) -> Result<(AudioIn, AudioOut), String> {
-        match self {
-            LineCtl::Modem(m) => {
+    /// the caller hears goes. `alsa`: the modem's `voice_alsa` device (an
+    /// analog line's is opened by its own task, for caller ID too). An
+    /// error says why the line has none.
+    pub async fn audio(&self, alsa: Option<&AlsaLine>) -> Result<(AudioIn, AudioOut), String> {
+        match (self, alsa) {
+            (LineCtl::Modem(_), Some(alsa)) => {
+                let (rx, tx) = alsa.open().await?;
+                Ok((AudioIn::Alsa(rx), AudioOut::Alsa(tx)))
+            }
+            (LineCtl::Modem(m), None) => {
                 let stream = m.voice().await.map_err(|e| e.to_string())?;
                 let (rx, tx) = stream.split();
                 Ok((AudioIn::Modem(rx), AudioOut::Modem(tx)))
             }
-            LineCtl::Fxo(f) => {
+            (LineCtl::Fxo(f), _) => {
                 let (rx, tx) = f.audio()?;
-                Ok((AudioIn::Fxo(rx), AudioOut::Fxo(tx)))
+                Ok((AudioIn::Fxo(rx), tx))
             }
         }
     }
@@ -60,6 +68,8 @@ pub enum AudioIn {
     Modem(VoiceReceiver),
     /// Frames the FXO line's task hands over while the call lasts.
     Fxo(mpsc::Receiver<Frame>),
+    /// A modem's `voice_alsa` device, opened for the call.
+    Alsa(AlsaIn),
 }
 
 impl AudioIn {
@@ -69,6 +79,7 @@ impl AudioIn {
         match self {
             AudioIn::Modem(rx) => rx.recv_frame().await,
             AudioIn::Fxo(rx) => rx.recv().await,
+            AudioIn::Alsa(rx) => rx.recv_frame().await,
         }
     }
 }
@@ -78,7 +89,10 @@ impl AudioIn {
 #[derive(Debug, Clone)]
 pub enum AudioOut {
     Modem(VoiceSender),
+    /// An analog line's link.
     Fxo(LinkAudioSender),
+    /// A line's `voice_alsa` device (a modem's or an analog line's).
+    Alsa(AlsaOut),
 }
 
 impl AudioOut {
@@ -89,6 +103,7 @@ impl AudioOut {
             AudioOut::Fxo(tx) => tx
                 .send_frame(&frame)
                 .map_err(|_| "the analog line's link is closed".to_string()),
+            AudioOut::Alsa(tx) => tx.send_frame(frame).await,
         }
     }
 }

@@ -18,9 +18,11 @@
 //! [`Calls`] is pure (the caller passes the time), so its timing is tested
 //! without waiting; [`run`] drives it from the lines' events.
 
+mod alsa;
 mod line;
 mod session;
 
+pub use alsa::{AlsaIn, AlsaLine, AlsaOut, AlsaPacing};
 pub use line::{AudioIn, AudioOut, LineCtl};
 pub use session::IvrSetup;
 

@@ -65,6 +65,9 @@ pub struct IvrSetup {
     pub recording_dir: PathBuf,
     /// Each line's language (lines without one use the IVR's default).
     pub languages: HashMap<String, String>,
+    /// The GSM lines whose call audio is on an ALSA device (`voice_alsa`):
+    /// the session opens it for the call.
+    pub alsa: HashMap<String, super::AlsaLine>,
 }
 
 impl IvrSetup {
@@ -101,6 +104,11 @@ impl IvrSetup {
             languages: lines
                 .iter()
                 .filter_map(|m| Some((m.label.clone(), m.language.clone()?)))
+                .collect(),
+            alsa: lines
+                .iter()
+                .filter(|m| m.voice_port.is_none())
+                .filter_map(|m| Some((m.label.clone(), m.alsa_line()?)))
                 .collect(),
         })
     }
@@ -185,7 +193,7 @@ pub(super) async fn run(
     ctx: CallCtx,
     mut msgs: mpsc::UnboundedReceiver<ToSession>,
 ) -> anyhow::Result<()> {
-    let (rx, tx) = match ctx.line_ctl.audio().await {
+    let (rx, tx) = match ctx.line_ctl.audio(ctx.setup.alsa.get(&ctx.line)).await {
         Ok((rx, tx)) => (Some(rx), Some(tx)),
         Err(e) => {
             warn!(line = %ctx.line, call = %ctx.call, error = %e,

@@ -21,7 +21,10 @@
 
 mod common;
 
-use common::{BLOCK, Log, WAIT, assert_tone, spooled_voicemail, tone_part, voicemail_call};
+use common::{
+    BLOCK, Log, MARKER_DBM0, MARKER_HZ, VOICE_DBM0, VOICE_HZ, WAIT, assert_caller_message,
+    assert_no_prompt, assert_tone, spooled_voicemail, tone_part, voicemail_call,
+};
 use crossline_appliance::config::{FxoEntry, ModemEntry, MqttConfig};
 use crossline_appliance::log::LocalLog;
 use crossline_appliance::uplink::LinkState;
@@ -34,6 +37,7 @@ use crossline_line::Port;
 use crossline_proto::IvrSettings;
 use crossline_sim::line::{IncomingCall, SharedSimLine, SimLine, SimLineConfig, SimLineEvent};
 use crossline_sim::{SimConfig, SimModem};
+use crossline_testkit::alsa;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,19 +48,13 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 const DIR_ENV: &str = "CROSSLINE_ALSA_TEST_DIR";
-const SYSTEM_CONF: &str = "/usr/share/alsa/alsa.conf";
 /// The line's device in the test configuration.
 const DEVICE: &str = "crossline_voice";
 
 /// The menu prompt: 1.5 s of its marker tone.
-const MARKER_HZ: f64 = 1400.0;
-const MARKER_DBM0: f64 = -10.0;
 const MARKER_SAMPLES: usize = 12_000;
 /// The voicemail prompt: 300 ms.
 const VM_PROMPT_HZ: f64 = 450.0;
-/// The caller's message.
-const VOICE_HZ: f64 = 700.0;
-const VOICE_DBM0: f64 = -12.0;
 const SAMPLES_PER_MS: usize = 8;
 
 fn ivr_settings() -> IvrSettings {
@@ -105,47 +103,17 @@ fn from_bytes(bytes: &[u8]) -> Vec<i16> {
         .collect()
 }
 
-/// The ALSA configuration of a test in `dir`: `crossline_voice` captures
-/// from `line-in.raw` and plays into `played.raw`.
-fn conf(dir: &Path) -> PathBuf {
-    let path = dir.join("alsa-test.conf");
-    let text = format!(
-        "pcm.crossline_play {{\n  type file\n  slave.pcm null\n  file \"{out}\"\n  format raw\n}}\n\
-         pcm.crossline_capture {{\n  type file\n  slave.pcm null\n  file \"/dev/null\"\n  infile \"{inp}\"\n  format raw\n}}\n\
-         pcm.{DEVICE} {{\n  type asym\n  playback.pcm \"crossline_play\"\n  capture.pcm \"crossline_capture\"\n}}\n",
-        out = dir.join("played.raw").display(),
-        inp = dir.join("line-in.raw").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Runs the ignored test `name` of this binary in a child process with the
-/// ALSA configuration for `dir`, and fails with its output if it fails.
+/// ALSA configuration for `dir`: `crossline_voice` captures from
+/// `line-in.raw` and plays into `played.raw`.
 fn run_child(name: &str, dir: &Path) {
-    let conf = conf(dir);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("{SYSTEM_CONF}:{}", conf.display()),
-        )
-        .env(DIR_ENV, dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child {name} failed ({}):\n{stdout}\n{stderr}",
-        out.status
+    let conf = alsa::write_conf(
+        dir,
+        &format!(
+            "pcm.{DEVICE} {{\n  type asym\n  playback.pcm \"crossline_play\"\n  capture.pcm \"crossline_capture\"\n}}\n"
+        ),
     );
+    alsa::run_ignored_child(name, &conf, &[(DIR_ENV, dir)]);
 }
 
 fn child_dir() -> PathBuf {
@@ -302,22 +270,8 @@ async fn child_gsm_call_through_alsa() {
         sim.commands()
     );
     let recorded = spooled_voicemail(&data_dir, &vm);
-    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
-    assert!(
-        voice.len() >= 8_000,
-        "at least 1 s of the caller's tone recorded, got {} samples",
-        voice.len()
-    );
-    assert_tone(
-        "the voicemail",
-        &voice[BLOCK..voice.len() - BLOCK],
-        VOICE_HZ,
-        VOICE_DBM0,
-    );
-    assert!(
-        tone_part(&recorded, MARKER_HZ, -30.0).is_empty(),
-        "the prompt is not in the caller's recording"
-    );
+    assert_caller_message(&recorded, 8_000);
+    assert_no_prompt(&recorded);
     shutdown.cancel();
     tokio::time::timeout(WAIT, agent)
         .await
@@ -459,18 +413,7 @@ async fn child_fxo_call_through_alsa() {
     let events = common::ended_call(&log).await;
     let vm = voicemail_call(&events, "fxo0", Some(FXO_NUMBER), CallEndCause::IvrHungUp);
     let recorded = spooled_voicemail(&data_dir, &vm);
-    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
-    assert!(
-        voice.len() >= 8_000,
-        "at least 1 s of the caller's tone recorded, got {} samples",
-        voice.len()
-    );
-    assert_tone(
-        "the voicemail",
-        &voice[BLOCK..voice.len() - BLOCK],
-        VOICE_HZ,
-        VOICE_DBM0,
-    );
+    assert_caller_message(&recorded, 8_000);
     assert!(
         sim.with(|l, _| l.heard().iter().all(|s| *s == 0)),
         "nothing was played over the link: the prompts went to the device"

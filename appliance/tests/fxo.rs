@@ -19,7 +19,8 @@
 mod common;
 
 use common::{
-    BLOCK, Log, WAIT, assert_tone, blocks_with, ended_call, ended_calls, kinds, spooled_voicemail,
+    BLOCK, Log, MARKER_DBM0, MARKER_HZ, VOICE_DBM0, VOICE_HZ, WAIT, assert_caller_message,
+    assert_no_prompt, assert_tone, blocks_with, ended_call, ended_calls, kinds, spooled_voicemail,
     tone_part, voicemail_call, wait_until, write_wav,
 };
 use crossline_appliance::config::{FxoEntry, MqttConfig};
@@ -40,15 +41,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The caller ID the exchange sends (ETSI, between the first rings).
 const NUMBER: &str = "0501234567";
-/// The menu prompt's marker tone.
-const MARKER_HZ: f64 = 1400.0;
-const MARKER_DBM0: f64 = -10.0;
 /// The voicemail prompt.
 const PROMPT_HZ: f64 = 450.0;
-/// The caller's message.
-const VOICE_HZ: f64 = 700.0;
-const VOICE_DBM0: f64 = -12.0;
-/// Audio is looked at in 40 ms blocks.
 fn ivr_settings() -> IvrSettings {
     serde_json::from_value(serde_json::json!({
         "languages": ["en"],
@@ -295,22 +289,8 @@ async fn an_analog_call_with_fsk_caller_id_reaches_the_ivr_and_leaves_a_voicemai
     // The voicemail waits in the spool for mgmt, as declared, with the
     // caller's message in it.
     let samples = spooled_voicemail(data_dir, &vm);
-    let voice = tone_part(&samples, VOICE_HZ, -20.0);
-    assert!(
-        voice.len() >= 9_600,
-        "the caller's message recorded: {} samples of it",
-        voice.len()
-    );
-    assert_tone(
-        "the voicemail",
-        &voice[BLOCK..voice.len() - BLOCK],
-        VOICE_HZ,
-        VOICE_DBM0,
-    );
-    assert!(
-        tone_part(&samples, MARKER_HZ, -30.0).is_empty(),
-        "the prompt is not in the caller's recording"
-    );
+    assert_caller_message(&samples, 9_600);
+    assert_no_prompt(&samples);
 
     // The line is back on-hook, ready for the next call.
     wait_line(sim, "the line on-hook", |l| !l.is_off_hook()).await;

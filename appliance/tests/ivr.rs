@@ -23,7 +23,8 @@
 mod common;
 
 use common::{
-    BLOCK, Log, WAIT, assert_tone, blocks_with, ended_call, kinds, spooled_voicemail, tone_part,
+    BLOCK, Log, MARKER_DBM0, MARKER_HZ, VOICE_DBM0, VOICE_HZ, WAIT, assert_caller_message,
+    assert_no_prompt, assert_tone, blocks_with, ended_call, kinds, spooled_voicemail, tone_part,
     voicemail_call, write_wav,
 };
 use crossline_appliance::config::{ModemEntry, MqttConfig};
@@ -41,19 +42,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// The menu prompt: its marker tone, as `MARKER_HZ=1400 scripts/ivr-prompts`
-/// puts before each prompt.
-const MARKER_HZ: f64 = 1400.0;
-const MARKER_DBM0: f64 = -10.0;
 /// What the appliance plays for a prompt whose file is missing.
 const BEEP_HZ: f64 = 1000.0;
-/// The caller's message.
-const VOICE_HZ: f64 = 700.0;
-const VOICE_DBM0: f64 = -12.0;
 /// The callback confirmation: 500 ms of 600 Hz.
 const CALLBACK_HZ: f64 = 600.0;
 const CALLBACK_SAMPLES: usize = 4000;
-/// Audio is looked at in 40 ms blocks.
 fn ivr_settings() -> IvrSettings {
     serde_json::from_value(serde_json::json!({
         "languages": ["en"],
@@ -320,22 +313,8 @@ async fn a_gsm_call_reaches_the_ivr_the_caller_presses_2_and_leaves_a_voicemail(
     // The voicemail waits in the spool for mgmt, as declared, with the
     // caller's message in it.
     let recorded = spooled_voicemail(data_dir, &vm);
-    let voice = tone_part(&recorded, VOICE_HZ, -20.0);
-    assert!(
-        voice.len() >= 8_000,
-        "at least 1 s of the caller's tone recorded, got {} samples",
-        voice.len()
-    );
-    assert_tone(
-        "the voicemail",
-        &voice[BLOCK..voice.len() - BLOCK],
-        VOICE_HZ,
-        VOICE_DBM0,
-    );
-    assert!(
-        tone_part(&recorded, MARKER_HZ, -30.0).is_empty(),
-        "the prompt is not in the caller's recording"
-    );
+    assert_caller_message(&recorded, 8_000);
+    assert_no_prompt(&recorded);
 
     rig.stop().await;
 }

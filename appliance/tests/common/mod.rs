@@ -19,6 +19,13 @@ use tokio::time::Instant;
 pub const WAIT: Duration = Duration::from_secs(30);
 /// 40 ms, the block tones are measured in.
 pub const BLOCK: usize = 320;
+/// The menu prompt's marker tone, as `MARKER_HZ=1400 scripts/ivr-prompts`
+/// puts before each prompt.
+pub const MARKER_HZ: f64 = 1400.0;
+pub const MARKER_DBM0: f64 = -10.0;
+/// The caller's message.
+pub const VOICE_HZ: f64 = 700.0;
+pub const VOICE_DBM0: f64 = -12.0;
 
 pub type Log = LocalLog<crossline_store::SqliteStore>;
 
@@ -57,6 +64,31 @@ pub fn assert_tone(what: &str, samples: &[i16], hz: f64, dbm0: f64) {
     assert!(
         (f64::from(level) - dbm0).abs() < 1.5,
         "{what}: {level} dBm0, expected {dbm0} dBm0"
+    );
+}
+
+/// Asserts that `recorded` holds at least `min_samples` of the caller's
+/// message, at its frequency and level.
+pub fn assert_caller_message(recorded: &[i16], min_samples: usize) {
+    let voice = tone_part(recorded, VOICE_HZ, -20.0);
+    assert!(
+        voice.len() >= min_samples,
+        "at least {min_samples} samples of the caller's message recorded, got {}",
+        voice.len()
+    );
+    assert_tone(
+        "the voicemail",
+        &voice[BLOCK..voice.len() - BLOCK],
+        VOICE_HZ,
+        VOICE_DBM0,
+    );
+}
+
+/// Asserts that the menu prompt is not in the caller's recording.
+pub fn assert_no_prompt(recorded: &[i16]) {
+    assert!(
+        tone_part(recorded, MARKER_HZ, -30.0).is_empty(),
+        "the prompt is not in the caller's recording"
     );
 }
 

@@ -10,8 +10,8 @@
 //! share or race on the environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crossline_testkit::alsa;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crossline_audio::FRAME_SAMPLES;
@@ -19,7 +19,6 @@ use crossline_audio::alsa::{AlsaConfig, Capture, ManualPacing, Playback};
 use crossline_audio::pcm::{Frame, PcmSink, PcmSource};
 
 const DIR_ENV: &str = "CROSSLINE_ALSA_TEST_DIR";
-const SYSTEM_CONF: &str = "/usr/share/alsa/alsa.conf";
 
 /// Samples no device would make up: a deterministic pseudo-random walk.
 fn signal(frames: usize, seed: u32) -> Vec<i16> {
@@ -43,44 +42,11 @@ fn from_bytes(bytes: &[u8]) -> Vec<i16> {
         .collect()
 }
 
-fn conf(dir: &Path) -> PathBuf {
-    let path = dir.join("alsa-test.conf");
-    let text = format!(
-        "pcm.crossline_play {{\n  type file\n  slave.pcm null\n  file \"{out}\"\n  format raw\n}}\n\
-         pcm.crossline_capture {{\n  type file\n  slave.pcm null\n  file \"/dev/null\"\n  infile \"{inp}\"\n  format raw\n}}\n",
-        out = dir.join("played.raw").display(),
-        inp = dir.join("line-in.raw").display(),
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Runs the ignored test `name` of this binary in a child process with the
-/// ALSA configuration for `dir`, and fails with its output if it fails.
+/// ALSA configuration for `dir` (`crossline_play`, `crossline_capture`).
 fn run_child(name: &str, dir: &Path) {
-    let conf = conf(dir);
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("{SYSTEM_CONF}:{}", conf.display()),
-        )
-        .env(DIR_ENV, dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child {name} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
+    let conf = alsa::write_conf(dir, "");
+    alsa::run_ignored_child(name, &conf, &[(DIR_ENV, dir)]);
 }
 
 fn child_dir() -> PathBuf {

@@ -133,3 +133,58 @@ mod tests {
         );
     }
 }
+
+/// Real ALSA without a sound card, for tests that open a PCM: the `file`
+/// plugin over the `null` device, configured per test and passed to a child
+/// process (alsa-lib reads its configuration once per process).
+pub mod alsa {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// Debian's ALSA configuration, which a test's own is appended to.
+    pub const SYSTEM_CONF: &str = "/usr/share/alsa/alsa.conf";
+
+    /// Writes `dir/alsa-test.conf`: `crossline_play` plays into
+    /// `dir/played.raw` and `crossline_capture` captures from
+    /// `dir/line-in.raw` (raw samples, both over `null`), then `extra`.
+    pub fn write_conf(dir: &Path, extra: &str) -> PathBuf {
+        let path = dir.join("alsa-test.conf");
+        let text = format!(
+            "pcm.crossline_play {{\n  type file\n  slave.pcm null\n  file \"{out}\"\n  format raw\n}}\n\
+             pcm.crossline_capture {{\n  type file\n  slave.pcm null\n  file \"/dev/null\"\n  infile \"{inp}\"\n  format raw\n}}\n{extra}",
+            out = dir.join("played.raw").display(),
+            inp = dir.join("line-in.raw").display(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs this test binary's ignored test `name`, alone, in a child
+    /// process whose ALSA configuration is the system's plus `conf`, with
+    /// `env` set; fails with the child's output unless it passed.
+    pub fn run_ignored_child(name: &str, conf: &Path, env: &[(&str, &Path)]) {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "ALSA_CONFIG_PATH",
+            format!("{SYSTEM_CONF}:{}", conf.display()),
+        );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child {name} failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+    }
+}

@@ -359,12 +359,11 @@ pub async fn inbox_data(
     let status = InboxQuery::nonempty(&q.status);
     let queue = InboxQuery::nonempty(&q.queue);
     let tag = InboxQuery::nonempty(&q.tag);
-    let (ch2, st2, qu2) = (channel.clone(), status.clone(), queue.clone());
     let agent = (user.role == Role::Agent).then(|| AgentId::new(user.agent_id.clone()));
     let mut joined = false;
     let (viewer, routed, queues) = loop {
         let u = user.user.clone();
-        let (ch2, st2, qu2) = (ch2.clone(), st2.clone(), qu2.clone());
+        let (ch2, st2, qu2) = (channel.clone(), status.clone(), queue.clone());
         let a2 = agent.clone();
         let (unknown, found) = st
             .routing

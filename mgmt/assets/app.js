@@ -46,11 +46,15 @@ function connect() {
     soon('fleet-changed', undefined, 1000);
     if (openDevice() === e.data) soon('device-changed', undefined, 300);
   });
-  es.addEventListener('lagged', () => {
+  // Whatever changed while this page was not listening (between its
+  // render and the stream's first open, or while the stream was down and
+  // reconnecting) was not sent to it: refresh as after a lag.
+  const missed = () => {
     soon('desk-changed'); soon('conv-changed'); soon('board-changed');
     soon('fleet-changed', undefined, 1000); soon('device-changed', undefined, 300);
-  });
-  es.addEventListener('open', () => body.setAttribute('data-live', 'on'));
+  };
+  es.addEventListener('lagged', missed);
+  es.addEventListener('open', () => { body.setAttribute('data-live', 'on'); missed(); });
   es.addEventListener('error', () => body.setAttribute('data-live', 'off'));
   return es;
 }

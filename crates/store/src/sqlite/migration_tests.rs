@@ -56,8 +56,9 @@ fn since_split(list: &List) -> u32 {
         // 12: notes, tags, merges and routing configs as events;
         // 13: a contact identity may be a channel's handle;
         // 14: the log's consumers (change sets, cursors);
-        // 15: calls.
-        "mgmt" => 4,
+        // 15: calls;
+        // 16: the timeline's integer keys.
+        "mgmt" => 5,
         _ => 0,
     }
 }
@@ -148,7 +149,7 @@ fn a_fresh_appliance_database_has_no_mgmt_table_and_the_reverse() {
     assert!(!t.iter().any(|n| n.starts_with("appl_")), "{t:?}");
     assert_eq!(
         versions(&conn).unwrap(),
-        [row(&BASE, 4, 1), row(&MGMT, 15, 15)]
+        [row(&BASE, 4, 1), row(&MGMT, 16, 16)]
     );
 }
 

@@ -208,6 +208,9 @@ pub const MGMT: List = List {
         // Calls: projections (and the gate's call_device) an older build
         // would not maintain.
         migration!("mgmt", "0015_calls.sql", false),
+        // The timeline's index by integer keys; an older build would insert
+        // entries without their conversation's number.
+        migration!("mgmt", "0016_timeline_keys.sql", false),
     ],
 };
 

@@ -110,7 +110,7 @@ impl ConversationRepo for SqliteStore {
             let mut st = c.prepare(
                 "SELECT c.id, c.contact_id, c.line,
                         (SELECT t.text FROM timeline_entry t
-                          WHERE t.conversation_id = c.id AND t.kind = 'inbound'
+                          WHERE t.conv = c.n AND t.kind = 'inbound'
                           ORDER BY t.at_ms, t.at_c LIMIT 1),
                         c.channel
                  FROM conversation c WHERE c.status = 'open'
@@ -328,7 +328,8 @@ impl Distinct {
 /// The first message the customer wrote in a conversation.
 fn first_inbound_text(conn: &Connection, conversation: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached(
-        "SELECT text FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'
+        "SELECT text FROM timeline_entry
+         WHERE conv = (SELECT n FROM conversation WHERE id = ?1) AND kind = 'inbound'
          ORDER BY at_ms, at_c LIMIT 1",
     )?
     .query_row([conversation], |r| r.get(0))
@@ -559,7 +560,8 @@ pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Page> {
 /// (a channel's reply window runs from it).
 pub fn last_inbound_ms(conn: &Connection, id: &str) -> rusqlite::Result<Option<i64>> {
     conn.prepare_cached(
-        "SELECT max(at_ms) FROM timeline_entry WHERE conversation_id = ?1 AND kind = 'inbound'",
+        "SELECT max(at_ms) FROM timeline_entry
+         WHERE conv = (SELECT n FROM conversation WHERE id = ?1) AND kind = 'inbound'",
     )?
     .query_row(params![id], |r| r.get(0))
 }
@@ -581,7 +583,8 @@ pub fn detail(conn: &Connection, id: &str) -> rusqlite::Result<Option<Conversati
     let mut st = conn.prepare_cached(
         "SELECT event_id, kind, at_ms, device, line, address, text, parts, incomplete, sent_at,
              author, command, state, reason
-         FROM timeline_entry WHERE conversation_id = ?1 ORDER BY at_ms, at_c, event_id",
+         FROM timeline_entry WHERE conv = (SELECT n FROM conversation WHERE id = ?1)
+         ORDER BY at_ms, at_c, event_id",
     )?;
     let mut timeline = st
         .query_map(params![id], entry_row)?

@@ -219,11 +219,19 @@ fn anonymous_conversation(
     )?;
     exec(
         tx,
-        "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
-         VALUES (?1, ?1, 'open', ?2, ?3, ?3, ?4) ON CONFLICT DO NOTHING",
+        &format!(
+            "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms,
+                 last_c, n)
+             VALUES (?1, ?1, 'open', ?2, ?3, ?3, ?4, {}) ON CONFLICT DO NOTHING",
+            super::NEXT_CONVERSATION_N
+        ),
         params![id, Channel::Voice.as_str(), ms(ev), ev.at.c],
     )?;
+    let key: i64 = tx
+        .prepare_cached("SELECT n FROM conversation WHERE id = ?1")?
+        .query_row(params![id], |r| r.get(0))?;
     Ok(super::Joined {
+        key,
         contact: id.clone(),
         id,
         opened: true,

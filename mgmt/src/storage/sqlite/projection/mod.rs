@@ -132,6 +132,8 @@ struct InboundMsg<'a> {
 /// conversation.
 struct ConversationDue<'a> {
     id: String,
+    /// Its number (`conversation.n`, the timeline's key for it).
+    key: i64,
     /// `id` as a conversation id (None only for an unreadable stored id).
     conversation: Option<ConversationId>,
     /// Its contact.
@@ -217,6 +219,7 @@ impl<'a> Inbound<'a> {
                     None => {
                         self.convs.insert(id.clone(), self.due.len());
                         self.due.push(ConversationDue {
+                            key: found.key,
                             conversation: conversation_id(&id),
                             contact: found.contact,
                             id,
@@ -239,9 +242,9 @@ impl<'a> Inbound<'a> {
         };
         exec(
             tx,
-            "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
-                 line, address, text, parts, incomplete, sent_at)
-             VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO timeline_entry (event_id, conversation_id, conv, at_ms, at_c, kind,
+                 device, line, address, text, parts, incomplete, sent_at)
+             VALUES (?1, ?2, ?12, ?3, ?4, 'inbound', ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (event_id) DO NOTHING",
             params![
                 ev.id.to_string(),
@@ -254,7 +257,8 @@ impl<'a> Inbound<'a> {
                 m.text,
                 m.parts,
                 m.incomplete,
-                m.sent_at
+                m.sent_at,
+                due.key
             ],
         )?;
         if let Some(conversation) = due.conversation {
@@ -395,9 +399,10 @@ fn project_other(
             };
             let added = exec(
                 tx,
-                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, device,
-                     line, address, text, author, command, state)
-                 VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'pending')
+                "INSERT INTO timeline_entry (event_id, conversation_id, conv, at_ms, at_c, kind,
+                     device, line, address, text, author, command, state)
+                 VALUES (?1, ?2, (SELECT n FROM conversation WHERE id = ?2), ?3, ?4, 'reply', ?5,
+                     ?6, ?7, ?8, ?9, ?10, 'pending')
                  ON CONFLICT DO NOTHING",
                 params![
                     ev.id.to_string(),
@@ -472,9 +477,10 @@ fn project_other(
                 };
                 let added = exec(
                     tx,
-                    "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind,
-                         device, line, address, text, author, command, state)
-                     VALUES (?1, ?2, ?3, ?4, 'reply', ?5, ?6, ?7, ?8, ?9, ?10, 'sent')
+                    "INSERT INTO timeline_entry (event_id, conversation_id, conv, at_ms, at_c,
+                         kind, device, line, address, text, author, command, state)
+                     VALUES (?1, ?2, (SELECT n FROM conversation WHERE id = ?2), ?3, ?4, 'reply',
+                         ?5, ?6, ?7, ?8, ?9, ?10, 'sent')
                      ON CONFLICT DO NOTHING",
                     params![
                         ev.id.to_string(),
@@ -582,8 +588,10 @@ fn project_other(
             };
             exec(
                 tx,
-                "INSERT INTO timeline_entry (event_id, conversation_id, at_ms, at_c, kind, author)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                "INSERT INTO timeline_entry (event_id, conversation_id, conv, at_ms, at_c, kind,
+                     author)
+                 VALUES (?1, ?2, (SELECT n FROM conversation WHERE id = ?2), ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
                 params![ev.id.to_string(), conv, ms(ev), ev.at.c, kind, by],
             )?;
             exec(
@@ -697,6 +705,8 @@ fn exists(tx: &Transaction<'_>, conv: &str) -> rusqlite::Result<bool> {
 struct Joined {
     /// The conversation.
     id: String,
+    /// Its number (`conversation.n`).
+    key: i64,
     contact: String,
     /// The conversation was opened for this message.
     opened: bool,
@@ -714,22 +724,25 @@ fn inbound_conversation(
 ) -> rusqlite::Result<Joined> {
     let id = ev.id.to_string();
     // The contact and its open conversation, in one lookup.
-    let found: Option<(String, Option<String>)> = tx
+    let found: Option<(String, Option<(String, i64)>)> = tx
         .prepare_cached(
-            "SELECT i.contact_id,
-                 (SELECT c.id FROM conversation c
-                  WHERE c.contact_id = i.contact_id AND c.status = 'open')
-             FROM contact_identity i WHERE i.kind = ?1 AND i.address = ?2",
+            "SELECT i.contact_id, c.id, c.n
+             FROM contact_identity i
+             LEFT JOIN conversation c ON c.contact_id = i.contact_id AND c.status = 'open'
+             WHERE i.kind = ?1 AND i.address = ?2",
         )?
         .query_row(params![addr.kind.as_str(), addr.value], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            let open: Option<String> = r.get(1)?;
+            let key: Option<i64> = r.get(2)?;
+            Ok((r.get(0)?, open.zip(key)))
         })
         .optional()?;
     let mut contact_created = false;
     let contact = match found {
-        Some((contact, Some(open))) => {
+        Some((contact, Some((open, key)))) => {
             return Ok(Joined {
                 id: open,
+                key,
                 contact,
                 opened: false,
                 contact_created,
@@ -751,12 +764,16 @@ fn inbound_conversation(
             id.clone()
         }
     };
-    exec(
-        tx,
-        "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms, last_c)
-         VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5)",
-        params![id, contact, channel.as_str(), ms(ev), ev.at.c],
-    )?;
+    let key: i64 = tx
+        .prepare_cached(&format!(
+            "INSERT INTO conversation (id, contact_id, status, channel, created_ms, last_ms,
+                 last_c, n)
+             VALUES (?1, ?2, 'open', ?3, ?4, ?4, ?5, {NEXT_CONVERSATION_N}) RETURNING n"
+        ))?
+        .query_row(
+            params![id, contact, channel.as_str(), ms(ev), ev.at.c],
+            |r| r.get(0),
+        )?;
     if contact != id {
         // A merged contact has several identities: this conversation is with
         // the one that wrote.
@@ -770,11 +787,16 @@ fn inbound_conversation(
     }
     Ok(Joined {
         id,
+        key,
         contact,
         opened: true,
         contact_created,
     })
 }
+
+/// A new conversation's number (`conversation.n`): the largest plus one, so
+/// numbers follow the order of creation (and a rebuild gives the same).
+pub(crate) const NEXT_CONVERSATION_N: &str = "(SELECT coalesce(max(n), 0) + 1 FROM conversation)";
 
 /// Senders normalised so far on this thread (the projector runs on the
 /// store's one writer thread). Parsing a number with `phonenumber` costs about

@@ -17,10 +17,10 @@
 
 use crate::services::conversations::repo::{ConversationRepo, EntryKey as Key};
 use crate::services::conversations::{ConversationSummary, TimelineEntry};
+use crossline_core::distinct::Distinct;
 use crossline_core::{Change, ConversationId, EventBody};
 use crossline_store::{FeedEntry, Follower, SqliteStore};
 use serde::Serialize;
-use std::collections::HashSet;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -118,8 +118,7 @@ impl Live {
 /// (None: no decision; an empty list: decisions about agents only).
 fn keys_of(entries: &[FeedEntry]) -> (Vec<Key>, Option<Vec<ConversationId>>) {
     let mut keys = Vec::new();
-    let mut routed: Option<Vec<ConversationId>> = None;
-    let mut routed_seen = HashSet::new();
+    let mut routed: Option<Distinct<ConversationId>> = None;
     for e in entries {
         for c in &e.changes {
             keys.push(match c {
@@ -135,15 +134,13 @@ fn keys_of(entries: &[FeedEntry]) -> (Vec<Key>, Option<Vec<ConversationId>>) {
             });
         }
         if let EventBody::RoutingDecision { record } = &e.event.body {
-            let ids = routed.get_or_insert_with(Vec::new);
-            if let Some(c) = record.fact.conversation()
-                && routed_seen.insert(c)
-            {
-                ids.push(c);
+            let ids = routed.get_or_insert_with(Distinct::default);
+            if let Some(c) = record.fact.conversation() {
+                ids.add(c);
             }
         }
     }
-    (keys, routed)
+    (keys, routed.map(Distinct::into_vec))
 }
 
 /// Follows the log from its head and announces what changed, until

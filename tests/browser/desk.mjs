@@ -10,6 +10,7 @@ const WAITING_CUSTOMER = "+380507778899";
 const XSS_CUSTOMER = "+380931234567";
 const TRANSFER_CUSTOMER = "+380661234567";
 const LONG_CUSTOMER = "+380671234567";
+const OFFLINE_CUSTOMER = "+380505550101";
 const UNKNOWN_NUMBER = "+380971112233";
 const XSS = "<img src=x onerror=alert(1)>";
 // The desk's languages and what each calls a wrong password.
@@ -279,5 +280,29 @@ await scenario("desk", async ({ newPage, shot, step }) => {
         await p.context().close();
       }
     }
+  });
+
+  await step("what arrives while the live stream is down shows when it reconnects", async () => {
+    // A fresh desk whose stream is cut (network errors, as on a flaky
+    // link): EventSource keeps retrying. The message arrives meanwhile; the
+    // change is sent to no one on this page. Once the stream opens again
+    // the page must show it, without a reload.
+    const p = await newPage({ name: "ivan-offline" });
+    await login(p, "ivan");
+    await p.route("**/desk/stream", (route) => route.abort("internetdisconnected"));
+    await p.reload();
+    await p.waitForSelector("[data-testid=inbox-list]");
+    await p.evaluate(() => { window.__noReload = true; });
+    await p.waitForSelector("body[data-live=off]");
+    await customerSms(1, OFFLINE_CUSTOMER, "Are you open on Saturday?");
+    // mgmt has it: the supervisor's board sees it.
+    await sofia.goto("/desk?tab=all");
+    await row(sofia, OFFLINE_CUSTOMER).waitFor();
+    check((await row(p, OFFLINE_CUSTOMER).count()) === 0, "the desk with its stream down cannot know of the message yet");
+    await p.unroute("**/desk/stream");
+    await p.waitForSelector("body[data-live=on]", { timeout: 30000 });
+    await row(p, OFFLINE_CUSTOMER).waitFor();
+    check(await p.evaluate(() => window.__noReload === true), "the message was shown without a reload");
+    await p.context().close();
   });
 });

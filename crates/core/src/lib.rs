@@ -9,6 +9,7 @@
 
 pub mod change;
 pub mod contact;
+pub mod distinct;
 pub mod event;
 pub mod hlc;
 pub mod id;

@@ -26,6 +26,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use crossline_core::ConversationId;
+use crossline_core::distinct::Distinct;
 use crossline_core::routing::ConversationView;
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -123,11 +124,10 @@ pub async fn run(
         // What else is waiting is resolved with it: one routing query for
         // the lot (routing answers between batches of the log; a query per
         // conversation would queue behind each one).
-        let mut ids: Vec<ConversationId> = Vec::new();
+        let mut ids: Distinct<ConversationId> = Distinct::default();
         // Conversations whose projection changed (a message, a status):
         // always passed on; the others only if routing's view changed.
         let mut changed = HashSet::new();
-        let mut seen = HashSet::new();
         let mut next = Some(first);
         let mut closed = false;
         while let Some(l) = next.take() {
@@ -135,9 +135,7 @@ pub async fn run(
                 Ok(LiveEvent::Conversation(s)) => {
                     if let Ok(id) = s.id.parse::<ConversationId>() {
                         changed.insert(id);
-                        if seen.insert(id) {
-                            ids.push(id);
-                        }
+                        ids.add(id);
                     }
                 }
                 Ok(LiveEvent::Message(_)) => {}
@@ -146,9 +144,7 @@ pub async fn run(
                 }
                 Ok(LiveEvent::Routed(r)) => {
                     for id in r {
-                        if seen.insert(id) {
-                            ids.push(id);
-                        }
+                        ids.add(id);
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -174,6 +170,7 @@ pub async fn run(
             // so the change carries where routing put it (and its decision,
             // arriving next, changes nothing to pass on).
             routing.caught_up(ROUTING_WAIT).await;
+            let ids = ids.into_vec();
             let q = ids.clone();
             let resolved = routing
                 .query(move |r| {

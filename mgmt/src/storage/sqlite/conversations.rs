@@ -18,6 +18,7 @@ use crate::services::conversations::{
     Status, TimelineEntry,
 };
 use crossline_core::contact::ContactId;
+use crossline_core::distinct::Distinct;
 use crossline_core::{ConversationId, EventBody, EventId, NodeId};
 use crossline_store::{NewEvent, SqliteStore};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -69,17 +70,17 @@ impl ConversationRepo for SqliteStore {
                     EntryKey::Event(id) => entry_by_event(c, id)?,
                     EntryKey::Command(id) => entry_by_command(c, id)?,
                     EntryKey::Conversation(id) => {
-                        convs.add(id);
+                        convs.add(id.clone());
                         None
                     }
                 };
                 if let Some((conv, entry)) = found {
-                    convs.add(&conv);
+                    convs.add(conv.clone());
                     entries.push((conv, entry));
                 }
             }
-            let mut sums = Vec::with_capacity(convs.order.len());
-            for id in convs.order {
+            let mut sums = Vec::with_capacity(convs.len());
+            for id in convs.into_vec() {
                 if let Some(s) = get(c, &id)? {
                     sums.push(s);
                 }
@@ -305,23 +306,6 @@ impl ContactRepo for SqliteStore {
                 .await?;
             Ok(outcome)
         })
-    }
-}
-
-/// Conversation ids in order of first mention, each once (a set beside the
-/// list: a commit group touches thousands of conversations under load).
-#[derive(Default)]
-struct Distinct {
-    seen: HashSet<String>,
-    order: Vec<String>,
-}
-
-impl Distinct {
-    fn add(&mut self, id: &str) {
-        if !self.seen.contains(id) {
-            self.seen.insert(id.to_string());
-            self.order.push(id.to_string());
-        }
     }
 }
 
@@ -824,18 +808,4 @@ pub fn canned_list(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>>
     conn.prepare_cached("SELECT title, text FROM canned_response ORDER BY title LIMIT 100")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distinct_keeps_first_mention_order_once_each() {
-        let mut d = Distinct::default();
-        for id in ["b", "a", "b", "c", "a"] {
-            d.add(id);
-        }
-        assert_eq!(d.order, vec!["b", "a", "c"]);
-    }
 }

@@ -290,7 +290,8 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     const p = await newPage({ name: "ivan-offline" });
     await login(p, "ivan");
     await p.route("**/desk/stream", (route) => route.abort("internetdisconnected"));
-    await p.reload();
+    // ivan is away by now: a new conversation waits in his teams' queue.
+    await p.goto("/desk?tab=teams");
     await p.waitForSelector("[data-testid=inbox-list]");
     await p.evaluate(() => { window.__noReload = true; });
     await p.waitForSelector("body[data-live=off]");

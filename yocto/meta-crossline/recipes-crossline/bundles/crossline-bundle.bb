@@ -12,7 +12,8 @@ CVE_PRODUCT = "crossline"
 inherit bundle
 
 RAUC_BUNDLE_COMPATIBLE = "${CROSSLINE_RAUC_COMPATIBLE}"
-RAUC_BUNDLE_VERSION = "${DISTRO_VERSION}-${PV}"
+# The crossline distro's version: the workspace's (conf/distro/crossline.conf).
+RAUC_BUNDLE_VERSION = "${DISTRO_VERSION}"
 RAUC_BUNDLE_DESCRIPTION = "Crossline appliance for ${MACHINE}"
 RAUC_BUNDLE_FORMAT = "verity"
 

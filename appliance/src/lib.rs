@@ -155,12 +155,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         let mut from_uplink = std::mem::replace(&mut cmd_rx, fleet_cmd_rx);
         tasks.spawn(async move {
             while let Some(c) = from_uplink.recv().await {
-                let to = if matches!(c.kind, crossline_proto::CommandKind::InstallUpdate { .. }) {
-                    &update_cmd_tx
-                } else {
-                    &fleet_cmd_tx
-                };
-                if to.send(c).await.is_err() {
+                if matches!(c.kind, crossline_proto::CommandKind::InstallUpdate { .. }) {
+                    // Never held up by a busy agent (it may be waiting for
+                    // RAUC at start): a dropped repeat comes again.
+                    if let Err(mpsc::error::TrySendError::Full(c)) = update_cmd_tx.try_send(c) {
+                        tracing::warn!(command = %c.id, "update agent busy; install_update dropped (mgmt repeats it)");
+                    }
+                } else if fleet_cmd_tx.send(c).await.is_err() {
                     break;
                 }
             }

@@ -516,16 +516,19 @@ impl Agent {
     /// stops the agent right after it has persisted that state, so a test
     /// can kill the process there.
     async fn hold(&self, state: UpdateState) {
+        self.hold_at(state.as_str()).await;
+    }
+
+    /// [`Self::hold`] at a named point (`installing_done`: `rauc install`
+    /// has finished, `installed` is not yet written).
+    async fn hold_at(&self, point: &str) {
         #[cfg(debug_assertions)]
-        if std::env::var("CROSSLINE_TEST_UPDATE_HOLD").is_ok_and(|s| s == state.as_str()) {
-            warn!(
-                state = state.as_str(),
-                "CROSSLINE_TEST_UPDATE_HOLD: holding here"
-            );
+        if std::env::var("CROSSLINE_TEST_UPDATE_HOLD").is_ok_and(|s| s == point) {
+            warn!(point, "CROSSLINE_TEST_UPDATE_HOLD: holding here");
             self.shutdown.cancelled().await;
             std::future::pending::<()>().await;
         }
-        let _ = state;
+        let _ = point;
     }
 
     /// Drives the update from its persisted state to its end (or to a
@@ -778,6 +781,7 @@ impl Agent {
             .install(&bundle_path(&self.data_dir))
             .await
             .map_err(|e| format!("failed: rauc install: {e}"))?;
+        self.hold_at("installing_done").await;
         let _ = std::fs::remove_file(bundle_path(&self.data_dir));
         self.set(|r| r.state = UpdateState::Installed)
             .map_err(|e| format!("failed: {e:#}"))

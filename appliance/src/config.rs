@@ -42,6 +42,10 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     #[serde(default)]
     pub commands: CommandsConfig,
+    /// Firmware updates (`[update]`, docs/OTA.md); `install_update` is
+    /// refused without it.
+    #[serde(default)]
+    pub update: Option<UpdateConfig>,
     /// The IVR for incoming calls (docs/IVR.md): `[ivr]` here, or pushed by
     /// mgmt (which replaces it).
     #[serde(default)]
@@ -67,6 +71,42 @@ pub struct CommandsConfig {
     /// The log file `collect_logs` returns the tail of.
     #[serde(default)]
     pub log_file: Option<PathBuf>,
+}
+
+/// Firmware updates (`[update]`, docs/OTA.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    /// mgmt's HTTPS server bundles are downloaded from,
+    /// `https://host[:port]` (an `install_update` names a path on it).
+    pub server: String,
+    /// The CA mgmt's HTTPS certificate must come from (default:
+    /// `mqtt.ca_file`); the only CA trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The keyring bundles must be signed for (PEM CA certificate(s),
+    /// `rauc info --keyring`): a bundle it does not verify is never installed.
+    pub keyring: PathBuf,
+    /// The `rauc` program (it talks to the RAUC service over D-Bus).
+    #[serde(default = "d_rauc")]
+    pub rauc: PathBuf,
+    /// After booting a new slot: how long the uplink and every configured
+    /// modem have to come up before the slot is marked bad and the
+    /// appliance falls back.
+    #[serde(default = "d_health")]
+    pub health_timeout_s: u64,
+    /// The version of a slot RAUC did not install (the factory image): a
+    /// file with `VERSION_ID=...` (os-release) or the version alone;
+    /// without it, this daemon's version.
+    #[serde(default)]
+    pub version_file: Option<PathBuf>,
+}
+
+fn d_rauc() -> PathBuf {
+    PathBuf::from("rauc")
+}
+fn d_health() -> u64 {
+    600
 }
 
 /// Telemetry (`[telemetry]`): how often the appliance reports its health.
@@ -677,6 +717,7 @@ impl Config {
             enroll: None,
             telemetry: TelemetryConfig::default(),
             commands: CommandsConfig::default(),
+            update: None,
             ivr: None,
             prompts_dir: None,
             source: None,
@@ -758,6 +799,22 @@ impl Config {
 
     pub fn validate(&self) -> Result<()> {
         self.mqtt.broker()?;
+        if let Some(u) = &self.update {
+            if !u.server.starts_with("https://") {
+                anyhow::bail!(
+                    "update.server {:?} must be https:// (bundles are fetched over TLS pinned to mgmt's CA)",
+                    u.server
+                );
+            }
+            if u.ca_file.is_none() && self.mqtt.ca_file.is_none() {
+                anyhow::bail!(
+                    "[update] needs ca_file (or mqtt.ca_file): the CA mgmt's HTTPS certificate comes from"
+                );
+            }
+            if u.health_timeout_s == 0 {
+                anyhow::bail!("update.health_timeout_s must be at least 1");
+            }
+        }
         self.validate_ivr()?;
         if self.node_id.is_none() && self.enroll.is_none() {
             anyhow::bail!(
@@ -876,6 +933,9 @@ mod tests {
         assert_eq!(cfg.modems[0].driver_config().profile, Profile::QuectelEc25);
         let off = cfg.offline.unwrap();
         assert!(off.texts.contains_key("uk"));
+        let up = cfg.update.unwrap();
+        assert_eq!(up.health_timeout_s, 600);
+        assert_eq!(up.rauc, PathBuf::from("rauc"));
     }
 
     /// docs/LINES.md's `[[fxo]]` block and its `line` keys (with their

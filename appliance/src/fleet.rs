@@ -596,6 +596,9 @@ impl Exec {
                     None => Err("no log file configured ([commands] log_file)".into()),
                 }
             }
+            CommandKind::InstallUpdate { .. } => Err(
+                "refused: updates are not configured on this appliance (no [update] section: server, keyring); nothing was done".into(),
+            ),
             CommandKind::RescanModems => {
                 let mut out = Vec::new();
                 let mut ok = true;
@@ -651,30 +654,44 @@ impl Exec {
     async fn reboot(&self) {
         // Give the result a moment to leave before the uplink stops.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        if let Some(cmd) = &self.cfg.commands.reboot_command
-            && let Some((prog, args)) = cmd.split_first()
-        {
-            warn!(command = %cmd.join(" "), "reboot requested by mgmt");
-            let (prog, args) = (prog.clone(), args.to_vec());
-            let run = tokio::task::spawn_blocking(move || {
-                std::process::Command::new(prog).args(args).status()
-            });
-            match run.await {
-                Ok(Ok(s)) if s.success() => return,
-                Ok(Ok(s)) => {
-                    warn!(status = %s, "reboot command failed; stopping the daemon instead")
-                }
-                Ok(Err(e)) => {
-                    warn!(error = %e, "cannot run the reboot command; stopping the daemon instead")
-                }
-                Err(e) => {
-                    warn!(error = %e, "reboot command task failed; stopping the daemon instead")
-                }
+        reboot(&self.cfg.commands, &self.shutdown, "mgmt").await;
+    }
+}
+
+/// Reboots the appliance: `[commands] reboot_command` when configured (and
+/// it succeeds), else stops the daemon (`shutdown`) for its supervisor to
+/// start it again. `by` says who asked, for the log.
+pub async fn reboot(
+    commands: &crate::config::CommandsConfig,
+    shutdown: &CancellationToken,
+    by: &str,
+) {
+    if let Some(cmd) = &commands.reboot_command
+        && let Some((prog, args)) = cmd.split_first()
+    {
+        warn!(command = %cmd.join(" "), by, "reboot");
+        let (prog, args) = (prog.clone(), args.to_vec());
+        let run = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(prog).args(args).status()
+        });
+        match run.await {
+            Ok(Ok(s)) if s.success() => return,
+            Ok(Ok(s)) => {
+                warn!(status = %s, "reboot command failed; stopping the daemon instead")
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot run the reboot command; stopping the daemon instead")
+            }
+            Err(e) => {
+                warn!(error = %e, "reboot command task failed; stopping the daemon instead")
             }
         }
-        warn!("reboot requested by mgmt: stopping for the supervisor to restart the daemon");
-        self.shutdown.cancel();
     }
+    warn!(
+        by,
+        "reboot: stopping for the supervisor to restart the daemon"
+    );
+    shutdown.cancel();
 }
 
 /// The last `max` bytes of a file (cut at a line start when possible).

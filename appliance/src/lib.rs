@@ -18,6 +18,7 @@ pub mod modems;
 pub mod recordings;
 pub mod sms;
 pub mod synthetic;
+pub mod update;
 pub mod uplink;
 pub mod voice;
 
@@ -106,8 +107,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
     let log = log::LocalLog::new(store.clone()).await?;
     tracing::info!(device = %device, head = log.head(), db = %cfg.db_path().display(), "appliance starting");
 
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (cmd_tx, mut cmd_rx) = mpsc::channel(64);
     let (telemetry_tx, telemetry_rx) = mpsc::channel(16);
+    // What the lines publish telemetry into (the update agent taps it).
+    let mut lines_telemetry = telemetry_tx.clone();
     let (acked_tx, acked_rx) = watch::channel(store.acked(uplink::PEER).await?);
     let (link_tx, link_rx) = watch::channel(uplink::LinkState::down_now());
     let (config_tx, config_rx) = mpsc::channel(8);
@@ -144,6 +147,55 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         },
         shutdown.clone(),
     ));
+    // The update agent (docs/OTA.md) takes `install_update` commands and
+    // watches the modems' health (from telemetry) for its health check.
+    if let Some(update_cfg) = cfg.update.clone() {
+        let (fleet_cmd_tx, fleet_cmd_rx) = mpsc::channel(64);
+        let (update_cmd_tx, update_cmd_rx) = mpsc::channel(8);
+        let mut from_uplink = std::mem::replace(&mut cmd_rx, fleet_cmd_rx);
+        tasks.spawn(async move {
+            while let Some(c) = from_uplink.recv().await {
+                if matches!(c.kind, crossline_proto::CommandKind::InstallUpdate { .. }) {
+                    // Never held up by a busy agent (it may be waiting for
+                    // RAUC at start): a dropped repeat comes again.
+                    if let Err(mpsc::error::TrySendError::Full(c)) = update_cmd_tx.try_send(c) {
+                        tracing::warn!(command = %c.id, "update agent busy; install_update dropped (mgmt repeats it)");
+                    }
+                } else if fleet_cmd_tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let (tap_tx, mut from_lines) = mpsc::channel(16);
+        let (health_tx, health_rx) = watch::channel(Vec::new());
+        lines_telemetry = tap_tx;
+        let tel_tx = telemetry_tx.clone();
+        tasks.spawn(async move {
+            while let Some(t) = from_lines.recv().await {
+                health_tx.send_replace(t.modems.clone());
+                if tel_tx.send(t).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        tasks.spawn(update::run(
+            update_cfg,
+            cfg.commands.clone(),
+            cfg.mqtt.clone(),
+            cfg.data_dir.clone(),
+            device.to_string(),
+            cfg.modems.iter().map(|m| m.label.clone()).collect(),
+            update::UpdateIo {
+                commands: update_cmd_rx,
+                outbound: out_tx.clone(),
+                link: link_rx.clone(),
+                modems: health_rx,
+            },
+            shutdown.clone(),
+        ));
+    }
     if let Some(syn) = cfg.synthetic.clone() {
         tasks.spawn(synthetic::run(log.clone(), syn, shutdown.clone()));
     }
@@ -155,7 +207,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
             log: log.clone(),
             acked: acked_rx,
             link: link_rx,
-            telemetry: telemetry_tx,
+            telemetry: lines_telemetry,
             commands: cmd_rx,
             config: config_rx,
             outbound: out_tx,

@@ -15,6 +15,7 @@ pub mod ivr;
 pub mod msg;
 pub mod recording;
 pub mod topic;
+pub mod update;
 pub mod url;
 
 pub use ivr::IvrSettings;
@@ -25,6 +26,7 @@ pub use msg::{
 };
 pub use msg::{MAX_CONFIG_VERSION, MAX_TELEMETRY_FIELD, MAX_TELEMETRY_MODEMS};
 pub use topic::{DeviceTopic, ENROLL_USER, EnrollKind, EnrollTopic, Kind};
+pub use update::{UpdateState, UpdateStatus, compare_versions};
 pub use url::{BrokerUrl, UrlError, parse_mqtt_url};
 
 use serde::{Serialize, de::DeserializeOwned};

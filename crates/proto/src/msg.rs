@@ -249,6 +249,21 @@ pub enum CommandKind {
     },
     /// Fleet: re-read every modem's identity and sweep its SMS storage.
     RescanModems,
+    /// Fleet: download the RAUC bundle at `bundle` (a path on mgmt's HTTPS
+    /// server), check its size, sha256 and signature, install it into the
+    /// other slot, reboot, health-check, commit or roll back (docs/OTA.md).
+    /// Progress goes out as [`crate::update::UpdateStatus`] on the `update`
+    /// topic; the [`CommandResult`] comes when the update has ended
+    /// (committed, rolled back, refused or failed).
+    InstallUpdate {
+        bundle: String,
+        sha256: String,
+        bytes: u64,
+        version: String,
+        /// Install even when `version` is older than the running one.
+        #[serde(default)]
+        allow_downgrade: bool,
+    },
     /// A kind this build does not know (from a newer mgmt), kept as it
     /// came; the appliance refuses it with a reason. Only decoding creates
     /// one, and never for a known kind's name.
@@ -275,12 +290,26 @@ impl Serialize for CommandKind {
 
 impl<'de> Deserialize<'de> for CommandKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crossline_core::tagged::decode(
+        let kind = crossline_core::tagged::decode(
             d,
             CommandKind::known_kinds(),
             CommandKind::deserialize,
             CommandKind::Unknown,
-        )
+        )?;
+        // Checked wherever one is decoded: on the appliance, and in mgmt's
+        // API before it is queued.
+        if let CommandKind::InstallUpdate {
+            bundle,
+            sha256,
+            bytes,
+            version,
+            ..
+        } = &kind
+        {
+            crate::update::check_install_update(bundle, sha256, *bytes, version)
+                .map_err(|e| serde::de::Error::custom(format!("install_update: {e}")))?;
+        }
+        Ok(kind)
     }
 }
 
@@ -303,6 +332,7 @@ impl CommandKind {
             CommandKind::Ussd { .. } => "ussd",
             CommandKind::CollectLogs { .. } => "collect_logs",
             CommandKind::RescanModems => "rescan_modems",
+            CommandKind::InstallUpdate { .. } => "install_update",
             CommandKind::Unknown(_) => "unknown",
         }
     }
@@ -759,6 +789,13 @@ mod tests {
                 max_bytes: Some(1000),
             },
             CommandKind::RescanModems,
+            CommandKind::InstallUpdate {
+                bundle: "/fw/crossline-1.2.0.raucb".into(),
+                sha256: "ab".repeat(32),
+                bytes: 123_456,
+                version: "1.2.0".into(),
+                allow_downgrade: false,
+            },
         ] {
             assert!(kind.is_fleet());
             let c = Command {
@@ -886,6 +923,34 @@ mod tests {
         );
         assert!(decode::<Command>(json.as_bytes()).is_err());
     }
+
+    #[test]
+    fn install_update_is_strict_and_checked() {
+        let id = EventId::new();
+        let sha = "ab".repeat(32);
+        let ok = format!(
+            r#"{{"v":1,"id":"{id}","kind":{{"type":"install_update","bundle":"/fw/a.raucb","sha256":"{sha}","bytes":10,"version":"1.2.0"}}}}"#
+        );
+        let c = decode::<Command>(ok.as_bytes()).unwrap();
+        assert!(matches!(
+            c.kind,
+            CommandKind::InstallUpdate {
+                allow_downgrade: false,
+                ..
+            }
+        ));
+        assert!(CommandKind::known_kinds().contains(&"install_update"));
+        for bad in [
+            ok.replace("/fw/a.raucb", "/fw/../a"),
+            ok.replace(&sha, "ab"),
+            ok.replace(r#""bytes":10"#, r#""bytes":0"#),
+            ok.replace(r#""bytes":10"#, r#""bytes":-1"#),
+            ok.replace(r#""version":"1.2.0""#, r#""version":"1.2.0","force":true"#),
+            ok.replace(r#","version":"1.2.0""#, ""),
+        ] {
+            assert!(decode::<Command>(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -915,6 +980,7 @@ mod fuzzish {
             let _ = decode::<CommandResult>(&bytes);
             let _ = decode::<DesiredConfig>(&bytes);
             let _ = decode::<ReportedConfig>(&bytes);
+            let _ = decode::<crate::update::UpdateStatus>(&bytes);
         }
 
         /// JSON-shaped noise with the right version still never panics.

@@ -46,10 +46,13 @@ pub enum Kind {
     /// mgmt → appliance: [`crate::recording::RecordingState`], what mgmt
     /// holds of a recording, QoS 1.
     RecState,
+    /// appliance → mgmt: [`crate::update::UpdateStatus`], the update
+    /// agent's state, QoS 1 (docs/OTA.md).
+    Update,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Events,
         Kind::Hello,
         Kind::Ack,
@@ -63,6 +66,7 @@ impl Kind {
         Kind::Rekeyed,
         Kind::Rec,
         Kind::RecState,
+        Kind::Update,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +84,7 @@ impl Kind {
             Kind::Rekeyed => "rekeyed",
             Kind::Rec => "rec",
             Kind::RecState => "rec_state",
+            Kind::Update => "update",
         }
     }
 

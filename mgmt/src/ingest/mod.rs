@@ -176,6 +176,9 @@ where
                     | Kind::Rekeyed => {}
                     // Recordings: crate::services::recordings's own connection.
                     Kind::Rec | Kind::RecState => {}
+                    // Update progress: not handled by mgmt yet (its rollout
+                    // service is to come, docs/OTA.md).
+                    Kind::Update => {}
                 }
             }
             Ok(_) => {}

@@ -516,6 +516,7 @@ async fn sync(appliances: usize, per: u64) -> Result<Figures> {
             ivr: None,
             prompts_dir: None,
             source: None,
+            update: None,
             synthetic: Some(crossline_appliance::config::SyntheticConfig {
                 rate: 1_000_000.0,
                 total: per,

@@ -14,6 +14,13 @@
 //! a browser that does not read for a while gets `event: lagged` and
 //! refetches. Consumers that must not miss anything (routing) follow the
 //! log themselves with a durable cursor.
+//!
+//! Live updates are notices, not state: what a page shows it fetches. So
+//! when the log runs more than [`SKIP_BEHIND`] events ahead of [`run`] (a
+//! burst: an appliance's backlog after a day offline, a bulk import), it
+//! does not read them one by one, minutes behind, delaying every newer
+//! change behind them: it jumps to the head and announces
+//! [`LiveEvent::Lagged`], on which every page refetches what it shows.
 
 use crate::services::conversations::repo::{ConversationRepo, EntryKey as Key};
 use crate::services::conversations::{ConversationSummary, TimelineEntry};
@@ -23,11 +30,15 @@ use crossline_store::{FeedEntry, Follower, SqliteStore};
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 use utoipa::ToSchema;
 
 /// Events read from the log at a time.
 const BATCH: usize = 1024;
+
+/// Events [`run`] may be behind the log's head before it skips to the head
+/// (as many as the broadcast holds: a subscriber would lag anyway).
+pub const SKIP_BEHIND: u64 = 4096;
 
 /// One change, as sent on `GET /api/v1/stream`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,6 +50,9 @@ pub enum LiveEvent {
     /// Routing logged decisions about these conversations (empty: only
     /// agents changed, e.g. presence). Not sent on `/api/v1/stream`.
     Routed(Vec<ConversationId>),
+    /// `event: lagged`: live updates skipped this many events of the log
+    /// (far behind it): anything may have changed; refetch.
+    Lagged { missed: u64 },
 }
 
 /// Data of an `event: message`.
@@ -151,13 +165,31 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut follower = Follower::from_head(store.clone());
+    let head = crossline_store::Feed::head(&store);
     loop {
         let batch = tokio::select! {
             _ = shutdown.cancelled() => break,
             b = follower.next(BATCH) => b,
         };
         match batch {
-            Ok(entries) => live.publish(&store, &entries).await,
+            Ok(entries) => {
+                // Read with the batch: where the log stands now.
+                let now = *head.borrow();
+                let read_to = entries.last().map_or(follower.pos(), |e| e.pos);
+                if now.saturating_sub(read_to) > SKIP_BEHIND {
+                    let missed = now.saturating_sub(read_to.saturating_sub(entries.len() as u64));
+                    info!(
+                        from = read_to,
+                        to = now,
+                        missed,
+                        "live updates are far behind the log: skipping to its head; pages refetch what they show"
+                    );
+                    follower = Follower::from(store.clone(), now);
+                    let _ = live.tx.send(LiveEvent::Lagged { missed });
+                    continue;
+                }
+                live.publish(&store, &entries).await;
+            }
             // The store is closed: mgmt is stopping.
             Err(crossline_store::StoreError::WriterGone) => break,
             Err(e) => {

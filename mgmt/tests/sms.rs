@@ -533,6 +533,66 @@ async fn stream_announces_a_new_conversation() {
     m.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_far_beyond_live_updates_is_one_lagged_notice_then_live_again() {
+    // A branch's backlog arrives at once (a day offline): far more events
+    // than live updates should read one by one. The stream says `lagged`
+    // (pages refetch) instead of announcing each, and a message after the
+    // burst is announced at once, not behind it.
+    let m = Mgmt::start().await;
+    let mut dev = m.device("branch-burst").await;
+    let mut s = tokio::net::TcpStream::connect(&m.http).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            m.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let head = read_until(&mut s, &mut got, "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let n = 3 * crossline_mgmt::live::SKIP_BEHIND;
+    let burst: Vec<crossline_core::Event> = (0..n)
+        .map(|i| {
+            dev.event(common::sms(
+                "gsm0",
+                &format!("+38050{:07}", i % 2_000),
+                "backlog",
+            ))
+        })
+        .collect();
+    let first = burst[0].id.to_string();
+    let last = burst[burst.len() - 1].id.to_string();
+    let out = m.running().store.ingest(&dev.id, burst).await.unwrap();
+    assert_eq!(out.contiguous, n);
+    read_until(&mut s, &mut got, "event: lagged").await;
+    let e = dev.event(common::sms("gsm0", "+380501234567", "after the burst"));
+    m.running()
+        .store
+        .ingest(&dev.id, vec![e.clone()])
+        .await
+        .unwrap();
+    let text = read_until(&mut s, &mut got, &e.id.to_string()).await;
+    let lagged = text.find("event: lagged").expect("a lagged notice");
+    assert!(
+        text[lagged..].contains("\"missed\":"),
+        "the notice says how much was skipped: {text}"
+    );
+    assert!(
+        !text.contains(&first) && !text.contains(&last),
+        "the burst's messages are not announced one by one"
+    );
+    let messages = text.matches("event: message").count();
+    assert!(
+        messages <= 2,
+        "only the message after the burst is announced ({messages} messages): {text}"
+    );
+    m.stop().await;
+}
+
 /// Reads from `s` into `got` until it contains `needle`, within the deadline.
 async fn read_until(s: &mut tokio::net::TcpStream, got: &mut Vec<u8>, needle: &str) -> String {
     let deadline = tokio::time::Instant::now() + common::DEADLINE;

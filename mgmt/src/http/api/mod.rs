@@ -445,7 +445,8 @@ pub async fn stream(State(st): State<Arc<ApiState>>) -> Result<Response, ApiErro
                     SseEvent::default().event("message").json_data(&m).ok()?
                 }
                 Ok(LiveEvent::Routed(_)) => continue,
-                Err(broadcast::error::RecvError::Lagged(n)) => SseEvent::default()
+                Ok(LiveEvent::Lagged { missed: n })
+                | Err(broadcast::error::RecvError::Lagged(n)) => SseEvent::default()
                     .event("lagged")
                     .data(format!("{{\"missed\":{n}}}")),
                 Err(broadcast::error::RecvError::Closed) => return None,

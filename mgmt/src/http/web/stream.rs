@@ -139,6 +139,10 @@ pub async fn run(
                     }
                 }
                 Ok(LiveEvent::Message(_)) => {}
+                // Live updates skipped part of the log: every page refetches.
+                Ok(LiveEvent::Lagged { .. }) => {
+                    let _ = changes.tx.send(Change::Lagged);
+                }
                 Ok(LiveEvent::Routed(r)) if r.is_empty() => {
                     let _ = changes.tx.send(Change::Agents);
                 }

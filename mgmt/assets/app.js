@@ -11,8 +11,35 @@
 
 const body = document.body;
 
+// A refresh asked for while an element's refresh by the same event is in
+// flight would be queued by htmx on that element, which the answer then
+// replaces (hx-swap="outerHTML"): the queued one is dropped with it, and a
+// change that arrived meanwhile (after the server computed the answer) was
+// never shown. So such an event is fired again once the request is over.
+const LIVE = new Set(['desk-changed', 'conv-changed', 'board-changed', 'fleet-changed', 'device-changed']);
+const inflight = new Set();
+const again = new Set();
+let fired = 0;
+function liveEvent(e) {
+  const t = e.detail && e.detail.requestConfig && e.detail.requestConfig.triggeringEvent;
+  return t && LIVE.has(t.type) ? t.type : null;
+}
+document.addEventListener('htmx:beforeRequest', (e) => {
+  const name = liveEvent(e);
+  if (name) inflight.add(name);
+});
+document.addEventListener('htmx:afterRequest', (e) => {
+  const name = liveEvent(e);
+  if (!name) return;
+  inflight.delete(name);
+  if (again.delete(name)) soon(name);
+});
+
 function fire(name, detail) {
+  if (inflight.has(name)) again.add(name);
   body.dispatchEvent(new CustomEvent(name, { detail }));
+  // How many refreshes were asked for (the browser tests wait on it).
+  body.setAttribute('data-fired', String(++fired));
 }
 
 // Coalesce bursts: one refresh per kind per 150 ms (per second for the

@@ -11,6 +11,8 @@ const XSS_CUSTOMER = "+380931234567";
 const TRANSFER_CUSTOMER = "+380661234567";
 const LONG_CUSTOMER = "+380671234567";
 const OFFLINE_CUSTOMER = "+380505550101";
+const SLOW_FIRST = "+380505550202";
+const SLOW_SECOND = "+380505550303";
 const UNKNOWN_NUMBER = "+380971112233";
 const XSS = "<img src=x onerror=alert(1)>";
 // The desk's languages and what each calls a wrong password.
@@ -304,6 +306,42 @@ await scenario("desk", async ({ newPage, shot, step }) => {
     await p.waitForSelector("body[data-live=on]", { timeout: 30000 });
     await row(p, OFFLINE_CUSTOMER).waitFor();
     check(await p.evaluate(() => window.__noReload === true), "the message was shown without a reload");
+    await p.context().close();
+  });
+
+  await step("a message that arrives while the inbox refreshes is shown too", async () => {
+    // The inbox's refresh for a first message is answered by the server at
+    // once, but its answer reaches the page only after a second message
+    // arrived and the page asked for another refresh (a slow link). That
+    // answer lacks the second message; the page must fetch again.
+    const p = await newPage({ name: "ivan-slow", routeFetch: true });
+    await login(p, "ivan");
+    // The refresh the stream's opening asks for is over before the test
+    // holds the next one.
+    const opened = p.waitForResponse((r) => r.url().includes("/desk/list"));
+    await p.goto("/desk?tab=teams");
+    await p.waitForSelector("body[data-live=on]");
+    await opened;
+    await p.evaluate(() => { window.__noReload = true; });
+    let held;
+    const inFlight = new Promise((r) => { held = r; });
+    let release;
+    const released = new Promise((r) => { release = r; });
+    await p.route("**/desk/list**", async (route) => {
+      const answer = await route.fetch();
+      held();
+      await released;
+      await route.fulfill({ response: answer });
+    }, { times: 1 });
+    await customerSms(1, SLOW_FIRST, "First, while the inbox refreshes");
+    await inFlight;
+    const asked = Number(await p.getAttribute("body", "data-fired"));
+    await customerSms(1, SLOW_SECOND, "Second, while the answer is on its way");
+    await p.waitForFunction((n) => Number(document.body.getAttribute("data-fired")) > n, asked);
+    release();
+    await row(p, SLOW_FIRST).waitFor();
+    await row(p, SLOW_SECOND).waitFor();
+    check(await p.evaluate(() => window.__noReload === true), "shown without a reload");
     await p.context().close();
   });
 });

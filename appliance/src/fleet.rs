@@ -713,7 +713,8 @@ fn tail(path: &Path, max: usize) -> Result<String> {
     Ok(text)
 }
 
-fn truncate_utf8(s: &mut String, max: usize) {
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+pub(crate) fn truncate_utf8(s: &mut String, max: usize) {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

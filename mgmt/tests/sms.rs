@@ -507,21 +507,7 @@ async fn openapi_document_is_public_and_lists_the_paths() {
 async fn stream_announces_a_new_conversation() {
     let m = Mgmt::start().await;
     let mut dev = m.device("branch-s").await;
-    let mut s = tokio::net::TcpStream::connect(&m.http).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-            m.token
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut got = Vec::new();
-    // Wait for the response head: the subscription exists from then on.
-    let head = read_until(&mut s, &mut got, "\r\n\r\n").await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("text/event-stream"), "{head}");
+    let (mut s, mut got) = open_stream(&m).await;
     let e = dev.sms("gsm0", "+380501234567", "Привіт").await;
     let text = read_until(&mut s, &mut got, "event: conversation").await;
     assert!(text.contains("event: message"), "{text}");
@@ -541,19 +527,7 @@ async fn a_burst_far_beyond_live_updates_is_one_lagged_notice_then_live_again() 
     // burst is announced at once, not behind it.
     let m = Mgmt::start().await;
     let mut dev = m.device("branch-burst").await;
-    let mut s = tokio::net::TcpStream::connect(&m.http).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-            m.token
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut got = Vec::new();
-    let head = read_until(&mut s, &mut got, "\r\n\r\n").await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (mut s, mut got) = open_stream(&m).await;
     let n = 3 * crossline_mgmt::live::SKIP_BEHIND;
     let burst: Vec<crossline_core::Event> = (0..n)
         .map(|i| {
@@ -591,6 +565,26 @@ async fn a_burst_far_beyond_live_updates_is_one_lagged_notice_then_live_again() 
         "only the message after the burst is announced ({messages} messages): {text}"
     );
     m.stop().await;
+}
+
+/// Opens `GET /api/v1/stream` and waits for the response head (the
+/// subscription exists from then on); what was read so far is returned.
+async fn open_stream(m: &Mgmt) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(&m.http).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            m.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let head = read_until(&mut s, &mut got, "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    (s, got)
 }
 
 /// Reads from `s` into `got` until it contains `needle`, within the deadline.

@@ -16,15 +16,16 @@ pub mod rauc;
 
 use crate::config::{CommandsConfig, UpdateConfig};
 use crate::enroll::write_durably;
+use crate::fleet::truncate_utf8;
 use crate::uplink::{LinkState, Outbound};
 use anyhow::{Context, Result};
 use crossline_core::{EventId, ModemHealth};
+use crossline_proto::recording::sha256_file;
 use crossline_proto::{
     Command, CommandKind, CommandResult, Kind, UpdateState, UpdateStatus, compare_versions, encode,
 };
 use rauc::{Installer, SlotStatus};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -262,21 +263,6 @@ fn factory_version(file: Option<&Path>) -> String {
             crossline_proto::update::check_version(&v).ok().map(|_| v)
         });
     from_file.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
-}
-
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(buf.get(..n).unwrap_or_default());
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Free bytes on the file system holding `dir`.
@@ -881,16 +867,6 @@ impl std::fmt::Debug for Agent {
         f.debug_struct("Agent")
             .field("device", &self.device)
             .finish()
-    }
-}
-
-fn truncate_utf8(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
     }
 }
 
